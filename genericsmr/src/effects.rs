@@ -1,0 +1,166 @@
+//! The outbox a protocol core fills, and the driver that carries it out.
+//!
+//! Cores never touch sockets or files: a handler pushes sends, replies and
+//! records to persist into [`Effects`]. The runtime hands the outbox to a
+//! [`Driver`], which first makes the records durable (according to the sync
+//! policy) and only then sends, so no message ever depends on a vote that a crash
+//! could take back.
+
+use bytes::BytesMut;
+
+use crate::durable::{frame_record, DurableError, DurableLog};
+use crate::messages::{LogReply, Pong, ProposeReply, StatusReply};
+use crate::transport::Transport;
+use crate::wire::{Frame, Marshal};
+use crate::{ConnId, ReplicaId};
+
+/// Where a peer message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    /// One peer.
+    Peer(ReplicaId),
+    /// Every peer whose bit is set (bit `i` = replica `i`).
+    Set(u64),
+    /// Every other replica.
+    All,
+}
+
+/// A message for a client or master connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Answer to a proposal.
+    Propose(ProposeReply),
+    /// Answer to a status request.
+    Status(StatusReply),
+    /// Answer to a log request.
+    Log(LogReply),
+    /// Answer to the master's ping.
+    Pong(Pong),
+}
+
+impl Frame for Reply {
+    fn encode_frame(&self, out: &mut BytesMut) {
+        match self {
+            Reply::Propose(m) => m.encode_frame(out),
+            Reply::Status(m) => m.encode_frame(out),
+            Reply::Log(m) => m.encode_frame(out),
+            Reply::Pong(m) => m.encode_frame(out),
+        }
+    }
+}
+
+/// Everything one round of handlers wants done.
+#[derive(Debug)]
+pub struct Effects<M> {
+    /// Peer messages, in order.
+    pub sends: Vec<(Dest, M)>,
+    /// Client and master replies, in order.
+    pub replies: Vec<(ConnId, Reply)>,
+    persist: BytesMut,
+    persisted: usize,
+}
+
+impl<M> Default for Effects<M> {
+    fn default() -> Self {
+        Effects { sends: Vec::new(), replies: Vec::new(), persist: BytesMut::new(), persisted: 0 }
+    }
+}
+
+impl<M> Effects<M> {
+    /// Queues a message to one peer.
+    pub fn send(&mut self, to: ReplicaId, msg: M) {
+        self.sends.push((Dest::Peer(to), msg));
+    }
+
+    /// Queues a message to every other replica.
+    pub fn broadcast(&mut self, msg: M) {
+        self.sends.push((Dest::All, msg));
+    }
+
+    /// Queues a message to the peers in `set` (bit `i` = replica `i`).
+    pub fn send_set(&mut self, set: u64, msg: M) {
+        if set != 0 {
+            self.sends.push((Dest::Set(set), msg));
+        }
+    }
+
+    /// Queues a reply on a client or master connection.
+    pub fn reply(&mut self, conn: ConnId, r: Reply) {
+        self.replies.push((conn, r));
+    }
+
+    /// Queues a record to make durable before anything queued here is sent.
+    pub fn persist<R: Marshal + ?Sized>(&mut self, rec: &R) {
+        frame_record(rec, &mut self.persist);
+        self.persisted += 1;
+    }
+
+    /// Records queued for persistence since the last drain.
+    pub fn persisted(&self) -> usize {
+        self.persisted
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.sends.is_empty() && self.replies.is_empty() && self.persist.is_empty()
+    }
+
+    /// Drops the queued records (a core without a durable log).
+    pub fn take_persist(&mut self) -> BytesMut {
+        self.persisted = 0;
+        self.persist.split()
+    }
+}
+
+/// Carries out [`Effects`] against the real transport and durable log.
+pub struct Driver {
+    transport: Transport,
+    log: Option<DurableLog>,
+    scratch: BytesMut,
+}
+
+impl Driver {
+    /// A driver sending through `transport` and persisting into `log` (if durable).
+    pub fn new(transport: Transport, log: Option<DurableLog>) -> Self {
+        Driver { transport, log, scratch: BytesMut::with_capacity(64 * 1024) }
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Persists, then sends, then replies; leaves `fx` empty for reuse.
+    pub fn carry_out<M: Frame>(&mut self, fx: &mut Effects<M>) -> Result<(), DurableError> {
+        let records = fx.take_persist();
+        if let Some(log) = &mut self.log {
+            if !records.is_empty() {
+                log.append_framed(&records);
+                log.commit()?;
+            }
+        }
+        let me = self.transport.me();
+        let n = self.transport.n();
+        for (dest, msg) in fx.sends.drain(..) {
+            match dest {
+                Dest::Peer(to) => {
+                    self.transport.send_peer(to, &msg);
+                }
+                Dest::Set(_) | Dest::All => {
+                    let set = if let Dest::Set(s) = dest { s } else { u64::MAX };
+                    self.scratch.clear();
+                    msg.encode_frame(&mut self.scratch);
+                    for j in 0..n {
+                        if j as ReplicaId != me && set & (1 << j) != 0 {
+                            self.transport.send_peer_raw(j as ReplicaId, &self.scratch);
+                        }
+                    }
+                }
+            }
+        }
+        for (conn, r) in fx.replies.drain(..) {
+            self.transport.send_conn(conn, &r);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! # genericsmr: the substrate every replication protocol of this workspace shares
+//!
+//! The layers, bottom up:
+//!
+//! - [`wire`]: frames (`u8` type code + `u32` length + body), the
+//!   [`Marshal`](wire::Marshal)/[`Unmarshal`](wire::Unmarshal) traits and their limits.
+//! - [`messages`]: the client, master and peer-handshake messages all protocols share.
+//! - [`rpc_table`]: a protocol registers each message type and gets a
+//!   `crossbeam_channel::Receiver` for it; unknown or malformed input never reaches it.
+//! - [`transport`]: the TCP mesh between replicas, the client listener and the
+//!   coalescing per-connection writers.
+//! - [`command`] and [`state`]: the key-value state machine with its conflict
+//!   relation, digest and per-client dedup table.
+//! - [`durable`]: the checksummed append-only log with an fsync policy.
+//! - [`effects`]: the outbox a protocol core fills (sends, replies, records to
+//!   persist) and [`effects::Driver`], which carries it out: persist first, then send.
+//! - [`master_link`]: registration with the master and the replica's side of the
+//!   master connection.
+//!
+//! A protocol crate holds a pure core (no sockets, threads or clocks: handlers
+//! take a message and `now`, and push [`effects::Effects`]) plus a thin runtime that
+//! `select!`s over its receivers and a ticker and hands the outbox to the driver.
+
+pub mod command;
+pub mod durable;
+pub mod effects;
+pub mod master_link;
+pub mod messages;
+pub mod rpc_table;
+pub mod state;
+pub mod transport;
+pub mod wire;
+
+/// A replica's index in its group (groups have at most 64 replicas).
+pub type ReplicaId = u8;
+
+/// Identifies one client or master connection at a replica.
+pub type ConnId = u64;
+
+/// Largest group size, bounded by the vote bitmasks protocols keep.
+pub const MAX_REPLICAS: usize = 64;

@@ -1,0 +1,339 @@
+//! Messages every protocol shares: the client protocol, the master protocol and
+//! the peer handshake. Protocol crates define their own peer messages with codes
+//! from their own range (see [`codes`]).
+
+use bytes::{BufMut, BytesMut};
+
+use crate::command::{Command, Outcome};
+use crate::wire::{Marshal, Reader, Unmarshal, WireError};
+use crate::ReplicaId;
+
+/// Type-code ranges, so that protocols never collide.
+pub mod codes {
+    /// Client <-> replica messages: 0x01..=0x0f.
+    pub const PROPOSE: u8 = 0x01;
+    /// Reply to a proposal.
+    pub const PROPOSE_REPLY: u8 = 0x02;
+    /// Ask a replica for its status.
+    pub const STATUS_REQUEST: u8 = 0x03;
+    /// A replica's status.
+    pub const STATUS_REPLY: u8 = 0x04;
+    /// Ask a replica for digests of log slots.
+    pub const LOG_REQUEST: u8 = 0x05;
+    /// Digests of log slots.
+    pub const LOG_REPLY: u8 = 0x06;
+    /// Master protocol: 0x10..=0x1f.
+    pub const REGISTER: u8 = 0x10;
+    /// Reply to a registration.
+    pub const REGISTER_REPLY: u8 = 0x11;
+    /// Liveness probe from the master.
+    pub const PING: u8 = 0x12;
+    /// Answer to a liveness probe.
+    pub const PONG: u8 = 0x13;
+    /// The master asks a replica to take over leadership.
+    pub const BE_LEADER: u8 = 0x14;
+    /// Ask the master for the cluster layout.
+    pub const GET_CLUSTER: u8 = 0x15;
+    /// The cluster layout.
+    pub const CLUSTER_INFO: u8 = 0x16;
+    /// First frame on every replica-to-replica connection.
+    pub const PEER_HELLO: u8 = 0x20;
+    /// Multi-Paxos messages: 0x30..=0x4f.
+    pub const PAXOS_BASE: u8 = 0x30;
+}
+
+/// How a replica answered a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ReplyStatus {
+    /// The command was committed (and executed, if its outcome is needed).
+    Ok = 0,
+    /// This replica is not the leader; `leader` in the reply is a hint.
+    NotLeader = 1,
+    /// The replica cannot serve now (recovering, or shutting down); try another.
+    Unavailable = 2,
+}
+
+impl Marshal for ReplyStatus {
+    fn marshal(&self, buf: &mut BytesMut) {
+        buf.put_u8(*self as u8)
+    }
+}
+impl Unmarshal for ReplyStatus {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        match r.u8("reply status")? {
+            0 => Ok(ReplyStatus::Ok),
+            1 => Ok(ReplyStatus::NotLeader),
+            2 => Ok(ReplyStatus::Unavailable),
+            v => Err(WireError::Invalid { what: "reply status", value: v as u64 }),
+        }
+    }
+}
+
+/// Client -> replica: please order and execute this command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Propose {
+    /// The command, carrying the client's (id, seq) that makes retries idempotent.
+    pub cmd: Command,
+}
+crate::wire_struct!(Propose { cmd } = codes::PROPOSE);
+
+/// Replica -> client: the answer to one [`Propose`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposeReply {
+    /// Echo of the command's client id.
+    pub client: u64,
+    /// Echo of the command's sequence number: how the client matches replies.
+    pub seq: u64,
+    /// Whether the command took effect, or why not.
+    pub status: ReplyStatus,
+    /// The replica this one believes leads, when known (for rerouting).
+    pub leader: Option<ReplicaId>,
+    /// The command's result (meaningful when `status` is `Ok`).
+    pub outcome: Outcome,
+}
+crate::wire_struct!(ProposeReply { client, seq, status, leader, outcome } = codes::PROPOSE_REPLY);
+
+/// Client -> replica: report your internal state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRequest {
+    /// Echoed in the reply.
+    pub nonce: u64,
+}
+crate::wire_struct!(StatusRequest { nonce } = codes::STATUS_REQUEST);
+
+/// Role codes used in [`StatusReply::role`].
+pub mod role {
+    /// Follows a leader.
+    pub const FOLLOWER: u8 = 0;
+    /// Running phase 1 to become leader.
+    pub const CANDIDATE: u8 = 1;
+    /// Leading.
+    pub const LEADER: u8 = 2;
+    /// Restarted without durable state and catching up before it may vote.
+    pub const RECOVERING: u8 = 3;
+}
+
+/// Replica -> client: a snapshot of the replica's state, for tests and operators.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusReply {
+    /// Echo of the request's nonce.
+    pub nonce: u64,
+    /// This replica's id.
+    pub replica: ReplicaId,
+    /// One of the [`role`] codes.
+    pub role: u8,
+    /// The highest ballot this replica has promised.
+    pub ballot: u64,
+    /// The replica this one believes leads.
+    pub leader: Option<ReplicaId>,
+    /// Every slot below this index is committed here.
+    pub commit_index: u64,
+    /// Every slot below this index is executed here.
+    pub executed: u64,
+    /// Slots this replica holds (any status).
+    pub log_len: u64,
+    /// Commands applied to the store (duplicates and no-ops excluded).
+    pub applied: u64,
+    /// Commands skipped as duplicates of an executed (client, seq).
+    pub duplicates: u64,
+    /// Upper 64 bits of the state digest.
+    pub digest_hi: u64,
+    /// Lower 64 bits of the state digest.
+    pub digest_lo: u64,
+    /// Committed slots this replica fetched from peers through catch-up.
+    pub catchup_fetched: u64,
+    /// Log records replayed from the durable log at start.
+    pub replayed: u64,
+    /// Keys in the store.
+    pub keys: u64,
+}
+crate::wire_struct!(
+    StatusReply {
+        nonce,
+        replica,
+        role,
+        ballot,
+        leader,
+        commit_index,
+        executed,
+        log_len,
+        applied,
+        duplicates,
+        digest_hi,
+        digest_lo,
+        catchup_fetched,
+        replayed,
+        keys
+    } = codes::STATUS_REPLY
+);
+
+impl StatusReply {
+    /// The full 128-bit state digest.
+    pub fn digest(&self) -> u128 {
+        ((self.digest_hi as u128) << 64) | self.digest_lo as u128
+    }
+}
+
+/// Client -> replica: digests of log slots `from .. from + count`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRequest {
+    /// Echoed in the reply.
+    pub nonce: u64,
+    /// First slot wanted.
+    pub from: u64,
+    /// How many slots (the replica may return fewer).
+    pub count: u32,
+}
+crate::wire_struct!(LogRequest { nonce, from, count } = codes::LOG_REQUEST);
+
+/// The digest of one log slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotDigest {
+    /// The slot.
+    pub slot: u64,
+    /// Whether the slot is committed on this replica (else only accepted).
+    pub committed: bool,
+    /// 64-bit hash of the slot's commands; equal hashes mean equal values.
+    pub hash: u64,
+}
+crate::wire_struct!(SlotDigest { slot, committed, hash });
+
+/// Replica -> client: slot digests, in slot order; empty slots are left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogReply {
+    /// Echo of the request's nonce.
+    pub nonce: u64,
+    /// The slots found.
+    pub slots: Vec<SlotDigest>,
+}
+crate::wire_struct!(LogReply { nonce, slots } = codes::LOG_REPLY);
+
+/// Where a replica listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaAddr {
+    /// The replica's id (its index in the group).
+    pub id: ReplicaId,
+    /// Host name or IP address.
+    pub host: String,
+    /// Port for replica-to-replica traffic.
+    pub peer_port: u16,
+    /// Port for clients.
+    pub client_port: u16,
+    /// Whether the master currently hears from it.
+    pub alive: bool,
+}
+crate::wire_struct!(ReplicaAddr { id, host, peer_port, client_port, alive });
+
+impl ReplicaAddr {
+    /// `host:client_port`.
+    pub fn client_addr(&self) -> String {
+        format!("{}:{}", self.host, self.client_port)
+    }
+    /// `host:peer_port`.
+    pub fn peer_addr(&self) -> String {
+        format!("{}:{}", self.host, self.peer_port)
+    }
+}
+
+/// Replica -> master: join the group (or rejoin under `id` after a restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Register {
+    /// The id wanted; `None` lets the master assign one (or find it by address).
+    pub id: Option<ReplicaId>,
+    /// Host the replica listens on.
+    pub host: String,
+    /// Its peer port.
+    pub peer_port: u16,
+    /// Its client port.
+    pub client_port: u16,
+    /// Name of the protocol it runs, so mismatched groups are refused.
+    pub protocol: String,
+}
+crate::wire_struct!(Register { id, host, peer_port, client_port, protocol } = codes::REGISTER);
+
+/// Master -> replica: the outcome of [`Register`], sent once the group is complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterReply {
+    /// Whether registration succeeded.
+    pub ok: bool,
+    /// Why not, when `ok` is false.
+    pub error: String,
+    /// The id assigned.
+    pub id: ReplicaId,
+    /// True when this id had registered before: the replica is restarting.
+    pub rejoin: bool,
+    /// Every replica of the group, indexed by id.
+    pub replicas: Vec<ReplicaAddr>,
+    /// The current leader, if one is known.
+    pub leader: Option<ReplicaId>,
+}
+crate::wire_struct!(RegisterReply { ok, error, id, rejoin, replicas, leader } = codes::REGISTER_REPLY);
+
+/// Master -> replica: are you alive?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ping {
+    /// Echoed in the [`Pong`].
+    pub nonce: u64,
+}
+crate::wire_struct!(Ping { nonce } = codes::PING);
+
+/// Replica -> master: alive, and this is how up to date I am.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pong {
+    /// Echo of the ping's nonce.
+    pub nonce: u64,
+    /// The replica answering.
+    pub replica: ReplicaId,
+    /// Its current ballot.
+    pub ballot: u64,
+    /// Whether it is an active leader.
+    pub leader: bool,
+    /// Its commit index (the master prefers the most up-to-date replica as new leader).
+    pub commit_index: u64,
+    /// Whether it is still recovering and must not lead.
+    pub recovering: bool,
+}
+crate::wire_struct!(Pong { nonce, replica, ballot, leader, commit_index, recovering } = codes::PONG);
+
+/// Master -> replica: take over leadership (run phase 1 with a higher ballot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeLeader {
+    /// Identifies the request in logs.
+    pub nonce: u64,
+}
+crate::wire_struct!(BeLeader { nonce } = codes::BE_LEADER);
+
+/// Anyone -> master: describe the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetCluster {
+    /// Echoed in the reply.
+    pub nonce: u64,
+}
+crate::wire_struct!(GetCluster { nonce } = codes::GET_CLUSTER);
+
+/// Master -> anyone: the replicas and the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// Echo of the request's nonce.
+    pub nonce: u64,
+    /// Group size the master was started with.
+    pub n: u8,
+    /// Whether all `n` replicas have registered.
+    pub complete: bool,
+    /// The leader, if known.
+    pub leader: Option<ReplicaId>,
+    /// Registered replicas, by id.
+    pub replicas: Vec<ReplicaAddr>,
+}
+crate::wire_struct!(ClusterInfo { nonce, n, complete, leader, replicas } = codes::CLUSTER_INFO);
+
+/// Replica -> replica: first frame on a peer connection, naming the sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerHello {
+    /// The dialing replica's id.
+    pub replica: ReplicaId,
+    /// Its group size, checked against ours.
+    pub n: u8,
+}
+crate::wire_struct!(PeerHello { replica, n } = codes::PEER_HELLO);

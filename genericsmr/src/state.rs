@@ -1,0 +1,229 @@
+//! The replicated key-value state machine, its digest and the per-client dedup table.
+//!
+//! Every protocol executes the same commands in the same order through
+//! [`StateMachine::execute`], so two replicas whose [`StateMachine::digest`]
+//! agree hold the same key-value state.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::command::{ClientId, Command, Op, Outcome};
+
+/// The plain key-value map with an order-independent digest kept up to date.
+#[derive(Debug, Default)]
+pub struct KvStore {
+    map: HashMap<Bytes, Bytes>,
+    digest: u128,
+}
+
+fn entry_hash(key: &[u8], value: &[u8]) -> u128 {
+    let mut buf = Vec::with_capacity(8 + key.len() + value.len());
+    buf.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    buf.extend_from_slice(key);
+    buf.extend_from_slice(value);
+    xxh3_128(&buf)
+}
+
+impl KvStore {
+    /// Reads a key.
+    pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
+        self.map.get(key)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn set(&mut self, key: Bytes, value: Bytes) -> Option<Bytes> {
+        self.digest ^= entry_hash(&key, &value);
+        let old = self.map.insert(key.clone(), value);
+        if let Some(o) = &old {
+            self.digest ^= entry_hash(&key, o);
+        }
+        old
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Bytes> {
+        let old = self.map.remove(key);
+        if let Some(o) = &old {
+            self.digest ^= entry_hash(key, o);
+        }
+        old
+    }
+
+    /// Applies one command and returns its outcome. No dedup here.
+    pub fn apply(&mut self, cmd: &Command) -> Outcome {
+        match cmd.op {
+            Op::Noop => Outcome::default(),
+            Op::Get => Outcome { value: self.map.get(&cmd.key).cloned(), flag: false },
+            Op::Put => Outcome { value: self.set(cmd.key.clone(), cmd.value.clone()), flag: false },
+            Op::Delete => {
+                let old = self.remove(&cmd.key);
+                Outcome { flag: old.is_some(), value: old }
+            }
+            Op::Cas => {
+                let cur = self.map.get(&cmd.key).cloned();
+                if cur == cmd.expected {
+                    self.set(cmd.key.clone(), cmd.value.clone());
+                    Outcome { value: cur, flag: true }
+                } else {
+                    Outcome { value: cur, flag: false }
+                }
+            }
+        }
+    }
+
+    /// A 128-bit digest of the whole map, independent of insertion order.
+    pub fn digest(&self) -> u128 {
+        self.digest
+    }
+}
+
+/// The results a client has not yet acknowledged, by sequence number.
+#[derive(Debug, Default)]
+struct Session {
+    results: BTreeMap<u64, Outcome>,
+    acked_below: u64,
+}
+
+/// The state machine as executed by a replica: the store plus the dedup table.
+#[derive(Debug, Default)]
+pub struct StateMachine {
+    kv: KvStore,
+    sessions: HashMap<ClientId, Session>,
+    applied: u64,
+    duplicates: u64,
+}
+
+impl StateMachine {
+    /// Executes a command exactly once per (client, seq): a repeat returns the
+    /// first outcome without touching the store.
+    pub fn execute(&mut self, cmd: &Command) -> Outcome {
+        if cmd.op == Op::Noop {
+            return Outcome::default();
+        }
+        let s = self.sessions.entry(cmd.client).or_default();
+        if cmd.acked_below > s.acked_below {
+            s.acked_below = cmd.acked_below;
+            // Results below the client's acknowledgement are never asked for again.
+            s.results = s.results.split_off(&cmd.acked_below);
+        }
+        if let Some(o) = s.results.get(&cmd.seq) {
+            self.duplicates += 1;
+            return o.clone();
+        }
+        if cmd.seq < s.acked_below {
+            // The client already has this answer; a stale retransmission.
+            self.duplicates += 1;
+            return Outcome::default();
+        }
+        let out = self.kv.apply(cmd);
+        s.results.insert(cmd.seq, out.clone());
+        self.applied += 1;
+        out
+    }
+
+    /// The first outcome of (client, seq) if that command was executed and not yet forgotten.
+    pub fn lookup(&self, client: ClientId, seq: u64) -> Option<&Outcome> {
+        self.sessions.get(&client)?.results.get(&seq)
+    }
+
+    /// The key-value store.
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+
+    /// Digest of the key-value state (see [`KvStore::digest`]).
+    pub fn digest(&self) -> u128 {
+        self.kv.digest()
+    }
+
+    /// Commands that changed or read the store (duplicates and no-ops excluded).
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Commands skipped because their (client, seq) had already been executed.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retried_command_applies_once_and_returns_first_result() {
+        let mut sm = StateMachine::default();
+        assert_eq!(sm.execute(&Command::put(1, 1, "k", "a")).value, None);
+        sm.execute(&Command::put(2, 1, "k", "b"));
+        // The retry of (1,1) must not overwrite b, and must answer with the first outcome.
+        assert_eq!(sm.execute(&Command::put(1, 1, "k", "a")).value, None);
+        assert_eq!(sm.kv().get(b"k").map(|b| &b[..]), Some(&b"b"[..]));
+        assert_eq!(sm.applied(), 2);
+        assert_eq!(sm.duplicates(), 1);
+    }
+
+    #[test]
+    fn cas_and_delete() {
+        let mut sm = StateMachine::default();
+        let o = sm.execute(&Command::cas(1, 1, "k", None, "v1"));
+        assert!(o.flag);
+        let o = sm.execute(&Command::cas(1, 2, "k", Some("x".into()), "v2"));
+        assert!(!o.flag);
+        assert_eq!(o.value.as_deref(), Some(&b"v1"[..]));
+        let o = sm.execute(&Command::delete(1, 3, "k"));
+        assert!(o.flag);
+        assert!(sm.kv().is_empty());
+    }
+
+    #[test]
+    fn digest_is_order_independent_and_tracks_content() {
+        let mut a = StateMachine::default();
+        let mut b = StateMachine::default();
+        a.execute(&Command::put(1, 1, "x", "1"));
+        a.execute(&Command::put(1, 2, "y", "2"));
+        b.execute(&Command::put(1, 1, "y", "2"));
+        b.execute(&Command::put(1, 2, "x", "1"));
+        assert_eq!(a.digest(), b.digest());
+        b.execute(&Command::put(1, 3, "x", "3"));
+        assert_ne!(a.digest(), b.digest());
+        b.execute(&Command::put(1, 4, "x", "1"));
+        assert_eq!(a.digest(), b.digest());
+        b.execute(&Command::delete(1, 5, "x"));
+        b.execute(&Command::delete(1, 6, "y"));
+        assert_eq!(b.digest(), 0);
+    }
+
+    #[test]
+    fn acknowledged_results_are_forgotten() {
+        let mut sm = StateMachine::default();
+        for seq in 0..100 {
+            let mut c = Command::put(9, seq, "k", "v");
+            c.acked_below = seq;
+            sm.execute(&c);
+        }
+        assert!(sm.lookup(9, 98).is_none());
+        assert!(sm.lookup(9, 99).is_some());
+    }
+
+    #[test]
+    fn conflict_relation() {
+        let w = Command::put(1, 1, "k", "v");
+        let r = Command::get(1, 2, "k");
+        let other = Command::get(1, 3, "j");
+        assert!(w.conflicts(&r));
+        assert!(!r.conflicts(&r.clone()));
+        assert!(!w.conflicts(&other));
+        assert!(!Command::noop().conflicts(&w));
+    }
+}

@@ -1,0 +1,281 @@
+//! TCP transport: a full mesh between replicas, a client listener, and the link
+//! to the master.
+//!
+//! Each ordered pair of replicas uses one connection dialed by the sender: replica
+//! `i` writes to `j` on the connection `i` dialed, and reads what `j` sends on the
+//! connection `j` dialed. That keeps reconnection one-sided: only the dialer
+//! retries, with exponential backoff. Every connection has a reader task that
+//! decodes frames through the [`RpcTable`] and a [`ConnOutbox`] writer that
+//! coalesces. Malformed input closes that connection only, with a logged reason.
+
+mod frame_io;
+mod writer;
+
+pub use frame_io::{read_frame, write_frame, ConnError};
+pub use writer::ConnOutbox;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use parking_lot::RwLock;
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info, warn, Instrument};
+
+use crate::messages::{codes, PeerHello};
+use crate::rpc_table::{class, RpcTable, Source};
+use crate::wire::{decode_body, Frame, DEFAULT_MAX_FRAME};
+use crate::{ConnId, ReplicaId};
+
+/// Settings of a replica's transport.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// This replica's id.
+    pub me: ReplicaId,
+    /// `host:peer_port` of every replica, indexed by id (our own entry is unused).
+    pub peers: Vec<String>,
+    /// Largest frame body accepted.
+    pub max_frame: usize,
+    /// Bytes queued for one connection beyond which frames are dropped.
+    pub high_water: usize,
+}
+
+impl TransportConfig {
+    /// Defaults for a group with the given peer addresses.
+    pub fn new(me: ReplicaId, peers: Vec<String>) -> Self {
+        TransportConfig { me, peers, max_frame: DEFAULT_MAX_FRAME, high_water: 64 << 20 }
+    }
+}
+
+struct Inner {
+    cfg: TransportConfig,
+    table: Arc<RpcTable>,
+    peers: Vec<Arc<ConnOutbox>>,
+    conns: RwLock<HashMap<ConnId, Arc<ConnOutbox>>>,
+    next_conn: AtomicU64,
+    rt: tokio::runtime::Handle,
+}
+
+/// Handle used by the protocol runtime to send; cheap to clone.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+impl Transport {
+    /// Starts dialing every peer and serving both listeners on `rt`.
+    pub fn start(
+        rt: &tokio::runtime::Handle,
+        cfg: TransportConfig,
+        table: Arc<RpcTable>,
+        peer_listener: TcpListener,
+        client_listener: TcpListener,
+    ) -> Transport {
+        let n = cfg.peers.len();
+        let me = cfg.me;
+        let high_water = cfg.high_water;
+        let inner = Arc::new(Inner {
+            cfg,
+            table,
+            peers: (0..n).map(|_| Arc::new(ConnOutbox::new(false, high_water))).collect(),
+            conns: RwLock::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            rt: rt.clone(),
+        });
+        let span = tracing::info_span!("replica", id = me);
+        for j in 0..n {
+            if j as ReplicaId != me {
+                rt.spawn(dial_peer(inner.clone(), j as ReplicaId).instrument(span.clone()));
+            }
+        }
+        rt.spawn(accept_peers(inner.clone(), peer_listener).instrument(span.clone()));
+        rt.spawn(accept_clients(inner.clone(), client_listener).instrument(span));
+        Transport { inner }
+    }
+
+    /// This replica's id.
+    pub fn me(&self) -> ReplicaId {
+        self.inner.cfg.me
+    }
+
+    /// Group size.
+    pub fn n(&self) -> usize {
+        self.inner.peers.len()
+    }
+
+    /// Queues a message to a peer; dropped (returns false) while it is unreachable.
+    pub fn send_peer<F: Frame + ?Sized>(&self, to: ReplicaId, msg: &F) -> bool {
+        self.inner.peers.get(to as usize).is_some_and(|o| o.push(msg))
+    }
+
+    /// Queues already-encoded frames to a peer.
+    pub fn send_peer_raw(&self, to: ReplicaId, frames: &[u8]) -> bool {
+        self.inner.peers.get(to as usize).is_some_and(|o| o.push_raw(frames))
+    }
+
+    /// Whether the outbound connection to a peer is up.
+    pub fn peer_connected(&self, to: ReplicaId) -> bool {
+        self.inner.peers.get(to as usize).is_some_and(|o| o.is_open())
+    }
+
+    /// Queues a message on a client (or master) connection; false if it is gone.
+    pub fn send_conn<F: Frame + ?Sized>(&self, conn: ConnId, msg: &F) -> bool {
+        let c = self.inner.conns.read().get(&conn).cloned();
+        c.is_some_and(|o| o.push(msg))
+    }
+
+    /// Serves an already-connected stream (the master link) like a client
+    /// connection whose frames must be of `classes`. Returns its id and a signal
+    /// that fires when the connection ends.
+    pub fn attach(
+        &self,
+        stream: TcpStream,
+        classes: u8,
+    ) -> (ConnId, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        let inner = self.inner.clone();
+        let span = tracing::info_span!("replica", id = self.me());
+        self.inner.rt.spawn(
+            async move {
+                serve_conn(inner, stream, id, classes).await;
+                let _ = tx.send(());
+            }
+            .instrument(span),
+        );
+        (id, rx)
+    }
+}
+
+async fn dial_peer(inner: Arc<Inner>, j: ReplicaId) {
+    let out = inner.peers[j as usize].clone();
+    let addr = inner.cfg.peers[j as usize].clone();
+    let hello = PeerHello { replica: inner.cfg.me, n: inner.peers.len() as u8 };
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        match TcpStream::connect(&addr).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                let (mut rd, mut wr) = s.into_split();
+                if write_frame(&mut wr, &hello).await.is_ok() {
+                    info!(peer = j, %addr, "connected to peer");
+                    backoff = Duration::from_millis(10);
+                    out.open();
+                    // The connection is write-only; a read returning means the peer went away.
+                    let mut probe = [0u8; 1];
+                    let res = tokio::select! {
+                        r = out.run_writer(&mut wr) => r.err().map(|e| e.to_string()),
+                        _ = tokio::io::AsyncReadExt::read(&mut rd, &mut probe) => Some("closed by peer".into()),
+                    };
+                    out.close();
+                    info!(peer = j, reason = res.as_deref().unwrap_or("closed"), "peer connection lost");
+                }
+            }
+            Err(e) => debug!(peer = j, %addr, error = %e, "peer not reachable yet"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+async fn accept_peers(inner: Arc<Inner>, l: TcpListener) {
+    loop {
+        match l.accept().await {
+            Ok((s, addr)) => {
+                tokio::spawn(serve_peer(inner.clone(), s, addr).in_current_span());
+            }
+            Err(e) => {
+                warn!(error = %e, "peer accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_peer(inner: Arc<Inner>, s: TcpStream, addr: SocketAddr) {
+    let _ = s.set_nodelay(true);
+    let (mut rd, _wr) = s.into_split();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let max = inner.cfg.max_frame;
+    let n = inner.peers.len();
+    let me = inner.cfg.me;
+    let hello = async {
+        let first = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut rd, &mut buf, max))
+            .await
+            .map_err(|_| ConnError::Handshake("no hello within 5 s".into()))??;
+        let (code, body) = first.ok_or_else(|| ConnError::Handshake("closed before hello".into()))?;
+        if code != codes::PEER_HELLO {
+            return Err(ConnError::Handshake(format!("first frame has code {code:#04x}, not a peer hello")));
+        }
+        let h: PeerHello = decode_body(body)?;
+        if h.n as usize != n || h.replica as usize >= n || h.replica == me {
+            return Err(ConnError::Handshake(format!(
+                "hello from replica {} of a group of {} does not fit replica {me} of {n}",
+                h.replica, h.n
+            )));
+        }
+        Ok(h.replica)
+    };
+    let from = match hello.await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(%addr, error = %e, "dropping peer connection");
+            return;
+        }
+    };
+    debug!(peer = from, "peer connection accepted");
+    let res = read_loop(&inner.table, &mut rd, &mut buf, max, class::PEER, Source::Peer(from)).await;
+    if let Err(e) = res {
+        warn!(peer = from, %addr, error = %e, "dropping peer connection");
+    }
+}
+
+async fn accept_clients(inner: Arc<Inner>, l: TcpListener) {
+    loop {
+        match l.accept().await {
+            Ok((s, _)) => {
+                let id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(serve_conn(inner.clone(), s, id, class::CLIENT).in_current_span());
+            }
+            Err(e) => {
+                warn!(error = %e, "client accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_conn(inner: Arc<Inner>, s: TcpStream, id: ConnId, classes: u8) {
+    let _ = s.set_nodelay(true);
+    let addr = s.peer_addr().ok();
+    let (mut rd, mut wr) = s.into_split();
+    let out = Arc::new(ConnOutbox::new(true, inner.cfg.high_water));
+    inner.conns.write().insert(id, out.clone());
+    let w = out.clone();
+    let writer = tokio::spawn(async move { w.run_writer(&mut wr).await });
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let res = read_loop(&inner.table, &mut rd, &mut buf, inner.cfg.max_frame, classes, Source::Conn(id)).await;
+    if let Err(e) = res {
+        warn!(conn = id, addr = ?addr, error = %e, "dropping connection");
+    }
+    inner.conns.write().remove(&id);
+    out.close();
+    let _ = writer.await;
+}
+
+async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
+    table: &RpcTable,
+    rd: &mut R,
+    buf: &mut BytesMut,
+    max: usize,
+    on: u8,
+    src: Source,
+) -> Result<(), ConnError> {
+    while let Some((code, body)) = read_frame(rd, buf, max).await? {
+        table.dispatch(on, src, code, body)?;
+    }
+    Ok(())
+}

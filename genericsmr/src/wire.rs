@@ -1,0 +1,417 @@
+//! The wire format: frames, the `Marshal`/`Unmarshal` traits and their limits.
+//!
+//! Every message travels as one *frame*:
+//!
+//! ```text
+//! +---------+----------------+------------------+
+//! | code u8 | body length u32 LE | body (length bytes) |
+//! +---------+----------------+------------------+
+//! ```
+//!
+//! The length is checked against a configured maximum before anything is
+//! allocated, so a peer that announces 4 GiB gets its connection closed instead
+//! of our memory. Inside a body every integer is little-endian and every
+//! variable-length field carries a `u32` length that is checked against the
+//! bytes actually left in the body. `docs/wire.md` documents each message.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use byteorder::{ByteOrder, LittleEndian};
+
+/// Bytes in a frame header: one type code and a `u32` body length.
+pub const FRAME_HEADER_LEN: usize = 5;
+
+/// Default largest frame body accepted from the network (16 MiB).
+pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+
+/// Why bytes could not be turned into a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The body ended before a field did.
+    #[error("truncated message: {what} needs {needed} bytes but only {left} are left")]
+    Truncated {
+        /// The field being read.
+        what: &'static str,
+        /// Bytes the field needs.
+        needed: usize,
+        /// Bytes left in the body.
+        left: usize,
+    },
+    /// A frame header announced a body larger than allowed.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    FrameTooLarge {
+        /// Announced body length.
+        len: usize,
+        /// Configured maximum.
+        max: usize,
+    },
+    /// No message is registered under this type code.
+    #[error("unknown message type code {0:#04x}")]
+    UnknownType(u8),
+    /// The code is known but not allowed on this kind of connection.
+    #[error("message type {code:#04x} ({name}) is not accepted on a {class} connection")]
+    WrongClass {
+        /// The type code.
+        code: u8,
+        /// The message name.
+        name: &'static str,
+        /// The connection kind.
+        class: &'static str,
+    },
+    /// A field held a value outside its domain (a flag that is not 0/1, an unknown op).
+    #[error("invalid value {value} for {what}")]
+    Invalid {
+        /// The field.
+        what: &'static str,
+        /// The value found.
+        value: u64,
+    },
+    /// Bytes were left over after the message was decoded.
+    #[error("{0} unexpected trailing bytes after the message body")]
+    Trailing(usize),
+}
+
+/// Writes a value in wire form.
+pub trait Marshal {
+    /// Appends the little-endian encoding of `self` to `buf`.
+    fn marshal(&self, buf: &mut BytesMut);
+}
+
+/// Reads a value in wire form.
+pub trait Unmarshal: Sized {
+    /// Decodes one value from the front of `r`.
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError>;
+}
+
+/// A message with a type code: what travels in one frame.
+pub trait Message: Marshal + Unmarshal + Send + 'static {
+    /// The 1-byte type code that identifies this message on the wire.
+    const CODE: u8;
+    /// Human-readable name for logs and errors.
+    const NAME: &'static str;
+}
+
+/// Anything that can write itself as a whole frame (a message, or an enum of messages).
+pub trait Frame {
+    /// Appends header and body to `out`.
+    fn encode_frame(&self, out: &mut BytesMut);
+}
+
+impl<M: Message> Frame for M {
+    fn encode_frame(&self, out: &mut BytesMut) {
+        encode_frame(M::CODE, self, out)
+    }
+}
+
+/// Appends a frame carrying `body` under `code` to `out`.
+pub fn encode_frame<B: Marshal + ?Sized>(code: u8, body: &B, out: &mut BytesMut) {
+    out.reserve(FRAME_HEADER_LEN + 32);
+    out.put_u8(code);
+    let len_at = out.len();
+    out.put_u32_le(0);
+    body.marshal(out);
+    let len = out.len() - len_at - 4;
+    LittleEndian::write_u32(&mut out[len_at..len_at + 4], len as u32);
+}
+
+/// Encodes `msg` as a standalone frame.
+pub fn frame_bytes<F: Frame + ?Sized>(msg: &F) -> Bytes {
+    let mut b = BytesMut::new();
+    msg.encode_frame(&mut b);
+    b.freeze()
+}
+
+/// Parses a frame header from the front of `buf`.
+///
+/// Returns `Ok(None)` when fewer than [`FRAME_HEADER_LEN`] bytes are present and an
+/// error when the announced length is above `max`.
+pub fn parse_header(buf: &[u8], max: usize) -> Result<Option<(u8, usize)>, WireError> {
+    if buf.len() < FRAME_HEADER_LEN {
+        return Ok(None);
+    }
+    let len = LittleEndian::read_u32(&buf[1..5]) as usize;
+    if len > max {
+        return Err(WireError::FrameTooLarge { len, max });
+    }
+    Ok(Some((buf[0], len)))
+}
+
+/// Decodes a whole message body, rejecting trailing bytes.
+pub fn decode_body<M: Unmarshal>(body: Bytes) -> Result<M, WireError> {
+    let mut r = Reader::new(body);
+    let m = M::unmarshal(&mut r)?;
+    r.finish()?;
+    Ok(m)
+}
+
+/// A cursor over a message body. Byte fields are zero-copy slices of it.
+#[derive(Debug)]
+pub struct Reader {
+    buf: Bytes,
+}
+
+impl Reader {
+    /// Starts reading `buf`.
+    pub fn new(buf: Bytes) -> Self {
+        Reader { buf }
+    }
+
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Fails unless every byte was consumed.
+    pub fn finish(&self) -> Result<(), WireError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::Trailing(self.buf.len()))
+        }
+    }
+
+    fn need(&self, what: &'static str, needed: usize) -> Result<(), WireError> {
+        if self.buf.len() < needed {
+            return Err(WireError::Truncated { what, needed, left: self.buf.len() });
+        }
+        Ok(())
+    }
+
+    /// Reads one byte.
+    pub fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
+        self.need(what, 1)?;
+        let v = self.buf[0];
+        self.buf = self.buf.slice(1..);
+        Ok(v)
+    }
+
+    /// Reads a boolean stored as one byte that must be 0 or 1.
+    pub fn bool(&mut self, what: &'static str) -> Result<bool, WireError> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(WireError::Invalid { what, value: v as u64 }),
+        }
+    }
+
+    /// Reads a little-endian `u16`.
+    pub fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
+        self.need(what, 2)?;
+        let v = LittleEndian::read_u16(&self.buf[..2]);
+        self.buf = self.buf.slice(2..);
+        Ok(v)
+    }
+
+    /// Reads a little-endian `u32`.
+    pub fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
+        self.need(what, 4)?;
+        let v = LittleEndian::read_u32(&self.buf[..4]);
+        self.buf = self.buf.slice(4..);
+        Ok(v)
+    }
+
+    /// Reads a little-endian `u64`.
+    pub fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
+        self.need(what, 8)?;
+        let v = LittleEndian::read_u64(&self.buf[..8]);
+        self.buf = self.buf.slice(8..);
+        Ok(v)
+    }
+
+    /// Reads a `u32` length, checks it against what is left, and returns that many bytes.
+    pub fn bytes(&mut self, what: &'static str) -> Result<Bytes, WireError> {
+        let len = self.u32(what)? as usize;
+        self.need(what, len)?;
+        Ok(self.buf.split_to(len))
+    }
+
+    /// Reads a `u32` element count for a sequence whose elements take at least
+    /// `min_elem` bytes each; a count that cannot fit in the rest of the body is an error,
+    /// so a hostile count never sizes an allocation.
+    pub fn count(&mut self, what: &'static str, min_elem: usize) -> Result<usize, WireError> {
+        let n = self.u32(what)? as usize;
+        let needed = n.saturating_mul(min_elem.max(1));
+        self.need(what, needed)?;
+        Ok(n)
+    }
+}
+
+impl Marshal for u8 {
+    fn marshal(&self, buf: &mut BytesMut) {
+        buf.put_u8(*self)
+    }
+}
+impl Unmarshal for u8 {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        r.u8("u8")
+    }
+}
+impl Marshal for bool {
+    fn marshal(&self, buf: &mut BytesMut) {
+        buf.put_u8(*self as u8)
+    }
+}
+impl Unmarshal for bool {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        r.bool("bool")
+    }
+}
+impl Marshal for u16 {
+    fn marshal(&self, buf: &mut BytesMut) {
+        buf.put_u16_le(*self)
+    }
+}
+impl Unmarshal for u16 {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        r.u16("u16")
+    }
+}
+impl Marshal for u32 {
+    fn marshal(&self, buf: &mut BytesMut) {
+        buf.put_u32_le(*self)
+    }
+}
+impl Unmarshal for u32 {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        r.u32("u32")
+    }
+}
+impl Marshal for u64 {
+    fn marshal(&self, buf: &mut BytesMut) {
+        buf.put_u64_le(*self)
+    }
+}
+impl Unmarshal for u64 {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        r.u64("u64")
+    }
+}
+impl Marshal for Bytes {
+    fn marshal(&self, buf: &mut BytesMut) {
+        buf.put_u32_le(self.len() as u32);
+        buf.put_slice(self);
+    }
+}
+impl Unmarshal for Bytes {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        r.bytes("bytes")
+    }
+}
+impl Marshal for String {
+    fn marshal(&self, buf: &mut BytesMut) {
+        buf.put_u32_le(self.len() as u32);
+        buf.put_slice(self.as_bytes());
+    }
+}
+impl Unmarshal for String {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        let b = r.bytes("string")?;
+        String::from_utf8(b.to_vec()).map_err(|e| WireError::Invalid {
+            what: "utf-8 string",
+            value: e.utf8_error().valid_up_to() as u64,
+        })
+    }
+}
+/// Optional values: a presence byte (0 or 1) then the value.
+impl<T: Marshal> Marshal for Option<T> {
+    fn marshal(&self, buf: &mut BytesMut) {
+        match self {
+            None => buf.put_u8(0),
+            Some(v) => {
+                buf.put_u8(1);
+                v.marshal(buf)
+            }
+        }
+    }
+}
+impl<T: Unmarshal> Unmarshal for Option<T> {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        if r.bool("option flag")? {
+            Ok(Some(T::unmarshal(r)?))
+        } else {
+            Ok(None)
+        }
+    }
+}
+/// Sequences: a `u32` count then the elements (each at least one byte).
+impl<T: Marshal> Marshal for Vec<T> {
+    fn marshal(&self, buf: &mut BytesMut) {
+        buf.put_u32_le(self.len() as u32);
+        for v in self {
+            v.marshal(buf);
+        }
+    }
+}
+impl<T: Unmarshal> Unmarshal for Vec<T> {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        let n = r.count("sequence", 1)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(T::unmarshal(r)?);
+        }
+        Ok(v)
+    }
+}
+
+/// Implements [`Marshal`] and [`Unmarshal`] for a struct by writing its fields in
+/// the order listed, and optionally [`Message`] with a type code.
+///
+/// ```ignore
+/// wire_struct!(Ping { nonce: u64 } = 0x12);
+/// ```
+#[macro_export]
+macro_rules! wire_struct {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl $crate::wire::Marshal for $ty {
+            fn marshal(&self, _buf: &mut ::bytes::BytesMut) {
+                $( $crate::wire::Marshal::marshal(&self.$field, _buf); )*
+            }
+        }
+        impl $crate::wire::Unmarshal for $ty {
+            fn unmarshal(_r: &mut $crate::wire::Reader) -> Result<Self, $crate::wire::WireError> {
+                Ok($ty { $( $field: $crate::wire::Unmarshal::unmarshal(_r)?, )* })
+            }
+        }
+    };
+    ($ty:ident { $($field:ident),* $(,)? } = $code:expr) => {
+        $crate::wire_struct!($ty { $($field),* });
+        impl $crate::wire::Message for $ty {
+            const CODE: u8 = $code;
+            const NAME: &'static str = stringify!($ty);
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_rejects_oversized_length() {
+        let mut b = BytesMut::new();
+        b.put_u8(7);
+        b.put_u32_le(u32::MAX);
+        assert_eq!(
+            parse_header(&b, DEFAULT_MAX_FRAME),
+            Err(WireError::FrameTooLarge { len: u32::MAX as usize, max: DEFAULT_MAX_FRAME })
+        );
+    }
+
+    #[test]
+    fn counts_that_cannot_fit_are_rejected_before_allocation() {
+        let mut b = BytesMut::new();
+        b.put_u32_le(u32::MAX);
+        let mut r = Reader::new(b.freeze());
+        assert!(matches!(Vec::<u64>::unmarshal(&mut r), Err(WireError::Truncated { .. })));
+    }
+
+    #[test]
+    fn bad_flags_are_invalid() {
+        let mut r = Reader::new(Bytes::from_static(&[2]));
+        assert!(matches!(Option::<u8>::unmarshal(&mut r), Err(WireError::Invalid { .. })));
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        assert_eq!(decode_body::<u8>(Bytes::from_static(&[1, 2])), Err(WireError::Trailing(1)));
+    }
+}

@@ -1,0 +1,162 @@
+//! The acceptor and learner side: promises, votes and commits.
+
+use genericsmr::command::Command;
+use genericsmr::effects::Effects;
+
+use crate::messages::{
+    Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, PrepareReply, Record, SlotReport,
+};
+use crate::replica::{Replica, Role, SlotState};
+
+/// How far past its log an acceptor accepts a slot; beyond, it catches up first
+/// (keeps a confused or hostile peer from sizing our log).
+pub const MAX_SLOT_GAP: u64 = 1 << 22;
+
+impl Replica {
+    /// Phase 1a: promise not to accept below `m.ballot` and report every slot from
+    /// `m.from_slot` on. A recovering replica does not vote.
+    pub fn handle_prepare(&mut self, now: u64, from: u8, m: Prepare, fx: &mut Effects<PaxosMsg>) {
+        self.heard(from, now);
+        if self.is_recovering() {
+            return;
+        }
+        if m.ballot < self.promised || (m.ballot == self.promised && self.is_leader()) {
+            let r = PrepareReply {
+                ballot: m.ballot,
+                ok: false,
+                promised: self.promised,
+                commit_index: self.commit_index,
+                slots: Vec::new(),
+            };
+            return fx.send(from, PaxosMsg::PrepareReply(r));
+        }
+        self.observe_ballot(m.ballot, fx);
+        let slots = self
+            .log
+            .iter()
+            .enumerate()
+            .skip(m.from_slot as usize)
+            .filter(|(_, s)| s.state != SlotState::Empty)
+            .map(|(i, s)| SlotReport {
+                slot: i as u64,
+                ballot: s.ballot,
+                committed: s.state == SlotState::Committed,
+                cmds: s.cmds.clone(),
+            })
+            .collect();
+        let r = PrepareReply { ballot: m.ballot, ok: true, promised: self.promised, commit_index: self.commit_index, slots };
+        fx.send(from, PaxosMsg::PrepareReply(r));
+    }
+
+    /// Phase 2a: vote for the value unless a higher ballot was promised.
+    pub fn handle_accept(&mut self, now: u64, from: u8, m: Accept, fx: &mut Effects<PaxosMsg>) {
+        self.heard(from, now);
+        if self.is_recovering() {
+            return;
+        }
+        let refuse = m.ballot < self.promised || (m.ballot == self.promised && self.is_leader());
+        if refuse || m.slot > self.commit_index + MAX_SLOT_GAP {
+            let r = AcceptReply { ballot: m.ballot, slot: m.slot, ok: false, promised: self.promised };
+            return fx.send(from, PaxosMsg::AcceptReply(r));
+        }
+        self.observe_ballot(m.ballot, fx);
+        let s = self.slot_mut(m.slot);
+        if s.state != SlotState::Committed {
+            fx.persist(&Record::Accepted { slot: m.slot, ballot: m.ballot, cmds: m.cmds.clone() });
+            s.state = SlotState::Accepted;
+            s.ballot = m.ballot;
+            s.cmds = m.cmds;
+        }
+        let r = AcceptReply { ballot: m.ballot, slot: m.slot, ok: true, promised: self.promised };
+        fx.send(from, PaxosMsg::AcceptReply(r));
+    }
+
+    /// A full commit: the value is chosen, whatever we held.
+    pub fn handle_commit(&mut self, now: u64, from: u8, m: Commit, fx: &mut Effects<PaxosMsg>) {
+        self.heard(from, now);
+        if m.slot > self.commit_index + MAX_SLOT_GAP {
+            return;
+        }
+        self.learn_chosen(m.slot, m.cmds, fx, false);
+    }
+
+    /// Every slot below `m.up_to` is chosen: commit those whose value we hold,
+    /// fetch the rest.
+    pub fn handle_commit_short(&mut self, now: u64, from: u8, m: CommitShort, fx: &mut Effects<PaxosMsg>) {
+        self.heard(from, now);
+        if m.ballot >= self.promised && !self.is_recovering() {
+            self.observe_ballot(m.ballot, fx);
+        } else if m.ballot >= self.promised {
+            self.leader_hint = Some(crate::messages::ballot::owner(m.ballot));
+        }
+        self.known_commit = self.known_commit.max(m.up_to);
+        let end = m.up_to.min(self.log.len() as u64);
+        for slot in self.commit_index..end {
+            let s = &mut self.log[slot as usize];
+            if s.state == SlotState::Accepted && s.ballot >= m.ballot {
+                s.state = SlotState::Committed;
+                fx.persist(&Record::CommitMark { slot });
+            }
+        }
+        self.advance(fx);
+        if self.commit_index < self.known_commit {
+            self.request_catchup(now, Some(from), fx);
+        }
+    }
+
+    /// Records a chosen value (from a Commit, catch-up or phase 1) and, as a new
+    /// leader, tells everyone.
+    pub(crate) fn learn_chosen(&mut self, slot: u64, cmds: Vec<Command>, fx: &mut Effects<PaxosMsg>, tell: bool) {
+        let ballot = match self.role {
+            Role::Leader { ballot, .. } => ballot,
+            _ => self.promised,
+        };
+        let s = self.slot_mut(slot);
+        if s.state != SlotState::Committed {
+            fx.persist(&Record::Chosen { slot, cmds: cmds.clone() });
+            s.state = SlotState::Committed;
+            s.cmds = cmds;
+        }
+        if tell {
+            let c = Commit { ballot, slot, cmds: s.cmds.clone() };
+            fx.broadcast(PaxosMsg::Commit(c));
+        }
+        self.reply_on_commit(slot, fx);
+        self.advance(fx);
+    }
+
+    /// Rebuilds the state from durable records, in order, then executes the
+    /// committed prefix (without replies).
+    pub fn restore(&mut self, records: &[bytes::Bytes]) -> Result<(), genericsmr::wire::WireError> {
+        let mut fx = Effects::default();
+        for r in records {
+            match genericsmr::wire::decode_body::<Record>(r.clone())? {
+                Record::Promise { ballot } => self.promised = self.promised.max(ballot),
+                Record::Accepted { slot, ballot, cmds } => {
+                    self.promised = self.promised.max(ballot);
+                    let s = self.slot_mut(slot);
+                    if s.state != SlotState::Committed {
+                        s.state = SlotState::Accepted;
+                        s.ballot = ballot;
+                        s.cmds = cmds;
+                    }
+                }
+                Record::CommitMark { slot } => {
+                    let s = self.slot_mut(slot);
+                    if s.state == SlotState::Accepted {
+                        s.state = SlotState::Committed;
+                    }
+                }
+                Record::Chosen { slot, cmds } => {
+                    let s = self.slot_mut(slot);
+                    s.state = SlotState::Committed;
+                    s.cmds = cmds;
+                }
+            }
+        }
+        self.replayed = records.len() as u64;
+        self.advance(&mut fx);
+        self.known_commit = self.commit_index;
+        Ok(())
+    }
+}

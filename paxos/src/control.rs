@@ -1,0 +1,89 @@
+//! Requests from the master and from operators: liveness, leadership, status.
+
+use genericsmr::effects::{Effects, Reply};
+use genericsmr::messages::{role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest};
+use genericsmr::wire::Marshal;
+use genericsmr::ConnId;
+
+use crate::messages::PaxosMsg;
+use crate::replica::{Replica, Role, SlotState};
+
+/// Most slots described by one log reply.
+pub const MAX_LOG_REPLY: u32 = 65_536;
+
+impl Replica {
+    /// Timers: heartbeats, retransmissions, catch-up and recovery.
+    pub fn tick(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        self.tick_leader(now, fx);
+        self.tick_learner(now, fx);
+    }
+
+    /// The master's liveness probe, answered by the core itself so that a hung
+    /// core looks dead.
+    pub fn handle_ping(&mut self, conn: ConnId, m: Ping, fx: &mut Effects<PaxosMsg>) {
+        let p = Pong {
+            nonce: m.nonce,
+            replica: self.cfg.id,
+            ballot: self.promised,
+            leader: self.is_leader(),
+            commit_index: self.commit_index,
+            recovering: self.is_recovering(),
+        };
+        fx.reply(conn, Reply::Pong(p));
+    }
+
+    /// A snapshot of the replica's state.
+    pub fn status(&self, nonce: u64) -> StatusReply {
+        let d = self.sm.digest();
+        StatusReply {
+            nonce,
+            replica: self.cfg.id,
+            role: match self.role {
+                Role::Follower => role::FOLLOWER,
+                Role::Candidate(_) => role::CANDIDATE,
+                Role::Leader { .. } => role::LEADER,
+                Role::Recovering(_) => role::RECOVERING,
+            },
+            ballot: self.promised,
+            leader: self.leader_hint(),
+            commit_index: self.commit_index,
+            executed: self.executed,
+            log_len: self.log.len() as u64,
+            applied: self.sm.applied(),
+            duplicates: self.sm.duplicates(),
+            digest_hi: (d >> 64) as u64,
+            digest_lo: d as u64,
+            catchup_fetched: self.catchup_fetched,
+            replayed: self.replayed,
+            keys: self.sm.kv().len() as u64,
+        }
+    }
+
+    /// Answers a status request.
+    pub fn handle_status(&mut self, conn: ConnId, m: StatusRequest, fx: &mut Effects<PaxosMsg>) {
+        fx.reply(conn, Reply::Status(self.status(m.nonce)));
+    }
+
+    /// Answers a log request with a hash of each non-empty slot's value.
+    pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<PaxosMsg>) {
+        let mut buf = bytes::BytesMut::new();
+        let slots = self
+            .log
+            .iter()
+            .enumerate()
+            .skip(m.from as usize)
+            .take(m.count.min(MAX_LOG_REPLY) as usize)
+            .filter(|(_, s)| s.state != SlotState::Empty)
+            .map(|(i, s)| {
+                buf.clear();
+                s.cmds.marshal(&mut buf);
+                SlotDigest {
+                    slot: i as u64,
+                    committed: s.state == SlotState::Committed,
+                    hash: xxhash_rust::xxh3::xxh3_64(&buf),
+                }
+            })
+            .collect();
+        fx.reply(conn, Reply::Log(LogReply { nonce: m.nonce, slots }));
+    }
+}

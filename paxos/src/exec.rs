@@ -1,0 +1,63 @@
+//! Execution in slot order and the replies that follow commits and executions.
+
+use genericsmr::command::Op;
+use genericsmr::effects::{Effects, Reply};
+use genericsmr::messages::{ProposeReply, ReplyStatus};
+
+use crate::messages::PaxosMsg;
+use crate::replica::{Replica, SlotState};
+
+impl Replica {
+    /// Advances the commit index over consecutive committed slots and executes them.
+    pub(crate) fn advance(&mut self, fx: &mut Effects<PaxosMsg>) {
+        while let Some(s) = self.log.get(self.commit_index as usize) {
+            if s.state != SlotState::Committed {
+                break;
+            }
+            self.commit_index += 1;
+        }
+        self.known_commit = self.known_commit.max(self.commit_index);
+        while self.executed < self.commit_index {
+            let slot = self.executed as usize;
+            for i in 0..self.log[slot].cmds.len() {
+                let out = self.sm.execute(&self.log[slot].cmds[i]);
+                let c = &self.log[slot].cmds[i];
+                if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {
+                    let r = ProposeReply {
+                        client: c.client,
+                        seq: c.seq,
+                        status: ReplyStatus::Ok,
+                        leader: Some(self.cfg.id),
+                        outcome: out,
+                    };
+                    fx.reply(conn, Reply::Propose(r));
+                }
+            }
+            self.executed += 1;
+        }
+        self.check_recovered();
+    }
+
+    /// Unless replies wait for execution, a write is answered as soon as its slot
+    /// is chosen: its effect is fixed by then, and any later read is ordered after it.
+    pub(crate) fn reply_on_commit(&mut self, slot: u64, fx: &mut Effects<PaxosMsg>) {
+        if self.cfg.reply_after_exec || self.waiting.is_empty() {
+            return;
+        }
+        for c in &self.log[slot as usize].cmds {
+            if !matches!(c.op, Op::Put | Op::Delete) {
+                continue;
+            }
+            if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {
+                let r = ProposeReply {
+                    client: c.client,
+                    seq: c.seq,
+                    status: ReplyStatus::Ok,
+                    leader: Some(self.cfg.id),
+                    outcome: Default::default(),
+                };
+                fx.reply(conn, Reply::Propose(r));
+            }
+        }
+    }
+}

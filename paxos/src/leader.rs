@@ -1,0 +1,286 @@
+//! Proposals, phase 1 as a candidate, and phase 2 as the leader.
+
+use std::collections::BTreeMap;
+
+use genericsmr::command::Command;
+use genericsmr::effects::{Effects, Reply};
+use genericsmr::messages::{Propose, ProposeReply, ReplyStatus};
+use genericsmr::ConnId;
+use tracing::info;
+
+use crate::messages::{ballot, bit, Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, PrepareReply, Record};
+use crate::replica::{reject, Candidate, Replica, Role, SlotState};
+
+impl Replica {
+    /// A client proposal. A leader (or candidate) queues it for the next slot; anyone
+    /// else answers "not leader" with a hint.
+    pub fn handle_propose(&mut self, _now: u64, conn: ConnId, m: Propose, fx: &mut Effects<PaxosMsg>) {
+        let cmd = m.cmd;
+        match self.role {
+            Role::Leader { .. } | Role::Candidate(_) => {}
+            Role::Recovering(_) => {
+                return fx.reply(conn, reject(cmd.client, cmd.seq, ReplyStatus::Unavailable, self.leader_hint));
+            }
+            Role::Follower => {
+                return fx.reply(conn, reject(cmd.client, cmd.seq, ReplyStatus::NotLeader, self.leader_hint));
+            }
+        }
+        if let Some(out) = self.sm.lookup(cmd.client, cmd.seq) {
+            // Already executed: answer with the first outcome.
+            let r = ProposeReply {
+                client: cmd.client,
+                seq: cmd.seq,
+                status: ReplyStatus::Ok,
+                leader: Some(self.cfg.id),
+                outcome: out.clone(),
+            };
+            return fx.reply(conn, Reply::Propose(r));
+        }
+        let key = (cmd.client, cmd.seq);
+        if let Some(c) = self.waiting.get_mut(&key) {
+            // A retry of a command in flight here: answer on the newest connection.
+            *c = conn;
+            return;
+        }
+        if self.pending.len() >= self.cfg.max_pending {
+            return fx.reply(conn, reject(cmd.client, cmd.seq, ReplyStatus::Unavailable, Some(self.cfg.id)));
+        }
+        self.waiting.insert(key, conn);
+        self.pending.push_back(cmd);
+    }
+
+    /// Called after each burst of handled events: turns queued proposals into slots
+    /// (everything queued at once shares a slot when batching, so a lone request
+    /// is never held back) and announces commit progress.
+    pub fn flush(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        let Role::Leader { ballot, .. } = self.role else { return };
+        if !self.pending.is_empty() {
+            let targets = self.phase2_targets(now);
+            while !self.pending.is_empty() {
+                let take = if self.cfg.batch { self.pending.len().min(self.cfg.batch_max) } else { 1 };
+                let cmds: Vec<Command> = self.pending.drain(..take).collect();
+                let Role::Leader { next_slot, .. } = &mut self.role else { unreachable!() };
+                let slot = *next_slot;
+                *next_slot += 1;
+                self.propose_at(now, ballot, slot, cmds, targets, fx);
+            }
+        }
+        if self.commit_index > self.announced_commit {
+            self.announce_commit(now, ballot, fx);
+        }
+    }
+
+    pub(crate) fn announce_commit(&mut self, now: u64, ballot: u64, fx: &mut Effects<PaxosMsg>) {
+        self.announced_commit = self.commit_index;
+        self.last_heartbeat = now;
+        fx.broadcast(PaxosMsg::CommitShort(CommitShort { ballot, up_to: self.commit_index }));
+    }
+
+    /// The peers phase-2 messages go to: all of them, or with `thrifty` the
+    /// `quorum - 1` heard from most recently.
+    fn phase2_targets(&self, _now: u64) -> u64 {
+        let all = self.all_peers();
+        if !self.cfg.thrifty {
+            return all;
+        }
+        let mut peers: Vec<u8> = (0..self.cfg.n as u8).filter(|j| all & bit(*j) != 0).collect();
+        peers.sort_by_key(|j| std::cmp::Reverse(self.last_heard[*j as usize]));
+        peers.iter().take(self.cfg.quorum() - 1).fold(0, |s, j| s | bit(*j))
+    }
+
+    /// Votes for `cmds` in `slot` ourselves and asks `targets` to accept it.
+    pub(crate) fn propose_at(
+        &mut self,
+        now: u64,
+        ballot: u64,
+        slot: u64,
+        cmds: Vec<Command>,
+        targets: u64,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
+        let me = self.cfg.id;
+        fx.persist(&Record::Accepted { slot, ballot, cmds: cmds.clone() });
+        let s = self.slot_mut(slot);
+        s.state = SlotState::Accepted;
+        s.ballot = ballot;
+        s.acks = bit(me);
+        s.sent_to = targets;
+        s.sent_at = now;
+        s.cmds = cmds.clone();
+        fx.send_set(targets, PaxosMsg::Accept(Accept { ballot, slot, cmds }));
+        if self.majority(bit(me)) {
+            // A group of one decides alone.
+            self.commit_slot(slot, fx);
+        }
+    }
+
+    /// Phase 2b: count the vote; a majority commits the slot.
+    pub fn handle_accept_reply(&mut self, now: u64, from: u8, m: AcceptReply, fx: &mut Effects<PaxosMsg>) {
+        self.heard(from, now);
+        let Role::Leader { ballot, .. } = self.role else { return };
+        if !m.ok {
+            if m.promised > ballot {
+                self.observe_ballot(m.promised, fx);
+            }
+            return;
+        }
+        if m.ballot != ballot {
+            return;
+        }
+        let Some(s) = self.log.get_mut(m.slot as usize) else { return };
+        if s.state != SlotState::Accepted || s.ballot != ballot {
+            return;
+        }
+        s.acks |= bit(from);
+        let acks = s.acks;
+        if self.majority(acks) {
+            self.commit_slot(m.slot, fx);
+        }
+    }
+
+    /// Marks a slot chosen at the leader and tells replicas that lack the value.
+    pub(crate) fn commit_slot(&mut self, slot: u64, fx: &mut Effects<PaxosMsg>) {
+        let thrifty = self.cfg.thrifty;
+        let all = self.all_peers();
+        let s = &mut self.log[slot as usize];
+        s.state = SlotState::Committed;
+        fx.persist(&Record::CommitMark { slot });
+        if thrifty {
+            let missing = all & !s.sent_to & !s.acks;
+            if missing != 0 {
+                let c = Commit { ballot: s.ballot, slot, cmds: s.cmds.clone() };
+                fx.send_set(missing, PaxosMsg::Commit(c));
+            }
+        }
+        self.reply_on_commit(slot, fx);
+        self.advance(fx);
+    }
+
+    /// The master asks this replica to lead: run phase 1 with a ballot above
+    /// anything promised, covering every slot from the first unchosen one.
+    pub fn handle_be_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        match self.role {
+            Role::Leader { .. } | Role::Recovering(_) => {}
+            Role::Candidate(_) | Role::Follower => self.start_candidate(now, self.promised, fx),
+        }
+    }
+
+    pub(crate) fn start_candidate(&mut self, now: u64, above: u64, fx: &mut Effects<PaxosMsg>) {
+        let me = self.cfg.id;
+        let b = ballot::make(ballot::round(above.max(self.promised)) + 1, me);
+        self.promised = b;
+        fx.persist(&Record::Promise { ballot: b });
+        let from_slot = self.commit_index;
+        let mut best = BTreeMap::new();
+        for (i, s) in self.log.iter().enumerate().skip(from_slot as usize) {
+            if s.state != SlotState::Empty {
+                best.insert(i as u64, (s.ballot, s.state == SlotState::Committed, s.cmds.clone()));
+            }
+        }
+        info!(ballot = b, from_slot, "starting phase 1");
+        self.role = Role::Candidate(Candidate { ballot: b, from_slot, promises: bit(me), sent_at: now, best });
+        fx.broadcast(PaxosMsg::Prepare(Prepare { ballot: b, from_slot }));
+        if self.majority(bit(me)) {
+            self.become_leader(now, fx);
+        }
+    }
+
+    /// Phase 1b at the candidate: merge the report; a majority makes us leader.
+    pub fn handle_prepare_reply(&mut self, now: u64, from: u8, m: PrepareReply, fx: &mut Effects<PaxosMsg>) {
+        self.heard(from, now);
+        self.known_commit = self.known_commit.max(m.commit_index);
+        let Role::Candidate(c) = &mut self.role else { return };
+        if m.ballot != c.ballot {
+            return;
+        }
+        if !m.ok {
+            // Someone promised higher: campaign again above it (the master asked us to lead).
+            let above = m.promised;
+            self.observe_ballot(above, fx);
+            self.start_candidate(now, above, fx);
+            return;
+        }
+        if c.promises & bit(from) != 0 {
+            return;
+        }
+        c.promises |= bit(from);
+        for r in m.slots {
+            if r.slot < c.from_slot {
+                continue;
+            }
+            let e = c.best.entry(r.slot).or_insert((0, false, Vec::new()));
+            if !e.1 && (r.committed || r.ballot > e.0) {
+                *e = (r.ballot, r.committed, r.cmds);
+            }
+        }
+        let promises = c.promises;
+        if self.majority(promises) {
+            self.become_leader(now, fx);
+        }
+    }
+
+    /// Finishes every slot reported in phase 1 (re-proposing the value of the
+    /// highest ballot, or a no-op in a hole) and starts serving proposals.
+    fn become_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else { return };
+        let b = c.ballot;
+        let end = c.best.keys().next_back().map_or(c.from_slot, |s| s + 1).max(c.from_slot);
+        info!(ballot = b, from = c.from_slot, to = end, "elected leader");
+        self.role = Role::Leader { ballot: b, next_slot: end };
+        self.leader_hint = Some(self.cfg.id);
+        let mut best = c.best;
+        let all = self.all_peers();
+        for slot in c.from_slot..end {
+            match best.remove(&slot) {
+                Some((_, true, cmds)) => self.learn_chosen(slot, cmds, fx, true),
+                Some((_, false, cmds)) => self.propose_at(now, b, slot, cmds, all, fx),
+                None => self.propose_at(now, b, slot, Vec::new(), all, fx),
+            }
+        }
+        self.announce_commit(now, b, fx);
+        self.flush(now, fx);
+    }
+
+    /// Leader and candidate timers: heartbeats and retransmission of unanswered messages.
+    pub(crate) fn tick_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        let rt = self.cfg.retransmit_ns;
+        let all = self.all_peers();
+        match &mut self.role {
+            Role::Candidate(c) => {
+                if now.saturating_sub(c.sent_at) >= rt {
+                    c.sent_at = now;
+                    let missing = !c.promises & all;
+                    let p = Prepare { ballot: c.ballot, from_slot: c.from_slot };
+                    fx.send_set(missing, PaxosMsg::Prepare(p));
+                }
+            }
+            Role::Leader { ballot, next_slot } => {
+                let (b, end) = (*ballot, *next_slot);
+                if now.saturating_sub(self.last_heartbeat) >= self.cfg.heartbeat_ns {
+                    self.announce_commit(now, b, fx);
+                }
+                let mut resent = 0;
+                for slot in self.commit_index..end.min(self.log.len() as u64) {
+                    let s = &mut self.log[slot as usize];
+                    if s.state == SlotState::Accepted && s.ballot == b && now.saturating_sub(s.sent_at) >= rt {
+                        s.sent_at = now;
+                        s.sent_to = all;
+                        let a = Accept { ballot: b, slot, cmds: s.cmds.clone() };
+                        fx.send_set(all & !s.acks, PaxosMsg::Accept(a));
+                        resent += 1;
+                        if resent >= 4096 {
+                            break; // spread a large backlog over several ticks
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn heard(&mut self, from: u8, now: u64) {
+        if let Some(h) = self.last_heard.get_mut(from as usize) {
+            *h = now;
+        }
+    }
+}

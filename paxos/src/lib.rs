@@ -1,0 +1,26 @@
+//! # Multi-Paxos
+//!
+//! A complete Multi-Paxos on the genericsmr substrate:
+//!
+//! - ballots unique per replica ([`messages::ballot`]);
+//! - phase 1 once per leadership, covering every slot from the first unchosen one;
+//!   the new leader re-proposes the highest-ballot value of every reported slot and
+//!   fills holes with no-ops;
+//! - pipelined phase 2, optional thrifty sends, adaptive batching;
+//! - Commit (full value) and CommitShort (a chosen prefix, also the heartbeat);
+//! - execution in slot order, replies at commit (writes) or after execution;
+//! - catch-up of lagging or restarted replicas, and recovery without a durable log.
+//!
+//! [`Replica`] is the pure core; [`runtime`] drives it from the rpc-table channels.
+
+mod acceptor;
+mod catchup;
+mod control;
+mod exec;
+mod leader;
+pub mod messages;
+mod replica;
+pub mod runtime;
+
+pub use acceptor::MAX_SLOT_GAP;
+pub use replica::{Config, Replica, Slot, SlotState};

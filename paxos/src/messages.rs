@@ -1,0 +1,304 @@
+//! Multi-Paxos peer messages (type codes 0x30..=0x3f) and the durable records.
+//!
+//! A ballot is a `u64` whose low 8 bits are the proposing replica's id and whose
+//! upper bits are a round number, so ballots are totally ordered and unique per
+//! replica (see [`ballot`]).
+
+use bytes::{BufMut, BytesMut};
+use genericsmr::command::Command;
+use genericsmr::messages::codes::PAXOS_BASE;
+use genericsmr::wire::{Frame, Marshal, Message, Reader, Unmarshal, WireError};
+use genericsmr::{wire_struct, ReplicaId};
+
+/// Ballot arithmetic.
+pub mod ballot {
+    use genericsmr::ReplicaId;
+
+    /// The ballot of `round` owned by `id`.
+    pub fn make(round: u64, id: ReplicaId) -> u64 {
+        (round << 8) | id as u64
+    }
+    /// The replica that owns ballot `b`.
+    pub fn owner(b: u64) -> ReplicaId {
+        (b & 0xff) as ReplicaId
+    }
+    /// The round of ballot `b`.
+    pub fn round(b: u64) -> u64 {
+        b >> 8
+    }
+}
+
+/// Phase 1a: a candidate asks for promises for every slot from `from_slot` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepare {
+    /// The candidate's ballot.
+    pub ballot: u64,
+    /// The candidate's first unchosen slot; acceptors report what they hold from here on.
+    pub from_slot: u64,
+}
+wire_struct!(Prepare { ballot, from_slot } = PAXOS_BASE);
+
+/// What an acceptor holds for one slot, reported in phase 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotReport {
+    /// The slot.
+    pub slot: u64,
+    /// The ballot at which the acceptor accepted `cmds`.
+    pub ballot: u64,
+    /// Whether the acceptor knows `cmds` is chosen (then the candidate adopts it as is).
+    pub committed: bool,
+    /// The accepted commands.
+    pub cmds: Vec<Command>,
+}
+wire_struct!(SlotReport { slot, ballot, committed, cmds });
+
+/// Phase 1b: an acceptor's promise (or refusal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareReply {
+    /// The ballot of the [`Prepare`] answered.
+    pub ballot: u64,
+    /// Whether the promise was given.
+    pub ok: bool,
+    /// The acceptor's highest promised ballot (higher than `ballot` on refusal).
+    pub promised: u64,
+    /// The acceptor's commit index, so the candidate learns how far the group got.
+    pub commit_index: u64,
+    /// Every non-empty slot at or after the prepare's `from_slot`.
+    pub slots: Vec<SlotReport>,
+}
+wire_struct!(PrepareReply { ballot, ok, promised, commit_index, slots } = PAXOS_BASE + 1);
+
+/// Phase 2a: the leader asks acceptors to accept `cmds` in `slot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept {
+    /// The leader's ballot.
+    pub ballot: u64,
+    /// The log slot.
+    pub slot: u64,
+    /// The batch of commands proposed for the slot (empty for a no-op).
+    pub cmds: Vec<Command>,
+}
+wire_struct!(Accept { ballot, slot, cmds } = PAXOS_BASE + 2);
+
+/// Phase 2b: an acceptor's vote (or refusal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptReply {
+    /// The ballot of the [`Accept`] answered.
+    pub ballot: u64,
+    /// The slot answered.
+    pub slot: u64,
+    /// Whether the acceptor accepted.
+    pub ok: bool,
+    /// The acceptor's promised ballot; above `ballot` on refusal, telling the leader to step down.
+    pub promised: u64,
+}
+wire_struct!(AcceptReply { ballot, slot, ok, promised } = PAXOS_BASE + 3);
+
+/// The value chosen for a slot, sent in full to replicas that may not hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// The sender's ballot (informational: the value is chosen whatever it is).
+    pub ballot: u64,
+    /// The slot.
+    pub slot: u64,
+    /// The chosen commands.
+    pub cmds: Vec<Command>,
+}
+wire_struct!(Commit { ballot, slot, cmds } = PAXOS_BASE + 4);
+
+/// Every slot below `up_to` is chosen. Doubles as the leader's heartbeat.
+///
+/// A receiver that accepted a slot at a ballot `>= ballot` holds the chosen value
+/// (Paxos: every proposal at or above the choosing ballot carries the chosen
+/// value); for any other slot it fetches the value through catch-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitShort {
+    /// The leader's ballot.
+    pub ballot: u64,
+    /// Exclusive bound of the chosen prefix.
+    pub up_to: u64,
+}
+wire_struct!(CommitShort { ballot, up_to } = PAXOS_BASE + 5);
+
+/// A lagging replica asks for committed slots from `from_slot` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatchupRequest {
+    /// First slot wanted.
+    pub from_slot: u64,
+    /// Most slots wanted in one reply.
+    pub max: u32,
+}
+wire_struct!(CatchupRequest { from_slot, max } = PAXOS_BASE + 6);
+
+/// One committed slot in a [`CatchupReply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChosenSlot {
+    /// The slot.
+    pub slot: u64,
+    /// Its chosen commands.
+    pub cmds: Vec<Command>,
+}
+wire_struct!(ChosenSlot { slot, cmds });
+
+/// Committed slots for a lagging replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatchupReply {
+    /// The sender's commit index: how far the requester should keep fetching.
+    pub commit_index: u64,
+    /// Consecutive committed slots starting at the request's `from_slot`.
+    pub slots: Vec<ChosenSlot>,
+}
+wire_struct!(CatchupReply { commit_index, slots } = PAXOS_BASE + 7);
+
+/// A replica restarted without its durable state asks what the group has seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryQuery {
+    /// Matches replies to this round of questions.
+    pub nonce: u64,
+}
+wire_struct!(RecoveryQuery { nonce } = PAXOS_BASE + 8);
+
+/// The answer to a [`RecoveryQuery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryInfo {
+    /// Echo of the query's nonce.
+    pub nonce: u64,
+    /// The sender's promised ballot.
+    pub promised: u64,
+    /// One past the highest slot the sender holds anything in: the recovering
+    /// replica may have voted up to here and must learn all of it first.
+    pub log_end: u64,
+    /// The sender's commit index.
+    pub commit_index: u64,
+}
+wire_struct!(RecoveryInfo { nonce, promised, log_end, commit_index } = PAXOS_BASE + 9);
+
+/// Every Multi-Paxos peer message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaxosMsg {
+    /// Phase 1a.
+    Prepare(Prepare),
+    /// Phase 1b.
+    PrepareReply(PrepareReply),
+    /// Phase 2a.
+    Accept(Accept),
+    /// Phase 2b.
+    AcceptReply(AcceptReply),
+    /// Full commit.
+    Commit(Commit),
+    /// Commit of a prefix / heartbeat.
+    CommitShort(CommitShort),
+    /// Catch-up request.
+    CatchupRequest(CatchupRequest),
+    /// Catch-up reply.
+    CatchupReply(CatchupReply),
+    /// Recovery question.
+    RecoveryQuery(RecoveryQuery),
+    /// Recovery answer.
+    RecoveryInfo(RecoveryInfo),
+}
+
+impl Frame for PaxosMsg {
+    fn encode_frame(&self, out: &mut BytesMut) {
+        match self {
+            PaxosMsg::Prepare(m) => m.encode_frame(out),
+            PaxosMsg::PrepareReply(m) => m.encode_frame(out),
+            PaxosMsg::Accept(m) => m.encode_frame(out),
+            PaxosMsg::AcceptReply(m) => m.encode_frame(out),
+            PaxosMsg::Commit(m) => m.encode_frame(out),
+            PaxosMsg::CommitShort(m) => m.encode_frame(out),
+            PaxosMsg::CatchupRequest(m) => m.encode_frame(out),
+            PaxosMsg::CatchupReply(m) => m.encode_frame(out),
+            PaxosMsg::RecoveryQuery(m) => m.encode_frame(out),
+            PaxosMsg::RecoveryInfo(m) => m.encode_frame(out),
+        }
+    }
+}
+
+/// What the durable log holds; replayed in order at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A promise not to accept below `ballot`.
+    Promise {
+        /// The promised ballot.
+        ballot: u64,
+    },
+    /// A vote: `cmds` accepted in `slot` at `ballot`.
+    Accepted {
+        /// The slot.
+        slot: u64,
+        /// The ballot of the vote.
+        ballot: u64,
+        /// The accepted commands.
+        cmds: Vec<Command>,
+    },
+    /// The value already accepted in `slot` is chosen.
+    CommitMark {
+        /// The slot.
+        slot: u64,
+    },
+    /// `cmds` is chosen for `slot` (learned from a Commit or catch-up).
+    Chosen {
+        /// The slot.
+        slot: u64,
+        /// The chosen commands.
+        cmds: Vec<Command>,
+    },
+}
+
+impl Marshal for Record {
+    fn marshal(&self, buf: &mut BytesMut) {
+        match self {
+            Record::Promise { ballot } => {
+                buf.put_u8(1);
+                ballot.marshal(buf);
+            }
+            Record::Accepted { slot, ballot, cmds } => {
+                buf.put_u8(2);
+                slot.marshal(buf);
+                ballot.marshal(buf);
+                cmds.marshal(buf);
+            }
+            Record::CommitMark { slot } => {
+                buf.put_u8(3);
+                slot.marshal(buf);
+            }
+            Record::Chosen { slot, cmds } => {
+                buf.put_u8(4);
+                slot.marshal(buf);
+                cmds.marshal(buf);
+            }
+        }
+    }
+}
+
+impl Unmarshal for Record {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        Ok(match r.u8("record kind")? {
+            1 => Record::Promise { ballot: r.u64("ballot")? },
+            2 => Record::Accepted { slot: r.u64("slot")?, ballot: r.u64("ballot")?, cmds: Vec::unmarshal(r)? },
+            3 => Record::CommitMark { slot: r.u64("slot")? },
+            4 => Record::Chosen { slot: r.u64("slot")?, cmds: Vec::unmarshal(r)? },
+            v => return Err(WireError::Invalid { what: "record kind", value: v as u64 }),
+        })
+    }
+}
+
+/// Codes of every message, for documentation and tests.
+pub const CODES: [(u8, &str); 10] = [
+    (Prepare::CODE, Prepare::NAME),
+    (PrepareReply::CODE, PrepareReply::NAME),
+    (Accept::CODE, Accept::NAME),
+    (AcceptReply::CODE, AcceptReply::NAME),
+    (Commit::CODE, Commit::NAME),
+    (CommitShort::CODE, CommitShort::NAME),
+    (CatchupRequest::CODE, CatchupRequest::NAME),
+    (CatchupReply::CODE, CatchupReply::NAME),
+    (RecoveryQuery::CODE, RecoveryQuery::NAME),
+    (RecoveryInfo::CODE, RecoveryInfo::NAME),
+];
+
+/// Replica id helper used by several modules.
+pub(crate) fn bit(id: ReplicaId) -> u64 {
+    1u64 << id
+}

@@ -1,0 +1,305 @@
+//! The Multi-Paxos replica core: state, configuration and the helpers the
+//! handler modules share.
+//!
+//! The core is pure: handlers take a message and `now` (nanoseconds on any
+//! monotonic clock) and push effects into an [`Effects`] outbox. The handlers
+//! live next to the role they serve: `leader.rs` (proposals, phase 1 as a
+//! candidate, phase 2 as leader), `acceptor.rs` (promises, votes, commits),
+//! `catchup.rs` (fetching chosen slots, recovery without a durable log),
+//! `exec.rs` (execution and replies) and `control.rs` (master and status).
+
+use std::collections::{HashMap, VecDeque};
+
+use genericsmr::command::{ClientId, Command};
+use genericsmr::effects::Effects;
+use genericsmr::messages::{ProposeReply, ReplyStatus};
+use genericsmr::state::StateMachine;
+use genericsmr::{ConnId, ReplicaId};
+
+use crate::messages::{bit, PaxosMsg, Record};
+
+/// Settings of one replica.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This replica's id.
+    pub id: ReplicaId,
+    /// Group size (2F+1).
+    pub n: usize,
+    /// Send phase-2 messages to a bare majority only, falling back to all on retransmission.
+    pub thrifty: bool,
+    /// Put every proposal queued at once into one slot (adaptive batching).
+    pub batch: bool,
+    /// Most commands in one batched slot.
+    pub batch_max: usize,
+    /// Reply to writes only after execution (with their outcome) instead of at commit.
+    pub reply_after_exec: bool,
+    /// Resend unanswered Accept/Prepare messages after this many nanoseconds.
+    pub retransmit_ns: u64,
+    /// A leader sends a heartbeat (CommitShort) at least this often.
+    pub heartbeat_ns: u64,
+    /// Most slots fetched by one catch-up request.
+    pub catchup_chunk: u32,
+    /// Proposals held at most while waiting for a slot; more are refused.
+    pub max_pending: usize,
+}
+
+impl Config {
+    /// Defaults for replica `id` of `n`.
+    pub fn new(id: ReplicaId, n: usize) -> Self {
+        Config {
+            id,
+            n,
+            thrifty: false,
+            batch: false,
+            batch_max: 1024,
+            reply_after_exec: false,
+            retransmit_ns: 200_000_000,
+            heartbeat_ns: 50_000_000,
+            catchup_chunk: 4096,
+            max_pending: 1 << 20,
+        }
+    }
+
+    /// Votes needed for a quorum (a majority, counting this replica).
+    pub fn quorum(&self) -> usize {
+        self.n / 2 + 1
+    }
+}
+
+/// Status of a log slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotState {
+    /// Nothing accepted here.
+    Empty,
+    /// A value accepted at `Slot::ballot`, not known to be chosen.
+    Accepted,
+    /// The chosen value.
+    Committed,
+}
+
+/// One log slot.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// Status.
+    pub state: SlotState,
+    /// Ballot at which `cmds` was accepted.
+    pub ballot: u64,
+    /// The batch of commands (empty for a no-op).
+    pub cmds: Vec<Command>,
+    /// Leader only: replicas that accepted at the leader's ballot.
+    pub(crate) acks: u64,
+    /// Leader only: replicas the Accept went to.
+    pub(crate) sent_to: u64,
+    /// Leader only: when the Accept was last sent.
+    pub(crate) sent_at: u64,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot { state: SlotState::Empty, ballot: 0, cmds: Vec::new(), acks: 0, sent_to: 0, sent_at: 0 }
+    }
+}
+
+/// A candidate's phase-1 progress.
+#[derive(Debug)]
+pub(crate) struct Candidate {
+    pub ballot: u64,
+    pub from_slot: u64,
+    pub promises: u64,
+    pub sent_at: u64,
+    /// Best report per slot: (ballot, committed, cmds).
+    pub best: std::collections::BTreeMap<u64, (u64, bool, Vec<Command>)>,
+}
+
+/// A restarted replica without durable state, learning before it may vote.
+#[derive(Debug)]
+pub(crate) struct Recovery {
+    pub nonce: u64,
+    pub asked_at: u64,
+    pub answers: u64,
+    pub max_promised: u64,
+    pub max_end: u64,
+    /// Set once enough peers answered: every slot below this must be committed here.
+    pub target: Option<u64>,
+}
+
+/// The role a replica plays.
+#[derive(Debug)]
+pub(crate) enum Role {
+    Follower,
+    Candidate(Candidate),
+    Leader { ballot: u64, next_slot: u64 },
+    Recovering(Recovery),
+}
+
+/// The Multi-Paxos replica core.
+#[derive(Debug)]
+pub struct Replica {
+    pub(crate) cfg: Config,
+    pub(crate) role: Role,
+    /// Highest ballot promised; never decreases.
+    pub(crate) promised: u64,
+    /// The log, indexed by slot.
+    pub(crate) log: Vec<Slot>,
+    /// Every slot below this is committed here.
+    pub(crate) commit_index: u64,
+    /// Every slot below this is executed here.
+    pub(crate) executed: u64,
+    /// Highest commit index heard from anyone.
+    pub(crate) known_commit: u64,
+    pub(crate) sm: StateMachine,
+    pub(crate) leader_hint: Option<ReplicaId>,
+    /// Proposals waiting for a slot (leader or candidate).
+    pub(crate) pending: VecDeque<Command>,
+    /// Where to answer each proposal in flight through this replica.
+    pub(crate) waiting: HashMap<(ClientId, u64), ConnId>,
+    /// When each peer was last heard from (for thrifty target choice).
+    pub(crate) last_heard: Vec<u64>,
+    pub(crate) last_heartbeat: u64,
+    pub(crate) announced_commit: u64,
+    pub(crate) catchup_sent_at: Option<u64>,
+    pub(crate) catchup_fetched: u64,
+    pub(crate) replayed: u64,
+    pub(crate) nonce: u64,
+}
+
+impl Replica {
+    /// A fresh replica with an empty log.
+    pub fn new(cfg: Config) -> Self {
+        assert!(cfg.n >= 1 && cfg.n <= genericsmr::MAX_REPLICAS && (cfg.id as usize) < cfg.n);
+        let n = cfg.n;
+        Replica {
+            cfg,
+            role: Role::Follower,
+            promised: 0,
+            log: Vec::new(),
+            commit_index: 0,
+            executed: 0,
+            known_commit: 0,
+            sm: StateMachine::default(),
+            leader_hint: None,
+            pending: VecDeque::new(),
+            waiting: HashMap::new(),
+            last_heard: vec![0; n],
+            last_heartbeat: 0,
+            announced_commit: 0,
+            catchup_sent_at: None,
+            catchup_fetched: 0,
+            replayed: 0,
+            nonce: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Whether this replica is an active leader.
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader { .. })
+    }
+
+    /// Whether this replica is still recovering and must not vote.
+    pub fn is_recovering(&self) -> bool {
+        matches!(self.role, Role::Recovering(_))
+    }
+
+    /// Highest promised ballot.
+    pub fn promised(&self) -> u64 {
+        self.promised
+    }
+
+    /// Every slot below this is committed here.
+    pub fn commit_index(&self) -> u64 {
+        self.commit_index
+    }
+
+    /// Every slot below this is executed here.
+    pub fn executed(&self) -> u64 {
+        self.executed
+    }
+
+    /// The log.
+    pub fn log(&self) -> &[Slot] {
+        &self.log
+    }
+
+    /// The state machine.
+    pub fn state(&self) -> &StateMachine {
+        &self.sm
+    }
+
+    /// Committed slots fetched from peers.
+    pub fn catchup_fetched(&self) -> u64 {
+        self.catchup_fetched
+    }
+
+    /// The replica believed to lead.
+    pub fn leader_hint(&self) -> Option<ReplicaId> {
+        if self.is_leader() {
+            Some(self.cfg.id)
+        } else {
+            self.leader_hint
+        }
+    }
+
+    pub(crate) fn slot_mut(&mut self, slot: u64) -> &mut Slot {
+        let i = slot as usize;
+        if i >= self.log.len() {
+            self.log.resize_with(i + 1, Slot::default);
+        }
+        &mut self.log[i]
+    }
+
+    pub(crate) fn majority(&self, votes: u64) -> bool {
+        votes.count_ones() as usize >= self.cfg.quorum()
+    }
+
+    pub(crate) fn all_peers(&self) -> u64 {
+        let all = if self.cfg.n == 64 { u64::MAX } else { (1u64 << self.cfg.n) - 1 };
+        all & !bit(self.cfg.id)
+    }
+
+    /// Notes a higher ballot: step down from leading or campaigning.
+    pub(crate) fn observe_ballot(&mut self, b: u64, fx: &mut Effects<PaxosMsg>) {
+        if b > self.promised {
+            self.promised = b;
+            fx.persist(&Record::Promise { ballot: b });
+        }
+        let mine = match &self.role {
+            Role::Leader { ballot, .. } => Some(*ballot),
+            Role::Candidate(c) => Some(c.ballot),
+            _ => None,
+        };
+        if mine.is_some_and(|m| b > m) {
+            tracing::info!(ballot = b, "a higher ballot exists: stepping down");
+            self.step_down(fx);
+        }
+        if !self.is_leader() && b >= self.promised {
+            self.leader_hint = Some(crate::messages::ballot::owner(b));
+        }
+    }
+
+    /// Stops leading or campaigning; every proposal in flight here is told to go elsewhere.
+    pub(crate) fn step_down(&mut self, fx: &mut Effects<PaxosMsg>) {
+        if matches!(self.role, Role::Leader { .. } | Role::Candidate(_)) {
+            self.role = Role::Follower;
+        }
+        self.pending.clear();
+        let hint = self.leader_hint.filter(|h| *h != self.cfg.id);
+        for ((client, seq), conn) in self.waiting.drain() {
+            fx.reply(conn, reject(client, seq, ReplyStatus::NotLeader, hint));
+        }
+    }
+}
+
+/// A reply refusing a proposal.
+pub(crate) fn reject(
+    client: ClientId,
+    seq: u64,
+    status: ReplyStatus,
+    leader: Option<ReplicaId>,
+) -> genericsmr::effects::Reply {
+    genericsmr::effects::Reply::Propose(ProposeReply { client, seq, status, leader, outcome: Default::default() })
+}

@@ -1,0 +1,160 @@
+//! The thin runtime: one thread that waits on the rpc-table receivers, feeds the
+//! core, and hands its outbox to the [`Driver`].
+//!
+//! Everything that arrives together is handled before the outbox is carried
+//! out, so votes of one burst share one fsync and proposals of one burst share
+//! one slot (when batching).
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Select};
+use genericsmr::effects::{Driver, Effects};
+use genericsmr::messages::{BeLeader, LogRequest, Ping, Propose, StatusRequest};
+use genericsmr::rpc_table::{class, RpcTable, Source};
+
+use crate::messages::*;
+use crate::replica::Replica;
+
+/// The receivers of every message type the replica handles.
+pub struct Receivers {
+    propose: Receiver<(Source, Propose)>,
+    status: Receiver<(Source, StatusRequest)>,
+    log: Receiver<(Source, LogRequest)>,
+    ping: Receiver<(Source, Ping)>,
+    be_leader: Receiver<(Source, BeLeader)>,
+    prepare: Receiver<(Source, Prepare)>,
+    prepare_reply: Receiver<(Source, PrepareReply)>,
+    accept: Receiver<(Source, Accept)>,
+    accept_reply: Receiver<(Source, AcceptReply)>,
+    commit: Receiver<(Source, Commit)>,
+    commit_short: Receiver<(Source, CommitShort)>,
+    catchup_request: Receiver<(Source, CatchupRequest)>,
+    catchup_reply: Receiver<(Source, CatchupReply)>,
+    recovery_query: Receiver<(Source, RecoveryQuery)>,
+    recovery_info: Receiver<(Source, RecoveryInfo)>,
+}
+
+/// Registers every message type of the replica in `t`.
+pub fn register(t: &mut RpcTable) -> Receivers {
+    let operator = class::CLIENT | class::MASTER;
+    Receivers {
+        propose: t.register(class::CLIENT),
+        status: t.register(operator),
+        log: t.register(operator),
+        ping: t.register(class::MASTER),
+        be_leader: t.register(class::MASTER),
+        prepare: t.register(class::PEER),
+        prepare_reply: t.register(class::PEER),
+        accept: t.register(class::PEER),
+        accept_reply: t.register(class::PEER),
+        commit: t.register(class::PEER),
+        commit_short: t.register(class::PEER),
+        catchup_request: t.register(class::PEER),
+        catchup_reply: t.register(class::PEER),
+        recovery_query: t.register(class::PEER),
+        recovery_info: t.register(class::PEER),
+    }
+}
+
+/// How often timers run.
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// Most messages handled before the outbox is carried out.
+const BURST: usize = 8192;
+
+/// Runs the replica until the durable log fails (then the replica must stop: it
+/// cannot vote without persisting).
+pub fn run(
+    mut core: Replica,
+    rx: Receivers,
+    mut driver: Driver,
+    recover: bool,
+) -> Result<(), genericsmr::durable::DurableError> {
+    let start = Instant::now();
+    let now = || start.elapsed().as_nanos() as u64;
+    let mut fx = Effects::default();
+    if recover {
+        core.start_recovery(now(), &mut fx);
+        driver.carry_out(&mut fx)?;
+    }
+    let mut sel = Select::new();
+    sel.recv(&rx.propose);
+    sel.recv(&rx.status);
+    sel.recv(&rx.log);
+    sel.recv(&rx.ping);
+    sel.recv(&rx.be_leader);
+    sel.recv(&rx.prepare);
+    sel.recv(&rx.prepare_reply);
+    sel.recv(&rx.accept);
+    sel.recv(&rx.accept_reply);
+    sel.recv(&rx.commit);
+    sel.recv(&rx.commit_short);
+    sel.recv(&rx.catchup_request);
+    sel.recv(&rx.catchup_reply);
+    sel.recv(&rx.recovery_query);
+    sel.recv(&rx.recovery_info);
+    let mut last_tick = 0;
+    loop {
+        let _ = sel.ready_timeout(TICK);
+        let t = now();
+        let mut handled = 0;
+        loop {
+            let n = drain(&mut core, &rx, t, &mut fx, BURST - handled);
+            handled += n;
+            if n == 0 || handled >= BURST {
+                break;
+            }
+        }
+        if t.saturating_sub(last_tick) >= TICK.as_nanos() as u64 {
+            last_tick = t;
+            core.tick(t, &mut fx);
+        }
+        core.flush(t, &mut fx);
+        driver.carry_out(&mut fx)?;
+    }
+}
+
+fn peer(s: Source) -> u8 {
+    match s {
+        Source::Peer(p) => p,
+        // The rpc table only routes peer classes from peer connections.
+        Source::Conn(_) => u8::MAX,
+    }
+}
+
+fn conn(s: Source) -> u64 {
+    match s {
+        Source::Conn(c) => c,
+        Source::Peer(_) => u64::MAX,
+    }
+}
+
+/// Handles what is queued, at most `budget` messages; returns how many.
+fn drain(core: &mut Replica, rx: &Receivers, now: u64, fx: &mut Effects<PaxosMsg>, budget: usize) -> usize {
+    let mut n = 0;
+    macro_rules! take {
+        ($r:expr, |$s:ident, $m:ident| $body:expr) => {
+            while n < budget {
+                let Ok(($s, $m)) = $r.try_recv() else { break };
+                n += 1;
+                $body;
+            }
+        };
+    }
+    take!(rx.accept_reply, |s, m| core.handle_accept_reply(now, peer(s), m, fx));
+    take!(rx.accept, |s, m| core.handle_accept(now, peer(s), m, fx));
+    take!(rx.commit_short, |s, m| core.handle_commit_short(now, peer(s), m, fx));
+    take!(rx.commit, |s, m| core.handle_commit(now, peer(s), m, fx));
+    take!(rx.propose, |s, m| core.handle_propose(now, conn(s), m, fx));
+    take!(rx.prepare, |s, m| core.handle_prepare(now, peer(s), m, fx));
+    take!(rx.prepare_reply, |s, m| core.handle_prepare_reply(now, peer(s), m, fx));
+    take!(rx.catchup_request, |s, m| core.handle_catchup_request(now, peer(s), m, fx));
+    take!(rx.catchup_reply, |s, m| core.handle_catchup_reply(now, peer(s), m, fx));
+    take!(rx.recovery_query, |s, m| core.handle_recovery_query(now, peer(s), m, fx));
+    take!(rx.recovery_info, |s, m| core.handle_recovery_info(now, peer(s), m, fx));
+    take!(rx.status, |s, m| core.handle_status(conn(s), m, fx));
+    take!(rx.log, |s, m| core.handle_log_request(conn(s), m, fx));
+    take!(rx.ping, |s, m| core.handle_ping(conn(s), m, fx));
+    take!(rx.be_leader, |_s, _m| core.handle_be_leader(now, fx));
+    n
+}
