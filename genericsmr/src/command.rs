@@ -50,7 +50,12 @@ impl TryFrom<u8> for Op {
             2 => Op::Get,
             3 => Op::Delete,
             4 => Op::Cas,
-            _ => return Err(WireError::Invalid { what: "op", value: v as u64 }),
+            _ => {
+                return Err(WireError::Invalid {
+                    what: "op",
+                    value: v as u64,
+                })
+            }
         })
     }
 }
@@ -86,7 +91,15 @@ pub struct Command {
     pub expected: Option<Bytes>,
 }
 
-crate::wire_struct!(Command { client, seq, acked_below, op, key, value, expected });
+crate::wire_struct!(Command {
+    client,
+    seq,
+    acked_below,
+    op,
+    key,
+    value,
+    expected
+});
 
 impl Command {
     /// A no-op command (client 0, seq 0) used to fill holes.
@@ -104,7 +117,11 @@ impl Command {
 
     /// A `Put`.
     pub fn put(client: ClientId, seq: u64, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
-        Command { op: Op::Put, value: value.into(), ..Self::read(client, seq, key) }
+        Command {
+            op: Op::Put,
+            value: value.into(),
+            ..Self::read(client, seq, key)
+        }
     }
 
     /// A `Get`.
@@ -114,7 +131,10 @@ impl Command {
 
     /// A `Delete`.
     pub fn delete(client: ClientId, seq: u64, key: impl Into<Bytes>) -> Self {
-        Command { op: Op::Delete, ..Self::read(client, seq, key) }
+        Command {
+            op: Op::Delete,
+            ..Self::read(client, seq, key)
+        }
     }
 
     /// A compare-and-swap.
@@ -125,7 +145,12 @@ impl Command {
         expected: Option<Bytes>,
         value: impl Into<Bytes>,
     ) -> Self {
-        Command { op: Op::Cas, value: value.into(), expected, ..Self::read(client, seq, key) }
+        Command {
+            op: Op::Cas,
+            value: value.into(),
+            expected,
+            ..Self::read(client, seq, key)
+        }
     }
 
     fn read(client: ClientId, seq: u64, key: impl Into<Bytes>) -> Self {

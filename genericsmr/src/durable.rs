@@ -10,8 +10,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use bytes::{BufMut, Bytes, BytesMut};
 use byteorder::{ByteOrder, LittleEndian};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::wire::Marshal;
 
@@ -37,7 +37,9 @@ impl FromStr for SyncPolicy {
             "always" => Ok(SyncPolicy::Always),
             "batch" => Ok(SyncPolicy::Batch),
             "off" => Ok(SyncPolicy::Off),
-            _ => Err(format!("unknown sync policy '{s}': use always, batch or off")),
+            _ => Err(format!(
+                "unknown sync policy '{s}': use always, batch or off"
+            )),
         }
     }
 }
@@ -97,11 +99,19 @@ pub fn frame_record<R: Marshal + ?Sized>(rec: &R, out: &mut BytesMut) {
 impl DurableLog {
     /// Opens (creating if needed) the log at `path` and replays it.
     pub fn open(path: &Path, policy: SyncPolicy) -> Result<(DurableLog, Replay), DurableError> {
-        let io = |source| DurableError::Io { path: path.to_path_buf(), source };
+        let io = |source| DurableError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(io)?;
         let (replay, good_len) = scan(&data, path)?;
@@ -111,7 +121,15 @@ impl DurableLog {
             file.sync_all().map_err(io)?;
         }
         file.seek(SeekFrom::End(0)).map_err(io)?;
-        Ok((DurableLog { file, path: path.to_path_buf(), policy, pending: BytesMut::new() }, replay))
+        Ok((
+            DurableLog {
+                file,
+                path: path.to_path_buf(),
+                policy,
+                pending: BytesMut::new(),
+            },
+            replay,
+        ))
     }
 
     /// The configured policy.
@@ -157,7 +175,10 @@ impl DurableLog {
     }
 
     fn write(&mut self, data: &[u8], sync: bool) -> Result<(), DurableError> {
-        let io = |source| DurableError::Io { path: self.path.clone(), source };
+        let io = |source| DurableError::Io {
+            path: self.path.clone(),
+            source,
+        };
         self.file.write_all(data).map_err(io)?;
         if sync {
             self.file.sync_data().map_err(io)?;
@@ -169,7 +190,11 @@ impl DurableLog {
 fn scan(data: &[u8], path: &Path) -> Result<(Replay, u64), DurableError> {
     let mut off = 0usize;
     let mut records = Vec::new();
-    let corrupt = |offset: usize, why: String| DurableError::Corrupt { path: path.to_path_buf(), offset: offset as u64, why };
+    let corrupt = |offset: usize, why: String| DurableError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        why,
+    };
     while off < data.len() {
         let rest = &data[off..];
         if rest.len() < 8 {
@@ -179,7 +204,10 @@ fn scan(data: &[u8], path: &Path) -> Result<(Replay, u64), DurableError> {
         let crc = LittleEndian::read_u32(&rest[4..8]);
         if len > MAX_RECORD {
             // We never write such a record, and tearing cuts bytes but never changes them.
-            return Err(corrupt(off, format!("record length {len} exceeds the maximum {MAX_RECORD}")));
+            return Err(corrupt(
+                off,
+                format!("record length {len} exceeds the maximum {MAX_RECORD}"),
+            ));
         }
         if rest.len() < 8 + len {
             break; // torn body
@@ -194,7 +222,13 @@ fn scan(data: &[u8], path: &Path) -> Result<(Replay, u64), DurableError> {
         records.push(Bytes::copy_from_slice(payload));
         off += 8 + len;
     }
-    Ok((Replay { records, truncated_bytes: (data.len() - off) as u64 }, off as u64))
+    Ok((
+        Replay {
+            records,
+            truncated_bytes: (data.len() - off) as u64,
+        },
+        off as u64,
+    ))
 }
 
 #[cfg(test)]
@@ -246,7 +280,9 @@ mod tests {
         let mut bytes = std::fs::read(&p).unwrap();
         bytes[16 + 8] ^= 0xff; // payload of the second record (each is 8 + 8 bytes)
         std::fs::write(&p, &bytes).unwrap();
-        let err = DurableLog::open(&p, SyncPolicy::Off).unwrap_err().to_string();
+        let err = DurableLog::open(&p, SyncPolicy::Off)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("offset 16"), "{err}");
         assert!(err.contains(&p.display().to_string()), "{err}");
     }

@@ -62,7 +62,12 @@ pub struct Effects<M> {
 
 impl<M> Default for Effects<M> {
     fn default() -> Self {
-        Effects { sends: Vec::new(), replies: Vec::new(), persist: BytesMut::new(), persisted: 0 }
+        Effects {
+            sends: Vec::new(),
+            replies: Vec::new(),
+            persist: BytesMut::new(),
+            persisted: 0,
+        }
     }
 }
 
@@ -122,7 +127,11 @@ pub struct Driver {
 impl Driver {
     /// A driver sending through `transport` and persisting into `log` (if durable).
     pub fn new(transport: Transport, log: Option<DurableLog>) -> Self {
-        Driver { transport, log, scratch: BytesMut::with_capacity(64 * 1024) }
+        Driver {
+            transport,
+            log,
+            scratch: BytesMut::with_capacity(64 * 1024),
+        }
     }
 
     /// The transport.

@@ -24,6 +24,7 @@
 pub mod command;
 pub mod durable;
 pub mod effects;
+pub mod logging;
 pub mod master_link;
 pub mod messages;
 pub mod rpc_table;

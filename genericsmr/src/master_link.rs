@@ -50,7 +50,10 @@ pub async fn register(
         match TcpStream::connect(master).await {
             Ok(s) => break s,
             Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(LinkError::Unreachable { addr: master.to_string(), source: e })
+                return Err(LinkError::Unreachable {
+                    addr: master.to_string(),
+                    source: e,
+                })
             }
             Err(_) => {
                 tokio::time::sleep(backoff).await;
@@ -71,7 +74,10 @@ pub async fn register(
                 return Err(LinkError::Refused(r.error));
             }
             if !buf.is_empty() {
-                return Err(ConnError::Handshake("master sent frames before the registration completed".into()).into());
+                return Err(ConnError::Handshake(
+                    "master sent frames before the registration completed".into(),
+                )
+                .into());
             }
             return Ok((r, stream));
         }
@@ -81,8 +87,14 @@ pub async fn register(
 
 /// Serves the registered link and keeps it up: on loss, re-registers with `req`
 /// (which must name our id) and attaches the new stream.
-pub fn keep_link(rt: &tokio::runtime::Handle, transport: Transport, master: String, req: Register, first: TcpStream) {
-    let span = tracing::info_span!("replica", id = transport.me());
+pub fn keep_link(
+    rt: &tokio::runtime::Handle,
+    transport: Transport,
+    master: String,
+    req: Register,
+    first: TcpStream,
+) {
+    let span = tracing::info_span!(parent: None, "replica", id = transport.me());
     rt.spawn(
         async move {
             let mut stream = first;

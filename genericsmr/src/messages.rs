@@ -65,7 +65,10 @@ impl Unmarshal for ReplyStatus {
             0 => Ok(ReplyStatus::Ok),
             1 => Ok(ReplyStatus::NotLeader),
             2 => Ok(ReplyStatus::Unavailable),
-            v => Err(WireError::Invalid { what: "reply status", value: v as u64 }),
+            v => Err(WireError::Invalid {
+                what: "reply status",
+                value: v as u64,
+            }),
         }
     }
 }
@@ -92,7 +95,15 @@ pub struct ProposeReply {
     /// The command's result (meaningful when `status` is `Ok`).
     pub outcome: Outcome,
 }
-crate::wire_struct!(ProposeReply { client, seq, status, leader, outcome } = codes::PROPOSE_REPLY);
+crate::wire_struct!(
+    ProposeReply {
+        client,
+        seq,
+        status,
+        leader,
+        outcome
+    } = codes::PROPOSE_REPLY
+);
 
 /// Client -> replica: report your internal state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +208,11 @@ pub struct SlotDigest {
     /// 64-bit hash of the slot's commands; equal hashes mean equal values.
     pub hash: u64,
 }
-crate::wire_struct!(SlotDigest { slot, committed, hash });
+crate::wire_struct!(SlotDigest {
+    slot,
+    committed,
+    hash
+});
 
 /// Replica -> client: slot digests, in slot order; empty slots are left out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +238,13 @@ pub struct ReplicaAddr {
     /// Whether the master currently hears from it.
     pub alive: bool,
 }
-crate::wire_struct!(ReplicaAddr { id, host, peer_port, client_port, alive });
+crate::wire_struct!(ReplicaAddr {
+    id,
+    host,
+    peer_port,
+    client_port,
+    alive
+});
 
 impl ReplicaAddr {
     /// `host:client_port`.
@@ -250,7 +271,15 @@ pub struct Register {
     /// Name of the protocol it runs, so mismatched groups are refused.
     pub protocol: String,
 }
-crate::wire_struct!(Register { id, host, peer_port, client_port, protocol } = codes::REGISTER);
+crate::wire_struct!(
+    Register {
+        id,
+        host,
+        peer_port,
+        client_port,
+        protocol
+    } = codes::REGISTER
+);
 
 /// Master -> replica: the outcome of [`Register`], sent once the group is complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,7 +297,16 @@ pub struct RegisterReply {
     /// The current leader, if one is known.
     pub leader: Option<ReplicaId>,
 }
-crate::wire_struct!(RegisterReply { ok, error, id, rejoin, replicas, leader } = codes::REGISTER_REPLY);
+crate::wire_struct!(
+    RegisterReply {
+        ok,
+        error,
+        id,
+        rejoin,
+        replicas,
+        leader
+    } = codes::REGISTER_REPLY
+);
 
 /// Master -> replica: are you alive?
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,7 +332,16 @@ pub struct Pong {
     /// Whether it is still recovering and must not lead.
     pub recovering: bool,
 }
-crate::wire_struct!(Pong { nonce, replica, ballot, leader, commit_index, recovering } = codes::PONG);
+crate::wire_struct!(
+    Pong {
+        nonce,
+        replica,
+        ballot,
+        leader,
+        commit_index,
+        recovering
+    } = codes::PONG
+);
 
 /// Master -> replica: take over leadership (run phase 1 with a higher ballot).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,7 +373,15 @@ pub struct ClusterInfo {
     /// Registered replicas, by id.
     pub replicas: Vec<ReplicaAddr>,
 }
-crate::wire_struct!(ClusterInfo { nonce, n, complete, leader, replicas } = codes::CLUSTER_INFO);
+crate::wire_struct!(
+    ClusterInfo {
+        nonce,
+        n,
+        complete,
+        leader,
+        replicas
+    } = codes::CLUSTER_INFO
+);
 
 /// Replica -> replica: first frame on a peer connection, naming the sender.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -58,7 +58,9 @@ pub struct RpcTable {
 impl RpcTable {
     /// An empty table.
     pub fn new() -> Self {
-        RpcTable { entries: (0..256).map(|_| None).collect() }
+        RpcTable {
+            entries: (0..256).map(|_| None).collect(),
+        }
     }
 
     /// Registers message type `M`, accepted on connections of `classes`, and returns
@@ -69,7 +71,11 @@ impl RpcTable {
     pub fn register<M: Message>(&mut self, classes: u8) -> Receiver<(Source, M)> {
         let (tx, rx): (Sender<(Source, M)>, _) = unbounded();
         let slot = &mut self.entries[M::CODE as usize];
-        assert!(slot.is_none(), "type code {:#04x} registered twice", M::CODE);
+        assert!(
+            slot.is_none(),
+            "type code {:#04x} registered twice",
+            M::CODE
+        );
         *slot = Some(Entry {
             name: M::NAME,
             classes,
@@ -85,9 +91,15 @@ impl RpcTable {
 
     /// Decodes one frame body and forwards it to its channel.
     pub fn dispatch(&self, on: u8, src: Source, code: u8, body: Bytes) -> Result<(), WireError> {
-        let e = self.entries[code as usize].as_ref().ok_or(WireError::UnknownType(code))?;
+        let e = self.entries[code as usize]
+            .as_ref()
+            .ok_or(WireError::UnknownType(code))?;
         if e.classes & on == 0 {
-            return Err(WireError::WrongClass { code, name: e.name, class: class::name(on) });
+            return Err(WireError::WrongClass {
+                code,
+                name: e.name,
+                class: class::name(on),
+            });
         }
         (e.decode)(src, body)
     }
@@ -110,7 +122,8 @@ mod tests {
         let rx = t.register::<StatusRequest>(class::CLIENT);
         let f = frame_bytes(&StatusRequest { nonce: 7 });
         let body = f.slice(5..);
-        t.dispatch(class::CLIENT, Source::Conn(1), f[0], body.clone()).unwrap();
+        t.dispatch(class::CLIENT, Source::Conn(1), f[0], body.clone())
+            .unwrap();
         assert_eq!(rx.try_recv().unwrap().1.nonce, 7);
         assert!(matches!(
             t.dispatch(class::PEER, Source::Peer(0), f[0], body),

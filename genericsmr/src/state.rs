@@ -63,19 +63,34 @@ impl KvStore {
     pub fn apply(&mut self, cmd: &Command) -> Outcome {
         match cmd.op {
             Op::Noop => Outcome::default(),
-            Op::Get => Outcome { value: self.map.get(&cmd.key).cloned(), flag: false },
-            Op::Put => Outcome { value: self.set(cmd.key.clone(), cmd.value.clone()), flag: false },
+            Op::Get => Outcome {
+                value: self.map.get(&cmd.key).cloned(),
+                flag: false,
+            },
+            Op::Put => Outcome {
+                value: self.set(cmd.key.clone(), cmd.value.clone()),
+                flag: false,
+            },
             Op::Delete => {
                 let old = self.remove(&cmd.key);
-                Outcome { flag: old.is_some(), value: old }
+                Outcome {
+                    flag: old.is_some(),
+                    value: old,
+                }
             }
             Op::Cas => {
                 let cur = self.map.get(&cmd.key).cloned();
                 if cur == cmd.expected {
                     self.set(cmd.key.clone(), cmd.value.clone());
-                    Outcome { value: cur, flag: true }
+                    Outcome {
+                        value: cur,
+                        flag: true,
+                    }
                 } else {
-                    Outcome { value: cur, flag: false }
+                    Outcome {
+                        value: cur,
+                        flag: false,
+                    }
                 }
             }
         }

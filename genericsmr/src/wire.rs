@@ -14,8 +14,8 @@
 //! variable-length field carries a `u32` length that is checked against the
 //! bytes actually left in the body. `docs/wire.md` documents each message.
 
-use bytes::{BufMut, Bytes, BytesMut};
 use byteorder::{ByteOrder, LittleEndian};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Bytes in a frame header: one type code and a `u32` body length.
 pub const FRAME_HEADER_LEN: usize = 5;
@@ -171,7 +171,11 @@ impl Reader {
 
     fn need(&self, what: &'static str, needed: usize) -> Result<(), WireError> {
         if self.buf.len() < needed {
-            return Err(WireError::Truncated { what, needed, left: self.buf.len() });
+            return Err(WireError::Truncated {
+                what,
+                needed,
+                left: self.buf.len(),
+            });
         }
         Ok(())
     }
@@ -189,7 +193,10 @@ impl Reader {
         match self.u8(what)? {
             0 => Ok(false),
             1 => Ok(true),
-            v => Err(WireError::Invalid { what, value: v as u64 }),
+            v => Err(WireError::Invalid {
+                what,
+                value: v as u64,
+            }),
         }
     }
 
@@ -392,7 +399,10 @@ mod tests {
         b.put_u32_le(u32::MAX);
         assert_eq!(
             parse_header(&b, DEFAULT_MAX_FRAME),
-            Err(WireError::FrameTooLarge { len: u32::MAX as usize, max: DEFAULT_MAX_FRAME })
+            Err(WireError::FrameTooLarge {
+                len: u32::MAX as usize,
+                max: DEFAULT_MAX_FRAME
+            })
         );
     }
 
@@ -401,17 +411,26 @@ mod tests {
         let mut b = BytesMut::new();
         b.put_u32_le(u32::MAX);
         let mut r = Reader::new(b.freeze());
-        assert!(matches!(Vec::<u64>::unmarshal(&mut r), Err(WireError::Truncated { .. })));
+        assert!(matches!(
+            Vec::<u64>::unmarshal(&mut r),
+            Err(WireError::Truncated { .. })
+        ));
     }
 
     #[test]
     fn bad_flags_are_invalid() {
         let mut r = Reader::new(Bytes::from_static(&[2]));
-        assert!(matches!(Option::<u8>::unmarshal(&mut r), Err(WireError::Invalid { .. })));
+        assert!(matches!(
+            Option::<u8>::unmarshal(&mut r),
+            Err(WireError::Invalid { .. })
+        ));
     }
 
     #[test]
     fn trailing_bytes_are_rejected() {
-        assert_eq!(decode_body::<u8>(Bytes::from_static(&[1, 2])), Err(WireError::Trailing(1)));
+        assert_eq!(
+            decode_body::<u8>(Bytes::from_static(&[1, 2])),
+            Err(WireError::Trailing(1))
+        );
     }
 }

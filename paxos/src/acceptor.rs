@@ -44,7 +44,13 @@ impl Replica {
                 cmds: s.cmds.clone(),
             })
             .collect();
-        let r = PrepareReply { ballot: m.ballot, ok: true, promised: self.promised, commit_index: self.commit_index, slots };
+        let r = PrepareReply {
+            ballot: m.ballot,
+            ok: true,
+            promised: self.promised,
+            commit_index: self.commit_index,
+            slots,
+        };
         fx.send(from, PaxosMsg::PrepareReply(r));
     }
 
@@ -56,18 +62,32 @@ impl Replica {
         }
         let refuse = m.ballot < self.promised || (m.ballot == self.promised && self.is_leader());
         if refuse || m.slot > self.commit_index + MAX_SLOT_GAP {
-            let r = AcceptReply { ballot: m.ballot, slot: m.slot, ok: false, promised: self.promised };
+            let r = AcceptReply {
+                ballot: m.ballot,
+                slot: m.slot,
+                ok: false,
+                promised: self.promised,
+            };
             return fx.send(from, PaxosMsg::AcceptReply(r));
         }
         self.observe_ballot(m.ballot, fx);
         let s = self.slot_mut(m.slot);
         if s.state != SlotState::Committed {
-            fx.persist(&Record::Accepted { slot: m.slot, ballot: m.ballot, cmds: m.cmds.clone() });
+            fx.persist(&Record::Accepted {
+                slot: m.slot,
+                ballot: m.ballot,
+                cmds: m.cmds.clone(),
+            });
             s.state = SlotState::Accepted;
             s.ballot = m.ballot;
             s.cmds = m.cmds;
         }
-        let r = AcceptReply { ballot: m.ballot, slot: m.slot, ok: true, promised: self.promised };
+        let r = AcceptReply {
+            ballot: m.ballot,
+            slot: m.slot,
+            ok: true,
+            promised: self.promised,
+        };
         fx.send(from, PaxosMsg::AcceptReply(r));
     }
 
@@ -82,7 +102,13 @@ impl Replica {
 
     /// Every slot below `m.up_to` is chosen: commit those whose value we hold,
     /// fetch the rest.
-    pub fn handle_commit_short(&mut self, now: u64, from: u8, m: CommitShort, fx: &mut Effects<PaxosMsg>) {
+    pub fn handle_commit_short(
+        &mut self,
+        now: u64,
+        from: u8,
+        m: CommitShort,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
         self.heard(from, now);
         if m.ballot >= self.promised && !self.is_recovering() {
             self.observe_ballot(m.ballot, fx);
@@ -106,19 +132,32 @@ impl Replica {
 
     /// Records a chosen value (from a Commit, catch-up or phase 1) and, as a new
     /// leader, tells everyone.
-    pub(crate) fn learn_chosen(&mut self, slot: u64, cmds: Vec<Command>, fx: &mut Effects<PaxosMsg>, tell: bool) {
+    pub(crate) fn learn_chosen(
+        &mut self,
+        slot: u64,
+        cmds: Vec<Command>,
+        fx: &mut Effects<PaxosMsg>,
+        tell: bool,
+    ) {
         let ballot = match self.role {
             Role::Leader { ballot, .. } => ballot,
             _ => self.promised,
         };
         let s = self.slot_mut(slot);
         if s.state != SlotState::Committed {
-            fx.persist(&Record::Chosen { slot, cmds: cmds.clone() });
+            fx.persist(&Record::Chosen {
+                slot,
+                cmds: cmds.clone(),
+            });
             s.state = SlotState::Committed;
             s.cmds = cmds;
         }
         if tell {
-            let c = Commit { ballot, slot, cmds: s.cmds.clone() };
+            let c = Commit {
+                ballot,
+                slot,
+                cmds: s.cmds.clone(),
+            };
             fx.broadcast(PaxosMsg::Commit(c));
         }
         self.reply_on_commit(slot, fx);

@@ -12,7 +12,9 @@
 use genericsmr::effects::Effects;
 use tracing::info;
 
-use crate::messages::{bit, CatchupReply, CatchupRequest, ChosenSlot, PaxosMsg, RecoveryInfo, RecoveryQuery, Record};
+use crate::messages::{
+    bit, CatchupReply, CatchupRequest, ChosenSlot, PaxosMsg, Record, RecoveryInfo, RecoveryQuery,
+};
 use crate::replica::{Recovery, Replica, Role, SlotState};
 
 /// Bytes of commands, roughly, in one catch-up reply.
@@ -21,45 +23,88 @@ const CATCHUP_REPLY_BYTES: usize = 4 << 20;
 impl Replica {
     /// Asks a peer (the leader if known) for chosen slots from our commit index,
     /// unless a request is already out and not yet timed out.
-    pub(crate) fn request_catchup(&mut self, now: u64, hint: Option<u8>, fx: &mut Effects<PaxosMsg>) {
+    pub(crate) fn request_catchup(
+        &mut self,
+        now: u64,
+        hint: Option<u8>,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
         if let Some(t) = self.catchup_sent_at {
             if now.saturating_sub(t) < self.cfg.retransmit_ns {
                 return;
             }
         }
         let me = self.cfg.id;
-        let to = self.leader_hint.filter(|l| *l != me).or(hint.filter(|h| *h != me));
+        let to = self
+            .leader_hint
+            .filter(|l| *l != me)
+            .or(hint.filter(|h| *h != me));
         let Some(to) = to else { return };
         self.catchup_sent_at = Some(now);
-        let m = CatchupRequest { from_slot: self.commit_index, max: self.cfg.catchup_chunk };
+        let m = CatchupRequest {
+            from_slot: self.commit_index,
+            max: self.cfg.catchup_chunk,
+        };
         fx.send(to, PaxosMsg::CatchupRequest(m));
     }
 
     /// Serves chosen slots from our committed prefix.
-    pub fn handle_catchup_request(&mut self, now: u64, from: u8, m: CatchupRequest, fx: &mut Effects<PaxosMsg>) {
+    pub fn handle_catchup_request(
+        &mut self,
+        now: u64,
+        from: u8,
+        m: CatchupRequest,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
         self.heard(from, now);
         let mut slots = Vec::new();
         let mut bytes = 0;
-        let end = self.commit_index.min(m.from_slot.saturating_add(m.max as u64));
+        let end = self
+            .commit_index
+            .min(m.from_slot.saturating_add(m.max as u64));
         for slot in m.from_slot..end {
             let s = &self.log[slot as usize];
-            bytes += s.cmds.iter().map(|c| 48 + c.key.len() + c.value.len()).sum::<usize>() + 16;
-            slots.push(ChosenSlot { slot, cmds: s.cmds.clone() });
+            bytes += s
+                .cmds
+                .iter()
+                .map(|c| 48 + c.key.len() + c.value.len())
+                .sum::<usize>()
+                + 16;
+            slots.push(ChosenSlot {
+                slot,
+                cmds: s.cmds.clone(),
+            });
             if bytes > CATCHUP_REPLY_BYTES {
                 break;
             }
         }
-        fx.send(from, PaxosMsg::CatchupReply(CatchupReply { commit_index: self.commit_index, slots }));
+        fx.send(
+            from,
+            PaxosMsg::CatchupReply(CatchupReply {
+                commit_index: self.commit_index,
+                slots,
+            }),
+        );
     }
 
     /// Stores fetched chosen slots and keeps fetching while behind.
-    pub fn handle_catchup_reply(&mut self, now: u64, from: u8, m: CatchupReply, fx: &mut Effects<PaxosMsg>) {
+    pub fn handle_catchup_reply(
+        &mut self,
+        now: u64,
+        from: u8,
+        m: CatchupReply,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
         self.heard(from, now);
         self.catchup_sent_at = None;
         self.known_commit = self.known_commit.max(m.commit_index);
         let got = !m.slots.is_empty();
         for c in m.slots {
-            if self.log.get(c.slot as usize).is_none_or(|s| s.state != SlotState::Committed) {
+            if self
+                .log
+                .get(c.slot as usize)
+                .is_none_or(|s| s.state != SlotState::Committed)
+            {
                 self.catchup_fetched += 1;
                 self.learn_chosen(c.slot, c.cmds, fx, false);
             }
@@ -87,7 +132,13 @@ impl Replica {
     }
 
     /// Answers a recovering peer (unless we are recovering too: our answer would prove nothing).
-    pub fn handle_recovery_query(&mut self, now: u64, from: u8, m: RecoveryQuery, fx: &mut Effects<PaxosMsg>) {
+    pub fn handle_recovery_query(
+        &mut self,
+        now: u64,
+        from: u8,
+        m: RecoveryQuery,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
         self.heard(from, now);
         if self.is_recovering() {
             return;
@@ -102,11 +153,19 @@ impl Replica {
     }
 
     /// Collects answers; once a majority of the others answered, the target is fixed.
-    pub fn handle_recovery_info(&mut self, now: u64, from: u8, m: RecoveryInfo, fx: &mut Effects<PaxosMsg>) {
+    pub fn handle_recovery_info(
+        &mut self,
+        now: u64,
+        from: u8,
+        m: RecoveryInfo,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
         self.heard(from, now);
         self.known_commit = self.known_commit.max(m.commit_index);
         let need = self.cfg.quorum();
-        let Role::Recovering(r) = &mut self.role else { return };
+        let Role::Recovering(r) = &mut self.role else {
+            return;
+        };
         if m.nonce != r.nonce || r.target.is_some() || r.answers & bit(from) != 0 {
             return;
         }
@@ -123,14 +182,21 @@ impl Replica {
             self.promised = p;
             fx.persist(&Record::Promise { ballot: p });
         }
-        info!(target, promised = p, "recovery: learning every slot below the target before voting");
+        info!(
+            target,
+            promised = p,
+            "recovery: learning every slot below the target before voting"
+        );
         self.request_catchup(now, Some(from), fx);
         self.check_recovered();
     }
 
     /// Leaves recovery once every slot below the target is committed here.
     pub(crate) fn check_recovered(&mut self) {
-        if let Role::Recovering(Recovery { target: Some(t), .. }) = self.role {
+        if let Role::Recovering(Recovery {
+            target: Some(t), ..
+        }) = self.role
+        {
             if self.commit_index >= t {
                 info!(commit_index = self.commit_index, "recovered: voting again");
                 self.role = Role::Follower;

@@ -1,7 +1,9 @@
 //! Requests from the master and from operators: liveness, leadership, status.
 
 use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest};
+use genericsmr::messages::{
+    role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest,
+};
 use genericsmr::wire::Marshal;
 use genericsmr::ConnId;
 
@@ -84,6 +86,12 @@ impl Replica {
                 }
             })
             .collect();
-        fx.reply(conn, Reply::Log(LogReply { nonce: m.nonce, slots }));
+        fx.reply(
+            conn,
+            Reply::Log(LogReply {
+                nonce: m.nonce,
+                slots,
+            }),
+        );
     }
 }

@@ -8,21 +8,45 @@ use genericsmr::messages::{Propose, ProposeReply, ReplyStatus};
 use genericsmr::ConnId;
 use tracing::info;
 
-use crate::messages::{ballot, bit, Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, PrepareReply, Record};
+use crate::messages::{
+    ballot, bit, Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, PrepareReply, Record,
+};
 use crate::replica::{reject, Candidate, Replica, Role, SlotState};
 
 impl Replica {
     /// A client proposal. A leader (or candidate) queues it for the next slot; anyone
     /// else answers "not leader" with a hint.
-    pub fn handle_propose(&mut self, _now: u64, conn: ConnId, m: Propose, fx: &mut Effects<PaxosMsg>) {
+    pub fn handle_propose(
+        &mut self,
+        _now: u64,
+        conn: ConnId,
+        m: Propose,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
         let cmd = m.cmd;
         match self.role {
             Role::Leader { .. } | Role::Candidate(_) => {}
             Role::Recovering(_) => {
-                return fx.reply(conn, reject(cmd.client, cmd.seq, ReplyStatus::Unavailable, self.leader_hint));
+                return fx.reply(
+                    conn,
+                    reject(
+                        cmd.client,
+                        cmd.seq,
+                        ReplyStatus::Unavailable,
+                        self.leader_hint,
+                    ),
+                );
             }
             Role::Follower => {
-                return fx.reply(conn, reject(cmd.client, cmd.seq, ReplyStatus::NotLeader, self.leader_hint));
+                return fx.reply(
+                    conn,
+                    reject(
+                        cmd.client,
+                        cmd.seq,
+                        ReplyStatus::NotLeader,
+                        self.leader_hint,
+                    ),
+                );
             }
         }
         if let Some(out) = self.sm.lookup(cmd.client, cmd.seq) {
@@ -43,7 +67,15 @@ impl Replica {
             return;
         }
         if self.pending.len() >= self.cfg.max_pending {
-            return fx.reply(conn, reject(cmd.client, cmd.seq, ReplyStatus::Unavailable, Some(self.cfg.id)));
+            return fx.reply(
+                conn,
+                reject(
+                    cmd.client,
+                    cmd.seq,
+                    ReplyStatus::Unavailable,
+                    Some(self.cfg.id),
+                ),
+            );
         }
         self.waiting.insert(key, conn);
         self.pending.push_back(cmd);
@@ -53,13 +85,21 @@ impl Replica {
     /// (everything queued at once shares a slot when batching, so a lone request
     /// is never held back) and announces commit progress.
     pub fn flush(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        let Role::Leader { ballot, .. } = self.role else { return };
+        let Role::Leader { ballot, .. } = self.role else {
+            return;
+        };
         if !self.pending.is_empty() {
             let targets = self.phase2_targets(now);
             while !self.pending.is_empty() {
-                let take = if self.cfg.batch { self.pending.len().min(self.cfg.batch_max) } else { 1 };
+                let take = if self.cfg.batch {
+                    self.pending.len().min(self.cfg.batch_max)
+                } else {
+                    1
+                };
                 let cmds: Vec<Command> = self.pending.drain(..take).collect();
-                let Role::Leader { next_slot, .. } = &mut self.role else { unreachable!() };
+                let Role::Leader { next_slot, .. } = &mut self.role else {
+                    unreachable!()
+                };
                 let slot = *next_slot;
                 *next_slot += 1;
                 self.propose_at(now, ballot, slot, cmds, targets, fx);
@@ -73,7 +113,10 @@ impl Replica {
     pub(crate) fn announce_commit(&mut self, now: u64, ballot: u64, fx: &mut Effects<PaxosMsg>) {
         self.announced_commit = self.commit_index;
         self.last_heartbeat = now;
-        fx.broadcast(PaxosMsg::CommitShort(CommitShort { ballot, up_to: self.commit_index }));
+        fx.broadcast(PaxosMsg::CommitShort(CommitShort {
+            ballot,
+            up_to: self.commit_index,
+        }));
     }
 
     /// The peers phase-2 messages go to: all of them, or with `thrifty` the
@@ -83,9 +126,14 @@ impl Replica {
         if !self.cfg.thrifty {
             return all;
         }
-        let mut peers: Vec<u8> = (0..self.cfg.n as u8).filter(|j| all & bit(*j) != 0).collect();
+        let mut peers: Vec<u8> = (0..self.cfg.n as u8)
+            .filter(|j| all & bit(*j) != 0)
+            .collect();
         peers.sort_by_key(|j| std::cmp::Reverse(self.last_heard[*j as usize]));
-        peers.iter().take(self.cfg.quorum() - 1).fold(0, |s, j| s | bit(*j))
+        peers
+            .iter()
+            .take(self.cfg.quorum() - 1)
+            .fold(0, |s, j| s | bit(*j))
     }
 
     /// Votes for `cmds` in `slot` ourselves and asks `targets` to accept it.
@@ -99,7 +147,11 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         let me = self.cfg.id;
-        fx.persist(&Record::Accepted { slot, ballot, cmds: cmds.clone() });
+        fx.persist(&Record::Accepted {
+            slot,
+            ballot,
+            cmds: cmds.clone(),
+        });
         let s = self.slot_mut(slot);
         s.state = SlotState::Accepted;
         s.ballot = ballot;
@@ -115,9 +167,17 @@ impl Replica {
     }
 
     /// Phase 2b: count the vote; a majority commits the slot.
-    pub fn handle_accept_reply(&mut self, now: u64, from: u8, m: AcceptReply, fx: &mut Effects<PaxosMsg>) {
+    pub fn handle_accept_reply(
+        &mut self,
+        now: u64,
+        from: u8,
+        m: AcceptReply,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
         self.heard(from, now);
-        let Role::Leader { ballot, .. } = self.role else { return };
+        let Role::Leader { ballot, .. } = self.role else {
+            return;
+        };
         if !m.ok {
             if m.promised > ballot {
                 self.observe_ballot(m.promised, fx);
@@ -127,7 +187,9 @@ impl Replica {
         if m.ballot != ballot {
             return;
         }
-        let Some(s) = self.log.get_mut(m.slot as usize) else { return };
+        let Some(s) = self.log.get_mut(m.slot as usize) else {
+            return;
+        };
         if s.state != SlotState::Accepted || s.ballot != ballot {
             return;
         }
@@ -148,7 +210,11 @@ impl Replica {
         if thrifty {
             let missing = all & !s.sent_to & !s.acks;
             if missing != 0 {
-                let c = Commit { ballot: s.ballot, slot, cmds: s.cmds.clone() };
+                let c = Commit {
+                    ballot: s.ballot,
+                    slot,
+                    cmds: s.cmds.clone(),
+                };
                 fx.send_set(missing, PaxosMsg::Commit(c));
             }
         }
@@ -174,22 +240,42 @@ impl Replica {
         let mut best = BTreeMap::new();
         for (i, s) in self.log.iter().enumerate().skip(from_slot as usize) {
             if s.state != SlotState::Empty {
-                best.insert(i as u64, (s.ballot, s.state == SlotState::Committed, s.cmds.clone()));
+                best.insert(
+                    i as u64,
+                    (s.ballot, s.state == SlotState::Committed, s.cmds.clone()),
+                );
             }
         }
         info!(ballot = b, from_slot, "starting phase 1");
-        self.role = Role::Candidate(Candidate { ballot: b, from_slot, promises: bit(me), sent_at: now, best });
-        fx.broadcast(PaxosMsg::Prepare(Prepare { ballot: b, from_slot }));
+        self.role = Role::Candidate(Candidate {
+            ballot: b,
+            from_slot,
+            promises: bit(me),
+            sent_at: now,
+            best,
+        });
+        fx.broadcast(PaxosMsg::Prepare(Prepare {
+            ballot: b,
+            from_slot,
+        }));
         if self.majority(bit(me)) {
             self.become_leader(now, fx);
         }
     }
 
     /// Phase 1b at the candidate: merge the report; a majority makes us leader.
-    pub fn handle_prepare_reply(&mut self, now: u64, from: u8, m: PrepareReply, fx: &mut Effects<PaxosMsg>) {
+    pub fn handle_prepare_reply(
+        &mut self,
+        now: u64,
+        from: u8,
+        m: PrepareReply,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
         self.heard(from, now);
         self.known_commit = self.known_commit.max(m.commit_index);
-        let Role::Candidate(c) = &mut self.role else { return };
+        let Role::Candidate(c) = &mut self.role else {
+            return;
+        };
         if m.ballot != c.ballot {
             return;
         }
@@ -222,11 +308,21 @@ impl Replica {
     /// Finishes every slot reported in phase 1 (re-proposing the value of the
     /// highest ballot, or a no-op in a hole) and starts serving proposals.
     fn become_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else { return };
+        let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else {
+            return;
+        };
         let b = c.ballot;
-        let end = c.best.keys().next_back().map_or(c.from_slot, |s| s + 1).max(c.from_slot);
+        let end = c
+            .best
+            .keys()
+            .next_back()
+            .map_or(c.from_slot, |s| s + 1)
+            .max(c.from_slot);
         info!(ballot = b, from = c.from_slot, to = end, "elected leader");
-        self.role = Role::Leader { ballot: b, next_slot: end };
+        self.role = Role::Leader {
+            ballot: b,
+            next_slot: end,
+        };
         self.leader_hint = Some(self.cfg.id);
         let mut best = c.best;
         let all = self.all_peers();
@@ -250,7 +346,10 @@ impl Replica {
                 if now.saturating_sub(c.sent_at) >= rt {
                     c.sent_at = now;
                     let missing = !c.promises & all;
-                    let p = Prepare { ballot: c.ballot, from_slot: c.from_slot };
+                    let p = Prepare {
+                        ballot: c.ballot,
+                        from_slot: c.from_slot,
+                    };
                     fx.send_set(missing, PaxosMsg::Prepare(p));
                 }
             }
@@ -262,10 +361,17 @@ impl Replica {
                 let mut resent = 0;
                 for slot in self.commit_index..end.min(self.log.len() as u64) {
                     let s = &mut self.log[slot as usize];
-                    if s.state == SlotState::Accepted && s.ballot == b && now.saturating_sub(s.sent_at) >= rt {
+                    if s.state == SlotState::Accepted
+                        && s.ballot == b
+                        && now.saturating_sub(s.sent_at) >= rt
+                    {
                         s.sent_at = now;
                         s.sent_to = all;
-                        let a = Accept { ballot: b, slot, cmds: s.cmds.clone() };
+                        let a = Accept {
+                            ballot: b,
+                            slot,
+                            cmds: s.cmds.clone(),
+                        };
                         fx.send_set(all & !s.acks, PaxosMsg::Accept(a));
                         resent += 1;
                         if resent >= 4096 {

@@ -50,7 +50,12 @@ pub struct SlotReport {
     /// The accepted commands.
     pub cmds: Vec<Command>,
 }
-wire_struct!(SlotReport { slot, ballot, committed, cmds });
+wire_struct!(SlotReport {
+    slot,
+    ballot,
+    committed,
+    cmds
+});
 
 /// Phase 1b: an acceptor's promise (or refusal).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +71,15 @@ pub struct PrepareReply {
     /// Every non-empty slot at or after the prepare's `from_slot`.
     pub slots: Vec<SlotReport>,
 }
-wire_struct!(PrepareReply { ballot, ok, promised, commit_index, slots } = PAXOS_BASE + 1);
+wire_struct!(
+    PrepareReply {
+        ballot,
+        ok,
+        promised,
+        commit_index,
+        slots
+    } = PAXOS_BASE + 1
+);
 
 /// Phase 2a: the leader asks acceptors to accept `cmds` in `slot`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +105,14 @@ pub struct AcceptReply {
     /// The acceptor's promised ballot; above `ballot` on refusal, telling the leader to step down.
     pub promised: u64,
 }
-wire_struct!(AcceptReply { ballot, slot, ok, promised } = PAXOS_BASE + 3);
+wire_struct!(
+    AcceptReply {
+        ballot,
+        slot,
+        ok,
+        promised
+    } = PAXOS_BASE + 3
+);
 
 /// The value chosen for a slot, sent in full to replicas that may not hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +168,12 @@ pub struct CatchupReply {
     /// Consecutive committed slots starting at the request's `from_slot`.
     pub slots: Vec<ChosenSlot>,
 }
-wire_struct!(CatchupReply { commit_index, slots } = PAXOS_BASE + 7);
+wire_struct!(
+    CatchupReply {
+        commit_index,
+        slots
+    } = PAXOS_BASE + 7
+);
 
 /// A replica restarted without its durable state asks what the group has seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +196,14 @@ pub struct RecoveryInfo {
     /// The sender's commit index.
     pub commit_index: u64,
 }
-wire_struct!(RecoveryInfo { nonce, promised, log_end, commit_index } = PAXOS_BASE + 9);
+wire_struct!(
+    RecoveryInfo {
+        nonce,
+        promised,
+        log_end,
+        commit_index
+    } = PAXOS_BASE + 9
+);
 
 /// Every Multi-Paxos peer message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,11 +307,27 @@ impl Marshal for Record {
 impl Unmarshal for Record {
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         Ok(match r.u8("record kind")? {
-            1 => Record::Promise { ballot: r.u64("ballot")? },
-            2 => Record::Accepted { slot: r.u64("slot")?, ballot: r.u64("ballot")?, cmds: Vec::unmarshal(r)? },
-            3 => Record::CommitMark { slot: r.u64("slot")? },
-            4 => Record::Chosen { slot: r.u64("slot")?, cmds: Vec::unmarshal(r)? },
-            v => return Err(WireError::Invalid { what: "record kind", value: v as u64 }),
+            1 => Record::Promise {
+                ballot: r.u64("ballot")?,
+            },
+            2 => Record::Accepted {
+                slot: r.u64("slot")?,
+                ballot: r.u64("ballot")?,
+                cmds: Vec::unmarshal(r)?,
+            },
+            3 => Record::CommitMark {
+                slot: r.u64("slot")?,
+            },
+            4 => Record::Chosen {
+                slot: r.u64("slot")?,
+                cmds: Vec::unmarshal(r)?,
+            },
+            v => {
+                return Err(WireError::Invalid {
+                    what: "record kind",
+                    value: v as u64,
+                })
+            }
         })
     }
 }

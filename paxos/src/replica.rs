@@ -96,7 +96,14 @@ pub struct Slot {
 
 impl Default for Slot {
     fn default() -> Self {
-        Slot { state: SlotState::Empty, ballot: 0, cmds: Vec::new(), acks: 0, sent_to: 0, sent_at: 0 }
+        Slot {
+            state: SlotState::Empty,
+            ballot: 0,
+            cmds: Vec::new(),
+            acks: 0,
+            sent_to: 0,
+            sent_at: 0,
+        }
     }
 }
 
@@ -257,7 +264,11 @@ impl Replica {
     }
 
     pub(crate) fn all_peers(&self) -> u64 {
-        let all = if self.cfg.n == 64 { u64::MAX } else { (1u64 << self.cfg.n) - 1 };
+        let all = if self.cfg.n == 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.cfg.n) - 1
+        };
         all & !bit(self.cfg.id)
     }
 
@@ -301,5 +312,11 @@ pub(crate) fn reject(
     status: ReplyStatus,
     leader: Option<ReplicaId>,
 ) -> genericsmr::effects::Reply {
-    genericsmr::effects::Reply::Propose(ProposeReply { client, seq, status, leader, outcome: Default::default() })
+    genericsmr::effects::Reply::Propose(ProposeReply {
+        client,
+        seq,
+        status,
+        leader,
+        outcome: Default::default(),
+    })
 }

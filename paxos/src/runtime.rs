@@ -130,7 +130,13 @@ fn conn(s: Source) -> u64 {
 }
 
 /// Handles what is queued, at most `budget` messages; returns how many.
-fn drain(core: &mut Replica, rx: &Receivers, now: u64, fx: &mut Effects<PaxosMsg>, budget: usize) -> usize {
+fn drain(
+    core: &mut Replica,
+    rx: &Receivers,
+    now: u64,
+    fx: &mut Effects<PaxosMsg>,
+    budget: usize,
+) -> usize {
     let mut n = 0;
     macro_rules! take {
         ($r:expr, |$s:ident, $m:ident| $body:expr) => {
@@ -141,17 +147,52 @@ fn drain(core: &mut Replica, rx: &Receivers, now: u64, fx: &mut Effects<PaxosMsg
             }
         };
     }
-    take!(rx.accept_reply, |s, m| core.handle_accept_reply(now, peer(s), m, fx));
+    take!(rx.accept_reply, |s, m| core.handle_accept_reply(
+        now,
+        peer(s),
+        m,
+        fx
+    ));
     take!(rx.accept, |s, m| core.handle_accept(now, peer(s), m, fx));
-    take!(rx.commit_short, |s, m| core.handle_commit_short(now, peer(s), m, fx));
+    take!(rx.commit_short, |s, m| core.handle_commit_short(
+        now,
+        peer(s),
+        m,
+        fx
+    ));
     take!(rx.commit, |s, m| core.handle_commit(now, peer(s), m, fx));
     take!(rx.propose, |s, m| core.handle_propose(now, conn(s), m, fx));
     take!(rx.prepare, |s, m| core.handle_prepare(now, peer(s), m, fx));
-    take!(rx.prepare_reply, |s, m| core.handle_prepare_reply(now, peer(s), m, fx));
-    take!(rx.catchup_request, |s, m| core.handle_catchup_request(now, peer(s), m, fx));
-    take!(rx.catchup_reply, |s, m| core.handle_catchup_reply(now, peer(s), m, fx));
-    take!(rx.recovery_query, |s, m| core.handle_recovery_query(now, peer(s), m, fx));
-    take!(rx.recovery_info, |s, m| core.handle_recovery_info(now, peer(s), m, fx));
+    take!(rx.prepare_reply, |s, m| core.handle_prepare_reply(
+        now,
+        peer(s),
+        m,
+        fx
+    ));
+    take!(rx.catchup_request, |s, m| core.handle_catchup_request(
+        now,
+        peer(s),
+        m,
+        fx
+    ));
+    take!(rx.catchup_reply, |s, m| core.handle_catchup_reply(
+        now,
+        peer(s),
+        m,
+        fx
+    ));
+    take!(rx.recovery_query, |s, m| core.handle_recovery_query(
+        now,
+        peer(s),
+        m,
+        fx
+    ));
+    take!(rx.recovery_info, |s, m| core.handle_recovery_info(
+        now,
+        peer(s),
+        m,
+        fx
+    ));
     take!(rx.status, |s, m| core.handle_status(conn(s), m, fx));
     take!(rx.log, |s, m| core.handle_log_request(conn(s), m, fx));
     take!(rx.ping, |s, m| core.handle_ping(conn(s), m, fx));

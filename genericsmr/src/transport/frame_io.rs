@@ -42,7 +42,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             buf.reserve(64 * 1024);
         }
         if r.read_buf(buf).await? == 0 {
-            return if buf.is_empty() { Ok(None) } else { Err(ConnError::TruncatedFrame(buf.len())) };
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(ConnError::TruncatedFrame(buf.len()))
+            };
         }
     }
 }

@@ -46,7 +46,12 @@ pub struct TransportConfig {
 impl TransportConfig {
     /// Defaults for a group with the given peer addresses.
     pub fn new(me: ReplicaId, peers: Vec<String>) -> Self {
-        TransportConfig { me, peers, max_frame: DEFAULT_MAX_FRAME, high_water: 64 << 20 }
+        TransportConfig {
+            me,
+            peers,
+            max_frame: DEFAULT_MAX_FRAME,
+            high_water: 64 << 20,
+        }
     }
 }
 
@@ -80,12 +85,14 @@ impl Transport {
         let inner = Arc::new(Inner {
             cfg,
             table,
-            peers: (0..n).map(|_| Arc::new(ConnOutbox::new(false, high_water))).collect(),
+            peers: (0..n)
+                .map(|_| Arc::new(ConnOutbox::new(false, high_water)))
+                .collect(),
             conns: RwLock::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             rt: rt.clone(),
         });
-        let span = tracing::info_span!("replica", id = me);
+        let span = tracing::info_span!(parent: None, "replica", id = me);
         for j in 0..n {
             if j as ReplicaId != me {
                 rt.spawn(dial_peer(inner.clone(), j as ReplicaId).instrument(span.clone()));
@@ -108,17 +115,26 @@ impl Transport {
 
     /// Queues a message to a peer; dropped (returns false) while it is unreachable.
     pub fn send_peer<F: Frame + ?Sized>(&self, to: ReplicaId, msg: &F) -> bool {
-        self.inner.peers.get(to as usize).is_some_and(|o| o.push(msg))
+        self.inner
+            .peers
+            .get(to as usize)
+            .is_some_and(|o| o.push(msg))
     }
 
     /// Queues already-encoded frames to a peer.
     pub fn send_peer_raw(&self, to: ReplicaId, frames: &[u8]) -> bool {
-        self.inner.peers.get(to as usize).is_some_and(|o| o.push_raw(frames))
+        self.inner
+            .peers
+            .get(to as usize)
+            .is_some_and(|o| o.push_raw(frames))
     }
 
     /// Whether the outbound connection to a peer is up.
     pub fn peer_connected(&self, to: ReplicaId) -> bool {
-        self.inner.peers.get(to as usize).is_some_and(|o| o.is_open())
+        self.inner
+            .peers
+            .get(to as usize)
+            .is_some_and(|o| o.is_open())
     }
 
     /// Queues a message on a client (or master) connection; false if it is gone.
@@ -138,7 +154,7 @@ impl Transport {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let inner = self.inner.clone();
-        let span = tracing::info_span!("replica", id = self.me());
+        let span = tracing::info_span!(parent: None, "replica", id = self.me());
         self.inner.rt.spawn(
             async move {
                 serve_conn(inner, stream, id, classes).await;
@@ -153,7 +169,10 @@ impl Transport {
 async fn dial_peer(inner: Arc<Inner>, j: ReplicaId) {
     let out = inner.peers[j as usize].clone();
     let addr = inner.cfg.peers[j as usize].clone();
-    let hello = PeerHello { replica: inner.cfg.me, n: inner.peers.len() as u8 };
+    let hello = PeerHello {
+        replica: inner.cfg.me,
+        n: inner.peers.len() as u8,
+    };
     let mut backoff = Duration::from_millis(10);
     loop {
         match TcpStream::connect(&addr).await {
@@ -171,7 +190,11 @@ async fn dial_peer(inner: Arc<Inner>, j: ReplicaId) {
                         _ = tokio::io::AsyncReadExt::read(&mut rd, &mut probe) => Some("closed by peer".into()),
                     };
                     out.close();
-                    info!(peer = j, reason = res.as_deref().unwrap_or("closed"), "peer connection lost");
+                    info!(
+                        peer = j,
+                        reason = res.as_deref().unwrap_or("closed"),
+                        "peer connection lost"
+                    );
                 }
             }
             Err(e) => debug!(peer = j, %addr, error = %e, "peer not reachable yet"),
@@ -203,12 +226,16 @@ async fn serve_peer(inner: Arc<Inner>, s: TcpStream, addr: SocketAddr) {
     let n = inner.peers.len();
     let me = inner.cfg.me;
     let hello = async {
-        let first = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut rd, &mut buf, max))
-            .await
-            .map_err(|_| ConnError::Handshake("no hello within 5 s".into()))??;
-        let (code, body) = first.ok_or_else(|| ConnError::Handshake("closed before hello".into()))?;
+        let first =
+            tokio::time::timeout(Duration::from_secs(5), read_frame(&mut rd, &mut buf, max))
+                .await
+                .map_err(|_| ConnError::Handshake("no hello within 5 s".into()))??;
+        let (code, body) =
+            first.ok_or_else(|| ConnError::Handshake("closed before hello".into()))?;
         if code != codes::PEER_HELLO {
-            return Err(ConnError::Handshake(format!("first frame has code {code:#04x}, not a peer hello")));
+            return Err(ConnError::Handshake(format!(
+                "first frame has code {code:#04x}, not a peer hello"
+            )));
         }
         let h: PeerHello = decode_body(body)?;
         if h.n as usize != n || h.replica as usize >= n || h.replica == me {
@@ -227,7 +254,15 @@ async fn serve_peer(inner: Arc<Inner>, s: TcpStream, addr: SocketAddr) {
         }
     };
     debug!(peer = from, "peer connection accepted");
-    let res = read_loop(&inner.table, &mut rd, &mut buf, max, class::PEER, Source::Peer(from)).await;
+    let res = read_loop(
+        &inner.table,
+        &mut rd,
+        &mut buf,
+        max,
+        class::PEER,
+        Source::Peer(from),
+    )
+    .await;
     if let Err(e) = res {
         warn!(peer = from, %addr, error = %e, "dropping peer connection");
     }
@@ -257,7 +292,15 @@ async fn serve_conn(inner: Arc<Inner>, s: TcpStream, id: ConnId, classes: u8) {
     let w = out.clone();
     let writer = tokio::spawn(async move { w.run_writer(&mut wr).await });
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    let res = read_loop(&inner.table, &mut rd, &mut buf, inner.cfg.max_frame, classes, Source::Conn(id)).await;
+    let res = read_loop(
+        &inner.table,
+        &mut rd,
+        &mut buf,
+        inner.cfg.max_frame,
+        classes,
+        Source::Conn(id),
+    )
+    .await;
     if let Err(e) = res {
         warn!(conn = id, addr = ?addr, error = %e, "dropping connection");
     }

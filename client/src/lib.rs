@@ -1,0 +1,18 @@
+//! # client: talk to a replica group
+//!
+//! [`Client`] finds the leader (through the master, or by trying the replicas),
+//! sends commands, and retries a command that timed out or was refused with the
+//! *same* (client id, sequence number), so the replicas apply it at most once
+//! however often it is retried. Many commands may be in flight on one client at
+//! once; each call returns its own outcome. When no quorum answers within the
+//! configured timeout, a call returns [`ClientError::Timeout`], which means the
+//! command may or may not have taken effect, never a false success.
+//!
+//! [`admin`] holds one-shot queries: the cluster layout from the master, and a
+//! replica's status or log digests.
+
+pub mod admin;
+mod conn;
+mod session;
+
+pub use session::{Client, ClientConfig, ClientError};

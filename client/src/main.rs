@@ -1,0 +1,226 @@
+//! `client`: read and write keys, find the leader, inspect replicas.
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use client::{admin, Client, ClientConfig};
+
+/// Command-line client for a replica group.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about,
+    after_help = "Examples:\n  client --master 127.0.0.1:7087 put greeting hello\n  client --master 127.0.0.1:7087 get greeting\n  client --master 127.0.0.1:7087 cas greeting hello bonjour\n  client --master 127.0.0.1:7087 cas --absent fresh-key v1\n  client --master 127.0.0.1:7087 leader\n  client --master 127.0.0.1:7087 status\n  client --replicas 127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102 get greeting\n  client --master 127.0.0.1:7087          (interactive prompt; type 'help')"
+)]
+struct Args {
+    /// Master address (HOST:PORT); finds the replicas and the leader through it.
+    #[arg(long, env = "SMR_MASTER")]
+    master: Option<String>,
+    /// Replica client addresses (comma-separated), to work without a master.
+    #[arg(long, value_delimiter = ',')]
+    replicas: Vec<String>,
+    /// How long one command may take, retries included, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Set KEY to VALUE.
+    Put { key: String, value: String },
+    /// Print the value of KEY.
+    Get { key: String },
+    /// Remove KEY.
+    Delete { key: String },
+    /// Set KEY to NEW if it holds OLD (with --absent: if it does not exist; then give only KEY NEW).
+    Cas {
+        /// Require the key to be absent instead of holding OLD.
+        #[arg(long)]
+        absent: bool,
+        key: String,
+        /// OLD NEW, or NEW alone with --absent.
+        values: Vec<String>,
+    },
+    /// Print the leader's id and client address.
+    Leader,
+    /// Print every replica's status (role, ballot, commit index, digest).
+    Status,
+}
+
+fn parse_line(line: &str) -> Result<Option<Cmd>, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let s = |i: usize| {
+        words
+            .get(i)
+            .map(|w| w.to_string())
+            .ok_or_else(|| "missing argument (type 'help')".to_string())
+    };
+    Ok(Some(match words.first().copied() {
+        None => return Ok(None),
+        Some("put") => Cmd::Put {
+            key: s(1)?,
+            value: s(2)?,
+        },
+        Some("get") => Cmd::Get { key: s(1)? },
+        Some("delete") | Some("del") => Cmd::Delete { key: s(1)? },
+        Some("cas") if words.get(1) == Some(&"--absent") => Cmd::Cas {
+            absent: true,
+            key: s(2)?,
+            values: vec![s(3)?],
+        },
+        Some("cas") => Cmd::Cas {
+            absent: false,
+            key: s(1)?,
+            values: vec![s(2)?, s(3)?],
+        },
+        Some("leader") => Cmd::Leader,
+        Some("status") => Cmd::Status,
+        Some(w) => return Err(format!("unknown command '{w}' (type 'help')")),
+    }))
+}
+
+fn show(v: &Option<Bytes>) -> String {
+    match v {
+        Some(b) => String::from_utf8_lossy(b).into_owned(),
+        None => "(absent)".into(),
+    }
+}
+
+async fn run(c: &Client, a: &Args, cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Put { key, value } => {
+            c.put(key, value).await?;
+            println!("OK");
+        }
+        Cmd::Get { key } => println!("{}", show(&c.get(key).await?)),
+        Cmd::Delete { key } => {
+            c.delete(key).await?;
+            println!("OK");
+        }
+        Cmd::Cas {
+            absent,
+            key,
+            values,
+        } => {
+            let (old, new) = match (absent, values.as_slice()) {
+                (true, [new]) => (None, new.clone()),
+                (false, [old, new]) => (Some(Bytes::from(old.clone())), new.clone()),
+                _ => bail!("cas takes KEY OLD NEW, or --absent KEY NEW"),
+            };
+            let o = c.cas(key, old, new).await?;
+            if o.flag {
+                println!("swapped");
+            } else {
+                println!("not swapped; current value: {}", show(&o.value));
+            }
+        }
+        Cmd::Leader => {
+            let (id, addr) = c.leader().await?;
+            println!("{id} {addr}");
+        }
+        Cmd::Status => status(a).await?,
+    }
+    Ok(())
+}
+
+async fn status(a: &Args) -> anyhow::Result<()> {
+    let t = Duration::from_secs(2);
+    let addrs: Vec<(String, String)> = match &a.master {
+        Some(m) => {
+            let info = admin::cluster(m, t).await?;
+            println!(
+                "master {m}: {} of {} replicas registered, leader {:?}",
+                info.replicas.len(),
+                info.n,
+                info.leader
+            );
+            info.replicas
+                .iter()
+                .map(|r| (r.id.to_string(), r.client_addr()))
+                .collect()
+        }
+        None => a
+            .replicas
+            .iter()
+            .map(|r| ("?".to_string(), r.clone()))
+            .collect(),
+    };
+    println!(
+        "{:<4} {:<22} {:<10} {:>8} {:>10} {:>10} {:>8}  digest",
+        "id", "address", "role", "ballot", "committed", "executed", "keys"
+    );
+    for (id, addr) in addrs {
+        match admin::status(&addr, t).await {
+            Ok(s) => {
+                let role = ["follower", "candidate", "leader", "recovering"]
+                    .get(s.role as usize)
+                    .copied()
+                    .unwrap_or("?");
+                println!(
+                    "{:<4} {:<22} {:<10} {:>8} {:>10} {:>10} {:>8}  {:032x}",
+                    s.replica,
+                    addr,
+                    role,
+                    s.ballot,
+                    s.commit_index,
+                    s.executed,
+                    s.keys,
+                    s.digest()
+                );
+            }
+            Err(e) => println!("{id:<4} {addr:<22} unreachable: {e}"),
+        }
+    }
+    Ok(())
+}
+
+const HELP: &str = "commands: put KEY VALUE | get KEY | delete KEY | cas KEY OLD NEW | cas --absent KEY NEW | leader | status | quit";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    genericsmr::logging::init("warn");
+    let mut a = Args::parse();
+    if a.master.is_none() && a.replicas.is_empty() {
+        bail!("give --master HOST:PORT (or --replicas A,B,C) so the client can find the group");
+    }
+    let mut cfg = match &a.master {
+        Some(m) => ClientConfig::with_master(m.clone()),
+        None => ClientConfig::with_replicas(a.replicas.clone()),
+    };
+    cfg.timeout = Duration::from_millis(a.timeout_ms);
+    cfg.attempt_timeout = cfg.attempt_timeout.min(cfg.timeout);
+    let c = Client::connect(cfg)
+        .await
+        .context("cannot reach the group")?;
+    if let Some(cmd) = a.cmd.take() {
+        return run(&c, &a, cmd).await;
+    }
+    println!("connected as client {:016x}; {HELP}", c.id());
+    let stdin = std::io::stdin();
+    loop {
+        print!("> ");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        match line.trim() {
+            "quit" | "exit" => return Ok(()),
+            "help" => println!("{HELP}"),
+            l => match parse_line(l) {
+                Ok(None) => {}
+                Ok(Some(cmd)) => {
+                    if let Err(e) = run(&c, &a, cmd).await {
+                        println!("error: {e:#}");
+                    }
+                }
+                Err(e) => println!("{e}"),
+            },
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The client session: leader discovery, retries and timeouts.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use genericsmr::command::{ClientId, Command, Outcome};
+use genericsmr::messages::{Propose, ReplicaAddr, ReplyStatus};
+use genericsmr::transport::ConnError;
+use genericsmr::ReplicaId;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::admin;
+use crate::conn::Conn;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answered in time. For a command this means it may or may not have
+    /// taken effect.
+    #[error("timed out after {after:?} waiting for {what}; is a majority of the replicas up?")]
+    Timeout {
+        /// How long the call waited.
+        after: Duration,
+        /// What it waited for.
+        what: String,
+    },
+    /// A TCP connection could not be made.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Neither a master nor a replica list was given.
+    #[error("no replicas known: give a master address or a replica list")]
+    NoReplicas,
+    /// A connection failed or carried something unexpected.
+    #[error("connection error: {0}")]
+    Conn(#[from] ConnError),
+    /// Anything else the other side did wrong.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// How a [`Client`] finds replicas and how patient it is.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `host:port` of the master, if any.
+    pub master: Option<String>,
+    /// Client addresses of the replicas, used when there is no master.
+    pub replicas: Vec<String>,
+    /// How long one command may take in total, retries included.
+    pub timeout: Duration,
+    /// How long to wait for one attempt before retrying elsewhere.
+    pub attempt_timeout: Duration,
+    /// The session id; random when `None`.
+    pub client_id: Option<ClientId>,
+}
+
+impl ClientConfig {
+    /// A configuration that finds the group through the master at `addr`.
+    pub fn with_master(addr: impl Into<String>) -> Self {
+        ClientConfig {
+            master: Some(addr.into()),
+            replicas: Vec::new(),
+            timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_millis(1000),
+            client_id: None,
+        }
+    }
+
+    /// A configuration that tries the given replica client addresses directly.
+    pub fn with_replicas(addrs: Vec<String>) -> Self {
+        ClientConfig {
+            master: None,
+            replicas: addrs,
+            ..Self::with_master("")
+        }
+    }
+}
+
+struct Route {
+    replicas: Vec<String>,
+    leader: Option<usize>,
+    conn: Option<Arc<Conn>>,
+    next_try: usize,
+}
+
+struct Inner {
+    cfg: ClientConfig,
+    id: ClientId,
+    seq: AtomicU64,
+    outstanding: Mutex<BTreeSet<u64>>,
+    route: tokio::sync::Mutex<Route>,
+}
+
+/// A client session. Cheap to clone; clones share the session (and its id).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// Creates a session; with a master, fetches the replica list first.
+    pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
+        let mut route = Route {
+            replicas: cfg.replicas.clone(),
+            leader: None,
+            conn: None,
+            next_try: 0,
+        };
+        if let Some(m) = &cfg.master {
+            let info = admin::cluster(m, cfg.attempt_timeout.max(Duration::from_secs(2))).await?;
+            route.replicas = addrs(&info.replicas);
+            route.leader = info.leader.map(|l| l as usize);
+        }
+        if route.replicas.is_empty() && cfg.master.is_none() {
+            return Err(ClientError::NoReplicas);
+        }
+        let id = cfg.client_id.unwrap_or_else(|| rand::random::<u64>() | 1);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                cfg,
+                id,
+                seq: AtomicU64::new(1),
+                outstanding: Mutex::new(BTreeSet::new()),
+                route: tokio::sync::Mutex::new(route),
+            }),
+        })
+    }
+
+    /// This session's client id.
+    pub fn id(&self) -> ClientId {
+        self.inner.id
+    }
+
+    /// Sets `key` to `value`.
+    pub async fn put(
+        &self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+    ) -> Result<Outcome, ClientError> {
+        self.execute(Command::put(self.id(), 0, key, value)).await
+    }
+
+    /// Reads `key`.
+    pub async fn get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, ClientError> {
+        Ok(self.execute(Command::get(self.id(), 0, key)).await?.value)
+    }
+
+    /// Removes `key`; true if it existed (when replies wait for execution).
+    pub async fn delete(&self, key: impl Into<Bytes>) -> Result<Outcome, ClientError> {
+        self.execute(Command::delete(self.id(), 0, key)).await
+    }
+
+    /// Sets `key` to `value` if it holds `expected` (`None`: absent). Returns whether
+    /// it swapped and the value found.
+    pub async fn cas(
+        &self,
+        key: impl Into<Bytes>,
+        expected: Option<Bytes>,
+        value: impl Into<Bytes>,
+    ) -> Result<Outcome, ClientError> {
+        self.execute(Command::cas(self.id(), 0, key, expected, value))
+            .await
+    }
+
+    /// Runs a command under this session: assigns the next sequence number and
+    /// retries until it succeeds or the timeout passes.
+    pub async fn execute(&self, mut cmd: Command) -> Result<Outcome, ClientError> {
+        cmd.client = self.id();
+        cmd.seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+        self.inner.outstanding.lock().insert(cmd.seq);
+        let res = self.submit(cmd.clone()).await;
+        self.inner.outstanding.lock().remove(&cmd.seq);
+        res
+    }
+
+    /// Sends a command exactly as given (its client id and sequence number are
+    /// kept), retrying until it succeeds or the timeout passes. Used to retry a
+    /// command by hand; replicas apply it at most once.
+    pub async fn submit(&self, mut cmd: Command) -> Result<Outcome, ClientError> {
+        let deadline = Instant::now() + self.inner.cfg.timeout;
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            cmd.acked_below = self.acked_below(cmd.client);
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::Timeout {
+                    after: self.inner.cfg.timeout,
+                    what: format!("{} of command {}", cmd.op.name(), cmd.seq),
+                });
+            }
+            let conn = match self.conn(deadline).await {
+                Ok(c) => c,
+                Err(e) => {
+                    debug!(error = %e, "no connection yet");
+                    tokio::time::sleep(backoff.min(deadline - now)).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
+                    continue;
+                }
+            };
+            let rx = conn.send(&Propose { cmd: cmd.clone() });
+            let wait = self
+                .inner
+                .cfg
+                .attempt_timeout
+                .min(deadline.saturating_duration_since(Instant::now()));
+            match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(r)) => match r.status {
+                    ReplyStatus::Ok => return Ok(r.outcome),
+                    ReplyStatus::NotLeader | ReplyStatus::Unavailable => {
+                        debug!(replica = conn.target, hint = ?r.leader, "redirected");
+                        self.reroute(&conn, r.leader).await;
+                        if r.leader.is_none() || r.status == ReplyStatus::Unavailable {
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_millis(200));
+                        }
+                    }
+                },
+                Ok(Err(_)) => {
+                    // The connection died: the replica may be down.
+                    self.reroute(&conn, None).await;
+                }
+                Err(_) => {
+                    conn.forget(cmd.seq);
+                    debug!(replica = conn.target, seq = cmd.seq, "attempt timed out");
+                    self.reroute(&conn, None).await;
+                }
+            }
+        }
+    }
+
+    fn acked_below(&self, client: ClientId) -> u64 {
+        if client != self.id() {
+            return 0;
+        }
+        let o = self.inner.outstanding.lock();
+        o.iter()
+            .next()
+            .copied()
+            .unwrap_or_else(|| self.inner.seq.load(Ordering::Relaxed))
+    }
+
+    /// The current leader as (id, client address), asking the master if there is one.
+    pub async fn leader(&self) -> Result<(ReplicaId, String), ClientError> {
+        let t = self.inner.cfg.attempt_timeout.max(Duration::from_secs(2));
+        if let Some(m) = &self.inner.cfg.master {
+            let info = admin::cluster(m, t).await?;
+            let l = info.leader.ok_or_else(|| {
+                ClientError::Protocol("the master knows no leader right now".into())
+            })?;
+            let a = info
+                .replicas
+                .iter()
+                .find(|r| r.id == l)
+                .map(|r| r.client_addr())
+                .unwrap_or_default();
+            return Ok((l, a));
+        }
+        let replicas = self.inner.route.lock().await.replicas.clone();
+        for a in &replicas {
+            if let Ok(s) = admin::status(a, t).await {
+                if s.role == genericsmr::messages::role::LEADER {
+                    return Ok((s.replica, a.clone()));
+                }
+            }
+        }
+        Err(ClientError::Protocol(
+            "no replica reports being the leader".into(),
+        ))
+    }
+
+    async fn conn(&self, deadline: Instant) -> Result<Arc<Conn>, ClientError> {
+        let mut r = self.inner.route.lock().await;
+        if let Some(c) = &r.conn {
+            if c.is_open() {
+                return Ok(c.clone());
+            }
+            r.conn = None;
+        }
+        if r.leader.is_none() {
+            if let Some(m) = &self.inner.cfg.master {
+                if let Ok(info) = admin::cluster(m, Duration::from_millis(500)).await {
+                    r.replicas = addrs(&info.replicas);
+                    r.leader = info.leader.map(|l| l as usize);
+                }
+            }
+        }
+        if r.replicas.is_empty() {
+            return Err(ClientError::NoReplicas);
+        }
+        let target = r
+            .leader
+            .filter(|l| *l < r.replicas.len())
+            .unwrap_or(r.next_try % r.replicas.len());
+        let addr = r.replicas[target].clone();
+        let t = Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now()));
+        let c = tokio::time::timeout(t, Conn::open(target, &addr))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                after: t,
+                what: format!("connection to {addr}"),
+            })
+            .and_then(|r| {
+                r.map_err(|e| ClientError::Connect {
+                    addr: addr.clone(),
+                    source: e,
+                })
+            });
+        match c {
+            Ok(c) => {
+                r.conn = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                r.leader = None;
+                r.next_try = target + 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops `conn` and aims at `hint` (or the next replica) for the next attempt.
+    async fn reroute(&self, conn: &Arc<Conn>, hint: Option<ReplicaId>) {
+        let mut r = self.inner.route.lock().await;
+        if r.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            r.conn = None;
+            conn.close();
+        }
+        match hint.map(|h| h as usize).filter(|h| *h != conn.target) {
+            Some(h) => r.leader = Some(h),
+            None => {
+                r.leader = None;
+                r.next_try = conn.target + 1;
+            }
+        }
+    }
+}
+
+fn addrs(replicas: &[ReplicaAddr]) -> Vec<String> {
+    let mut v: Vec<&ReplicaAddr> = replicas.iter().collect();
+    v.sort_by_key(|r| r.id);
+    v.iter().map(|r| r.client_addr()).collect()
+}

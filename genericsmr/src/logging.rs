@@ -1,0 +1,14 @@
+//! Log set-up shared by every binary: `RUST_LOG` filters, colours only on a terminal.
+
+use std::io::IsTerminal;
+
+/// Sends `tracing` output to stderr, filtered by `RUST_LOG` or else `default`.
+pub fn init(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}

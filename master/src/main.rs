@@ -1,0 +1,60 @@
+//! `master`: registers replicas, serves the replica list and the leader, and
+//! drives leader failover.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// Membership service and leader oracle for a replica group.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about,
+    after_help = "Examples:\n  master --port 7087 --replicas 3\n  master --addr 0.0.0.0 --port 7087 --replicas 5 --liveness-timeout-ms 1000\n\nStart the master first, then the servers with --master HOST:PORT; it answers them once all N have registered."
+)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    addr: String,
+    /// Port to listen on (0 picks a free one; the chosen port is printed).
+    #[arg(long, default_value_t = 7087)]
+    port: u16,
+    /// Number of replicas in the group.
+    #[arg(long, short = 'n', default_value_t = 3)]
+    replicas: usize,
+    /// How often replicas are pinged, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    ping_interval_ms: u64,
+    /// A replica silent for this long is considered down, in milliseconds.
+    #[arg(long, default_value_t = 600)]
+    liveness_timeout_ms: u64,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    genericsmr::logging::init("info");
+    let a = Args::parse();
+    anyhow::ensure!(
+        a.replicas >= 1 && a.replicas <= genericsmr::MAX_REPLICAS,
+        "--replicas must be between 1 and {}",
+        genericsmr::MAX_REPLICAS
+    );
+    let l = tokio::net::TcpListener::bind((a.addr.as_str(), a.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{}; is another master running? pick another --port",
+                a.addr, a.port
+            )
+        })?;
+    let local = l.local_addr()?;
+    println!("master listening on {local} for {} replicas", a.replicas);
+    tracing::info!(%local, n = a.replicas, "master started");
+    let cfg = master::MasterConfig {
+        n: a.replicas,
+        ping_interval: Duration::from_millis(a.ping_interval_ms),
+        liveness_timeout: Duration::from_millis(a.liveness_timeout_ms),
+    };
+    master::serve(l, cfg).await
+}

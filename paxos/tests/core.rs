@@ -1,0 +1,1580 @@
+//! Tests of the pure Multi-Paxos core through its handlers, with no sockets:
+//! a deterministic in-memory network of `Replica` cores with a virtual clock,
+//! explicit delivery order, message loss, crashes and partitions.
+//!
+//! Every delivery is followed by safety checks (see [`Net::check`]): no two
+//! replicas ever hold different committed values for a slot (including replicas
+//! that crashed since), every slot below a replica's commit index is committed,
+//! and two replicas that executed the same number of slots hold the same state.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+
+use bytes::{Bytes, BytesMut};
+use genericsmr::command::Command;
+use genericsmr::durable::{DurableLog, SyncPolicy};
+use genericsmr::effects::{Dest, Effects, Reply};
+use genericsmr::messages::{role, Propose, ProposeReply, ReplyStatus};
+use genericsmr::ConnId;
+use paxos::messages::*;
+use paxos::{Config, Replica, SlotState};
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+/// A peer message in flight: (from, to, message).
+type Msg = (u8, u8, PaxosMsg);
+
+const T0: u64 = 1_000_000_000;
+
+fn kind(m: &PaxosMsg) -> &'static str {
+    match m {
+        PaxosMsg::Prepare(_) => "Prepare",
+        PaxosMsg::PrepareReply(_) => "PrepareReply",
+        PaxosMsg::Accept(_) => "Accept",
+        PaxosMsg::AcceptReply(_) => "AcceptReply",
+        PaxosMsg::Commit(_) => "Commit",
+        PaxosMsg::CommitShort(_) => "CommitShort",
+        PaxosMsg::CatchupRequest(_) => "CatchupRequest",
+        PaxosMsg::CatchupReply(_) => "CatchupReply",
+        PaxosMsg::RecoveryQuery(_) => "RecoveryQuery",
+        PaxosMsg::RecoveryInfo(_) => "RecoveryInfo",
+    }
+}
+
+fn is(m: &Msg, from: u8, to: u8, k: &str) -> bool {
+    m.0 == from && m.1 == to && kind(&m.2) == k
+}
+
+fn dispatch(r: &mut Replica, now: u64, from: u8, m: PaxosMsg, fx: &mut Effects<PaxosMsg>) {
+    match m {
+        PaxosMsg::Prepare(m) => r.handle_prepare(now, from, m, fx),
+        PaxosMsg::PrepareReply(m) => r.handle_prepare_reply(now, from, m, fx),
+        PaxosMsg::Accept(m) => r.handle_accept(now, from, m, fx),
+        PaxosMsg::AcceptReply(m) => r.handle_accept_reply(now, from, m, fx),
+        PaxosMsg::Commit(m) => r.handle_commit(now, from, m, fx),
+        PaxosMsg::CommitShort(m) => r.handle_commit_short(now, from, m, fx),
+        PaxosMsg::CatchupRequest(m) => r.handle_catchup_request(now, from, m, fx),
+        PaxosMsg::CatchupReply(m) => r.handle_catchup_reply(now, from, m, fx),
+        PaxosMsg::RecoveryQuery(m) => r.handle_recovery_query(now, from, m, fx),
+        PaxosMsg::RecoveryInfo(m) => r.handle_recovery_info(now, from, m, fx),
+    }
+}
+
+/// Splits what `Effects::persist` produced (u32 len | u32 crc | payload ...) into payloads.
+fn split_records(disk: &[u8]) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut rest = disk;
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest[0..4].try_into().unwrap()) as usize;
+        out.push(Bytes::copy_from_slice(&rest[8..8 + len]));
+        rest = &rest[8 + len..];
+    }
+    out
+}
+
+struct Net {
+    n: usize,
+    cfgs: Vec<Config>,
+    reps: Vec<Replica>,
+    queue: VecDeque<Msg>,
+    /// Client replies: (replica, conn, reply).
+    replies: Vec<(u8, ConnId, ProposeReply)>,
+    down: Vec<bool>,
+    /// `cut[i][j]`: messages from i to j are lost.
+    cut: Vec<Vec<bool>>,
+    now: u64,
+    /// Everything each replica persisted since it last started empty.
+    disk: Vec<BytesMut>,
+    /// Optional real durable logs, fed like the runtime's driver feeds them.
+    logs: Vec<Option<DurableLog>>,
+    /// Safety oracle: the first committed value seen for each slot, on any replica ever.
+    chosen: BTreeMap<u64, Vec<Command>>,
+    /// State digest first seen for each executed-slot count.
+    digests: HashMap<u64, u128>,
+    /// Messages delivered, by (kind, to).
+    delivered: HashMap<(&'static str, u8), usize>,
+    fx: Effects<PaxosMsg>,
+}
+
+impl Net {
+    fn new(n: usize) -> Self {
+        Self::with(n, |_| {})
+    }
+
+    fn with(n: usize, f: impl Fn(&mut Config)) -> Self {
+        let cfgs: Vec<Config> = (0..n)
+            .map(|i| {
+                let mut c = Config::new(i as u8, n);
+                f(&mut c);
+                c
+            })
+            .collect();
+        Net {
+            n,
+            reps: cfgs.iter().map(|c| Replica::new(c.clone())).collect(),
+            cfgs,
+            queue: VecDeque::new(),
+            replies: Vec::new(),
+            down: vec![false; n],
+            cut: vec![vec![false; n]; n],
+            now: T0,
+            disk: vec![BytesMut::new(); n],
+            logs: (0..n).map(|_| None).collect(),
+            chosen: BTreeMap::new(),
+            digests: HashMap::new(),
+            delivered: HashMap::new(),
+            fx: Effects::default(),
+        }
+    }
+
+    fn r(&self, i: u8) -> &Replica {
+        &self.reps[i as usize]
+    }
+
+    /// Moves what replica `i`'s handlers produced into the network, the reply list and its disk.
+    fn collect(&mut self, i: u8, mut fx: Effects<PaxosMsg>) {
+        let rec = fx.take_persist();
+        if let Some(log) = &mut self.logs[i as usize] {
+            log.append_framed(&rec);
+            log.commit().unwrap();
+        }
+        self.disk[i as usize].extend_from_slice(&rec);
+        for (dest, m) in fx.sends.drain(..) {
+            let set = match dest {
+                Dest::Peer(j) => {
+                    assert_ne!(j, i, "replica {i} sends to itself");
+                    1u64 << j
+                }
+                Dest::Set(s) => {
+                    assert_eq!(s & (1 << i), 0, "replica {i} includes itself in a send set");
+                    s
+                }
+                Dest::All => u64::MAX,
+            };
+            for j in 0..self.n as u8 {
+                if j != i && set & (1 << j) != 0 {
+                    self.queue.push_back((i, j, m.clone()));
+                }
+            }
+        }
+        for (conn, r) in fx.replies.drain(..) {
+            match r {
+                Reply::Propose(p) => self.replies.push((i, conn, p)),
+                other => panic!("unexpected reply {other:?}"),
+            }
+        }
+        self.fx = fx;
+        self.check(i);
+    }
+
+    /// Runs `f` on replica `i` with a fresh outbox, then collects the effects.
+    fn on(&mut self, i: u8, f: impl FnOnce(&mut Replica, u64, &mut Effects<PaxosMsg>)) {
+        let mut fx = std::mem::take(&mut self.fx);
+        let now = self.now;
+        f(&mut self.reps[i as usize], now, &mut fx);
+        self.collect(i, fx);
+    }
+
+    /// The checks run after every step.
+    fn check(&mut self, i: u8) {
+        let r = &self.reps[i as usize];
+        for (s, slot) in r.log().iter().enumerate() {
+            if (s as u64) < r.commit_index() {
+                assert_eq!(
+                    slot.state,
+                    SlotState::Committed,
+                    "replica {i}: slot {s} below the commit index is not committed"
+                );
+            }
+            if slot.state == SlotState::Committed {
+                let first = self
+                    .chosen
+                    .entry(s as u64)
+                    .or_insert_with(|| slot.cmds.clone());
+                assert_eq!(
+                    first, &slot.cmds,
+                    "SAFETY: replica {i} committed a different value in slot {s} than another replica"
+                );
+            }
+        }
+        assert!(r.executed() <= r.commit_index());
+        let d = r.state().digest();
+        let first = *self.digests.entry(r.executed()).or_insert(d);
+        assert_eq!(
+            first,
+            d,
+            "replica {i}: state after {} slots differs from another replica's",
+            r.executed()
+        );
+    }
+
+    fn link_ok(&self, from: u8, to: u8) -> bool {
+        !self.down[from as usize]
+            && !self.down[to as usize]
+            && !self.cut[from as usize][to as usize]
+    }
+
+    /// Delivers one message (if its link is up), then flushes the receiver like the runtime does.
+    fn deliver(&mut self, (from, to, m): Msg) -> bool {
+        if !self.link_ok(from, to) {
+            return false;
+        }
+        *self.delivered.entry((kind(&m), to)).or_default() += 1;
+        self.on(to, |r, now, fx| {
+            dispatch(r, now, from, m, fx);
+            r.flush(now, fx);
+        });
+        true
+    }
+
+    /// Delivers everything in FIFO order until nothing is in flight.
+    fn run(&mut self) {
+        let mut budget = 1_000_000;
+        while let Some(m) = self.queue.pop_front() {
+            self.deliver(m);
+            budget -= 1;
+            assert!(budget > 0, "messages never stop");
+        }
+    }
+
+    /// Delivers (in order) the messages in flight matching `p`, leaving the others queued.
+    fn deliver_where(&mut self, p: impl Fn(&Msg) -> bool) -> usize {
+        let (take, keep): (Vec<Msg>, Vec<Msg>) = self.queue.drain(..).partition(|m| p(m));
+        self.queue = keep.into();
+        let mut n = 0;
+        for m in take {
+            n += self.deliver(m) as usize;
+        }
+        n
+    }
+
+    /// Removes the messages in flight matching `p` and returns them.
+    fn take_where(&mut self, p: impl Fn(&Msg) -> bool) -> Vec<Msg> {
+        let (take, keep): (Vec<Msg>, Vec<Msg>) = self.queue.drain(..).partition(|m| p(m));
+        self.queue = keep.into();
+        take
+    }
+
+    fn drop_where(&mut self, p: impl Fn(&Msg) -> bool) -> usize {
+        self.take_where(p).len()
+    }
+
+    fn in_flight(&self, p: impl Fn(&Msg) -> bool) -> usize {
+        self.queue.iter().filter(|m| p(m)).count()
+    }
+
+    /// Advances the clock and runs every live replica's timers.
+    fn tick_all(&mut self, dt: u64) {
+        self.now += dt;
+        for i in 0..self.n as u8 {
+            if !self.down[i as usize] {
+                self.on(i, |r, now, fx| {
+                    r.tick(now, fx);
+                    r.flush(now, fx);
+                });
+            }
+        }
+    }
+
+    /// Alternates timer rounds (retransmission period) and full delivery.
+    fn settle(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            self.run();
+            let dt = self.cfgs[0].retransmit_ns;
+            self.tick_all(dt);
+        }
+        self.run();
+    }
+
+    fn be_leader(&mut self, i: u8) {
+        self.on(i, |r, now, fx| {
+            r.handle_be_leader(now, fx);
+            r.flush(now, fx);
+        });
+    }
+
+    /// A client proposal, without the flush that ends a burst.
+    fn propose(&mut self, i: u8, conn: ConnId, cmd: Command) {
+        self.on(i, |r, now, fx| {
+            r.handle_propose(now, conn, Propose { cmd }, fx)
+        });
+    }
+
+    fn flush(&mut self, i: u8) {
+        self.on(i, |r, now, fx| r.flush(now, fx));
+    }
+
+    /// A proposal followed by a flush.
+    fn submit(&mut self, i: u8, conn: ConnId, cmd: Command) {
+        self.propose(i, conn, cmd);
+        self.flush(i);
+    }
+
+    fn elect(&mut self, i: u8) {
+        self.be_leader(i);
+        self.run();
+        assert!(self.r(i).is_leader(), "replica {i} did not become leader");
+    }
+
+    fn crash(&mut self, i: u8) {
+        self.down[i as usize] = true;
+    }
+
+    /// Restarts `i` from what it persisted.
+    fn restart_durable(&mut self, i: u8) {
+        let recs = split_records(&self.disk[i as usize]);
+        let mut r = Replica::new(self.cfgs[i as usize].clone());
+        r.restore(&recs).unwrap();
+        self.reps[i as usize] = r;
+        self.down[i as usize] = false;
+        self.check(i);
+    }
+
+    /// Restarts `i` with nothing (its disk is lost) and starts recovery.
+    fn restart_amnesiac(&mut self, i: u8) {
+        self.reps[i as usize] = Replica::new(self.cfgs[i as usize].clone());
+        self.disk[i as usize].clear();
+        self.down[i as usize] = false;
+        self.on(i, |r, now, fx| r.start_recovery(now, fx));
+    }
+
+    /// Cuts every link between the two groups (both directions).
+    fn partition(&mut self, a: &[u8], b: &[u8]) {
+        for &x in a {
+            for &y in b {
+                self.cut[x as usize][y as usize] = true;
+                self.cut[y as usize][x as usize] = true;
+            }
+        }
+    }
+
+    fn heal(&mut self) {
+        self.cut = vec![vec![false; self.n]; self.n];
+    }
+
+    fn reply(&self, client: u64, seq: u64) -> Vec<(u8, ConnId, ProposeReply)> {
+        self.replies
+            .iter()
+            .filter(|(_, _, p)| p.client == client && p.seq == seq)
+            .cloned()
+            .collect()
+    }
+
+    fn only_reply(&self, client: u64, seq: u64) -> (u8, ConnId, ProposeReply) {
+        let r = self.reply(client, seq);
+        assert_eq!(r.len(), 1, "replies for ({client}, {seq}): {r:?}");
+        r.into_iter().next().unwrap()
+    }
+
+    fn count(&self, k: &'static str, to: u8) -> usize {
+        self.delivered.get(&(k, to)).copied().unwrap_or(0)
+    }
+
+    fn value(&self, i: u8, key: &str) -> Option<Bytes> {
+        self.r(i).state().kv().get(key.as_bytes()).cloned()
+    }
+
+    /// Committed commands of replica `i`, slot by slot.
+    fn committed(&self, i: u8) -> Vec<Vec<Command>> {
+        let r = self.r(i);
+        r.log()[..r.commit_index() as usize]
+            .iter()
+            .map(|s| s.cmds.clone())
+            .collect()
+    }
+
+    /// All the given replicas committed and executed the same slots and hold the same state.
+    fn assert_converged(&self, ids: &[u8]) {
+        let first = ids[0];
+        for &i in ids {
+            assert_eq!(
+                self.r(i).commit_index(),
+                self.r(first).commit_index(),
+                "commit index of {i}"
+            );
+            assert_eq!(
+                self.r(i).executed(),
+                self.r(i).commit_index(),
+                "replica {i} did not execute all"
+            );
+            assert_eq!(
+                self.committed(i),
+                self.committed(first),
+                "committed log of {i}"
+            );
+            assert_eq!(
+                self.r(i).state().digest(),
+                self.r(first).state().digest(),
+                "digest of {i}"
+            );
+        }
+    }
+}
+
+fn put(client: u64, seq: u64, k: &str, v: &str) -> Command {
+    Command::put(
+        client,
+        seq,
+        Bytes::copy_from_slice(k.as_bytes()),
+        Bytes::copy_from_slice(v.as_bytes()),
+    )
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("paxos-core-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Election and the normal case
+// ---------------------------------------------------------------------------
+
+#[test]
+fn leader_election_with_three_replicas() {
+    let mut net = Net::new(3);
+    assert_eq!(net.r(0).status(0).role, role::FOLLOWER);
+    net.be_leader(0);
+    assert_eq!(net.r(0).status(0).role, role::CANDIDATE);
+    assert_eq!(net.in_flight(|m| kind(&m.2) == "Prepare"), 2);
+    // One promise (plus its own) is a majority of three.
+    assert_eq!(net.deliver_where(|m| is(m, 0, 1, "Prepare")), 1);
+    assert_eq!(net.deliver_where(|m| is(m, 1, 0, "PrepareReply")), 1);
+    let st = net.r(0).status(7);
+    assert_eq!(st.role, role::LEADER);
+    assert_eq!(st.nonce, 7);
+    assert_eq!(st.ballot, ballot::make(1, 0));
+    assert_eq!(st.leader, Some(0));
+    net.run();
+    for i in 1..3 {
+        let st = net.r(i).status(0);
+        assert_eq!(st.role, role::FOLLOWER);
+        assert_eq!(st.ballot, ballot::make(1, 0));
+        assert_eq!(st.leader, Some(0));
+    }
+}
+
+#[test]
+fn candidate_without_a_majority_is_not_leader() {
+    let mut net = Net::new(5);
+    net.be_leader(0);
+    net.deliver_where(|m| is(m, 0, 1, "Prepare"));
+    net.deliver_where(|m| m.1 == 0);
+    assert_eq!(
+        net.r(0).status(0).role,
+        role::CANDIDATE,
+        "two of five is not a majority"
+    );
+    net.deliver_where(|m| is(m, 0, 2, "Prepare"));
+    net.deliver_where(|m| m.1 == 0);
+    assert!(net.r(0).is_leader());
+}
+
+#[test]
+fn a_group_of_one_decides_alone() {
+    let mut net = Net::new(1);
+    net.elect(0);
+    net.submit(0, 1, put(1, 1, "k", "v"));
+    assert_eq!(net.only_reply(1, 1).2.status, ReplyStatus::Ok);
+    assert_eq!(net.r(0).commit_index(), 1);
+    assert_eq!(net.value(0, "k"), Some(b("v")));
+}
+
+#[test]
+fn proposals_commit_and_execute_everywhere() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    net.submit(0, 10, put(7, 1, "k", "v1"));
+    // Nothing is decided before the votes arrive.
+    assert!(net.reply(7, 1).is_empty());
+    assert_eq!(net.r(0).commit_index(), 0);
+    net.run();
+    let (from, conn, rep) = net.only_reply(7, 1);
+    assert_eq!(
+        (from, conn, rep.status, rep.leader),
+        (0, 10, ReplyStatus::Ok, Some(0))
+    );
+
+    net.submit(0, 11, put(8, 1, "j", "w"));
+    net.submit(0, 12, Command::get(7, 2, b("k")));
+    net.run();
+    let (_, conn, rep) = net.only_reply(7, 2);
+    assert_eq!(conn, 12);
+    assert_eq!(rep.status, ReplyStatus::Ok);
+    assert_eq!(
+        rep.outcome.value,
+        Some(b("v1")),
+        "a GET returns the value written before it"
+    );
+    assert_eq!(net.only_reply(8, 1).2.status, ReplyStatus::Ok);
+
+    net.assert_converged(&[0, 1, 2]);
+    for i in 0..3 {
+        assert_eq!(net.r(i).commit_index(), 3);
+        assert_eq!(net.r(i).state().applied(), 3);
+        assert_eq!(net.value(i, "k"), Some(b("v1")));
+        assert_eq!(net.value(i, "j"), Some(b("w")));
+        assert_ne!(net.r(i).state().digest(), 0);
+    }
+}
+
+#[test]
+fn cas_and_delete_outcomes_reach_the_client() {
+    let mut net = Net::with(3, |c| c.reply_after_exec = true);
+    net.elect(0);
+    net.submit(0, 1, Command::cas(1, 1, b("k"), None, b("a")));
+    net.submit(0, 2, Command::cas(1, 2, b("k"), Some(b("zzz")), b("b")));
+    net.submit(0, 3, put(1, 3, "k", "c"));
+    net.submit(0, 4, Command::delete(1, 4, b("k")));
+    net.run();
+    let o1 = net.only_reply(1, 1).2.outcome;
+    assert!(o1.flag && o1.value.is_none());
+    let o2 = net.only_reply(1, 2).2.outcome;
+    assert!(!o2.flag);
+    assert_eq!(o2.value, Some(b("a")));
+    // With reply_after_exec a put reports the value it replaced.
+    assert_eq!(net.only_reply(1, 3).2.outcome.value, Some(b("a")));
+    let o4 = net.only_reply(1, 4).2.outcome;
+    assert!(o4.flag);
+    assert_eq!(o4.value, Some(b("c")));
+    net.assert_converged(&[0, 1, 2]);
+    assert_eq!(net.r(2).state().kv().len(), 0);
+}
+
+#[test]
+fn batching_puts_a_burst_in_one_slot() {
+    for batch in [true, false] {
+        let mut net = Net::with(3, |c| c.batch = batch);
+        net.elect(0);
+        for i in 0..10u64 {
+            net.propose(0, 100 + i, put(i + 1, 1, &format!("k{i}"), "v"));
+        }
+        assert_eq!(
+            net.in_flight(|m| kind(&m.2) == "Accept"),
+            0,
+            "proposals wait for the flush"
+        );
+        net.flush(0);
+        let slots = if batch { 1 } else { 10 };
+        assert_eq!(net.r(0).log().len(), slots, "batch={batch}");
+        assert_eq!(net.in_flight(|m| kind(&m.2) == "Accept"), 2 * slots);
+        if batch {
+            assert_eq!(net.r(0).log()[0].cmds.len(), 10);
+        } else {
+            assert!(net.r(0).log().iter().all(|s| s.cmds.len() == 1));
+        }
+        net.run();
+        for i in 0..10u64 {
+            assert_eq!(net.only_reply(i + 1, 1).2.status, ReplyStatus::Ok);
+        }
+        net.assert_converged(&[0, 1, 2]);
+        for r in 0..3 {
+            assert_eq!(net.r(r).commit_index(), slots as u64);
+            assert_eq!(net.r(r).state().applied(), 10);
+        }
+    }
+}
+
+#[test]
+fn batches_are_capped_at_batch_max() {
+    let mut net = Net::with(3, |c| {
+        c.batch = true;
+        c.batch_max = 4;
+    });
+    net.elect(0);
+    for i in 0..10u64 {
+        net.propose(0, i, put(i + 1, 1, "k", "v"));
+    }
+    net.flush(0);
+    let sizes: Vec<usize> = net.r(0).log().iter().map(|s| s.cmds.len()).collect();
+    assert_eq!(sizes, vec![4, 4, 2]);
+    net.run();
+    net.assert_converged(&[0, 1, 2]);
+}
+
+// ---------------------------------------------------------------------------
+// Failover
+// ---------------------------------------------------------------------------
+
+#[test]
+fn new_leader_finishes_accepted_slots_and_fills_holes_with_noops() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    for s in 0..3u64 {
+        net.submit(0, s, put(1, s + 1, "a", &format!("{s}")));
+    }
+    net.run();
+    assert_eq!(net.r(2).commit_index(), 3);
+
+    let x = put(2, 1, "x", "X");
+    let y = put(3, 1, "y", "Y");
+    let z = put(4, 1, "z", "Z");
+    // Slot 3: accepted by replica 1 only; the leader never hears back.
+    net.submit(0, 20, x.clone());
+    net.drop_where(|m| is(m, 0, 2, "Accept"));
+    net.deliver_where(|m| is(m, 0, 1, "Accept"));
+    net.drop_where(|m| is(m, 1, 0, "AcceptReply"));
+    // Slot 4: nobody else accepts.
+    net.submit(0, 21, y.clone());
+    net.drop_where(|m| kind(&m.2) == "Accept");
+    // Slot 5: accepted by replica 1 only.
+    net.submit(0, 22, z.clone());
+    net.drop_where(|m| is(m, 0, 2, "Accept"));
+    net.deliver_where(|m| is(m, 0, 1, "Accept"));
+    net.drop_where(|m| m.0 == 0 || m.1 == 0);
+    assert_eq!(net.r(1).log()[3].state, SlotState::Accepted);
+    assert_eq!(net.r(0).commit_index(), 3);
+    net.crash(0);
+
+    net.elect(1);
+    net.run();
+    net.assert_converged(&[1, 2]);
+    for i in [1, 2] {
+        let log = net.committed(i);
+        assert_eq!(log.len(), 6);
+        assert_eq!(
+            log[3],
+            vec![x.clone()],
+            "the accepted value is kept, not replaced by a no-op"
+        );
+        assert!(log[4].is_empty(), "the hole becomes a no-op");
+        assert_eq!(log[5], vec![z.clone()]);
+        assert_eq!(net.value(i, "x"), Some(b("X")));
+        assert_eq!(net.value(i, "y"), None);
+        assert_eq!(net.value(i, "z"), Some(b("Z")));
+    }
+
+    // The old leader comes back from its durable log: it held Y in slot 4 at the
+    // old ballot and must learn the no-op instead.
+    net.restart_durable(0);
+    assert_eq!(net.r(0).log()[4].cmds, vec![y]);
+    net.settle(3);
+    net.assert_converged(&[0, 1, 2]);
+    assert!(net.committed(0)[4].is_empty());
+    assert_eq!(net.value(0, "y"), None);
+}
+
+#[test]
+fn new_leader_adopts_the_highest_ballot_value() {
+    // Slot 0 holds value A at ballot 1 on replica 2 and value B at a higher ballot on
+    // replica 1 (its own leader's proposal); a third leader must choose B.
+    let mut net = Net::new(3);
+    net.elect(0);
+    let a = put(1, 1, "k", "A");
+    net.submit(0, 1, a.clone());
+    net.deliver_where(|m| is(m, 0, 2, "Accept"));
+    net.drop_where(|_| true);
+    // Replica 1 leads with a majority {1, 0}; its phase 1 misses replica 2.
+    net.be_leader(1);
+    net.drop_where(|m| m.1 == 2);
+    net.deliver_where(|m| is(m, 1, 0, "Prepare"));
+    net.deliver_where(|m| is(m, 0, 1, "PrepareReply"));
+    assert!(net.r(1).is_leader());
+    // Replica 1 re-proposed A (which 0 reported at ballot 1) in slot 0; drop it all.
+    assert_eq!(net.r(1).log()[0].cmds, vec![a.clone()]);
+    net.drop_where(|_| true);
+    // Replica 2 leads; it holds A at ballot 1; replica 1 holds A at ballot 2: same value.
+    net.elect(2);
+    net.settle(2);
+    net.assert_converged(&[0, 1, 2]);
+    assert_eq!(net.committed(2)[0], vec![a]);
+}
+
+// ---------------------------------------------------------------------------
+// Stepping down and redirection
+// ---------------------------------------------------------------------------
+
+#[test]
+fn leader_steps_down_on_a_refused_accept() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    net.submit(0, 11, put(1, 1, "a", "1"));
+    net.submit(0, 12, put(2, 1, "b", "2"));
+    net.drop_where(|_| true);
+    let higher = ballot::make(5, 2);
+    net.deliver((
+        2,
+        0,
+        PaxosMsg::AcceptReply(AcceptReply {
+            ballot: ballot::make(1, 0),
+            slot: 0,
+            ok: false,
+            promised: higher,
+        }),
+    ));
+    assert_eq!(net.r(0).status(0).role, role::FOLLOWER);
+    assert_eq!(net.r(0).promised(), higher);
+    for (client, conn) in [(1, 11), (2, 12)] {
+        let (_, c, rep) = net.only_reply(client, 1);
+        assert_eq!(c, conn);
+        assert_eq!(rep.status, ReplyStatus::NotLeader);
+        assert_ne!(
+            rep.leader,
+            Some(0),
+            "a replica that stepped down must not name itself"
+        );
+    }
+    // It no longer accepts proposals.
+    net.submit(0, 13, put(3, 1, "c", "3"));
+    assert_eq!(net.only_reply(3, 1).2.status, ReplyStatus::NotLeader);
+    assert_eq!(net.in_flight(|_| true), 0);
+}
+
+#[test]
+fn stale_accept_replies_are_ignored() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    net.submit(0, 1, put(1, 1, "a", "1"));
+    net.drop_where(|_| true);
+    // A refusal at a lower-or-equal ballot, and a vote for another ballot: no effect.
+    let b1 = ballot::make(1, 0);
+    net.deliver((
+        1,
+        0,
+        PaxosMsg::AcceptReply(AcceptReply {
+            ballot: b1,
+            slot: 0,
+            ok: false,
+            promised: b1,
+        }),
+    ));
+    net.deliver((
+        1,
+        0,
+        PaxosMsg::AcceptReply(AcceptReply {
+            ballot: ballot::make(0, 1),
+            slot: 0,
+            ok: true,
+            promised: b1,
+        }),
+    ));
+    assert!(net.r(0).is_leader());
+    assert_eq!(net.r(0).commit_index(), 0);
+    assert!(net.replies.is_empty());
+    // The same vote twice is one vote: in a group of five, 1's vote twice is no majority.
+    let mut net = Net::new(5);
+    net.elect(0);
+    net.submit(0, 1, put(1, 1, "a", "1"));
+    net.drop_where(|_| true);
+    let ok = AcceptReply {
+        ballot: b1,
+        slot: 0,
+        ok: true,
+        promised: b1,
+    };
+    net.deliver((1, 0, PaxosMsg::AcceptReply(ok.clone())));
+    net.deliver((1, 0, PaxosMsg::AcceptReply(ok.clone())));
+    assert_eq!(net.r(0).commit_index(), 0);
+    net.deliver((3, 0, PaxosMsg::AcceptReply(ok)));
+    assert_eq!(net.r(0).commit_index(), 1);
+}
+
+#[test]
+fn leader_steps_down_on_a_higher_prepare_and_its_value_survives() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    let a = put(1, 1, "a", "1");
+    net.submit(0, 11, a.clone());
+    net.drop_where(|_| true);
+    net.be_leader(1);
+    // The old leader hears the higher Prepare first.
+    assert_eq!(net.deliver_where(|m| is(m, 1, 0, "Prepare")), 1);
+    assert_eq!(net.r(0).status(0).role, role::FOLLOWER);
+    let (_, conn, rep) = net.only_reply(1, 1);
+    assert_eq!((conn, rep.status), (11, ReplyStatus::NotLeader));
+    assert_ne!(rep.leader, Some(0));
+    assert_eq!(net.r(0).leader_hint(), Some(1));
+    net.run();
+    assert!(net.r(1).is_leader());
+    // The old leader's own vote was reported in phase 1, so the new leader chose it.
+    net.settle(1);
+    net.assert_converged(&[0, 1, 2]);
+    assert_eq!(net.committed(2), vec![vec![a]]);
+    // A retry at the new leader is answered from the dedup table.
+    net.submit(1, 12, put(1, 1, "a", "1"));
+    let oks: Vec<_> = net
+        .reply(1, 1)
+        .into_iter()
+        .filter(|r| r.2.status == ReplyStatus::Ok)
+        .collect();
+    assert_eq!(oks.len(), 1);
+    assert_eq!((oks[0].0, oks[0].1), (1, 12));
+}
+
+#[test]
+fn prepare_at_a_lower_ballot_is_refused_and_the_candidate_retries_higher() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    let b1 = ballot::make(1, 0);
+    // A stale prepare at a lower ballot is refused with our promise.
+    net.deliver((
+        2,
+        1,
+        PaxosMsg::Prepare(Prepare {
+            ballot: ballot::make(0, 2),
+            from_slot: 0,
+        }),
+    ));
+    let refused = net.take_where(|m| is(m, 1, 2, "PrepareReply"));
+    match &refused[..] {
+        [(_, _, PaxosMsg::PrepareReply(r))] => {
+            assert!(!r.ok);
+            assert_eq!(r.promised, b1);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A candidate refused by a higher promise campaigns again above it.
+    let mut net = Net::new(3);
+    net.elect(0);
+    net.deliver((
+        0,
+        1,
+        PaxosMsg::Prepare(Prepare {
+            ballot: ballot::make(7, 0),
+            from_slot: 0,
+        }),
+    ));
+    net.be_leader(2);
+    net.run();
+    assert!(
+        net.r(2).is_leader(),
+        "the candidate retried above the refusal"
+    );
+    assert!(net.r(2).promised() > ballot::make(7, 0));
+    assert!(!net.r(0).is_leader());
+}
+
+#[test]
+fn follower_redirects_proposals_to_the_leader() {
+    let mut net = Net::new(3);
+    net.submit(1, 5, put(1, 1, "k", "v"));
+    let (_, conn, rep) = net.only_reply(1, 1);
+    assert_eq!(
+        (conn, rep.status, rep.leader),
+        (5, ReplyStatus::NotLeader, None)
+    );
+    net.elect(0);
+    net.submit(1, 6, put(1, 2, "k", "v"));
+    net.submit(2, 7, put(1, 3, "k", "v"));
+    let (from, conn, rep) = net.only_reply(1, 2);
+    assert_eq!(
+        (from, conn, rep.status, rep.leader),
+        (1, 6, ReplyStatus::NotLeader, Some(0))
+    );
+    assert_eq!(net.only_reply(1, 3).2.leader, Some(0));
+    assert_eq!(net.r(1).status(0).leader, Some(0));
+    // Redirection never creates a slot.
+    assert_eq!(net.in_flight(|m| kind(&m.2) == "Accept"), 0);
+    assert_eq!(net.r(1).log().len(), 0);
+}
+
+#[test]
+fn pending_proposals_beyond_the_limit_are_refused() {
+    let mut net = Net::with(3, |c| c.max_pending = 2);
+    net.elect(0);
+    for s in 1..=3 {
+        net.propose(0, s, put(1, s, "k", "v"));
+    }
+    let (_, _, rep) = net.only_reply(1, 3);
+    assert_eq!(rep.status, ReplyStatus::Unavailable);
+    net.flush(0);
+    net.run();
+    assert_eq!(net.only_reply(1, 1).2.status, ReplyStatus::Ok);
+    assert_eq!(net.only_reply(1, 2).2.status, ReplyStatus::Ok);
+}
+
+// ---------------------------------------------------------------------------
+// Exactly-once execution
+// ---------------------------------------------------------------------------
+
+#[test]
+fn duplicate_proposals_apply_once_even_across_a_leader_change() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    net.submit(0, 1, Command::cas(5, 1, b("k"), None, b("a")));
+    net.run();
+    let first = net.only_reply(5, 1).2;
+    assert_eq!(first.status, ReplyStatus::Ok);
+    assert!(first.outcome.flag && first.outcome.value.is_none());
+    net.submit(0, 2, put(6, 1, "k", "b"));
+    net.run();
+
+    // A retry of an executed command is answered at once with the first outcome.
+    net.submit(0, 3, Command::cas(5, 1, b("k"), None, b("a")));
+    assert_eq!(
+        net.in_flight(|_| true),
+        0,
+        "a retry of an executed command starts no slot"
+    );
+    let retry = net.reply(5, 1);
+    assert_eq!(retry.len(), 2);
+    assert_eq!(retry[1].1, 3);
+    assert_eq!(retry[1].2.outcome, first.outcome);
+    for i in 0..3 {
+        assert_eq!(net.r(i).state().applied(), 2);
+        assert_eq!(net.value(i, "k"), Some(b("b")));
+    }
+
+    // In flight during a leader change: accepted by replica 1 only, then the
+    // client retries at the new leader while it campaigns.
+    let c2 = Command::cas(5, 2, b("k"), Some(b("b")), b("c"));
+    net.submit(0, 4, c2.clone());
+    net.drop_where(|m| is(m, 0, 2, "Accept"));
+    net.deliver_where(|m| is(m, 0, 1, "Accept"));
+    net.drop_where(|m| is(m, 1, 0, "AcceptReply"));
+    net.be_leader(1);
+    net.propose(1, 5, c2.clone());
+    net.run();
+    net.settle(1);
+    assert!(net.r(1).is_leader());
+    net.assert_converged(&[0, 1, 2]);
+    // The command sits in two slots (re-proposed, and the retry) but applied once.
+    let copies = net
+        .committed(1)
+        .iter()
+        .flatten()
+        .filter(|c| **c == c2)
+        .count();
+    assert_eq!(copies, 2);
+    for i in 0..3 {
+        assert_eq!(net.r(i).state().applied(), 3, "replica {i}");
+        assert_eq!(net.r(i).state().duplicates(), 1, "replica {i}");
+        assert_eq!(net.value(i, "k"), Some(b("c")));
+    }
+    let replies = net.reply(5, 2);
+    let old = replies
+        .iter()
+        .find(|r| r.1 == 4)
+        .expect("the old leader answers its waiting proposal");
+    assert_eq!(old.2.status, ReplyStatus::NotLeader);
+    let new = replies
+        .iter()
+        .find(|r| r.1 == 5)
+        .expect("the new leader answers the retry");
+    assert_eq!(new.2.status, ReplyStatus::Ok);
+    assert!(
+        new.2.outcome.flag,
+        "the retry gets the first (successful) outcome"
+    );
+    assert_eq!(new.2.outcome.value, Some(b("b")));
+}
+
+#[test]
+fn retry_of_a_command_in_flight_is_answered_once_on_the_newest_connection() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    net.submit(0, 1, put(1, 1, "k", "v"));
+    net.submit(0, 2, put(1, 1, "k", "v"));
+    assert_eq!(
+        net.r(0).log().len(),
+        1,
+        "the retry did not take a second slot"
+    );
+    net.run();
+    let (_, conn, rep) = net.only_reply(1, 1);
+    assert_eq!((conn, rep.status), (2, ReplyStatus::Ok));
+    assert_eq!(net.r(2).state().applied(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Catch-up and recovery
+// ---------------------------------------------------------------------------
+
+#[test]
+fn lagging_replica_catches_up_after_a_heartbeat() {
+    let mut net = Net::with(3, |c| {
+        if c.id == 2 {
+            c.catchup_chunk = 16;
+        }
+    });
+    net.elect(0);
+    net.partition(&[2], &[0, 1]);
+    for s in 0..50u64 {
+        net.submit(
+            0,
+            s,
+            put(9, s + 1, &format!("k{}", s % 7), &format!("v{s}")),
+        );
+        net.run();
+    }
+    assert_eq!(net.r(1).commit_index(), 50);
+    assert_eq!(net.r(2).commit_index(), 0);
+    assert_eq!(net.r(2).log().len(), 0);
+    net.heal();
+    // The next heartbeat tells replica 2 how far the group got.
+    let hb = net.cfgs[0].heartbeat_ns;
+    net.tick_all(hb);
+    assert_eq!(net.in_flight(|m| is(m, 0, 2, "CommitShort")), 1);
+    net.run();
+    assert_eq!(net.r(2).catchup_fetched(), 50);
+    assert_eq!(net.r(2).status(0).catchup_fetched, 50);
+    assert_eq!(net.count("CatchupReply", 2), 4, "50 slots in chunks of 16");
+    net.assert_converged(&[0, 1, 2]);
+}
+
+#[test]
+fn commit_short_commits_held_values_without_fetching() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    for s in 0..5u64 {
+        net.submit(0, s, put(1, s + 1, "k", &format!("{s}")));
+    }
+    // Replica 2 gets every Accept but no CommitShort until later.
+    net.deliver_where(|m| kind(&m.2) == "Accept");
+    net.deliver_where(|m| m.1 == 0);
+    net.drop_where(|_| true);
+    assert_eq!(net.r(2).commit_index(), 0);
+    let hb = net.cfgs[0].heartbeat_ns;
+    net.tick_all(hb);
+    net.run();
+    assert_eq!(net.r(2).commit_index(), 5);
+    assert_eq!(net.r(2).catchup_fetched(), 0);
+    assert_eq!(net.count("CatchupRequest", 0), 0);
+    net.assert_converged(&[0, 1, 2]);
+}
+
+#[test]
+fn recovery_without_a_durable_log_waits_for_a_majority_before_voting() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    for s in 0..5u64 {
+        net.submit(0, s, put(1, s + 1, &format!("k{s}"), "v"));
+    }
+    net.run();
+    let b1 = net.r(0).promised();
+
+    // Replica 2 loses everything.
+    net.restart_amnesiac(2);
+    assert_eq!(net.r(2).status(0).role, role::RECOVERING);
+    assert!(net.r(2).is_recovering());
+    let queries = net.take_where(|m| kind(&m.2) == "RecoveryQuery");
+    assert_eq!(queries.len(), 2);
+
+    // A proposal it receives is refused as unavailable.
+    net.submit(2, 99, put(7, 1, "z", "z"));
+    assert_eq!(net.only_reply(7, 1).2.status, ReplyStatus::Unavailable);
+
+    // It does not vote: Accepts and Prepares get no answer and change nothing.
+    net.submit(0, 5, put(1, 6, "k5", "v"));
+    assert_eq!(net.deliver_where(|m| is(m, 0, 2, "Accept")), 1);
+    net.deliver((
+        1,
+        2,
+        PaxosMsg::Prepare(Prepare {
+            ballot: ballot::make(9, 1),
+            from_slot: 0,
+        }),
+    ));
+    assert_eq!(
+        net.in_flight(|m| m.0 == 2),
+        0,
+        "a recovering replica sent a vote"
+    );
+    assert_eq!(net.r(2).promised(), 0);
+    assert!(net
+        .r(2)
+        .log()
+        .iter()
+        .all(|s| s.state != SlotState::Accepted));
+    net.run();
+    // Heartbeats may let it fetch the committed prefix, but it still must not vote.
+    net.tick_all(net.cfgs[0].heartbeat_ns);
+    net.run();
+    assert!(net.r(2).is_recovering());
+
+    // Leave a slot accepted at the leader only: part of what 2 must learn first.
+    net.submit(0, 6, put(1, 7, "k6", "v"));
+    let held = net.take_where(|m| kind(&m.2) == "Accept");
+    assert_eq!(held.len(), 2);
+
+    // One answer of two is not enough in a group of three.
+    let mut queries = queries.into_iter();
+    net.deliver(queries.next().unwrap());
+    net.run();
+    assert!(net.r(2).is_recovering());
+    net.deliver(queries.next().unwrap());
+    net.run();
+    assert!(
+        net.r(2).is_recovering(),
+        "slot 6 is in the leader's log and not yet committed"
+    );
+    assert_eq!(
+        net.r(2).promised(),
+        b1,
+        "it adopted the highest promise reported"
+    );
+
+    // The leader retransmits; the slot commits; replica 2 learns it and votes again.
+    net.settle(2);
+    assert!(!net.r(2).is_recovering());
+    assert_eq!(net.r(2).status(0).role, role::FOLLOWER);
+    net.assert_converged(&[0, 1, 2]);
+    assert_eq!(net.r(2).commit_index(), 7);
+
+    let before = net.count("AcceptReply", 0);
+    net.submit(0, 7, put(1, 8, "k7", "v"));
+    net.deliver_where(|m| is(m, 0, 2, "Accept"));
+    assert_eq!(
+        net.in_flight(|m| is(m, 2, 0, "AcceptReply")),
+        1,
+        "it votes again"
+    );
+    net.run();
+    assert!(net.count("AcceptReply", 0) > before);
+    net.assert_converged(&[0, 1, 2]);
+}
+
+#[test]
+fn recovering_replica_does_not_answer_recovery_queries() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    net.restart_amnesiac(1);
+    net.restart_amnesiac(2);
+    // 1 and 2 ask each other (no answer) and 0 (answers): neither reaches a majority.
+    net.settle(3);
+    assert!(net.r(1).is_recovering());
+    assert!(net.r(2).is_recovering());
+    assert_eq!(
+        net.count("RecoveryInfo", 1) + net.count("RecoveryInfo", 2),
+        net.count("RecoveryQuery", 0)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Durable log
+// ---------------------------------------------------------------------------
+
+#[test]
+fn restore_from_the_durable_log_rebuilds_the_replica() {
+    let dir = TempDir::new("restore");
+    let mut net = Net::new(3);
+    for i in 0..3 {
+        let (log, replay) =
+            DurableLog::open(&dir.0.join(format!("r{i}.log")), SyncPolicy::Off).unwrap();
+        assert!(replay.records.is_empty());
+        net.logs[i] = Some(log);
+    }
+    net.elect(0);
+    for s in 0..10u64 {
+        net.submit(
+            0,
+            s,
+            put(3, s + 1, &format!("k{}", s % 4), &format!("v{s}")),
+        );
+    }
+    net.run();
+    net.submit(0, 10, Command::delete(3, 11, b("k0")));
+    net.run();
+    // One more slot accepted by replica 1 only.
+    net.submit(0, 11, put(3, 12, "late", "x"));
+    net.drop_where(|m| is(m, 0, 2, "Accept"));
+    net.deliver_where(|m| is(m, 0, 1, "Accept"));
+    net.drop_where(|_| true);
+    net.logs = (0..3).map(|_| None).collect();
+
+    for i in 0..3u8 {
+        let (_, replay) =
+            DurableLog::open(&dir.0.join(format!("r{i}.log")), SyncPolicy::Off).unwrap();
+        assert_eq!(replay.truncated_bytes, 0);
+        assert_eq!(
+            replay.records,
+            split_records(&net.disk[i as usize]),
+            "the log holds what was persisted"
+        );
+        let mut r = Replica::new(Config::new(i, 3));
+        r.restore(&replay.records).unwrap();
+        let old = net.r(i);
+        assert_eq!(r.promised(), old.promised(), "replica {i}");
+        assert_eq!(r.commit_index(), old.commit_index(), "replica {i}");
+        assert_eq!(r.executed(), old.executed(), "replica {i}");
+        assert_eq!(r.log().len(), old.log().len(), "replica {i}");
+        for (s, (a, o)) in r.log().iter().zip(old.log()).enumerate() {
+            assert_eq!(
+                (a.state, a.ballot, &a.cmds),
+                (o.state, o.ballot, &o.cmds),
+                "replica {i} slot {s}"
+            );
+        }
+        assert_eq!(r.state().digest(), old.state().digest());
+        assert_eq!(r.state().applied(), old.state().applied());
+        assert_eq!(r.status(0).replayed, replay.records.len() as u64);
+        assert!(
+            !r.is_leader(),
+            "a restarted replica does not lead until asked"
+        );
+    }
+    assert_eq!(net.r(1).log()[11].state, SlotState::Accepted);
+
+    // A restored replica keeps its promise: it refuses an Accept below it.
+    let mut r = Replica::new(Config::new(1, 3));
+    r.restore(&split_records(&net.disk[1])).unwrap();
+    let mut fx = Effects::default();
+    r.handle_accept(
+        T0,
+        2,
+        Accept {
+            ballot: ballot::make(0, 2),
+            slot: 12,
+            cmds: vec![],
+        },
+        &mut fx,
+    );
+    match &fx.sends[..] {
+        [(Dest::Peer(2), PaxosMsg::AcceptReply(a))] => assert!(!a.ok),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn restarted_leader_does_not_lose_votes() {
+    // The leader votes for its own proposal before sending it; after a restart
+    // from its log, that vote is still reported in phase 1.
+    let mut net = Net::new(3);
+    net.elect(0);
+    let a = put(1, 1, "a", "A");
+    net.submit(0, 1, a.clone());
+    net.deliver_where(|m| is(m, 0, 1, "Accept"));
+    net.drop_where(|_| true);
+    net.crash(0);
+    net.crash(1);
+    net.restart_durable(0);
+    net.restart_durable(1);
+    net.elect(2);
+    net.settle(2);
+    net.assert_converged(&[0, 1, 2]);
+    assert_eq!(net.committed(2), vec![vec![a]]);
+}
+
+// ---------------------------------------------------------------------------
+// Thrifty
+// ---------------------------------------------------------------------------
+
+#[test]
+fn thrifty_sends_accepts_to_a_bare_majority_and_commits_everywhere() {
+    let mut net = Net::with(3, |c| c.thrifty = true);
+    net.elect(0);
+    for s in 0..5u64 {
+        net.submit(0, s, put(1, s + 1, "k", &format!("{s}")));
+        let accepts: Vec<u8> = net
+            .queue
+            .iter()
+            .filter(|m| kind(&m.2) == "Accept")
+            .map(|m| m.1)
+            .collect();
+        assert_eq!(accepts.len(), 1, "quorum - 1 = 1 peer");
+        net.run();
+    }
+    net.assert_converged(&[0, 1, 2]);
+    let accepted: Vec<usize> = (1..3).map(|i| net.count("Accept", i)).collect();
+    let commits: Vec<usize> = (1..3).map(|i| net.count("Commit", i)).collect();
+    assert_eq!(accepted.iter().sum::<usize>(), 5);
+    assert_eq!(
+        commits.iter().sum::<usize>(),
+        5,
+        "the peer left out gets each value by Commit"
+    );
+    for i in 1..3 {
+        assert_eq!(accepted[i - 1] + commits[i - 1], 5);
+        assert_eq!(net.r(i as u8).commit_index(), 5);
+    }
+}
+
+#[test]
+fn thrifty_falls_back_to_everyone_when_the_chosen_peer_is_down() {
+    let mut net = Net::with(3, |c| c.thrifty = true);
+    net.elect(0);
+    net.submit(0, 1, put(1, 1, "k", "v"));
+    let target = net.queue.iter().find(|m| kind(&m.2) == "Accept").unwrap().1;
+    net.crash(target);
+    net.run();
+    assert_eq!(net.r(0).commit_index(), 0);
+    net.tick_all(net.cfgs[0].retransmit_ns);
+    net.run();
+    assert_eq!(net.r(0).commit_index(), 1);
+    assert_eq!(net.only_reply(1, 1).2.status, ReplyStatus::Ok);
+    let other = 3 - target;
+    net.assert_converged(&[0, other]);
+}
+
+// ---------------------------------------------------------------------------
+// Partitions and stale leaders
+// ---------------------------------------------------------------------------
+
+#[test]
+fn stale_leader_behind_a_partition_never_gets_its_values_chosen() {
+    let mut net = Net::new(5);
+    net.elect(0);
+    net.submit(0, 1, put(1, 1, "k", "start"));
+    net.run();
+    let b1 = net.r(0).promised();
+
+    net.partition(&[0, 1], &[2, 3, 4]);
+    // The old leader keeps proposing; only replica 1 hears it.
+    for s in 0..3u64 {
+        net.submit(0, 10 + s, put(100, s + 1, "k", &format!("stale{s}")));
+    }
+    net.be_leader(2);
+    net.run();
+    assert!(net.r(2).is_leader());
+    assert!(
+        net.r(0).is_leader(),
+        "the old leader has not heard of the new ballot"
+    );
+    let b2 = net.r(2).promised();
+    assert!(b2 > b1);
+    for s in 0..4u64 {
+        net.submit(2, 20 + s, put(200, s + 1, "k", &format!("new{s}")));
+    }
+    net.run();
+    net.tick_all(net.cfgs[0].retransmit_ns);
+    net.run();
+    assert_eq!(net.r(2).commit_index(), 5);
+    assert_eq!(net.r(0).commit_index(), 1, "two of five cannot choose");
+    assert_eq!(net.r(1).log()[1].ballot, b1);
+
+    net.heal();
+    net.settle(4);
+    assert!(!net.r(0).is_leader());
+    assert!(net.r(2).is_leader());
+    net.assert_converged(&[0, 1, 2, 3, 4]);
+    for s in 1..=3 {
+        let (_, _, rep) = net.only_reply(100, s);
+        assert_eq!(rep.status, ReplyStatus::NotLeader);
+    }
+    for i in 0..5 {
+        assert!(
+            !net.committed(i).iter().flatten().any(|c| c.client == 100),
+            "replica {i} committed a stale value"
+        );
+        assert_eq!(net.value(i, "k"), Some(b("new3")));
+    }
+}
+
+/// A stale leader that learns, through a Commit, a value chosen at a higher
+/// ballot must not announce it in a CommitShort at its own ballot: a replica
+/// that accepted the stale leader's value for that slot would commit it.
+#[test]
+fn stale_leader_learning_a_higher_commit_does_not_commit_its_value_elsewhere() {
+    let mut net = Net::new(5);
+    net.elect(0);
+    // {0, 4} cannot reach {1, 2, 3}.
+    net.partition(&[0, 4], &[1, 2, 3]);
+    let p = put(100, 1, "k", "stale");
+    net.submit(0, 1, p.clone());
+    net.run();
+    assert_eq!(
+        net.r(4).log()[0].cmds,
+        vec![p.clone()],
+        "replica 4 accepted the stale value"
+    );
+    // Replica 1 leads {1, 2, 3}: slot 0 is a hole there and becomes a no-op.
+    net.be_leader(1);
+    net.drop_where(|m| is(m, 1, 2, "CommitShort"));
+    net.run();
+    assert!(net.r(1).is_leader());
+    assert_eq!(net.r(1).commit_index(), 1);
+    assert!(net.r(1).log()[0].cmds.is_empty());
+    assert_eq!(
+        net.r(2).commit_index(),
+        0,
+        "2 missed the commit announcement"
+    );
+    // Replica 2 leads next; 1 reports the committed slot, so 2 broadcasts a Commit.
+    // The link from 2 to the old leader 0 is back, but 0 misses the Prepare.
+    net.cut[2][0] = false;
+    net.be_leader(2);
+    net.drop_where(|m| is(m, 2, 0, "Prepare"));
+    net.run();
+    assert!(net.r(2).is_leader());
+    assert_eq!(net.count("Commit", 0), 1, "the old leader got the Commit");
+    // The old leader must not have told 4 that 4's stale value is chosen.
+    net.heal();
+    net.settle(3);
+    for i in 0..5 {
+        assert!(
+            !net.committed(i).iter().flatten().any(|c| c.client == 100),
+            "replica {i} committed the stale value"
+        );
+    }
+    net.assert_converged(&[0, 1, 2, 3, 4]);
+}
+
+// ---------------------------------------------------------------------------
+// Randomized safety
+// ---------------------------------------------------------------------------
+
+/// A small deterministic generator (64-bit LCG, high bits out).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Random delivery order, loss, duplication, leader changes, partitions and
+/// crash-restarts from the durable log; the net checks safety after every step.
+fn random_run(seed: u64, n: usize, steps: usize) {
+    let mut rng = Lcg(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xDEAD_BEEF);
+    let thrifty = rng.chance(50);
+    let batch = rng.chance(50);
+    let reply_after_exec = rng.chance(30);
+    let mut net = Net::with(n, |c| {
+        c.thrifty = thrifty;
+        c.batch = batch;
+        c.reply_after_exec = reply_after_exec;
+        c.catchup_chunk = 3;
+    });
+    let rt = net.cfgs[0].retransmit_ns;
+    let mut seqs = [0u64; 4];
+    let mut conn = 0;
+    let first = rng.below(n as u64) as u8;
+    net.be_leader(first);
+    for _ in 0..steps {
+        let dice = rng.below(1000);
+        if dice < 600 {
+            // Deliver (or lose, or duplicate) a random message in flight.
+            if net.queue.is_empty() {
+                continue;
+            }
+            let i = rng.below(net.queue.len() as u64) as usize;
+            let m = net.queue.remove(i).unwrap();
+            if rng.chance(10) {
+                continue; // lost
+            }
+            if rng.chance(3) {
+                net.queue.push_back(m.clone()); // duplicated
+            }
+            net.deliver(m);
+        } else if dice < 800 {
+            // A client proposal at a random replica (often the leader), sometimes a retry.
+            let c = rng.below(4) as usize;
+            if !rng.chance(20) || seqs[c] == 0 {
+                seqs[c] += 1;
+            }
+            let key = format!("k{}", rng.below(3));
+            let cmd = match rng.below(4) {
+                0 => Command::get(c as u64 + 1, seqs[c], b(&key)),
+                1 => Command::cas(
+                    c as u64 + 1,
+                    seqs[c],
+                    b(&key),
+                    None,
+                    b(&format!("c{}", seqs[c])),
+                ),
+                _ => put(c as u64 + 1, seqs[c], &key, &format!("p{}-{}", c, seqs[c])),
+            };
+            let to = if rng.chance(70) {
+                (0..n as u8)
+                    .find(|i| net.r(*i).is_leader() && !net.down[*i as usize])
+                    .unwrap_or(0)
+            } else {
+                rng.below(n as u64) as u8
+            };
+            conn += 1;
+            if !net.down[to as usize] {
+                net.propose(to, conn, cmd);
+                if rng.chance(70) {
+                    net.flush(to);
+                }
+            }
+        } else if dice < 930 {
+            net.tick_all(if rng.chance(50) { rt } else { rt / 4 });
+        } else if dice < 950 {
+            let i = rng.below(n as u64) as u8;
+            if !net.down[i as usize] {
+                net.be_leader(i);
+            }
+        } else if dice < 965 {
+            // Crash a replica; at most a minority is down at once.
+            let i = rng.below(n as u64) as u8;
+            let down = net.down.iter().filter(|d| **d).count();
+            if !net.down[i as usize] && down + 1 < n.div_ceil(2) {
+                net.crash(i);
+            }
+        } else if dice < 985 {
+            // Restart a crashed replica from its durable log.
+            if let Some(i) = (0..n as u8).find(|i| net.down[*i as usize]) {
+                net.restart_durable(i);
+            }
+        } else if dice < 993 {
+            let a: Vec<u8> = (0..n as u8).filter(|_| rng.chance(40)).collect();
+            let rest: Vec<u8> = (0..n as u8).filter(|i| !a.contains(i)).collect();
+            net.partition(&a, &rest);
+        } else {
+            net.heal();
+        }
+    }
+    // Heal everything and let a leader finish: everyone must converge.
+    net.heal();
+    for i in 0..n as u8 {
+        if net.down[i as usize] {
+            net.restart_durable(i);
+        }
+    }
+    let leader = rng.below(n as u64) as u8;
+    net.be_leader(leader);
+    net.settle(12);
+    assert!(
+        net.r(leader).is_leader(),
+        "seed {seed}: no leader after healing"
+    );
+    let all: Vec<u8> = (0..n as u8).collect();
+    net.assert_converged(&all);
+    // Every command a client was told is Ok is in the log.
+    let committed: Vec<Command> = net.committed(leader).into_iter().flatten().collect();
+    for (_, _, rep) in &net.replies {
+        if rep.status == ReplyStatus::Ok {
+            assert!(
+                committed
+                    .iter()
+                    .any(|c| c.client == rep.client && c.seq == rep.seq),
+                "seed {seed}: ({}, {}) was acknowledged but is not committed",
+                rep.client,
+                rep.seq
+            );
+        }
+    }
+}
+
+#[test]
+fn random_schedules_are_safe_with_three_replicas() {
+    for seed in 0..30 {
+        random_run(seed, 3, 1500);
+    }
+}
+
+#[test]
+fn random_schedules_are_safe_with_five_replicas() {
+    for seed in 100..125 {
+        random_run(seed, 5, 2000);
+    }
+}

@@ -1,0 +1,175 @@
+//! `server`: one replica. Binds its peer and client ports, registers with the
+//! master, replays its durable log if any, then runs the protocol core.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use genericsmr::durable::{DurableLog, SyncPolicy};
+use genericsmr::effects::Driver;
+use genericsmr::master_link;
+use genericsmr::messages::Register;
+use genericsmr::rpc_table::RpcTable;
+use genericsmr::transport::{Transport, TransportConfig};
+use genericsmr::ReplicaId;
+
+/// One replica of a state-machine-replication group.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about,
+    after_help = "Examples:\n  server --master 127.0.0.1:7087 --port 7070 --protocol paxos\n  server --master 127.0.0.1:7087 --port 7071 --durable --data-dir /tmp/smr/r1 --sync batch\n  server --master 127.0.0.1:7087 --port 0 --client-port 0 --batch --thrifty\n\nThe peer port is --port; clients connect to --client-port (default: port + 1000).\nStart the master first; the server waits until all replicas have registered."
+)]
+struct Args {
+    /// Master address (HOST:PORT).
+    #[arg(long)]
+    master: String,
+    /// Address to bind and to advertise to peers and clients.
+    #[arg(long, default_value = "127.0.0.1")]
+    addr: String,
+    /// Port for replica-to-replica traffic (0 picks a free one).
+    #[arg(long, default_value_t = 7070)]
+    port: u16,
+    /// Port for clients (default: --port + 1000, or a free one when --port is 0).
+    #[arg(long)]
+    client_port: Option<u16>,
+    /// Ask the master for this replica id (needed only to rejoin from another address).
+    #[arg(long)]
+    id: Option<ReplicaId>,
+    /// Replication protocol.
+    #[arg(long, default_value = "paxos", value_parser = ["paxos"])]
+    protocol: String,
+    /// Persist promises and votes in a checksummed log, fsynced before the replies that depend on them.
+    #[arg(long, requires = "data_dir")]
+    durable: bool,
+    /// Folder of the durable log.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// When the durable log is fsynced: always (each record), batch (once per burst of messages), off.
+    #[arg(long, default_value = "batch")]
+    sync: SyncPolicy,
+    /// Send phase-2 messages to a bare majority only.
+    #[arg(long)]
+    thrifty: bool,
+    /// Batch proposals that arrive together into one log slot.
+    #[arg(long)]
+    batch: bool,
+    /// Most commands in one batched slot.
+    #[arg(long, default_value_t = 1024)]
+    batch_max: usize,
+    /// Reply to writes after execution (with their outcome) instead of at commit.
+    #[arg(long)]
+    reply_after_exec: bool,
+    /// Threads serving network I/O.
+    #[arg(long, default_value_t = 1)]
+    io_threads: usize,
+    /// Largest frame accepted from the network, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_frame: usize,
+    /// How long to keep trying to reach the master at start, in seconds.
+    #[arg(long, default_value_t = 30)]
+    master_patience_s: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    genericsmr::logging::init("info");
+    let a = Args::parse();
+    if a.batch_max == 0 {
+        bail!("--batch-max must be at least 1");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.io_threads.max(1))
+        .enable_all()
+        .build()?;
+    let bind = |port: u16| {
+        let addr = a.addr.clone();
+        rt.block_on(async move { tokio::net::TcpListener::bind((addr.as_str(), port)).await })
+            .with_context(|| format!("cannot listen on {}:{port}; pick another port", a.addr))
+    };
+    let peer_l = bind(a.port)?;
+    let peer_port = peer_l.local_addr()?.port();
+    let client_port = a.client_port.unwrap_or(if a.port == 0 {
+        0
+    } else {
+        a.port.wrapping_add(1000)
+    });
+    let client_l = bind(client_port)?;
+    let client_port = client_l.local_addr()?.port();
+    println!(
+        "listening: peers on {}:{peer_port}, clients on {}:{client_port}",
+        a.addr, a.addr
+    );
+
+    let mut req = Register {
+        id: a.id,
+        host: a.addr.clone(),
+        peer_port,
+        client_port,
+        protocol: a.protocol.clone(),
+    };
+    let (reg, master_stream) = rt
+        .block_on(master_link::register(
+            &a.master,
+            &req,
+            Duration::from_secs(a.master_patience_s),
+        ))
+        .context("registration with the master failed")?;
+    let me = reg.id;
+    let n = reg.replicas.len();
+    req.id = Some(me);
+    let span = tracing::info_span!("replica", id = me);
+    let _g = span.enter();
+    tracing::info!(n, rejoin = reg.rejoin, "registered");
+    println!(
+        "registered as replica {me} of {n}{}",
+        if reg.rejoin { " (rejoining)" } else { "" }
+    );
+
+    let mut cfg = paxos::Config::new(me, n);
+    cfg.thrifty = a.thrifty;
+    cfg.batch = a.batch;
+    cfg.batch_max = a.batch_max;
+    cfg.reply_after_exec = a.reply_after_exec;
+    let mut core = paxos::Replica::new(cfg);
+
+    let log = match (&a.durable, &a.data_dir) {
+        (true, Some(dir)) => {
+            let path = dir.join(format!("{}-replica-{me}.log", a.protocol));
+            let (log, replay) = DurableLog::open(&path, a.sync)?;
+            core.restore(&replay.records)
+                .with_context(|| format!("cannot decode a record of {}", path.display()))?;
+            tracing::info!(
+                records = replay.records.len(),
+                commit_index = core.commit_index(),
+                "replayed the durable log"
+            );
+            println!(
+                "replayed {} records from {}",
+                replay.records.len(),
+                path.display()
+            );
+            Some(log)
+        }
+        _ => None,
+    };
+    let recover = reg.rejoin && log.is_none();
+
+    let mut table = RpcTable::new();
+    let rx = paxos::runtime::register(&mut table);
+    let mut tcfg = TransportConfig::new(me, reg.replicas.iter().map(|r| r.peer_addr()).collect());
+    tcfg.max_frame = a.max_frame;
+    let transport = Transport::start(rt.handle(), tcfg, Arc::new(table), peer_l, client_l);
+    master_link::keep_link(
+        rt.handle(),
+        transport.clone(),
+        a.master.clone(),
+        req,
+        master_stream,
+    );
+    println!("replica {me} serving");
+    paxos::runtime::run(core, rx, Driver::new(transport, log), recover)
+        .context("the durable log failed; stopping so as not to vote without it")?;
+    Ok(())
+}
