@@ -342,16 +342,14 @@ impl Replica {
         let rt = self.cfg.retransmit_ns;
         let all = self.all_peers();
         match &mut self.role {
-            Role::Candidate(c) => {
-                if now.saturating_sub(c.sent_at) >= rt {
-                    c.sent_at = now;
-                    let missing = !c.promises & all;
-                    let p = Prepare {
-                        ballot: c.ballot,
-                        from_slot: c.from_slot,
-                    };
-                    fx.send_set(missing, PaxosMsg::Prepare(p));
-                }
+            Role::Candidate(c) if now.saturating_sub(c.sent_at) >= rt => {
+                c.sent_at = now;
+                let missing = !c.promises & all;
+                let p = Prepare {
+                    ballot: c.ballot,
+                    from_slot: c.from_slot,
+                };
+                fx.send_set(missing, PaxosMsg::Prepare(p));
             }
             Role::Leader { ballot, next_slot } => {
                 let (b, end) = (*ballot, *next_slot);

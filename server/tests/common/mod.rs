@@ -179,14 +179,13 @@ impl Cluster {
                 client_port,
             });
         }
-        let c = Cluster {
+        Cluster {
             master_addr,
             _master: master,
             replicas: replicas.into_iter().map(Option::unwrap).collect(),
             dir,
             opts,
-        };
-        c
+        }
     }
 
     /// Group size.
