@@ -11,6 +11,8 @@
 //! [`admin`] holds one-shot queries: the cluster layout from the master, and a
 //! replica's status or log digests.
 
+#![warn(missing_docs)]
+
 pub mod admin;
 mod conn;
 mod session;

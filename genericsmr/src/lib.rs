@@ -21,6 +21,8 @@
 //! take a message and `now`, and push [`effects::Effects`]) plus a thin runtime that
 //! `select!`s over its receivers and a ticker and hands the outbox to the driver.
 
+#![warn(missing_docs)]
+
 pub mod command;
 pub mod durable;
 pub mod effects;

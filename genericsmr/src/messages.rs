@@ -392,3 +392,29 @@ pub struct PeerHello {
     pub n: u8,
 }
 crate::wire_struct!(PeerHello { replica, n } = codes::PEER_HELLO);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame_bytes;
+
+    /// The worked example in docs/wire.md.
+    #[test]
+    fn documented_propose_example() {
+        let f = frame_bytes(&Propose {
+            cmd: Command::put(7, 1, "k", "v"),
+        });
+        let expected: Vec<u8> = [
+            &[0x01, 0x24, 0, 0, 0][..],
+            &[7, 0, 0, 0, 0, 0, 0, 0],
+            &[1, 0, 0, 0, 0, 0, 0, 0],
+            &[0; 8],
+            &[1],
+            &[1, 0, 0, 0, b'k'],
+            &[1, 0, 0, 0, b'v'],
+            &[0],
+        ]
+        .concat();
+        assert_eq!(&f[..], &expected[..]);
+    }
+}

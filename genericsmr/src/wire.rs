@@ -362,7 +362,7 @@ impl<T: Unmarshal> Unmarshal for Vec<T> {
 /// Implements [`Marshal`] and [`Unmarshal`] for a struct by writing its fields in
 /// the order listed, and optionally [`Message`] with a type code.
 ///
-/// ```ignore
+/// ```text
 /// wire_struct!(Ping { nonce: u64 } = 0x12);
 /// ```
 #[macro_export]

@@ -11,6 +11,8 @@
 //! The master is not on the data path and holds no protocol state: losing it
 //! stops failover, never safety.
 
+#![warn(missing_docs)]
+
 mod registry;
 mod server;
 

@@ -97,6 +97,9 @@ impl Replica {
         if m.slot > self.commit_index + MAX_SLOT_GAP {
             return;
         }
+        // The Commit's ballot is not observed here: the value is chosen whatever it is,
+        // and a stale leader steps down at its next refusal (or when overruled in a
+        // slot it proposed in, see `learn_chosen`).
         self.learn_chosen(m.slot, m.cmds, fx, false);
     }
 
@@ -119,7 +122,10 @@ impl Replica {
         let end = m.up_to.min(self.log.len() as u64);
         for slot in self.commit_index..end {
             let s = &mut self.log[slot as usize];
-            if s.state == SlotState::Accepted && s.ballot >= m.ballot {
+            // Only a vote at exactly the sender's ballot is known to carry the value it
+            // counted as chosen: its commit index may include slots it learned were chosen
+            // at higher ballots, where a vote at a ballot >= its own can hold another value.
+            if s.state == SlotState::Accepted && s.ballot == m.ballot {
                 s.state = SlotState::Committed;
                 fx.persist(&Record::CommitMark { slot });
             }
@@ -139,11 +145,16 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
         tell: bool,
     ) {
-        let ballot = match self.role {
-            Role::Leader { ballot, .. } => ballot,
-            _ => self.promised,
+        let (ballot, leading) = match self.role {
+            Role::Leader { ballot, .. } => (ballot, true),
+            _ => (self.promised, false),
         };
         let s = self.slot_mut(slot);
+        // A different value chosen where we proposed at our own ballot: a higher
+        // ballot chose it, so we no longer lead (and must not announce this slot in
+        // a CommitShort at our ballot, which would commit our value at its voters).
+        let overruled =
+            leading && s.state == SlotState::Accepted && s.ballot == ballot && s.cmds != cmds;
         if s.state != SlotState::Committed {
             fx.persist(&Record::Chosen {
                 slot,
@@ -162,6 +173,13 @@ impl Replica {
         }
         self.reply_on_commit(slot, fx);
         self.advance(fx);
+        if overruled {
+            tracing::info!(
+                slot,
+                "a higher ballot chose another value here: stepping down"
+            );
+            self.step_down(fx);
+        }
     }
 
     /// Rebuilds the state from durable records, in order, then executes the

@@ -13,6 +13,9 @@ use crate::messages::{
 };
 use crate::replica::{reject, Candidate, Replica, Role, SlotState};
 
+/// Phase-1 attempts per request to lead before leaving it to the master.
+const MAX_CAMPAIGNS: u32 = 3;
+
 impl Replica {
     /// A client proposal. A leader (or candidate) queues it for the next slot; anyone
     /// else answers "not leader" with a hint.
@@ -100,6 +103,14 @@ impl Replica {
                 let Role::Leader { next_slot, .. } = &mut self.role else {
                     unreachable!()
                 };
+                // Never propose into a slot already known to be chosen.
+                while self
+                    .log
+                    .get(*next_slot as usize)
+                    .is_some_and(|s| s.state == SlotState::Committed)
+                {
+                    *next_slot += 1;
+                }
                 let slot = *next_slot;
                 *next_slot += 1;
                 self.propose_at(now, ballot, slot, cmds, targets, fx);
@@ -227,11 +238,18 @@ impl Replica {
     pub fn handle_be_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
         match self.role {
             Role::Leader { .. } | Role::Recovering(_) => {}
-            Role::Candidate(_) | Role::Follower => self.start_candidate(now, self.promised, fx),
+            Role::Candidate(_) | Role::Follower => self.campaign(now, self.promised, 1, fx),
         }
     }
 
-    pub(crate) fn start_candidate(&mut self, now: u64, above: u64, fx: &mut Effects<PaxosMsg>) {
+    /// Runs phase 1 with the next ballot of ours above `above`.
+    pub(crate) fn campaign(
+        &mut self,
+        now: u64,
+        above: u64,
+        attempts: u32,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
         let me = self.cfg.id;
         let b = ballot::make(ballot::round(above.max(self.promised)) + 1, me);
         self.promised = b;
@@ -253,6 +271,7 @@ impl Replica {
             promises: bit(me),
             sent_at: now,
             best,
+            attempts,
         });
         fx.broadcast(PaxosMsg::Prepare(Prepare {
             ballot: b,
@@ -280,10 +299,14 @@ impl Replica {
             return;
         }
         if !m.ok {
-            // Someone promised higher: campaign again above it (the master asked us to lead).
-            let above = m.promised;
+            // Someone promised higher. Campaign again above it a few times (our view of
+            // the ballots may just be stale), then give up and let the master decide:
+            // unbounded retries would let two candidates duel forever.
+            let (above, attempts) = (m.promised, c.attempts);
             self.observe_ballot(above, fx);
-            self.start_candidate(now, above, fx);
+            if attempts < MAX_CAMPAIGNS {
+                self.campaign(now, above, attempts + 1, fx);
+            }
             return;
         }
         if c.promises & bit(from) != 0 {
@@ -327,6 +350,14 @@ impl Replica {
         let mut best = c.best;
         let all = self.all_peers();
         for slot in c.from_slot..end {
+            if self
+                .log
+                .get(slot as usize)
+                .is_some_and(|s| s.state == SlotState::Committed)
+            {
+                // Learned to be chosen while campaigning: nothing to propose.
+                continue;
+            }
             match best.remove(&slot) {
                 Some((_, true, cmds)) => self.learn_chosen(slot, cmds, fx, true),
                 Some((_, false, cmds)) => self.propose_at(now, b, slot, cmds, all, fx),

@@ -13,6 +13,8 @@
 //!
 //! [`Replica`] is the pure core; [`runtime`] drives it from the rpc-table channels.
 
+#![warn(missing_docs)]
+
 mod acceptor;
 mod catchup;
 mod control;

@@ -128,9 +128,12 @@ wire_struct!(Commit { ballot, slot, cmds } = PAXOS_BASE + 4);
 
 /// Every slot below `up_to` is chosen. Doubles as the leader's heartbeat.
 ///
-/// A receiver that accepted a slot at a ballot `>= ballot` holds the chosen value
-/// (Paxos: every proposal at or above the choosing ballot carries the chosen
-/// value); for any other slot it fetches the value through catch-up.
+/// A receiver that accepted a slot at exactly `ballot` holds the chosen value: the
+/// sender proposed it, and a leader whose own proposal is overruled by a value
+/// chosen at a higher ballot steps down instead of announcing it. (A vote at a
+/// ballot above `ballot` proves nothing: the sender may have learned the slot was
+/// chosen at a still higher ballot.) For any other slot it fetches the value
+/// through catch-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitShort {
     /// The leader's ballot.

@@ -116,6 +116,8 @@ pub(crate) struct Candidate {
     pub sent_at: u64,
     /// Best report per slot: (ballot, committed, cmds).
     pub best: std::collections::BTreeMap<u64, (u64, bool, Vec<Command>)>,
+    /// Campaigns so far for the current request to lead.
+    pub attempts: u32,
 }
 
 /// A restarted replica without durable state, learning before it may vote.
@@ -285,6 +287,8 @@ impl Replica {
         };
         if mine.is_some_and(|m| b > m) {
             tracing::info!(ballot = b, "a higher ballot exists: stepping down");
+            // Refusals sent by step_down name the owner of the higher ballot.
+            self.leader_hint = Some(crate::messages::ballot::owner(b));
             self.step_down(fx);
         }
         if !self.is_leader() && b >= self.promised {

@@ -159,29 +159,104 @@ async fn leader_kill_under_load_loses_nothing() {
 }
 
 /// Killing a follower under load is invisible to clients.
+async fn follower_kill(opts: Opts) {
+    let mut c = Cluster::start(3, opts);
+    let l = c.leader().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Vec<Arc<Mutex<Seen>>> = (0..2).map(|_| Arc::default()).collect();
+    let w = vec![
+        writer(c.client().await, "a", stop.clone(), seen[0].clone()),
+        writer(c.client().await, "b", stop.clone(), seen[1].clone()),
+    ];
+    progress(&seen, 50).await;
+    c.kill((l + 1) % 3);
+    progress(&seen, 200).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in w {
+        t.await.unwrap();
+    }
+    for s in &seen {
+        let s = s.lock();
+        assert!(s.errors.is_empty(), "client errors: {:?}", s.errors);
+    }
+    c.converged(Duration::from_secs(10)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follower_kill_under_load_causes_no_client_errors() {
+    bounded(follower_kill(Opts::default())).await
+}
+
+/// The same with a bare-majority fan-out and batching: the leader must notice
+/// that its chosen peer died and fall back to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_kill_with_thrifty_and_batching() {
+    let extra = vec!["--thrifty".to_string(), "--batch".to_string()];
+    bounded(follower_kill(Opts {
+        extra,
+        ..Default::default()
+    }))
+    .await
+}
+
+/// A frozen leader (SIGSTOP keeps its sockets open, so only its missing pongs
+/// give it away) is replaced after the master's liveness timeout. When it
+/// resumes it still believes it leads; it must step down on the first refusal,
+/// and nothing it proposed after the freeze may be executed anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_leader_is_replaced_and_steps_down_when_it_resumes() {
     bounded(async {
-        let mut c = Cluster::start(3, Opts::default());
-        let l = c.leader().await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen: Vec<Arc<Mutex<Seen>>> = (0..2).map(|_| Arc::default()).collect();
-        let w = vec![
-            writer(c.client().await, "a", stop.clone(), seen[0].clone()),
-            writer(c.client().await, "b", stop.clone(), seen[1].clone()),
-        ];
-        progress(&seen, 50).await;
-        c.kill((l + 1) % 3);
-        progress(&seen, 200).await;
-        stop.store(true, Ordering::Relaxed);
-        for t in w {
-            t.await.unwrap();
+        let c = Cluster::start(3, Opts::default());
+        let old = c.leader().await;
+        let cl = c.client().await;
+        for i in 0..20 {
+            cl.put(format!("k{i}"), "1").await.unwrap();
         }
-        for s in &seen {
-            let s = s.lock();
-            assert!(s.errors.is_empty(), "client errors: {:?}", s.errors);
+        c.signal(old, "STOP");
+        let t = Instant::now();
+        cl.put("during", "freeze")
+            .await
+            .expect("a new leader takes over");
+        let gap = t.elapsed();
+        println!(
+            "frozen leader replaced: write acknowledged {:.0} ms after SIGSTOP",
+            gap.as_secs_f64() * 1e3
+        );
+        assert!(gap < Duration::from_secs(5));
+        let new = c.leader().await;
+        assert_ne!(new, old);
+        c.signal(old, "CONT");
+        // It steps down and follows the new ballot.
+        let nb = c.status(new).await.unwrap().ballot;
+        common::wait_for(
+            Duration::from_secs(10),
+            "the old leader to step down",
+            || async {
+                let s = c.status(old).await?;
+                (s.role == genericsmr::messages::role::FOLLOWER && s.ballot >= nb).then_some(())
+            },
+        )
+        .await;
+        for i in 0..20 {
+            cl.put(format!("k{i}"), "2").await.unwrap();
         }
         c.converged(Duration::from_secs(10)).await;
+        let logs = [
+            c.committed_slots(0).await,
+            c.committed_slots(1).await,
+            c.committed_slots(2).await,
+        ];
+        for (slot, h) in &logs[new] {
+            for l in &logs {
+                assert_eq!(l.get(slot).unwrap_or(h), h, "slot {slot} differs");
+            }
+        }
+        for i in 0..20 {
+            assert_eq!(
+                cl.get(format!("k{i}")).await.unwrap().as_deref(),
+                Some(&b"2"[..])
+            );
+        }
     })
     .await
 }

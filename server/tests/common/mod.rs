@@ -205,6 +205,17 @@ impl Cluster {
         }
     }
 
+    /// Sends a signal (e.g. "STOP", "CONT") to replica `id`.
+    pub fn signal(&self, id: usize, sig: &str) {
+        let pid = self.replicas[id].proc.as_ref().expect("running").child.id();
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
     /// Restarts replica `id` on its old ports (and data dir, when `durable`).
     pub fn restart(&mut self, id: usize, durable: bool) {
         assert!(self.replicas[id].proc.is_none(), "replica {id} is running");
