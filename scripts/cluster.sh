@@ -38,18 +38,19 @@ build_bins() {
   fi
 }
 
+all_alive() {
+  local pid
+  while read -r pid; do kill -0 "$pid" 2>/dev/null || return 1; done < "$dir/pids"
+}
+
 wait_leader() {
   local master="$1"
   for _ in $(seq 1 100); do
     if out=$("$bin/client" --master "$master" --timeout-ms 1000 leader 2>/dev/null); then echo "$out"; return 0; fi
-    if [[ -f "$dir/pids" ]]; then
-      while read -r pid; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-          echo "process $pid exited during start; the logs in $dir/logs say:" >&2
-          grep -h -m3 -i -E "error|caused" "$dir"/logs/*.log >&2 || true
-          stop >&2; return 1
-        fi
-      done < "$dir/pids"
+    if [[ -f "$dir/pids" ]] && ! all_alive; then
+      echo "a process exited during start; the logs in $dir/logs say:" >&2
+      grep -h -m3 -i -E "error|caused" "$dir"/logs/*.log >&2 || true
+      stop >&2; return 1
     fi
     sleep 0.2
   done
@@ -58,8 +59,11 @@ wait_leader() {
 
 start() {
   build_bins
-  if [[ -f "$dir/pids" ]] && xargs -r kill -0 < "$dir/pids" 2>/dev/null; then
-    echo "a cluster is already running from $dir (scripts/cluster.sh stop -d $dir)" >&2; exit 1
+  if [[ -f "$dir/pids" ]]; then
+    if xargs -r kill -0 < "$dir/pids" 2>/dev/null; then
+      echo "a cluster is already running from $dir (scripts/cluster.sh stop -d $dir)" >&2; exit 1
+    fi
+    stop >/dev/null  # leftovers of a cluster that lost a process
   fi
   mkdir -p "$dir/logs" "$dir/data"; : > "$dir/pids"
   echo "127.0.0.1:$mport" > "$dir/master"
@@ -71,6 +75,12 @@ start() {
     echo $! >> "$dir/pids"; disown
   done
   local l; l=$(wait_leader "127.0.0.1:$mport")
+  sleep 0.2
+  if ! all_alive; then
+    echo "a process of the new cluster exited (a port in use by another cluster?); the logs in $dir/logs say:" >&2
+    grep -h -m3 -i -E "error|caused" "$dir"/logs/*.log >&2 || true
+    stop >&2; exit 1
+  fi
   echo "cluster of $n up: master 127.0.0.1:$mport, leader $l; logs in $dir/logs"
   echo "try: $bin/client --master 127.0.0.1:$mport put greeting hello"
 }
@@ -109,9 +119,12 @@ demo() {
   local t0; t0=$(date +%s%N)
   $c put after-failover yes
   echo "write acknowledged $(( ($(date +%s%N) - t0) / 1000000 )) ms after the kill"
-  $c get greeting
+  local got; got=$($c get greeting)
+  echo "greeting after failover: $got"
   $c status || true
   stop
+  [[ "$got" == bonjour ]] || { echo "demo FAILED: expected 'bonjour' after failover, got '$got'" >&2; exit 1; }
+  echo "demo passed"
 }
 
 # Hosts file: one line per process, '#' comments allowed:
