@@ -1,11 +1,10 @@
 //! Execution in slot order and the replies that follow commits and executions.
 
 use genericsmr::command::Op;
-use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{ProposeReply, ReplyStatus};
+use genericsmr::effects::Effects;
 
 use crate::messages::PaxosMsg;
-use crate::replica::{Replica, SlotState};
+use crate::replica::{accepted, Replica, SlotState};
 
 impl Replica {
     /// Advances the commit index over consecutive committed slots and executes them.
@@ -23,14 +22,7 @@ impl Replica {
                 let out = self.sm.execute(&self.log[slot].cmds[i]);
                 let c = &self.log[slot].cmds[i];
                 if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {
-                    let r = ProposeReply {
-                        client: c.client,
-                        seq: c.seq,
-                        status: ReplyStatus::Ok,
-                        leader: Some(self.cfg.id),
-                        outcome: out,
-                    };
-                    fx.reply(conn, Reply::Propose(r));
+                    fx.reply(conn, accepted(c.client, c.seq, self.cfg.id, out));
                 }
             }
             self.executed += 1;
@@ -49,14 +41,10 @@ impl Replica {
                 continue;
             }
             if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {
-                let r = ProposeReply {
-                    client: c.client,
-                    seq: c.seq,
-                    status: ReplyStatus::Ok,
-                    leader: Some(self.cfg.id),
-                    outcome: Default::default(),
-                };
-                fx.reply(conn, Reply::Propose(r));
+                fx.reply(
+                    conn,
+                    accepted(c.client, c.seq, self.cfg.id, Default::default()),
+                );
             }
         }
     }

@@ -3,15 +3,15 @@
 use std::collections::BTreeMap;
 
 use genericsmr::command::Command;
-use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{Propose, ProposeReply, ReplyStatus};
+use genericsmr::effects::Effects;
+use genericsmr::messages::{Propose, ReplyStatus};
 use genericsmr::ConnId;
 use tracing::info;
 
 use crate::messages::{
     ballot, bit, Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, PrepareReply, Record,
 };
-use crate::replica::{reject, Candidate, Replica, Role, SlotState};
+use crate::replica::{accepted, reject, Candidate, Replica, Role, SlotState};
 
 /// Phase-1 attempts per request to lead before leaving it to the master.
 const MAX_CAMPAIGNS: u32 = 3;
@@ -54,14 +54,10 @@ impl Replica {
         }
         if let Some(out) = self.sm.lookup(cmd.client, cmd.seq) {
             // Already executed: answer with the first outcome.
-            let r = ProposeReply {
-                client: cmd.client,
-                seq: cmd.seq,
-                status: ReplyStatus::Ok,
-                leader: Some(self.cfg.id),
-                outcome: out.clone(),
-            };
-            return fx.reply(conn, Reply::Propose(r));
+            return fx.reply(
+                conn,
+                accepted(cmd.client, cmd.seq, self.cfg.id, out.clone()),
+            );
         }
         let key = (cmd.client, cmd.seq);
         if let Some(c) = self.waiting.get_mut(&key) {

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use genericsmr::command::{ClientId, Command};
+use genericsmr::command::{ClientId, Command, Outcome};
 use genericsmr::effects::Effects;
 use genericsmr::messages::{ProposeReply, ReplyStatus};
 use genericsmr::state::StateMachine;
@@ -307,6 +307,23 @@ impl Replica {
             fx.reply(conn, reject(client, seq, ReplyStatus::NotLeader, hint));
         }
     }
+}
+
+/// A reply carrying a command's outcome.
+pub(crate) fn accepted(
+    client: ClientId,
+    seq: u64,
+    leader: ReplicaId,
+    outcome: Outcome,
+) -> genericsmr::effects::Reply {
+    let status = ReplyStatus::Ok;
+    genericsmr::effects::Reply::Propose(ProposeReply {
+        client,
+        seq,
+        status,
+        leader: Some(leader),
+        outcome,
+    })
 }
 
 /// A reply refusing a proposal.
