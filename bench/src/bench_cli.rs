@@ -1,0 +1,595 @@
+//! Command-line interface of `bench`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bench::driver::{Mode, Progress, Spec};
+use bench::local::{own_bin_dir, ClusterSpec, LocalCluster};
+use bench::plot::{Chart, Line};
+use bench::report::Report;
+use bench::route::Route;
+use bench::workload::Mix;
+use clap::{Args, Parser, Subcommand};
+
+/// Load generator and experiment runner.
+#[derive(Parser, Debug)]
+#[command(version, about, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+const EXAMPLES: &str = "Examples:
+  bench                                        default experiment: local 3-replica Multi-Paxos, 10 s closed loop
+  bench local --replicas 5 --clients 64 --window 4 --duration 20s --out results/p5
+  bench local --rate 50000 --duration 10s      open loop, Poisson arrivals
+  bench local --flood 1000000 --clients 8      as many requests as the connections take
+  bench local --conflicts 25 --reads 50 --history h.jsonl
+  bench run --master 10.0.0.1:7087 --clients 32 --duration 30s
+  bench sweep --protocol paxos --clients 1,4,16,64
+  bench transport                              the transport's ceiling, no protocol";
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Start a local cluster, run the workload, stop the cluster, write the report.
+    Local(LocalArgs),
+    /// Drive an already running cluster.
+    Run(RunArgs),
+    /// Step the offered load (clients or open-loop rate) and draw the throughput-latency curve.
+    Sweep(SweepArgs),
+    /// Measure the transport itself (framed messages per second, round trip) with no protocol.
+    Transport(TransportArgs),
+    /// (internal) The echo server `bench transport` measures.
+    #[command(hide = true)]
+    TransportEcho {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+#[derive(Args, Debug)]
+struct TransportArgs {
+    /// Messages to flood through the transport.
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: u64,
+    /// Concurrent connections for the flood.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// How long to measure the round trip of a lone message.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    rtt_duration: f64,
+    /// Bytes per value in each message.
+    #[arg(long, default_value_t = 16)]
+    value_size: usize,
+    /// Output folder (default: run/bench/transport-<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// How to start the local cluster.
+#[derive(Args, Debug, Clone)]
+struct ClusterArgs {
+    /// Protocol of the servers (sweep: several, comma-separated, each gets the same sweep).
+    #[arg(long, default_value = "paxos", value_delimiter = ',')]
+    protocol: Vec<String>,
+    /// Replicas in the group.
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// Adaptive batching on the servers (everything queued at once shares a slot; a lone request is never held back).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    batching: String,
+    /// Thrifty servers (phase 2 to a bare majority).
+    #[arg(long)]
+    thrifty: bool,
+    /// Durable servers (fsync per burst).
+    #[arg(long)]
+    durable: bool,
+    /// More server flags, as one string (e.g. "--reply-after-exec").
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    server_flags: String,
+}
+
+impl ClusterArgs {
+    fn spec(&self, out: &std::path::Path) -> anyhow::Result<ClusterSpec> {
+        let mut flags: Vec<String> = self
+            .server_flags
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if self.batching == "on" {
+            flags.push("--batch".into());
+        }
+        if self.thrifty {
+            flags.push("--thrifty".into());
+        }
+        Ok(ClusterSpec {
+            replicas: self.replicas,
+            protocol: self
+                .protocol
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "paxos".into()),
+            server_flags: flags,
+            durable: self.durable,
+            bin_dir: own_bin_dir()?,
+            log_dir: Some(out.join("logs")),
+        })
+    }
+}
+
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let (num, unit) = s.trim().split_at(
+        s.trim()
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(s.len()),
+    );
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 10s, 500ms or 2m"))?;
+    let k = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" | "min" => 60.0,
+        _ => return Err(format!("unknown unit in '{s}': use ms, s or m")),
+    };
+    Ok(v * k)
+}
+
+/// The workload.
+#[derive(Args, Debug, Clone)]
+struct WorkloadArgs {
+    /// How long to offer load (10s, 500ms, 2m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: f64,
+    /// Client sessions (each its own connection). This machine drives thousands; 16-256 is typical.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Closed loop: requests each client keeps outstanding.
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    /// Open loop instead: total Poisson arrival rate, operations per second.
+    #[arg(long, conflicts_with = "flood")]
+    rate: Option<f64>,
+    /// Flood instead: send this many requests as fast as the connections take them.
+    #[arg(long)]
+    flood: Option<u64>,
+    /// Percentage of GETs.
+    #[arg(long, default_value_t = 0.0)]
+    reads: f64,
+    /// Percentage of commands on one hot key (the rest never conflict).
+    #[arg(long)]
+    conflicts: Option<f64>,
+    /// Key-space size.
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Zipf exponent over the key space (0: uniform).
+    #[arg(long, default_value_t = 0.0)]
+    zipf: f64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 16)]
+    value_size: usize,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Left out of the statistics at the start.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: f64,
+    /// Left out of the statistics at the end.
+    #[arg(long, default_value = "0.5s", value_parser = parse_duration)]
+    cooldown: f64,
+    /// Resend an unanswered request after this long (milliseconds).
+    #[arg(long, default_value_t = 1000)]
+    attempt_timeout_ms: u64,
+    /// Give up on a request after this long (milliseconds).
+    #[arg(long, default_value_t = 10_000)]
+    op_timeout_ms: u64,
+    /// Record every operation to this JSON-lines file.
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Output folder (default: run/bench/<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl WorkloadArgs {
+    fn spec(&self) -> anyhow::Result<Spec> {
+        let mode = match (self.rate, self.flood) {
+            (Some(rate), _) => Mode::Open { rate },
+            (_, Some(total)) => Mode::Flood { total },
+            _ => Mode::Closed {
+                window: self.window.max(1),
+            },
+        };
+        anyhow::ensure!(
+            self.warmup + self.cooldown < self.duration || matches!(mode, Mode::Flood { .. }),
+            "--warmup + --cooldown must be shorter than --duration"
+        );
+        Ok(Spec {
+            mode,
+            clients: self.clients,
+            duration_s: self.duration,
+            warmup_s: if self.flood.is_some() {
+                0.0
+            } else {
+                self.warmup
+            },
+            cooldown_s: if self.flood.is_some() {
+                0.0
+            } else {
+                self.cooldown
+            },
+            mix: Mix {
+                reads_pct: self.reads,
+                conflicts_pct: self.conflicts,
+                keys: self.keys,
+                zipf: self.zipf,
+                value_size: self.value_size,
+            },
+            seed: self.seed,
+            attempt_timeout_ms: self.attempt_timeout_ms,
+            op_timeout_ms: self.op_timeout_ms,
+        })
+    }
+
+    fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            PathBuf::from(format!("run/bench/{t}"))
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct LocalArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    load: WorkloadArgs,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Master of the running cluster (HOST:PORT).
+    #[arg(long)]
+    master: String,
+    /// Name of the protocol, for the report.
+    #[arg(long, default_value = "unknown")]
+    protocol: String,
+    #[command(flatten)]
+    load: WorkloadArgs,
+}
+
+#[derive(Args, Debug)]
+struct SweepArgs {
+    /// Closed-loop client counts to step through (the default sweep).
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64,256")]
+    clients_steps: Vec<usize>,
+    /// Open-loop rates to step through instead (operations per second).
+    #[arg(long, value_delimiter = ',')]
+    rates: Vec<f64>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    load: WorkloadArgs,
+}
+
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cmd = match cli.cmd {
+        Some(c) => c,
+        // No arguments: the default experiment.
+        None => Cli::parse_from(["bench", "local"])
+            .cmd
+            .context("`bench local` parses")?,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    match cmd {
+        Cmd::Local(a) => {
+            anyhow::ensure!(
+                a.cluster.protocol.len() == 1,
+                "bench local runs one protocol; use bench sweep to compare several"
+            );
+            let proto = a.cluster.protocol[0].clone();
+            let out = a.load.out_dir();
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let spec = a.load.spec()?;
+            let cs = a.cluster.spec(&out)?;
+            let flags = cs.server_flags.clone();
+            let cluster = LocalCluster::start(cs).context("starting the local cluster")?;
+            eprintln!(
+                "cluster of {} {proto} replicas up (master {}); logs in {}",
+                cluster.n(),
+                cluster.master_addr(),
+                out.join("logs").display()
+            );
+            let master = cluster.master_addr().to_string();
+            let r = rt.block_on(experiment(
+                &master,
+                &proto,
+                a.cluster.replicas,
+                flags,
+                &spec,
+                a.load.history.as_deref(),
+                &out,
+            ));
+            drop(cluster); // stops every process, also when the run failed
+            r.map(|_| ())
+        }
+        Cmd::Run(a) => {
+            let out = a.load.out_dir();
+            std::fs::create_dir_all(&out)?;
+            let spec = a.load.spec()?;
+            let n = rt
+                .block_on(client::admin::cluster(&a.master, Duration::from_secs(3)))
+                .with_context(|| format!("cannot reach the master at {}; is the cluster running (scripts/cluster.sh start)?", a.master))?
+                .replicas
+                .len();
+            rt.block_on(experiment(
+                &a.master,
+                &a.protocol,
+                n,
+                Vec::new(),
+                &spec,
+                a.load.history.as_deref(),
+                &out,
+            ))
+            .map(|_| ())
+        }
+        Cmd::Sweep(a) => sweep(&rt, a),
+        Cmd::TransportEcho { port } => bench::transport_bench::serve_echo(port),
+        Cmd::Transport(a) => rt.block_on(transport(a)),
+    }
+}
+
+/// Runs one experiment against the group at `master`, with a progress bar, and
+/// writes its files into `out`. Ctrl-C ends the load early; the files are still written.
+async fn experiment(
+    master: &str,
+    protocol: &str,
+    replicas: usize,
+    server_flags: Vec<String>,
+    spec: &Spec,
+    history: Option<&std::path::Path>,
+    out: &std::path::Path,
+) -> anyhow::Result<Report> {
+    let route = Arc::new(
+        Route::with_master(master)
+            .await
+            .context("asking the master for the replicas")?,
+    );
+    let progress = Arc::new(Progress::default());
+    let bar = progress_bar(spec);
+    let ticker = {
+        let (progress, bar) = (progress.clone(), bar.clone());
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let mut last = (0u64, start);
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = tokio::signal::ctrl_c() => {
+                        eprintln!("interrupted: stopping the load and writing what was measured");
+                        progress.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                let done = progress.done.load(std::sync::atomic::Ordering::Relaxed);
+                let errs = progress.errors.load(std::sync::atomic::Ordering::Relaxed);
+                let rate = (done - last.0) as f64 / last.1.elapsed().as_secs_f64().max(1e-3);
+                last = (done, std::time::Instant::now());
+                match bar.length() {
+                    Some(n) if n > 1_000 => bar.set_position(done.min(n)),
+                    _ => bar.set_position((start.elapsed().as_secs_f64() * 10.0) as u64),
+                }
+                bar.set_message(format!("{rate:>9.0} ops/s  {done} done  {errs} errors"));
+            }
+        })
+    };
+    let res = bench::driver::run(spec, route, history.is_some(), progress).await;
+    ticker.abort();
+    bar.finish_and_clear();
+    let res = res?;
+    let m = bench::stats::merge(&res.clients);
+    let measured = match spec.mode {
+        Mode::Flood { .. } => res.elapsed_s,
+        _ => spec.duration_s - spec.warmup_s - spec.cooldown_s,
+    };
+    let report = Report::new(
+        protocol,
+        replicas,
+        server_flags,
+        spec,
+        &m,
+        measured,
+        res.elapsed_s,
+    );
+    bench::report::write_run(out, &report, &m)?;
+    if let Some(h) = history {
+        let f =
+            std::fs::File::create(h).with_context(|| format!("cannot write {}", h.display()))?;
+        bench::history::write(std::io::BufWriter::new(f), &res.history)?;
+    }
+    print!("{}", report.summary());
+    println!("  files        {}/report.json, timeseries.csv, latency.hgrm, latency_cdf.png/.svg, throughput.png/.svg", out.display());
+    Ok(report)
+}
+
+fn progress_bar(spec: &Spec) -> indicatif::ProgressBar {
+    let len = match spec.mode {
+        Mode::Flood { total } => total,
+        _ => (spec.duration_s * 10.0) as u64,
+    };
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
+    let out = a.load.out_dir();
+    std::fs::create_dir_all(&out)?;
+    let mut rows = Vec::new();
+    let mut lines50 = Vec::new();
+    let mut lines99 = Vec::new();
+    for proto in &a.cluster.protocol {
+        let mut cargs = a.cluster.clone();
+        cargs.protocol = vec![proto.clone()];
+        let cs = cargs.spec(&out.join(proto))?;
+        let flags = cs.server_flags.clone();
+        let cluster =
+            LocalCluster::start(cs).with_context(|| format!("starting a local {proto} cluster"))?;
+        let steps: Vec<(String, Spec)> = if a.rates.is_empty() {
+            a.clients_steps
+                .iter()
+                .map(|c| {
+                    let mut s = a.load.spec()?;
+                    s.clients = *c;
+                    Ok((format!("clients-{c}"), s))
+                })
+                .collect::<anyhow::Result<_>>()?
+        } else {
+            a.rates
+                .iter()
+                .map(|r| {
+                    let mut s = a.load.spec()?;
+                    s.mode = Mode::Open { rate: *r };
+                    Ok((format!("rate-{r}"), s))
+                })
+                .collect::<anyhow::Result<_>>()?
+        };
+        let (mut p50, mut p99) = (Vec::new(), Vec::new());
+        for (name, spec) in steps {
+            eprintln!("{proto}: {name}");
+            let dir = out.join(proto).join(&name);
+            let r = rt.block_on(experiment(
+                cluster.master_addr(),
+                proto,
+                cluster.n(),
+                flags.clone(),
+                &spec,
+                None,
+                &dir,
+            ))?;
+            p50.push((r.throughput_ops_s, r.latency_us.p50));
+            p99.push((r.throughput_ops_s, r.latency_us.p99));
+            rows.push((proto.clone(), name, r));
+        }
+        drop(cluster);
+        lines50.push(Line {
+            name: format!("{proto} p50"),
+            points: p50,
+        });
+        lines99.push(Line {
+            name: format!("{proto} p99"),
+            points: p99,
+        });
+    }
+    let mut csv = String::from("protocol,step,throughput_ops_s,p50_us,p90_us,p99_us,p999_us,max_us,ops_ok,ops_failed,ops_timed_out\n");
+    for (p, step, r) in &rows {
+        let l = &r.latency_us;
+        csv.push_str(&format!(
+            "{p},{step},{:.0},{:.1},{:.1},{:.1},{:.1},{:.1},{},{},{}\n",
+            r.throughput_ops_s,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            r.ops_ok,
+            r.ops_failed,
+            r.ops_timed_out
+        ));
+    }
+    std::fs::write(out.join("sweep.csv"), &csv)?;
+    let json: Vec<_> = rows
+        .iter()
+        .map(|(p, s, r)| serde_json::json!({"protocol": p, "step": s, "report": r}))
+        .collect();
+    std::fs::write(out.join("sweep.json"), serde_json::to_string_pretty(&json)?)?;
+    let mut lines = lines50;
+    lines.extend(lines99);
+    Chart {
+        title: "Throughput vs latency",
+        x_label: "throughput (ops/s)",
+        y_label: "latency (us)",
+        log_x: false,
+        lines,
+        marks: Vec::new(),
+    }
+    .write(&out.join("throughput_latency"))?;
+    println!("\n{csv}\nfiles: {0}/sweep.csv, sweep.json, throughput_latency.png/.svg (and one folder per run)", out.display());
+    Ok(())
+}
+
+async fn transport(a: TransportArgs) -> anyhow::Result<()> {
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("run/bench/transport-{}", std::process::id())));
+    std::fs::create_dir_all(&out)?;
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["transport-echo", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().context("echo server stdout")?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await??
+        .context("echo server did not start")?;
+    let addr = line.trim_start_matches("listening on ").to_string();
+    let route = Arc::new(Route::with_replicas(vec![addr]));
+    let mix = Mix {
+        value_size: a.value_size,
+        ..Default::default()
+    };
+    let base = Spec {
+        mode: Mode::Flood { total: a.messages },
+        clients: a.clients,
+        duration_s: 0.0,
+        warmup_s: 0.0,
+        cooldown_s: 0.0,
+        mix,
+        seed: 1,
+        attempt_timeout_ms: 5_000,
+        op_timeout_ms: 30_000,
+    };
+    let flood = bench::driver::run(&base, route.clone(), false, Arc::default()).await?;
+    let fm = bench::stats::merge(&flood.clients);
+    let rtt_spec = Spec {
+        mode: Mode::Closed { window: 1 },
+        clients: 1,
+        duration_s: a.rtt_duration,
+        warmup_s: 0.5_f64.min(a.rtt_duration / 4.0),
+        ..base
+    };
+    let rtt = bench::driver::run(&rtt_spec, route, false, Arc::default()).await?;
+    let rm = bench::stats::merge(&rtt.clients);
+    let _ = child.kill().await;
+    let rl = bench::stats::Latency::of(&rm.hist);
+    let res = serde_json::json!({
+        "messages_per_s": fm.ok as f64 / flood.elapsed_s,
+        "messages": fm.ok,
+        "clients": a.clients,
+        "value_size": a.value_size,
+        "rtt_us": rl,
+    });
+    std::fs::write(
+        out.join("transport.json"),
+        serde_json::to_string_pretty(&res)?,
+    )?;
+    println!("transport ceiling: {:.0} messages/s (request + reply, {} connections); lone round trip p50 {:.0} us, p99 {:.0} us",
+        fm.ok as f64 / flood.elapsed_s, a.clients, rl.p50, rl.p99);
+    println!("  file {}/transport.json", out.display());
+    Ok(())
+}

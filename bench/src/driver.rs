@@ -1,0 +1,426 @@
+//! The load drivers: closed loop, open loop (Poisson arrivals, latency from the
+//! intended send time) and flood.
+//!
+//! Each client is one task with one connection. Replies are matched by sequence
+//! number in that task, which then encodes the next request straight into the
+//! connection's coalescing outbox: no task, lock or channel per operation, so
+//! the generator stays far below the replicas' cost per operation.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use genericsmr::command::Command;
+use genericsmr::messages::{codes, Propose, ProposeReply, ReplyStatus};
+use genericsmr::transport::{read_frame, ConnOutbox};
+use genericsmr::wire::{decode_body, DEFAULT_MAX_FRAME};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Exp};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+
+use crate::history::{Outcome, Record};
+use crate::route::Route;
+use crate::stats::ClientStats;
+use crate::workload::{Generator, Mix};
+
+/// How load is offered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Mode {
+    /// Each client keeps `window` requests outstanding.
+    Closed {
+        /// Requests in flight per client.
+        window: usize,
+    },
+    /// Poisson arrivals at `rate` operations per second in total.
+    Open {
+        /// Total offered load, operations per second.
+        rate: f64,
+    },
+    /// `total` requests as fast as the connections take them, counting completions.
+    Flood {
+        /// Requests in all.
+        total: u64,
+    },
+}
+
+/// One experiment's load.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Spec {
+    /// How load is offered.
+    pub mode: Mode,
+    /// Number of client sessions.
+    pub clients: usize,
+    /// How long load is offered (ignored by flood).
+    pub duration_s: f64,
+    /// Seconds at the start left out of the statistics.
+    pub warmup_s: f64,
+    /// Seconds at the end left out of the statistics.
+    pub cooldown_s: f64,
+    /// Command mix.
+    pub mix: Mix,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Resend an unanswered request (same id) after this many milliseconds.
+    pub attempt_timeout_ms: u64,
+    /// Give up on a request after this many milliseconds (counted as timed out).
+    pub op_timeout_ms: u64,
+}
+
+impl Spec {
+    fn window_ns(&self) -> (u64, u64) {
+        let from = (self.warmup_s * 1e9) as u64;
+        let to = match self.mode {
+            Mode::Flood { .. } => u64::MAX,
+            _ => ((self.duration_s - self.cooldown_s).max(self.warmup_s) * 1e9) as u64,
+        };
+        (from, to)
+    }
+}
+
+/// What a run produced.
+pub struct RunOutput {
+    /// Per-client measurements.
+    pub clients: Vec<ClientStats>,
+    /// Every operation, when a history was asked for.
+    pub history: Vec<Record>,
+    /// Wall-clock length of the run, seconds.
+    pub elapsed_s: f64,
+}
+
+/// Live counters for the progress display.
+#[derive(Default)]
+pub struct Progress {
+    /// Operations answered so far.
+    pub done: AtomicU64,
+    /// Operations timed out or failed so far.
+    pub errors: AtomicU64,
+    /// Set to stop the run early (Ctrl-C).
+    pub stop: AtomicBool,
+}
+
+struct Pending {
+    cmd: Command,
+    invoke_ns: u64,
+    sent_ns: u64,
+}
+
+struct Client {
+    id: u64,
+    next_seq: u64,
+    low: u64,
+    gen: Generator,
+    pending: HashMap<u64, Pending>,
+    stats: ClientStats,
+    history: Option<Vec<Record>>,
+    /// Open loop: when the next request is due; flood: requests left to issue.
+    next_due_ns: u64,
+    left: u64,
+    arrivals: Option<(SmallRng, Exp<f64>)>,
+}
+
+impl Client {
+    /// Lowest sequence number still outstanding (all below are answered);
+    /// advanced lazily, so it costs O(1) amortized per operation.
+    fn acked_below(&mut self) -> u64 {
+        while self.low < self.next_seq && !self.pending.contains_key(&self.low) {
+            self.low += 1;
+        }
+        self.low
+    }
+
+    fn done(&self, spec: &Spec, t: u64, end_ns: u64) -> bool {
+        self.pending.is_empty()
+            && match spec.mode {
+                Mode::Flood { .. } => self.left == 0,
+                _ => t >= end_ns,
+            }
+    }
+
+    fn issue(&mut self, out: &ConnOutbox, invoke_ns: u64, now_ns: u64) {
+        let mut cmd = self.gen.next_command();
+        cmd.client = self.id;
+        cmd.seq = self.next_seq;
+        cmd.acked_below = self.acked_below();
+        self.next_seq += 1;
+        out.push(&Propose { cmd: cmd.clone() });
+        self.pending.insert(
+            cmd.seq,
+            Pending {
+                cmd,
+                invoke_ns,
+                sent_ns: now_ns,
+            },
+        );
+    }
+
+    fn finish(
+        &mut self,
+        seq: u64,
+        now_ns: u64,
+        reply: Option<&ProposeReply>,
+        outcome: Outcome,
+    ) -> bool {
+        let Some(p) = self.pending.remove(&seq) else {
+            self.stats.duplicates += 1;
+            return false;
+        };
+        match outcome {
+            Outcome::Ok => self
+                .stats
+                .record_ok(now_ns, now_ns.saturating_sub(p.invoke_ns)),
+            Outcome::Fail => self.stats.record_failed(now_ns),
+            Outcome::Unknown => self.stats.record_timeout(now_ns),
+        }
+        if let Some(h) = &mut self.history {
+            let end = reply.map(|r| (now_ns, &r.outcome));
+            h.push(Record::of(&p.cmd, p.invoke_ns, end, outcome));
+        }
+        true
+    }
+}
+
+/// Runs the load of `spec` against the group reached through `route`.
+pub async fn run(
+    spec: &Spec,
+    route: Arc<Route>,
+    history: bool,
+    progress: Arc<Progress>,
+) -> anyhow::Result<RunOutput> {
+    anyhow::ensure!(spec.clients > 0, "at least one client is needed");
+    let start = Instant::now();
+    let (from, to) = spec.window_ns();
+    let mut tasks = Vec::new();
+    for i in 0..spec.clients {
+        let mut c = Client {
+            id: (spec.seed.wrapping_mul(1_000_003)
+                ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                | 1,
+            next_seq: 1,
+            low: 1,
+            gen: Generator::new(&spec.mix, spec.seed, i as u64),
+            pending: HashMap::new(),
+            stats: ClientStats::new(from, to),
+            history: history.then(Vec::new),
+            next_due_ns: 0,
+            left: 0,
+            arrivals: None,
+        };
+        match spec.mode {
+            Mode::Open { rate } => {
+                anyhow::ensure!(rate > 0.0, "the open-loop rate must be positive");
+                let per_client = rate / spec.clients as f64;
+                let mut rng = SmallRng::seed_from_u64(spec.seed ^ (i as u64) << 32);
+                let exp =
+                    Exp::new(per_client / 1e9).map_err(|e| anyhow::anyhow!("bad rate: {e}"))?;
+                c.next_due_ns = exp.sample(&mut rng) as u64;
+                c.arrivals = Some((rng, exp));
+            }
+            Mode::Flood { total } => {
+                c.left = total / spec.clients as u64
+                    + u64::from((i as u64) < total % spec.clients as u64);
+            }
+            Mode::Closed { .. } => {}
+        }
+        let (spec, route, progress) = (spec.clone(), route.clone(), progress.clone());
+        tasks.push(tokio::spawn(async move {
+            drive(c, &spec, &route, &progress, start).await
+        }));
+    }
+    let mut clients = Vec::new();
+    let mut hist = Vec::new();
+    for t in tasks {
+        let mut c = t.await??;
+        if let Some(h) = c.history.take() {
+            hist.extend(h);
+        }
+        clients.push(c.stats);
+    }
+    hist.sort_by_key(|r| r.invoke_ns);
+    Ok(RunOutput {
+        clients,
+        history: hist,
+        elapsed_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// How long the end of a run waits for outstanding answers.
+const DRAIN: Duration = Duration::from_secs(2);
+
+async fn drive(
+    mut c: Client,
+    spec: &Spec,
+    route: &Route,
+    progress: &Progress,
+    start: Instant,
+) -> anyhow::Result<Client> {
+    let now = || start.elapsed().as_nanos() as u64;
+    let end_ns = match spec.mode {
+        Mode::Flood { .. } => u64::MAX,
+        _ => (spec.duration_s * 1e9) as u64,
+    };
+    let attempt_ns = spec.attempt_timeout_ms * 1_000_000;
+    let op_ns = spec.op_timeout_ms * 1_000_000;
+    'connect: loop {
+        if progress.stop.load(Ordering::Relaxed) || c.done(spec, now(), end_ns) {
+            break;
+        }
+        let Some(target) = route.target().await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            expire(&mut c, now(), op_ns, progress);
+            continue;
+        };
+        let Some(addr) = route.addr(target) else {
+            continue;
+        };
+        let stream =
+            match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(&addr)).await
+            {
+                Ok(Ok(s)) => s,
+                _ => {
+                    route.redirect(target, None);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    expire(&mut c, now(), op_ns, progress);
+                    continue;
+                }
+            };
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let out = Arc::new(ConnOutbox::new(true, 64 << 20));
+        let o = out.clone();
+        let writer = tokio::spawn(async move { o.run_writer(&mut wr).await });
+        let t = now();
+        // Everything still outstanding is resent with its original id: applied at most once.
+        for p in c.pending.values_mut() {
+            p.sent_ns = t;
+            p.cmd.acked_below = 0;
+            out.push(&Propose { cmd: p.cmd.clone() });
+        }
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let reason: Option<Option<u8>> = loop {
+            feed(&mut c, spec, &out, now(), end_ns, &progress.stop);
+            let due = match spec.mode {
+                Mode::Open { .. } if c.next_due_ns < end_ns => {
+                    Some(start + Duration::from_nanos(c.next_due_ns))
+                }
+                _ => None,
+            };
+            let sleep = async {
+                match due {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                f = read_frame(&mut rd, &mut buf, DEFAULT_MAX_FRAME) => {
+                    let (code, body) = match f {
+                        Ok(Some(f)) => f,
+                        _ => break Some(None), // connection lost
+                    };
+                    if code != codes::PROPOSE_REPLY {
+                        continue;
+                    }
+                    let Ok(r) = decode_body::<ProposeReply>(body) else { break Some(None) };
+                    match r.status {
+                        ReplyStatus::Ok => {
+                            if c.finish(r.seq, now(), Some(&r), Outcome::Ok) {
+                                progress.done.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if c.done(spec, now(), end_ns) {
+                                break None;
+                            }
+                        }
+                        ReplyStatus::NotLeader | ReplyStatus::Unavailable => break Some(r.leader),
+                    }
+                }
+                _ = sleep => {}
+                _ = tick.tick() => {
+                    let t = now();
+                    expire(&mut c, t, op_ns, progress);
+                    if c.pending.values().any(|p| t.saturating_sub(p.sent_ns) > attempt_ns) {
+                        break Some(None); // unanswered: try the (possibly new) leader
+                    }
+                    if progress.stop.load(Ordering::Relaxed) || c.done(spec, t, end_ns) {
+                        break None;
+                    }
+                    if t >= end_ns.saturating_add(DRAIN.as_nanos() as u64) {
+                        for seq in c.pending.keys().copied().collect::<Vec<_>>() {
+                            c.finish(seq, t, None, Outcome::Unknown);
+                        }
+                        break None;
+                    }
+                }
+            }
+        };
+        out.close();
+        let _ = writer.await;
+        match reason {
+            None => break 'connect,
+            Some(hint) => {
+                route.redirect(target, hint);
+                if hint.is_none() {
+                    let _ = route.refresh().await;
+                }
+            }
+        }
+    }
+    let t = now();
+    for seq in c.pending.keys().copied().collect::<Vec<_>>() {
+        c.finish(seq, t, None, Outcome::Unknown);
+    }
+    Ok(c)
+}
+
+/// Issues what the mode wants issued now: due open-loop arrivals, flood refills.
+fn feed(c: &mut Client, spec: &Spec, out: &ConnOutbox, t: u64, end_ns: u64, stop: &AtomicBool) {
+    if stop.load(Ordering::Relaxed) {
+        return;
+    }
+    match spec.mode {
+        Mode::Open { .. } => {
+            while c.next_due_ns <= t && c.next_due_ns < end_ns {
+                let due = c.next_due_ns;
+                // Latency counts from the intended send time, so queueing cannot hide.
+                c.issue(out, due, t);
+                if let Some((rng, exp)) = &mut c.arrivals {
+                    c.next_due_ns += exp.sample(rng).max(1.0) as u64;
+                }
+            }
+        }
+        Mode::Flood { .. } => {
+            // Keep the connection full, but bounded.
+            while c.left > 0 && c.pending.len() < FLOOD_WINDOW {
+                c.left -= 1;
+                c.issue(out, t, t);
+            }
+        }
+        Mode::Closed { window } => {
+            while c.pending.len() < window && t < end_ns {
+                c.issue(out, t, t);
+            }
+        }
+    }
+}
+
+/// Most requests one flood client keeps in flight.
+const FLOOD_WINDOW: usize = 4096;
+
+/// Gives up on requests older than the operation timeout.
+fn expire(c: &mut Client, t: u64, op_ns: u64, progress: &Progress) {
+    let old: Vec<u64> = c
+        .pending
+        .iter()
+        .filter(|(_, p)| t.saturating_sub(p.invoke_ns) > op_ns)
+        .map(|(s, _)| *s)
+        .collect();
+    for seq in old {
+        c.finish(seq, t, None, Outcome::Unknown);
+        progress.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}

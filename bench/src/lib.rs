@@ -1,0 +1,23 @@
+//! # bench: experiments with one command
+//!
+//! - [`workload`]: what is sent (mix, conflicts, Zipf, value size, seed);
+//! - [`driver`]: how it is sent (closed loop, open loop, flood), one lean task
+//!   per client;
+//! - [`stats`]: per-client HdrHistograms merged at the end, counters, time series;
+//! - [`report`] and [`plot`]: `report.json`, CSV, `.hgrm`, PNG and SVG plots;
+//! - [`history`]: every operation as a JSON line, for the checker;
+//! - [`local`]: a local cluster of real processes;
+//! - [`route`]: leader discovery shared by the clients of a run;
+//! - [`transport_bench`]: the transport's own ceiling, with no protocol.
+
+#![warn(missing_docs)]
+
+pub mod driver;
+pub mod history;
+pub mod local;
+pub mod plot;
+pub mod report;
+pub mod route;
+pub mod stats;
+pub mod transport_bench;
+pub mod workload;

@@ -1,0 +1,342 @@
+//! A local cluster of real processes: one `master` and N `server`s on
+//! 127.0.0.1 with ephemeral ports. Used by `bench local` and by the
+//! process-level tests. Every process is killed when the cluster is dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// How to start a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Replicas in the group.
+    pub replicas: usize,
+    /// `--protocol` of every server.
+    pub protocol: String,
+    /// Extra flags for every server.
+    pub server_flags: Vec<String>,
+    /// Give every server `--durable --data-dir` in the cluster's folder.
+    pub durable: bool,
+    /// Folder holding the `master` and `server` binaries.
+    pub bin_dir: PathBuf,
+    /// Where process logs go (`master.log`, `server-I.log`); discarded when `None`.
+    pub log_dir: Option<PathBuf>,
+}
+
+/// A child process whose stdout lines are collected in the background.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    name: String,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, name: &str, log_dir: Option<&Path>) -> anyhow::Result<Proc> {
+        let stderr = match log_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(d.join(format!("{name}.log")))?;
+                Stdio::from(f)
+            }
+            None if std::env::var_os("TEST_LOGS").is_some() => Stdio::inherit(),
+            None => Stdio::null(),
+        };
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+        let out = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Proc {
+            child,
+            lines: rx,
+            name: name.to_string(),
+        })
+    }
+
+    /// Waits for a stdout line starting with `prefix`.
+    fn expect_line(&mut self, prefix: &str, limit: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return Ok(l),
+                Ok(_) => {}
+                Err(_) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    bail!(
+                        "{} did not print '{prefix}…' within {limit:?}{}",
+                        self.name,
+                        status
+                            .map(|s| format!(" (it exited: {s}; see its log)"))
+                            .unwrap_or_default()
+                    )
+                }
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Replica {
+    proc: Option<Proc>,
+    peer_port: u16,
+    client_port: u16,
+    data_dir: PathBuf,
+}
+
+/// A running local cluster.
+pub struct LocalCluster {
+    master_addr: String,
+    _master: Proc,
+    replicas: Vec<Replica>,
+    spec: ClusterSpec,
+    _dir: tempfile::TempDir,
+}
+
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+fn parse_ports(line: &str) -> anyhow::Result<(u16, u16)> {
+    // "listening: peers on HOST:P, clients on HOST:C"
+    let port = |s: &str| -> anyhow::Result<u16> {
+        Ok(s.trim_end_matches(',')
+            .rsplit(':')
+            .next()
+            .unwrap_or("")
+            .parse()?)
+    };
+    let w: Vec<&str> = line.split_whitespace().collect();
+    anyhow::ensure!(w.len() >= 7, "unexpected server output: {line}");
+    Ok((port(w[3])?, port(w[6])?))
+}
+
+impl LocalCluster {
+    /// Starts the master and the servers and waits until every server serves.
+    pub fn start(spec: ClusterSpec) -> anyhow::Result<LocalCluster> {
+        for b in ["master", "server"] {
+            let p = spec.bin_dir.join(b);
+            anyhow::ensure!(
+                p.exists(),
+                "{} not found; build it with `cargo build --release --bins`",
+                p.display()
+            );
+        }
+        let dir = tempfile::tempdir()?;
+        let log = spec.log_dir.as_deref();
+        let mut master = Proc::spawn(
+            Command::new(spec.bin_dir.join("master")).args([
+                "--port",
+                "0",
+                "--replicas",
+                &spec.replicas.to_string(),
+            ]),
+            "master",
+            log,
+        )?;
+        let l = master.expect_line("master listening on", START_LIMIT)?;
+        let master_addr = l
+            .split_whitespace()
+            .nth(3)
+            .context("master address")?
+            .to_string();
+        let mut started = Vec::new();
+        for i in 0..spec.replicas {
+            let data_dir = dir.path().join(format!("slot{i}"));
+            let mut cmd = Self::server_cmd(
+                &spec,
+                &master_addr,
+                0,
+                0,
+                spec.durable.then_some(data_dir.as_path()),
+            );
+            started.push((
+                Proc::spawn(&mut cmd, &format!("server-slot{i}"), log)?,
+                data_dir,
+            ));
+        }
+        let mut replicas: Vec<Option<Replica>> = (0..spec.replicas).map(|_| None).collect();
+        for (mut p, data_dir) in started {
+            let (peer_port, client_port) = parse_ports(&p.expect_line("listening:", START_LIMIT)?)?;
+            let reg = p.expect_line("registered as replica", START_LIMIT)?;
+            let id: usize = reg
+                .split_whitespace()
+                .nth(3)
+                .context("replica id")?
+                .parse()?;
+            p.expect_line(&format!("replica {id} serving"), START_LIMIT)?;
+            p.name = format!("server-{id}");
+            replicas[id] = Some(Replica {
+                proc: Some(p),
+                peer_port,
+                client_port,
+                data_dir,
+            });
+        }
+        let replicas = replicas
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .context("a replica id was assigned twice")?;
+        Ok(LocalCluster {
+            master_addr,
+            _master: master,
+            replicas,
+            spec,
+            _dir: dir,
+        })
+    }
+
+    fn server_cmd(
+        spec: &ClusterSpec,
+        master: &str,
+        peer: u16,
+        client: u16,
+        data_dir: Option<&Path>,
+    ) -> Command {
+        let mut c = Command::new(spec.bin_dir.join("server"));
+        c.args([
+            "--master",
+            master,
+            "--port",
+            &peer.to_string(),
+            "--client-port",
+            &client.to_string(),
+        ]);
+        c.args(["--protocol", &spec.protocol]);
+        if let Some(d) = data_dir {
+            c.arg("--durable").arg("--data-dir").arg(d);
+        }
+        c.args(&spec.server_flags);
+        c
+    }
+
+    /// The master's `host:port`.
+    pub fn master_addr(&self) -> &str {
+        &self.master_addr
+    }
+
+    /// Group size.
+    pub fn n(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// Client address of replica `id`.
+    pub fn client_addr(&self, id: usize) -> String {
+        format!("127.0.0.1:{}", self.replicas[id].client_port)
+    }
+
+    /// Peer address of replica `id`.
+    pub fn peer_addr(&self, id: usize) -> String {
+        format!("127.0.0.1:{}", self.replicas[id].peer_port)
+    }
+
+    /// Ids of the replicas whose process runs.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.n())
+            .filter(|i| self.replicas[*i].proc.is_some())
+            .collect()
+    }
+
+    /// Kills replica `id` with SIGKILL.
+    pub fn kill(&mut self, id: usize) {
+        if let Some(mut p) = self.replicas[id].proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Sends a signal such as `STOP` or `CONT` to replica `id`.
+    pub fn signal(&self, id: usize, sig: &str) -> anyhow::Result<()> {
+        let p = self.replicas[id]
+            .proc
+            .as_ref()
+            .context("replica is not running")?;
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(p.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(st.success(), "kill -{sig} failed");
+        Ok(())
+    }
+
+    /// Restarts replica `id` on its old ports, with its durable log when `durable`.
+    pub fn restart(&mut self, id: usize, durable: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(self.replicas[id].proc.is_none(), "replica {id} is running");
+        let r = &self.replicas[id];
+        let dd = durable.then_some(r.data_dir.as_path());
+        let mut cmd = Self::server_cmd(
+            &self.spec,
+            &self.master_addr,
+            r.peer_port,
+            r.client_port,
+            dd,
+        );
+        let mut p = Proc::spawn(
+            &mut cmd,
+            &format!("server-{id}"),
+            self.spec.log_dir.as_deref(),
+        )?;
+        let reg = p.expect_line("registered as replica", START_LIMIT)?;
+        anyhow::ensure!(
+            reg.contains(&format!("replica {id} ")),
+            "restarted replica got another id: {reg}"
+        );
+        p.expect_line(&format!("replica {id} serving"), START_LIMIT)?;
+        self.replicas[id].proc = Some(p);
+        Ok(())
+    }
+}
+
+/// The folder of the running executable (where `master` and `server` live next to `bench`).
+pub fn own_bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe
+        .parent()
+        .context("executable has no folder")?
+        .to_path_buf())
+}
+
+/// Makes sure the named binaries of this workspace exist in `bin_dir`, building
+/// them with cargo when not (a test run of one package builds only its own).
+pub fn ensure_built(bin_dir: &Path, names: &[&str]) -> anyhow::Result<()> {
+    for name in names {
+        if bin_dir.join(name).exists() {
+            continue;
+        }
+        let release = bin_dir.ends_with("release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", name, "--bin", name]);
+        if release {
+            cmd.arg("--release");
+        }
+        let st = cmd
+            .status()
+            .with_context(|| format!("running cargo to build {name}"))?;
+        anyhow::ensure!(st.success(), "building {name} failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! The files a run leaves in its output folder: `report.json`, `timeseries.csv`,
+//! `latency.hgrm` and the plots. The JSON schema is documented in docs/bench.md.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::driver::Spec;
+use crate::plot::{Chart, Line};
+use crate::stats::{Latency, Merged};
+
+/// Version of the `report.json` schema; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The contents of `report.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// Protocol measured.
+    pub protocol: String,
+    /// Replicas in the group.
+    pub replicas: usize,
+    /// Flags the servers ran with (local runs).
+    pub server_flags: Vec<String>,
+    /// The offered load.
+    pub workload: Spec,
+    /// Length of the measured window, seconds (warm-up and cool-down excluded).
+    pub measured_s: f64,
+    /// Wall-clock length of the whole run, seconds.
+    pub elapsed_s: f64,
+    /// Successful operations per second in the measured window.
+    pub throughput_ops_s: f64,
+    /// Latency of successful operations, microseconds.
+    pub latency_us: Latency,
+    /// Successful operations in the window.
+    pub ops_ok: u64,
+    /// Operations that certainly failed, in the window.
+    pub ops_failed: u64,
+    /// Operations given up on without an answer (may have taken effect), in the window.
+    pub ops_timed_out: u64,
+    /// Replies received for operations already answered.
+    pub ops_duplicate: u64,
+    /// The linearizability checker's verdict, when a history was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checker: Option<serde_json::Value>,
+}
+
+impl Report {
+    /// Builds the report of a run.
+    pub fn new(
+        protocol: &str,
+        replicas: usize,
+        server_flags: Vec<String>,
+        workload: &Spec,
+        m: &Merged,
+        measured_s: f64,
+        elapsed_s: f64,
+    ) -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            protocol: protocol.to_string(),
+            replicas,
+            server_flags,
+            workload: workload.clone(),
+            measured_s,
+            elapsed_s,
+            throughput_ops_s: if measured_s > 0.0 {
+                m.ok as f64 / measured_s
+            } else {
+                0.0
+            },
+            latency_us: Latency::of(&m.hist),
+            ops_ok: m.ok,
+            ops_failed: m.failed,
+            ops_timed_out: m.timed_out,
+            ops_duplicate: m.duplicates,
+            checker: None,
+        }
+    }
+
+    /// A one-screen summary.
+    pub fn summary(&self) -> String {
+        let l = &self.latency_us;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} x{}  {}",
+            self.protocol,
+            self.replicas,
+            self.server_flags.join(" ")
+        );
+        let _ = writeln!(
+            s,
+            "  throughput   {:>12.0} ops/s over {:.1} s",
+            self.throughput_ops_s, self.measured_s
+        );
+        let _ = writeln!(s, "  latency us   p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  p99.99 {:.0}  max {:.0}  mean {:.0}",
+            l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean);
+        let _ = writeln!(
+            s,
+            "  operations   ok {}  failed {}  timed out {}  duplicate replies {}",
+            self.ops_ok, self.ops_failed, self.ops_timed_out, self.ops_duplicate
+        );
+        if let Some(c) = &self.checker {
+            let _ = writeln!(
+                s,
+                "  checker      {}",
+                c.get("verdict").and_then(|v| v.as_str()).unwrap_or("?")
+            );
+        }
+        s
+    }
+}
+
+/// The standard HdrHistogram percentile distribution (values in microseconds).
+pub fn hgrm(h: &Histogram<u64>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    if h.is_empty() {
+        return s;
+    }
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        let inv = if q < 1.0 {
+            format!("{:.2}", 1.0 / (1.0 - q))
+        } else {
+            "inf".into()
+        };
+        let _ = writeln!(
+            s,
+            "{:>12.3} {:>14.12} {:>10} {:>14}",
+            v.value_iterated_to() as f64 / 1e3,
+            q,
+            v.count_since_last_iteration(),
+            inv
+        );
+    }
+    let _ = writeln!(
+        s,
+        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]",
+        h.mean() / 1e3,
+        h.stdev() / 1e3
+    );
+    let _ = writeln!(
+        s,
+        "#[Max     = {:>12.3}, Total count    = {:>12}]",
+        h.max() as f64 / 1e3,
+        h.len()
+    );
+    let _ = writeln!(
+        s,
+        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
+        h.buckets(),
+        h.distinct_values()
+    );
+    s
+}
+
+/// `second,ok_ops,failed_ops,timed_out_ops,mean_latency_us` per second of the run.
+pub fn timeseries_csv(m: &Merged) -> String {
+    let mut s = String::from("second,ok_ops,failed_ops,timed_out_ops,mean_latency_us\n");
+    for (i, b) in m.series.iter().enumerate() {
+        let mean = if b.ok > 0 {
+            b.latency_sum_ns as f64 / b.ok as f64 / 1e3
+        } else {
+            0.0
+        };
+        let _ = writeln!(s, "{i},{},{},{},{mean:.1}", b.ok, b.failed, b.timed_out);
+    }
+    s
+}
+
+/// The latency CDF of one or more runs, one line each.
+pub fn latency_cdf(runs: &[(String, &Histogram<u64>)], stem: &Path) -> anyhow::Result<()> {
+    let lines = runs
+        .iter()
+        .map(|(name, h)| Line {
+            name: name.clone(),
+            points: if h.is_empty() {
+                Vec::new()
+            } else {
+                h.iter_quantiles(5)
+                    .map(|v| {
+                        (
+                            v.value_iterated_to() as f64 / 1e3,
+                            v.quantile_iterated_to() * 100.0,
+                        )
+                    })
+                    .collect()
+            },
+        })
+        .collect();
+    Chart {
+        title: "Latency CDF",
+        x_label: "latency (us, log scale)",
+        y_label: "percentile",
+        log_x: true,
+        lines,
+        marks: Vec::new(),
+    }
+    .write(stem)
+}
+
+/// Throughput second by second, with seconds that saw failures marked.
+pub fn throughput_over_time(m: &Merged, name: &str, stem: &Path) -> anyhow::Result<()> {
+    let points: Vec<(f64, f64)> = m
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (i as f64, b.ok as f64))
+        .collect();
+    let marks = m
+        .series
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.failed + b.timed_out > 0)
+        .map(|(i, b)| (i as f64, b.ok as f64))
+        .collect();
+    Chart {
+        title: "Throughput over time",
+        x_label: "second",
+        y_label: "operations per second",
+        log_x: false,
+        lines: vec![Line {
+            name: name.to_string(),
+            points,
+        }],
+        marks,
+    }
+    .write(stem)
+}
+
+/// Writes every file of one run into `out`.
+pub fn write_run(out: &Path, report: &Report, m: &Merged) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(report)?,
+    )?;
+    std::fs::write(out.join("timeseries.csv"), timeseries_csv(m))?;
+    std::fs::write(out.join("latency.hgrm"), hgrm(&m.hist))?;
+    let name = format!("{} x{}", report.protocol, report.replicas);
+    latency_cdf(&[(name.clone(), &m.hist)], &out.join("latency_cdf"))?;
+    throughput_over_time(m, &name, &out.join("throughput"))?;
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! `bench` end to end: real binaries, a real local cluster, the files it writes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bench_bin() -> PathBuf {
+    let b = PathBuf::from(env!("CARGO_BIN_EXE_bench"));
+    bench::local::ensure_built(b.parent().unwrap(), &["master", "server"]).unwrap();
+    b
+}
+
+/// Runs `bench ARGS` with a time limit; returns its stdout.
+fn run(args: &[&str], limit: Duration) -> String {
+    let mut child = Command::new(bench_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+            assert!(st.success(), "bench {args:?} failed: {out}");
+            return out;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bench {args:?} took longer than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_png(p: &Path) {
+    let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(
+        b.len() > 1000 && b.starts_with(b"\x89PNG"),
+        "{} is not a non-empty PNG",
+        p.display()
+    );
+}
+
+fn assert_svg(p: &Path) {
+    let s = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(
+        s.contains("<svg") && s.contains("polyline") || s.contains("<path"),
+        "{} has no drawing",
+        p.display()
+    );
+}
+
+#[test]
+fn local_run_writes_report_csv_hgrm_plots_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let hist = dir.path().join("h.jsonl");
+    let stdout = run(
+        &[
+            "local",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0.5s",
+            "--cooldown",
+            "0.5s",
+            "--clients",
+            "4",
+            "--window",
+            "2",
+            "--reads",
+            "30",
+            "--out",
+            out.to_str().unwrap(),
+            "--history",
+            hist.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(stdout.contains("throughput"), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    for f in [
+        "protocol",
+        "replicas",
+        "workload",
+        "throughput_ops_s",
+        "latency_us",
+        "ops_ok",
+        "ops_failed",
+    ] {
+        assert!(r.get(f).is_some(), "report.json lacks {f}");
+    }
+    for f in ["p50", "p90", "p99", "p999", "max", "mean"] {
+        assert!(r["latency_us"][f].as_f64().unwrap() > 0.0, "latency_us.{f}");
+    }
+    assert_eq!(r["protocol"], "paxos");
+    assert_eq!(r["replicas"], 3);
+    assert!(r["throughput_ops_s"].as_f64().unwrap() > 100.0);
+    assert_eq!(r["ops_failed"], 0);
+    let csv = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    assert!(csv.starts_with("second,ok_ops") && csv.lines().count() >= 4);
+    assert!(std::fs::read_to_string(out.join("latency.hgrm"))
+        .unwrap()
+        .contains("#[Max"));
+    for stem in ["latency_cdf", "throughput"] {
+        assert_png(&out.join(format!("{stem}.png")));
+        assert_svg(&out.join(format!("{stem}.svg")));
+    }
+    let recs =
+        bench::history::read(std::io::BufReader::new(std::fs::File::open(&hist).unwrap())).unwrap();
+    assert!(recs.len() as u64 >= r["ops_ok"].as_u64().unwrap());
+    assert!(recs.iter().any(|r| r.op == "get") && recs.iter().any(|r| r.op == "put"));
+    assert!(recs
+        .iter()
+        .all(|r| r.outcome == bench::history::Outcome::Ok));
+}
+
+#[test]
+fn sweep_and_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    run(
+        &[
+            "sweep",
+            "--clients-steps",
+            "1,4",
+            "--duration",
+            "1.5s",
+            "--warmup",
+            "0.5s",
+            "--cooldown",
+            "0.2s",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert_png(&out.join("throughput_latency.png"));
+    assert_svg(&out.join("throughput_latency.svg"));
+    let t = dir.path().join("t");
+    let stdout = run(
+        &[
+            "transport",
+            "--messages",
+            "20000",
+            "--rtt-duration",
+            "1s",
+            "--out",
+            t.to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(stdout.contains("messages/s"));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.join("transport.json")).unwrap()).unwrap();
+    assert!(j["messages_per_s"].as_f64().unwrap() > 1000.0);
+    assert!(j["rtt_us"]["p50"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bad_arguments_are_clear_errors() {
+    let out = Command::new(bench_bin())
+        .args(["local", "--duration", "ten"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
+    let out = Command::new(bench_bin())
+        .args(["run", "--master", "127.0.0.1:1", "--duration", "3s"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master"));
+}
