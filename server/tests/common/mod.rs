@@ -2,90 +2,16 @@
 //! ephemeral ports, killed with SIGKILL and restarted on the same ports.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use bench::local::{ClusterSpec, LocalCluster};
 
 use client::{admin, Client, ClientConfig};
 use genericsmr::messages::{role, StatusReply};
 
 /// Every test gives up after this long.
 pub const TEST_LIMIT: Duration = Duration::from_secs(90);
-
-fn bin(name: &str) -> PathBuf {
-    let server = PathBuf::from(env!("CARGO_BIN_EXE_server"));
-    let p = server.with_file_name(name);
-    if !p.exists() {
-        // `cargo test -p server` alone does not build the master binary.
-        let profile = if server.parent().is_some_and(|d| d.ends_with("release")) {
-            "--release"
-        } else {
-            "--quiet"
-        };
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", name, "--bin", name, profile])
-            .status()
-            .expect("run cargo build");
-        assert!(st.success(), "building {name} failed");
-    }
-    p
-}
-
-/// A child process whose stdout lines are collected in the background.
-pub struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("TEST_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .expect("spawn process");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines: rx }
-    }
-
-    /// Waits for a stdout line starting with `prefix`.
-    fn expect_line(&mut self, prefix: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.starts_with(prefix) => return l,
-                Ok(_) => {}
-                Err(e) => panic!("no line starting with '{prefix}' within {limit:?}: {e}"),
-            }
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL on Unix
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Options for the servers of a cluster.
 #[derive(Clone, Default)]
@@ -96,156 +22,64 @@ pub struct Opts {
     pub extra: Vec<String>,
 }
 
-struct Replica {
-    proc: Option<Proc>,
-    peer_port: u16,
-    client_port: u16,
-}
-
-/// A running cluster.
+/// A running cluster of real processes (see `bench::local`), plus the async
+/// queries the tests make of it.
 pub struct Cluster {
     pub master_addr: String,
-    _master: Proc,
-    replicas: Vec<Replica>,
-    pub dir: tempfile::TempDir,
-    opts: Opts,
-}
-
-fn server_cmd(
-    master: &str,
-    peer: u16,
-    client: u16,
-    durable_dir: Option<PathBuf>,
-    extra: &[String],
-) -> Command {
-    let mut c = Command::new(bin("server"));
-    c.args([
-        "--master",
-        master,
-        "--port",
-        &peer.to_string(),
-        "--client-port",
-        &client.to_string(),
-    ]);
-    if let Some(d) = durable_dir {
-        c.arg("--durable").arg("--data-dir").arg(d);
-    }
-    c.args(extra);
-    c
-}
-
-fn parse_ports(line: &str) -> (u16, u16) {
-    // "listening: peers on 127.0.0.1:P, clients on 127.0.0.1:C"
-    let port = |s: &str| {
-        s.rsplit(':')
-            .next()
-            .unwrap()
-            .trim_end_matches(',')
-            .parse::<u16>()
-            .unwrap()
-    };
-    let parts: Vec<&str> = line.split_whitespace().collect();
-    (port(parts[3]), port(parts[6]))
+    local: LocalCluster,
 }
 
 impl Cluster {
-    /// Starts a master and `n` servers and waits until a leader is serving.
+    /// Starts a master and `n` servers and waits until they serve.
     pub fn start(n: usize, opts: Opts) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let mut master = Proc::spawn(Command::new(bin("master")).args([
-            "--port",
-            "0",
-            "--replicas",
-            &n.to_string(),
-        ]));
-        let l = master.expect_line("master listening on", Duration::from_secs(20));
-        let master_addr = l.split_whitespace().nth(3).unwrap().to_string();
-        let mut procs = Vec::new();
-        for i in 0..n {
-            let dd = opts.durable.then(|| dir.path().join(format!("slot{i}")));
-            let p = Proc::spawn(&mut server_cmd(&master_addr, 0, 0, dd, &opts.extra));
-            procs.push((p, i));
-        }
-        let mut replicas: Vec<Option<Replica>> = (0..n).map(|_| None).collect();
-        for (mut p, _) in procs {
-            let (peer_port, client_port) =
-                parse_ports(&p.expect_line("listening:", Duration::from_secs(20)));
-            let reg = p.expect_line("registered as replica", Duration::from_secs(20));
-            let id: usize = reg.split_whitespace().nth(3).unwrap().parse().unwrap();
-            p.expect_line("replica", Duration::from_secs(20));
-            replicas[id] = Some(Replica {
-                proc: Some(p),
-                peer_port,
-                client_port,
-            });
-        }
+        let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_server"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        bench::local::ensure_built(&bin_dir, &["master"]).unwrap();
+        let local = LocalCluster::start(ClusterSpec {
+            replicas: n,
+            protocol: "paxos".into(),
+            server_flags: opts.extra,
+            durable: opts.durable,
+            bin_dir,
+            log_dir: None,
+        })
+        .expect("cluster starts");
         Cluster {
-            master_addr,
-            _master: master,
-            replicas: replicas.into_iter().map(Option::unwrap).collect(),
-            dir,
-            opts,
+            master_addr: local.master_addr().to_string(),
+            local,
         }
     }
 
     /// Group size.
     pub fn n(&self) -> usize {
-        self.replicas.len()
+        self.local.n()
     }
 
     /// The client address of replica `id`.
     pub fn client_addr(&self, id: usize) -> String {
-        format!("127.0.0.1:{}", self.replicas[id].client_port)
+        self.local.client_addr(id)
     }
 
     /// Kills replica `id` with SIGKILL.
     pub fn kill(&mut self, id: usize) {
-        if let Some(mut p) = self.replicas[id].proc.take() {
-            p.kill();
-        }
+        self.local.kill(id)
     }
 
     /// Sends a signal (e.g. "STOP", "CONT") to replica `id`.
     pub fn signal(&self, id: usize, sig: &str) {
-        let pid = self.replicas[id].proc.as_ref().expect("running").child.id();
-        let st = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status()
-            .unwrap();
-        assert!(st.success());
+        self.local.signal(id, sig).unwrap()
     }
 
     /// Restarts replica `id` on its old ports (and data dir, when `durable`).
     pub fn restart(&mut self, id: usize, durable: bool) {
-        assert!(self.replicas[id].proc.is_none(), "replica {id} is running");
-        let r = &self.replicas[id];
-        let dd = durable.then(|| self.data_dir_of(id));
-        let mut p = Proc::spawn(&mut server_cmd(
-            &self.master_addr,
-            r.peer_port,
-            r.client_port,
-            dd,
-            &self.opts.extra,
-        ));
-        let reg = p.expect_line("registered as replica", Duration::from_secs(20));
-        assert!(
-            reg.contains(&format!("replica {id} ")),
-            "restarted replica got another id: {reg}"
-        );
-        p.expect_line(&format!("replica {id} serving"), Duration::from_secs(20));
-        self.replicas[id].proc = Some(p);
+        self.local.restart(id, durable).unwrap()
     }
 
-    /// The data dir of replica `id` (finds the slot folder holding its log).
-    fn data_dir_of(&self, id: usize) -> PathBuf {
-        for i in 0..self.n() {
-            let d = self.dir.path().join(format!("slot{i}"));
-            if d.join(format!("paxos-replica-{id}.log")).exists() {
-                return d;
-            }
-        }
-        self.dir.path().join(format!("slot-for-{id}"))
+    /// Ids of running replicas.
+    pub fn running(&self) -> Vec<usize> {
+        self.local.running()
     }
 
     /// A client session through the master.
@@ -272,24 +106,18 @@ impl Cluster {
     pub async fn leader(&self) -> usize {
         wait_for(Duration::from_secs(20), "a leader", || async {
             for i in 0..self.n() {
-                if self.replicas[i].proc.is_some() {
-                    if let Some(s) = self.status(i).await {
-                        if s.role == role::LEADER {
-                            return Some(i);
-                        }
+                if !self.running().contains(&i) {
+                    continue;
+                }
+                if let Some(s) = self.status(i).await {
+                    if s.role == role::LEADER {
+                        return Some(i);
                     }
                 }
             }
             None
         })
         .await
-    }
-
-    /// Ids of running replicas.
-    pub fn running(&self) -> Vec<usize> {
-        (0..self.n())
-            .filter(|i| self.replicas[*i].proc.is_some())
-            .collect()
     }
 
     /// Waits until every running replica has executed everything the leader
