@@ -318,6 +318,7 @@ async fn drive(
                 }
             };
             tokio::select! {
+                biased;
                 f = read_frame(&mut rd, &mut buf, DEFAULT_MAX_FRAME) => {
                     let (code, body) = match f {
                         Ok(Some(f)) => f,
@@ -343,7 +344,8 @@ async fn drive(
                 _ = tick.tick() => {
                     let t = now();
                     expire(&mut c, t, op_ns, progress);
-                    if c.pending.values().any(|p| t.saturating_sub(p.sent_ns) > attempt_ns) {
+                    let oldest = c.acked_below();
+                    if c.pending.get(&oldest).is_some_and(|p| t.saturating_sub(p.sent_ns) > attempt_ns) {
                         break Some(None); // unanswered: try the (possibly new) leader
                     }
                     if progress.stop.load(Ordering::Relaxed) || c.done(spec, t, end_ns) {
@@ -411,16 +413,17 @@ fn feed(c: &mut Client, spec: &Spec, out: &ConnOutbox, t: u64, end_ns: u64, stop
 /// Most requests one flood client keeps in flight.
 const FLOOD_WINDOW: usize = 4096;
 
-/// Gives up on requests older than the operation timeout.
+/// Gives up on requests older than the operation timeout. Requests are issued
+/// in sequence order, so only the oldest few need looking at.
 fn expire(c: &mut Client, t: u64, op_ns: u64, progress: &Progress) {
-    let old: Vec<u64> = c
-        .pending
-        .iter()
-        .filter(|(_, p)| t.saturating_sub(p.invoke_ns) > op_ns)
-        .map(|(s, _)| *s)
-        .collect();
-    for seq in old {
-        c.finish(seq, t, None, Outcome::Unknown);
-        progress.errors.fetch_add(1, Ordering::Relaxed);
+    loop {
+        let low = c.acked_below();
+        match c.pending.get(&low) {
+            Some(p) if t.saturating_sub(p.invoke_ns) > op_ns => {
+                c.finish(low, t, None, Outcome::Unknown);
+                progress.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => return,
+        }
     }
 }

@@ -58,15 +58,19 @@ pub struct Effects<M> {
     pub replies: Vec<(ConnId, Reply)>,
     persist: BytesMut,
     persisted: usize,
+    /// Whether records are kept at all; without a durable log they are not even encoded.
+    durable: bool,
 }
 
 impl<M> Default for Effects<M> {
+    /// An outbox that keeps records (what tests and simulations inspect).
     fn default() -> Self {
         Effects {
             sends: Vec::new(),
             replies: Vec::new(),
             persist: BytesMut::new(),
             persisted: 0,
+            durable: true,
         }
     }
 }
@@ -94,10 +98,20 @@ impl<M> Effects<M> {
         self.replies.push((conn, r));
     }
 
+    /// An outbox for a replica without a durable log: records are dropped unencoded.
+    pub fn without_persistence() -> Self {
+        Effects {
+            durable: false,
+            ..Self::default()
+        }
+    }
+
     /// Queues a record to make durable before anything queued here is sent.
     pub fn persist<R: Marshal + ?Sized>(&mut self, rec: &R) {
-        frame_record(rec, &mut self.persist);
-        self.persisted += 1;
+        if self.durable {
+            frame_record(rec, &mut self.persist);
+            self.persisted += 1;
+        }
     }
 
     /// Records queued for persistence since the last drain.
@@ -134,6 +148,11 @@ impl Driver {
         }
     }
 
+    /// Whether records are persisted.
+    pub fn is_durable(&self) -> bool {
+        self.log.is_some()
+    }
+
     /// The transport.
     pub fn transport(&self) -> &Transport {
         &self.transport
@@ -167,8 +186,22 @@ impl Driver {
                 }
             }
         }
+        // Consecutive replies to one connection are encoded together and queued
+        // with one lock, which matters when a batch answers hundreds of commands.
+        let mut current = None;
+        self.scratch.clear();
         for (conn, r) in fx.replies.drain(..) {
-            self.transport.send_conn(conn, &r);
+            if current != Some(conn) {
+                if let Some(c) = current {
+                    self.transport.send_conn_raw(c, &self.scratch);
+                }
+                self.scratch.clear();
+                current = Some(conn);
+            }
+            r.encode_frame(&mut self.scratch);
+        }
+        if let Some(c) = current {
+            self.transport.send_conn_raw(c, &self.scratch);
         }
         Ok(())
     }

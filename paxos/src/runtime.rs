@@ -72,7 +72,11 @@ pub fn run(
 ) -> Result<(), genericsmr::durable::DurableError> {
     let start = Instant::now();
     let now = || start.elapsed().as_nanos() as u64;
-    let mut fx = Effects::default();
+    let mut fx = if driver.is_durable() {
+        Effects::default()
+    } else {
+        Effects::without_persistence()
+    };
     if recover {
         core.start_recovery(now(), &mut fx);
         driver.carry_out(&mut fx)?;

@@ -406,7 +406,11 @@ impl Net {
     }
 
     fn value(&self, i: u8, key: &str) -> Option<Bytes> {
-        self.r(i).state().kv().get(key.as_bytes()).cloned()
+        self.r(i)
+            .state()
+            .kv()
+            .get(key.as_bytes())
+            .map(bytes::Bytes::copy_from_slice)
     }
 
     /// Committed commands of replica `i`, slot by slot.

@@ -143,6 +143,12 @@ impl Transport {
         c.is_some_and(|o| o.push(msg))
     }
 
+    /// Queues already-encoded frames on a client (or master) connection.
+    pub fn send_conn_raw(&self, conn: ConnId, frames: &[u8]) -> bool {
+        let c = self.inner.conns.read().get(&conn).cloned();
+        c.is_some_and(|o| o.push_raw(frames))
+    }
+
     /// Serves an already-connected stream (the master link) like a client
     /// connection whose frames must be of `classes`. Returns its id and a signal
     /// that fires when the connection ends.
