@@ -287,8 +287,9 @@ pub fn main() -> anyhow::Result<()> {
             .cmd
             .context("`bench local` parses")?,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // One thread for every client: no cross-thread wake-ups, so the generator
+    // costs as little CPU as possible on a machine it shares with the replicas.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     match cmd {
