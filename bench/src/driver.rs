@@ -338,6 +338,16 @@ async fn drive(
                             }
                         }
                         ReplyStatus::NotLeader | ReplyStatus::Unavailable => break Some(r.leader),
+                        // Refused outright: certainly not applied.
+                        ReplyStatus::TooLarge => {
+                            c.finish(r.seq, now(), None, Outcome::Fail);
+                            progress.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Its outcome is no longer known (the driver never causes this).
+                        ReplyStatus::Stale => {
+                            c.finish(r.seq, now(), None, Outcome::Unknown);
+                            progress.errors.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
                 _ = sleep => {}

@@ -1,7 +1,6 @@
 //! The client session: leader discovery, retries and timeouts.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use crate::conn::Conn;
 pub enum ClientError {
     /// Nothing answered in time. For a command this means it may or may not have
     /// taken effect.
-    #[error("timed out after {after:?} waiting for {what}; is a majority of the replicas up?")]
+    #[error("timed out after {after:?} waiting for {what}; it may or may not have taken effect (is a majority of the replicas up?)")]
     Timeout {
         /// How long the call waited.
         after: Duration,
@@ -30,13 +29,24 @@ pub enum ClientError {
         what: String,
     },
     /// A TCP connection could not be made.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         /// The address tried.
         addr: String,
         /// The error.
         source: std::io::Error,
     },
+    /// The replicas no longer know this command's outcome: its sequence number
+    /// is below what the session acknowledged (a reused client id, or a retry
+    /// of a command given up on long ago). It may or may not have taken effect.
+    #[error("command {seq} is older than this session's acknowledged results; its outcome is no longer known (do not reuse client ids)")]
+    Stale {
+        /// The command's sequence number.
+        seq: u64,
+    },
+    /// The replicas refuse commands this large (see the server's `--max-command`).
+    #[error("the command is larger than the replicas accept (server flag --max-command); it was not applied")]
+    TooLarge,
     /// Neither a master nor a replica list was given.
     #[error("no replicas known: give a master address or a replica list")]
     NoReplicas,
@@ -92,11 +102,57 @@ struct Route {
     next_try: usize,
 }
 
+/// Sequence numbers of a session.
+struct Seqs {
+    next: u64,
+    /// Sent and not answered: in flight, or given up on. A command given up on
+    /// may still be applied, and a retry must find its result, so the session
+    /// never tells the replicas to forget it.
+    outstanding: BTreeSet<u64>,
+}
+
+/// At most this many unanswered sequence numbers are remembered; older ones are
+/// forgotten (then a late retry of such a command is answered `Stale`).
+const MAX_UNANSWERED: usize = 4096;
+
+/// Keeps a sequence number outstanding until its command is answered.
+struct Pending<'a> {
+    inner: &'a Inner,
+    seq: u64,
+    answered: bool,
+}
+
+impl<'a> Pending<'a> {
+    /// Registers `seq` (if it is not already).
+    fn new(inner: &'a Inner, seq: u64) -> Self {
+        inner.seqs.lock().outstanding.insert(seq);
+        Pending {
+            inner,
+            seq,
+            answered: false,
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let mut s = self.inner.seqs.lock();
+        if self.answered {
+            s.outstanding.remove(&self.seq);
+        }
+        while s.outstanding.len() > MAX_UNANSWERED {
+            s.outstanding.pop_first();
+        }
+    }
+}
+
 struct Inner {
     cfg: ClientConfig,
     id: ClientId,
-    seq: AtomicU64,
-    outstanding: Mutex<BTreeSet<u64>>,
+    /// Next sequence number and the ones not yet answered, under one lock so
+    /// that `acked_below` can never pass a number that is handed out but not
+    /// yet registered.
+    seqs: Mutex<Seqs>,
     route: tokio::sync::Mutex<Route>,
 }
 
@@ -128,8 +184,10 @@ impl Client {
             inner: Arc::new(Inner {
                 cfg,
                 id,
-                seq: AtomicU64::new(1),
-                outstanding: Mutex::new(BTreeSet::new()),
+                seqs: Mutex::new(Seqs {
+                    next: 1,
+                    outstanding: BTreeSet::new(),
+                }),
                 route: tokio::sync::Mutex::new(route),
             }),
         })
@@ -175,21 +233,29 @@ impl Client {
     /// retries until it succeeds or the timeout passes.
     pub async fn execute(&self, mut cmd: Command) -> Result<Outcome, ClientError> {
         cmd.client = self.id();
-        cmd.seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
-        self.inner.outstanding.lock().insert(cmd.seq);
-        let res = self.submit(cmd.clone()).await;
-        self.inner.outstanding.lock().remove(&cmd.seq);
-        res
+        cmd.seq = {
+            // Allocated and registered in one step: no other call can acknowledge it meanwhile.
+            let mut s = self.inner.seqs.lock();
+            let seq = s.next;
+            s.next += 1;
+            s.outstanding.insert(seq);
+            seq
+        };
+        self.submit(cmd).await
     }
 
     /// Sends a command exactly as given (its client id and sequence number are
     /// kept), retrying until it succeeds or the timeout passes. Used to retry a
     /// command by hand; replicas apply it at most once.
     pub async fn submit(&self, mut cmd: Command) -> Result<Outcome, ClientError> {
+        // While this command is in flight, no command of this session may tell
+        // the replicas that its result can be forgotten; the guard also cleans up
+        // when the caller drops this future.
+        let mut pending = (cmd.client == self.id()).then(|| Pending::new(&self.inner, cmd.seq));
         let deadline = Instant::now() + self.inner.cfg.timeout;
         let mut backoff = Duration::from_millis(5);
         loop {
-            cmd.acked_below = self.acked_below(cmd.client);
+            cmd.acked_below = self.acked_below(cmd.client).min(cmd.seq);
             let now = Instant::now();
             if now >= deadline {
                 return Err(ClientError::Timeout {
@@ -214,7 +280,22 @@ impl Client {
                 .min(deadline.saturating_duration_since(Instant::now()));
             match tokio::time::timeout(wait, rx).await {
                 Ok(Ok(r)) => match r.status {
-                    ReplyStatus::Ok => return Ok(r.outcome),
+                    ReplyStatus::Ok => {
+                        if let Some(p) = &mut pending {
+                            p.answered = true;
+                        }
+                        return Ok(r.outcome);
+                    }
+                    ReplyStatus::Stale | ReplyStatus::TooLarge => {
+                        if let Some(p) = &mut pending {
+                            p.answered = true;
+                        }
+                        return Err(if r.status == ReplyStatus::Stale {
+                            ClientError::Stale { seq: cmd.seq }
+                        } else {
+                            ClientError::TooLarge
+                        });
+                    }
                     ReplyStatus::NotLeader | ReplyStatus::Unavailable => {
                         debug!(replica = conn.target, hint = ?r.leader, "redirected");
                         self.reroute(&conn, r.leader).await;
@@ -237,15 +318,13 @@ impl Client {
         }
     }
 
+    /// Every sequence number of this session below the result has been answered.
     fn acked_below(&self, client: ClientId) -> u64 {
         if client != self.id() {
             return 0;
         }
-        let o = self.inner.outstanding.lock();
-        o.iter()
-            .next()
-            .copied()
-            .unwrap_or_else(|| self.inner.seq.load(Ordering::Relaxed))
+        let s = self.inner.seqs.lock();
+        s.outstanding.iter().next().copied().unwrap_or(s.next)
     }
 
     /// The current leader as (id, client address), asking the master if there is one.

@@ -85,6 +85,54 @@ pub struct DurableLog {
     pending: BytesMut,
 }
 
+/// Name of the file that records which replica a data folder belongs to.
+pub const IDENTITY_FILE: &str = "identity";
+
+/// The replica id recorded in `dir`, if any. A restarted replica must register
+/// under the id its log was written by: the master hands out ids in
+/// registration order, and another id would replay another replica's votes.
+pub fn read_identity(dir: &Path) -> Result<Option<crate::ReplicaId>, DurableError> {
+    let path = dir.join(IDENTITY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => {
+            let id = s
+                .lines()
+                .find_map(|l| l.strip_prefix("replica="))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| DurableError::Corrupt {
+                    path: path.clone(),
+                    offset: 0,
+                    why: "no 'replica=<id>' line".into(),
+                })?;
+            Ok(Some(id))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(DurableError::Io { path, source }),
+    }
+}
+
+/// Records in `dir` that it belongs to replica `id` (written and synced once).
+pub fn write_identity(dir: &Path, id: crate::ReplicaId) -> Result<(), DurableError> {
+    let path = dir.join(IDENTITY_FILE);
+    let io = |source| DurableError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(format!("{IDENTITY_FILE}.tmp"));
+    let mut f = File::create(&tmp).map_err(io)?;
+    f.write_all(format!("replica={id}\n").as_bytes())
+        .map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    sync_dir(dir).map_err(io)
+}
+
+/// Makes a file's creation or renaming in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 /// Appends one framed record holding `rec` to `out` (for building batches).
 pub fn frame_record<R: Marshal + ?Sized>(rec: &R, out: &mut BytesMut) {
     let start = out.len();
@@ -106,12 +154,18 @@ impl DurableLog {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
+        let existed = path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
             .map_err(io)?;
+        if !existed {
+            if let Some(dir) = path.parent() {
+                sync_dir(dir).map_err(io)?;
+            }
+        }
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(io)?;
         let (replay, good_len) = scan(&data, path)?;
@@ -202,6 +256,14 @@ fn scan(data: &[u8], path: &Path) -> Result<(Replay, u64), DurableError> {
         }
         let len = LittleEndian::read_u32(&rest[0..4]) as usize;
         let crc = LittleEndian::read_u32(&rest[4..8]);
+        if len == 0 {
+            // We never write empty records. File systems can leave a zero-filled
+            // tail after a crash: that is a torn tail; anything else is damage.
+            if rest.iter().all(|b| *b == 0) {
+                break;
+            }
+            return Err(corrupt(off, "empty record followed by data".into()));
+        }
         if len > MAX_RECORD {
             // We never write such a record, and tearing cuts bytes but never changes them.
             return Err(corrupt(
@@ -285,6 +347,24 @@ mod tests {
             .to_string();
         assert!(err.contains("offset 16"), "{err}");
         assert!(err.contains(&p.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn zero_filled_tail_is_truncated_and_identity_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        write_three(&p);
+        let mut bytes = std::fs::read(&p).unwrap();
+        let good = bytes.len();
+        bytes.extend_from_slice(&[0u8; 4096]);
+        std::fs::write(&p, &bytes).unwrap();
+        let (_, r) = DurableLog::open(&p, SyncPolicy::Off).unwrap();
+        assert_eq!(r.records.len(), 3);
+        assert_eq!(r.truncated_bytes, 4096);
+        assert_eq!(std::fs::metadata(&p).unwrap().len() as usize, good);
+        assert_eq!(read_identity(d.path()).unwrap(), None);
+        write_identity(d.path(), 4).unwrap();
+        assert_eq!(read_identity(d.path()).unwrap(), Some(4));
     }
 
     #[test]

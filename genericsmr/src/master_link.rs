@@ -18,6 +18,12 @@ use crate::rpc_table::class;
 use crate::transport::{read_frame, write_frame, ConnError, Transport};
 use crate::wire::{decode_body, DEFAULT_MAX_FRAME};
 
+/// A registered connection to the master, with any bytes already read past the reply.
+pub struct Link {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
 /// Why registration failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -43,7 +49,7 @@ pub async fn register(
     master: &str,
     req: &Register,
     patience: Duration,
-) -> Result<(RegisterReply, TcpStream), LinkError> {
+) -> Result<(RegisterReply, Link), LinkError> {
     let deadline = tokio::time::Instant::now() + patience;
     let mut backoff = Duration::from_millis(20);
     let mut stream = loop {
@@ -73,13 +79,9 @@ pub async fn register(
             if !r.ok {
                 return Err(LinkError::Refused(r.error));
             }
-            if !buf.is_empty() {
-                return Err(ConnError::Handshake(
-                    "master sent frames before the registration completed".into(),
-                )
-                .into());
-            }
-            return Ok((r, stream));
+            // Frames that came right behind the reply (a ping) stay in `buf`
+            // for the connection's reader: dropping them would desync the stream.
+            return Ok((r, Link { stream, buf }));
         }
         // Pings may arrive while we wait for the group; nothing answers them yet.
     }
@@ -92,17 +94,17 @@ pub fn keep_link(
     transport: Transport,
     master: String,
     req: Register,
-    first: TcpStream,
+    first: Link,
 ) {
     let span = tracing::info_span!(parent: None, "replica", id = transport.me());
     rt.spawn(
         async move {
-            let mut stream = first;
+            let mut link = first;
             loop {
-                let (_, closed) = transport.attach(stream, class::MASTER);
+                let (_, closed) = transport.attach(link.stream, link.buf, class::MASTER);
                 let _ = closed.await;
                 warn!("lost the master connection; reconnecting");
-                stream = loop {
+                link = loop {
                     match register(&master, &req, Duration::from_secs(3600)).await {
                         Ok((_, s)) => {
                             info!("re-registered with the master");

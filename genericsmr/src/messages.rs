@@ -52,6 +52,13 @@ pub enum ReplyStatus {
     NotLeader = 1,
     /// The replica cannot serve now (recovering, or shutting down); try another.
     Unavailable = 2,
+    /// The command's sequence number is below what its client acknowledged and
+    /// its result is forgotten: it was not applied now, and whether it was
+    /// applied before is no longer known. Only a client that breaks the
+    /// `acked_below` rule (or reuses a client id) sees this.
+    Stale = 3,
+    /// The command is larger than the replica accepts (see `--max-command`).
+    TooLarge = 4,
 }
 
 impl Marshal for ReplyStatus {
@@ -65,6 +72,8 @@ impl Unmarshal for ReplyStatus {
             0 => Ok(ReplyStatus::Ok),
             1 => Ok(ReplyStatus::NotLeader),
             2 => Ok(ReplyStatus::Unavailable),
+            3 => Ok(ReplyStatus::Stale),
+            4 => Ok(ReplyStatus::TooLarge),
             v => Err(WireError::Invalid {
                 what: "reply status",
                 value: v as u64,

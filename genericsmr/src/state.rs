@@ -195,10 +195,25 @@ pub struct StateMachine {
 
 impl StateMachine {
     /// Executes a command exactly once per (client, seq): a repeat returns the
-    /// first outcome without touching the store.
+    /// first outcome without touching the store. A stale command (see
+    /// [`StateMachine::is_stale`]) is not applied and yields an empty outcome;
+    /// use [`StateMachine::execute_checked`] to tell it apart.
     pub fn execute(&mut self, cmd: &Command) -> Outcome {
+        self.execute_checked(cmd).unwrap_or_default()
+    }
+
+    /// Whether (client, seq) is below what the client acknowledged and its
+    /// result is forgotten: applying it now could apply it twice.
+    pub fn is_stale(&self, client: ClientId, seq: u64) -> bool {
+        self.sessions
+            .get(&client)
+            .is_some_and(|s| seq < s.acked_below && !s.results.contains_key(&seq))
+    }
+
+    /// Like [`StateMachine::execute`], but `None` for a stale command.
+    pub fn execute_checked(&mut self, cmd: &Command) -> Option<Outcome> {
         if cmd.op == Op::Noop {
-            return Outcome::default();
+            return Some(Outcome::default());
         }
         let s = self.sessions.entry(cmd.client).or_default();
         if cmd.acked_below > s.acked_below {
@@ -214,17 +229,17 @@ impl StateMachine {
         }
         if let Some(o) = s.results.get(&cmd.seq) {
             self.duplicates += 1;
-            return o.clone();
+            return Some(o.clone());
         }
         if cmd.seq < s.acked_below {
-            // The client already has this answer; a stale retransmission.
+            // Below the client's acknowledgement: applied before, or never.
             self.duplicates += 1;
-            return Outcome::default();
+            return None;
         }
         let out = self.kv.apply(cmd);
         s.results.insert(cmd.seq, out.clone());
         self.applied += 1;
-        out
+        Some(out)
     }
 
     /// The first outcome of (client, seq) if that command was executed and not yet forgotten.

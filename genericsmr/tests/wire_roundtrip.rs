@@ -68,7 +68,9 @@ fn status_s() -> impl Strategy<Value = ReplyStatus> {
     prop_oneof![
         Just(ReplyStatus::Ok),
         Just(ReplyStatus::NotLeader),
-        Just(ReplyStatus::Unavailable)
+        Just(ReplyStatus::Unavailable),
+        Just(ReplyStatus::Stale),
+        Just(ReplyStatus::TooLarge)
     ]
 }
 
@@ -530,10 +532,12 @@ fn every_op_and_status_roundtrips_and_unknown_values_are_invalid() {
         ReplyStatus::Ok,
         ReplyStatus::NotLeader,
         ReplyStatus::Unavailable,
+        ReplyStatus::Stale,
+        ReplyStatus::TooLarge,
     ] {
         roundtrip_plain(&s);
     }
-    for v in 3..=u8::MAX {
+    for v in 5..=u8::MAX {
         assert!(matches!(
             decode_body::<ReplyStatus>(Bytes::from(vec![v])),
             Err(WireError::Invalid { .. })

@@ -122,6 +122,19 @@ impl Registry {
                 },
             },
         };
+        if let Some(m) = &self.members[id as usize] {
+            // Two live processes must never share an id (ballots and quorums
+            // count on it). The same address means the old process is gone: the
+            // new one could not have bound its port otherwise.
+            let same_addr = m.addr.host == req.host && m.addr.peer_port == req.peer_port;
+            if m.link.is_some() && !same_addr {
+                let e = format!(
+                    "replica {id} is still registered and alive at {}:{}; stop it before starting another replica {id}",
+                    m.addr.host, m.addr.peer_port
+                );
+                return vec![(out, Self::refuse(e))];
+            }
+        }
         let rejoin = self.members[id as usize].is_some();
         if rejoin {
             info!(id, "replica re-registered");

@@ -17,7 +17,7 @@ impl Replica {
     /// `m.from_slot` on. A recovering replica does not vote.
     pub fn handle_prepare(&mut self, now: u64, from: u8, m: Prepare, fx: &mut Effects<PaxosMsg>) {
         self.heard(from, now);
-        if self.is_recovering() {
+        if self.is_recovering() || !self.sane_ballot(from, m.ballot) {
             return;
         }
         if m.ballot < self.promised || (m.ballot == self.promised && self.is_leader()) {
@@ -57,11 +57,11 @@ impl Replica {
     /// Phase 2a: vote for the value unless a higher ballot was promised.
     pub fn handle_accept(&mut self, now: u64, from: u8, m: Accept, fx: &mut Effects<PaxosMsg>) {
         self.heard(from, now);
-        if self.is_recovering() {
+        if self.is_recovering() || !self.sane_ballot(from, m.ballot) {
             return;
         }
         let refuse = m.ballot < self.promised || (m.ballot == self.promised && self.is_leader());
-        if refuse || m.slot > self.commit_index + MAX_SLOT_GAP {
+        if refuse || !self.slot_in_window(m.slot) {
             let r = AcceptReply {
                 ballot: m.ballot,
                 slot: m.slot,
@@ -94,7 +94,7 @@ impl Replica {
     /// A full commit: the value is chosen, whatever we held.
     pub fn handle_commit(&mut self, now: u64, from: u8, m: Commit, fx: &mut Effects<PaxosMsg>) {
         self.heard(from, now);
-        if m.slot > self.commit_index + MAX_SLOT_GAP {
+        if !self.slot_in_window(m.slot) {
             return;
         }
         // The Commit's ballot is not observed here: the value is chosen whatever it is,
@@ -113,6 +113,9 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
+        if !self.sane_ballot(from, m.ballot) {
+            return;
+        }
         if m.ballot >= self.promised && !self.is_recovering() {
             self.observe_ballot(m.ballot, fx);
         } else if m.ballot >= self.promised {

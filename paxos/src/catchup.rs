@@ -100,6 +100,9 @@ impl Replica {
         self.known_commit = self.known_commit.max(m.commit_index);
         let got = !m.slots.is_empty();
         for c in m.slots {
+            if !self.slot_in_window(c.slot) {
+                break; // catch-up is contiguous from our commit index: this is garbage
+            }
             if self
                 .log
                 .get(c.slot as usize)
@@ -161,6 +164,9 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
+        if !self.sane_ballot(from, m.promised) {
+            return;
+        }
         self.known_commit = self.known_commit.max(m.commit_index);
         let need = self.cfg.quorum();
         let Role::Recovering(r) = &mut self.role else {

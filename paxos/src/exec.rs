@@ -2,9 +2,10 @@
 
 use genericsmr::command::Op;
 use genericsmr::effects::Effects;
+use genericsmr::messages::ReplyStatus;
 
 use crate::messages::PaxosMsg;
-use crate::replica::{accepted, Replica, SlotState};
+use crate::replica::{accepted, reject, Replica, SlotState};
 
 impl Replica {
     /// Advances the commit index over consecutive committed slots and executes them.
@@ -19,10 +20,14 @@ impl Replica {
         while self.executed < self.commit_index {
             let slot = self.executed as usize;
             for i in 0..self.log[slot].cmds.len() {
-                let out = self.sm.execute(&self.log[slot].cmds[i]);
+                let out = self.sm.execute_checked(&self.log[slot].cmds[i]);
                 let c = &self.log[slot].cmds[i];
                 if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {
-                    fx.reply(conn, accepted(c.client, c.seq, self.cfg.id, out));
+                    let r = match out {
+                        Some(out) => accepted(c.client, c.seq, self.cfg.id, out),
+                        None => reject(c.client, c.seq, ReplyStatus::Stale, Some(self.cfg.id)),
+                    };
+                    fx.reply(conn, r);
                 }
             }
             self.executed += 1;
@@ -37,7 +42,7 @@ impl Replica {
             return;
         }
         for c in &self.log[slot as usize].cmds {
-            if !matches!(c.op, Op::Put | Op::Delete) {
+            if !matches!(c.op, Op::Put | Op::Delete) || self.sm.is_stale(c.client, c.seq) {
                 continue;
             }
             if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {

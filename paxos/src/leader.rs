@@ -13,6 +13,11 @@ use crate::messages::{
 };
 use crate::replica::{accepted, reject, Candidate, Replica, Role, SlotState};
 
+/// Encoded size of a command, near enough for limits.
+pub(crate) fn command_bytes(c: &Command) -> usize {
+    48 + c.key.len() + c.value.len() + c.expected.as_ref().map_or(0, |e| e.len())
+}
+
 /// Phase-1 attempts per request to lead before leaving it to the master.
 const MAX_CAMPAIGNS: u32 = 3;
 
@@ -65,6 +70,23 @@ impl Replica {
             *c = conn;
             return;
         }
+        if command_bytes(&cmd) > self.cfg.max_command_bytes {
+            return fx.reply(
+                conn,
+                reject(
+                    cmd.client,
+                    cmd.seq,
+                    ReplyStatus::TooLarge,
+                    Some(self.cfg.id),
+                ),
+            );
+        }
+        if self.sm.is_stale(cmd.client, cmd.seq) {
+            return fx.reply(
+                conn,
+                reject(cmd.client, cmd.seq, ReplyStatus::Stale, Some(self.cfg.id)),
+            );
+        }
         if self.pending.len() >= self.cfg.max_pending {
             return fx.reply(
                 conn,
@@ -91,7 +113,16 @@ impl Replica {
             let targets = self.phase2_targets(now);
             while !self.pending.is_empty() {
                 let take = if self.cfg.batch {
-                    self.pending.len().min(self.cfg.batch_max)
+                    let mut bytes = 0;
+                    let fits = self
+                        .pending
+                        .iter()
+                        .take(self.cfg.batch_max)
+                        .take_while(|c| {
+                            bytes += command_bytes(c);
+                            bytes <= self.cfg.max_batch_bytes
+                        });
+                    fits.count().max(1)
                 } else {
                     1
                 };
@@ -182,6 +213,9 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
+        if !self.sane_ballot(from, m.promised) {
+            return;
+        }
         let Role::Leader { ballot, .. } = self.role else {
             return;
         };
@@ -287,7 +321,11 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
+        if !self.sane_ballot(from, m.promised) || m.slots.iter().any(|r| !ballot::valid(r.ballot)) {
+            return;
+        }
         self.known_commit = self.known_commit.max(m.commit_index);
+        let window_end = self.commit_index.saturating_add(crate::MAX_SLOT_GAP);
         let Role::Candidate(c) = &mut self.role else {
             return;
         };
@@ -310,7 +348,7 @@ impl Replica {
         }
         c.promises |= bit(from);
         for r in m.slots {
-            if r.slot < c.from_slot {
+            if r.slot < c.from_slot || r.slot > window_end {
                 continue;
             }
             let e = c.best.entry(r.slot).or_insert((0, false, Vec::new()));

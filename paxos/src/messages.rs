@@ -26,6 +26,14 @@ pub mod ballot {
     pub fn round(b: u64) -> u64 {
         b >> 8
     }
+    /// Highest round a replica accepts. Real ballots grow by one per election;
+    /// a ballot near `u64::MAX` can only come from a broken or hostile peer, and
+    /// would make the next campaign's round wrap around.
+    pub const MAX_ROUND: u64 = 1 << 48;
+    /// Whether `b` is a ballot a correct replica could have made.
+    pub fn valid(b: u64) -> bool {
+        round(b) < MAX_ROUND
+    }
 }
 
 /// Phase 1a: a candidate asks for promises for every slot from `from_slot` on.

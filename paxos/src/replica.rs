@@ -41,6 +41,11 @@ pub struct Config {
     pub catchup_chunk: u32,
     /// Proposals held at most while waiting for a slot; more are refused.
     pub max_pending: usize,
+    /// Largest command accepted, in encoded bytes; larger ones are answered `TooLarge`.
+    pub max_command_bytes: usize,
+    /// A batched slot closes once its commands reach this many bytes, so every
+    /// Accept fits in a peer frame.
+    pub max_batch_bytes: usize,
 }
 
 impl Config {
@@ -57,6 +62,8 @@ impl Config {
             heartbeat_ns: 50_000_000,
             catchup_chunk: 4096,
             max_pending: 1 << 20,
+            max_command_bytes: 1 << 20,
+            max_batch_bytes: 4 << 20,
         }
     }
 
@@ -259,6 +266,27 @@ impl Replica {
             self.log.resize_with(i + 1, Slot::default);
         }
         &mut self.log[i]
+    }
+
+    /// Whether a slot number from a peer is within reach of our log: keeps a
+    /// confused or hostile peer from sizing it.
+    pub(crate) fn slot_in_window(&self, slot: u64) -> bool {
+        slot <= self.commit_index.saturating_add(crate::MAX_SLOT_GAP)
+    }
+
+    /// Whether a ballot from a peer could have been made by a correct replica;
+    /// anything else is dropped with a warning (peer ports are meant for a
+    /// trusted network, but a broken peer must not wedge us).
+    pub(crate) fn sane_ballot(&self, from: u8, b: u64) -> bool {
+        let ok = crate::messages::ballot::valid(b);
+        if !ok {
+            tracing::warn!(
+                peer = from,
+                ballot = b,
+                "dropping a message with an impossible ballot"
+            );
+        }
+        ok
     }
 
     pub(crate) fn majority(&self, votes: u64) -> bool {

@@ -35,7 +35,7 @@ struct Args {
     /// Port for clients (default: --port + 1000, or a free one when --port is 0).
     #[arg(long)]
     client_port: Option<u16>,
-    /// Ask the master for this replica id (needed only to rejoin from another address).
+    /// Ask the master for this replica id (with --durable the id is also kept in the data folder, and reused on restart).
     #[arg(long)]
     id: Option<ReplicaId>,
     /// Replication protocol.
@@ -68,6 +68,9 @@ struct Args {
     /// Largest frame accepted from the network, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_frame: usize,
+    /// Largest command accepted from a client, in bytes (at most a quarter of --max-frame).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_command: usize,
     /// How long to keep trying to reach the master at start, in seconds.
     #[arg(long, default_value_t = 30)]
     master_patience_s: u64,
@@ -78,6 +81,9 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     if a.batch_max == 0 {
         bail!("--batch-max must be at least 1");
+    }
+    if a.max_command > a.max_frame / 4 {
+        bail!("--max-command must be at most a quarter of --max-frame ({} bytes), so that a batch always fits in a frame", a.max_frame / 4);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(a.io_threads.max(1))
@@ -102,8 +108,24 @@ fn main() -> anyhow::Result<()> {
         a.addr, a.addr
     );
 
+    // A durable replica registers under the id its data folder belongs to.
+    let recorded = match (&a.durable, &a.data_dir) {
+        (true, Some(dir)) => genericsmr::durable::read_identity(dir)?,
+        _ => None,
+    };
+    if let (Some(r), Some(i)) = (recorded, a.id) {
+        if r != i {
+            bail!(
+                "--id {i} conflicts with {}: that data folder belongs to replica {r}",
+                a.data_dir
+                    .as_deref()
+                    .unwrap_or_else(|| std::path::Path::new("?"))
+                    .display()
+            );
+        }
+    }
     let mut req = Register {
-        id: a.id,
+        id: a.id.or(recorded),
         host: a.addr.clone(),
         peer_port,
         client_port,
@@ -132,10 +154,16 @@ fn main() -> anyhow::Result<()> {
     cfg.batch = a.batch;
     cfg.batch_max = a.batch_max;
     cfg.reply_after_exec = a.reply_after_exec;
+    cfg.max_command_bytes = a.max_command;
+    cfg.max_batch_bytes = a.max_frame / 4;
     let mut core = paxos::Replica::new(cfg);
 
+    let mut replayed = 0;
     let log = match (&a.durable, &a.data_dir) {
         (true, Some(dir)) => {
+            if recorded.is_none() {
+                genericsmr::durable::write_identity(dir, me)?;
+            }
             let path = dir.join(format!("{}-replica-{me}.log", a.protocol));
             let (log, replay) = DurableLog::open(&path, a.sync)?;
             core.restore(&replay.records)
@@ -150,11 +178,15 @@ fn main() -> anyhow::Result<()> {
                 replay.records.len(),
                 path.display()
             );
+            replayed = replay.records.len();
             Some(log)
         }
         _ => None,
     };
-    let recover = reg.rejoin && log.is_none();
+    // A replica the group knows from before that has no votes on disk (no
+    // durable log, or an empty or new one) may have forgotten promises: it
+    // recovers before it votes.
+    let recover = reg.rejoin && replayed == 0;
 
     let mut table = RpcTable::new();
     let rx = paxos::runtime::register(&mut table);

@@ -37,7 +37,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
                 let _ = buf.split_to(FRAME_HEADER_LEN);
                 return Ok(Some((code, buf.split_to(len).freeze())));
             }
-            buf.reserve(FRAME_HEADER_LEN + len - buf.len());
+            // Grow with the data that actually arrives: a header alone must not
+            // make us allocate the size it announces.
+            buf.reserve((FRAME_HEADER_LEN + len - buf.len()).min(1 << 20));
         } else if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }

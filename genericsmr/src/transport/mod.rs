@@ -155,6 +155,7 @@ impl Transport {
     pub fn attach(
         &self,
         stream: TcpStream,
+        already_read: BytesMut,
         classes: u8,
     ) -> (ConnId, tokio::sync::oneshot::Receiver<()>) {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -163,7 +164,7 @@ impl Transport {
         let span = tracing::info_span!(parent: None, "replica", id = self.me());
         self.inner.rt.spawn(
             async move {
-                serve_conn(inner, stream, id, classes).await;
+                serve_conn(inner, stream, id, classes, already_read).await;
                 let _ = tx.send(());
             }
             .instrument(span),
@@ -279,7 +280,10 @@ async fn accept_clients(inner: Arc<Inner>, l: TcpListener) {
         match l.accept().await {
             Ok((s, _)) => {
                 let id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(serve_conn(inner.clone(), s, id, class::CLIENT).in_current_span());
+                let buf = BytesMut::with_capacity(16 * 1024);
+                tokio::spawn(
+                    serve_conn(inner.clone(), s, id, class::CLIENT, buf).in_current_span(),
+                );
             }
             Err(e) => {
                 warn!(error = %e, "client accept failed");
@@ -289,7 +293,7 @@ async fn accept_clients(inner: Arc<Inner>, l: TcpListener) {
     }
 }
 
-async fn serve_conn(inner: Arc<Inner>, s: TcpStream, id: ConnId, classes: u8) {
+async fn serve_conn(inner: Arc<Inner>, s: TcpStream, id: ConnId, classes: u8, mut buf: BytesMut) {
     let _ = s.set_nodelay(true);
     let addr = s.peer_addr().ok();
     let (mut rd, mut wr) = s.into_split();
@@ -297,7 +301,6 @@ async fn serve_conn(inner: Arc<Inner>, s: TcpStream, id: ConnId, classes: u8) {
     inner.conns.write().insert(id, out.clone());
     let w = out.clone();
     let writer = tokio::spawn(async move { w.run_writer(&mut wr).await });
-    let mut buf = BytesMut::with_capacity(16 * 1024);
     let res = read_loop(
         &inner.table,
         &mut rd,
