@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown option '$1' (see the top of $0)" >&2; exit 2;;
   esac
 done
-bin="$root/target/$profile"
+bin="${CARGO_TARGET_DIR:-$root/target}/$profile"
 
 build_bins() {
   if [[ $build == 1 ]]; then
@@ -114,7 +114,7 @@ demo() {
   local lid; lid=$($c leader | cut -d' ' -f1)
   # Ids follow registration order, so find the leader's process by its client port.
   local port; port=$($c leader | cut -d' ' -f2 | cut -d: -f2)
-  local pid; pid=$(pgrep -f -- "--client-port $port" | head -1)
+  local pid; pid=$(pgrep -f -- "--client-port $port --" | head -1)
   echo "kill -9 leader $lid (pid $pid)"; kill -9 "$pid"
   local t0; t0=$(date +%s%N)
   $c put after-failover yes
@@ -132,7 +132,8 @@ demo() {
 #   server HOST PEER_PORT CLIENT_PORT [extra server flags]
 # Commands run through $SSH (default: ssh); SSH=local runs them here, for a dry run on one machine.
 # Binaries are expected at $REMOTE_BIN on every host (default: this checkout's target/release).
-run_on() { local host="$1"; shift; if [[ "${SSH:-ssh}" == local ]]; then bash -c "$*"; else ${SSH:-ssh} "$host" "$*"; fi; }
+# stdin is closed for each command: ssh would otherwise eat the rest of the hosts file.
+run_on() { local host="$1"; shift; if [[ "${SSH:-ssh}" == local ]]; then bash -c "$*" < /dev/null; else ${SSH:-ssh} -n "$host" "$*"; fi; }
 
 hosts_start() {
   build_bins
@@ -150,7 +151,8 @@ hosts_start() {
     echo "$host $pid" >> "$dir/hosts-pids"
   done < <(grep -v '^\s*#' "$hosts")
   echo "$master" > "$dir/master"
-  echo "leader: $(wait_leader "$master")"
+  local l; l=$(wait_leader "$master") || { echo "no leader: see the logs in /tmp on each host" >&2; exit 1; }
+  echo "leader: $l"
 }
 
 hosts_stop() {

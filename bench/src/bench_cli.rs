@@ -115,6 +115,8 @@ impl ClusterArgs {
             durable: self.durable,
             bin_dir: own_bin_dir()?,
             log_dir: Some(out.join("logs")),
+            data_root: None,
+            start_order: Vec::new(),
         })
     }
 }

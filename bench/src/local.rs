@@ -25,6 +25,13 @@ pub struct ClusterSpec {
     pub bin_dir: PathBuf,
     /// Where process logs go (`master.log`, `server-I.log`); discarded when `None`.
     pub log_dir: Option<PathBuf>,
+    /// Where the servers' data folders live (`slot0`, `slot1`, ...); a temporary
+    /// folder when `None`. Give the same folder to a later cluster to restart a
+    /// whole group, master included, on its durable state.
+    pub data_root: Option<PathBuf>,
+    /// The order in which the servers of slots `0..replicas` start (and so
+    /// register); empty means slot order.
+    pub start_order: Vec<usize>,
 }
 
 /// A child process whose stdout lines are collected in the background.
@@ -147,6 +154,10 @@ impl LocalCluster {
             );
         }
         let dir = tempfile::tempdir()?;
+        let data_root = spec
+            .data_root
+            .clone()
+            .unwrap_or_else(|| dir.path().to_path_buf());
         let log = spec.log_dir.as_deref();
         let mut master = Proc::spawn(
             Command::new(spec.bin_dir.join("master")).args([
@@ -164,9 +175,20 @@ impl LocalCluster {
             .nth(3)
             .context("master address")?
             .to_string();
+        // Each server starts once the previous one listens, so servers register
+        // in `start_order` (the master hands out ids in registration order).
+        let order: Vec<usize> = if spec.start_order.is_empty() {
+            (0..spec.replicas).collect()
+        } else {
+            spec.start_order.clone()
+        };
+        anyhow::ensure!(
+            order.len() == spec.replicas,
+            "start_order must name every slot once"
+        );
         let mut started = Vec::new();
-        for i in 0..spec.replicas {
-            let data_dir = dir.path().join(format!("slot{i}"));
+        for i in order {
+            let data_dir = data_root.join(format!("slot{i}"));
             let mut cmd = Self::server_cmd(
                 &spec,
                 &master_addr,
@@ -174,14 +196,12 @@ impl LocalCluster {
                 0,
                 spec.durable.then_some(data_dir.as_path()),
             );
-            started.push((
-                Proc::spawn(&mut cmd, &format!("server-slot{i}"), log)?,
-                data_dir,
-            ));
+            let mut p = Proc::spawn(&mut cmd, &format!("server-slot{i}"), log)?;
+            let ports = parse_ports(&p.expect_line("listening:", START_LIMIT)?)?;
+            started.push((p, data_dir, ports));
         }
         let mut replicas: Vec<Option<Replica>> = (0..spec.replicas).map(|_| None).collect();
-        for (mut p, data_dir) in started {
-            let (peer_port, client_port) = parse_ports(&p.expect_line("listening:", START_LIMIT)?)?;
+        for (mut p, data_dir, (peer_port, client_port)) in started {
             let reg = p.expect_line("registered as replica", START_LIMIT)?;
             let id: usize = reg
                 .split_whitespace()

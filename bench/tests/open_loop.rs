@@ -27,6 +27,8 @@ fn cluster() -> LocalCluster {
         durable: false,
         bin_dir: dir,
         log_dir: None,
+        data_root: None,
+        start_order: Vec::new(),
     })
     .unwrap()
 }

@@ -32,7 +32,9 @@ pub async fn request<Q: Message, R: Message>(
             let (code, body) = read_frame(&mut s, &mut buf, DEFAULT_MAX_FRAME)
                 .await?
                 .ok_or_else(|| {
-                    ClientError::Protocol(format!("{addr} closed the connection without answering"))
+                    ClientError::Protocol(format!(
+                        "{addr} closed the connection without answering; is that the right port (a replica's client port, or the master's)?"
+                    ))
                 })?;
             if code == R::CODE {
                 return Ok(decode_body::<R>(body).map_err(ConnError::Wire)?);

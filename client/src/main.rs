@@ -13,7 +13,7 @@ use client::{admin, Client, ClientConfig};
 #[command(
     version,
     about,
-    after_help = "Examples:\n  client --master 127.0.0.1:7087 put greeting hello\n  client --master 127.0.0.1:7087 get greeting\n  client --master 127.0.0.1:7087 cas greeting hello bonjour\n  client --master 127.0.0.1:7087 cas --absent fresh-key v1\n  client --master 127.0.0.1:7087 leader\n  client --master 127.0.0.1:7087 status\n  client --replicas 127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102 get greeting\n  client --master 127.0.0.1:7087          (interactive prompt; type 'help')"
+    after_help = "Examples:\n  client --master 127.0.0.1:7087 put greeting hello\n  client --master 127.0.0.1:7087 get greeting\n  client --master 127.0.0.1:7087 cas greeting hello bonjour\n  client --master 127.0.0.1:7087 cas --absent fresh-key v1\n  client --master 127.0.0.1:7087 leader\n  client --master 127.0.0.1:7087 status\n  client --replicas 127.0.0.1:8070,127.0.0.1:8071,127.0.0.1:8072 get greeting\n  client --master 127.0.0.1:7087          (interactive prompt; type 'help')"
 )]
 struct Args {
     /// Master address (HOST:PORT); finds the replicas and the leader through it.
@@ -133,11 +133,11 @@ async fn status(a: &Args) -> anyhow::Result<()> {
     let addrs: Vec<(String, String)> = match &a.master {
         Some(m) => {
             let info = admin::cluster(m, t).await?;
+            let leader = info.leader.map_or("unknown".to_string(), |l| l.to_string());
             println!(
-                "master {m}: {} of {} replicas registered, leader {:?}",
+                "master {m}: {} of {} replicas registered, leader {leader}",
                 info.replicas.len(),
-                info.n,
-                info.leader
+                info.n
             );
             info.replicas
                 .iter()
@@ -200,11 +200,16 @@ async fn main() -> anyhow::Result<()> {
     if let Some(cmd) = a.cmd.take() {
         return run(&c, &a, cmd).await;
     }
-    println!("connected as client {:016x}; {HELP}", c.id());
     let stdin = std::io::stdin();
+    let interactive = std::io::IsTerminal::is_terminal(&stdin);
+    if interactive {
+        println!("connected as client {:016x}; {HELP}", c.id());
+    }
     loop {
-        print!("> ");
-        std::io::stdout().flush()?;
+        if interactive {
+            print!("> ");
+            std::io::stdout().flush()?;
+        }
         let mut line = String::new();
         if stdin.lock().read_line(&mut line)? == 0 {
             return Ok(());

@@ -97,9 +97,35 @@ impl ClientConfig {
 
 struct Route {
     replicas: Vec<String>,
+    /// The replica id behind each address, where known. Through the master the
+    /// list is ordered by id; a user's `--replicas` list is in any order, and
+    /// leader hints name ids, so ids are learned from each replica's status.
+    ids: Vec<Option<ReplicaId>>,
+    /// Position in `replicas` of the replica to try first.
     leader: Option<usize>,
     conn: Option<Arc<Conn>>,
     next_try: usize,
+}
+
+impl Route {
+    /// The position of replica `id` in the list, if known.
+    fn position(&self, id: ReplicaId) -> Option<usize> {
+        self.ids.iter().position(|i| *i == Some(id))
+    }
+
+    /// Learns the ids of the replicas whose id is unknown (those that answer).
+    async fn learn_ids(&mut self) {
+        let mut asks = tokio::task::JoinSet::new();
+        for i in (0..self.replicas.len()).filter(|i| self.ids[*i].is_none()) {
+            let addr = self.replicas[i].clone();
+            asks.spawn(async move { (i, admin::status(&addr, Duration::from_millis(300)).await) });
+        }
+        while let Some(Ok((i, answer))) = asks.join_next().await {
+            if let Ok(s) = answer {
+                self.ids[i] = Some(s.replica);
+            }
+        }
+    }
 }
 
 /// Sequence numbers of a session.
@@ -167,14 +193,16 @@ impl Client {
     pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
         let mut route = Route {
             replicas: cfg.replicas.clone(),
+            ids: vec![None; cfg.replicas.len()],
             leader: None,
             conn: None,
             next_try: 0,
         };
         if let Some(m) = &cfg.master {
-            let info = admin::cluster(m, cfg.attempt_timeout.max(Duration::from_secs(2))).await?;
-            route.replicas = addrs(&info.replicas);
-            route.leader = info.leader.map(|l| l as usize);
+            let info = admin::cluster(m, cfg.timeout.min(Duration::from_secs(2))).await?;
+            route.set_from_master(&info);
+        } else {
+            route.learn_ids().await;
         }
         if route.replicas.is_empty() && cfg.master.is_none() {
             return Err(ClientError::NoReplicas);
@@ -231,17 +259,21 @@ impl Client {
 
     /// Runs a command under this session: assigns the next sequence number and
     /// retries until it succeeds or the timeout passes.
-    pub async fn execute(&self, mut cmd: Command) -> Result<Outcome, ClientError> {
+    pub async fn execute(&self, cmd: Command) -> Result<Outcome, ClientError> {
+        self.submit(self.prepare(cmd)).await
+    }
+
+    /// Gives `cmd` this session's id and the next sequence number, without
+    /// sending it. Submit it with [`Client::submit`], as often as needed: until
+    /// it is answered, the session never lets the replicas forget its result.
+    pub fn prepare(&self, mut cmd: Command) -> Command {
         cmd.client = self.id();
-        cmd.seq = {
-            // Allocated and registered in one step: no other call can acknowledge it meanwhile.
-            let mut s = self.inner.seqs.lock();
-            let seq = s.next;
-            s.next += 1;
-            s.outstanding.insert(seq);
-            seq
-        };
-        self.submit(cmd).await
+        // Allocated and registered in one step: no other call can acknowledge it meanwhile.
+        let mut s = self.inner.seqs.lock();
+        cmd.seq = s.next;
+        s.next += 1;
+        s.outstanding.insert(cmd.seq);
+        cmd
     }
 
     /// Sends a command exactly as given (its client id and sequence number are
@@ -324,7 +356,12 @@ impl Client {
             return 0;
         }
         let s = self.inner.seqs.lock();
-        s.outstanding.iter().next().copied().unwrap_or(s.next)
+        // Never past `next`: numbers above it (chosen by hand for `submit`) say
+        // nothing about the ones below them.
+        s.outstanding
+            .first()
+            .copied()
+            .map_or(s.next, |o| o.min(s.next))
     }
 
     /// The current leader as (id, client address), asking the master if there is one.
@@ -367,8 +404,7 @@ impl Client {
         if r.leader.is_none() {
             if let Some(m) = &self.inner.cfg.master {
                 if let Ok(info) = admin::cluster(m, Duration::from_millis(500)).await {
-                    r.replicas = addrs(&info.replicas);
-                    r.leader = info.leader.map(|l| l as usize);
+                    r.set_from_master(&info);
                 }
             }
         }
@@ -413,7 +449,13 @@ impl Client {
             r.conn = None;
             conn.close();
         }
-        match hint.map(|h| h as usize).filter(|h| *h != conn.target) {
+        if hint.is_some_and(|h| r.position(h).is_none()) {
+            r.learn_ids().await;
+        }
+        match hint
+            .and_then(|h| r.position(h))
+            .filter(|h| *h != conn.target)
+        {
             Some(h) => r.leader = Some(h),
             None => {
                 r.leader = None;
@@ -423,8 +465,13 @@ impl Client {
     }
 }
 
-fn addrs(replicas: &[ReplicaAddr]) -> Vec<String> {
-    let mut v: Vec<&ReplicaAddr> = replicas.iter().collect();
-    v.sort_by_key(|r| r.id);
-    v.iter().map(|r| r.client_addr()).collect()
+impl Route {
+    /// Takes the replica list and the leader from the master.
+    fn set_from_master(&mut self, info: &genericsmr::messages::ClusterInfo) {
+        let mut v: Vec<&ReplicaAddr> = info.replicas.iter().collect();
+        v.sort_by_key(|r| r.id);
+        self.replicas = v.iter().map(|r| r.client_addr()).collect();
+        self.ids = v.iter().map(|r| Some(r.id)).collect();
+        self.leader = info.leader.and_then(|l| self.position(l));
+    }
 }

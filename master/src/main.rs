@@ -56,5 +56,7 @@ async fn main() -> anyhow::Result<()> {
         ping_interval: Duration::from_millis(a.ping_interval_ms),
         liveness_timeout: Duration::from_millis(a.liveness_timeout_ms),
     };
-    master::serve(l, cfg).await
+    master::serve(l, cfg)
+        .await
+        .context("the master stopped serving")
 }

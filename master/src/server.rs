@@ -26,7 +26,7 @@ pub struct MasterConfig {
 }
 
 /// Serves the master protocol on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, cfg: MasterConfig) -> anyhow::Result<()> {
+pub async fn serve(listener: TcpListener, cfg: MasterConfig) -> std::io::Result<()> {
     let reg = Arc::new(Mutex::new(Registry::new(RegistryConfig {
         n: cfg.n,
         liveness_timeout: cfg.liveness_timeout,

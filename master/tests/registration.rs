@@ -26,10 +26,17 @@ fn start(n: usize) -> Master {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Read the first line in a thread, so a master that never prints fails the test in time.
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("master prints its address");
     let addr = line.split_whitespace().nth(3).unwrap().to_string();
     Master(child, addr)
 }
@@ -89,6 +96,10 @@ async fn ids_rejoin_and_refusals() {
     wrong.protocol = "epaxos".into();
     let mut e = send(&m.1, &wrong).await;
     assert!(reply(&mut e).await.error.contains("paxos"));
+    // A second live process may not take a registered id from another address.
+    let mut dup = send(&m.1, &reg(Some(ra.id), 9900)).await;
+    let rd = reply(&mut dup).await;
+    assert!(!rd.ok && rd.error.contains("alive"), "{rd:?}");
     // A restarted replica re-registers under its old id, by address or by id.
     drop(a);
     let mut a2 = send(&m.1, &reg(None, 9000)).await;

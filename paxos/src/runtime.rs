@@ -151,6 +151,10 @@ fn drain(
             }
         };
     }
+    // Liveness and control first: under overload they must not wait behind
+    // thousands of protocol messages (a late pong looks like a dead replica).
+    take!(rx.ping, |s, m| core.handle_ping(conn(s), m, fx));
+    take!(rx.be_leader, |_s, _m| core.handle_be_leader(now, fx));
     take!(rx.accept_reply, |s, m| core.handle_accept_reply(
         now,
         peer(s),
@@ -199,7 +203,5 @@ fn drain(
     ));
     take!(rx.status, |s, m| core.handle_status(conn(s), m, fx));
     take!(rx.log, |s, m| core.handle_log_request(conn(s), m, fx));
-    take!(rx.ping, |s, m| core.handle_ping(conn(s), m, fx));
-    take!(rx.be_leader, |_s, _m| core.handle_be_leader(now, fx));
     n
 }

@@ -73,6 +73,15 @@ async fn garbage_unknown_codes_and_huge_lengths_close_only_that_connection() {
         }
         // A hello that claims to be ourselves, then a valid-looking frame, is also refused.
         expect_closed(&peer_port, &frame(0x20, 2, &[l as u8, 3])).await;
+        // After a valid hello (naming another replica), bad frames still close
+        // only that connection.
+        let other = ((l + 1) % 3) as u8;
+        for (what, bytes) in &cases {
+            let mut with_hello = frame(0x20, 2, &[other, 3]);
+            with_hello.extend_from_slice(bytes);
+            expect_closed(&peer_port, &with_hello).await;
+            cl.put(format!("after-hello-{what}"), "ok").await.unwrap();
+        }
         assert_eq!(cl.get("before").await.unwrap().as_deref(), Some(&b"1"[..]));
         c.converged(Duration::from_secs(10)).await;
     })

@@ -44,8 +44,21 @@ async fn kill_two_of_three_then_recover_exactly_once() {
             );
             println!("without a majority: {}", r.unwrap_err());
         }
-        // One replica returns: retrying the same commands completes them, each applied once.
+        // A write issued now, with a long timeout, is pending when a replica returns.
+        let long = c.client_with_timeout(Duration::from_secs(30)).await;
+        let pending_write = tokio::spawn(async move { long.put("pending", "done").await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !pending_write.is_finished(),
+            "a write completed without a majority"
+        );
+        // One replica returns: the pending write completes, and retrying the
+        // timed-out commands completes them, each applied once.
         c.restart(f1, true);
+        pending_write
+            .await
+            .unwrap()
+            .expect("the pending write completes once a majority is back");
         let patient = c.client().await;
         for cmd in &cmds {
             patient
@@ -56,6 +69,10 @@ async fn kill_two_of_three_then_recover_exactly_once() {
         for cmd in &cmds {
             patient.submit(cmd.clone()).await.unwrap();
         }
+        assert_eq!(
+            patient.get("pending").await.unwrap().as_deref(),
+            Some(&b"done"[..])
+        );
         for (i, cmd) in cmds.iter().enumerate() {
             assert_eq!(
                 patient.get(cmd.key.clone()).await.unwrap().as_deref(),
@@ -65,8 +82,8 @@ async fn kill_two_of_three_then_recover_exactly_once() {
         c.converged(Duration::from_secs(10)).await;
         for i in c.running() {
             let s = c.status(i).await.unwrap();
-            // 20 puts before, 5 distinct commands however often sent, 5 gets.
-            assert_eq!(s.applied, 30, "replica {i} applied {} commands", s.applied);
+            // 20 puts before, 5 distinct commands however often sent, the pending put, 6 gets.
+            assert_eq!(s.applied, 32, "replica {i} applied {} commands", s.applied);
         }
     })
     .await

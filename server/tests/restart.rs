@@ -66,3 +66,53 @@ async fn durable_restart_replays_and_fetches_only_the_missing_suffix() {
 async fn restart_without_log_fetches_everything() {
     bounded(restart_and_catch_up(false)).await
 }
+
+/// A whole durable group restarted (a new master, servers registering in any
+/// order) keeps every acknowledged write: each server rejoins under the id its
+/// data folder belongs to, not under whatever id its registration order gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_a_whole_durable_cluster_keeps_acknowledged_writes() {
+    bounded(async {
+        let data = tempfile::tempdir().unwrap();
+        let opts = Opts {
+            durable: true,
+            data_root: Some(data.path().to_path_buf()),
+            ..Default::default()
+        };
+        for round in 0..4 {
+            // Alternate the registration order, which alone would hand out other ids.
+            let order = if round % 2 == 0 {
+                vec![0, 1, 2]
+            } else {
+                vec![2, 1, 0]
+            };
+            let c = Cluster::start(
+                3,
+                Opts {
+                    start_order: order,
+                    ..opts.clone()
+                },
+            );
+            c.leader().await;
+            if round > 0 {
+                // Every server came back on its own votes (under another id it would replay nothing).
+                for i in 0..3 {
+                    let s = c.status(i).await.unwrap();
+                    assert!(
+                        s.replayed > 0,
+                        "round {round}: replica {i} replayed no records"
+                    );
+                }
+            }
+            let cl = c.client().await;
+            let want = (round > 0).then(|| bytes::Bytes::from(format!("v{}", round - 1)));
+            assert_eq!(
+                cl.get("k").await.unwrap(),
+                want,
+                "round {round} lost an acknowledged write"
+            );
+            cl.put("k", format!("v{round}")).await.unwrap();
+        }
+    })
+    .await
+}

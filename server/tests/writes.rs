@@ -138,3 +138,69 @@ async fn retried_command_is_applied_once() {
     })
     .await
 }
+
+/// A command that timed out stays unacknowledged: retried after later commands
+/// of the same session succeeded, it is still applied (not skipped as stale
+/// while being reported as a success).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_command_retried_later_is_applied() {
+    bounded(async {
+        let mut c = Cluster::start(
+            3,
+            Opts {
+                durable: true,
+                ..Default::default()
+            },
+        );
+        let l = c.leader().await;
+        let a = c.client_with_timeout(Duration::from_millis(1200)).await;
+        a.put("warm", "1").await.unwrap();
+        let (f1, f2) = ((l + 1) % 3, (l + 2) % 3);
+        c.kill(f1);
+        c.kill(f2);
+        let x = a.prepare(Command::put(0, 0, "x", "1"));
+        assert!(
+            a.submit(x.clone()).await.is_err(),
+            "no majority: no success"
+        );
+        c.restart(f1, true);
+        c.restart(f2, true);
+        // Later commands of the same session succeed first...
+        for i in 0..5 {
+            a.put(format!("later{i}"), "v").await.unwrap();
+        }
+        // ...then the timed-out one is retried, and must really be applied.
+        a.submit(x).await.expect("the retry succeeds");
+        assert_eq!(a.get("x").await.unwrap(), Some(Bytes::from("1")));
+    })
+    .await
+}
+
+/// Without a master, `--replicas` may list the replicas in any order, and
+/// include one that is down: leader hints name replica ids, not positions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_mode_finds_the_leader_in_any_order() {
+    bounded(async {
+        let c = Cluster::start(3, Opts::default());
+        c.leader().await;
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let addrs = vec![dead, c.client_addr(2), c.client_addr(0), c.client_addr(1)];
+        let mut cfg = client::ClientConfig::with_replicas(addrs);
+        cfg.timeout = Duration::from_secs(5);
+        let cl = client::Client::connect(cfg).await.unwrap();
+        let t = std::time::Instant::now();
+        cl.put("k", "v").await.unwrap();
+        assert_eq!(cl.get("k").await.unwrap(), Some(Bytes::from("v")));
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            t.elapsed()
+        );
+        let (id, addr) = cl.leader().await.unwrap();
+        assert_eq!(addr, c.client_addr(id as usize));
+    })
+    .await
+}

@@ -20,6 +20,10 @@ pub struct Opts {
     pub durable: bool,
     /// Extra server flags.
     pub extra: Vec<String>,
+    /// Keep the servers' data here (to restart a whole cluster on it).
+    pub data_root: Option<PathBuf>,
+    /// Order in which the servers start and register (empty: slot order).
+    pub start_order: Vec<usize>,
 }
 
 /// A running cluster of real processes (see `bench::local`), plus the async
@@ -44,6 +48,8 @@ impl Cluster {
             durable: opts.durable,
             bin_dir,
             log_dir: None,
+            data_root: opts.data_root,
+            start_order: opts.start_order,
         })
         .expect("cluster starts");
         Cluster {
