@@ -184,6 +184,17 @@ struct Session {
     acked_below: u64,
 }
 
+/// What executing a (client, seq) would do; see [`StateMachine::check`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Check<'a> {
+    /// Not executed yet: it would be applied.
+    Fresh,
+    /// Executed: this was its outcome.
+    Done(&'a Outcome),
+    /// Below the client's acknowledgement and forgotten (see [`StateMachine::is_stale`]).
+    Stale,
+}
+
 /// The state machine as executed by a replica: the store plus the dedup table.
 #[derive(Debug, Default)]
 pub struct StateMachine {
@@ -245,6 +256,18 @@ impl StateMachine {
     /// The first outcome of (client, seq) if that command was executed and not yet forgotten.
     pub fn lookup(&self, client: ClientId, seq: u64) -> Option<&Outcome> {
         self.sessions.get(&client)?.results.get(&seq)
+    }
+
+    /// What executing (client, seq) now would do, with one lookup.
+    pub fn check(&self, client: ClientId, seq: u64) -> Check<'_> {
+        match self.sessions.get(&client) {
+            None => Check::Fresh,
+            Some(s) => match s.results.get(&seq) {
+                Some(o) => Check::Done(o),
+                None if seq < s.acked_below => Check::Stale,
+                None => Check::Fresh,
+            },
+        }
     }
 
     /// The key-value store.

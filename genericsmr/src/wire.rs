@@ -340,12 +340,27 @@ impl<T: Unmarshal> Unmarshal for Option<T> {
     }
 }
 /// Sequences: a `u32` count then the elements (each at least one byte).
-impl<T: Marshal> Marshal for Vec<T> {
+impl<T: Marshal> Marshal for [T] {
     fn marshal(&self, buf: &mut BytesMut) {
         buf.put_u32_le(self.len() as u32);
         for v in self {
             v.marshal(buf);
         }
+    }
+}
+impl<T: Marshal> Marshal for Vec<T> {
+    fn marshal(&self, buf: &mut BytesMut) {
+        self.as_slice().marshal(buf)
+    }
+}
+
+/// Anything that writes itself through a closure: lets a caller encode from
+/// borrowed parts (no owned copy to build first), e.g. a log record.
+pub struct Encoded<F: Fn(&mut BytesMut)>(pub F);
+
+impl<F: Fn(&mut BytesMut)> Marshal for Encoded<F> {
+    fn marshal(&self, buf: &mut BytesMut) {
+        (self.0)(buf)
     }
 }
 impl<T: Unmarshal> Unmarshal for Vec<T> {

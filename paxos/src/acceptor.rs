@@ -1,7 +1,9 @@
 //! The acceptor and learner side: promises, votes and commits.
 
+use bytes::BytesMut;
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
+use genericsmr::wire::Encoded;
 
 use crate::messages::{
     Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, PrepareReply, Record, SlotReport,
@@ -41,7 +43,7 @@ impl Replica {
                 slot: i as u64,
                 ballot: s.ballot,
                 committed: s.state == SlotState::Committed,
-                cmds: s.cmds.clone(),
+                cmds: s.cmds().into_owned(),
             })
             .collect();
         let r = PrepareReply {
@@ -73,14 +75,12 @@ impl Replica {
         self.observe_ballot(m.ballot, fx);
         let s = self.slot_mut(m.slot);
         if s.state != SlotState::Committed {
-            fx.persist(&Record::Accepted {
-                slot: m.slot,
-                ballot: m.ballot,
-                cmds: m.cmds.clone(),
-            });
+            fx.persist(&Encoded(|b: &mut BytesMut| {
+                Record::encode_accepted(b, m.slot, m.ballot, &m.cmds)
+            }));
             s.state = SlotState::Accepted;
             s.ballot = m.ballot;
-            s.cmds = m.cmds;
+            s.set_cmds(m.cmds);
         }
         let r = AcceptReply {
             ballot: m.ballot,
@@ -156,21 +156,22 @@ impl Replica {
         // A different value chosen where we proposed at our own ballot: a higher
         // ballot chose it, so we no longer lead (and must not announce this slot in
         // a CommitShort at our ballot, which would commit our value at its voters).
-        let overruled =
-            leading && s.state == SlotState::Accepted && s.ballot == ballot && s.cmds != cmds;
+        let overruled = leading
+            && s.state == SlotState::Accepted
+            && s.ballot == ballot
+            && *s.cmds() != cmds[..];
         if s.state != SlotState::Committed {
-            fx.persist(&Record::Chosen {
-                slot,
-                cmds: cmds.clone(),
-            });
+            fx.persist(&Encoded(|b: &mut BytesMut| {
+                Record::encode_chosen(b, slot, &cmds)
+            }));
             s.state = SlotState::Committed;
-            s.cmds = cmds;
+            s.set_cmds(cmds);
         }
         if tell {
             let c = Commit {
                 ballot,
                 slot,
-                cmds: s.cmds.clone(),
+                cmds: s.cmds().into_owned(),
             };
             fx.broadcast(PaxosMsg::Commit(c));
         }
@@ -198,7 +199,7 @@ impl Replica {
                     if s.state != SlotState::Committed {
                         s.state = SlotState::Accepted;
                         s.ballot = ballot;
-                        s.cmds = cmds;
+                        s.set_cmds(cmds);
                     }
                 }
                 Record::CommitMark { slot } => {
@@ -210,7 +211,7 @@ impl Replica {
                 Record::Chosen { slot, cmds } => {
                     let s = self.slot_mut(slot);
                     s.state = SlotState::Committed;
-                    s.cmds = cmds;
+                    s.set_cmds(cmds);
                 }
             }
         }

@@ -64,15 +64,10 @@ impl Replica {
             .min(m.from_slot.saturating_add(m.max as u64));
         for slot in m.from_slot..end {
             let s = &self.log[slot as usize];
-            bytes += s
-                .cmds
-                .iter()
-                .map(|c| 48 + c.key.len() + c.value.len())
-                .sum::<usize>()
-                + 16;
+            bytes += s.wire_len() + 16;
             slots.push(ChosenSlot {
                 slot,
-                cmds: s.cmds.clone(),
+                cmds: s.cmds().into_owned(),
             });
             if bytes > CATCHUP_REPLY_BYTES {
                 break;

@@ -4,7 +4,6 @@ use genericsmr::effects::{Effects, Reply};
 use genericsmr::messages::{
     role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest,
 };
-use genericsmr::wire::Marshal;
 use genericsmr::ConnId;
 
 use crate::messages::PaxosMsg;
@@ -68,7 +67,6 @@ impl Replica {
 
     /// Answers a log request with a hash of each non-empty slot's value.
     pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<PaxosMsg>) {
-        let mut buf = bytes::BytesMut::new();
         let slots = self
             .log
             .iter()
@@ -76,14 +74,10 @@ impl Replica {
             .skip(m.from as usize)
             .take(m.count.min(MAX_LOG_REPLY) as usize)
             .filter(|(_, s)| s.state != SlotState::Empty)
-            .map(|(i, s)| {
-                buf.clear();
-                s.cmds.marshal(&mut buf);
-                SlotDigest {
-                    slot: i as u64,
-                    committed: s.state == SlotState::Committed,
-                    hash: xxhash_rust::xxh3::xxh3_64(&buf),
-                }
+            .map(|(i, s)| SlotDigest {
+                slot: i as u64,
+                committed: s.state == SlotState::Committed,
+                hash: s.hash(),
             })
             .collect();
         fx.reply(

@@ -19,9 +19,9 @@ impl Replica {
         self.known_commit = self.known_commit.max(self.commit_index);
         while self.executed < self.commit_index {
             let slot = self.executed as usize;
-            for i in 0..self.log[slot].cmds.len() {
-                let out = self.sm.execute_checked(&self.log[slot].cmds[i]);
-                let c = &self.log[slot].cmds[i];
+            for i in 0..self.log[slot].live_cmds().len() {
+                let out = self.sm.execute_checked(&self.log[slot].live_cmds()[i]);
+                let c = &self.log[slot].live_cmds()[i];
                 if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {
                     let r = match out {
                         Some(out) => accepted(c.client, c.seq, self.cfg.id, out),
@@ -30,6 +30,7 @@ impl Replica {
                     fx.reply(conn, r);
                 }
             }
+            self.log[slot].pack();
             self.executed += 1;
         }
         self.check_recovered();
@@ -41,7 +42,8 @@ impl Replica {
         if self.cfg.reply_after_exec || self.waiting.is_empty() {
             return;
         }
-        for c in &self.log[slot as usize].cmds {
+        // An executed slot is packed; its waiting commands were answered then.
+        for c in self.log[slot as usize].live_cmds() {
             if !matches!(c.op, Op::Put | Op::Delete) || self.sm.is_stale(c.client, c.seq) {
                 continue;
             }

@@ -2,9 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use bytes::BytesMut;
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
 use genericsmr::messages::{Propose, ReplyStatus};
+use genericsmr::state::Check;
+use genericsmr::wire::Encoded;
 use genericsmr::ConnId;
 use tracing::info;
 
@@ -57,12 +60,14 @@ impl Replica {
                 );
             }
         }
-        if let Some(out) = self.sm.lookup(cmd.client, cmd.seq) {
+        let (client, seq, me) = (cmd.client, cmd.seq, self.cfg.id);
+        match self.sm.check(client, seq) {
             // Already executed: answer with the first outcome.
-            return fx.reply(
-                conn,
-                accepted(cmd.client, cmd.seq, self.cfg.id, out.clone()),
-            );
+            Check::Done(out) => return fx.reply(conn, accepted(client, seq, me, out.clone())),
+            Check::Stale => {
+                return fx.reply(conn, reject(client, seq, ReplyStatus::Stale, Some(me)))
+            }
+            Check::Fresh => {}
         }
         let key = (cmd.client, cmd.seq);
         if let Some(c) = self.waiting.get_mut(&key) {
@@ -79,12 +84,6 @@ impl Replica {
                     ReplyStatus::TooLarge,
                     Some(self.cfg.id),
                 ),
-            );
-        }
-        if self.sm.is_stale(cmd.client, cmd.seq) {
-            return fx.reply(
-                conn,
-                reject(cmd.client, cmd.seq, ReplyStatus::Stale, Some(self.cfg.id)),
             );
         }
         if self.pending.len() >= self.cfg.max_pending {
@@ -185,18 +184,16 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         let me = self.cfg.id;
-        fx.persist(&Record::Accepted {
-            slot,
-            ballot,
-            cmds: cmds.clone(),
-        });
+        fx.persist(&Encoded(|b: &mut BytesMut| {
+            Record::encode_accepted(b, slot, ballot, &cmds)
+        }));
         let s = self.slot_mut(slot);
         s.state = SlotState::Accepted;
         s.ballot = ballot;
         s.acks = bit(me);
         s.sent_to = targets;
         s.sent_at = now;
-        s.cmds = cmds.clone();
+        s.set_cmds(cmds.clone());
         fx.send_set(targets, PaxosMsg::Accept(Accept { ballot, slot, cmds }));
         if self.majority(bit(me)) {
             // A group of one decides alone.
@@ -254,7 +251,7 @@ impl Replica {
                 let c = Commit {
                     ballot: s.ballot,
                     slot,
-                    cmds: s.cmds.clone(),
+                    cmds: s.cmds().into_owned(),
                 };
                 fx.send_set(missing, PaxosMsg::Commit(c));
             }
@@ -290,7 +287,11 @@ impl Replica {
             if s.state != SlotState::Empty {
                 best.insert(
                     i as u64,
-                    (s.ballot, s.state == SlotState::Committed, s.cmds.clone()),
+                    (
+                        s.ballot,
+                        s.state == SlotState::Committed,
+                        s.cmds().into_owned(),
+                    ),
                 );
             }
         }
@@ -433,7 +434,7 @@ impl Replica {
                         let a = Accept {
                             ballot: b,
                             slot,
-                            cmds: s.cmds.clone(),
+                            cmds: s.cmds().into_owned(),
                         };
                         fx.send_set(all & !s.acks, PaxosMsg::Accept(a));
                         resent += 1;

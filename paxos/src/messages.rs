@@ -297,21 +297,31 @@ impl Marshal for Record {
                 ballot.marshal(buf);
             }
             Record::Accepted { slot, ballot, cmds } => {
-                buf.put_u8(2);
-                slot.marshal(buf);
-                ballot.marshal(buf);
-                cmds.marshal(buf);
+                Record::encode_accepted(buf, *slot, *ballot, cmds)
             }
             Record::CommitMark { slot } => {
                 buf.put_u8(3);
                 slot.marshal(buf);
             }
-            Record::Chosen { slot, cmds } => {
-                buf.put_u8(4);
-                slot.marshal(buf);
-                cmds.marshal(buf);
-            }
+            Record::Chosen { slot, cmds } => Record::encode_chosen(buf, *slot, cmds),
         }
+    }
+}
+
+impl Record {
+    /// The encoding of `Record::Accepted`, from borrowed commands.
+    pub fn encode_accepted(buf: &mut BytesMut, slot: u64, ballot: u64, cmds: &[Command]) {
+        buf.put_u8(2);
+        slot.marshal(buf);
+        ballot.marshal(buf);
+        cmds.marshal(buf);
+    }
+
+    /// The encoding of `Record::Chosen`, from borrowed commands.
+    pub fn encode_chosen(buf: &mut BytesMut, slot: u64, cmds: &[Command]) {
+        buf.put_u8(4);
+        slot.marshal(buf);
+        cmds.marshal(buf);
     }
 }
 

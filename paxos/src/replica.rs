@@ -10,10 +10,14 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use std::borrow::Cow;
+
+use bytes::{Bytes, BytesMut};
 use genericsmr::command::{ClientId, Command, Outcome};
 use genericsmr::effects::Effects;
 use genericsmr::messages::{ProposeReply, ReplyStatus};
 use genericsmr::state::StateMachine;
+use genericsmr::wire::{decode_body, Marshal};
 use genericsmr::{ConnId, ReplicaId};
 
 use crate::messages::{bit, PaxosMsg, Record};
@@ -56,7 +60,7 @@ impl Config {
             n,
             thrifty: false,
             batch: false,
-            batch_max: 1024,
+            batch_max: 4096,
             reply_after_exec: false,
             retransmit_ns: 200_000_000,
             heartbeat_ns: 50_000_000,
@@ -91,8 +95,13 @@ pub struct Slot {
     pub state: SlotState,
     /// Ballot at which `cmds` was accepted.
     pub ballot: u64,
-    /// The batch of commands (empty for a no-op).
-    pub cmds: Vec<Command>,
+    /// The batch of commands (empty for a no-op) while the slot is not executed.
+    cmds: Vec<Command>,
+    /// Once executed: the batch's wire encoding only. The log keeps every
+    /// chosen slot (for catch-up), and this keeps it at about a third of the
+    /// memory, releasing the decoded commands and the receive buffers their
+    /// bytes pointed into.
+    packed: Option<Bytes>,
     /// Leader only: replicas that accepted at the leader's ballot.
     pub(crate) acks: u64,
     /// Leader only: replicas the Accept went to.
@@ -107,11 +116,79 @@ impl Default for Slot {
             state: SlotState::Empty,
             ballot: 0,
             cmds: Vec::new(),
+            packed: None,
             acks: 0,
             sent_to: 0,
             sent_at: 0,
         }
     }
+}
+
+impl Slot {
+    /// The slot's commands (decoded again if the slot was packed).
+    pub fn cmds(&self) -> Cow<'_, [Command]> {
+        match &self.packed {
+            // We encoded these bytes ourselves: they decode.
+            Some(b) => {
+                Cow::Owned(decode_body::<Vec<Command>>(b.clone()).expect("a packed slot decodes"))
+            }
+            None => Cow::Borrowed(&self.cmds),
+        }
+    }
+
+    /// The commands of a slot that is not packed (empty once it is).
+    pub(crate) fn live_cmds(&self) -> &[Command] {
+        &self.cmds
+    }
+
+    /// Replaces the slot's commands.
+    pub(crate) fn set_cmds(&mut self, cmds: Vec<Command>) {
+        self.cmds = cmds;
+        self.packed = None;
+    }
+
+    /// Keeps only the encoding of an executed slot's commands.
+    pub(crate) fn pack(&mut self) {
+        if self.packed.is_none() {
+            let mut b =
+                BytesMut::with_capacity(4 + self.cmds.iter().map(command_wire_len).sum::<usize>());
+            self.cmds.marshal(&mut b);
+            self.packed = Some(b.freeze());
+            self.cmds = Vec::new();
+        }
+    }
+
+    /// A 64-bit hash of the commands' encoding (equal values, equal hashes).
+    pub(crate) fn hash(&self) -> u64 {
+        match &self.packed {
+            Some(b) => xxhash_rust::xxh3::xxh3_64(b),
+            None => {
+                let mut b = BytesMut::new();
+                self.cmds.marshal(&mut b);
+                xxhash_rust::xxh3::xxh3_64(&b)
+            }
+        }
+    }
+
+    /// Roughly how many bytes the commands take on the wire.
+    pub(crate) fn wire_len(&self) -> usize {
+        match &self.packed {
+            Some(b) => b.len(),
+            None => self.cmds.iter().map(command_wire_len).sum(),
+        }
+    }
+}
+
+/// Exact encoded size of a command.
+fn command_wire_len(c: &Command) -> usize {
+    8 * 3
+        + 1
+        + 4
+        + c.key.len()
+        + 4
+        + c.value.len()
+        + 1
+        + c.expected.as_ref().map_or(0, |e| 4 + e.len())
 }
 
 /// A candidate's phase-1 progress.

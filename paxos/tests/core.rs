@@ -200,13 +200,13 @@ impl Net {
                     if trace {
                         eprintln!(
                             "replica {i} is the first to commit slot {s}: {:?}",
-                            slot.cmds
+                            slot.cmds()
                         );
                     }
-                    slot.cmds.clone()
+                    slot.cmds().into_owned()
                 });
                 assert_eq!(
-                    first, &slot.cmds,
+                    first[..], *slot.cmds(),
                     "SAFETY: replica {i} committed a different value in slot {s} than another replica"
                 );
             }
@@ -418,7 +418,7 @@ impl Net {
         let r = self.r(i);
         r.log()[..r.commit_index() as usize]
             .iter()
-            .map(|s| s.cmds.clone())
+            .map(|s| s.cmds().into_owned())
             .collect()
     }
 
@@ -614,9 +614,9 @@ fn batching_puts_a_burst_in_one_slot() {
         assert_eq!(net.r(0).log().len(), slots, "batch={batch}");
         assert_eq!(net.in_flight(|m| kind(&m.2) == "Accept"), 2 * slots);
         if batch {
-            assert_eq!(net.r(0).log()[0].cmds.len(), 10);
+            assert_eq!(net.r(0).log()[0].cmds().len(), 10);
         } else {
-            assert!(net.r(0).log().iter().all(|s| s.cmds.len() == 1));
+            assert!(net.r(0).log().iter().all(|s| s.cmds().len() == 1));
         }
         net.run();
         for i in 0..10u64 {
@@ -641,7 +641,7 @@ fn batches_are_capped_at_batch_max() {
         net.propose(0, i, put(i + 1, 1, "k", "v"));
     }
     net.flush(0);
-    let sizes: Vec<usize> = net.r(0).log().iter().map(|s| s.cmds.len()).collect();
+    let sizes: Vec<usize> = net.r(0).log().iter().map(|s| s.cmds().len()).collect();
     assert_eq!(sizes, vec![4, 4, 2]);
     net.run();
     net.assert_converged(&[0, 1, 2]);
@@ -702,7 +702,7 @@ fn new_leader_finishes_accepted_slots_and_fills_holes_with_noops() {
     // The old leader comes back from its durable log: it held Y in slot 4 at the
     // old ballot and must learn the no-op instead.
     net.restart_durable(0);
-    assert_eq!(net.r(0).log()[4].cmds, vec![y]);
+    assert_eq!(net.r(0).log()[4].cmds(), vec![y]);
     net.settle(3);
     net.assert_converged(&[0, 1, 2]);
     assert!(net.committed(0)[4].is_empty());
@@ -726,7 +726,7 @@ fn new_leader_adopts_the_highest_ballot_value() {
     let bv = put(2, 1, "k", "B");
     net.submit(1, 2, bv.clone());
     net.drop_where(|_| true);
-    assert_eq!(net.r(1).log()[0].cmds, vec![bv.clone()]);
+    assert_eq!(net.r(1).log()[0].cmds(), vec![bv.clone()]);
     assert!(net.r(1).log()[0].ballot > net.r(0).log()[0].ballot);
     // Replica 2 campaigns with {2, 0, 1}: the higher report first, then the lower.
     net.be_leader(2);
@@ -737,7 +737,7 @@ fn new_leader_adopts_the_highest_ballot_value() {
     net.deliver_where(|m| is(m, 0, 2, "PrepareReply"));
     assert!(net.r(2).is_leader());
     assert_eq!(
-        net.r(2).log()[0].cmds,
+        net.r(2).log()[0].cmds(),
         vec![bv.clone()],
         "B has the higher ballot"
     );
@@ -1266,8 +1266,8 @@ fn restore_from_the_durable_log_rebuilds_the_replica() {
         assert_eq!(r.log().len(), old.log().len(), "replica {i}");
         for (s, (a, o)) in r.log().iter().zip(old.log()).enumerate() {
             assert_eq!(
-                (a.state, a.ballot, &a.cmds),
-                (o.state, o.ballot, &o.cmds),
+                (a.state, a.ballot, a.cmds()),
+                (o.state, o.ballot, o.cmds()),
                 "replica {i} slot {s}"
             );
         }
@@ -1312,13 +1312,13 @@ fn restarted_leader_does_not_lose_its_own_vote() {
     net.drop_where(|_| true);
     net.crash(0);
     net.restart_durable(0);
-    assert_eq!(net.r(0).log()[0].cmds, vec![a.clone()]);
+    assert_eq!(net.r(0).log()[0].cmds(), vec![a.clone()]);
     // Replica 2 leads with {2, 0}: only 0's log holds A.
     net.be_leader(2);
     net.drop_where(|m| m.1 == 1);
     net.run();
     assert!(net.r(2).is_leader());
-    assert_eq!(net.r(2).log()[0].cmds, vec![a.clone()]);
+    assert_eq!(net.r(2).log()[0].cmds(), vec![a.clone()]);
     net.settle(2);
     net.assert_converged(&[0, 1, 2]);
     assert_eq!(net.committed(1), vec![vec![a]]);
@@ -1443,7 +1443,7 @@ fn stale_leader_learning_a_higher_commit_does_not_commit_its_value_elsewhere() {
     net.submit(0, 1, p.clone());
     net.run();
     assert_eq!(
-        net.r(4).log()[0].cmds,
+        net.r(4).log()[0].cmds(),
         vec![p.clone()],
         "replica 4 accepted the stale value"
     );
@@ -1506,8 +1506,11 @@ fn commit_short_does_not_vouch_for_votes_at_higher_ballots() {
     net.submit(1, 1, x.clone());
     net.run();
     assert_eq!(
-        (net.r(3).log()[0].ballot, &net.r(3).log()[0].cmds),
-        (a, &vec![x.clone()])
+        (
+            net.r(3).log()[0].ballot,
+            net.r(3).log()[0].cmds().into_owned()
+        ),
+        (a, vec![x.clone()])
     );
     // 2 leads at c > a with {2, 4, 5, 6}, which never saw x, and chooses w there.
     net.now += 1_000;
@@ -1593,9 +1596,9 @@ fn leader_does_not_propose_into_a_slot_it_knows_is_chosen() {
     if net.r(0).is_leader() {
         let p = put(1, 1, "p", "p");
         net.submit(0, 1, p.clone());
-        assert_eq!(net.r(0).log()[0].cmds, vec![q.clone()]);
+        assert_eq!(net.r(0).log()[0].cmds(), vec![q.clone()]);
         assert_eq!(net.r(0).log()[0].state, SlotState::Committed);
-        assert_eq!(net.r(0).log()[1].cmds, vec![p.clone()]);
+        assert_eq!(net.r(0).log()[1].cmds(), vec![p.clone()]);
         // (Proposing p into slot 0 would have the heartbeat commit p there at 1 and 2.)
         net.settle(2);
         net.assert_converged(&[0, 1, 2]);

@@ -57,7 +57,7 @@ struct Args {
     #[arg(long)]
     batch: bool,
     /// Most commands in one batched slot.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 4096)]
     batch_max: usize,
     /// Reply to writes after execution (with their outcome) instead of at commit.
     #[arg(long)]
