@@ -11,6 +11,7 @@ use bench::plot::{Chart, Line};
 use bench::report::Report;
 use bench::route::Route;
 use bench::workload::Mix;
+use checker::linear::{Initial, Options};
 use clap::{Args, Parser, Subcommand};
 
 /// Load generator and experiment runner.
@@ -26,9 +27,10 @@ const EXAMPLES: &str = "Examples:
   bench local --replicas 5 --clients 64 --window 4 --duration 20s --out results/p5
   bench local --rate 50000 --duration 10s      open loop, Poisson arrivals
   bench local --flood 1000000 --clients 8      as many requests as the connections take
-  bench local --conflicts 25 --reads 50 --history h.jsonl
+  bench local --conflicts 25 --reads 50 --history h.jsonl   (the history is checked; verdict in report.json)
   bench run --master 10.0.0.1:7087 --clients 32 --duration 30s
-  bench sweep --protocol paxos --clients 1,4,16,64
+  bench sweep --protocol paxos --clients-steps 1,4,16,64
+  bench check h.jsonl                          linearizability of a recorded history
   bench transport                              the transport's ceiling, no protocol";
 
 #[derive(Subcommand, Debug)]
@@ -41,12 +43,26 @@ enum Cmd {
     Sweep(SweepArgs),
     /// Measure the transport itself (framed messages per second, round trip) with no protocol.
     Transport(TransportArgs),
+    /// Check a recorded history (JSON lines, see docs/bench.md) for linearizability.
+    Check(CheckArgs),
     /// (internal) The echo server `bench transport` measures.
     #[command(hide = true)]
     TransportEcho {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// The history file.
+    history: PathBuf,
+    /// Value of every key before the history: absent (a fresh cluster) or any (earlier data).
+    #[arg(long, default_value = "absent", value_parser = ["absent", "any"])]
+    initial: String,
+    /// Search states per key before giving up on it (verdict "undecided").
+    #[arg(long, default_value_t = 2_000_000)]
+    max_states: usize,
 }
 
 #[derive(Args, Debug)]
@@ -317,15 +333,14 @@ pub fn main() -> anyhow::Result<()> {
                 out.join("logs").display()
             );
             let master = cluster.master_addr().to_string();
-            let r = rt.block_on(experiment(
-                &master,
-                &proto,
-                a.cluster.replicas,
-                flags,
-                &spec,
-                a.load.history.as_deref(),
-                &out,
-            ));
+            let target = Target {
+                master: &master,
+                protocol: &proto,
+                replicas: a.cluster.replicas,
+                server_flags: flags,
+                fresh: true,
+            };
+            let r = rt.block_on(experiment(target, &spec, a.load.history.as_deref(), &out));
             drop(cluster); // stops every process, also when the run failed
             r.map(|_| ())
         }
@@ -338,18 +353,18 @@ pub fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("cannot reach the master at {}; is the cluster running (scripts/cluster.sh start)?", a.master))?
                 .replicas
                 .len();
-            rt.block_on(experiment(
-                &a.master,
-                &a.protocol,
-                n,
-                Vec::new(),
-                &spec,
-                a.load.history.as_deref(),
-                &out,
-            ))
-            .map(|_| ())
+            let target = Target {
+                master: &a.master,
+                protocol: &a.protocol,
+                replicas: n,
+                server_flags: Vec::new(),
+                fresh: false,
+            };
+            rt.block_on(experiment(target, &spec, a.load.history.as_deref(), &out))
+                .map(|_| ())
         }
         Cmd::Sweep(a) => sweep(&rt, a),
+        Cmd::Check(a) => check_cmd(a),
         Cmd::TransportEcho { port } => bench::transport_bench::serve_echo(port),
         Cmd::Transport(a) => rt.block_on(transport(a)),
     }
@@ -357,15 +372,29 @@ pub fn main() -> anyhow::Result<()> {
 
 /// Runs one experiment against the group at `master`, with a progress bar, and
 /// writes its files into `out`. Ctrl-C ends the load early; the files are still written.
-async fn experiment(
-    master: &str,
-    protocol: &str,
+/// The group an experiment runs against.
+struct Target<'a> {
+    master: &'a str,
+    protocol: &'a str,
     replicas: usize,
     server_flags: Vec<String>,
+    /// Started empty for this run (keys start absent for the checker).
+    fresh: bool,
+}
+
+async fn experiment(
+    t: Target<'_>,
     spec: &Spec,
     history: Option<&std::path::Path>,
     out: &std::path::Path,
 ) -> anyhow::Result<Report> {
+    let Target {
+        master,
+        protocol,
+        replicas,
+        server_flags,
+        fresh,
+    } = t;
     let route = Arc::new(
         Route::with_master(master)
             .await
@@ -407,7 +436,7 @@ async fn experiment(
         Mode::Flood { .. } => res.elapsed_s,
         _ => spec.duration_s - spec.warmup_s - spec.cooldown_s,
     };
-    let report = Report::new(
+    let mut report = Report::new(
         protocol,
         replicas,
         server_flags,
@@ -416,12 +445,22 @@ async fn experiment(
         measured,
         res.elapsed_s,
     );
-    bench::report::write_run(out, &report, &m)?;
     if let Some(h) = history {
         let f =
             std::fs::File::create(h).with_context(|| format!("cannot write {}", h.display()))?;
         bench::history::write(std::io::BufWriter::new(f), &res.history)?;
+        // A local cluster starts empty; a running one may hold earlier data.
+        let initial = if fresh { Initial::Absent } else { Initial::Any };
+        let c = checker::check(
+            &res.history,
+            &Options {
+                initial,
+                ..Default::default()
+            },
+        );
+        report.checker = Some(serde_json::to_value(&c)?);
     }
+    bench::report::write_run(out, &report, &m)?;
     print!("{}", report.summary());
     println!("  files        {}/report.json, timeseries.csv, latency.hgrm, latency_cdf.png/.svg, throughput.png/.svg", out.display());
     Ok(report)
@@ -476,15 +515,14 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
         for (name, spec) in steps {
             eprintln!("{proto}: {name}");
             let dir = out.join(proto).join(&name);
-            let r = rt.block_on(experiment(
-                cluster.master_addr(),
-                proto,
-                cluster.n(),
-                flags.clone(),
-                &spec,
-                None,
-                &dir,
-            ))?;
+            let target = Target {
+                master: cluster.master_addr(),
+                protocol: proto,
+                replicas: cluster.n(),
+                server_flags: flags.clone(),
+                fresh: false, // one cluster serves every step
+            };
+            let r = rt.block_on(experiment(target, &spec, None, &dir))?;
             p50.push((r.throughput_ops_s, r.latency_us.p50));
             p99.push((r.throughput_ops_s, r.latency_us.p99));
             rows.push((proto.clone(), name, r));
@@ -597,4 +635,49 @@ async fn transport(a: TransportArgs) -> anyhow::Result<()> {
         fm.ok as f64 / flood.elapsed_s, a.clients, rl.p50, rl.p99);
     println!("  file {}/transport.json", out.display());
     Ok(())
+}
+
+/// `bench check`: exit status 0 when linearizable, 1 on a violation, 2 when undecided.
+fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
+    let f = std::fs::File::open(&a.history)
+        .with_context(|| format!("cannot open {}", a.history.display()))?;
+    let records = checker::history::read(std::io::BufReader::new(f))?;
+    let initial = if a.initial == "any" {
+        Initial::Any
+    } else {
+        Initial::Absent
+    };
+    let t = std::time::Instant::now();
+    let r = checker::check(
+        &records,
+        &Options {
+            initial,
+            max_states: a.max_states,
+        },
+    );
+    println!(
+        "{:?}: {} operations ({} constraining) on {} keys, {} search states, {:.2} s{}",
+        r.verdict,
+        r.operations,
+        r.checked,
+        r.keys,
+        r.states,
+        t.elapsed().as_secs_f64(),
+        if r.keys_undecided > 0 {
+            format!(", {} keys undecided (raise --max-states)", r.keys_undecided)
+        } else {
+            String::new()
+        }
+    );
+    if let Some(v) = &r.violation {
+        println!("counterexample: {}", v.explanation);
+        for op in &v.operations {
+            println!("  {}", serde_json::to_string(op)?);
+        }
+    }
+    match r.verdict {
+        checker::Verdict::Ok => Ok(()),
+        checker::Verdict::Violation => std::process::exit(1),
+        checker::Verdict::Undecided => std::process::exit(2),
+    }
 }

@@ -5,7 +5,8 @@
 //!   per client;
 //! - [`stats`]: per-client HdrHistograms merged at the end, counters, time series;
 //! - [`report`] and [`plot`]: `report.json`, CSV, `.hgrm`, PNG and SVG plots;
-//! - [`history`]: every operation as a JSON line, for the checker;
+//! - [`history`]: every operation as a JSON line, for the checker (the format
+//!   lives in the `checker` crate);
 //! - [`local`]: a local cluster of real processes;
 //! - [`route`]: leader discovery shared by the clients of a run;
 //! - [`transport_bench`]: the transport's own ceiling, with no protocol.
@@ -13,7 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod driver;
-pub mod history;
+pub use checker::history;
 pub mod local;
 pub mod plot;
 pub mod report;

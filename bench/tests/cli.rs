@@ -72,6 +72,8 @@ fn local_run_writes_report_csv_hgrm_plots_and_history() {
             "2",
             "--reads",
             "30",
+            "--keys",
+            "20",
             "--out",
             out.to_str().unwrap(),
             "--history",
@@ -116,6 +118,38 @@ fn local_run_writes_report_csv_hgrm_plots_and_history() {
     assert!(recs
         .iter()
         .all(|r| r.outcome == bench::history::Outcome::Ok));
+    // Every recorded history is checked, and the verdict is in the report.
+    assert_eq!(r["checker"]["verdict"], "ok", "{}", r["checker"]);
+    assert!(r["checker"]["checked"].as_u64().unwrap() >= r["ops_ok"].as_u64().unwrap());
+    assert!(stdout.contains("checker"), "{stdout}");
+    // `bench check` agrees on the file, and rejects a doctored copy.
+    let ok = Command::new(bench_bin())
+        .args(["check", hist.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let mut doctored = recs.clone();
+    let i = doctored
+        .iter()
+        .position(|r| r.op == "get" && r.value.is_some())
+        .expect("a get that read a value");
+    doctored[i].value = Some("never-written".into());
+    let bad = dir.path().join("bad.jsonl");
+    bench::history::write(std::fs::File::create(&bad).unwrap(), &doctored).unwrap();
+    let out = Command::new(bench_bin())
+        .args(["check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Violation") && text.contains("never-written"),
+        "{text}"
+    );
 }
 
 #[test]

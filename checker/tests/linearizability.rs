@@ -1,0 +1,374 @@
+//! The checker on hand-written histories, and against a brute-force oracle.
+
+use checker::history::{Outcome, Record};
+use checker::linear::{check, Initial, Options, Verdict};
+use proptest::prelude::*;
+
+fn rec(op: &str, value: Option<&str>, invoke: u64, ret: Option<u64>, outcome: Outcome) -> Record {
+    Record {
+        client: invoke,
+        seq: invoke,
+        op: op.into(),
+        key: "k".into(),
+        value: value.map(String::from),
+        expected: None,
+        swapped: None,
+        invoke_ns: invoke,
+        return_ns: ret,
+        outcome,
+    }
+}
+fn ok(op: &str, value: Option<&str>, invoke: u64, ret: u64) -> Record {
+    rec(op, value, invoke, Some(ret), Outcome::Ok)
+}
+fn cas(
+    expected: Option<&str>,
+    new: &str,
+    swapped: Option<bool>,
+    invoke: u64,
+    ret: Option<u64>,
+) -> Record {
+    let outcome = if ret.is_some() {
+        Outcome::Ok
+    } else {
+        Outcome::Unknown
+    };
+    Record {
+        expected: expected.map(String::from),
+        swapped,
+        ..rec("cas", Some(new), invoke, ret, outcome)
+    }
+}
+fn verdict(h: &[Record]) -> Verdict {
+    check(h, &Options::default()).verdict
+}
+
+#[test]
+fn sequential_history_is_ok_and_a_stale_read_is_not() {
+    let h = vec![
+        ok("put", Some("a"), 0, 1),
+        ok("get", Some("a"), 2, 3),
+        ok("put", Some("b"), 4, 5),
+        ok("get", Some("b"), 6, 7),
+    ];
+    assert_eq!(verdict(&h), Verdict::Ok);
+    let stale = vec![
+        ok("put", Some("a"), 0, 1),
+        ok("put", Some("b"), 2, 3),
+        ok("get", Some("a"), 4, 5),
+    ];
+    let r = check(&stale, &Options::default());
+    assert_eq!(r.verdict, Verdict::Violation);
+    let ce = r.violation.unwrap();
+    assert_eq!(ce.key, "k");
+    assert!(!ce.operations.is_empty() && ce.explanation.contains("real time"));
+}
+
+#[test]
+fn concurrent_operations_may_go_either_way() {
+    // The read overlaps the write: old or new value are both fine.
+    for seen in [None, Some("a")] {
+        let h = vec![ok("put", Some("a"), 0, 10), ok("get", seen, 5, 6)];
+        assert_eq!(verdict(&h), Verdict::Ok, "read {seen:?}");
+    }
+    // But two reads in sequence may not see new then old.
+    let h = vec![
+        ok("put", Some("a"), 0, 10),
+        ok("get", Some("a"), 1, 2),
+        ok("get", None, 3, 4),
+    ];
+    assert_eq!(verdict(&h), Verdict::Violation);
+}
+
+#[test]
+fn failed_writes_never_happened_and_unknown_ones_may_have() {
+    let failed = vec![
+        rec("put", Some("x"), 0, None, Outcome::Fail),
+        ok("get", Some("x"), 5, 6),
+    ];
+    assert_eq!(verdict(&failed), Verdict::Violation);
+    let unknown = vec![
+        rec("put", Some("x"), 0, None, Outcome::Unknown),
+        ok("get", Some("x"), 5, 6),
+    ];
+    assert_eq!(verdict(&unknown), Verdict::Ok);
+    let never = vec![
+        rec("put", Some("x"), 0, None, Outcome::Unknown),
+        ok("get", None, 5, 6),
+    ];
+    assert_eq!(verdict(&never), Verdict::Ok);
+    // It may take effect late, but only once: absent, x, absent again needs a second write.
+    let flicker = vec![
+        rec("put", Some("x"), 0, None, Outcome::Unknown),
+        ok("get", Some("x"), 5, 6),
+        ok("get", None, 7, 8),
+    ];
+    assert_eq!(verdict(&flicker), Verdict::Violation);
+    // An unknown write cannot take effect before it was invoked.
+    let early = vec![
+        ok("get", Some("x"), 0, 1),
+        rec("put", Some("x"), 5, None, Outcome::Unknown),
+    ];
+    assert_eq!(verdict(&early), Verdict::Violation);
+}
+
+#[test]
+fn compare_and_swap_and_delete() {
+    let h = vec![
+        ok("put", Some("a"), 0, 1),
+        cas(Some("a"), "b", Some(true), 2, Some(3)),
+        cas(Some("a"), "c", Some(false), 4, Some(5)),
+        ok("get", Some("b"), 6, 7),
+        ok("delete", None, 8, 9),
+        cas(None, "d", Some(true), 10, Some(11)),
+        ok("get", Some("d"), 12, 13),
+    ];
+    assert_eq!(verdict(&h), Verdict::Ok);
+    let wrong = vec![
+        ok("put", Some("a"), 0, 1),
+        cas(Some("a"), "b", Some(false), 2, Some(3)),
+    ];
+    assert_eq!(verdict(&wrong), Verdict::Violation);
+}
+
+#[test]
+fn keys_are_independent_and_an_unknown_start_binds_on_the_first_read() {
+    let mut h = vec![ok("put", Some("a"), 0, 1), ok("get", Some("a"), 2, 3)];
+    let mut other = ok("get", Some("z"), 0, 1);
+    other.key = "other".into();
+    h.push(other);
+    assert_eq!(verdict(&h), Verdict::Violation, "a fresh store has no 'z'");
+    let any = Options {
+        initial: Initial::Any,
+        ..Default::default()
+    };
+    assert_eq!(check(&h, &any).verdict, Verdict::Ok);
+    let r = check(&h, &any);
+    assert_eq!((r.keys, r.operations), (2, 3));
+}
+
+#[test]
+fn too_much_concurrency_is_undecided_not_wrong() {
+    // 200 writes all overlapping each other exceed the search window.
+    let h: Vec<Record> = (0..200)
+        .map(|i| ok("put", Some(&format!("v{i}")), i, 1_000 + i))
+        .collect();
+    assert_eq!(verdict(&h), Verdict::Undecided);
+}
+
+#[test]
+fn a_long_sequential_history_is_fast() {
+    let mut h = Vec::new();
+    for i in 0..200_000u64 {
+        let v = format!("v{}", i % 7);
+        h.push(ok("put", Some(&v), 4 * i, 4 * i + 1));
+        h.push(ok("get", Some(&v), 4 * i + 2, 4 * i + 3));
+    }
+    let t = std::time::Instant::now();
+    assert_eq!(verdict(&h), Verdict::Ok);
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+}
+
+// ---------------------------------------------------------------------------
+// Brute force: every subset of the optional operations, every order.
+
+#[derive(Debug, Clone)]
+struct BOp {
+    op: u8, // 0 put, 1 get, 2 delete, 3 cas
+    value: Option<u8>,
+    expected: Option<u8>,
+    swapped: Option<bool>,
+    invoke: u64,
+    ret: Option<u64>,
+    outcome: Outcome,
+}
+
+fn brute(ops: &[BOp]) -> bool {
+    // Drop what never happened or says nothing, as the checker's documented rules say.
+    let ops: Vec<&BOp> = ops
+        .iter()
+        .filter(|o| o.outcome != Outcome::Fail && !(o.op == 1 && o.outcome == Outcome::Unknown))
+        .collect();
+    let optional: Vec<usize> = (0..ops.len())
+        .filter(|i| ops[*i].outcome == Outcome::Unknown)
+        .collect();
+    for subset in 0..(1u32 << optional.len()) {
+        let chosen: Vec<usize> = (0..ops.len())
+            .filter(|i| {
+                ops[*i].outcome == Outcome::Ok
+                    || optional
+                        .iter()
+                        .position(|o| o == i)
+                        .is_some_and(|b| subset >> b & 1 == 1)
+            })
+            .collect();
+        if permutations_ok(
+            &ops,
+            &chosen,
+            &mut Vec::new(),
+            &mut vec![false; chosen.len()],
+        ) {
+            return true;
+        }
+    }
+    false
+}
+
+fn permutations_ok(
+    ops: &[&BOp],
+    chosen: &[usize],
+    order: &mut Vec<usize>,
+    used: &mut Vec<bool>,
+) -> bool {
+    if order.len() == chosen.len() {
+        return legal(ops, order);
+    }
+    for k in 0..chosen.len() {
+        if !used[k] {
+            used[k] = true;
+            order.push(chosen[k]);
+            if permutations_ok(ops, chosen, order, used) {
+                return true;
+            }
+            order.pop();
+            used[k] = false;
+        }
+    }
+    false
+}
+
+fn legal(ops: &[&BOp], order: &[usize]) -> bool {
+    // Real time: if a returned before b was invoked, a comes first.
+    for (x, &a) in order.iter().enumerate() {
+        for &b in &order[..x] {
+            if ops[a].ret.is_some_and(|r| r < ops[b].invoke) {
+                return false;
+            }
+        }
+    }
+    let mut v: Option<u8> = None;
+    for &i in order {
+        let o = ops[i];
+        match o.op {
+            0 => v = o.value,
+            1 => {
+                if v != o.value {
+                    return false;
+                }
+            }
+            2 => v = None,
+            _ => {
+                let hit = v == o.expected;
+                match o.swapped {
+                    Some(s) if s != hit => return false,
+                    _ => {}
+                }
+                if hit {
+                    v = o.value;
+                }
+            }
+        }
+    }
+    true
+}
+
+fn to_record(o: &BOp) -> Record {
+    let s = |v: Option<u8>| v.map(|x| format!("v{x}"));
+    Record {
+        client: 1,
+        seq: o.invoke,
+        op: ["put", "get", "delete", "cas"][o.op as usize].into(),
+        key: "k".into(),
+        value: if o.op == 2 { None } else { s(o.value) },
+        expected: if o.op == 3 { s(o.expected) } else { None },
+        swapped: if o.op == 3 { o.swapped } else { None },
+        invoke_ns: o.invoke,
+        return_ns: o.ret,
+        outcome: o.outcome,
+    }
+}
+
+/// A history from a real sequential execution at random points (linearizable
+/// unless `mutate` changes an answer), or fully random.
+fn history() -> impl Strategy<Value = Vec<BOp>> {
+    let op = (
+        0u8..4,
+        proptest::option::of(0u8..3),
+        proptest::option::of(0u8..3),
+        0u64..30,
+        1u64..15,
+        0u8..10,
+    );
+    (
+        proptest::collection::vec(op, 1..7),
+        any::<bool>(),
+        any::<u8>(),
+    )
+        .prop_map(|(raw, real, mutate)| {
+            let mut ops: Vec<BOp> = raw
+                .iter()
+                .map(|&(op, value, expected, start, len, o)| BOp {
+                    op,
+                    value: if op == 1 { None } else { value.or(Some(0)) },
+                    expected,
+                    swapped: None,
+                    invoke: start,
+                    ret: Some(start + len),
+                    outcome: match o {
+                        0 => Outcome::Fail,
+                        1 => Outcome::Unknown,
+                        _ => Outcome::Ok,
+                    },
+                })
+                .collect();
+            // Execute at a point inside each interval, in point order, to fill in answers.
+            let mut order: Vec<usize> = (0..ops.len()).collect();
+            order.sort_by_key(|i| (ops[*i].invoke + ops[*i].ret.unwrap()) / 2 * 16 + *i as u64);
+            let mut v: Option<u8> = None;
+            for i in order {
+                let o = &mut ops[i];
+                if o.outcome == Outcome::Fail {
+                    continue;
+                }
+                match o.op {
+                    0 => v = o.value,
+                    1 => o.value = v,
+                    2 => v = None,
+                    _ => {
+                        let hit = v == o.expected;
+                        o.swapped = Some(hit);
+                        if hit {
+                            v = o.value;
+                        }
+                    }
+                }
+            }
+            for o in &mut ops {
+                if o.outcome == Outcome::Unknown {
+                    o.ret = None;
+                    if o.op == 3 {
+                        o.swapped = None;
+                    }
+                }
+            }
+            if !real || mutate % 3 == 0 {
+                let i = mutate as usize % ops.len();
+                match ops[i].op {
+                    1 => ops[i].value = ops[i].value.map_or(Some(2), |x| Some((x + 1) % 3)),
+                    3 => ops[i].swapped = ops[i].swapped.map(|b| !b),
+                    _ => ops[i].value = ops[i].value.map(|x| (x + 1) % 3),
+                }
+            }
+            ops
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+    #[test]
+    fn agrees_with_brute_force(ops in history()) {
+        let records: Vec<Record> = ops.iter().map(to_record).collect();
+        let expect = if brute(&ops) { Verdict::Ok } else { Verdict::Violation };
+        prop_assert_eq!(verdict(&records), expect, "history: {:?}", ops);
+    }
+}
