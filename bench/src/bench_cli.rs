@@ -31,6 +31,8 @@ const EXAMPLES: &str = "Examples:
   bench run --master 10.0.0.1:7087 --clients 32 --duration 30s
   bench sweep --protocol paxos --clients-steps 1,4,16,64
   bench check h.jsonl                          linearizability of a recorded history
+  bench sim --protocol paxos --seeds 1..1000   the deterministic simulator; prints failing seeds
+  bench sim --seed 17 --trace                  replay one seed, event by event
   bench transport                              the transport's ceiling, no protocol";
 
 #[derive(Subcommand, Debug)]
@@ -43,6 +45,8 @@ enum Cmd {
     Sweep(SweepArgs),
     /// Measure the transport itself (framed messages per second, round trip) with no protocol.
     Transport(TransportArgs),
+    /// Run protocol cores in the deterministic simulator over many seeds (or replay one).
+    Sim(SimArgs),
     /// Check a recorded history (JSON lines, see docs/bench.md) for linearizability.
     Check(CheckArgs),
     /// (internal) The echo server `bench transport` measures.
@@ -51,6 +55,46 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+}
+
+#[derive(Args, Debug)]
+struct SimArgs {
+    /// Protocol to simulate.
+    #[arg(long, default_value = "paxos", value_parser = ["paxos"])]
+    protocol: String,
+    /// Seeds to run, as FIRST..LAST (inclusive) or one number.
+    #[arg(long, default_value = "1..500", conflicts_with = "seed")]
+    seeds: String,
+    /// Replay one seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// With --seed: print every event.
+    #[arg(long, requires = "seed")]
+    trace: bool,
+    /// Replicas.
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// Virtual time with faults (then everything heals and settles).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    duration: f64,
+    /// Closed-loop simulated clients.
+    #[arg(long, default_value_t = 3)]
+    clients: usize,
+    /// Keys they use.
+    #[arg(long, default_value_t = 3)]
+    keys: u64,
+    /// Probability a message is lost.
+    #[arg(long, default_value_t = 0.02)]
+    drop: f64,
+    /// Replicas restart without their persisted state (recovery instead of replay).
+    #[arg(long)]
+    no_durable: bool,
+    /// No crashes.
+    #[arg(long)]
+    no_crashes: bool,
+    /// No partitions.
+    #[arg(long)]
+    no_partitions: bool,
 }
 
 #[derive(Args, Debug)]
@@ -365,6 +409,7 @@ pub fn main() -> anyhow::Result<()> {
         }
         Cmd::Sweep(a) => sweep(&rt, a),
         Cmd::Check(a) => check_cmd(a),
+        Cmd::Sim(a) => sim_cmd(a),
         Cmd::TransportEcho { port } => bench::transport_bench::serve_echo(port),
         Cmd::Transport(a) => rt.block_on(transport(a)),
     }
@@ -680,4 +725,85 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
         checker::Verdict::Violation => std::process::exit(1),
         checker::Verdict::Undecided => std::process::exit(2),
     }
+}
+
+/// `bench sim`: exit status 0 when every seed passed, 1 otherwise.
+fn sim_cmd(a: SimArgs) -> anyhow::Result<()> {
+    let config = |seed: u64| sim::Config {
+        n: a.replicas,
+        duration_ns: (a.duration * 1e9) as u64,
+        clients: a.clients,
+        keys: a.keys,
+        drop: a.drop,
+        crashes: !a.no_crashes,
+        partitions: !a.no_partitions,
+        durable: !a.no_durable,
+        ..sim::Config::new(seed)
+    };
+    if let Some(seed) = a.seed {
+        let r = sim::run::<paxos::Replica>(&config(seed), a.trace);
+        let mut out = std::io::stdout().lock();
+        for line in &r.trace {
+            // A reader that stops early (`| head`) is not an error.
+            if std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes()).is_err() {
+                return Ok(());
+            }
+        }
+        drop(out);
+        print_sim(&r);
+        if !r.ok() {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    let (first, last) = match a.seeds.split_once("..") {
+        Some((f, l)) => (f.trim().parse::<u64>()?, l.trim().parse::<u64>()?),
+        None => {
+            let s = a.seeds.trim().parse::<u64>()?;
+            (s, s)
+        }
+    };
+    anyhow::ensure!(first <= last, "--seeds FIRST..LAST needs FIRST <= LAST");
+    let t = std::time::Instant::now();
+    let mut failed = Vec::new();
+    let (mut events, mut acked) = (0, 0);
+    for seed in first..=last {
+        let r = sim::run::<paxos::Replica>(&config(seed), false);
+        events += r.events;
+        acked += r.acked;
+        if !r.ok() {
+            print_sim(&r);
+            failed.push(seed);
+        }
+    }
+    println!(
+        "{} seeds, {} failed{}; {events} events, {acked} operations acknowledged, {:.1} s",
+        last - first + 1,
+        failed.len(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({failed:?}; replay with bench sim --seed N --trace)")
+        },
+        t.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn print_sim(r: &sim::Report) {
+    let what = match (&r.violation, &r.checker.violation) {
+        (Some(v), _) => v.clone(),
+        (None, Some(c)) => format!("history not linearizable: {}", c.explanation),
+        (None, None) if r.checker.verdict != checker::Verdict::Ok => {
+            format!("checker: {:?}", r.checker.verdict)
+        }
+        _ => "ok".into(),
+    };
+    println!(
+        "seed {}: {what} ({} events, {} operations acknowledged)",
+        r.seed, r.events, r.acked
+    );
 }

@@ -10,7 +10,8 @@ fn bench_bin() -> PathBuf {
     b
 }
 
-/// Runs `bench ARGS` with a time limit; returns its stdout.
+/// Runs `bench ARGS` with a time limit; returns its stdout (read while it
+/// runs, so a large output cannot fill the pipe and stall it).
 fn run(args: &[&str], limit: Duration) -> String {
     let mut child = Command::new(bench_bin())
         .args(args)
@@ -18,11 +19,16 @@ fn run(args: &[&str], limit: Duration) -> String {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+        out
+    });
     let deadline = Instant::now() + limit;
     loop {
         if let Some(st) = child.try_wait().unwrap() {
-            let mut out = String::new();
-            std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+            let out = reader.join().unwrap();
             assert!(st.success(), "bench {args:?} failed: {out}");
             return out;
         }
@@ -30,7 +36,7 @@ fn run(args: &[&str], limit: Duration) -> String {
             let _ = child.kill();
             panic!("bench {args:?} took longer than {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -210,4 +216,14 @@ fn bad_arguments_are_clear_errors() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("master"));
+}
+
+#[test]
+fn sim_runs_seeds_and_replays_one() {
+    let out = run(&["sim", "--seeds", "1..20"], Duration::from_secs(60));
+    assert!(out.contains("20 seeds, 0 failed"), "{out}");
+    let a = run(&["sim", "--seed", "7", "--trace"], Duration::from_secs(30));
+    let b = run(&["sim", "--seed", "7", "--trace"], Duration::from_secs(30));
+    assert_eq!(a, b, "a seed must replay exactly");
+    assert!(a.lines().count() > 1000 && a.contains("Accept") && a.contains("seed 7: ok"));
 }

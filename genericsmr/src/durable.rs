@@ -241,6 +241,13 @@ impl DurableLog {
     }
 }
 
+/// The records of a buffer of framed records (as [`frame_record`] writes
+/// them); the simulator keeps a replica's "disk" this way.
+pub fn parse_records(data: &[u8]) -> Result<Vec<Bytes>, DurableError> {
+    let (replay, _) = scan(data, Path::new("<memory>"))?;
+    Ok(replay.records)
+}
+
 fn scan(data: &[u8], path: &Path) -> Result<(Replay, u64), DurableError> {
     let mut off = 0usize;
     let mut records = Vec::new();

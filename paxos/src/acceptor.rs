@@ -62,7 +62,8 @@ impl Replica {
         if self.is_recovering() || !self.sane_ballot(from, m.ballot) {
             return;
         }
-        let refuse = m.ballot < self.promised || (m.ballot == self.promised && self.is_leader());
+        let refuse = (m.ballot < self.promised && !self.cfg.broken_accept_below_promise)
+            || (m.ballot == self.promised && self.is_leader());
         if refuse || !self.slot_in_window(m.slot) {
             let r = AcceptReply {
                 ballot: m.ballot,

@@ -89,3 +89,31 @@ impl Replica {
         );
     }
 }
+
+impl Replica {
+    /// Delivers any peer message (what the runtime's typed channels do one
+    /// type at a time; the simulator uses this).
+    pub fn handle_peer(&mut self, now: u64, from: u8, m: PaxosMsg, fx: &mut Effects<PaxosMsg>) {
+        match m {
+            PaxosMsg::Prepare(m) => self.handle_prepare(now, from, m, fx),
+            PaxosMsg::PrepareReply(m) => self.handle_prepare_reply(now, from, m, fx),
+            PaxosMsg::Accept(m) => self.handle_accept(now, from, m, fx),
+            PaxosMsg::AcceptReply(m) => self.handle_accept_reply(now, from, m, fx),
+            PaxosMsg::Commit(m) => self.handle_commit(now, from, m, fx),
+            PaxosMsg::CommitShort(m) => self.handle_commit_short(now, from, m, fx),
+            PaxosMsg::CatchupRequest(m) => self.handle_catchup_request(now, from, m, fx),
+            PaxosMsg::CatchupReply(m) => self.handle_catchup_reply(now, from, m, fx),
+            PaxosMsg::RecoveryQuery(m) => self.handle_recovery_query(now, from, m, fx),
+            PaxosMsg::RecoveryInfo(m) => self.handle_recovery_info(now, from, m, fx),
+        }
+    }
+
+    /// The commands of every committed slot, by slot (for the simulator's agreement check).
+    pub fn committed_slots(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.log
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state == SlotState::Committed)
+            .map(|(i, s)| (i as u64, s.hash()))
+    }
+}

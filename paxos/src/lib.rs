@@ -23,6 +23,7 @@ mod leader;
 pub mod messages;
 mod replica;
 pub mod runtime;
+mod simulated;
 
 pub use acceptor::MAX_SLOT_GAP;
 pub use replica::{Config, Replica, Slot, SlotState};

@@ -50,6 +50,10 @@ pub struct Config {
     /// A batched slot closes once its commands reach this many bytes, so every
     /// Accept fits in a peer frame.
     pub max_batch_bytes: usize,
+    /// Deliberately breaks Paxos: acceptors accept below their promise. It
+    /// exists so tests can show the simulator and the checker catch a broken
+    /// protocol; no binary can set it.
+    pub broken_accept_below_promise: bool,
 }
 
 impl Config {
@@ -68,6 +72,7 @@ impl Config {
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
             max_batch_bytes: 4 << 20,
+            broken_accept_below_promise: false,
         }
     }
 
@@ -408,7 +413,11 @@ impl Replica {
         }
         self.pending.clear();
         let hint = self.leader_hint.filter(|h| *h != self.cfg.id);
-        for ((client, seq), conn) in self.waiting.drain() {
+        // In a fixed order: a core's effects must not depend on hash seeds, so
+        // that a simulated run replays exactly from its seed.
+        let mut waiting: Vec<_> = self.waiting.drain().collect();
+        waiting.sort_unstable();
+        for ((client, seq), conn) in waiting {
             fx.reply(conn, reject(client, seq, ReplyStatus::NotLeader, hint));
         }
     }

@@ -1,0 +1,56 @@
+//! The Multi-Paxos core under the deterministic simulator.
+
+use genericsmr::effects::Effects;
+use genericsmr::messages::{Propose, StatusReply};
+use genericsmr::{ConnId, ReplicaId};
+use sim::{Boot, SimReplica};
+
+use crate::messages::PaxosMsg;
+use crate::replica::{Config, Replica};
+
+impl SimReplica for Replica {
+    type Msg = PaxosMsg;
+
+    fn boot(id: ReplicaId, n: usize, boot: Boot, now: u64, fx: &mut Effects<PaxosMsg>) -> Self {
+        let mut r = Replica::new(Config::new(id, n));
+        match boot {
+            Boot::Fresh => {}
+            // Our own records: they decode (a failure here is a bug worth a loud stop).
+            Boot::Durable(records) => r.restore(&records).expect("replaying the simulated disk"),
+            Boot::Amnesia => r.start_recovery(now, fx),
+        }
+        r
+    }
+
+    fn propose(&mut self, now: u64, client: ConnId, p: Propose, fx: &mut Effects<PaxosMsg>) {
+        self.handle_propose(now, client, p, fx)
+    }
+
+    fn deliver(&mut self, now: u64, from: ReplicaId, m: PaxosMsg, fx: &mut Effects<PaxosMsg>) {
+        self.handle_peer(now, from, m, fx)
+    }
+
+    fn tick(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        Replica::tick(self, now, fx)
+    }
+
+    fn flush(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        Replica::flush(self, now, fx)
+    }
+
+    fn be_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        self.handle_be_leader(now, fx)
+    }
+
+    fn status(&self) -> StatusReply {
+        Replica::status(self, 0)
+    }
+
+    fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
+        let slots = self.log().iter().enumerate().skip(from as usize);
+        slots
+            .filter(|(_, s)| s.state == crate::SlotState::Committed)
+            .map(|(i, s)| (i as u64, s.hash()))
+            .collect()
+    }
+}

@@ -1,0 +1,730 @@
+//! # sim: deterministic simulation of protocol cores
+//!
+//! The same pure cores the servers run, driven by an in-memory network and
+//! virtual time, everything drawn from one seed: a failing seed replays
+//! exactly. The engine plays the network (delay, loss, duplication,
+//! partitions), the disks (what a core persisted survives a crash when the run
+//! is durable), the master (it asks a live, up-to-date replica to lead when no
+//! leader is alive) and closed-loop clients that retry with the same
+//! (client id, seq) and record a history.
+//!
+//! After every event it checks that no two replicas committed different values
+//! in the same slot. At the end it heals everything, lets the group settle,
+//! checks that the replicas converged, and runs the linearizability checker on
+//! the clients' history (which also catches a lost acknowledged write).
+//!
+//! A protocol plugs in by implementing [`SimReplica`].
+
+#![warn(missing_docs)]
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt::Debug;
+
+use bytes::{Bytes, BytesMut};
+use checker::history::{Outcome, Record};
+use genericsmr::command::Command;
+use genericsmr::effects::{Dest, Effects, Reply};
+use genericsmr::messages::{role, Propose, ProposeReply, ReplyStatus, StatusReply};
+use genericsmr::{ConnId, ReplicaId};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// How a replica (re)starts.
+#[derive(Debug, Clone)]
+pub enum Boot {
+    /// For the first time.
+    Fresh,
+    /// After a crash, with the records it had persisted.
+    Durable(Vec<Bytes>),
+    /// After a crash, with nothing: it must recover before voting.
+    Amnesia,
+}
+
+/// What the simulator needs of a protocol core.
+pub trait SimReplica: Sized {
+    /// The protocol's peer message.
+    type Msg: Clone + Debug;
+    /// Starts replica `id` of `n`.
+    fn boot(id: ReplicaId, n: usize, boot: Boot, now: u64, fx: &mut Effects<Self::Msg>) -> Self;
+    /// A client proposal arriving on connection `client`.
+    fn propose(&mut self, now: u64, client: ConnId, p: Propose, fx: &mut Effects<Self::Msg>);
+    /// A peer message.
+    fn deliver(&mut self, now: u64, from: ReplicaId, m: Self::Msg, fx: &mut Effects<Self::Msg>);
+    /// Timers.
+    fn tick(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
+    /// End of a burst of events.
+    fn flush(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
+    /// The master asks this replica to lead.
+    fn be_leader(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
+    /// Role, ballot, commit index, digest.
+    fn status(&self) -> StatusReply;
+    /// (slot, hash of its value) of every committed slot at or after `from`.
+    fn committed_from(&self, from: u64) -> Vec<(u64, u64)>;
+}
+
+/// One simulation's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Replicas.
+    pub n: usize,
+    /// The seed every random choice comes from.
+    pub seed: u64,
+    /// Virtual time with clients and faults, nanoseconds; then everything heals and settles.
+    pub duration_ns: u64,
+    /// Closed-loop clients.
+    pub clients: usize,
+    /// Keys the clients use (few keys: more contention).
+    pub keys: u64,
+    /// Probability that a message is lost.
+    pub drop: f64,
+    /// Probability that a message is delivered twice.
+    pub dup: f64,
+    /// One-way delay range, nanoseconds (reordering comes from the spread).
+    pub delay_ns: (u64, u64),
+    /// Crash and restart replicas (at most F at a time).
+    pub crashes: bool,
+    /// Partition the replicas now and then.
+    pub partitions: bool,
+    /// Replicas keep what they persist across crashes; otherwise they restart empty.
+    pub durable: bool,
+    /// Stop (as a failure) after this many events.
+    pub max_events: u64,
+    /// Probability, at each master check (every 50 ms), that the master wrongly
+    /// suspects a live leader and asks another replica to lead.
+    pub suspicion: f64,
+    /// Check after every event that no two replicas committed different values
+    /// in one slot. Off, only the clients' history judges the run (to show the
+    /// checker catches what the invariant would).
+    pub check_agreement: bool,
+}
+
+impl Config {
+    /// A faulty default: 3 replicas, 3 clients, 3 keys, 2 s of faults.
+    pub fn new(seed: u64) -> Self {
+        Config {
+            n: 3,
+            seed,
+            duration_ns: 2_000_000_000,
+            clients: 3,
+            keys: 3,
+            drop: 0.02,
+            dup: 0.01,
+            delay_ns: (50_000, 2_000_000),
+            crashes: true,
+            partitions: true,
+            durable: true,
+            max_events: 2_000_000,
+            suspicion: 0.02,
+            check_agreement: true,
+        }
+    }
+}
+
+/// What a simulation found.
+#[derive(Debug)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Operations the clients got answered.
+    pub acked: u64,
+    /// The first broken invariant, if any.
+    pub violation: Option<String>,
+    /// The checker's report on the clients' history.
+    pub checker: checker::Report,
+    /// The event trace, when asked for.
+    pub trace: Vec<String>,
+}
+
+impl Report {
+    /// Whether every check passed.
+    pub fn ok(&self) -> bool {
+        self.violation.is_none() && self.checker.verdict == checker::Verdict::Ok
+    }
+}
+
+enum Kind<M> {
+    Deliver {
+        from: ReplicaId,
+        to: ReplicaId,
+        msg: M,
+    },
+    Propose {
+        client: usize,
+        to: ReplicaId,
+        cmd: Command,
+    },
+    Reply {
+        client: usize,
+        reply: ProposeReply,
+    },
+    Tick(ReplicaId),
+    ClientTimer(usize),
+    Crash,
+    Restart(ReplicaId),
+    Partition,
+    Heal,
+    Master,
+}
+
+struct Event<M> {
+    time: u64,
+    seq: u64,
+    kind: Kind<M>,
+}
+
+impl<M> PartialEq for Event<M> {
+    fn eq(&self, o: &Self) -> bool {
+        (self.time, self.seq) == (o.time, o.seq)
+    }
+}
+impl<M> Eq for Event<M> {}
+impl<M> PartialOrd for Event<M> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+/// Earliest first (the heap is a max-heap), ties by insertion order.
+impl<M> Ord for Event<M> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.time, o.seq).cmp(&(self.time, self.seq))
+    }
+}
+
+struct Node<R> {
+    core: Option<R>,
+    disk: BytesMut,
+    checked_upto: u64,
+}
+
+struct Client {
+    id: u64,
+    seq: u64,
+    target: ReplicaId,
+    op: Option<(Command, u64, u64)>, // command, invoked at, last sent at
+}
+
+const TICK: u64 = 5_000_000;
+const MASTER_EVERY: u64 = 50_000_000;
+const ATTEMPT: u64 = 300_000_000;
+const GIVE_UP: u64 = 3_000_000_000;
+const SETTLE: u64 = 4_000_000_000;
+
+struct Sim<R: SimReplica> {
+    cfg: Config,
+    rng: SmallRng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Event<R::Msg>>,
+    nodes: Vec<Node<R>>,
+    /// side[i]: which side of the current partition replica i is on.
+    side: Vec<u8>,
+    clients: Vec<Client>,
+    history: Vec<Record>,
+    chosen: HashMap<u64, (u64, ReplicaId)>,
+    asked: Option<(ReplicaId, u64)>,
+    violation: Option<String>,
+    trace: Option<Vec<String>>,
+    acked: u64,
+    fx: Effects<R::Msg>,
+}
+
+/// Runs one simulation.
+pub fn run<R: SimReplica>(cfg: &Config, trace: bool) -> Report {
+    let mut s: Sim<R> = Sim {
+        cfg: cfg.clone(),
+        rng: SmallRng::seed_from_u64(cfg.seed),
+        now: 0,
+        seq: 0,
+        queue: BinaryHeap::new(),
+        nodes: (0..cfg.n)
+            .map(|_| Node {
+                core: None,
+                disk: BytesMut::new(),
+                checked_upto: 0,
+            })
+            .collect(),
+        side: vec![0; cfg.n],
+        clients: (0..cfg.clients)
+            .map(|c| Client {
+                id: (cfg.seed << 8) | (c as u64 + 1),
+                seq: 0,
+                target: 0,
+                op: None,
+            })
+            .collect(),
+        history: Vec::new(),
+        chosen: HashMap::new(),
+        asked: None,
+        violation: None,
+        trace: trace.then(Vec::new),
+        acked: 0,
+        fx: Effects::default(),
+    };
+    for r in 0..cfg.n {
+        s.boot(r as ReplicaId, Boot::Fresh);
+        s.at(TICK, Kind::Tick(r as ReplicaId));
+    }
+    s.at(1_000_000, Kind::Master);
+    for c in 0..cfg.clients {
+        let t = s.rng.gen_range(10_000_000..50_000_000);
+        s.at(t, Kind::ClientTimer(c));
+    }
+    if cfg.crashes {
+        let t = s.rng.gen_range(100_000_000..600_000_000);
+        s.at(t, Kind::Crash);
+    }
+    if cfg.partitions {
+        let t = s.rng.gen_range(100_000_000..800_000_000);
+        s.at(t, Kind::Partition);
+    }
+    let end = cfg.duration_ns + SETTLE;
+    s.at(cfg.duration_ns, Kind::Heal);
+    let mut events = 0;
+    while let Some(e) = s.queue.pop() {
+        if e.time > end || s.violation.is_some() {
+            break;
+        }
+        events += 1;
+        if events > cfg.max_events {
+            s.violation = Some(format!(
+                "more than {} events: the simulation does not settle",
+                cfg.max_events
+            ));
+            break;
+        }
+        s.now = e.time;
+        s.handle(e.kind);
+    }
+    s.finish();
+    let verdict = checker::check(&s.history, &checker::linear::Options::default());
+    Report {
+        seed: cfg.seed,
+        events,
+        acked: s.acked,
+        violation: s.violation,
+        checker: verdict,
+        trace: s.trace.unwrap_or_default(),
+    }
+}
+
+impl<R: SimReplica> Sim<R> {
+    fn at(&mut self, time: u64, kind: Kind<R::Msg>) {
+        self.seq += 1;
+        self.queue.push(Event {
+            time,
+            seq: self.seq,
+            kind,
+        });
+    }
+
+    fn log(&mut self, line: impl FnOnce() -> String) {
+        if let Some(t) = &mut self.trace {
+            t.push(format!("{:>10.3} ms  {}", self.now as f64 / 1e6, line()));
+        }
+    }
+
+    fn faulty(&self) -> bool {
+        self.now < self.cfg.duration_ns
+    }
+
+    fn boot(&mut self, r: ReplicaId, how: Boot) {
+        let mut fx = std::mem::take(&mut self.fx);
+        let core = R::boot(r, self.cfg.n, how, self.now, &mut fx);
+        self.nodes[r as usize].core = Some(core);
+        self.nodes[r as usize].checked_upto = 0;
+        self.fx = fx;
+        self.effects(r);
+    }
+
+    /// Runs `f` on replica `r` (if it is up), then carries out its effects.
+    fn on(&mut self, r: ReplicaId, f: impl FnOnce(&mut R, u64, &mut Effects<R::Msg>)) {
+        let now = self.now;
+        let mut fx = std::mem::take(&mut self.fx);
+        if let Some(core) = self.nodes[r as usize].core.as_mut() {
+            f(core, now, &mut fx);
+            core.flush(now, &mut fx);
+        }
+        self.fx = fx;
+        self.effects(r);
+        self.check_agreement(r);
+    }
+
+    fn effects(&mut self, r: ReplicaId) {
+        // Persisted before anything is sent, as the runtime's driver does.
+        let records = self.fx.take_persist();
+        if self.cfg.durable {
+            self.nodes[r as usize].disk.extend_from_slice(&records);
+        }
+        let sends: Vec<(Dest, R::Msg)> = self.fx.sends.drain(..).collect();
+        for (dest, msg) in sends {
+            for j in 0..self.cfg.n as ReplicaId {
+                let to_j = match dest {
+                    Dest::Peer(p) => p == j,
+                    Dest::Set(set) => set >> j & 1 == 1,
+                    Dest::All => true,
+                };
+                if to_j && j != r {
+                    self.send(r, j, msg.clone());
+                }
+            }
+        }
+        let replies: Vec<(ConnId, Reply)> = self.fx.replies.drain(..).collect();
+        for (conn, reply) in replies {
+            if let Reply::Propose(p) = reply {
+                let d = self.delay();
+                self.at(
+                    self.now + d,
+                    Kind::Reply {
+                        client: conn as usize,
+                        reply: p,
+                    },
+                );
+            }
+        }
+    }
+
+    fn delay(&mut self) -> u64 {
+        let (lo, hi) = self.cfg.delay_ns;
+        self.rng.gen_range(lo..=hi.max(lo))
+    }
+
+    fn send(&mut self, from: ReplicaId, to: ReplicaId, msg: R::Msg) {
+        if self.faulty() {
+            if self.side[from as usize] != self.side[to as usize]
+                || self.rng.gen_bool(self.cfg.drop)
+            {
+                return;
+            }
+            if self.rng.gen_bool(self.cfg.dup) {
+                let d = self.delay();
+                self.at(
+                    self.now + d,
+                    Kind::Deliver {
+                        from,
+                        to,
+                        msg: msg.clone(),
+                    },
+                );
+            }
+        }
+        let d = self.delay();
+        self.at(self.now + d, Kind::Deliver { from, to, msg });
+    }
+
+    fn check_agreement(&mut self, r: ReplicaId) {
+        if !self.cfg.check_agreement {
+            return;
+        }
+        let Some(core) = self.nodes[r as usize].core.as_ref() else {
+            return;
+        };
+        let from = self.nodes[r as usize].checked_upto;
+        let committed = core.committed_from(from);
+        let commit_index = core.status().commit_index;
+        for (slot, h) in committed {
+            let (first, by) = *self.chosen.entry(slot).or_insert((h, r));
+            if first != h && self.violation.is_none() {
+                self.violation = Some(format!(
+                    "agreement: replica {r} committed a different value in slot {slot} than replica {by}"
+                ));
+            }
+        }
+        self.nodes[r as usize].checked_upto = commit_index;
+    }
+
+    fn handle(&mut self, k: Kind<R::Msg>) {
+        match k {
+            Kind::Deliver { from, to, msg } => {
+                if self.faulty() && self.side[from as usize] != self.side[to as usize] {
+                    return; // a partition cut it off in flight
+                }
+                self.log(|| format!("{from} -> {to}  {}", short(&msg)));
+                self.on(to, |c, now, fx| c.deliver(now, from, msg, fx));
+            }
+            Kind::Propose { client, to, cmd } => {
+                self.log(|| {
+                    format!(
+                        "client {client} -> {to}  {} {:?} seq {}",
+                        cmd.op.name(),
+                        cmd.key,
+                        cmd.seq
+                    )
+                });
+                self.on(to, |c, now, fx| {
+                    c.propose(now, client as ConnId, Propose { cmd }, fx)
+                });
+            }
+            Kind::Reply { client, reply } => self.client_reply(client, reply),
+            Kind::Tick(r) => {
+                self.on(r, |c, now, fx| c.tick(now, fx));
+                self.at(self.now + TICK, Kind::Tick(r));
+            }
+            Kind::ClientTimer(c) => self.client_timer(c),
+            Kind::Crash => self.crash(),
+            Kind::Restart(r) => {
+                let how = if self.cfg.durable {
+                    let recs = genericsmr::durable::parse_records(&self.nodes[r as usize].disk)
+                        .unwrap_or_default();
+                    Boot::Durable(recs)
+                } else {
+                    Boot::Amnesia
+                };
+                self.log(|| {
+                    format!(
+                        "restart replica {r} ({})",
+                        if matches!(how, Boot::Durable(_)) {
+                            "durable"
+                        } else {
+                            "empty"
+                        }
+                    )
+                });
+                self.boot(r, how);
+            }
+            Kind::Partition => {
+                if !self.faulty() {
+                    return;
+                }
+                let n = self.cfg.n;
+                let cut = self.rng.gen_range(1..n);
+                let mut ids: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    let j = self.rng.gen_range(0..=i);
+                    ids.swap(i, j);
+                }
+                self.side = vec![0; n];
+                for &i in &ids[..cut] {
+                    self.side[i] = 1;
+                }
+                let side = self.side.clone();
+                self.log(|| format!("partition {side:?}"));
+                let heal = self.rng.gen_range(200_000_000..1_200_000_000);
+                self.at(self.now + heal, Kind::Heal);
+            }
+            Kind::Heal => {
+                self.side = vec![0; self.cfg.n];
+                self.log(|| "heal".into());
+                if self.faulty() {
+                    let next = self.rng.gen_range(200_000_000..900_000_000);
+                    self.at(self.now + next, Kind::Partition);
+                } else {
+                    // The faulty phase is over: every crashed replica comes back.
+                    for r in 0..self.cfg.n as ReplicaId {
+                        if self.nodes[r as usize].core.is_none() {
+                            self.at(self.now + 1, Kind::Restart(r));
+                        }
+                    }
+                }
+            }
+            Kind::Master => {
+                self.master();
+                self.at(self.now + MASTER_EVERY, Kind::Master);
+            }
+        }
+    }
+
+    fn crash(&mut self) {
+        if !self.faulty() {
+            return;
+        }
+        let f = (self.cfg.n - 1) / 2;
+        // A replica still recovering lost state counts as down: losing state on
+        // more than F replicas at once is outside what any protocol promises.
+        let down = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.core
+                    .as_ref()
+                    .is_none_or(|c| c.status().role == role::RECOVERING)
+            })
+            .count();
+        if down < f {
+            let up: Vec<ReplicaId> = (0..self.cfg.n as ReplicaId)
+                .filter(|r| self.nodes[*r as usize].core.is_some())
+                .collect();
+            let r = up[self.rng.gen_range(0..up.len())];
+            self.nodes[r as usize].core = None;
+            self.log(|| format!("crash replica {r}"));
+            let back = self.rng.gen_range(100_000_000..1_000_000_000);
+            self.at(self.now + back, Kind::Restart(r));
+        }
+        let next = self.rng.gen_range(200_000_000..800_000_000);
+        self.at(self.now + next, Kind::Crash);
+    }
+
+    /// The master: if no replica it can see leads, ask the most up-to-date one.
+    /// It sits on side 0 of a partition and sees only that side, and now and
+    /// then it suspects a live leader wrongly, as a real failure detector does:
+    /// both give the protocol competing leaders to survive.
+    fn master(&mut self) {
+        let visible = |s: &Self, r: usize| !s.faulty() || s.side[r] == 0;
+        let statuses: Vec<StatusReply> = (0..self.cfg.n)
+            .filter(|r| visible(self, *r))
+            .filter_map(|r| self.nodes[r].core.as_ref().map(|c| c.status()))
+            .collect();
+        let false_suspicion = self.faulty() && self.rng.gen_bool(self.cfg.suspicion);
+        if statuses.iter().any(|s| s.role == role::LEADER) && !false_suspicion {
+            return;
+        }
+        if !false_suspicion
+            && self.asked.is_some_and(|(r, t)| {
+                self.now < t + 500_000_000 && self.nodes[r as usize].core.is_some()
+            })
+        {
+            return;
+        }
+        let best = statuses
+            .iter()
+            .filter(|s| s.role != role::RECOVERING)
+            .max_by_key(|s| (s.commit_index, std::cmp::Reverse(s.replica)))
+            .map(|s| s.replica);
+        if let Some(r) = best {
+            self.log(|| format!("master asks replica {r} to lead"));
+            self.asked = Some((r, self.now));
+            self.on(r, |c, now, fx| c.be_leader(now, fx));
+        }
+    }
+
+    fn client_timer(&mut self, c: usize) {
+        let now = self.now;
+        match self.clients[c].op.clone() {
+            None if self.faulty() => self.next_op(c),
+            None => return, // done: no new operations after the faulty phase
+            Some((cmd, invoked, sent)) => {
+                if now.saturating_sub(invoked) > GIVE_UP {
+                    self.history
+                        .push(Record::of(&cmd, invoked, None, Outcome::Unknown));
+                    self.clients[c].op = None;
+                    if self.faulty() {
+                        self.next_op(c);
+                    }
+                } else if now.saturating_sub(sent) > ATTEMPT {
+                    let n = self.cfg.n as ReplicaId;
+                    self.clients[c].target = (self.clients[c].target + 1) % n;
+                    self.resend(c);
+                }
+            }
+        }
+        self.at(now + 50_000_000, Kind::ClientTimer(c));
+    }
+
+    fn next_op(&mut self, c: usize) {
+        let key = format!("k{}", self.rng.gen_range(0..self.cfg.keys));
+        let cl = &mut self.clients[c];
+        cl.seq += 1;
+        let (id, seq) = (cl.id, cl.seq);
+        let value = format!("c{c}s{seq}");
+        let roll = self.rng.gen_range(0..100);
+        let cmd = match roll {
+            0..=39 => Command::put(id, seq, key, value),
+            40..=84 => Command::get(id, seq, key),
+            85..=92 => Command::delete(id, seq, key),
+            _ => {
+                let expected = self
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|r| r.key == key)
+                    .and_then(|r| r.value.clone());
+                Command::cas(id, seq, key, expected.map(Bytes::from), value)
+            }
+        };
+        self.clients[c].op = Some((cmd, self.now, self.now));
+        self.resend(c);
+    }
+
+    fn resend(&mut self, c: usize) {
+        let Some((cmd, invoked, _)) = self.clients[c].op.clone() else {
+            return;
+        };
+        self.clients[c].op = Some((cmd.clone(), invoked, self.now));
+        let to = self.clients[c].target;
+        let d = self.delay();
+        self.at(self.now + d, Kind::Propose { client: c, to, cmd });
+    }
+
+    fn client_reply(&mut self, c: usize, r: ProposeReply) {
+        let Some((cmd, invoked, _)) = self.clients[c].op.clone() else {
+            return;
+        };
+        if r.seq != cmd.seq {
+            return; // a late answer to an earlier attempt
+        }
+        match r.status {
+            ReplyStatus::Ok => {
+                self.history.push(Record::of(
+                    &cmd,
+                    invoked,
+                    Some((self.now, &r.outcome)),
+                    Outcome::Ok,
+                ));
+                self.acked += 1;
+                self.clients[c].op = None;
+                if self.faulty() {
+                    self.next_op(c);
+                }
+            }
+            ReplyStatus::NotLeader | ReplyStatus::Unavailable => {
+                let n = self.cfg.n as ReplicaId;
+                let hint = r.leader.filter(|h| *h != self.clients[c].target);
+                self.clients[c].target = hint.unwrap_or((self.clients[c].target + 1) % n);
+                self.resend(c);
+            }
+            ReplyStatus::Stale | ReplyStatus::TooLarge => {
+                self.history
+                    .push(Record::of(&cmd, invoked, None, Outcome::Unknown));
+                self.clients[c].op = None;
+            }
+        }
+    }
+
+    /// After the settle phase: unanswered operations are unknown, and the
+    /// replicas must have converged.
+    fn finish(&mut self) {
+        for c in 0..self.clients.len() {
+            if let Some((cmd, invoked, _)) = self.clients[c].op.take() {
+                self.history
+                    .push(Record::of(&cmd, invoked, None, Outcome::Unknown));
+            }
+        }
+        if self.violation.is_some() {
+            return;
+        }
+        let st: Vec<StatusReply> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.core.as_ref().map(|c| c.status()))
+            .collect();
+        if st.len() < self.cfg.n {
+            self.violation = Some("a replica is still down after the settle phase".into());
+        } else if let Some(s) = st
+            .iter()
+            .find(|s| s.digest() != st[0].digest() || s.executed != st[0].executed)
+        {
+            self.violation = Some(format!(
+                "replicas did not converge after healing: replica {} executed {} (digest {:032x}), replica {} executed {} (digest {:032x})",
+                st[0].replica,
+                st[0].executed,
+                st[0].digest(),
+                s.replica,
+                s.executed,
+                s.digest()
+            ));
+        } else if !st.iter().any(|s| s.role == role::LEADER) {
+            self.violation = Some("no leader after the settle phase".into());
+        }
+    }
+}
+
+fn short<M: Debug>(m: &M) -> String {
+    let mut s = format!("{m:?}");
+    if s.len() > 160 {
+        s.truncate(160);
+        s.push('…');
+    }
+    s
+}
