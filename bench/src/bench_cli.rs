@@ -146,6 +146,9 @@ struct ClusterArgs {
     /// Durable servers (fsync per burst).
     #[arg(long)]
     durable: bool,
+    /// The same one-way delay on every replica-to-replica link (WAN emulation), e.g. 1ms.
+    #[arg(long, value_parser = parse_duration)]
+    link_delay: Option<f64>,
     /// More server flags, as one string (e.g. "--reply-after-exec").
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     server_flags: String,
@@ -163,6 +166,9 @@ impl ClusterArgs {
         }
         if self.thrifty {
             flags.push("--thrifty".into());
+        }
+        if let Some(d) = self.link_delay {
+            flags.push(format!("--link-delay-ms={}", d * 1e3));
         }
         Ok(ClusterSpec {
             replicas: self.replicas,

@@ -77,3 +77,57 @@ pub async fn log(
     )
     .await
 }
+
+/// Sets or clears a fault on the replica at `addr` (it must run with `--control`).
+pub async fn fault(
+    addr: &str,
+    req: &genericsmr::messages::FaultRequest,
+    timeout: Duration,
+) -> Result<genericsmr::messages::FaultReply, ClientError> {
+    let r: genericsmr::messages::FaultReply = request(addr, req, timeout).await?;
+    if !r.ok {
+        return Err(ClientError::Protocol(format!(
+            "{addr} refused the fault request: {}",
+            r.error
+        )));
+    }
+    Ok(r)
+}
+
+/// Asks the replica at `addr` to take over leadership (SetLeader; it must run
+/// with `--control`), then waits until it reports leading.
+pub async fn set_leader(addr: &str, timeout: Duration) -> Result<StatusReply, ClientError> {
+    let work = async {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .map_err(|e| ClientError::Connect {
+                addr: addr.to_string(),
+                source: e,
+            })?;
+        write_frame(&mut s, &genericsmr::messages::BeLeader { nonce: 1 })
+            .await
+            .map_err(ConnError::Io)?;
+        loop {
+            let st = status(addr, Duration::from_secs(1)).await?;
+            if st.role == genericsmr::messages::role::LEADER {
+                return Ok(st);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ClientError::Timeout { after: timeout, what: format!("{addr} to become leader (is it started with --control, and can it reach a majority?)") })?
+}
+
+/// The type code of a message name (`prepare`, `accept`, ... or `0x32`), for faults.
+pub fn message_code(name: &str) -> Option<u8> {
+    if let Some(hex) = name.strip_prefix("0x") {
+        return u8::from_str_radix(hex, 16).ok();
+    }
+    let lower = name.to_ascii_lowercase().replace(['-', '_'], "");
+    paxos::messages::CODES
+        .iter()
+        .find(|(_, n)| n.to_ascii_lowercase() == lower)
+        .map(|(c, _)| *c)
+}

@@ -13,7 +13,7 @@ use client::{admin, Client, ClientConfig};
 #[command(
     version,
     about,
-    after_help = "Examples:\n  client --master 127.0.0.1:7087 put greeting hello\n  client --master 127.0.0.1:7087 get greeting\n  client --master 127.0.0.1:7087 cas greeting hello bonjour\n  client --master 127.0.0.1:7087 cas --absent fresh-key v1\n  client --master 127.0.0.1:7087 leader\n  client --master 127.0.0.1:7087 status\n  client --replicas 127.0.0.1:8070,127.0.0.1:8071,127.0.0.1:8072 get greeting\n  client --master 127.0.0.1:7087          (interactive prompt; type 'help')"
+    after_help = "Examples:\n  client --master 127.0.0.1:7087 put greeting hello\n  client --master 127.0.0.1:7087 get greeting\n  client --master 127.0.0.1:7087 cas greeting hello bonjour\n  client --master 127.0.0.1:7087 cas --absent fresh-key v1\n  client --master 127.0.0.1:7087 leader\n  client --master 127.0.0.1:7087 status\n  client --master 127.0.0.1:7087 state 2\n  client --master 127.0.0.1:7087 set-leader 2            (servers started with --control)\n  client --master 127.0.0.1:7087 fault partition 0 1,2\n  client --master 127.0.0.1:7087 fault link 0 1,2 --delay-ms 10 --jitter-ms 2 --drop 1\n  client --master 127.0.0.1:7087 fault phase 2 accept 20s\n  client --master 127.0.0.1:7087 fault clear 0\n  client --replicas 127.0.0.1:8070,127.0.0.1:8071,127.0.0.1:8072 get greeting\n  client --master 127.0.0.1:7087          (interactive prompt; type 'help')"
 )]
 struct Args {
     /// Master address (HOST:PORT); finds the replicas and the leader through it.
@@ -50,6 +50,70 @@ enum Cmd {
     Leader,
     /// Print every replica's status (role, ballot, commit index, digest).
     Status,
+    /// Print one replica's internal state: status and the digests of its latest log slots.
+    State {
+        /// Replica id.
+        replica: u8,
+    },
+    /// Make a replica take over leadership (SetLeader; servers need --control).
+    SetLeader {
+        /// Replica id.
+        replica: u8,
+    },
+    /// Inject or clear a fault on a replica (servers need --control).
+    #[command(subcommand)]
+    Fault(FaultCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum FaultCmd {
+    /// The replica drops everything it receives and sends, keeping its state.
+    Crash { replica: u8 },
+    /// Undo a crash.
+    Restore { replica: u8 },
+    /// Cut the replica's links to and from PEERS (comma-separated ids).
+    Partition {
+        replica: u8,
+        #[arg(value_delimiter = ',')]
+        peers: Vec<u8>,
+        /// Cut only the replica's messages to PEERS.
+        #[arg(long)]
+        one_way: bool,
+    },
+    /// Undo the replica's partitions.
+    Heal { replica: u8 },
+    /// Delay, jitter, loss and duplication on the replica's links to PEERS.
+    Link {
+        replica: u8,
+        #[arg(value_delimiter = ',')]
+        peers: Vec<u8>,
+        #[arg(long, default_value_t = 0.0)]
+        delay_ms: f64,
+        #[arg(long, default_value_t = 0.0)]
+        jitter_ms: f64,
+        /// Loss, in percent.
+        #[arg(long, default_value_t = 0.0)]
+        drop: f64,
+        /// Duplication, in percent.
+        #[arg(long, default_value_t = 0.0)]
+        dup: f64,
+    },
+    /// Hold back the replica's next message of TYPE (e.g. accept, commit, 0x32) to PEER.
+    Hold {
+        replica: u8,
+        peer: u8,
+        r#type: String,
+    },
+    /// Send what the replica holds for PEER.
+    Release { replica: u8, peer: u8 },
+    /// Delay messages of TYPE (or `all`) that the replica receives: DELAY like 10s, or `drop`, or `clear`.
+    Phase {
+        replica: u8,
+        r#type: String,
+        delay: String,
+    },
+    /// Clear every fault on the replica.
+    Clear { replica: u8 },
 }
 
 fn parse_line(line: &str) -> Result<Option<Cmd>, String> {
@@ -124,6 +188,31 @@ async fn run(c: &Client, a: &Args, cmd: Cmd) -> anyhow::Result<()> {
             println!("{id} {addr}");
         }
         Cmd::Status => status(a).await?,
+        Cmd::State { replica } => {
+            let addr = replica_addr(a, replica).await?;
+            let t = Duration::from_secs(2);
+            let s = admin::status(&addr, t).await?;
+            println!("{s:#?}");
+            let from = s.log_len.saturating_sub(10);
+            for d in admin::log(&addr, from, 10, t).await?.slots {
+                println!(
+                    "slot {:>8}  {}  {:016x}",
+                    d.slot,
+                    if d.committed {
+                        "committed"
+                    } else {
+                        "accepted "
+                    },
+                    d.hash
+                );
+            }
+        }
+        Cmd::SetLeader { replica } => {
+            let addr = replica_addr(a, replica).await?;
+            let s = admin::set_leader(&addr, Duration::from_millis(a.timeout_ms)).await?;
+            println!("replica {replica} leads with ballot {}", s.ballot);
+        }
+        Cmd::Fault(f) => fault(a, f).await?,
     }
     Ok(())
 }
@@ -228,4 +317,173 @@ async fn main() -> anyhow::Result<()> {
             },
         }
     }
+}
+
+/// The client address of replica `id`, through the master (or the `--replicas` list).
+async fn replica_addr(a: &Args, id: u8) -> anyhow::Result<String> {
+    let t = Duration::from_secs(2);
+    if let Some(m) = &a.master {
+        let info = admin::cluster(m, t).await?;
+        return info
+            .replicas
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.client_addr())
+            .ok_or_else(|| anyhow::anyhow!("the master knows no replica {id}"));
+    }
+    for addr in &a.replicas {
+        if admin::status(addr, t).await.is_ok_and(|s| s.replica == id) {
+            return Ok(addr.clone());
+        }
+    }
+    bail!("no replica in --replicas answers as replica {id}")
+}
+
+fn bits(ids: &[u8]) -> u64 {
+    ids.iter().fold(0, |b, i| b | 1u64 << i)
+}
+
+async fn fault(a: &Args, f: FaultCmd) -> anyhow::Result<()> {
+    use genericsmr::messages::{fault as k, FaultRequest};
+    let ms_to_us = |ms: f64| (ms * 1e3) as u64;
+    let pct_to_ppm = |p: f64| (p * 1e4) as u32;
+    let code = |t: &str| {
+        admin::message_code(t).ok_or_else(|| anyhow::anyhow!("unknown message type '{t}': use a name such as accept or commit, or a code such as 0x32"))
+    };
+    let (replica, req) = match f {
+        FaultCmd::Crash { replica } => (
+            replica,
+            FaultRequest {
+                kind: k::CRASH,
+                ..Default::default()
+            },
+        ),
+        FaultCmd::Restore { replica } => (
+            replica,
+            FaultRequest {
+                kind: k::RESTORE,
+                ..Default::default()
+            },
+        ),
+        FaultCmd::Partition {
+            replica,
+            peers,
+            one_way,
+        } => {
+            let kind = if one_way {
+                k::PARTITION_ONE_WAY
+            } else {
+                k::PARTITION
+            };
+            (
+                replica,
+                FaultRequest {
+                    kind,
+                    peers: bits(&peers),
+                    ..Default::default()
+                },
+            )
+        }
+        FaultCmd::Heal { replica } => (
+            replica,
+            FaultRequest {
+                kind: k::HEAL,
+                ..Default::default()
+            },
+        ),
+        FaultCmd::Link {
+            replica,
+            peers,
+            delay_ms,
+            jitter_ms,
+            drop,
+            dup,
+        } => (
+            replica,
+            FaultRequest {
+                kind: k::LINK,
+                peers: bits(&peers),
+                delay_us: ms_to_us(delay_ms),
+                jitter_us: ms_to_us(jitter_ms),
+                drop_ppm: pct_to_ppm(drop),
+                dup_ppm: pct_to_ppm(dup),
+                ..Default::default()
+            },
+        ),
+        FaultCmd::Hold {
+            replica,
+            peer,
+            r#type,
+        } => (
+            replica,
+            FaultRequest {
+                kind: k::HOLD,
+                peers: bits(&[peer]),
+                code: code(&r#type)?,
+                ..Default::default()
+            },
+        ),
+        FaultCmd::Release { replica, peer } => (
+            replica,
+            FaultRequest {
+                kind: k::RELEASE,
+                peers: bits(&[peer]),
+                ..Default::default()
+            },
+        ),
+        FaultCmd::Phase {
+            replica,
+            r#type,
+            delay,
+        } => {
+            let c = if r#type == "all" { 0 } else { code(&r#type)? };
+            let delay_us = match delay.as_str() {
+                "drop" => u64::MAX,
+                "clear" => 0,
+                d => parse_delay_us(d)?,
+            };
+            (
+                replica,
+                FaultRequest {
+                    kind: k::PHASE,
+                    code: c,
+                    delay_us,
+                    ..Default::default()
+                },
+            )
+        }
+        FaultCmd::Clear { replica } => (
+            replica,
+            FaultRequest {
+                kind: k::CLEAR,
+                ..Default::default()
+            },
+        ),
+    };
+    let addr = replica_addr(a, replica).await?;
+    let r = admin::fault(
+        &addr,
+        &FaultRequest { nonce: 1, ..req },
+        Duration::from_secs(2),
+    )
+    .await?;
+    println!(
+        "replica {replica}: ok (crashed: {}, faults active: {})",
+        r.crashed, r.active
+    );
+    Ok(())
+}
+
+fn parse_delay_us(d: &str) -> anyhow::Result<u64> {
+    let (num, unit) = d.split_at(d.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(d.len()));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("'{d}' is not a delay like 500ms or 10s (or drop, clear)"))?;
+    let us = match unit {
+        "us" => v,
+        "ms" => v * 1e3,
+        "s" | "" => v * 1e6,
+        _ => bail!("unknown unit in '{d}': use us, ms or s"),
+    };
+    Ok(us as u64)
 }

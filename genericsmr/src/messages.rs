@@ -22,6 +22,10 @@ pub mod codes {
     pub const LOG_REQUEST: u8 = 0x05;
     /// Digests of log slots.
     pub const LOG_REPLY: u8 = 0x06;
+    /// Set or clear a fault (servers started with `--control`).
+    pub const FAULT_REQUEST: u8 = 0x07;
+    /// The answer to a fault request.
+    pub const FAULT_REPLY: u8 = 0x08;
     /// Master protocol: 0x10..=0x1f.
     pub const REGISTER: u8 = 0x10;
     /// Reply to a registration.
@@ -427,3 +431,89 @@ mod tests {
         assert_eq!(&f[..], &expected[..]);
     }
 }
+
+/// Kinds of [`FaultRequest`].
+pub mod fault {
+    /// Drop everything received and sent, keep the state (a hung process).
+    pub const CRASH: u8 = 1;
+    /// Undo a crash.
+    pub const RESTORE: u8 = 2;
+    /// Cut the links to and from `peers`.
+    pub const PARTITION: u8 = 3;
+    /// Cut only the links from this replica to `peers`.
+    pub const PARTITION_ONE_WAY: u8 = 4;
+    /// Undo every partition.
+    pub const HEAL: u8 = 5;
+    /// Set delay, jitter, loss and duplication on the links to `peers`.
+    pub const LINK: u8 = 6;
+    /// Hold back the next message of type `code` to each of `peers`.
+    pub const HOLD: u8 = 7;
+    /// Send what is held for `peers`, and stop holding.
+    pub const RELEASE: u8 = 8;
+    /// Delay messages of type `code` (0: every type) received here by `delay_us`;
+    /// `u64::MAX` drops them, 0 clears the rule.
+    pub const PHASE: u8 = 9;
+    /// Clear every fault.
+    pub const CLEAR: u8 = 10;
+    /// Change nothing; report.
+    pub const QUERY: u8 = 11;
+}
+
+/// Client -> replica: set or clear a fault on this replica. Accepted only by
+/// servers started with `--control`; handled by the transport itself, so a
+/// "crashed" replica still obeys `RESTORE`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FaultRequest {
+    /// Echoed in the reply.
+    pub nonce: u64,
+    /// One of the [`fault`] kinds.
+    pub kind: u8,
+    /// Peers concerned, as a bit set (bit i = replica i).
+    pub peers: u64,
+    /// Message type code, for `HOLD` and `PHASE` (0 with `PHASE`: every type).
+    pub code: u8,
+    /// Delay in microseconds (`LINK`, `PHASE`).
+    pub delay_us: u64,
+    /// Extra random delay up to this many microseconds (`LINK`).
+    pub jitter_us: u64,
+    /// Loss probability in parts per million (`LINK`).
+    pub drop_ppm: u32,
+    /// Duplication probability in parts per million (`LINK`).
+    pub dup_ppm: u32,
+}
+crate::wire_struct!(
+    FaultRequest {
+        nonce,
+        kind,
+        peers,
+        code,
+        delay_us,
+        jitter_us,
+        drop_ppm,
+        dup_ppm
+    } = codes::FAULT_REQUEST
+);
+
+/// Replica -> client: the outcome of a [`FaultRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FaultReply {
+    /// Echo of the request's nonce.
+    pub nonce: u64,
+    /// Whether the request was applied.
+    pub ok: bool,
+    /// Why not.
+    pub error: String,
+    /// Whether the replica now plays crashed.
+    pub crashed: bool,
+    /// Whether any fault is set.
+    pub active: bool,
+}
+crate::wire_struct!(
+    FaultReply {
+        nonce,
+        ok,
+        error,
+        crashed,
+        active
+    } = codes::FAULT_REPLY
+);

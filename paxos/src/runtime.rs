@@ -42,7 +42,8 @@ pub fn register(t: &mut RpcTable) -> Receivers {
         status: t.register(operator),
         log: t.register(operator),
         ping: t.register(class::MASTER),
-        be_leader: t.register(class::MASTER),
+        // Clients may ask too (SetLeader), but the transport lets that through only with --control.
+        be_leader: t.register(class::MASTER | class::CLIENT),
         prepare: t.register(class::PEER),
         prepare_reply: t.register(class::PEER),
         accept: t.register(class::PEER),

@@ -20,7 +20,7 @@ use genericsmr::ReplicaId;
 #[command(
     version,
     about,
-    after_help = "Examples:\n  server --master 127.0.0.1:7087 --port 7070 --protocol paxos\n  server --master 127.0.0.1:7087 --port 7071 --durable --data-dir /tmp/smr/r1 --sync batch\n  server --master 127.0.0.1:7087 --port 0 --client-port 0 --batch --thrifty\n\nThe peer port is --port; clients connect to --client-port (default: port + 1000).\nStart the master first; the server waits until all replicas have registered."
+    after_help = "Examples:\n  server --master 127.0.0.1:7087 --port 7070 --protocol paxos\n  server --master 127.0.0.1:7087 --port 7071 --durable --data-dir /tmp/smr/r1 --sync batch\n  server --master 127.0.0.1:7087 --port 0 --client-port 0 --batch --thrifty\n  server --master 127.0.0.1:7087 --port 7072 --control --link-delay-ms 1   (a test bed: faults, 1 ms links)\n\nThe peer port is --port; clients connect to --client-port (default: port + 1000).\nStart the master first; the server waits until all replicas have registered."
 )]
 struct Args {
     /// Master address (HOST:PORT).
@@ -68,6 +68,13 @@ struct Args {
     /// Largest frame accepted from the network, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_frame: usize,
+    /// Accept fault injection and leadership requests from clients (`client fault ...`,
+    /// `client set-leader`). Off by default: never expose it outside a test bed.
+    #[arg(long)]
+    control: bool,
+    /// One-way delay added to every message to a peer, in milliseconds (WAN emulation).
+    #[arg(long, default_value_t = 0.0)]
+    link_delay_ms: f64,
     /// Largest command accepted from a client, in bytes (at most a quarter of --max-frame).
     #[arg(long, default_value_t = 1 << 20)]
     max_command: usize,
@@ -192,7 +199,14 @@ fn main() -> anyhow::Result<()> {
     let rx = paxos::runtime::register(&mut table);
     let mut tcfg = TransportConfig::new(me, reg.replicas.iter().map(|r| r.peer_addr()).collect());
     tcfg.max_frame = a.max_frame;
+    tcfg.control = a.control;
     let transport = Transport::start(rt.handle(), tcfg, Arc::new(table), peer_l, client_l);
+    if a.link_delay_ms > 0.0 {
+        let d = Duration::from_secs_f64(a.link_delay_ms / 1e3);
+        transport
+            .faults()
+            .set_link(u64::MAX, d, Duration::ZERO, 0.0, 0.0);
+    }
     master_link::keep_link(
         rt.handle(),
         transport.clone(),

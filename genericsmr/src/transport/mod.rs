@@ -8,6 +8,7 @@
 //! decodes frames through the [`RpcTable`] and a [`ConnOutbox`] writer that
 //! coalesces. Malformed input closes that connection only, with a logged reason.
 
+pub mod faults;
 mod frame_io;
 mod writer;
 
@@ -20,15 +21,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn, Instrument};
 
-use crate::messages::{codes, PeerHello};
+use crate::messages::{codes, FaultReply, FaultRequest, PeerHello};
 use crate::rpc_table::{class, RpcTable, Source};
 use crate::wire::{decode_body, Frame, DEFAULT_MAX_FRAME};
 use crate::{ConnId, ReplicaId};
+use faults::{Faults, Phase, Verdict};
 
 /// Settings of a replica's transport.
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct TransportConfig {
     pub max_frame: usize,
     /// Bytes queued for one connection beyond which frames are dropped.
     pub high_water: usize,
+    /// Accept fault and leadership requests from clients (`server --control`).
+    pub control: bool,
 }
 
 impl TransportConfig {
@@ -51,6 +55,7 @@ impl TransportConfig {
             peers,
             max_frame: DEFAULT_MAX_FRAME,
             high_water: 64 << 20,
+            control: false,
         }
     }
 }
@@ -62,6 +67,9 @@ struct Inner {
     conns: RwLock<HashMap<ConnId, Arc<ConnOutbox>>>,
     next_conn: AtomicU64,
     rt: tokio::runtime::Handle,
+    faults: Arc<Faults>,
+    /// Frames held back by link delays, released by their own thread.
+    delayed: std::sync::OnceLock<Arc<Delayer>>,
 }
 
 /// Handle used by the protocol runtime to send; cheap to clone.
@@ -91,6 +99,8 @@ impl Transport {
             conns: RwLock::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             rt: rt.clone(),
+            faults: Arc::new(Faults::with_seed(me as u64 + 1)),
+            delayed: std::sync::OnceLock::new(),
         });
         let span = tracing::info_span!(parent: None, "replica", id = me);
         for j in 0..n {
@@ -115,36 +125,70 @@ impl Transport {
 
     /// Queues a message to a peer; dropped (returns false) while it is unreachable.
     pub fn send_peer<F: Frame + ?Sized>(&self, to: ReplicaId, msg: &F) -> bool {
+        if self.inner.faults.active() {
+            return self.send_peer_raw(to, &crate::wire::frame_bytes(msg));
+        }
         self.inner
             .peers
             .get(to as usize)
             .is_some_and(|o| o.push(msg))
     }
 
-    /// Queues already-encoded frames to a peer.
-    pub fn send_peer_raw(&self, to: ReplicaId, frames: &[u8]) -> bool {
-        self.inner
-            .peers
-            .get(to as usize)
-            .is_some_and(|o| o.push_raw(frames))
+    /// Queues one already-encoded frame to a peer.
+    pub fn send_peer_raw(&self, to: ReplicaId, frame: &[u8]) -> bool {
+        let Some(out) = self.inner.peers.get(to as usize) else {
+            return false;
+        };
+        if !self.inner.faults.active() || frame.is_empty() {
+            return out.push_raw(frame);
+        }
+        let bytes = Bytes::copy_from_slice(frame);
+        match self.inner.faults.outbound(to, frame[0], &bytes) {
+            Verdict::Send => out.push_raw(frame),
+            Verdict::Drop => false,
+            Verdict::Held => true,
+            Verdict::Later(delays) => {
+                for d in delays {
+                    self.delay_to(to, d, bytes.clone());
+                }
+                true
+            }
+        }
     }
 
-    /// Whether the outbound connection to a peer is up.
-    pub fn peer_connected(&self, to: ReplicaId) -> bool {
-        self.inner
-            .peers
-            .get(to as usize)
-            .is_some_and(|o| o.is_open())
+    /// The fault layer of this replica.
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.inner.faults
+    }
+
+    /// Sends what the fault layer held for `peer`.
+    pub fn release(&self, peer: ReplicaId) {
+        release(&self.inner, peer)
+    }
+
+    /// Delivers `frame` to `peer` after `delay`.
+    fn delay_to(&self, peer: ReplicaId, delay: std::time::Duration, frame: Bytes) {
+        let d = self
+            .inner
+            .delayed
+            .get_or_init(|| Delayer::start(self.inner.peers.clone()));
+        d.push(std::time::Instant::now() + delay, peer, frame);
     }
 
     /// Queues a message on a client (or master) connection; false if it is gone.
     pub fn send_conn<F: Frame + ?Sized>(&self, conn: ConnId, msg: &F) -> bool {
+        if self.inner.faults.crashed() {
+            return false;
+        }
         let c = self.inner.conns.read().get(&conn).cloned();
         c.is_some_and(|o| o.push(msg))
     }
 
     /// Queues already-encoded frames on a client (or master) connection.
     pub fn send_conn_raw(&self, conn: ConnId, frames: &[u8]) -> bool {
+        if self.inner.faults.crashed() {
+            return false;
+        }
         let c = self.inner.conns.read().get(&conn).cloned();
         c.is_some_and(|o| o.push_raw(frames))
     }
@@ -262,12 +306,13 @@ async fn serve_peer(inner: Arc<Inner>, s: TcpStream, addr: SocketAddr) {
     };
     debug!(peer = from, "peer connection accepted");
     let res = read_loop(
-        &inner.table,
+        &inner,
         &mut rd,
         &mut buf,
         max,
         class::PEER,
         Source::Peer(from),
+        None,
     )
     .await;
     if let Err(e) = res {
@@ -302,12 +347,13 @@ async fn serve_conn(inner: Arc<Inner>, s: TcpStream, id: ConnId, classes: u8, mu
     let w = out.clone();
     let writer = tokio::spawn(async move { w.run_writer(&mut wr).await });
     let res = read_loop(
-        &inner.table,
+        &inner,
         &mut rd,
         &mut buf,
         inner.cfg.max_frame,
         classes,
         Source::Conn(id),
+        Some(&out),
     )
     .await;
     if let Err(e) = res {
@@ -318,16 +364,200 @@ async fn serve_conn(inner: Arc<Inner>, s: TcpStream, id: ConnId, classes: u8, mu
     let _ = writer.await;
 }
 
+/// Reads frames and dispatches them through the rpc table, passing each past
+/// the fault layer; fault requests on a client connection (`reply_to`) are
+/// handled here, so a "crashed" replica still obeys them.
+#[allow(clippy::too_many_arguments)]
 async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
-    table: &RpcTable,
+    inner: &Arc<Inner>,
     rd: &mut R,
     buf: &mut BytesMut,
     max: usize,
     on: u8,
     src: Source,
+    reply_to: Option<&Arc<ConnOutbox>>,
 ) -> Result<(), ConnError> {
+    let from_peer = match src {
+        Source::Peer(p) => Some(p),
+        Source::Conn(_) => None,
+    };
     while let Some((code, body)) = read_frame(rd, buf, max).await? {
-        table.dispatch(on, src, code, body)?;
+        if on == class::CLIENT && CONTROL_CODES.contains(&code) && !inner.cfg.control {
+            return Err(ConnError::Handshake(format!(
+                "message type {code:#04x} needs a server started with --control"
+            )));
+        }
+        if code == codes::FAULT_REQUEST {
+            if let Some(out) = reply_to.filter(|_| on == class::CLIENT) {
+                let req: FaultRequest = decode_body(body)?;
+                out.push(&apply_fault(inner, &req));
+                continue;
+            }
+        }
+        match inner.faults.inbound(from_peer, code) {
+            None => {}
+            Some(d) if d.is_zero() => inner.table.dispatch(on, src, code, body)?,
+            Some(d) => {
+                let inner = inner.clone();
+                inner.rt.clone().spawn(async move {
+                    tokio::time::sleep(d).await;
+                    let _ = inner.table.dispatch(on, src, code, body);
+                });
+            }
+        }
     }
     Ok(())
+}
+
+/// Codes a client may send only to a server started with `--control`.
+const CONTROL_CODES: [u8; 2] = [codes::FAULT_REQUEST, codes::BE_LEADER];
+
+fn release(inner: &Inner, peer: ReplicaId) {
+    for f in inner.faults.release(peer) {
+        if let Some(out) = inner.peers.get(peer as usize) {
+            out.push_raw(&f);
+        }
+    }
+}
+
+/// Carries out a fault request and says how it went.
+fn apply_fault(inner: &Arc<Inner>, r: &FaultRequest) -> FaultReply {
+    use crate::messages::fault::*;
+    use std::time::Duration;
+    let f = &inner.faults;
+    let peers = r.peers & !(1u64 << inner.cfg.me);
+    let ppm = |x: u32| x as f64 / 1e6;
+    let mut error = String::new();
+    match r.kind {
+        CRASH => f.set_crashed(true),
+        RESTORE => f.set_crashed(false),
+        PARTITION => f.partition(peers, false),
+        PARTITION_ONE_WAY => f.partition(peers, true),
+        HEAL => f.heal(),
+        LINK => f.set_link(
+            peers,
+            Duration::from_micros(r.delay_us),
+            Duration::from_micros(r.jitter_us),
+            ppm(r.drop_ppm),
+            ppm(r.dup_ppm),
+        ),
+        HOLD => (0..64u8)
+            .filter(|p| peers >> p & 1 == 1)
+            .for_each(|p| f.hold(p, r.code)),
+        RELEASE => (0..64u8)
+            .filter(|p| peers >> p & 1 == 1)
+            .for_each(|p| release(inner, p)),
+        PHASE => {
+            let code = (r.code != 0).then_some(r.code);
+            let phase = match r.delay_us {
+                0 => None,
+                u64::MAX => Some(Phase::Drop),
+                us => Some(Phase::Delay(Duration::from_micros(us))),
+            };
+            f.set_phase(code, phase)
+        }
+        CLEAR => {
+            for p in 0..inner.peers.len() as u8 {
+                release(inner, p);
+            }
+            f.clear()
+        }
+        QUERY => {}
+        k => error = format!("unknown fault kind {k}"),
+    }
+    tracing::info!(
+        kind = r.kind,
+        peers = r.peers,
+        code = r.code,
+        delay_us = r.delay_us,
+        "fault request"
+    );
+    FaultReply {
+        nonce: r.nonce,
+        ok: error.is_empty(),
+        error,
+        crashed: f.crashed(),
+        active: f.active(),
+    }
+}
+
+/// Releases delayed frames when due. A thread of its own, not tokio timers:
+/// those round every sleep up to the next millisecond, which would add up to a
+/// millisecond per hop to an emulated link of one millisecond.
+struct Delayer {
+    queue: parking_lot::Mutex<std::collections::BinaryHeap<Delayed>>,
+    wake: parking_lot::Condvar,
+}
+
+struct Delayed {
+    due: std::time::Instant,
+    seq: u64,
+    peer: ReplicaId,
+    frame: Bytes,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, o: &Self) -> bool {
+        (self.due, self.seq) == (o.due, o.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+/// Earliest first; equal times in the order queued (so a constant delay keeps a link's order).
+impl Ord for Delayed {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.due, o.seq).cmp(&(self.due, self.seq))
+    }
+}
+
+impl Delayer {
+    fn start(peers: Vec<Arc<ConnOutbox>>) -> Arc<Delayer> {
+        let d = Arc::new(Delayer {
+            queue: parking_lot::Mutex::new(Default::default()),
+            wake: parking_lot::Condvar::new(),
+        });
+        let me = d.clone();
+        std::thread::Builder::new()
+            .name("link-delay".into())
+            .spawn(move || loop {
+                let mut q = me.queue.lock();
+                match q.peek().map(|x| x.due) {
+                    None => me.wake.wait(&mut q),
+                    Some(due) if due > std::time::Instant::now() => {
+                        me.wake.wait_until(&mut q, due);
+                    }
+                    Some(_) => {
+                        if let Some(x) = q.pop() {
+                            drop(q);
+                            if let Some(out) = peers.get(x.peer as usize) {
+                                out.push_raw(&x.frame);
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawn the link-delay thread");
+        d
+    }
+
+    fn push(&self, due: std::time::Instant, peer: ReplicaId, frame: Bytes) {
+        let mut q = self.queue.lock();
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let earliest = q.peek().is_none_or(|x| due < x.due);
+        q.push(Delayed {
+            due,
+            seq,
+            peer,
+            frame,
+        });
+        drop(q);
+        if earliest {
+            self.wake.notify_one();
+        }
+    }
 }
