@@ -430,6 +430,19 @@ proptest! {
     }
 
     #[test]
+    fn fault_request_roundtrip(
+        nonce in any::<u64>(), kind in any::<u8>(), peers in any::<u64>(), code in any::<u8>(),
+        delay_us in any::<u64>(), jitter_us in any::<u64>(), drop_ppm in any::<u32>(), dup_ppm in any::<u32>()
+    ) {
+        roundtrip(&genericsmr::messages::FaultRequest { nonce, kind, peers, code, delay_us, jitter_us, drop_ppm, dup_ppm });
+    }
+
+    #[test]
+    fn fault_reply_roundtrip(nonce in any::<u64>(), ok in any::<bool>(), error in ".{0,40}", crashed in any::<bool>(), active in any::<bool>()) {
+        roundtrip(&genericsmr::messages::FaultReply { nonce, ok, error, crashed, active });
+    }
+
+    #[test]
     fn pong_roundtrip(m in pong_s()) {
         roundtrip(&m);
         prop_assert_eq!(frame_bytes(&Reply::Pong(m.clone())), frame_bytes(&m));
@@ -500,6 +513,8 @@ fn codes_are_distinct() {
         StatusReply::CODE,
         LogRequest::CODE,
         LogReply::CODE,
+        genericsmr::messages::FaultRequest::CODE,
+        genericsmr::messages::FaultReply::CODE,
         Register::CODE,
         RegisterReply::CODE,
         Ping::CODE,
