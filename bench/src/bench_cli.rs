@@ -33,6 +33,7 @@ const EXAMPLES: &str = "Examples:
   bench check h.jsonl                          linearizability of a recorded history
   bench sim --protocol paxos --seeds 1..1000   the deterministic simulator; prints failing seeds
   bench sim --seed 17 --trace                  replay one seed, event by event
+  bench chaos --duration 60s --seed 7          kills, restarts, partitions and slow links under load; then checks
   bench transport                              the transport's ceiling, no protocol";
 
 #[derive(Subcommand, Debug)]
@@ -45,6 +46,9 @@ enum Cmd {
     Sweep(SweepArgs),
     /// Measure the transport itself (framed messages per second, round trip) with no protocol.
     Transport(TransportArgs),
+    /// Load a local cluster while a seeded schedule kills, restarts, partitions and slows it;
+    /// then check the history and compare the replicas' state digests.
+    Chaos(ChaosArgs),
     /// Run protocol cores in the deterministic simulator over many seeds (or replay one).
     Sim(SimArgs),
     /// Check a recorded history (JSON lines, see docs/bench.md) for linearizability.
@@ -55,6 +59,37 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+}
+
+#[derive(Args, Debug)]
+struct ChaosArgs {
+    /// Protocol of the servers.
+    #[arg(long, default_value = "paxos", value_parser = ["paxos"])]
+    protocol: String,
+    /// Replicas.
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// How long the schedule runs.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: f64,
+    /// Seed of the schedule and the workload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Closed-loop clients.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Keys they use (few keys: more contention for the checker).
+    #[arg(long, default_value_t = 50)]
+    keys: u64,
+    /// Percentage of GETs.
+    #[arg(long, default_value_t = 50.0)]
+    reads: f64,
+    /// Servers without a durable log (restarts then recover instead of replaying).
+    #[arg(long)]
+    no_durable: bool,
+    /// Output folder (default: run/bench/chaos-<seed>).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -416,6 +451,7 @@ pub fn main() -> anyhow::Result<()> {
         Cmd::Sweep(a) => sweep(&rt, a),
         Cmd::Check(a) => check_cmd(a),
         Cmd::Sim(a) => sim_cmd(a),
+        Cmd::Chaos(a) => chaos_cmd(&rt, a),
         Cmd::TransportEcho { port } => bench::transport_bench::serve_echo(port),
         Cmd::Transport(a) => rt.block_on(transport(a)),
     }
@@ -812,4 +848,99 @@ fn print_sim(r: &sim::Report) {
         "seed {}: {what} ({} events, {} operations acknowledged)",
         r.seed, r.events, r.acked
     );
+}
+
+/// `bench chaos`: exit status 0 when the replicas converged and the history is linearizable.
+fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("run/bench/chaos-{}", a.seed)));
+    std::fs::create_dir_all(&out)?;
+    let durable = !a.no_durable;
+    let spec = ClusterSpec {
+        replicas: a.replicas,
+        protocol: a.protocol.clone(),
+        server_flags: vec!["--batch".into(), "--control".into()],
+        durable,
+        bin_dir: own_bin_dir()?,
+        log_dir: Some(out.join("logs")),
+        data_root: None,
+        start_order: Vec::new(),
+    };
+    let cluster = LocalCluster::start(spec).context("starting the local cluster")?;
+    let master = cluster.master_addr().to_string();
+    eprintln!(
+        "chaos on {} {} replicas for {:.0} s, seed {} (logs in {})",
+        a.replicas,
+        a.protocol,
+        a.duration,
+        a.seed,
+        out.join("logs").display()
+    );
+    let load = Spec {
+        mode: Mode::Closed { window: 1 },
+        clients: a.clients,
+        duration_s: a.duration + 1.0,
+        warmup_s: 0.0,
+        cooldown_s: 0.0,
+        mix: Mix {
+            reads_pct: a.reads,
+            keys: a.keys,
+            ..Mix::default()
+        },
+        seed: a.seed,
+        attempt_timeout_ms: 500,
+        op_timeout_ms: 5_000,
+    };
+    let (seed, dur) = (a.seed, Duration::from_secs_f64(a.duration));
+    let chaos = std::thread::spawn(move || bench::chaos::schedule(cluster, seed, dur, durable));
+    let res = rt.block_on(async {
+        let route = Arc::new(Route::with_master(&master).await?);
+        bench::driver::run(&load, route, true, Arc::default()).await
+    })?;
+    let (cluster, actions) = chaos
+        .join()
+        .map_err(|_| anyhow::anyhow!("the chaos schedule panicked"))?;
+    for x in &actions {
+        println!("{:>7.2} s  {}", x.at_s, x.what);
+    }
+    let conv = rt.block_on(bench::chaos::converge(&cluster, Duration::from_secs(30)));
+    drop(cluster);
+    let verdict = checker::check(&res.history, &Options::default());
+    let m = bench::stats::merge(&res.clients);
+    bench::history::write(
+        std::io::BufWriter::new(std::fs::File::create(out.join("history.jsonl"))?),
+        &res.history,
+    )?;
+    let summary = serde_json::json!({
+        "protocol": a.protocol, "replicas": a.replicas, "seed": a.seed, "duration_s": a.duration, "durable": durable,
+        "actions": actions, "convergence": conv, "checker": verdict,
+        "ops_ok": m.ok, "ops_timed_out": m.timed_out, "ops_failed": m.failed,
+    });
+    std::fs::write(
+        out.join("chaos.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    println!(
+        "{} actions; {} operations acknowledged, {} unknown; replicas {}; checker: {:?} ({} operations on {} keys)",
+        actions.len(),
+        m.ok,
+        m.timed_out,
+        if conv.converged { "converged to one state digest" } else { "DID NOT converge" },
+        verdict.verdict,
+        verdict.operations,
+        verdict.keys
+    );
+    if let Some(v) = &verdict.violation {
+        println!("counterexample: {}", v.explanation);
+    }
+    println!(
+        "files: {0}/chaos.json, {0}/history.jsonl, {0}/logs/",
+        out.display()
+    );
+    if !conv.converged || verdict.verdict != checker::Verdict::Ok {
+        std::process::exit(1);
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod chaos;
 pub mod driver;
 pub use checker::history;
 pub mod local;

@@ -227,3 +227,36 @@ fn sim_runs_seeds_and_replays_one() {
     assert_eq!(a, b, "a seed must replay exactly");
     assert!(a.lines().count() > 1000 && a.contains("Accept") && a.contains("seed 7: ok"));
 }
+
+/// One short chaos run on real processes: kills, restarts, partitions and slow
+/// links under load, then the digests must agree and the history must check.
+#[test]
+fn a_short_chaos_run_converges_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c");
+    let stdout = run(
+        &[
+            "chaos",
+            "--duration",
+            "6s",
+            "--seed",
+            "5",
+            "--clients",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(stdout.contains("converged to one state digest"), "{stdout}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("chaos.json")).unwrap()).unwrap();
+    assert_eq!(j["checker"]["verdict"], "ok");
+    assert_eq!(j["convergence"]["converged"], true);
+    assert!(
+        j["actions"].as_array().unwrap().len() >= 3,
+        "{}",
+        j["actions"]
+    );
+    assert!(j["ops_ok"].as_u64().unwrap() > 100);
+}
