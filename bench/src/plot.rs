@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -79,39 +80,26 @@ impl Chart<'_> {
             .x_label_area_size(44)
             .y_label_area_size(70);
         if self.log_x {
-            let mut c = b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?;
-            c.configure_mesh()
-                .x_desc(self.x_label)
-                .y_desc(self.y_label)
-                .draw()?;
-            self.series(&mut c)?;
-            c.configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
+            self.series(&mut b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?)?;
         } else {
-            let mut c = b.build_cartesian_2d(x0..x1, y0..y1)?;
-            c.configure_mesh()
-                .x_desc(self.x_label)
-                .y_desc(self.y_label)
-                .draw()?;
-            self.series(&mut c)?;
-            c.configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
+            self.series(&mut b.build_cartesian_2d(x0..x1, y0..y1)?)?;
         }
         root.present()
     }
 
-    fn series<DB: DrawingBackend, X, Y>(
+    /// Mesh, lines, marks and legend, for either kind of x axis.
+    fn series<'a, DB: DrawingBackend + 'a, X, Y>(
         &self,
-        c: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+        c: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
     where
-        X: Ranged<ValueType = f64>,
-        Y: Ranged<ValueType = f64>,
+        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
     {
+        c.configure_mesh()
+            .x_desc(self.x_label)
+            .y_desc(self.y_label)
+            .draw()?;
         for (i, l) in self.lines.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             c.draw_series(LineSeries::new(
@@ -135,6 +123,10 @@ impl Chart<'_> {
             .label("failures or time-outs")
             .legend(|(x, y)| Cross::new((x + 9, y), 5, RED.stroke_width(2)));
         }
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         Ok(())
     }
 }

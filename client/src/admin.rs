@@ -12,6 +12,18 @@ use tokio::net::TcpStream;
 
 use crate::ClientError;
 
+/// A connection to `addr`, with the error saying which address failed.
+async fn connect(addr: &str) -> Result<TcpStream, ClientError> {
+    let s = TcpStream::connect(addr)
+        .await
+        .map_err(|e| ClientError::Connect {
+            addr: addr.to_string(),
+            source: e,
+        })?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
 /// Sends `req` to `addr` and waits for one reply of type `R`.
 pub async fn request<Q: Message, R: Message>(
     addr: &str,
@@ -19,13 +31,7 @@ pub async fn request<Q: Message, R: Message>(
     timeout: Duration,
 ) -> Result<R, ClientError> {
     let work = async {
-        let mut s = TcpStream::connect(addr)
-            .await
-            .map_err(|e| ClientError::Connect {
-                addr: addr.to_string(),
-                source: e,
-            })?;
-        let _ = s.set_nodelay(true);
+        let mut s = connect(addr).await?;
         write_frame(&mut s, req).await.map_err(ConnError::Io)?;
         let mut buf = BytesMut::new();
         loop {
@@ -98,12 +104,7 @@ pub async fn fault(
 /// with `--control`), then waits until it reports leading.
 pub async fn set_leader(addr: &str, timeout: Duration) -> Result<StatusReply, ClientError> {
     let work = async {
-        let mut s = TcpStream::connect(addr)
-            .await
-            .map_err(|e| ClientError::Connect {
-                addr: addr.to_string(),
-                source: e,
-            })?;
+        let mut s = connect(addr).await?;
         write_frame(&mut s, &genericsmr::messages::BeLeader { nonce: 1 })
             .await
             .map_err(ConnError::Io)?;
