@@ -324,3 +324,39 @@ async fn a_stale_leader_behind_a_partition_steps_down_and_its_entries_are_never_
     })
     .await
 }
+
+/// Without --control, fault and leadership requests are refused (the
+/// connection is closed) and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_control_faults_and_set_leader_are_refused() {
+    bounded(async {
+        let c = Cluster::start(3, Opts::default());
+        let l = c.leader().await;
+        let f = (l + 1) % 3;
+        let r = admin::fault(
+            &c.client_addr(l),
+            &FaultRequest {
+                kind: fault::CRASH,
+                ..Default::default()
+            },
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(
+            r.is_err(),
+            "a server without --control accepted a fault: {r:?}"
+        );
+        assert!(
+            admin::set_leader(&c.client_addr(f), Duration::from_millis(1500))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            c.status(l).await.unwrap().role,
+            role::LEADER,
+            "nothing changed"
+        );
+        c.client().await.put("k", "v").await.unwrap();
+    })
+    .await
+}
