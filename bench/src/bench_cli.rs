@@ -184,6 +184,10 @@ struct ClusterArgs {
     /// The same one-way delay on every replica-to-replica link (WAN emulation), e.g. 1ms.
     #[arg(long, value_parser = parse_duration)]
     link_delay: Option<f64>,
+    /// A wide-area latency matrix: a preset (epaxos5) or a TOML file (docs/bench.md).
+    /// Replica i and client c sit at sites i and c modulo the number of sites.
+    #[arg(long, conflicts_with = "link_delay")]
+    wan: Option<String>,
     /// More server flags, as one string (e.g. "--reply-after-exec").
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     server_flags: String,
@@ -205,6 +209,15 @@ impl ClusterArgs {
         if let Some(d) = self.link_delay {
             flags.push(format!("--link-delay-ms={}", d * 1e3));
         }
+        let slot_flags = match &self.wan {
+            Some(w) => {
+                let m = bench::wan::Matrix::load(w)?;
+                (0..self.replicas)
+                    .map(|i| m.server_flags(i, self.replicas))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         Ok(ClusterSpec {
             replicas: self.replicas,
             protocol: self
@@ -218,7 +231,25 @@ impl ClusterArgs {
             log_dir: Some(out.join("logs")),
             data_root: None,
             start_order: Vec::new(),
+            slot_flags,
         })
+    }
+
+    /// Where the clients sit, with a WAN matrix.
+    fn wan_clients(&self) -> anyhow::Result<Option<bench::driver::WanClients>> {
+        let Some(w) = &self.wan else { return Ok(None) };
+        let m = bench::wan::Matrix::load(w)?;
+        let one_way_ms = (0..m.sites.len())
+            .map(|site| {
+                (0..self.replicas)
+                    .map(|r| m.rtt_ms[site][m.site_of(r)] / 2.0)
+                    .collect()
+            })
+            .collect();
+        Ok(Some(bench::driver::WanClients {
+            sites: m.sites.clone(),
+            one_way_ms,
+        }))
     }
 }
 
@@ -335,6 +366,7 @@ impl WorkloadArgs {
             seed: self.seed,
             attempt_timeout_ms: self.attempt_timeout_ms,
             op_timeout_ms: self.op_timeout_ms,
+            wan: None,
         })
     }
 
@@ -407,7 +439,8 @@ pub fn main() -> anyhow::Result<()> {
             let out = a.load.out_dir();
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
-            let spec = a.load.spec()?;
+            let mut spec = a.load.spec()?;
+            spec.wan = a.cluster.wan_clients()?;
             let cs = a.cluster.spec(&out)?;
             let flags = cs.server_flags.clone();
             let cluster = LocalCluster::start(cs).context("starting the local cluster")?;
@@ -532,6 +565,32 @@ async fn experiment(
         measured,
         res.elapsed_s,
     );
+    if let Some(w) = &spec.wan {
+        let leader = client::admin::cluster(master, Duration::from_secs(2))
+            .await
+            .ok()
+            .and_then(|i| i.leader);
+        for site in 0..w.sites.len() {
+            let mine: Vec<_> = res
+                .clients
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| w.site_of(*i) == site)
+                .map(|(_, c)| c.clone())
+                .collect();
+            let ms = bench::stats::merge(&mine);
+            let model_us = (protocol == "paxos")
+                .then_some(leader)
+                .flatten()
+                .map(|l| w.paxos_model_ms(site, l as usize, replicas) * 1e3);
+            report.by_site.push(bench::report::SiteLatency {
+                site: w.sites[site].clone(),
+                ops: ms.ok,
+                latency_us: bench::stats::Latency::of(&ms.hist),
+                model_us,
+            });
+        }
+    }
     if let Some(h) = history {
         let f =
             std::fs::File::create(h).with_context(|| format!("cannot write {}", h.display()))?;
@@ -693,6 +752,7 @@ async fn transport(a: TransportArgs) -> anyhow::Result<()> {
         seed: 1,
         attempt_timeout_ms: 5_000,
         op_timeout_ms: 30_000,
+        wan: None,
     };
     let flood = bench::driver::run(&base, route.clone(), false, Arc::default()).await?;
     let fm = bench::stats::merge(&flood.clients);
@@ -867,6 +927,7 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         log_dir: Some(out.join("logs")),
         data_root: None,
         start_order: Vec::new(),
+        slot_flags: Vec::new(),
     };
     let cluster = LocalCluster::start(spec).context("starting the local cluster")?;
     let master = cluster.master_addr().to_string();
@@ -892,6 +953,7 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         seed: a.seed,
         attempt_timeout_ms: 500,
         op_timeout_ms: 5_000,
+        wan: None,
     };
     let (seed, dur) = (a.seed, Duration::from_secs_f64(a.duration));
     let chaos = std::thread::spawn(move || bench::chaos::schedule(cluster, seed, dur, durable));

@@ -69,6 +69,46 @@ pub struct Spec {
     pub attempt_timeout_ms: u64,
     /// Give up on a request after this many milliseconds (counted as timed out).
     pub op_timeout_ms: u64,
+    /// Emulated distance between clients and replicas (`bench local --wan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wan: Option<WanClients>,
+}
+
+/// Where clients sit in an emulated wide-area deployment: client `c` is at
+/// site `c % sites.len()`, and each message between it and replica `r` is
+/// held for `one_way_ms[site][r]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WanClients {
+    /// Site names.
+    pub sites: Vec<String>,
+    /// One-way delay from each site to each replica, milliseconds.
+    pub one_way_ms: Vec<Vec<f64>>,
+}
+
+impl WanClients {
+    /// The site of client `c`.
+    pub fn site_of(&self, c: usize) -> usize {
+        c % self.sites.len()
+    }
+
+    /// Multi-Paxos's latency model for clients at `site` with `leader` of `n`
+    /// replicas, in milliseconds: the round trip to the leader plus the
+    /// leader's round trip to its nearest majority.
+    pub fn paxos_model_ms(&self, site: usize, leader: usize, n: usize) -> f64 {
+        let ls = leader % self.sites.len();
+        let mut rtts: Vec<f64> = (0..n)
+            .filter(|j| *j != leader)
+            .map(|j| 2.0 * self.one_way_ms[ls][j])
+            .collect();
+        rtts.sort_by(f64::total_cmp);
+        let quorum = if n / 2 == 0 { 0.0 } else { rtts[n / 2 - 1] };
+        2.0 * self.one_way_ms[site][leader] + quorum
+    }
+
+    fn delay_ns(&self, client: usize, replica: usize) -> u64 {
+        let row = &self.one_way_ms[self.site_of(client)];
+        (row.get(replica).copied().unwrap_or(0.0) * 1e6) as u64
+    }
 }
 
 impl Spec {
@@ -120,10 +160,44 @@ struct Client {
     /// Open loop: when the next request is due; flood: requests left to issue.
     next_due_ns: u64,
     left: u64,
+    /// Index of the client in the run (its site, with a WAN).
+    index: usize,
+    /// Emulated one-way delay to the current replica (0: none).
+    delay_ns: u64,
+    /// Requests held for the emulated delay: (due, frame).
+    outq: std::collections::VecDeque<(u64, bytes::Bytes)>,
+    /// Replies held for the emulated delay: (due, reply).
+    inq: std::collections::VecDeque<(u64, ProposeReply)>,
     arrivals: Option<(SmallRng, Exp<f64>)>,
 }
 
 impl Client {
+    /// Sends now, or after the emulated delay.
+    fn send(&mut self, out: &ConnOutbox, p: &Propose, now_ns: u64) {
+        if self.delay_ns == 0 {
+            out.push(p);
+        } else {
+            self.outq
+                .push_back((now_ns + self.delay_ns, genericsmr::wire::frame_bytes(p)));
+        }
+    }
+
+    /// Sends the held requests that are due.
+    fn release_due(&mut self, out: &ConnOutbox, now_ns: u64) {
+        while self.outq.front().is_some_and(|(due, _)| *due <= now_ns) {
+            if let Some((_, f)) = self.outq.pop_front() {
+                out.push_raw(&f);
+            }
+        }
+    }
+
+    /// When the next held message is due.
+    fn next_held_ns(&self) -> Option<u64> {
+        let a = self.outq.front().map(|x| x.0);
+        let b = self.inq.front().map(|x| x.0);
+        a.into_iter().chain(b).min()
+    }
+
     /// Lowest sequence number still outstanding (all below are answered);
     /// advanced lazily, so it costs O(1) amortized per operation.
     fn acked_below(&mut self) -> u64 {
@@ -147,7 +221,7 @@ impl Client {
         cmd.seq = self.next_seq;
         cmd.acked_below = self.acked_below();
         self.next_seq += 1;
-        out.push(&Propose { cmd: cmd.clone() });
+        self.send(out, &Propose { cmd: cmd.clone() }, now_ns);
         self.pending.insert(
             cmd.seq,
             Pending {
@@ -209,6 +283,10 @@ pub async fn run(
             next_due_ns: 0,
             left: 0,
             arrivals: None,
+            index: i,
+            delay_ns: 0,
+            outq: Default::default(),
+            inq: Default::default(),
         };
         match spec.mode {
             Mode::Open { rate } => {
@@ -294,23 +372,45 @@ async fn drive(
         let o = out.clone();
         let writer = tokio::spawn(async move { o.run_writer(&mut wr).await });
         let t = now();
-        // Everything still outstanding is resent with its original id: applied at most once.
-        for p in c.pending.values_mut() {
-            p.sent_ns = t;
-            p.cmd.acked_below = 0;
-            out.push(&Propose { cmd: p.cmd.clone() });
+        c.delay_ns = spec.wan.as_ref().map_or(0, |w| w.delay_ns(c.index, target));
+        c.outq.clear(); // meant for the old connection; everything pending is resent below
+                        // Everything still outstanding is resent with its original id: applied at most once.
+        let resend: Vec<Propose> = c
+            .pending
+            .values_mut()
+            .map(|p| {
+                p.sent_ns = t;
+                p.cmd.acked_below = 0;
+                Propose { cmd: p.cmd.clone() }
+            })
+            .collect();
+        for p in &resend {
+            c.send(&out, p, t);
         }
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let reason: Option<Option<u8>> = loop {
-            feed(&mut c, spec, &out, now(), end_ns, &progress.stop);
-            let due = match spec.mode {
-                Mode::Open { .. } if c.next_due_ns < end_ns => {
-                    Some(start + Duration::from_nanos(c.next_due_ns))
+        let reason: Option<Option<u8>> = 'events: loop {
+            let t = now();
+            c.release_due(&out, t);
+            while c.inq.front().is_some_and(|(due, _)| *due <= t) {
+                let Some((_, r)) = c.inq.pop_front() else {
+                    break;
+                };
+                if let Some(why) = on_reply(&mut c, r, spec, progress, t, end_ns) {
+                    break 'events why;
                 }
+            }
+            feed(&mut c, spec, &out, now(), end_ns, &progress.stop);
+            let open_due = match spec.mode {
+                Mode::Open { .. } if c.next_due_ns < end_ns => Some(c.next_due_ns),
                 _ => None,
             };
+            let due = open_due
+                .into_iter()
+                .chain(c.next_held_ns())
+                .min()
+                .map(|ns| start + Duration::from_nanos(ns));
             let sleep = async {
                 match due {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -328,26 +428,10 @@ async fn drive(
                         continue;
                     }
                     let Ok(r) = decode_body::<ProposeReply>(body) else { break Some(None) };
-                    match r.status {
-                        ReplyStatus::Ok => {
-                            if c.finish(r.seq, now(), Some(&r), Outcome::Ok) {
-                                progress.done.fetch_add(1, Ordering::Relaxed);
-                            }
-                            if c.done(spec, now(), end_ns) {
-                                break None;
-                            }
-                        }
-                        ReplyStatus::NotLeader | ReplyStatus::Unavailable => break Some(r.leader),
-                        // Refused outright: certainly not applied.
-                        ReplyStatus::TooLarge => {
-                            c.finish(r.seq, now(), None, Outcome::Fail);
-                            progress.errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                        // Its outcome is no longer known (the driver never causes this).
-                        ReplyStatus::Stale => {
-                            c.finish(r.seq, now(), None, Outcome::Unknown);
-                            progress.errors.fetch_add(1, Ordering::Relaxed);
-                        }
+                    if c.delay_ns > 0 {
+                        c.inq.push_back((now() + c.delay_ns, r)); // still travelling
+                    } else if let Some(why) = on_reply(&mut c, r, spec, progress, now(), end_ns) {
+                        break why;
                     }
                 }
                 _ = sleep => {}
@@ -387,6 +471,40 @@ async fn drive(
         c.finish(seq, t, None, Outcome::Unknown);
     }
     Ok(c)
+}
+
+/// Acts on one reply; `Some(reason)` ends the connection (`None` inside: the
+/// run is over; a hint: reroute).
+fn on_reply(
+    c: &mut Client,
+    r: ProposeReply,
+    spec: &Spec,
+    progress: &Progress,
+    t: u64,
+    end_ns: u64,
+) -> Option<Option<Option<u8>>> {
+    match r.status {
+        ReplyStatus::Ok => {
+            if c.finish(r.seq, t, Some(&r), Outcome::Ok) {
+                progress.done.fetch_add(1, Ordering::Relaxed);
+            }
+            if c.done(spec, t, end_ns) {
+                return Some(None);
+            }
+        }
+        ReplyStatus::NotLeader | ReplyStatus::Unavailable => return Some(Some(r.leader)),
+        // Refused outright: certainly not applied.
+        ReplyStatus::TooLarge => {
+            c.finish(r.seq, t, None, Outcome::Fail);
+            progress.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        // Its outcome is no longer known (the driver never causes this).
+        ReplyStatus::Stale => {
+            c.finish(r.seq, t, None, Outcome::Unknown);
+            progress.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    None
 }
 
 /// Issues what the mode wants issued now: due open-loop arrivals, flood refills.

@@ -22,4 +22,5 @@ pub mod report;
 pub mod route;
 pub mod stats;
 pub mod transport_bench;
+pub mod wan;
 pub mod workload;

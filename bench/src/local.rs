@@ -32,6 +32,9 @@ pub struct ClusterSpec {
     /// The order in which the servers of slots `0..replicas` start (and so
     /// register); empty means slot order.
     pub start_order: Vec<usize>,
+    /// More flags for the server of each slot (by slot; servers register, and
+    /// get their ids, in start order).
+    pub slot_flags: Vec<Vec<String>>,
 }
 
 /// A child process whose stdout lines are collected in the background.
@@ -115,6 +118,8 @@ struct Replica {
     peer_port: u16,
     client_port: u16,
     data_dir: PathBuf,
+    /// The slot's own flags, kept for restarts.
+    slot_flags: Vec<String>,
 }
 
 /// A running local cluster.
@@ -196,12 +201,18 @@ impl LocalCluster {
                 0,
                 spec.durable.then_some(data_dir.as_path()),
             );
+            cmd.args(spec.slot_flags.get(i).into_iter().flatten());
             let mut p = Proc::spawn(&mut cmd, &format!("server-slot{i}"), log)?;
             let ports = parse_ports(&p.expect_line("listening:", START_LIMIT)?)?;
-            started.push((p, data_dir, ports));
+            started.push((
+                p,
+                data_dir,
+                ports,
+                spec.slot_flags.get(i).cloned().unwrap_or_default(),
+            ));
         }
         let mut replicas: Vec<Option<Replica>> = (0..spec.replicas).map(|_| None).collect();
-        for (mut p, data_dir, (peer_port, client_port)) in started {
+        for (mut p, data_dir, (peer_port, client_port), slot_flags) in started {
             let reg = p.expect_line("registered as replica", START_LIMIT)?;
             let id: usize = reg
                 .split_whitespace()
@@ -215,6 +226,7 @@ impl LocalCluster {
                 peer_port,
                 client_port,
                 data_dir,
+                slot_flags,
             });
         }
         let replicas = replicas
@@ -314,6 +326,7 @@ impl LocalCluster {
             r.client_port,
             dd,
         );
+        cmd.args(&r.slot_flags);
         let mut p = Proc::spawn(
             &mut cmd,
             &format!("server-{id}"),

@@ -46,6 +46,24 @@ pub struct Report {
     /// The linearizability checker's verdict, when a history was checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checker: Option<serde_json::Value>,
+    /// With an emulated WAN: latency at each client site.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_site: Vec<SiteLatency>,
+}
+
+/// Latency seen by the clients at one site of an emulated WAN.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SiteLatency {
+    /// Site name.
+    pub site: String,
+    /// Successful operations of its clients in the window.
+    pub ops: u64,
+    /// Their latency, microseconds.
+    pub latency_us: Latency,
+    /// What the protocol's latency model predicts for this site, microseconds
+    /// (Multi-Paxos: the round trip to the leader plus the leader's round trip
+    /// to its nearest majority).
+    pub model_us: Option<f64>,
 }
 
 impl Report {
@@ -78,6 +96,7 @@ impl Report {
             ops_timed_out: m.timed_out,
             ops_duplicate: m.duplicates,
             checker: None,
+            by_site: Vec::new(),
         }
     }
 
@@ -104,6 +123,25 @@ impl Report {
             "  operations   ok {}  failed {}  timed out {}  duplicate replies {}",
             self.ops_ok, self.ops_failed, self.ops_timed_out, self.ops_duplicate
         );
+        if !self.by_site.is_empty() {
+            let _ = writeln!(
+                s,
+                "  {:<12} {:>8} {:>12} {:>12} {:>12}",
+                "site", "ops", "p50 ms", "model ms", "p99 ms"
+            );
+            for b in &self.by_site {
+                let model = b.model_us.map_or("-".into(), |m| format!("{:.1}", m / 1e3));
+                let _ = writeln!(
+                    s,
+                    "  {:<12} {:>8} {:>12.1} {:>12} {:>12.1}",
+                    b.site,
+                    b.ops,
+                    b.latency_us.p50 / 1e3,
+                    model,
+                    b.latency_us.p99 / 1e3
+                );
+            }
+        }
         if let Some(c) = &self.checker {
             let _ = writeln!(
                 s,

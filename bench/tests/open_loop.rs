@@ -29,6 +29,7 @@ fn cluster() -> LocalCluster {
         log_dir: None,
         data_root: None,
         start_order: Vec::new(),
+        slot_flags: Vec::new(),
     })
     .unwrap()
 }
@@ -44,6 +45,7 @@ fn spec(mode: Mode, clients: usize) -> Spec {
         seed: 3,
         attempt_timeout_ms: 5_000,
         op_timeout_ms: 20_000,
+        wan: None,
     }
 }
 

@@ -75,6 +75,10 @@ struct Args {
     /// One-way delay added to every message to a peer, in milliseconds (WAN emulation).
     #[arg(long, default_value_t = 0.0)]
     link_delay_ms: f64,
+    /// One-way delay to each replica by id, in milliseconds, e.g. 0,36.1,9.65 (a row of a
+    /// WAN latency matrix; bench local --wan sets it).
+    #[arg(long, value_delimiter = ',')]
+    link_delays_ms: Vec<f64>,
     /// Largest command accepted from a client, in bytes (at most a quarter of --max-frame).
     #[arg(long, default_value_t = 1 << 20)]
     max_command: usize,
@@ -206,6 +210,14 @@ fn main() -> anyhow::Result<()> {
         transport
             .faults()
             .set_link(u64::MAX, d, Duration::ZERO, 0.0, 0.0);
+    }
+    for (j, ms) in a.link_delays_ms.iter().enumerate() {
+        if *ms > 0.0 && j != me as usize {
+            let d = Duration::from_secs_f64(ms / 1e3);
+            transport
+                .faults()
+                .set_link(1 << j, d, Duration::ZERO, 0.0, 0.0);
+        }
     }
     master_link::keep_link(
         rt.handle(),

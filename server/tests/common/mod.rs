@@ -50,6 +50,7 @@ impl Cluster {
             log_dir: None,
             data_root: opts.data_root,
             start_order: opts.start_order,
+            slot_flags: Vec::new(),
         })
         .expect("cluster starts");
         Cluster {
