@@ -13,6 +13,7 @@ use bench::route::Route;
 use bench::workload::Mix;
 use checker::linear::{Initial, Options};
 use clap::{Args, Parser, Subcommand};
+use client::faults::{Schedule, StepOutcome};
 
 /// Load generator and experiment runner.
 #[derive(Parser, Debug)]
@@ -238,18 +239,7 @@ impl ClusterArgs {
     /// Where the clients sit, with a WAN matrix.
     fn wan_clients(&self) -> anyhow::Result<Option<bench::driver::WanClients>> {
         let Some(w) = &self.wan else { return Ok(None) };
-        let m = bench::wan::Matrix::load(w)?;
-        let one_way_ms = (0..m.sites.len())
-            .map(|site| {
-                (0..self.replicas)
-                    .map(|r| m.rtt_ms[site][m.site_of(r)] / 2.0)
-                    .collect()
-            })
-            .collect();
-        Ok(Some(bench::driver::WanClients {
-            sites: m.sites.clone(),
-            one_way_ms,
-        }))
+        Ok(Some(bench::wan::Matrix::load(w)?.clients(self.replicas)))
     }
 }
 
@@ -387,6 +377,11 @@ struct LocalArgs {
     cluster: ClusterArgs,
     #[command(flatten)]
     load: WorkloadArgs,
+    /// A time-ordered fault schedule (TOML, docs/faults.md) to run during the
+    /// load; times count from the start of the load. Starts the servers with
+    /// --control; the steps and their outcomes go to faults.json.
+    #[arg(long)]
+    faults: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -441,7 +436,22 @@ pub fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let mut spec = a.load.spec()?;
             spec.wan = a.cluster.wan_clients()?;
-            let cs = a.cluster.spec(&out)?;
+            let mut cs = a.cluster.spec(&out)?;
+            let schedule = a.faults.as_deref().map(Schedule::load).transpose()?;
+            if let Some(s) = &schedule {
+                anyhow::ensure!(
+                    s.max_replica()
+                        .is_none_or(|r| (r as usize) < a.cluster.replicas),
+                    "the fault schedule names replica {} but the group has {}",
+                    s.max_replica().unwrap_or(0),
+                    a.cluster.replicas
+                );
+                let end = s.steps.last().map_or(0.0, |l| l.at.as_secs_f64());
+                if end > spec.warmup_s + spec.duration_s {
+                    eprintln!("warning: the fault schedule runs {end:.1}s, longer than the load");
+                }
+                cs.server_flags.push("--control".into());
+            }
             let flags = cs.server_flags.clone();
             let cluster = LocalCluster::start(cs).context("starting the local cluster")?;
             eprintln!(
@@ -458,7 +468,15 @@ pub fn main() -> anyhow::Result<()> {
                 server_flags: flags,
                 fresh: true,
             };
-            let r = rt.block_on(experiment(target, &spec, a.load.history.as_deref(), &out));
+            let run = experiment(target, &spec, a.load.history.as_deref(), &out);
+            let r = match &schedule {
+                None => rt.block_on(run),
+                Some(s) => rt.block_on(async {
+                    let (r, steps) = tokio::join!(run, run_faults(s, &master));
+                    write_faults(&out, &steps)?;
+                    r
+                }),
+            };
             drop(cluster); // stops every process, also when the run failed
             r.map(|_| ())
         }
@@ -488,6 +506,41 @@ pub fn main() -> anyhow::Result<()> {
         Cmd::TransportEcho { port } => bench::transport_bench::serve_echo(port),
         Cmd::Transport(a) => rt.block_on(transport(a)),
     }
+}
+
+/// Runs a fault schedule through the master, printing each step.
+async fn run_faults(s: &Schedule, master: &str) -> Vec<StepOutcome> {
+    let target = |replica| client::admin::Target::ViaMaster {
+        master: master.to_string(),
+        replica,
+    };
+    client::faults::run(s, target, |o| match &o.error {
+        None => eprintln!("fault {:>7.3}s  {}", o.at.as_secs_f64(), o.text),
+        Some(e) => eprintln!(
+            "fault {:>7.3}s  {}: FAILED: {e}",
+            o.at.as_secs_f64(),
+            o.text
+        ),
+    })
+    .await
+}
+
+/// Writes the steps of a fault schedule and their outcomes to `faults.json`.
+fn write_faults(out: &std::path::Path, steps: &[StepOutcome]) -> anyhow::Result<()> {
+    let rows: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "at_s": o.at.as_secs_f64(),
+                "step": o.text,
+                "ok": o.error.is_none(),
+                "error": o.error,
+            })
+        })
+        .collect();
+    let path = out.join("faults.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&rows)?)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Runs one experiment against the group at `master`, with a progress bar, and

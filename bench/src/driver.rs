@@ -79,10 +79,12 @@ pub struct Spec {
 /// held for `one_way_ms[site][r]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WanClients {
-    /// Site names.
+    /// Names of the sites clients occupy.
     pub sites: Vec<String>,
-    /// One-way delay from each site to each replica, milliseconds.
+    /// One-way delay from each client site to each replica, milliseconds.
     pub one_way_ms: Vec<Vec<f64>>,
+    /// Round-trip times between replicas, milliseconds (for latency models).
+    pub replica_rtt_ms: Vec<Vec<f64>>,
 }
 
 impl WanClients {
@@ -95,10 +97,9 @@ impl WanClients {
     /// replicas, in milliseconds: the round trip to the leader plus the
     /// leader's round trip to its nearest majority.
     pub fn paxos_model_ms(&self, site: usize, leader: usize, n: usize) -> f64 {
-        let ls = leader % self.sites.len();
         let mut rtts: Vec<f64> = (0..n)
             .filter(|j| *j != leader)
-            .map(|j| 2.0 * self.one_way_ms[ls][j])
+            .map(|j| self.replica_rtt_ms[leader][j])
             .collect();
         rtts.sort_by(f64::total_cmp);
         let quorum = if n / 2 == 0 { 0.0 } else { rtts[n / 2 - 1] };

@@ -1,10 +1,14 @@
 //! Wide-area latency matrices: sites and the round-trip times between them,
-//! from a TOML file or a preset. Replica `i` sits at site `i % sites`, and so
-//! does client `c` at site `c % sites`; every message between two sites is
-//! delayed by half their round-trip time (servers delay peer messages,
-//! `bench` delays client messages), since kernel netem is not available here.
+//! from a TOML file or a preset. Replica `i` sits at site `i % sites` and
+//! client `c` at site `c % sites`, unless the file places them (`replicas` and
+//! `clients`, lists of site names used in turn). Every message between two
+//! sites is delayed by half their round-trip time (servers delay peer
+//! messages, `bench` delays client messages), since kernel netem is not
+//! available here.
 
 use serde::Deserialize;
+
+use crate::driver::WanClients;
 
 /// A latency matrix.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -16,10 +20,22 @@ pub struct Matrix {
     pub sites: Vec<String>,
     /// Round-trip times in milliseconds, `rtt_ms[a][b]` from site a to site b.
     pub rtt_ms: Vec<Vec<f64>>,
+    /// Where the replicas sit: replica `i` at site `replicas[i % len]`
+    /// (empty: at site `i % sites`).
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    /// Where the clients sit: client `c` at site `clients[c % len]` (empty:
+    /// at site `c % sites`).
+    #[serde(default)]
+    pub clients: Vec<String>,
 }
 
 /// The presets shipped with `bench`.
-pub const PRESETS: [(&str, &str); 1] = [("epaxos5", include_str!("../presets/epaxos5.toml"))];
+pub const PRESETS: [(&str, &str); 3] = [
+    ("epaxos5", include_str!("../presets/epaxos5.toml")),
+    ("mdlin-edge", include_str!("../presets/mdlin-edge.toml")),
+    ("mdlin-dc", include_str!("../presets/mdlin-dc.toml")),
+];
 
 impl Matrix {
     /// A preset by name, or a TOML file by path.
@@ -55,17 +71,39 @@ impl Matrix {
                 );
             }
         }
+        for name in self.replicas.iter().chain(&self.clients) {
+            anyhow::ensure!(
+                self.sites.contains(name),
+                "'{name}' is placed but is not one of the sites ({})",
+                self.sites.join(", ")
+            );
+        }
         Ok(())
     }
 
-    /// The site of replica (or client) `i`.
-    pub fn site_of(&self, i: usize) -> usize {
-        i % self.sites.len()
+    fn site_index(&self, name: &str) -> usize {
+        self.sites.iter().position(|s| s == name).unwrap_or(0)
     }
 
-    /// One-way delay in milliseconds between the sites of `a` and `b`.
+    /// The site of replica `i`.
+    pub fn replica_site(&self, i: usize) -> usize {
+        match self.replicas.len() {
+            0 => i % self.sites.len(),
+            k => self.site_index(&self.replicas[i % k]),
+        }
+    }
+
+    /// The sites clients occupy, in turn.
+    pub fn client_sites(&self) -> Vec<usize> {
+        match self.clients.len() {
+            0 => (0..self.sites.len()).collect(),
+            _ => self.clients.iter().map(|c| self.site_index(c)).collect(),
+        }
+    }
+
+    /// One-way delay in milliseconds between replicas `a` and `b`.
     pub fn one_way_ms(&self, a: usize, b: usize) -> f64 {
-        self.rtt_ms[self.site_of(a)][self.site_of(b)] / 2.0
+        self.rtt_ms[self.replica_site(a)][self.replica_site(b)] / 2.0
     }
 
     /// Server flags that give replica `i` of `n` its one-way delays to every peer.
@@ -76,18 +114,23 @@ impl Matrix {
         vec![format!("--link-delays-ms={}", delays.join(","))]
     }
 
-    /// The Multi-Paxos latency model for a client at `site` with the leader at
-    /// replica `leader` of `n`: the round trip to the leader plus the leader's
-    /// round trip to the nearest majority (its `n/2`-th nearest other replica).
-    pub fn paxos_model_ms(&self, site: usize, leader: usize, n: usize) -> f64 {
-        let ls = self.site_of(leader);
-        let mut others: Vec<f64> = (0..n)
-            .filter(|j| *j != leader)
-            .map(|j| self.rtt_ms[ls][self.site_of(j)])
-            .collect();
-        others.sort_by(f64::total_cmp);
-        let quorum_rtt = if n / 2 == 0 { 0.0 } else { others[n / 2 - 1] };
-        self.rtt_ms[site][ls] + quorum_rtt
+    /// Where the clients of a group of `n` replicas sit, and their delays.
+    pub fn clients(&self, n: usize) -> WanClients {
+        let sites = self.client_sites();
+        WanClients {
+            sites: sites.iter().map(|s| self.sites[*s].clone()).collect(),
+            one_way_ms: sites
+                .iter()
+                .map(|s| {
+                    (0..n)
+                        .map(|r| self.rtt_ms[*s][self.replica_site(r)] / 2.0)
+                        .collect()
+                })
+                .collect(),
+            replica_rtt_ms: (0..n)
+                .map(|a| (0..n).map(|b| 2.0 * self.one_way_ms(a, b)).collect())
+                .collect(),
+        }
     }
 }
 
@@ -99,9 +142,10 @@ mod tests {
     fn preset_loads_and_model_matches_hand_arithmetic() {
         let m = Matrix::load("epaxos5").unwrap();
         assert_eq!(m.sites.len(), 5);
+        let w = m.clients(5);
         // Leader in Virginia: its nearest majority of 5 needs 2 others, California (72.2) and Ireland (80.5).
-        assert!((m.paxos_model_ms(0, 0, 5) - 80.5).abs() < 1e-9);
-        assert!((m.paxos_model_ms(4, 0, 5) - (145.3 + 80.5)).abs() < 1e-9);
+        assert!((w.paxos_model_ms(0, 0, 5) - 80.5).abs() < 1e-9);
+        assert!((w.paxos_model_ms(4, 0, 5) - (145.3 + 80.5)).abs() < 1e-9);
         assert_eq!(
             m.server_flags(1, 5),
             vec!["--link-delays-ms=36.1,0,9.65,76.6,51.25".to_string()]
@@ -110,5 +154,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("epaxos5"));
+    }
+
+    #[test]
+    fn mdlin_presets_place_replicas_and_clients() {
+        // Edge clients: 90 ms to the leader, whose majority is 90 ms away.
+        let e = Matrix::load("mdlin-edge").unwrap();
+        let w = e.clients(3);
+        assert_eq!(w.sites, vec!["clients".to_string()]);
+        assert!((w.paxos_model_ms(0, 0, 3) - 180.0).abs() < 1e-9);
+        assert_eq!(
+            e.server_flags(0, 3),
+            vec!["--link-delays-ms=0,45,45".to_string()]
+        );
+        // Datacenter clients: 2 ms to the leader.
+        let d = Matrix::load("mdlin-dc").unwrap();
+        assert!((d.clients(3).paxos_model_ms(0, 0, 3) - 92.0).abs() < 1e-9);
+        // Shard leaders: 2 ms apart at the edge, 90 ms apart with datacenter clients.
+        let (a, b) = (d.site_index("leader-a"), d.site_index("leader-b"));
+        assert_eq!(e.rtt_ms[a][b], 2.0);
+        assert_eq!(d.rtt_ms[a][b], 90.0);
+        let bad = "sites = [\"x\"]\nrtt_ms = [[0.0]]\nreplicas = [\"y\"]\n";
+        std::fs::write(std::env::temp_dir().join("wan-bad.toml"), bad).unwrap();
+        let err = Matrix::load(std::env::temp_dir().join("wan-bad.toml").to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'y'"), "{err}");
     }
 }

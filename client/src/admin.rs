@@ -4,10 +4,13 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use genericsmr::messages::{
-    ClusterInfo, GetCluster, LogReply, LogRequest, StatusReply, StatusRequest,
+    codes, role, BeLeader, ClusterInfo, FaultReply, FaultRequest, GetCluster, LogReply, LogRequest,
+    Relay, RelayError, StatusReply, StatusRequest,
 };
 use genericsmr::transport::{read_frame, write_frame, ConnError};
-use genericsmr::wire::{decode_body, Message, DEFAULT_MAX_FRAME};
+use genericsmr::wire::{decode_body, frame_bytes, Message, DEFAULT_MAX_FRAME};
+use genericsmr::ReplicaId;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::ClientError;
@@ -22,6 +25,45 @@ async fn connect(addr: &str) -> Result<TcpStream, ClientError> {
         })?;
     let _ = s.set_nodelay(true);
     Ok(s)
+}
+
+/// Where a control request goes: straight to a replica's client port, or
+/// through the master, which relays it over the replica's master link (then an
+/// operator needs only the master's address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A replica's client address.
+    Direct(String),
+    /// Replica `replica`, through the master at `master`.
+    ViaMaster {
+        /// The master's address.
+        master: String,
+        /// The replica's id.
+        replica: ReplicaId,
+    },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Direct(a) => write!(f, "{a}"),
+            Target::ViaMaster { master, replica } => {
+                write!(f, "replica {replica} (through the master at {master})")
+            }
+        }
+    }
+}
+
+impl From<&str> for Target {
+    fn from(a: &str) -> Self {
+        Target::Direct(a.to_string())
+    }
+}
+
+impl From<&String> for Target {
+    fn from(a: &String) -> Self {
+        Target::Direct(a.clone())
+    }
 }
 
 /// Sends `req` to `addr` and waits for one reply of type `R`.
@@ -45,6 +87,10 @@ pub async fn request<Q: Message, R: Message>(
             if code == R::CODE {
                 return Ok(decode_body::<R>(body).map_err(ConnError::Wire)?);
             }
+            if code == codes::RELAY_ERROR {
+                let e: RelayError = decode_body(body).map_err(ConnError::Wire)?;
+                return Err(ClientError::Protocol(e.error));
+            }
         }
     };
     tokio::time::timeout(timeout, work)
@@ -55,62 +101,93 @@ pub async fn request<Q: Message, R: Message>(
         })?
 }
 
+/// `req` wrapped for the master to relay to `replica`.
+fn relay<Q: Message>(replica: ReplicaId, req: &Q) -> Relay {
+    let mut body = BytesMut::new();
+    req.marshal(&mut body);
+    Relay {
+        replica,
+        code: Q::CODE,
+        body: body.freeze(),
+    }
+}
+
+/// Sends `req` to `to` and waits for one reply of type `R`.
+pub async fn request_to<Q: Message, R: Message>(
+    to: &Target,
+    req: &Q,
+    timeout: Duration,
+) -> Result<R, ClientError> {
+    match to {
+        Target::Direct(addr) => request(addr, req, timeout).await,
+        Target::ViaMaster { master, replica } => {
+            request(master, &relay(*replica, req), timeout).await
+        }
+    }
+}
+
 /// Asks the master for the replica list and the leader.
 pub async fn cluster(master: &str, timeout: Duration) -> Result<ClusterInfo, ClientError> {
     request(master, &GetCluster { nonce: 1 }, timeout).await
 }
 
-/// Asks a replica (at its client address) for its status.
-pub async fn status(addr: &str, timeout: Duration) -> Result<StatusReply, ClientError> {
-    request(addr, &StatusRequest { nonce: 1 }, timeout).await
+/// Asks a replica for its status.
+pub async fn status(to: impl Into<Target>, timeout: Duration) -> Result<StatusReply, ClientError> {
+    request_to(&to.into(), &StatusRequest { nonce: 1 }, timeout).await
 }
 
 /// Asks a replica for digests of `count` log slots from `from`.
 pub async fn log(
-    addr: &str,
+    to: impl Into<Target>,
     from: u64,
     count: u32,
     timeout: Duration,
 ) -> Result<LogReply, ClientError> {
-    request(
-        addr,
-        &LogRequest {
-            nonce: 1,
-            from,
-            count,
-        },
-        timeout,
-    )
-    .await
+    let req = LogRequest {
+        nonce: 1,
+        from,
+        count,
+    };
+    request_to(&to.into(), &req, timeout).await
 }
 
-/// Sets or clears a fault on the replica at `addr` (it must run with `--control`).
+/// Sets or clears a fault on a replica (it must run with `--control`).
 pub async fn fault(
-    addr: &str,
-    req: &genericsmr::messages::FaultRequest,
+    to: impl Into<Target>,
+    req: &FaultRequest,
     timeout: Duration,
-) -> Result<genericsmr::messages::FaultReply, ClientError> {
-    let r: genericsmr::messages::FaultReply = request(addr, req, timeout).await?;
+) -> Result<FaultReply, ClientError> {
+    let to = to.into();
+    let r: FaultReply = request_to(&to, req, timeout).await?;
     if !r.ok {
         return Err(ClientError::Protocol(format!(
-            "{addr} refused the fault request: {}",
+            "{to} refused the fault request: {}",
             r.error
         )));
     }
     Ok(r)
 }
 
-/// Asks the replica at `addr` to take over leadership (SetLeader; it must run
-/// with `--control`), then waits until it reports leading.
-pub async fn set_leader(addr: &str, timeout: Duration) -> Result<StatusReply, ClientError> {
+/// Asks a replica to take over leadership (SetLeader; it must run with
+/// `--control`), then waits until it reports leading.
+pub async fn set_leader(
+    to: impl Into<Target>,
+    timeout: Duration,
+) -> Result<StatusReply, ClientError> {
+    let to = to.into();
     let work = async {
+        let req = BeLeader { nonce: 1 };
+        let (addr, frame) = match &to {
+            Target::Direct(a) => (a.as_str(), frame_bytes(&req)),
+            Target::ViaMaster { master, replica } => {
+                (master.as_str(), frame_bytes(&relay(*replica, &req)))
+            }
+        };
         let mut s = connect(addr).await?;
-        write_frame(&mut s, &genericsmr::messages::BeLeader { nonce: 1 })
-            .await
-            .map_err(ConnError::Io)?;
+        s.write_all(&frame).await.map_err(ConnError::Io)?;
         loop {
-            let st = status(addr, Duration::from_secs(1)).await?;
-            if st.role == genericsmr::messages::role::LEADER {
+            let st = status(to.clone(), Duration::from_secs(1)).await?;
+            if st.role == role::LEADER {
                 return Ok(st);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -118,7 +195,7 @@ pub async fn set_leader(addr: &str, timeout: Duration) -> Result<StatusReply, Cl
     };
     tokio::time::timeout(timeout, work)
         .await
-        .map_err(|_| ClientError::Timeout { after: timeout, what: format!("{addr} to become leader (is it started with --control, and can it reach a majority?)") })?
+        .map_err(|_| ClientError::Timeout { after: timeout, what: format!("{to} to become leader (is it started with --control, and can it reach a majority?)") })?
 }
 
 /// The type code of a message name (`prepare`, `accept`, ... or `0x32`), for faults.

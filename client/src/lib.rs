@@ -9,12 +9,15 @@
 //! command may or may not have taken effect, never a false success.
 //!
 //! [`admin`] holds one-shot queries: the cluster layout from the master, and a
-//! replica's status or log digests.
+//! replica's status or log digests, and control requests (faults,
+//! set-leader), sent to a replica directly or through the master. [`faults`]
+//! holds fault commands and time-ordered fault schedules.
 
 #![warn(missing_docs)]
 
 pub mod admin;
 mod conn;
+pub mod faults;
 mod session;
 
 pub use session::{Client, ClientConfig, ClientError};

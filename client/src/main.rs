@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use client::faults::{FaultCmd, Schedule};
 use client::{admin, Client, ClientConfig};
 
 /// Command-line client for a replica group.
@@ -13,7 +14,7 @@ use client::{admin, Client, ClientConfig};
 #[command(
     version,
     about,
-    after_help = "Examples:\n  client --master 127.0.0.1:7087 put greeting hello\n  client --master 127.0.0.1:7087 get greeting\n  client --master 127.0.0.1:7087 cas greeting hello bonjour\n  client --master 127.0.0.1:7087 cas --absent fresh-key v1\n  client --master 127.0.0.1:7087 leader\n  client --master 127.0.0.1:7087 status\n  client --master 127.0.0.1:7087 state 2\n  client --master 127.0.0.1:7087 set-leader 2            (servers started with --control)\n  client --master 127.0.0.1:7087 fault partition 0 1,2\n  client --master 127.0.0.1:7087 fault link 0 1,2 --delay-ms 10 --jitter-ms 2 --drop 1\n  client --master 127.0.0.1:7087 fault phase 2 accept 20s\n  client --master 127.0.0.1:7087 fault clear 0\n  client --replicas 127.0.0.1:8070,127.0.0.1:8071,127.0.0.1:8072 get greeting\n  client --master 127.0.0.1:7087          (interactive prompt; type 'help')"
+    after_help = "Examples:\n  client --master 127.0.0.1:7087 put greeting hello\n  client --master 127.0.0.1:7087 get greeting\n  client --master 127.0.0.1:7087 cas greeting hello bonjour\n  client --master 127.0.0.1:7087 cas --absent fresh-key v1\n  client --master 127.0.0.1:7087 leader\n  client --master 127.0.0.1:7087 status\n  client --master 127.0.0.1:7087 state 2\n  client --master 127.0.0.1:7087 set-leader 2            (servers started with --control)\n  client --master 127.0.0.1:7087 fault partition 0 1,2\n  client --master 127.0.0.1:7087 fault link 0 1,2 --delay-ms 10 --jitter-ms 2 --drop 1\n  client --master 127.0.0.1:7087 fault phase 2 accept 20s\n  client --master 127.0.0.1:7087 fault clear 0\n  client --master 127.0.0.1:7087 schedule faults.toml     (time-ordered fault steps)\n  client --master 127.0.0.1:7087 --direct fault crash 1   (to the replica, not through the master)\n  client --replicas 127.0.0.1:8070,127.0.0.1:8071,127.0.0.1:8072 get greeting\n  client --master 127.0.0.1:7087          (interactive prompt; type 'help')"
 )]
 struct Args {
     /// Master address (HOST:PORT); finds the replicas and the leader through it.
@@ -22,6 +23,10 @@ struct Args {
     /// Replica client addresses (comma-separated), to work without a master.
     #[arg(long, value_delimiter = ',')]
     replicas: Vec<String>,
+    /// With --master, send state, set-leader and fault requests straight to the
+    /// replica instead of through the master.
+    #[arg(long)]
+    direct: bool,
     /// How long one command may take, retries included, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -63,57 +68,11 @@ enum Cmd {
     /// Inject or clear a fault on a replica (servers need --control).
     #[command(subcommand)]
     Fault(FaultCmd),
-}
-
-#[derive(Subcommand, Debug)]
-enum FaultCmd {
-    /// The replica drops everything it receives and sends, keeping its state.
-    Crash { replica: u8 },
-    /// Undo a crash.
-    Restore { replica: u8 },
-    /// Cut the replica's links to and from PEERS (comma-separated ids).
-    Partition {
-        replica: u8,
-        #[arg(value_delimiter = ',')]
-        peers: Vec<u8>,
-        /// Cut only the replica's messages to PEERS.
-        #[arg(long)]
-        one_way: bool,
+    /// Run a time-ordered fault schedule (TOML; see docs/faults.md), printing each step.
+    Schedule {
+        /// The schedule file.
+        file: std::path::PathBuf,
     },
-    /// Undo the replica's partitions.
-    Heal { replica: u8 },
-    /// Delay, jitter, loss and duplication on the replica's links to PEERS.
-    Link {
-        replica: u8,
-        #[arg(value_delimiter = ',')]
-        peers: Vec<u8>,
-        #[arg(long, default_value_t = 0.0)]
-        delay_ms: f64,
-        #[arg(long, default_value_t = 0.0)]
-        jitter_ms: f64,
-        /// Loss, in percent.
-        #[arg(long, default_value_t = 0.0)]
-        drop: f64,
-        /// Duplication, in percent.
-        #[arg(long, default_value_t = 0.0)]
-        dup: f64,
-    },
-    /// Hold back the replica's next message of TYPE (e.g. accept, commit, 0x32) to PEER.
-    Hold {
-        replica: u8,
-        peer: u8,
-        r#type: String,
-    },
-    /// Send what the replica holds for PEER.
-    Release { replica: u8, peer: u8 },
-    /// Delay messages of TYPE (or `all`) that the replica receives: DELAY like 10s, or `drop`, or `clear`.
-    Phase {
-        replica: u8,
-        r#type: String,
-        delay: String,
-    },
-    /// Clear every fault on the replica.
-    Clear { replica: u8 },
 }
 
 fn parse_line(line: &str) -> Result<Option<Cmd>, String> {
@@ -189,12 +148,12 @@ async fn run(c: &Client, a: &Args, cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Status => status(a).await?,
         Cmd::State { replica } => {
-            let addr = replica_addr(a, replica).await?;
+            let to = target(a, replica).await?;
             let t = Duration::from_secs(2);
-            let s = admin::status(&addr, t).await?;
+            let s = admin::status(to.clone(), t).await?;
             println!("{s:#?}");
             let from = s.log_len.saturating_sub(10);
-            for d in admin::log(&addr, from, 10, t).await?.slots {
+            for d in admin::log(to, from, 10, t).await?.slots {
                 println!(
                     "slot {:>8}  {}  {:016x}",
                     d.slot,
@@ -208,11 +167,12 @@ async fn run(c: &Client, a: &Args, cmd: Cmd) -> anyhow::Result<()> {
             }
         }
         Cmd::SetLeader { replica } => {
-            let addr = replica_addr(a, replica).await?;
-            let s = admin::set_leader(&addr, Duration::from_millis(a.timeout_ms)).await?;
+            let to = target(a, replica).await?;
+            let s = admin::set_leader(to, Duration::from_millis(a.timeout_ms)).await?;
             println!("replica {replica} leads with ballot {}", s.ballot);
         }
         Cmd::Fault(f) => fault(a, f).await?,
+        Cmd::Schedule { file } => schedule(a, &file).await?,
     }
     Ok(())
 }
@@ -319,151 +279,64 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The client address of replica `id`, through the master (or the `--replicas` list).
-async fn replica_addr(a: &Args, id: u8) -> anyhow::Result<String> {
+/// Where control requests for replica `id` go: through the master, or with
+/// `--direct` (or `--replicas`) to its client address.
+async fn target(a: &Args, id: u8) -> anyhow::Result<admin::Target> {
     let t = Duration::from_secs(2);
     if let Some(m) = &a.master {
+        if !a.direct {
+            return Ok(admin::Target::ViaMaster {
+                master: m.clone(),
+                replica: id,
+            });
+        }
         let info = admin::cluster(m, t).await?;
         return info
             .replicas
             .iter()
             .find(|r| r.id == id)
-            .map(|r| r.client_addr())
+            .map(|r| admin::Target::Direct(r.client_addr()))
             .ok_or_else(|| anyhow::anyhow!("the master knows no replica {id}"));
     }
     for addr in &a.replicas {
         if admin::status(addr, t).await.is_ok_and(|s| s.replica == id) {
-            return Ok(addr.clone());
+            return Ok(admin::Target::Direct(addr.clone()));
         }
     }
     bail!("no replica in --replicas answers as replica {id}")
 }
 
-fn bits(ids: &[u8]) -> u64 {
-    ids.iter().fold(0, |b, i| b | 1u64 << i)
+async fn schedule(a: &Args, file: &std::path::Path) -> anyhow::Result<()> {
+    let s = Schedule::load(file)?;
+    let mut targets = Vec::new();
+    for id in 0..=s.max_replica().unwrap_or(0) {
+        targets.push(target(a, id).await?);
+    }
+    println!("running {} steps from {}", s.steps.len(), file.display());
+    let done = client::faults::run(
+        &s,
+        |r| targets[r as usize].clone(),
+        |o| {
+            let t = o.at.as_secs_f64();
+            match &o.error {
+                None => println!("{t:>8.3}s  {}: ok", o.text),
+                Some(e) => println!("{t:>8.3}s  {}: FAILED: {e}", o.text),
+            }
+        },
+    )
+    .await;
+    let failed = done.iter().filter(|o| o.error.is_some()).count();
+    if failed > 0 {
+        bail!("{failed} of {} steps failed", done.len());
+    }
+    Ok(())
 }
 
 async fn fault(a: &Args, f: FaultCmd) -> anyhow::Result<()> {
-    use genericsmr::messages::{fault as k, FaultRequest};
-    let ms_to_us = |ms: f64| (ms * 1e3) as u64;
-    let pct_to_ppm = |p: f64| (p * 1e4) as u32;
-    let code = |t: &str| {
-        admin::message_code(t).ok_or_else(|| anyhow::anyhow!("unknown message type '{t}': use a name such as accept or commit, or a code such as 0x32"))
-    };
-    let (replica, req) = match f {
-        FaultCmd::Crash { replica } => (
-            replica,
-            FaultRequest {
-                kind: k::CRASH,
-                ..Default::default()
-            },
-        ),
-        FaultCmd::Restore { replica } => (
-            replica,
-            FaultRequest {
-                kind: k::RESTORE,
-                ..Default::default()
-            },
-        ),
-        FaultCmd::Partition {
-            replica,
-            peers,
-            one_way,
-        } => {
-            let kind = if one_way {
-                k::PARTITION_ONE_WAY
-            } else {
-                k::PARTITION
-            };
-            (
-                replica,
-                FaultRequest {
-                    kind,
-                    peers: bits(&peers),
-                    ..Default::default()
-                },
-            )
-        }
-        FaultCmd::Heal { replica } => (
-            replica,
-            FaultRequest {
-                kind: k::HEAL,
-                ..Default::default()
-            },
-        ),
-        FaultCmd::Link {
-            replica,
-            peers,
-            delay_ms,
-            jitter_ms,
-            drop,
-            dup,
-        } => (
-            replica,
-            FaultRequest {
-                kind: k::LINK,
-                peers: bits(&peers),
-                delay_us: ms_to_us(delay_ms),
-                jitter_us: ms_to_us(jitter_ms),
-                drop_ppm: pct_to_ppm(drop),
-                dup_ppm: pct_to_ppm(dup),
-                ..Default::default()
-            },
-        ),
-        FaultCmd::Hold {
-            replica,
-            peer,
-            r#type,
-        } => (
-            replica,
-            FaultRequest {
-                kind: k::HOLD,
-                peers: bits(&[peer]),
-                code: code(&r#type)?,
-                ..Default::default()
-            },
-        ),
-        FaultCmd::Release { replica, peer } => (
-            replica,
-            FaultRequest {
-                kind: k::RELEASE,
-                peers: bits(&[peer]),
-                ..Default::default()
-            },
-        ),
-        FaultCmd::Phase {
-            replica,
-            r#type,
-            delay,
-        } => {
-            let c = if r#type == "all" { 0 } else { code(&r#type)? };
-            let delay_us = match delay.as_str() {
-                "drop" => u64::MAX,
-                "clear" => 0,
-                d => parse_delay_us(d)?,
-            };
-            (
-                replica,
-                FaultRequest {
-                    kind: k::PHASE,
-                    code: c,
-                    delay_us,
-                    ..Default::default()
-                },
-            )
-        }
-        FaultCmd::Clear { replica } => (
-            replica,
-            FaultRequest {
-                kind: k::CLEAR,
-                ..Default::default()
-            },
-        ),
-    };
-    let addr = replica_addr(a, replica).await?;
+    let replica = f.replica();
     let r = admin::fault(
-        &addr,
-        &FaultRequest { nonce: 1, ..req },
+        target(a, replica).await?,
+        &f.request()?,
         Duration::from_secs(2),
     )
     .await?;
@@ -472,18 +345,4 @@ async fn fault(a: &Args, f: FaultCmd) -> anyhow::Result<()> {
         r.crashed, r.active
     );
     Ok(())
-}
-
-fn parse_delay_us(d: &str) -> anyhow::Result<u64> {
-    let (num, unit) = d.split_at(d.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(d.len()));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("'{d}' is not a delay like 500ms or 10s (or drop, clear)"))?;
-    let us = match unit {
-        "us" => v,
-        "ms" => v * 1e3,
-        "s" | "" => v * 1e6,
-        _ => bail!("unknown unit in '{d}': use us, ms or s"),
-    };
-    Ok(us as u64)
 }

@@ -40,6 +40,10 @@ pub mod codes {
     pub const GET_CLUSTER: u8 = 0x15;
     /// The cluster layout.
     pub const CLUSTER_INFO: u8 = 0x16;
+    /// A control request carried by the master to one replica, and back.
+    pub const RELAY: u8 = 0x17;
+    /// The master could not relay a control request.
+    pub const RELAY_ERROR: u8 = 0x18;
     /// First frame on every replica-to-replica connection.
     pub const PEER_HELLO: u8 = 0x20;
     /// Multi-Paxos messages: 0x30..=0x4f.
@@ -395,6 +399,54 @@ crate::wire_struct!(
         replicas
     } = codes::CLUSTER_INFO
 );
+
+/// Control requests the master relays (every one starts with a `u64` nonce,
+/// which the master swaps for its own while the request is in flight).
+pub const RELAYABLE: [u8; 4] = [
+    codes::STATUS_REQUEST,
+    codes::LOG_REQUEST,
+    codes::FAULT_REQUEST,
+    codes::BE_LEADER,
+];
+
+/// Replies the master carries back to the client that asked.
+pub const RELAYED_REPLIES: [u8; 4] = [
+    codes::STATUS_REPLY,
+    codes::LOG_REPLY,
+    codes::FAULT_REPLY,
+    codes::RELAY_ERROR,
+];
+
+/// Client -> master -> replica: one control request for replica `replica`, so an
+/// operator needs only the master's address. The replica treats the inner frame
+/// as if it came from a client (the `--control` rule included) and answers on
+/// its master link; the master forwards the answer unchanged but for its nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relay {
+    /// The replica the request is for.
+    pub replica: ReplicaId,
+    /// The inner frame's type code, one of [`RELAYABLE`].
+    pub code: u8,
+    /// The inner frame's body.
+    pub body: bytes::Bytes,
+}
+crate::wire_struct!(
+    Relay {
+        replica,
+        code,
+        body
+    } = codes::RELAY
+);
+
+/// Master -> client: a [`Relay`] could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayError {
+    /// The nonce of the request that failed.
+    pub nonce: u64,
+    /// Why, and what to do.
+    pub error: String,
+}
+crate::wire_struct!(RelayError { nonce, error } = codes::RELAY_ERROR);
 
 /// Replica -> replica: first frame on a peer connection, naming the sender.
 #[derive(Debug, Clone, PartialEq, Eq)]

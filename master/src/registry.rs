@@ -36,6 +36,8 @@ pub struct Registry {
     waiting: Vec<(u64, ReplicaId, bool)>,
     leader: Option<ReplicaId>,
     asked: Option<(ReplicaId, Instant)>,
+    /// Since when no live replica has claimed leadership.
+    unclaimed_since: Option<Instant>,
     nonce: u64,
 }
 
@@ -50,6 +52,7 @@ impl Registry {
             waiting: Vec::new(),
             leader: None,
             asked: None,
+            unclaimed_since: None,
             nonce: 0,
         }
     }
@@ -183,16 +186,26 @@ impl Registry {
         replies
     }
 
-    /// The link `link` closed: its replica is unreachable until it re-registers.
-    pub fn link_closed(&mut self, link: u64) {
+    /// The link `link` closed: its replica (returned, if it had registered) is
+    /// unreachable until it re-registers.
+    pub fn link_closed(&mut self, link: u64) -> Option<ReplicaId> {
         self.waiting.retain(|(l, _, _)| *l != link);
+        let mut gone = None;
         for m in self.members.iter_mut().flatten() {
             if m.link.as_ref().is_some_and(|(l, _)| *l == link) {
                 info!(id = m.addr.id, "replica link closed");
                 m.link = None;
                 m.last_pong = None;
+                gone = Some(m.addr.id);
             }
         }
+        gone
+    }
+
+    /// The master link of `replica`, if it is connected.
+    pub fn link_of(&self, replica: ReplicaId) -> Option<Arc<ConnOutbox>> {
+        let m = self.members.get(replica as usize)?.as_ref()?;
+        m.link.as_ref().map(|(_, o)| o.clone())
     }
 
     /// Records a pong received on `link`.
@@ -265,6 +278,18 @@ impl Registry {
                 self.leader = Some(c);
             }
             self.asked = None;
+            self.unclaimed_since = None;
+            return;
+        }
+        // A live leader that stopped claiming is most likely handing over to a
+        // replica running phase 1 (SetLeader): give that a moment before
+        // asking anyone, or the two would fight. A dead leader is replaced now.
+        let since = *self.unclaimed_since.get_or_insert(now);
+        let leader_alive = self
+            .leader
+            .and_then(|l| self.members.get(l as usize)?.as_ref())
+            .is_some_and(|m| self.alive(m, now));
+        if leader_alive && now.duration_since(since) < self.cfg.election_grace {
             return;
         }
         if let Some((a, at)) = self.asked {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use genericsmr::messages::{codes, GetCluster, Pong, Register};
+use genericsmr::messages::{codes, GetCluster, Pong, Register, Relay, RELAYED_REPLIES};
 use genericsmr::transport::{read_frame, ConnError, ConnOutbox};
 use genericsmr::wire::{decode_body, WireError, DEFAULT_MAX_FRAME};
 use parking_lot::Mutex;
@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use crate::registry::{Registry, RegistryConfig};
+use crate::relay::Relays;
 
 /// Settings of the master.
 #[derive(Debug, Clone)]
@@ -32,7 +33,8 @@ pub async fn serve(listener: TcpListener, cfg: MasterConfig) -> std::io::Result<
         liveness_timeout: cfg.liveness_timeout,
         election_grace: cfg.liveness_timeout * 3,
     })));
-    let r2 = reg.clone();
+    let relays = Arc::new(Mutex::new(Relays::default()));
+    let (r2, rl2) = (reg.clone(), relays.clone());
     let every = cfg.ping_interval;
     tokio::spawn(async move {
         let mut iv = tokio::time::interval(every);
@@ -40,26 +42,34 @@ pub async fn serve(listener: TcpListener, cfg: MasterConfig) -> std::io::Result<
         loop {
             iv.tick().await;
             r2.lock().tick();
+            rl2.lock().expire(std::time::Instant::now());
         }
     });
     let ids = Arc::new(AtomicU64::new(1));
     loop {
         let (s, addr) = listener.accept().await?;
         let link = ids.fetch_add(1, Ordering::Relaxed);
-        let reg = reg.clone();
+        let (reg, relays) = (reg.clone(), relays.clone());
         tokio::spawn(async move {
-            if let Err(e) = serve_conn(reg.clone(), s, link).await {
+            if let Err(e) = serve_conn(&reg, &relays, s, link).await {
                 warn!(%addr, error = %e, "dropping connection");
             }
             let mut r = reg.lock();
-            r.link_closed(link);
+            if let Some(id) = r.link_closed(link) {
+                relays.lock().replica_gone(id);
+            }
             // A lost leader link is the fastest failure signal: re-check leadership now.
             r.tick();
         });
     }
 }
 
-async fn serve_conn(reg: Arc<Mutex<Registry>>, s: TcpStream, link: u64) -> Result<(), ConnError> {
+async fn serve_conn(
+    reg: &Mutex<Registry>,
+    relays: &Mutex<Relays>,
+    s: TcpStream,
+    link: u64,
+) -> Result<(), ConnError> {
     let _ = s.set_nodelay(true);
     let (mut rd, mut wr) = s.into_split();
     let out = Arc::new(ConnOutbox::new(true, 16 << 20));
@@ -86,6 +96,12 @@ async fn serve_conn(reg: Arc<Mutex<Registry>>, s: TcpStream, link: u64) -> Resul
                     let info = reg.lock().cluster_info(g.nonce);
                     out.push(&info);
                 }
+                codes::RELAY => {
+                    let r: Relay = decode_body(body)?;
+                    let to = reg.lock().link_of(r.replica);
+                    relays.lock().forward(&out, r, to);
+                }
+                c if RELAYED_REPLIES.contains(&c) => relays.lock().answer(c, &body),
                 other => return Err(ConnError::Wire(WireError::UnknownType(other))),
             }
         }

@@ -9,13 +9,6 @@ use client::admin;
 use common::{bounded, wait_for, Cluster, Opts};
 use genericsmr::messages::{fault, role, FaultRequest};
 
-fn controlled() -> Opts {
-    Opts {
-        extra: vec!["--control".into()],
-        ..Default::default()
-    }
-}
-
 async fn apply(c: &Cluster, replica: usize, req: FaultRequest) {
     admin::fault(
         &c.client_addr(replica),
@@ -35,7 +28,7 @@ fn bit(i: usize) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_phase_delays_on_one_replica() {
     bounded(async {
-        let c = Cluster::start(3, controlled());
+        let c = Cluster::start(3, Opts::controlled());
         let l = c.leader().await;
         let slow = (l + 1) % 3;
         let accept = admin::message_code("accept").unwrap();
@@ -88,7 +81,7 @@ async fn per_phase_delays_on_one_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_all_on_one_then_two_replicas() {
     bounded(async {
-        let c = Cluster::start(3, controlled());
+        let c = Cluster::start(3, Opts::controlled());
         let l = c.leader().await;
         let (f1, f2) = ((l + 1) % 3, (l + 2) % 3);
         let drop_all = FaultRequest {
@@ -139,7 +132,7 @@ async fn drop_all_on_one_then_two_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_next_message_reorders_and_release_converges() {
     bounded(async {
-        let c = Cluster::start(3, controlled());
+        let c = Cluster::start(3, Opts::controlled());
         let l = c.leader().await;
         let f = (l + 1) % 3;
         let accept = admin::message_code("accept").unwrap();
@@ -180,7 +173,7 @@ async fn hold_next_message_reorders_and_release_converges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_and_restore_through_the_api_with_catch_up() {
     bounded(async {
-        let c = Cluster::start(3, controlled());
+        let c = Cluster::start(3, Opts::controlled());
         let l = c.leader().await;
         let f = (l + 2) % 3;
         apply(
@@ -222,7 +215,7 @@ async fn crash_and_restore_through_the_api_with_catch_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_leader_moves_leadership_everywhere() {
     bounded(async {
-        let c = Cluster::start(3, controlled());
+        let c = Cluster::start(3, Opts::controlled());
         let l = c.leader().await;
         let next = (l + 1) % 3;
         admin::set_leader(&c.client_addr(next), Duration::from_secs(10))
@@ -253,7 +246,7 @@ async fn set_leader_moves_leadership_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_leader_behind_a_partition_steps_down_and_its_entries_are_never_executed() {
     bounded(async {
-        let c = Cluster::start(3, controlled());
+        let c = Cluster::start(3, Opts::controlled());
         let old = c.leader().await;
         let (f1, f2) = ((old + 1) % 3, (old + 2) % 3);
         c.client().await.put("before", "1").await.unwrap();

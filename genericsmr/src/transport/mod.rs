@@ -26,7 +26,7 @@ use parking_lot::RwLock;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn, Instrument};
 
-use crate::messages::{codes, FaultReply, FaultRequest, PeerHello};
+use crate::messages::{codes, FaultReply, FaultRequest, PeerHello, Relay, RelayError, RELAYABLE};
 use crate::rpc_table::{class, RpcTable, Source};
 use crate::wire::{decode_body, Frame, DEFAULT_MAX_FRAME};
 use crate::{ConnId, ReplicaId};
@@ -377,33 +377,86 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     src: Source,
     reply_to: Option<&Arc<ConnOutbox>>,
 ) -> Result<(), ConnError> {
+    while let Some((code, body)) = read_frame(rd, buf, max).await? {
+        if code == codes::RELAY && on == class::MASTER {
+            relayed(inner, src, reply_to, body)?;
+            continue;
+        }
+        handle_frame(inner, on, src, reply_to, code, body)?;
+    }
+    Ok(())
+}
+
+/// Passes one frame to the fault layer and the rpc table; fault requests on a
+/// connection that can be answered (`reply_to`) are handled here.
+fn handle_frame(
+    inner: &Arc<Inner>,
+    on: u8,
+    src: Source,
+    reply_to: Option<&Arc<ConnOutbox>>,
+    code: u8,
+    body: Bytes,
+) -> Result<(), ConnError> {
     let from_peer = match src {
         Source::Peer(p) => Some(p),
         Source::Conn(_) => None,
     };
-    while let Some((code, body)) = read_frame(rd, buf, max).await? {
-        if on == class::CLIENT && CONTROL_CODES.contains(&code) && !inner.cfg.control {
-            return Err(ConnError::Handshake(format!(
-                "message type {code:#04x} needs a server started with --control"
-            )));
+    if on == class::CLIENT && CONTROL_CODES.contains(&code) && !inner.cfg.control {
+        return Err(ConnError::Handshake(format!(
+            "message type {code:#04x} needs a server started with --control"
+        )));
+    }
+    if code == codes::FAULT_REQUEST {
+        if let Some(out) = reply_to.filter(|_| on == class::CLIENT) {
+            let req: FaultRequest = decode_body(body)?;
+            out.push(&apply_fault(inner, &req));
+            return Ok(());
         }
-        if code == codes::FAULT_REQUEST {
-            if let Some(out) = reply_to.filter(|_| on == class::CLIENT) {
-                let req: FaultRequest = decode_body(body)?;
-                out.push(&apply_fault(inner, &req));
-                continue;
-            }
+    }
+    match inner.faults.inbound(from_peer, code) {
+        None => {}
+        Some(d) if d.is_zero() => inner.table.dispatch(on, src, code, body)?,
+        Some(d) => {
+            let inner = inner.clone();
+            inner.rt.clone().spawn(async move {
+                tokio::time::sleep(d).await;
+                let _ = inner.table.dispatch(on, src, code, body);
+            });
         }
-        match inner.faults.inbound(from_peer, code) {
-            None => {}
-            Some(d) if d.is_zero() => inner.table.dispatch(on, src, code, body)?,
-            Some(d) => {
-                let inner = inner.clone();
-                inner.rt.clone().spawn(async move {
-                    tokio::time::sleep(d).await;
-                    let _ = inner.table.dispatch(on, src, code, body);
-                });
-            }
+    }
+    Ok(())
+}
+
+/// A control request relayed by the master: handled as if a client had sent it
+/// on this connection. Its failure is answered or logged; it never costs the
+/// master link, whose loss would look like a crash.
+fn relayed(
+    inner: &Arc<Inner>,
+    src: Source,
+    reply_to: Option<&Arc<ConnOutbox>>,
+    body: Bytes,
+) -> Result<(), ConnError> {
+    let r: Relay = decode_body(body)?;
+    let nonce = r.body.get(..8).map(|b| {
+        let mut n = [0u8; 8];
+        n.copy_from_slice(b);
+        u64::from_le_bytes(n)
+    });
+    let res = if RELAYABLE.contains(&r.code) {
+        handle_frame(inner, class::CLIENT, src, reply_to, r.code, r.body)
+    } else {
+        Err(ConnError::Handshake(format!(
+            "message type {:#04x} cannot be relayed",
+            r.code
+        )))
+    };
+    if let Err(e) = res {
+        warn!(code = r.code, error = %e, "refusing a relayed request");
+        if let (Some(out), Some(nonce)) = (reply_to, nonce) {
+            out.push(&RelayError {
+                nonce,
+                error: e.to_string(),
+            });
         }
     }
     Ok(())

@@ -26,6 +26,16 @@ pub struct Opts {
     pub start_order: Vec<usize>,
 }
 
+impl Opts {
+    /// Servers started with --control (faults, SetLeader).
+    pub fn controlled() -> Opts {
+        Opts {
+            extra: vec!["--control".into()],
+            ..Default::default()
+        }
+    }
+}
+
 /// A running cluster of real processes (see `bench::local`), plus the async
 /// queries the tests make of it.
 pub struct Cluster {
