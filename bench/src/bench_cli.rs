@@ -65,7 +65,7 @@ enum Cmd {
 #[derive(Args, Debug)]
 struct ChaosArgs {
     /// Protocol of the servers.
-    #[arg(long, default_value = "paxos", value_parser = ["paxos"])]
+    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos"])]
     protocol: String,
     /// Replicas.
     #[arg(long, default_value_t = 3)]
@@ -96,7 +96,7 @@ struct ChaosArgs {
 #[derive(Args, Debug)]
 struct SimArgs {
     /// Protocol to simulate.
-    #[arg(long, default_value = "paxos", value_parser = ["paxos"])]
+    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos"])]
     protocol: String,
     /// Seeds to run, as FIRST..LAST (inclusive) or one number.
     #[arg(long, default_value = "1..500", conflicts_with = "seed")]
@@ -884,6 +884,13 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
 
 /// `bench sim`: exit status 0 when every seed passed, 1 otherwise.
 fn sim_cmd(a: SimArgs) -> anyhow::Result<()> {
+    match a.protocol.as_str() {
+        "epaxos" => sim_runs::<epaxos::Replica>(a),
+        _ => sim_runs::<paxos::Replica>(a),
+    }
+}
+
+fn sim_runs<R: sim::SimReplica>(a: SimArgs) -> anyhow::Result<()> {
     let config = |seed: u64| sim::Config {
         n: a.replicas,
         duration_ns: (a.duration * 1e9) as u64,
@@ -896,7 +903,7 @@ fn sim_cmd(a: SimArgs) -> anyhow::Result<()> {
         ..sim::Config::new(seed)
     };
     if let Some(seed) = a.seed {
-        let r = sim::run::<paxos::Replica>(&config(seed), a.trace);
+        let r = sim::run::<R>(&config(seed), a.trace);
         let mut out = std::io::stdout().lock();
         for line in &r.trace {
             // A reader that stops early (`| head`) is not an error.
@@ -923,7 +930,7 @@ fn sim_cmd(a: SimArgs) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     let (mut events, mut acked) = (0, 0);
     for seed in first..=last {
-        let r = sim::run::<paxos::Replica>(&config(seed), false);
+        let r = sim::run::<R>(&config(seed), false);
         events += r.events;
         acked += r.acked;
         if !r.ok() {
@@ -971,6 +978,10 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("run/bench/chaos-{}", a.seed)));
     std::fs::create_dir_all(&out)?;
     let durable = !a.no_durable;
+    anyhow::ensure!(
+        durable || a.protocol != "epaxos",
+        "EPaxos replicas need their votes after a kill: drop --no-durable"
+    );
     let spec = ClusterSpec {
         replicas: a.replicas,
         protocol: a.protocol.clone(),

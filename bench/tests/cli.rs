@@ -302,3 +302,67 @@ fn five_site_wan_latencies_match_the_model() {
         );
     }
 }
+
+/// EPaxos runs are linearizable at 0%, 25% and 100% conflicts (each history
+/// goes through the checker, whose verdict lands in report.json).
+#[test]
+fn epaxos_histories_check_at_every_conflict_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    for conflicts in ["0", "25", "100"] {
+        let out = dir.path().join(format!("c{conflicts}"));
+        let hist = out.join("h.jsonl");
+        std::fs::create_dir_all(&out).unwrap();
+        run(
+            &[
+                "local",
+                "--protocol",
+                "epaxos",
+                "--duration",
+                "2s",
+                "--warmup",
+                "0.5s",
+                "--clients",
+                "8",
+                "--conflicts",
+                conflicts,
+                "--history",
+                hist.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            Duration::from_secs(60),
+        );
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(j["checker"]["verdict"], "ok", "{conflicts}% conflicts");
+        assert!(j["checker"]["operations"].as_u64().unwrap() > 100);
+    }
+}
+
+/// The short chaos run, for EPaxos.
+#[test]
+fn a_short_epaxos_chaos_run_converges_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c");
+    let stdout = run(
+        &[
+            "chaos",
+            "--protocol",
+            "epaxos",
+            "--duration",
+            "6s",
+            "--seed",
+            "5",
+            "--clients",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(stdout.contains("converged to one state digest"), "{stdout}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("chaos.json")).unwrap()).unwrap();
+    assert_eq!(j["checker"]["verdict"], "ok");
+}

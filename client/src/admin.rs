@@ -198,7 +198,9 @@ pub async fn set_leader(
         .map_err(|_| ClientError::Timeout { after: timeout, what: format!("{to} to become leader (is it started with --control, and can it reach a majority?)") })?
 }
 
-/// The type code of a message name (`prepare`, `accept`, ... or `0x32`), for faults.
+/// The type code of a message name (`prepare`, `accept`, ... or `0x32`), for
+/// faults. Names shared by two protocols (`accept`, `commit`) are Multi-Paxos's;
+/// give EPaxos's by code (`docs/epaxos.md`).
 pub fn message_code(name: &str) -> Option<u8> {
     if let Some(hex) = name.strip_prefix("0x") {
         return u8::from_str_radix(hex, 16).ok();
@@ -206,6 +208,7 @@ pub fn message_code(name: &str) -> Option<u8> {
     let lower = name.to_ascii_lowercase().replace(['-', '_'], "");
     paxos::messages::CODES
         .iter()
+        .chain(epaxos::messages::CODES.iter())
         .find(|(_, n)| n.to_ascii_lowercase() == lower)
         .map(|(c, _)| *c)
 }

@@ -165,6 +165,18 @@ impl Command {
         }
     }
 
+    /// Exact encoded size of the command, for limits and buffer sizes.
+    pub fn wire_len(&self) -> usize {
+        8 * 3
+            + 1
+            + 4
+            + self.key.len()
+            + 4
+            + self.value.len()
+            + 1
+            + self.expected.as_ref().map_or(0, |e| 4 + e.len())
+    }
+
     /// Two commands conflict when they touch the same key and at least one writes.
     pub fn conflicts(&self, other: &Command) -> bool {
         self.op != Op::Noop

@@ -8,8 +8,9 @@
 
 use bytes::BytesMut;
 
+use crate::command::{ClientId, Outcome};
 use crate::durable::{frame_record, DurableError, DurableLog};
-use crate::messages::{LogReply, Pong, ProposeReply, StatusReply};
+use crate::messages::{LogReply, Pong, ProposeReply, ReplyStatus, StatusReply};
 use crate::transport::Transport;
 use crate::wire::{Frame, Marshal};
 use crate::{ConnId, ReplicaId};
@@ -47,6 +48,28 @@ impl Frame for Reply {
             Reply::Pong(m) => m.encode_frame(out),
         }
     }
+}
+
+/// A reply carrying a command's outcome.
+pub fn accepted(client: ClientId, seq: u64, leader: ReplicaId, outcome: Outcome) -> Reply {
+    Reply::Propose(ProposeReply {
+        client,
+        seq,
+        status: ReplyStatus::Ok,
+        leader: Some(leader),
+        outcome,
+    })
+}
+
+/// A reply refusing a proposal, with a hint where to go.
+pub fn reject(client: ClientId, seq: u64, status: ReplyStatus, leader: Option<ReplicaId>) -> Reply {
+    Reply::Propose(ProposeReply {
+        client,
+        seq,
+        status,
+        leader,
+        outcome: Outcome::default(),
+    })
 }
 
 /// Everything one round of handlers wants done.
@@ -204,5 +227,56 @@ impl Driver {
             self.transport.send_conn_raw(c, &self.scratch);
         }
         Ok(())
+    }
+}
+
+/// How often a runtime runs the core's timers.
+pub const TICK: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Most messages a runtime handles before it carries out the outbox.
+pub const BURST: usize = 8192;
+
+/// What a protocol core offers the shared event loop.
+pub trait Core {
+    /// The core's peer message.
+    type Msg: Frame;
+    /// Timers (retransmissions, heartbeats, recovery).
+    fn tick(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
+    /// End of a burst (batching, execution).
+    fn flush(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
+}
+
+/// The event loop of every runtime: wait until `sel` has something (or a
+/// tick is due), let `drain` hand the core up to a budget of queued messages
+/// until none is left or a burst is full, run the timers, flush, and carry out
+/// the outbox. Everything that arrives together is handled before the outbox
+/// goes out, so votes of one burst share one fsync. Returns only when the
+/// durable log fails (a replica must not vote without it).
+pub fn event_loop<C: Core>(
+    core: &mut C,
+    fx: &mut Effects<C::Msg>,
+    driver: &mut Driver,
+    sel: &mut crossbeam_channel::Select<'_>,
+    mut drain: impl FnMut(&mut C, u64, &mut Effects<C::Msg>, usize) -> usize,
+) -> Result<(), DurableError> {
+    let start = std::time::Instant::now();
+    let mut last_tick = 0;
+    loop {
+        let _ = sel.ready_timeout(TICK);
+        let t = start.elapsed().as_nanos() as u64;
+        let mut handled = 0;
+        loop {
+            let n = drain(core, t, fx, BURST - handled);
+            handled += n;
+            if n == 0 || handled >= BURST {
+                break;
+            }
+        }
+        if t.saturating_sub(last_tick) >= TICK.as_nanos() as u64 {
+            last_tick = t;
+            core.tick(t, fx);
+        }
+        core.flush(t, fx);
+        driver.carry_out(fx)?;
     }
 }

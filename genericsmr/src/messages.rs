@@ -48,6 +48,8 @@ pub mod codes {
     pub const PEER_HELLO: u8 = 0x20;
     /// Multi-Paxos messages: 0x30..=0x4f.
     pub const PAXOS_BASE: u8 = 0x30;
+    /// EPaxos messages: 0x50..=0x6f.
+    pub const EPAXOS_BASE: u8 = 0x50;
 }
 
 /// How a replica answered a proposal.

@@ -16,11 +16,6 @@ use crate::messages::{
 };
 use crate::replica::{accepted, reject, Candidate, Replica, Role, SlotState};
 
-/// Encoded size of a command, near enough for limits.
-pub(crate) fn command_bytes(c: &Command) -> usize {
-    48 + c.key.len() + c.value.len() + c.expected.as_ref().map_or(0, |e| e.len())
-}
-
 /// Phase-1 attempts per request to lead before leaving it to the master.
 const MAX_CAMPAIGNS: u32 = 3;
 
@@ -75,7 +70,7 @@ impl Replica {
             *c = conn;
             return;
         }
-        if command_bytes(&cmd) > self.cfg.max_command_bytes {
+        if cmd.wire_len() > self.cfg.max_command_bytes {
             return fx.reply(
                 conn,
                 reject(
@@ -118,7 +113,7 @@ impl Replica {
                         .iter()
                         .take(self.cfg.batch_max)
                         .take_while(|c| {
-                            bytes += command_bytes(c);
+                            bytes += c.wire_len();
                             bytes <= self.cfg.max_batch_bytes
                         });
                     fits.count().max(1)

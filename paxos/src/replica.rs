@@ -13,14 +13,15 @@ use std::collections::{HashMap, VecDeque};
 use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
-use genericsmr::command::{ClientId, Command, Outcome};
+use genericsmr::command::{ClientId, Command};
 use genericsmr::effects::Effects;
-use genericsmr::messages::{ProposeReply, ReplyStatus};
+use genericsmr::messages::ReplyStatus;
 use genericsmr::state::StateMachine;
 use genericsmr::wire::{decode_body, Marshal};
 use genericsmr::{ConnId, ReplicaId};
 
 use crate::messages::{bit, PaxosMsg, Record};
+pub(crate) use genericsmr::effects::{accepted, reject};
 
 /// Settings of one replica.
 #[derive(Debug, Clone)]
@@ -156,7 +157,7 @@ impl Slot {
     pub(crate) fn pack(&mut self) {
         if self.packed.is_none() {
             let mut b =
-                BytesMut::with_capacity(4 + self.cmds.iter().map(command_wire_len).sum::<usize>());
+                BytesMut::with_capacity(4 + self.cmds.iter().map(Command::wire_len).sum::<usize>());
             self.cmds.marshal(&mut b);
             self.packed = Some(b.freeze());
             self.cmds = Vec::new();
@@ -179,21 +180,9 @@ impl Slot {
     pub(crate) fn wire_len(&self) -> usize {
         match &self.packed {
             Some(b) => b.len(),
-            None => self.cmds.iter().map(command_wire_len).sum(),
+            None => self.cmds.iter().map(Command::wire_len).sum(),
         }
     }
-}
-
-/// Exact encoded size of a command.
-fn command_wire_len(c: &Command) -> usize {
-    8 * 3
-        + 1
-        + 4
-        + c.key.len()
-        + 4
-        + c.value.len()
-        + 1
-        + c.expected.as_ref().map_or(0, |e| 4 + e.len())
 }
 
 /// A candidate's phase-1 progress.
@@ -421,37 +410,4 @@ impl Replica {
             fx.reply(conn, reject(client, seq, ReplyStatus::NotLeader, hint));
         }
     }
-}
-
-/// A reply carrying a command's outcome.
-pub(crate) fn accepted(
-    client: ClientId,
-    seq: u64,
-    leader: ReplicaId,
-    outcome: Outcome,
-) -> genericsmr::effects::Reply {
-    let status = ReplyStatus::Ok;
-    genericsmr::effects::Reply::Propose(ProposeReply {
-        client,
-        seq,
-        status,
-        leader: Some(leader),
-        outcome,
-    })
-}
-
-/// A reply refusing a proposal.
-pub(crate) fn reject(
-    client: ClientId,
-    seq: u64,
-    status: ReplyStatus,
-    leader: Option<ReplicaId>,
-) -> genericsmr::effects::Reply {
-    genericsmr::effects::Reply::Propose(ProposeReply {
-        client,
-        seq,
-        status,
-        leader,
-        outcome: Default::default(),
-    })
 }

@@ -5,10 +5,8 @@
 //! out, so votes of one burst share one fsync and proposals of one burst share
 //! one slot (when batching).
 
-use std::time::{Duration, Instant};
-
 use crossbeam_channel::{Receiver, Select};
-use genericsmr::effects::{Driver, Effects};
+use genericsmr::effects::{event_loop, Core, Driver, Effects};
 use genericsmr::messages::{BeLeader, LogRequest, Ping, Propose, StatusRequest};
 use genericsmr::rpc_table::{class, RpcTable, Source};
 
@@ -57,12 +55,6 @@ pub fn register(t: &mut RpcTable) -> Receivers {
     }
 }
 
-/// How often timers run.
-pub const TICK: Duration = Duration::from_millis(5);
-
-/// Most messages handled before the outbox is carried out.
-const BURST: usize = 8192;
-
 /// Runs the replica until the durable log fails (then the replica must stop: it
 /// cannot vote without persisting).
 pub fn run(
@@ -71,15 +63,13 @@ pub fn run(
     mut driver: Driver,
     recover: bool,
 ) -> Result<(), genericsmr::durable::DurableError> {
-    let start = Instant::now();
-    let now = || start.elapsed().as_nanos() as u64;
     let mut fx = if driver.is_durable() {
         Effects::default()
     } else {
         Effects::without_persistence()
     };
     if recover {
-        core.start_recovery(now(), &mut fx);
+        core.start_recovery(0, &mut fx);
         driver.carry_out(&mut fx)?;
     }
     let mut sel = Select::new();
@@ -98,25 +88,13 @@ pub fn run(
     sel.recv(&rx.catchup_reply);
     sel.recv(&rx.recovery_query);
     sel.recv(&rx.recovery_info);
-    let mut last_tick = 0;
-    loop {
-        let _ = sel.ready_timeout(TICK);
-        let t = now();
-        let mut handled = 0;
-        loop {
-            let n = drain(&mut core, &rx, t, &mut fx, BURST - handled);
-            handled += n;
-            if n == 0 || handled >= BURST {
-                break;
-            }
-        }
-        if t.saturating_sub(last_tick) >= TICK.as_nanos() as u64 {
-            last_tick = t;
-            core.tick(t, &mut fx);
-        }
-        core.flush(t, &mut fx);
-        driver.carry_out(&mut fx)?;
-    }
+    event_loop(
+        &mut core,
+        &mut fx,
+        &mut driver,
+        &mut sel,
+        |c, t, fx, budget| drain(c, &rx, t, fx, budget),
+    )
 }
 
 fn peer(s: Source) -> u8 {
@@ -205,4 +183,16 @@ fn drain(
     take!(rx.status, |s, m| core.handle_status(conn(s), m, fx));
     take!(rx.log, |s, m| core.handle_log_request(conn(s), m, fx));
     n
+}
+
+impl Core for Replica {
+    type Msg = PaxosMsg;
+
+    fn tick(&mut self, now: u64, fx: &mut Effects<Self::Msg>) {
+        Replica::tick(self, now, fx)
+    }
+
+    fn flush(&mut self, now: u64, fx: &mut Effects<Self::Msg>) {
+        Replica::flush(self, now, fx)
+    }
 }

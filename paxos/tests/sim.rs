@@ -2,38 +2,10 @@
 //! restarts, partitions, loss, duplication and reordering.
 
 use paxos::Replica;
-use sim::{run, Config};
-
-fn seeds() -> u64 {
-    std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500)
-}
+use sim::{run, seeds, Config};
 
 fn check_all(mk: impl Fn(u64) -> Config) {
-    let mut failed = Vec::new();
-    let mut acked = 0;
-    for seed in 0..seeds() {
-        let r = run::<Replica>(&mk(seed), false);
-        acked += r.acked;
-        if !r.ok() {
-            failed.push((
-                seed,
-                r.violation.clone(),
-                r.checker.verdict,
-                r.checker.violation.map(|v| v.explanation),
-            ));
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "failing seeds (replay with bench sim --seed N --trace): {failed:#?}"
-    );
-    assert!(
-        acked > seeds() * 20,
-        "too little progress: {acked} operations acknowledged"
-    );
+    sim::check_seeds::<Replica>("paxos", mk)
 }
 
 #[test]

@@ -39,7 +39,7 @@ struct Args {
     #[arg(long)]
     id: Option<ReplicaId>,
     /// Replication protocol.
-    #[arg(long, default_value = "paxos", value_parser = ["paxos"])]
+    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos"])]
     protocol: String,
     /// Persist promises and votes in a checksummed log, fsynced before the replies that depend on them.
     #[arg(long, requires = "data_dir")]
@@ -160,15 +160,7 @@ fn main() -> anyhow::Result<()> {
         if reg.rejoin { " (rejoining)" } else { "" }
     );
 
-    let mut cfg = paxos::Config::new(me, n);
-    cfg.thrifty = a.thrifty;
-    cfg.batch = a.batch;
-    cfg.batch_max = a.batch_max;
-    cfg.reply_after_exec = a.reply_after_exec;
-    cfg.max_command_bytes = a.max_command;
-    cfg.max_batch_bytes = a.max_frame / 4;
-    let mut core = paxos::Replica::new(cfg);
-
+    let mut core = Core::new(&a, me, n);
     let mut replayed = 0;
     let log = match (&a.durable, &a.data_dir) {
         (true, Some(dir)) => {
@@ -179,11 +171,7 @@ fn main() -> anyhow::Result<()> {
             let (log, replay) = DurableLog::open(&path, a.sync)?;
             core.restore(&replay.records)
                 .with_context(|| format!("cannot decode a record of {}", path.display()))?;
-            tracing::info!(
-                records = replay.records.len(),
-                commit_index = core.commit_index(),
-                "replayed the durable log"
-            );
+            tracing::info!(records = replay.records.len(), "replayed the durable log");
             println!(
                 "replayed {} records from {}",
                 replay.records.len(),
@@ -199,8 +187,11 @@ fn main() -> anyhow::Result<()> {
     // recovers before it votes.
     let recover = reg.rejoin && replayed == 0;
 
+    if a.protocol == "epaxos" && reg.rejoin && replayed == 0 && !a.durable {
+        bail!("an EPaxos replica cannot rejoin without its votes: restart it with --durable and its old --data-dir");
+    }
     let mut table = RpcTable::new();
-    let rx = paxos::runtime::register(&mut table);
+    let rx = core.register(&mut table);
     let mut tcfg = TransportConfig::new(me, reg.replicas.iter().map(|r| r.peer_addr()).collect());
     tcfg.max_frame = a.max_frame;
     tcfg.control = a.control;
@@ -227,7 +218,69 @@ fn main() -> anyhow::Result<()> {
         master_stream,
     );
     println!("replica {me} serving");
-    paxos::runtime::run(core, rx, Driver::new(transport, log), recover)
+    core.run(rx, Driver::new(transport, log), recover)
         .context("the durable log failed; stopping so as not to vote without it")?;
     Ok(())
+}
+
+/// The protocol core this server runs.
+enum Core {
+    Paxos(Box<paxos::Replica>),
+    Epaxos(Box<epaxos::Replica>),
+}
+
+/// The receivers of the chosen protocol.
+enum Receivers {
+    Paxos(paxos::runtime::Receivers),
+    Epaxos(epaxos::runtime::Receivers),
+}
+
+impl Core {
+    fn new(a: &Args, me: ReplicaId, n: usize) -> Core {
+        if a.protocol == "epaxos" {
+            let mut cfg = epaxos::Config::new(me, n);
+            cfg.thrifty = a.thrifty;
+            cfg.batch = a.batch;
+            cfg.batch_max = a.batch_max;
+            cfg.reply_after_exec = a.reply_after_exec;
+            cfg.max_command_bytes = a.max_command;
+            return Core::Epaxos(Box::new(epaxos::Replica::new(cfg)));
+        }
+        let mut cfg = paxos::Config::new(me, n);
+        cfg.thrifty = a.thrifty;
+        cfg.batch = a.batch;
+        cfg.batch_max = a.batch_max;
+        cfg.reply_after_exec = a.reply_after_exec;
+        cfg.max_command_bytes = a.max_command;
+        cfg.max_batch_bytes = a.max_frame / 4;
+        Core::Paxos(Box::new(paxos::Replica::new(cfg)))
+    }
+
+    fn restore(&mut self, records: &[bytes::Bytes]) -> anyhow::Result<()> {
+        match self {
+            Core::Paxos(c) => c.restore(records)?,
+            Core::Epaxos(c) => c.restore(records)?,
+        }
+        Ok(())
+    }
+
+    fn register(&self, t: &mut RpcTable) -> Receivers {
+        match self {
+            Core::Paxos(_) => Receivers::Paxos(paxos::runtime::register(t)),
+            Core::Epaxos(_) => Receivers::Epaxos(epaxos::runtime::register(t)),
+        }
+    }
+
+    fn run(
+        self,
+        rx: Receivers,
+        driver: Driver,
+        recover: bool,
+    ) -> Result<(), genericsmr::durable::DurableError> {
+        match (self, rx) {
+            (Core::Paxos(c), Receivers::Paxos(rx)) => paxos::runtime::run(*c, rx, driver, recover),
+            (Core::Epaxos(c), Receivers::Epaxos(rx)) => epaxos::runtime::run(*c, rx, driver),
+            _ => unreachable!("receivers are registered for the core's own protocol"),
+        }
+    }
 }

@@ -720,6 +720,42 @@ impl<R: SimReplica> Sim<R> {
     }
 }
 
+/// Seeds a test suite runs: `SIM_SEEDS` from the environment, else 500.
+pub fn seeds() -> u64 {
+    std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500)
+}
+
+/// Runs seeds `0..seeds()` with the configuration `mk` gives each, and panics
+/// listing every failing seed (with how to replay it), or if the clients made
+/// too little progress for the run to mean anything. For test suites.
+pub fn check_seeds<R: SimReplica>(protocol: &str, mk: impl Fn(u64) -> Config) {
+    let mut failed = Vec::new();
+    let mut acked = 0;
+    for seed in 0..seeds() {
+        let r = run::<R>(&mk(seed), false);
+        acked += r.acked;
+        if !r.ok() {
+            failed.push((
+                seed,
+                r.violation.clone(),
+                r.checker.verdict,
+                r.checker.violation.map(|v| v.explanation),
+            ));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "failing seeds (replay with bench sim --protocol {protocol} --seed N --trace): {failed:#?}"
+    );
+    assert!(
+        acked > seeds() * 20,
+        "too little progress: {acked} operations acknowledged"
+    );
+}
+
 fn short<M: Debug>(m: &M) -> String {
     let mut s = format!("{m:?}");
     if s.len() > 160 {

@@ -24,6 +24,8 @@ pub struct Opts {
     pub data_root: Option<PathBuf>,
     /// Order in which the servers start and register (empty: slot order).
     pub start_order: Vec<usize>,
+    /// The protocol (default: paxos).
+    pub protocol: Option<&'static str>,
 }
 
 impl Opts {
@@ -53,7 +55,7 @@ impl Cluster {
         bench::local::ensure_built(&bin_dir, &["master"]).unwrap();
         let local = LocalCluster::start(ClusterSpec {
             replicas: n,
-            protocol: "paxos".into(),
+            protocol: opts.protocol.unwrap_or("paxos").into(),
             server_flags: opts.extra,
             durable: opts.durable,
             bin_dir,

@@ -1,0 +1,268 @@
+//! Timers, the master's probes, status and log requests, durable replay, and
+//! the one entry point for any peer message.
+
+use genericsmr::effects::{Effects, Reply};
+use genericsmr::messages::{
+    role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest,
+};
+use genericsmr::wire::decode_body;
+use genericsmr::{ConnId, ReplicaId};
+
+use crate::commit::instance_key;
+use crate::messages::*;
+use crate::replica::{Replica, Status};
+
+/// Most instances described by one log reply.
+pub const MAX_LOG_REPLY: u32 = 65_536;
+
+/// A durable record that does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("record {index} of the durable log does not decode: {source}")]
+pub struct ReplayError {
+    /// Position of the record.
+    pub index: usize,
+    /// Why.
+    pub source: genericsmr::wire::WireError,
+}
+
+impl Replica {
+    /// Timers: retransmissions of what this replica drives, and recovery of
+    /// instances it has waited on too long.
+    pub fn tick(&mut self, now: u64, fx: &mut Effects<EpaxosMsg>) {
+        if now.saturating_sub(self.last_progress) >= self.cfg.heartbeat_ns {
+            self.last_progress = now;
+            fx.broadcast(EpaxosMsg::Progress(Progress { next: self.next }));
+        }
+        let rt = self.cfg.retransmit_ns;
+        let leading: Vec<(ReplicaId, u64)> = self.leading.iter().copied().collect();
+        for (l, i) in leading {
+            let Some(x) = self.spaces[l as usize].get_mut(i) else {
+                self.leading.remove(&(l, i));
+                continue;
+            };
+            let Some(lead) = x.lead.as_deref_mut() else {
+                self.leading.remove(&(l, i));
+                continue;
+            };
+            if now.saturating_sub(lead.sent_at) < rt {
+                continue;
+            }
+            lead.sent_at = now;
+            let others = ((1u64 << self.cfg.n) - 1) & !(1u64 << self.cfg.id);
+            let ballot = lead.ballot;
+            let msg = match lead.phase {
+                1 => EpaxosMsg::PreAccept(PreAccept {
+                    leader: l,
+                    instance: i,
+                    ballot,
+                    cmds: x.cmds.clone(),
+                    seq: x.seq,
+                    deps: x.deps.clone(),
+                }),
+                2 => EpaxosMsg::Accept(Accept {
+                    leader: l,
+                    instance: i,
+                    ballot,
+                    cmds: x.cmds.clone(),
+                    seq: x.seq,
+                    deps: x.deps.clone(),
+                }),
+                _ => EpaxosMsg::Prepare(Prepare {
+                    leader: l,
+                    instance: i,
+                    ballot,
+                }),
+            };
+            fx.send_set(others & !lead.answered, msg);
+        }
+        let grace = self.cfg.recovery_grace_ns;
+        let waited: Vec<(ReplicaId, u64)> = self.waited.iter().copied().collect();
+        for (l, i) in waited {
+            let Some(x) = self.spaces[l as usize].get_mut(i) else {
+                self.waited.remove(&(l, i));
+                continue;
+            };
+            if x.status.is_committed() {
+                self.waited.remove(&(l, i));
+                continue;
+            }
+            let Some(since) = x.waiting_since else {
+                self.waited.remove(&(l, i));
+                continue;
+            };
+            if x.lead.is_none() && now.saturating_sub(since) >= grace {
+                // Spread competing recoverers out: wait again before the next try.
+                x.waiting_since = Some(now + (self.cfg.id as u64) * grace / 4);
+                self.start_recovery(now, l, i, fx);
+            }
+        }
+    }
+
+    /// A peer's heartbeat: wait on every instance of it not yet committed here.
+    pub fn handle_progress(&mut self, now: u64, from: ReplicaId, m: Progress) {
+        if !self.in_window(from, m.next.saturating_sub(1)) {
+            return;
+        }
+        let sp = &self.spaces[from as usize];
+        let missing: Vec<u64> = (sp.executed_upto..m.next)
+            .filter(|i| !sp.get(*i).is_some_and(|x| x.status.is_committed()))
+            .collect();
+        for i in missing {
+            self.wait_on((from, i), now);
+        }
+    }
+
+    /// End of a burst: start what batching held back, execute, persist.
+    pub fn flush(&mut self, now: u64, fx: &mut Effects<EpaxosMsg>) {
+        self.start_instances(now, fx);
+        self.execute(now, fx);
+        // Executions free in-flight room: start what waited on it.
+        self.start_instances(now, fx);
+        self.persist_dirty(fx);
+    }
+
+    /// The master's liveness probe. Every replica leads its own commands.
+    pub fn handle_ping(&mut self, conn: ConnId, m: Ping, fx: &mut Effects<EpaxosMsg>) {
+        let p = Pong {
+            nonce: m.nonce,
+            replica: self.cfg.id,
+            ballot: 0,
+            leader: true,
+            commit_index: self.committed,
+            recovering: false,
+        };
+        fx.reply(conn, Reply::Pong(p));
+    }
+
+    /// A snapshot of the replica's state. `commit_index` and `executed` count
+    /// instances; `ballot` is 0 (ballots are per instance).
+    pub fn status(&self, nonce: u64) -> StatusReply {
+        let d = self.state.digest();
+        StatusReply {
+            nonce,
+            replica: self.cfg.id,
+            role: role::LEADER,
+            ballot: 0,
+            leader: Some(self.cfg.id),
+            commit_index: self.committed,
+            executed: self.executed,
+            log_len: self.spaces.iter().map(|s| s.end()).sum(),
+            applied: self.state.applied(),
+            duplicates: self.state.duplicates(),
+            digest_hi: (d >> 64) as u64,
+            digest_lo: d as u64,
+            catchup_fetched: self.recoveries,
+            replayed: self.replayed,
+            keys: self.state.kv().len() as u64,
+        }
+    }
+
+    /// Answers a status request.
+    pub fn handle_status(&mut self, conn: ConnId, m: StatusRequest, fx: &mut Effects<EpaxosMsg>) {
+        fx.reply(conn, Reply::Status(self.status(m.nonce)));
+    }
+
+    /// Answers a log request: held instances in (leader, instance) order,
+    /// numbered `leader << 56 | instance`, from that number on.
+    pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<EpaxosMsg>) {
+        let mut slots = Vec::new();
+        'all: for (l, sp) in self.spaces.iter().enumerate() {
+            for i in sp.base..sp.end() {
+                let key = instance_key(l as ReplicaId, i);
+                if key < m.from {
+                    continue;
+                }
+                if slots.len() >= m.count.min(MAX_LOG_REPLY) as usize {
+                    break 'all;
+                }
+                if let Some(x) = sp.get(i).filter(|x| x.status != Status::None) {
+                    slots.push(SlotDigest {
+                        slot: key,
+                        committed: x.status.is_committed(),
+                        hash: x.hash(),
+                    });
+                }
+            }
+        }
+        fx.reply(
+            conn,
+            Reply::Log(LogReply {
+                nonce: m.nonce,
+                slots,
+            }),
+        );
+    }
+
+    /// Delivers any peer message (the simulator's entry point).
+    pub fn handle_peer(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: EpaxosMsg,
+        fx: &mut Effects<EpaxosMsg>,
+    ) {
+        match m {
+            EpaxosMsg::PreAccept(m) => self.handle_preaccept(now, from, m, fx),
+            EpaxosMsg::PreAcceptReply(m) => self.handle_preaccept_reply(now, from, m, fx),
+            EpaxosMsg::PreAcceptOk(m) => self.handle_preaccept_ok(now, from, m, fx),
+            EpaxosMsg::Accept(m) => self.handle_accept(now, from, m, fx),
+            EpaxosMsg::AcceptReply(m) => self.handle_accept_reply(now, from, m, fx),
+            EpaxosMsg::Commit(m) => self.handle_commit(now, from, m, fx),
+            EpaxosMsg::CommitShort(m) => self.handle_commit_short(now, from, m, fx),
+            EpaxosMsg::Prepare(m) => self.handle_prepare(now, from, m, fx),
+            EpaxosMsg::PrepareReply(m) => self.handle_prepare_reply(now, from, m, fx),
+            EpaxosMsg::Progress(m) => self.handle_progress(now, from, m),
+        }
+    }
+
+    /// (instance number, hash) of each commit since the `from`-th, in commit
+    /// order (with [`crate::Config::record_commits`]).
+    pub fn commits_from(&self, from: u64) -> &[(u64, u64)] {
+        self.commit_log.get(from as usize..).unwrap_or(&[])
+    }
+
+    /// Replays durable records (the last record of an instance wins), then
+    /// executes what was committed.
+    pub fn restore(&mut self, records: &[bytes::Bytes]) -> Result<(), ReplayError> {
+        let n = self.cfg.n;
+        let mut fx = Effects::without_persistence();
+        for (index, b) in records.iter().enumerate() {
+            let r: Record =
+                decode_body(b.clone()).map_err(|source| ReplayError { index, source })?;
+            if (r.leader as usize) >= n || r.deps.len() != n {
+                continue;
+            }
+            if r.leader == self.cfg.id {
+                self.next = self.next.max(r.instance + 1);
+            }
+            let status = Status::from_u8(r.status);
+            if status.is_committed() {
+                self.mark_committed(r.leader, r.instance, r.cmds, r.seq, r.deps, &mut fx);
+                continue;
+            }
+            self.record_keys(r.leader, r.instance, r.seq, &r.cmds);
+            let Some(x) = self.spaces[r.leader as usize].entry(r.instance, n) else {
+                continue;
+            };
+            if x.status.is_committed() {
+                continue;
+            }
+            x.ballot = r.ballot;
+            x.vballot = r.vballot;
+            x.status = status;
+            x.unchanged = r.unchanged;
+            x.cmds = r.cmds;
+            x.seq = r.seq;
+            x.deps = r.deps;
+            // Own instances left unfinished by the crash are recovered like anyone's.
+            if status != Status::None {
+                x.waiting_since = Some(0);
+                self.waited.insert((r.leader, r.instance));
+            }
+        }
+        self.replayed = records.len() as u64;
+        self.dirty.clear();
+        self.execute(0, &mut fx);
+        Ok(())
+    }
+}

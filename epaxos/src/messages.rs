@@ -1,0 +1,372 @@
+//! EPaxos peer messages (type codes 0x50..=0x6f) and the durable record.
+//!
+//! An instance is named by its command leader and a per-leader number. Its
+//! attributes are a sequence number and a dependency vector: `deps[r] = k`
+//! means the instance depends on instances `0..k` of replica `r` (every
+//! instance also depends on every earlier instance of its own leader, so the
+//! executor needs only the last one of each prefix as a graph edge).
+//!
+//! Ballots are per instance: 0 is the command leader's own; recovery uses
+//! `round << 8 | replica` with `round >= 1`.
+
+use genericsmr::command::Command;
+use genericsmr::messages::codes::EPAXOS_BASE;
+use genericsmr::wire::{Frame, Message};
+use genericsmr::{wire_struct, ReplicaId};
+
+/// The ballot of `round` owned by `id` (round 0 is the command leader's).
+pub fn make_ballot(round: u64, id: ReplicaId) -> u64 {
+    (round << 8) | id as u64
+}
+
+/// The round of ballot `b`.
+pub fn ballot_round(b: u64) -> u64 {
+    b >> 8
+}
+
+/// Highest round accepted from a peer: a ballot near `u64::MAX` can only come
+/// from a broken or hostile peer and would wrap the next round.
+pub const MAX_ROUND: u64 = 1 << 48;
+
+/// Phase 1 by the command leader (ballot 0), or by a recovering replica
+/// restarting phase 1 (ballot > 0, always followed by the slow path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreAccept {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number at that leader.
+    pub instance: u64,
+    /// The sender's ballot for the instance.
+    pub ballot: u64,
+    /// The commands (a batch; empty for a no-op).
+    pub cmds: Vec<Command>,
+    /// The sender's proposed sequence number.
+    pub seq: u64,
+    /// The sender's proposed dependencies (one prefix length per replica).
+    pub deps: Vec<u64>,
+}
+wire_struct!(
+    PreAccept {
+        leader,
+        instance,
+        ballot,
+        cmds,
+        seq,
+        deps
+    } = EPAXOS_BASE
+);
+
+/// A PreAccept answer that changes the attributes, or a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreAcceptReply {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number.
+    pub instance: u64,
+    /// The ballot answered.
+    pub ballot: u64,
+    /// False: the replier promised a higher ballot (`promised`).
+    pub ok: bool,
+    /// The replier's ballot for the instance.
+    pub promised: u64,
+    /// The replier's sequence number (at least the proposed one).
+    pub seq: u64,
+    /// The replier's dependencies (a superset of the proposed ones).
+    pub deps: Vec<u64>,
+}
+wire_struct!(
+    PreAcceptReply {
+        leader,
+        instance,
+        ballot,
+        ok,
+        promised,
+        seq,
+        deps
+    } = EPAXOS_BASE + 1
+);
+
+/// A PreAccept answer that takes the proposed attributes unchanged: the vote
+/// the fast path counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreAcceptOk {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number.
+    pub instance: u64,
+    /// The ballot answered.
+    pub ballot: u64,
+}
+wire_struct!(
+    PreAcceptOk {
+        leader,
+        instance,
+        ballot
+    } = EPAXOS_BASE + 2
+);
+
+/// Phase 2 (the slow path): accept these attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number.
+    pub instance: u64,
+    /// The sender's ballot.
+    pub ballot: u64,
+    /// The commands, for replicas that never saw the PreAccept.
+    pub cmds: Vec<Command>,
+    /// Final sequence number.
+    pub seq: u64,
+    /// Final dependencies.
+    pub deps: Vec<u64>,
+}
+wire_struct!(
+    Accept {
+        leader,
+        instance,
+        ballot,
+        cmds,
+        seq,
+        deps
+    } = EPAXOS_BASE + 3
+);
+
+/// A phase-2 vote, or a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptReply {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number.
+    pub instance: u64,
+    /// The ballot answered.
+    pub ballot: u64,
+    /// Whether the vote was given.
+    pub ok: bool,
+    /// The replier's ballot for the instance.
+    pub promised: u64,
+}
+wire_struct!(
+    AcceptReply {
+        leader,
+        instance,
+        ballot,
+        ok,
+        promised
+    } = EPAXOS_BASE + 4
+);
+
+/// The instance is committed with these attributes (sent in full to replicas
+/// that may not hold the commands).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number.
+    pub instance: u64,
+    /// The commands.
+    pub cmds: Vec<Command>,
+    /// Sequence number.
+    pub seq: u64,
+    /// Dependencies.
+    pub deps: Vec<u64>,
+}
+wire_struct!(
+    Commit {
+        leader,
+        instance,
+        cmds,
+        seq,
+        deps
+    } = EPAXOS_BASE + 5
+);
+
+/// A commit for replicas that voted at ballot `ballot` and so hold the
+/// commands: only the attributes travel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitShort {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number.
+    pub instance: u64,
+    /// The ballot whose commands the receiver must hold; otherwise it waits
+    /// for the full value through recovery.
+    pub ballot: u64,
+    /// Sequence number.
+    pub seq: u64,
+    /// Dependencies.
+    pub deps: Vec<u64>,
+}
+wire_struct!(
+    CommitShort {
+        leader,
+        instance,
+        ballot,
+        seq,
+        deps
+    } = EPAXOS_BASE + 6
+);
+
+/// Recovery, phase 1: a replica waiting on the instance asks for promises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepare {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number.
+    pub instance: u64,
+    /// The recovering replica's ballot (round >= 1).
+    pub ballot: u64,
+}
+wire_struct!(
+    Prepare {
+        leader,
+        instance,
+        ballot
+    } = EPAXOS_BASE + 7
+);
+
+/// What a replica holds for an instance, with its promise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareReply {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number.
+    pub instance: u64,
+    /// The ballot answered.
+    pub ballot: u64,
+    /// Whether the promise was given.
+    pub ok: bool,
+    /// The replier's ballot for the instance (above `ballot` on refusal).
+    pub promised: u64,
+    /// One of [`crate::Status`] as a number; 0: the replier knows nothing of it.
+    pub status: u8,
+    /// The ballot at which the replier last voted for the attributes below
+    /// (not its promise: deciding from promises is the flaw Sutra found).
+    pub vballot: u64,
+    /// The replier pre-accepted the command leader's attributes unchanged at ballot 0.
+    pub unchanged: bool,
+    /// The commands.
+    pub cmds: Vec<Command>,
+    /// Sequence number.
+    pub seq: u64,
+    /// Dependencies.
+    pub deps: Vec<u64>,
+}
+wire_struct!(
+    PrepareReply {
+        leader,
+        instance,
+        ballot,
+        ok,
+        promised,
+        status,
+        vballot,
+        unchanged,
+        cmds,
+        seq,
+        deps
+    } = EPAXOS_BASE + 8
+);
+
+/// A replica's heartbeat: it has started instances `0..next`. A peer that
+/// lacks a commit among them waits on it, and so recovers it (from whoever
+/// committed it) if it does not arrive: how a replica that lost messages, or
+/// restarted, catches up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// One past the sender's last started instance.
+    pub next: u64,
+}
+wire_struct!(Progress { next } = EPAXOS_BASE + 9);
+
+/// Every EPaxos peer message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EpaxosMsg {
+    /// Phase 1.
+    PreAccept(PreAccept),
+    /// Changed attributes or refusal.
+    PreAcceptReply(PreAcceptReply),
+    /// Unchanged attributes.
+    PreAcceptOk(PreAcceptOk),
+    /// Phase 2.
+    Accept(Accept),
+    /// Phase 2 vote.
+    AcceptReply(AcceptReply),
+    /// Full commit.
+    Commit(Commit),
+    /// Attribute-only commit.
+    CommitShort(CommitShort),
+    /// Recovery phase 1.
+    Prepare(Prepare),
+    /// Recovery answer.
+    PrepareReply(PrepareReply),
+    /// Heartbeat.
+    Progress(Progress),
+}
+
+impl Frame for EpaxosMsg {
+    fn encode_frame(&self, out: &mut bytes::BytesMut) {
+        match self {
+            EpaxosMsg::PreAccept(m) => m.encode_frame(out),
+            EpaxosMsg::PreAcceptReply(m) => m.encode_frame(out),
+            EpaxosMsg::PreAcceptOk(m) => m.encode_frame(out),
+            EpaxosMsg::Accept(m) => m.encode_frame(out),
+            EpaxosMsg::AcceptReply(m) => m.encode_frame(out),
+            EpaxosMsg::Commit(m) => m.encode_frame(out),
+            EpaxosMsg::CommitShort(m) => m.encode_frame(out),
+            EpaxosMsg::Prepare(m) => m.encode_frame(out),
+            EpaxosMsg::PrepareReply(m) => m.encode_frame(out),
+            EpaxosMsg::Progress(m) => m.encode_frame(out),
+        }
+    }
+}
+
+/// The durable record: an instance's whole state after a change (the last
+/// record of an instance wins on replay). Written before any message that
+/// depends on it, so votes and promises survive a crash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number.
+    pub instance: u64,
+    /// Promised ballot.
+    pub ballot: u64,
+    /// Ballot of the last vote.
+    pub vballot: u64,
+    /// [`crate::Status`] as a number.
+    pub status: u8,
+    /// Pre-accepted unchanged at ballot 0.
+    pub unchanged: bool,
+    /// The commands.
+    pub cmds: Vec<Command>,
+    /// Sequence number.
+    pub seq: u64,
+    /// Dependencies.
+    pub deps: Vec<u64>,
+}
+wire_struct!(Record {
+    leader,
+    instance,
+    ballot,
+    vballot,
+    status,
+    unchanged,
+    cmds,
+    seq,
+    deps
+});
+
+/// Codes of every message, for documentation, tests and fault commands.
+pub const CODES: [(u8, &str); 10] = [
+    (PreAccept::CODE, PreAccept::NAME),
+    (PreAcceptReply::CODE, PreAcceptReply::NAME),
+    (PreAcceptOk::CODE, PreAcceptOk::NAME),
+    (Accept::CODE, Accept::NAME),
+    (AcceptReply::CODE, AcceptReply::NAME),
+    (Commit::CODE, Commit::NAME),
+    (CommitShort::CODE, CommitShort::NAME),
+    (Prepare::CODE, Prepare::NAME),
+    (PrepareReply::CODE, PrepareReply::NAME),
+    (Progress::CODE, Progress::NAME),
+];

@@ -1,0 +1,471 @@
+//! The EPaxos replica core: configuration, instance state, the per-key
+//! conflict table, and helpers the handler modules share.
+//!
+//! Handlers live by role: `preaccept.rs` (proposals and phase 1),
+//! `accept.rs` (phase 2), `commit.rs` (commits and replies at commit),
+//! `recovery.rs` (Prepare, for instances whose leader seems gone), `exec.rs`
+//! (the dependency graph and Tarjan's algorithm) and `control.rs` (timers,
+//! master, status, durable replay).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use bytes::Bytes;
+use genericsmr::command::{ClientId, Command};
+use genericsmr::effects::Effects;
+use genericsmr::state::StateMachine;
+use genericsmr::{ConnId, ReplicaId};
+
+use crate::messages::{EpaxosMsg, Record};
+
+/// Settings of one replica.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This replica's id.
+    pub id: ReplicaId,
+    /// Group size (2F+1, odd, at most 64).
+    pub n: usize,
+    /// Send PreAccept to a fast quorum only (and Accept to a majority).
+    pub thrifty: bool,
+    /// Put every proposal queued at once into one instance.
+    pub batch: bool,
+    /// Most commands in one instance.
+    pub batch_max: usize,
+    /// Reply to writes after execution instead of at commit.
+    pub reply_after_exec: bool,
+    /// Own instances started but not yet executed, at most. Bounds the
+    /// dependency chains that a steady stream of conflicting commands could
+    /// otherwise grow without end (execution livelock): proposals beyond it
+    /// wait, and join the next instance's batch.
+    pub max_inflight: usize,
+    /// Resend unanswered phase-1/phase-2 messages after this many nanoseconds.
+    pub retransmit_ns: u64,
+    /// How often a replica tells the others how many instances it started.
+    pub heartbeat_ns: u64,
+    /// Start recovering an instance this replica has waited on this long.
+    pub recovery_grace_ns: u64,
+    /// Executed instances kept per leader (for peers that still ask about
+    /// them); older ones are forgotten, so memory stays bounded.
+    pub keep_executed: u64,
+    /// Proposals held at most while waiting; more are refused.
+    pub max_pending: usize,
+    /// Largest command accepted, in encoded bytes.
+    pub max_command_bytes: usize,
+    /// Keep the (instance, hash) of every commit in commit order, and the
+    /// order of executed instances, for the simulator and tests. Off in
+    /// servers (both grow without bound).
+    pub record_commits: bool,
+}
+
+impl Config {
+    /// Defaults for replica `id` of `n`.
+    pub fn new(id: ReplicaId, n: usize) -> Self {
+        Config {
+            id,
+            n,
+            thrifty: false,
+            batch: false,
+            batch_max: 4096,
+            reply_after_exec: false,
+            max_inflight: 1024,
+            retransmit_ns: 200_000_000,
+            recovery_grace_ns: 300_000_000,
+            heartbeat_ns: 50_000_000,
+            keep_executed: 1 << 16,
+            max_pending: 1 << 20,
+            max_command_bytes: 1 << 20,
+            record_commits: false,
+        }
+    }
+
+    /// F: the failures tolerated.
+    pub fn f(&self) -> usize {
+        (self.n - 1) / 2
+    }
+
+    /// A majority, this replica included.
+    pub fn quorum(&self) -> usize {
+        self.n / 2 + 1
+    }
+
+    /// The fast quorum of optimised EPaxos, the command leader included:
+    /// F + floor((F+1)/2). Any fast quorum and any majority of the other
+    /// replicas share floor((F+1)/2) replicas, which is what recovery needs
+    /// to see a fast-path decision.
+    pub fn fast_quorum(&self) -> usize {
+        let f = self.f();
+        (f + f.div_ceil(2)).max(1)
+    }
+}
+
+/// Where an instance stands at one replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Status {
+    /// Known only as a dependency (nothing voted here).
+    None = 0,
+    /// Attributes pre-accepted at `vballot`.
+    PreAccepted = 1,
+    /// Attributes accepted at `vballot` (slow path).
+    Accepted = 2,
+    /// Attributes chosen.
+    Committed = 3,
+    /// Commands applied to the state machine.
+    Executed = 4,
+}
+
+impl Status {
+    /// From its wire number (unknown numbers read as `None`).
+    pub fn from_u8(v: u8) -> Status {
+        match v {
+            1 => Status::PreAccepted,
+            2 => Status::Accepted,
+            3 => Status::Committed,
+            4 => Status::Executed,
+            _ => Status::None,
+        }
+    }
+
+    /// Committed or executed.
+    pub fn is_committed(self) -> bool {
+        self >= Status::Committed
+    }
+}
+
+/// What the replica leading an instance (its command leader, or a recovering
+/// replica) counts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lead {
+    /// The ballot this replica leads the instance at.
+    pub ballot: u64,
+    /// The phase: 1 PreAccept, 2 Accept, 3 Prepare.
+    pub phase: u8,
+    /// Replicas that answered this phase (bit per replica).
+    pub answered: u64,
+    /// Replicas that voted for the proposed attributes unchanged (phase 1).
+    pub unchanged: u64,
+    /// Replicas that voted (phase 1 or 2).
+    pub votes: u64,
+    /// Union of the attributes reported in phase 1.
+    pub seq: u64,
+    /// Union of the dependencies reported in phase 1.
+    pub deps: Vec<u64>,
+    /// When this phase's messages were last sent (for retransmission).
+    pub sent_at: u64,
+    /// Recovery: the replies collected.
+    pub prepared: Vec<(ReplicaId, crate::messages::PrepareReply)>,
+}
+
+/// One instance at one replica.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Where it stands.
+    pub status: Status,
+    /// Highest ballot promised for it.
+    pub ballot: u64,
+    /// Ballot of the last vote for the attributes below (0 before any vote at
+    /// a recovery ballot).
+    pub vballot: u64,
+    /// Pre-accepted at ballot 0 with the command leader's attributes unchanged.
+    pub unchanged: bool,
+    /// The commands (a batch; empty for a no-op).
+    pub cmds: Vec<Command>,
+    /// Sequence number.
+    pub seq: u64,
+    /// Dependencies: a prefix length per replica.
+    pub deps: Vec<u64>,
+    /// When this replica first needed it (as a dependency) while uncommitted.
+    pub(crate) waiting_since: Option<u64>,
+    /// Leading state, while this replica drives the instance.
+    pub(crate) lead: Option<Box<Lead>>,
+}
+
+impl Instance {
+    pub(crate) fn empty(n: usize) -> Self {
+        Instance {
+            status: Status::None,
+            ballot: 0,
+            vballot: 0,
+            unchanged: false,
+            cmds: Vec::new(),
+            seq: 0,
+            deps: vec![0; n],
+            waiting_since: None,
+            lead: None,
+        }
+    }
+
+    /// A hash of the chosen value (commands and attributes), for agreement checks.
+    pub fn hash(&self) -> u64 {
+        use genericsmr::wire::Marshal;
+        let mut b = bytes::BytesMut::new();
+        self.cmds.marshal(&mut b);
+        self.seq.marshal(&mut b);
+        self.deps.marshal(&mut b);
+        xxhash_rust::xxh3::xxh3_64(&b)
+    }
+}
+
+/// The instances of one command leader: a window from `base` (everything
+/// below is executed and forgotten).
+#[derive(Debug, Default)]
+pub(crate) struct Space {
+    /// Instances below `base` are executed and dropped.
+    pub base: u64,
+    pub slots: VecDeque<Option<Instance>>,
+    /// Every instance below this is executed.
+    pub executed_upto: u64,
+}
+
+impl Space {
+    pub fn get(&self, i: u64) -> Option<&Instance> {
+        if i < self.base {
+            return None;
+        }
+        self.slots.get((i - self.base) as usize)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, i: u64) -> Option<&mut Instance> {
+        if i < self.base {
+            return None;
+        }
+        self.slots.get_mut((i - self.base) as usize)?.as_mut()
+    }
+
+    /// The instance, created empty if new. `None` below the window.
+    pub fn entry(&mut self, i: u64, n: usize) -> Option<&mut Instance> {
+        if i < self.base {
+            return None;
+        }
+        let k = (i - self.base) as usize;
+        while self.slots.len() <= k {
+            self.slots.push_back(None);
+        }
+        Some(self.slots[k].get_or_insert_with(|| Instance::empty(n)))
+    }
+
+    /// One past the highest instance held.
+    pub fn end(&self) -> u64 {
+        self.base + self.slots.len() as u64
+    }
+}
+
+/// Per key: for each replica, one past the last instance that touched the key
+/// (`any`) and that wrote it (`write`), and the highest sequence numbers seen.
+/// A write depends on everything before it on the key; a read only on writes.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyDeps {
+    pub any: Vec<u64>,
+    pub write: Vec<u64>,
+    pub seq_any: u64,
+    pub seq_write: u64,
+}
+
+/// How far an instance may run ahead of its leader's executed window; a
+/// further number can only come from a broken peer.
+pub const MAX_AHEAD: u64 = 1 << 22;
+
+/// The EPaxos replica.
+pub struct Replica {
+    pub(crate) cfg: Config,
+    pub(crate) spaces: Vec<Space>,
+    pub(crate) keys: HashMap<Bytes, KeyDeps>,
+    /// Own next instance number.
+    pub(crate) next: u64,
+    /// Proposals waiting for an instance (livelock bound or batching).
+    pub(crate) pending: VecDeque<Command>,
+    /// Where to answer each command proposed here: (client, seq) -> connection.
+    pub(crate) waiting: HashMap<(ClientId, u64), ConnId>,
+    /// Committed, not yet executed instances, in (leader, instance) order.
+    pub(crate) to_execute: BTreeSet<(ReplicaId, u64)>,
+    /// Instances this replica drives (as command leader or recoverer), for retransmission.
+    pub(crate) leading: BTreeSet<(ReplicaId, u64)>,
+    /// Uncommitted instances execution waits on, for recovery.
+    pub(crate) waited: BTreeSet<(ReplicaId, u64)>,
+    /// Instances whose state changed this burst and must be persisted.
+    pub(crate) dirty: BTreeSet<(ReplicaId, u64)>,
+    pub(crate) state: StateMachine,
+    pub(crate) committed: u64,
+    pub(crate) executed: u64,
+    pub(crate) commit_log: Vec<(u64, u64)>,
+    pub(crate) exec_log: Vec<(ReplicaId, u64)>,
+    pub(crate) replayed: u64,
+    pub(crate) last_progress: u64,
+    pub(crate) recoveries: u64,
+    pub(crate) fast_commits: u64,
+    pub(crate) slow_commits: u64,
+}
+
+impl Replica {
+    /// A fresh replica.
+    pub fn new(cfg: Config) -> Self {
+        assert!(
+            cfg.n % 2 == 1 && cfg.n <= 64,
+            "EPaxos needs an odd group of at most 64"
+        );
+        Replica {
+            spaces: (0..cfg.n).map(|_| Space::default()).collect(),
+            keys: HashMap::default(),
+            next: 0,
+            pending: VecDeque::new(),
+            waiting: HashMap::new(),
+            to_execute: BTreeSet::new(),
+            leading: BTreeSet::new(),
+            waited: BTreeSet::new(),
+            dirty: BTreeSet::new(),
+            state: StateMachine::default(),
+            committed: 0,
+            executed: 0,
+            commit_log: Vec::new(),
+            exec_log: Vec::new(),
+            replayed: 0,
+            last_progress: 0,
+            recoveries: 0,
+            fast_commits: 0,
+            slow_commits: 0,
+            cfg,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The state machine.
+    pub fn state(&self) -> &StateMachine {
+        &self.state
+    }
+
+    /// An instance, if held.
+    pub fn instance(&self, leader: ReplicaId, i: u64) -> Option<&Instance> {
+        self.spaces.get(leader as usize)?.get(i)
+    }
+
+    /// Instances committed here (counting each once).
+    pub fn committed_count(&self) -> u64 {
+        self.committed
+    }
+
+    /// Instances executed here.
+    pub fn executed_count(&self) -> u64 {
+        self.executed
+    }
+
+    /// Instances committed on the fast path and on the slow path, as command leader.
+    pub fn commit_paths(&self) -> (u64, u64) {
+        (self.fast_commits, self.slow_commits)
+    }
+
+    /// Instances in the order this replica executed them (with
+    /// [`Config::record_commits`]).
+    pub fn executed_order(&self) -> &[(ReplicaId, u64)] {
+        &self.exec_log
+    }
+
+    /// Recoveries this replica started.
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries
+    }
+
+    /// Own instances started and not yet executed.
+    pub(crate) fn inflight(&self) -> u64 {
+        self.next - self.spaces[self.cfg.id as usize].executed_upto
+    }
+
+    /// Whether instance `i` of `leader` is a number this replica can hold.
+    pub(crate) fn in_window(&self, leader: ReplicaId, i: u64) -> bool {
+        (leader as usize) < self.cfg.n && i < self.spaces[leader as usize].executed_upto + MAX_AHEAD
+    }
+
+    /// The attributes the commands would get here: a sequence number above
+    /// every conflicting instance seen, and their prefixes as dependencies.
+    /// Instance `(leader, i)` always depends on its leader's earlier instances.
+    pub(crate) fn attributes(
+        &self,
+        leader: ReplicaId,
+        i: u64,
+        cmds: &[Command],
+    ) -> (u64, Vec<u64>) {
+        let mut seq = 0;
+        let mut deps = vec![0; self.cfg.n];
+        for c in cmds {
+            let Some(k) = self.keys.get(&c.key) else {
+                continue;
+            };
+            let (from, s) = if c.op.is_write() {
+                (&k.any, k.seq_any)
+            } else {
+                (&k.write, k.seq_write)
+            };
+            seq = seq.max(s);
+            for (d, f) in deps.iter_mut().zip(from) {
+                *d = (*d).max(*f);
+            }
+        }
+        let own = &mut deps[leader as usize];
+        *own = (*own).max(i);
+        (seq + 1, deps)
+    }
+
+    /// Notes that instance `(leader, i)` touches its commands' keys with `seq`,
+    /// so that later conflicting instances depend on it.
+    pub(crate) fn record_keys(&mut self, leader: ReplicaId, i: u64, seq: u64, cmds: &[Command]) {
+        let n = self.cfg.n;
+        for c in cmds {
+            if c.op == genericsmr::command::Op::Noop {
+                continue;
+            }
+            let k = self.keys.entry(c.key.clone()).or_insert_with(|| KeyDeps {
+                any: vec![0; n],
+                write: vec![0; n],
+                seq_any: 0,
+                seq_write: 0,
+            });
+            let l = leader as usize;
+            k.any[l] = k.any[l].max(i + 1);
+            k.seq_any = k.seq_any.max(seq);
+            if c.op.is_write() {
+                k.write[l] = k.write[l].max(i + 1);
+                k.seq_write = k.seq_write.max(seq);
+            }
+        }
+    }
+
+    /// Queues the instance's state for the durable log.
+    pub(crate) fn touch(&mut self, leader: ReplicaId, i: u64) {
+        self.dirty.insert((leader, i));
+    }
+
+    /// Persists every instance touched since the last call.
+    pub(crate) fn persist_dirty(&mut self, fx: &mut Effects<EpaxosMsg>) {
+        for (l, i) in std::mem::take(&mut self.dirty) {
+            if let Some(x) = self.spaces[l as usize].get(i) {
+                fx.persist(&Record {
+                    leader: l,
+                    instance: i,
+                    ballot: x.ballot,
+                    vballot: x.vballot,
+                    status: x.status.min(Status::Committed) as u8,
+                    unchanged: x.unchanged,
+                    cmds: x.cmds.clone(),
+                    seq: x.seq,
+                    deps: x.deps.clone(),
+                });
+            }
+        }
+    }
+
+    /// Every peer but this replica, as a bit set.
+    pub(crate) fn others(&self) -> u64 {
+        ((1u64 << self.cfg.n) - 1) & !(1u64 << self.cfg.id)
+    }
+
+    /// The `k` peers nearest in id order after this one (thrifty sends).
+    pub(crate) fn first_peers(&self, k: usize) -> u64 {
+        let n = self.cfg.n;
+        (1..n)
+            .map(|d| (self.cfg.id as usize + d) % n)
+            .take(k)
+            .fold(0, |s, j| s | 1u64 << j)
+    }
+}

@@ -1,0 +1,53 @@
+//! The EPaxos core under the deterministic simulator.
+
+use genericsmr::effects::Effects;
+use genericsmr::messages::{Propose, StatusReply};
+use genericsmr::{ConnId, ReplicaId};
+use sim::{Boot, SimReplica};
+
+use crate::messages::EpaxosMsg;
+use crate::replica::{Config, Replica};
+
+impl SimReplica for Replica {
+    type Msg = EpaxosMsg;
+
+    fn boot(id: ReplicaId, n: usize, boot: Boot, _now: u64, _fx: &mut Effects<EpaxosMsg>) -> Self {
+        let mut cfg = Config::new(id, n);
+        cfg.record_commits = true;
+        let mut r = Replica::new(cfg);
+        match boot {
+            Boot::Fresh => {}
+            // Our own records: they decode (a failure here is a bug worth a loud stop).
+            Boot::Durable(records) => r.restore(&records).expect("replaying the simulated disk"),
+            // EPaxos votes must survive a crash; the simulator runs it durable.
+            Boot::Amnesia => {}
+        }
+        r
+    }
+
+    fn propose(&mut self, now: u64, client: ConnId, p: Propose, fx: &mut Effects<EpaxosMsg>) {
+        self.handle_propose(now, client, p, fx)
+    }
+
+    fn deliver(&mut self, now: u64, from: ReplicaId, m: EpaxosMsg, fx: &mut Effects<EpaxosMsg>) {
+        self.handle_peer(now, from, m, fx)
+    }
+
+    fn tick(&mut self, now: u64, fx: &mut Effects<EpaxosMsg>) {
+        Replica::tick(self, now, fx)
+    }
+
+    fn flush(&mut self, now: u64, fx: &mut Effects<EpaxosMsg>) {
+        Replica::flush(self, now, fx)
+    }
+
+    fn be_leader(&mut self, _now: u64, _fx: &mut Effects<EpaxosMsg>) {}
+
+    fn status(&self) -> StatusReply {
+        Replica::status(self, 0)
+    }
+
+    fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
+        self.commits_from(from).to_vec()
+    }
+}

@@ -1,0 +1,365 @@
+//! The EPaxos core through its handlers, with a hand-driven network: fast
+//! path, slow path, order-independence of the fast-path decision, every
+//! recovery case, Sutra's counterexample, and execution order.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use epaxos::messages::*;
+use epaxos::{Config, Replica, Status};
+use genericsmr::command::Command;
+use genericsmr::effects::{Dest, Effects, Reply};
+use genericsmr::messages::{Propose, ReplyStatus};
+
+type Msg = (u8, u8, EpaxosMsg);
+
+struct Net {
+    reps: Vec<Replica>,
+    queue: VecDeque<Msg>,
+    replies: Vec<(u8, Reply)>,
+    down: Vec<bool>,
+    now: u64,
+}
+
+impl Net {
+    fn new(n: usize) -> Net {
+        Net {
+            reps: (0..n)
+                .map(|i| {
+                    let mut c = Config::new(i as u8, n);
+                    c.record_commits = true;
+                    Replica::new(c)
+                })
+                .collect(),
+            queue: VecDeque::new(),
+            replies: Vec::new(),
+            down: vec![false; n],
+            now: 1,
+        }
+    }
+
+    fn on(&mut self, i: u8, f: impl FnOnce(&mut Replica, u64, &mut Effects<EpaxosMsg>)) {
+        if self.down[i as usize] {
+            return;
+        }
+        let mut fx = Effects::default();
+        let now = self.now;
+        f(&mut self.reps[i as usize], now, &mut fx);
+        self.reps[i as usize].flush(now, &mut fx);
+        let n = self.reps.len() as u8;
+        for (d, m) in fx.sends.drain(..) {
+            let to: Vec<u8> = match d {
+                Dest::Peer(p) => vec![p],
+                Dest::Set(s) => (0..n).filter(|j| s & (1 << j) != 0 && *j != i).collect(),
+                Dest::All => (0..n).filter(|j| *j != i).collect(),
+            };
+            for t in to {
+                self.queue.push_back((i, t, m.clone()));
+            }
+        }
+        for (_, r) in fx.replies.drain(..) {
+            self.replies.push((i, r));
+        }
+    }
+
+    fn propose(&mut self, at: u8, cmd: Command) {
+        self.on(at, |r, now, fx| {
+            r.handle_propose(now, 7, Propose { cmd }, fx)
+        });
+    }
+
+    fn deliver(&mut self, (from, to, m): Msg) {
+        if self.down[to as usize] {
+            return;
+        }
+        self.on(to, |r, now, fx| r.handle_peer(now, from, m, fx));
+    }
+
+    /// Delivers queued messages matching `p` (and what they cause) until none is left.
+    fn run_where(&mut self, p: impl Fn(&Msg) -> bool) {
+        for _ in 0..10_000 {
+            let Some(k) = self.queue.iter().position(&p) else {
+                return;
+            };
+            let m = self.queue.remove(k).expect("found above");
+            self.deliver(m);
+        }
+        panic!("the network does not settle");
+    }
+
+    fn run(&mut self) {
+        self.run_where(|_| true);
+    }
+
+    fn drop_where(&mut self, p: impl Fn(&Msg) -> bool) {
+        self.queue.retain(|m| !p(m));
+    }
+
+    fn tick_all(&mut self, dt: u64) {
+        self.now += dt;
+        for i in 0..self.reps.len() as u8 {
+            self.on(i, |r, now, fx| r.tick(now, fx));
+        }
+    }
+
+    fn attrs(&self, r: u8, l: u8, i: u64) -> Option<(Status, u64, Vec<u64>)> {
+        self.reps[r as usize]
+            .instance(l, i)
+            .map(|x| (x.status, x.seq, x.deps.clone()))
+    }
+
+    fn committed(&self, r: u8, l: u8, i: u64) -> bool {
+        self.reps[r as usize]
+            .instance(l, i)
+            .is_some_and(|x| x.status.is_committed())
+    }
+
+    fn oks(&self) -> usize {
+        self.replies
+            .iter()
+            .filter(|(_, r)| matches!(r, Reply::Propose(p) if p.status == ReplyStatus::Ok))
+            .count()
+    }
+}
+
+fn put(client: u64, seq: u64, key: &str) -> Command {
+    Command::put(client, seq, Bytes::from(key.to_string()), Bytes::from("v"))
+}
+
+fn to(t: u8) -> impl Fn(&Msg) -> bool {
+    move |m: &Msg| m.1 == t
+}
+
+#[test]
+fn fast_quorum_sizes_follow_the_optimised_rule() {
+    let fq = |n| Config::new(0, n).fast_quorum();
+    assert_eq!((fq(3), fq(5), fq(7), fq(9), fq(11)), (2, 3, 5, 6, 8));
+}
+
+#[test]
+fn no_conflict_commits_on_the_fast_path_everywhere() {
+    let mut net = Net::new(3);
+    net.propose(0, put(1, 1, "a"));
+    net.run();
+    assert_eq!(net.reps[0].commit_paths(), (1, 0));
+    for r in 0..3 {
+        assert!(net.committed(r, 0, 0), "replica {r} learned the commit");
+        assert_eq!(net.reps[r as usize].executed_count(), 1);
+    }
+    assert_eq!(net.oks(), 1);
+}
+
+#[test]
+fn concurrent_conflicts_take_the_slow_path_and_execute_alike() {
+    let mut net = Net::new(3);
+    net.propose(0, put(1, 1, "k"));
+    net.propose(1, put(2, 1, "k"));
+    // Each PreAccept reaches the other leader after it started its own.
+    net.run();
+    let (fast, slow) = (net.reps[0].commit_paths(), net.reps[1].commit_paths());
+    assert!(
+        slow.1 + fast.1 >= 1,
+        "someone took the slow path: {fast:?} {slow:?}"
+    );
+    for l in 0..2 {
+        let a = net.attrs(0, l, 0);
+        for r in 1..3 {
+            assert_eq!(
+                net.attrs(r, l, 0).map(|a| (a.1, a.2)),
+                a.clone().map(|a| (a.1, a.2))
+            );
+        }
+    }
+    let order = net.reps[0].executed_order().to_vec();
+    assert_eq!(order.len(), 2);
+    for r in 1..3 {
+        assert_eq!(net.reps[r].executed_order(), &order[..]);
+    }
+}
+
+#[test]
+fn fast_path_decision_does_not_depend_on_reply_order() {
+    // Five replicas: fast quorum 3 (the leader and two). Replica 4 saw a
+    // conflicting instance first, so its vote changes the attributes.
+    let outcome = |order: [u8; 4]| {
+        let mut net = Net::new(5);
+        net.propose(4, put(9, 1, "k"));
+        net.drop_where(|_| true); // its instance stays local to replica 4
+        net.propose(0, put(1, 1, "k"));
+        for t in order {
+            net.run_where(|m| m.1 == t && matches!(m.2, EpaxosMsg::PreAccept(_)));
+        }
+        net.run_where(|m| m.1 == 0);
+        (net.reps[0].commit_paths(), net.attrs(0, 0, 0))
+    };
+    let a = outcome([4, 1, 2, 3]);
+    let b = outcome([1, 2, 3, 4]);
+    let c = outcome([2, 4, 3, 1]);
+    assert_eq!(a, b);
+    assert_eq!(b, c);
+    assert_eq!(a.0, (1, 0), "three unchanged votes are a fast quorum");
+}
+
+#[test]
+fn recovery_of_a_preaccepted_instance_after_its_leader_dies() {
+    let mut net = Net::new(3);
+    net.propose(0, put(1, 1, "k"));
+    // The PreAccept reaches replica 1 only; the leader dies before any reply.
+    net.drop_where(to(2));
+    net.run_where(to(1));
+    net.down[0] = true;
+    net.drop_where(to(0));
+    // Replica 1 proposes a conflicting command: it waits on instance (0, 0).
+    net.propose(1, put(2, 1, "k"));
+    net.run();
+    for _ in 0..200 {
+        net.tick_all(50_000_000);
+        net.run();
+    }
+    assert!(net.committed(1, 0, 0) && net.committed(2, 0, 0));
+    assert_eq!(net.attrs(1, 0, 0), net.attrs(2, 0, 0));
+    assert!(net.committed(1, 1, 0));
+    assert_eq!(net.reps[1].executed_order(), net.reps[2].executed_order());
+}
+
+#[test]
+fn recovery_keeps_a_fast_commit_whose_announcement_was_lost() {
+    let mut net = Net::new(3);
+    net.propose(0, put(1, 1, "k"));
+    net.run_where(|m| matches!(m.2, EpaxosMsg::PreAccept(_)) && m.1 == 1);
+    net.run_where(|m| m.1 == 0);
+    assert!(net.committed(0, 0, 0), "fast commit at the leader");
+    let chosen = net.attrs(0, 0, 0).map(|a| (a.1, a.2));
+    // Every commit announcement is lost and the leader dies.
+    net.queue.clear();
+    net.down[0] = true;
+    net.propose(2, put(2, 1, "k"));
+    for _ in 0..200 {
+        net.tick_all(50_000_000);
+        net.drop_where(to(0));
+        net.run();
+    }
+    for r in 1..3 {
+        assert_eq!(
+            net.attrs(r, 0, 0).map(|a| (a.1, a.2)),
+            chosen,
+            "replica {r}"
+        );
+        assert!(net.committed(r, 0, 0));
+    }
+}
+
+#[test]
+fn recovery_commits_a_noop_when_nobody_has_the_command() {
+    let mut net = Net::new(3);
+    net.propose(0, put(1, 1, "k"));
+    net.queue.clear(); // nothing left the leader
+    net.down[0] = true;
+    // Replica 1 hears (by its heartbeat) that instance (0, 0) exists.
+    net.on(1, |r, now, _| {
+        r.handle_progress(now, 0, Progress { next: 1 })
+    });
+    for _ in 0..200 {
+        net.tick_all(50_000_000);
+        net.drop_where(to(0));
+        net.run();
+    }
+    for r in 1..3 {
+        let x = net.reps[r as usize].instance(0, 0).expect("known");
+        assert!(x.status.is_committed());
+        assert!(x.cmds.is_empty(), "a no-op");
+    }
+}
+
+/// Sutra's counterexample (On the Correctness of Egalitarian Paxos, 2019):
+/// three replicas, two conflicting commands, lost messages and three
+/// competing recoveries of one instance. Deciding from promised ballots
+/// commits two different dependency sets; deciding from vote ballots does not.
+#[test]
+fn sutra_counterexample_commits_one_value() {
+    let mut net = Net::new(3);
+    let (p1, p2, p3) = (0u8, 1u8, 2u8);
+    // p3 proposes c1; its PreAccept to p2 is lost (p1 gets nothing either).
+    net.propose(p3, put(3, 1, "k"));
+    net.queue.clear();
+    // p1 proposes c2; p3 pre-accepts it with a dependency on c1, reply lost.
+    net.propose(p1, put(1, 1, "k"));
+    net.drop_where(to(p2));
+    net.run_where(|m| m.1 == p3 && matches!(m.2, EpaxosMsg::PreAccept(_)));
+    net.drop_where(|m| m.1 == p1);
+    assert_eq!(net.attrs(p3, p1, 0).map(|a| a.2[p3 as usize]), Some(1));
+    // Recovery by p3 with {p2, p3}; its Accept to p2 is lost.
+    net.now += 1_000_000_000;
+    net.on(p3, |r, now, fx| {
+        r.handle_progress(now, p1, Progress { next: 1 });
+        r.tick(now + 1_000_000_000, fx);
+    });
+    net.run_where(|m| m.0 != p1 && m.1 != p1 && !matches!(m.2, EpaxosMsg::Accept(_)));
+    net.drop_where(|m| matches!(m.2, EpaxosMsg::Accept(_)) || m.1 == p1);
+    // Recovery by p2 with {p1, p2}; p3 hears nothing of it.
+    net.now += 1_000_000_000;
+    net.on(p2, |r, now, fx| {
+        r.handle_progress(now, p1, Progress { next: 1 });
+        r.tick(now + 1_000_000_000, fx);
+    });
+    for _ in 0..20 {
+        net.drop_where(|m| m.1 == p3 || m.0 == p3);
+        net.run_where(|m| m.1 != p3 && m.0 != p3);
+    }
+    // Then p1 recovers twice with {p1, p3}, and everyone talks.
+    for _ in 0..3 {
+        net.now += 1_000_000_000;
+        net.on(p1, |r, now, fx| r.tick(now, fx));
+        net.drop_where(|m| m.1 == p2 || m.0 == p2);
+        net.run_where(|m| m.1 != p2 && m.0 != p2);
+    }
+    for _ in 0..100 {
+        net.tick_all(100_000_000);
+        net.run();
+    }
+    for r in [p1, p2, p3] {
+        assert!(
+            net.reps[r as usize].recoveries() >= 1,
+            "replica {r} ran a recovery"
+        );
+    }
+    let values: Vec<_> = (0..3)
+        .filter_map(|r| net.attrs(r, p1, 0))
+        .filter(|a| a.0.is_committed())
+        .map(|a| (a.1, a.2))
+        .collect();
+    assert!(!values.is_empty());
+    assert!(
+        values.iter().all(|v| *v == values[0]),
+        "instance p1.0 committed with different attributes: {values:?}"
+    );
+    assert_eq!(net.reps[0].executed_order(), net.reps[1].executed_order());
+    assert_eq!(net.reps[1].executed_order(), net.reps[2].executed_order());
+}
+
+#[test]
+fn commit_is_announced_to_a_leader_that_missed_it() {
+    let mut net = Net::new(3);
+    net.propose(0, put(1, 1, "k"));
+    net.run_where(|m| matches!(m.2, EpaxosMsg::PreAccept(_)));
+    net.drop_where(|m| m.1 == 0); // the votes are lost
+    net.down[0] = true;
+    net.propose(1, put(2, 1, "k"));
+    for _ in 0..100 {
+        net.tick_all(50_000_000);
+        net.drop_where(to(0));
+        net.run();
+    }
+    assert!(net.committed(1, 0, 0));
+    // The leader comes back and retransmits: a peer answers with the commit.
+    net.down[0] = false;
+    for _ in 0..20 {
+        net.tick_all(250_000_000);
+        net.run();
+    }
+    assert!(net.committed(0, 0, 0));
+    assert_eq!(
+        net.attrs(0, 0, 0),
+        net.attrs(1, 0, 0).map(|a| (Status::Executed, a.1, a.2))
+    );
+}

@@ -1,0 +1,33 @@
+//! EPaxos under the deterministic simulator: many seeds with crashes and
+//! restarts (in the middle of PreAccept, Accept and Commit, wherever a seed
+//! puts them), partitions, loss, duplication and reordering. Every run checks
+//! agreement per instance after every event, convergence of the replicas'
+//! states, and linearizability of the clients' history.
+
+use epaxos::Replica;
+use sim::Config;
+
+fn check_all(mk: impl Fn(u64) -> Config) {
+    sim::check_seeds::<Replica>("epaxos", mk)
+}
+
+#[test]
+fn three_replicas_under_every_fault() {
+    check_all(Config::new);
+}
+
+#[test]
+fn five_replicas_under_every_fault() {
+    check_all(|seed| Config {
+        n: 5,
+        ..Config::new(seed)
+    });
+}
+
+#[test]
+fn one_hot_key() {
+    check_all(|seed| Config {
+        keys: 1,
+        ..Config::new(seed)
+    });
+}
