@@ -272,6 +272,12 @@ struct WorkloadArgs {
     /// system calls, not the generator's own work, set the pace); 8-256 is typical.
     #[arg(long, default_value_t = 16)]
     clients: usize,
+    /// Each client sends to its own replica (the nearest one with --wan, else
+    /// client i to replica i modulo the group), moving to the next when it
+    /// fails: how leaderless protocols such as EPaxos are measured. Without it,
+    /// every client sends to the leader the master names.
+    #[arg(long)]
+    spread: bool,
     /// Closed loop: requests each client keeps outstanding.
     #[arg(long, default_value_t = 1)]
     window: usize,
@@ -357,6 +363,7 @@ impl WorkloadArgs {
             attempt_timeout_ms: self.attempt_timeout_ms,
             op_timeout_ms: self.op_timeout_ms,
             wan: None,
+            spread: self.spread,
         })
     }
 
@@ -632,10 +639,11 @@ async fn experiment(
                 .map(|(_, c)| c.clone())
                 .collect();
             let ms = bench::stats::merge(&mine);
-            let model_us = (protocol == "paxos")
-                .then_some(leader)
-                .flatten()
-                .map(|l| w.paxos_model_ms(site, l as usize, replicas) * 1e3);
+            let model_us = match protocol {
+                "paxos" => leader.map(|l| w.paxos_model_ms(site, l as usize, replicas) * 1e3),
+                "epaxos" if spec.spread => Some(w.epaxos_model_ms(site, replicas) * 1e3),
+                _ => None,
+            };
             report.by_site.push(bench::report::SiteLatency {
                 site: w.sites[site].clone(),
                 ops: ms.ok,
@@ -806,6 +814,7 @@ async fn transport(a: TransportArgs) -> anyhow::Result<()> {
         attempt_timeout_ms: 5_000,
         op_timeout_ms: 30_000,
         wan: None,
+        spread: false,
     };
     let flood = bench::driver::run(&base, route.clone(), false, Arc::default()).await?;
     let fm = bench::stats::merge(&flood.clients);
@@ -1018,6 +1027,7 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         attempt_timeout_ms: 500,
         op_timeout_ms: 5_000,
         wan: None,
+        spread: a.protocol == "epaxos",
     };
     let (seed, dur) = (a.seed, Duration::from_secs_f64(a.duration));
     let chaos = std::thread::spawn(move || bench::chaos::schedule(cluster, seed, dur, durable));

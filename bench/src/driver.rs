@@ -72,6 +72,10 @@ pub struct Spec {
     /// Emulated distance between clients and replicas (`bench local --wan`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wan: Option<WanClients>,
+    /// Each client sends to its own replica (the nearest with a WAN, else its
+    /// index modulo the group) instead of the leader; on failure, to the next.
+    #[serde(default)]
+    pub spread: bool,
 }
 
 /// Where clients sit in an emulated wide-area deployment: client `c` is at
@@ -104,6 +108,31 @@ impl WanClients {
         rtts.sort_by(f64::total_cmp);
         let quorum = if n / 2 == 0 { 0.0 } else { rtts[n / 2 - 1] };
         2.0 * self.one_way_ms[site][leader] + quorum
+    }
+
+    /// EPaxos's latency model for clients at `site` sending to their nearest
+    /// replica at 0% conflicts, in milliseconds: the round trip to it plus its
+    /// round trip to the nearest fast quorum (`F + floor((F+1)/2)` replicas,
+    /// itself included).
+    pub fn epaxos_model_ms(&self, site: usize, n: usize) -> f64 {
+        let r = self.nearest(site, n);
+        let f = (n - 1) / 2;
+        let fast = (f + f.div_ceil(2)).max(1);
+        let mut rtts: Vec<f64> = (0..n)
+            .filter(|j| *j != r)
+            .map(|j| self.replica_rtt_ms[r][j])
+            .collect();
+        rtts.sort_by(f64::total_cmp);
+        let quorum = if fast < 2 { 0.0 } else { rtts[fast - 2] };
+        2.0 * self.one_way_ms[site][r] + quorum
+    }
+
+    /// The replica nearest to client `c` (lowest id on a tie).
+    pub fn nearest(&self, c: usize, n: usize) -> usize {
+        let row = &self.one_way_ms[self.site_of(c)];
+        (0..n.min(row.len()))
+            .min_by(|a, b| row[*a].total_cmp(&row[*b]).then(a.cmp(b)))
+            .unwrap_or(0)
     }
 
     fn delay_ns(&self, client: usize, replica: usize) -> u64 {
@@ -163,6 +192,8 @@ struct Client {
     left: u64,
     /// Index of the client in the run (its site, with a WAN).
     index: usize,
+    /// With `spread`: how many replicas past its own the client has moved on to.
+    shift: usize,
     /// Emulated one-way delay to the current replica (0: none).
     delay_ns: u64,
     /// Requests held for the emulated delay: (due, frame).
@@ -285,6 +316,7 @@ pub async fn run(
             left: 0,
             arrivals: None,
             index: i,
+            shift: 0,
             delay_ns: 0,
             outq: Default::default(),
             inq: Default::default(),
@@ -348,7 +380,19 @@ async fn drive(
         if progress.stop.load(Ordering::Relaxed) || c.done(spec, now(), end_ns) {
             break;
         }
-        let Some(target) = route.target().await else {
+        let home = (spec.spread && !route.is_empty()).then(|| {
+            let n = route.len();
+            let own = spec
+                .wan
+                .as_ref()
+                .map_or(c.index % n, |w| w.nearest(c.index, n));
+            (own + c.shift) % n
+        });
+        let target = match home {
+            Some(h) => Some(h),
+            None => route.target().await,
+        };
+        let Some(target) = target else {
             tokio::time::sleep(Duration::from_millis(20)).await;
             expire(&mut c, now(), op_ns, progress);
             continue;
@@ -361,6 +405,9 @@ async fn drive(
             {
                 Ok(Ok(s)) => s,
                 _ => {
+                    if spec.spread {
+                        c.shift += 1;
+                    }
                     route.redirect(target, None);
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     expire(&mut c, now(), op_ns, progress);
@@ -459,6 +506,7 @@ async fn drive(
         let _ = writer.await;
         match reason {
             None => break 'connect,
+            Some(_) if spec.spread => c.shift += 1,
             Some(hint) => {
                 route.redirect(target, hint);
                 if hint.is_none() {

@@ -46,6 +46,7 @@ fn spec(mode: Mode, clients: usize) -> Spec {
         attempt_timeout_ms: 5_000,
         op_timeout_ms: 20_000,
         wan: None,
+        spread: false,
     }
 }
 

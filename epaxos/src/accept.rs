@@ -41,8 +41,7 @@ impl Replica {
             x.cmds = m.cmds;
             x.seq = m.seq;
             x.deps = m.deps;
-            let (seq, cmds) = (x.seq, x.cmds.clone());
-            self.record_keys(l, i, seq, &cmds);
+            self.record_own_keys(l, i);
             self.touch(l, i);
         }
         let promised = self.spaces[l as usize]

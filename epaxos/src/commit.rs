@@ -13,12 +13,16 @@ impl Replica {
     /// record it, tell everyone, answer what may be answered at commit.
     pub(crate) fn commit_locally(&mut self, l: ReplicaId, i: u64, fx: &mut Effects<EpaxosMsg>) {
         let others = self.others();
+        let thrifty = self.cfg.thrifty;
         let Some(x) = self.spaces[l as usize].get_mut(i) else {
             return;
         };
         let lead = x.lead.take();
         let (voters, ballot) = lead.as_ref().map_or((0, 0), |ld| (ld.votes, ld.ballot));
-        let short = voters & others;
+        // Peers sent this ballot's commands hold them by now (one connection
+        // keeps its order): they need the attributes only. A peer that dropped
+        // them ignores the short commit and recovers the instance later.
+        let short = if thrifty { voters & others } else { others };
         let full = others & !short;
         let (seq, deps) = (x.seq, x.deps.clone());
         if short != 0 {
@@ -45,8 +49,7 @@ impl Replica {
                 }),
             );
         }
-        let cmds = x.cmds.clone();
-        self.mark_committed(l, i, cmds, seq, deps, fx);
+        self.mark_committed(l, i, None, seq, deps, fx);
     }
 
     /// A full commit from a peer.
@@ -60,7 +63,7 @@ impl Replica {
         if !self.in_window(m.leader, m.instance) || m.deps.len() != self.cfg.n {
             return;
         }
-        self.mark_committed(m.leader, m.instance, m.cmds, m.seq, m.deps, fx);
+        self.mark_committed(m.leader, m.instance, Some(m.cmds), m.seq, m.deps, fx);
     }
 
     /// An attribute-only commit: usable if this replica voted at its ballot
@@ -81,16 +84,16 @@ impl Replica {
         if x.status.is_committed() || x.status == Status::None || x.vballot != m.ballot {
             return;
         }
-        let cmds = x.cmds.clone();
-        self.mark_committed(m.leader, m.instance, cmds, m.seq, m.deps, fx);
+        self.mark_committed(m.leader, m.instance, None, m.seq, m.deps, fx);
     }
 
-    /// Records a chosen value (once), and queues it for execution.
+    /// Records a chosen value (once), and queues it for execution. `cmds`
+    /// `None`: the commands the instance already holds.
     pub(crate) fn mark_committed(
         &mut self,
         l: ReplicaId,
         i: u64,
-        cmds: Vec<Command>,
+        cmds: Option<Vec<Command>>,
         seq: u64,
         deps: Vec<u64>,
         fx: &mut Effects<EpaxosMsg>,
@@ -103,31 +106,35 @@ impl Replica {
             return;
         }
         x.status = Status::Committed;
-        x.cmds = cmds;
+        if let Some(c) = cmds {
+            x.cmds = c;
+        }
         x.seq = seq;
         x.deps = deps;
         x.lead = None;
         x.waiting_since = None;
-        let (seq, cmds) = (x.seq, x.cmds.clone());
-        let hash = x.hash();
-        self.record_keys(l, i, seq, &cmds);
-        self.touch(l, i);
-        self.committed += 1;
         if self.cfg.record_commits {
+            let hash = x.hash();
             self.commit_log.push((instance_key(l, i), hash));
         }
+        self.record_own_keys(l, i);
+        self.touch(l, i);
+        self.committed += 1;
         self.to_execute.insert((l, i));
-        self.reply_on_commit(&cmds, fx);
+        self.reply_on_commit(l, i, fx);
     }
 
     /// Unless replies wait for execution, a write is answered once chosen: its
     /// place among conflicting commands is fixed, and a later conflicting
     /// command will find it in its dependencies.
-    fn reply_on_commit(&mut self, cmds: &[Command], fx: &mut Effects<EpaxosMsg>) {
+    fn reply_on_commit(&mut self, l: ReplicaId, i: u64, fx: &mut Effects<EpaxosMsg>) {
         if self.cfg.reply_after_exec || self.waiting.is_empty() {
             return;
         }
-        for c in cmds {
+        let Some(x) = self.spaces[l as usize].get(i) else {
+            return;
+        };
+        for c in &x.cmds {
             if !matches!(c.op, Op::Put | Op::Delete) || self.state.is_stale(c.client, c.seq) {
                 continue;
             }

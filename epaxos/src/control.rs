@@ -237,7 +237,7 @@ impl Replica {
             }
             let status = Status::from_u8(r.status);
             if status.is_committed() {
-                self.mark_committed(r.leader, r.instance, r.cmds, r.seq, r.deps, &mut fx);
+                self.mark_committed(r.leader, r.instance, Some(r.cmds), r.seq, r.deps, &mut fx);
                 continue;
             }
             self.record_keys(r.leader, r.instance, r.seq, &r.cmds);

@@ -305,8 +305,7 @@ impl Replica {
             seq: x.seq,
             deps: x.deps.clone(),
         };
-        let (seq, cmds) = (x.seq, x.cmds.clone());
-        self.record_keys(l, i, seq, &cmds);
+        self.record_own_keys(l, i);
         self.touch(l, i);
         fx.send_set(to, EpaxosMsg::Accept(msg));
         if self.cfg.n == 1 {

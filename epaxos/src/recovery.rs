@@ -130,7 +130,7 @@ impl Replica {
                     deps: m.deps.clone(),
                 }),
             );
-            return self.mark_committed(l, i, m.cmds, m.seq, m.deps, fx);
+            return self.mark_committed(l, i, Some(m.cmds), m.seq, m.deps, fx);
         }
         if !m.ok {
             x.ballot = x.ballot.max(m.promised);

@@ -410,24 +410,13 @@ impl Replica {
     /// Notes that instance `(leader, i)` touches its commands' keys with `seq`,
     /// so that later conflicting instances depend on it.
     pub(crate) fn record_keys(&mut self, leader: ReplicaId, i: u64, seq: u64, cmds: &[Command]) {
-        let n = self.cfg.n;
-        for c in cmds {
-            if c.op == genericsmr::command::Op::Noop {
-                continue;
-            }
-            let k = self.keys.entry(c.key.clone()).or_insert_with(|| KeyDeps {
-                any: vec![0; n],
-                write: vec![0; n],
-                seq_any: 0,
-                seq_write: 0,
-            });
-            let l = leader as usize;
-            k.any[l] = k.any[l].max(i + 1);
-            k.seq_any = k.seq_any.max(seq);
-            if c.op.is_write() {
-                k.write[l] = k.write[l].max(i + 1);
-                k.seq_write = k.seq_write.max(seq);
-            }
+        note_keys(&mut self.keys, self.cfg.n, leader, i, seq, cmds);
+    }
+
+    /// [`Replica::record_keys`] with the commands the instance holds.
+    pub(crate) fn record_own_keys(&mut self, leader: ReplicaId, i: u64) {
+        if let Some(x) = self.spaces[leader as usize].get(i) {
+            note_keys(&mut self.keys, self.cfg.n, leader, i, x.seq, &x.cmds);
         }
     }
 
@@ -438,6 +427,10 @@ impl Replica {
 
     /// Persists every instance touched since the last call.
     pub(crate) fn persist_dirty(&mut self, fx: &mut Effects<EpaxosMsg>) {
+        if !fx.keeps_records() {
+            self.dirty.clear();
+            return;
+        }
         for (l, i) in std::mem::take(&mut self.dirty) {
             if let Some(x) = self.spaces[l as usize].get(i) {
                 fx.persist(&Record {
@@ -467,5 +460,36 @@ impl Replica {
             .map(|d| (self.cfg.id as usize + d) % n)
             .take(k)
             .fold(0, |s, j| s | 1u64 << j)
+    }
+}
+
+fn note_keys(
+    keys: &mut HashMap<Bytes, KeyDeps>,
+    n: usize,
+    leader: ReplicaId,
+    i: u64,
+    seq: u64,
+    cmds: &[Command],
+) {
+    for c in cmds {
+        if c.op == genericsmr::command::Op::Noop {
+            continue;
+        }
+        let k = match keys.get_mut(&c.key) {
+            Some(k) => k,
+            None => keys.entry(c.key.clone()).or_insert_with(|| KeyDeps {
+                any: vec![0; n],
+                write: vec![0; n],
+                seq_any: 0,
+                seq_write: 0,
+            }),
+        };
+        let l = leader as usize;
+        k.any[l] = k.any[l].max(i + 1);
+        k.seq_any = k.seq_any.max(seq);
+        if c.op.is_write() {
+            k.write[l] = k.write[l].max(i + 1);
+            k.seq_write = k.seq_write.max(seq);
+        }
     }
 }

@@ -137,6 +137,12 @@ impl<M> Effects<M> {
         }
     }
 
+    /// Whether records are kept (a durable replica); otherwise a core need not
+    /// even build them.
+    pub fn keeps_records(&self) -> bool {
+        self.durable
+    }
+
     /// Records queued for persistence since the last drain.
     pub fn persisted(&self) -> usize {
         self.persisted
