@@ -411,6 +411,10 @@ struct SweepArgs {
     /// Open-loop rates to step through instead (operations per second).
     #[arg(long, value_delimiter = ',')]
     rates: Vec<f64>,
+    /// Conflict percentages to step through instead, with the workload's
+    /// clients and mode (e.g. 0,2,25,100 to compare EPaxos and Multi-Paxos).
+    #[arg(long, value_delimiter = ',', conflicts_with = "rates")]
+    conflicts_steps: Vec<f64>,
     #[command(flatten)]
     cluster: ClusterArgs,
     #[command(flatten)]
@@ -699,7 +703,16 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
         let flags = cs.server_flags.clone();
         let cluster =
             LocalCluster::start(cs).with_context(|| format!("starting a local {proto} cluster"))?;
-        let steps: Vec<(String, Spec)> = if a.rates.is_empty() {
+        let steps: Vec<(String, Spec)> = if !a.conflicts_steps.is_empty() {
+            a.conflicts_steps
+                .iter()
+                .map(|c| {
+                    let mut s = a.load.spec()?;
+                    s.mix.conflicts_pct = Some(*c);
+                    Ok((format!("conflicts-{c}"), s))
+                })
+                .collect::<anyhow::Result<_>>()?
+        } else if a.rates.is_empty() {
             a.clients_steps
                 .iter()
                 .map(|c| {
@@ -719,7 +732,9 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<_>>()?
         };
         let (mut p50, mut p99) = (Vec::new(), Vec::new());
-        for (name, spec) in steps {
+        for (name, mut spec) in steps {
+            // Multi-Paxos clients go to the leader whatever --spread says.
+            spec.spread &= proto != "paxos";
             eprintln!("{proto}: {name}");
             let dir = out.join(proto).join(&name);
             let target = Target {

@@ -301,11 +301,13 @@ pub async fn run(
     let start = Instant::now();
     let (from, to) = spec.window_ns();
     let mut tasks = Vec::new();
+    // Client ids are fresh for every run (the seed fixes the operations, not
+    // the ids): a second run against the same replicas with reused ids and
+    // sequence numbers would get the first run's remembered results.
+    let run_nonce: u64 = rand::random();
     for i in 0..spec.clients {
         let mut c = Client {
-            id: (spec.seed.wrapping_mul(1_000_003)
-                ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
-                | 1,
+            id: (run_nonce ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1,
             next_seq: 1,
             low: 1,
             gen: Generator::new(&spec.mix, spec.seed, i as u64),

@@ -105,6 +105,9 @@ impl Replica {
         if x.status.is_committed() {
             return;
         }
+        // A replica that voted for the instance has its keys in the conflict
+        // table already; only a changed sequence number needs noting again.
+        let noted = x.status != Status::None && x.seq == seq && cmds.is_none();
         x.status = Status::Committed;
         if let Some(c) = cmds {
             x.cmds = c;
@@ -117,7 +120,9 @@ impl Replica {
             let hash = x.hash();
             self.commit_log.push((instance_key(l, i), hash));
         }
-        self.record_own_keys(l, i);
+        if !noted {
+            self.record_own_keys(l, i);
+        }
         self.touch(l, i);
         self.committed += 1;
         self.to_execute.insert((l, i));

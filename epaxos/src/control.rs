@@ -31,7 +31,11 @@ impl Replica {
     pub fn tick(&mut self, now: u64, fx: &mut Effects<EpaxosMsg>) {
         if now.saturating_sub(self.last_progress) >= self.cfg.heartbeat_ns {
             self.last_progress = now;
-            fx.broadcast(EpaxosMsg::Progress(Progress { next: self.next }));
+            fx.broadcast(EpaxosMsg::Progress(Progress {
+                next: self.next,
+                executed: self.executed_upto(),
+            }));
+            self.collect_garbage();
         }
         let rt = self.cfg.retransmit_ns;
         let leading: Vec<(ReplicaId, u64)> = self.leading.iter().copied().collect();
@@ -100,9 +104,10 @@ impl Replica {
 
     /// A peer's heartbeat: wait on every instance of it not yet committed here.
     pub fn handle_progress(&mut self, now: u64, from: ReplicaId, m: Progress) {
-        if !self.in_window(from, m.next.saturating_sub(1)) {
+        if !self.in_window(from, m.next.saturating_sub(1)) || m.executed.len() != self.cfg.n {
             return;
         }
+        self.peer_executed[from as usize] = m.executed;
         let sp = &self.spaces[from as usize];
         let missing: Vec<u64> = (sp.executed_upto..m.next)
             .filter(|i| !sp.get(*i).is_some_and(|x| x.status.is_committed()))
@@ -215,6 +220,11 @@ impl Replica {
         }
     }
 
+    /// Per leader, the instances every replica is known to have executed.
+    pub fn everywhere_executed(&self) -> &[u64] {
+        &self.everywhere
+    }
+
     /// (instance number, hash) of each commit since the `from`-th, in commit
     /// order (with [`crate::Config::record_commits`]).
     pub fn commits_from(&self, from: u64) -> &[(u64, u64)] {
@@ -226,10 +236,18 @@ impl Replica {
     pub fn restore(&mut self, records: &[bytes::Bytes]) -> Result<(), ReplayError> {
         let n = self.cfg.n;
         let mut fx = Effects::without_persistence();
+        let mut executed = Vec::new();
         for (index, b) in records.iter().enumerate() {
             let r: Record =
                 decode_body(b.clone()).map_err(|source| ReplayError { index, source })?;
-            if (r.leader as usize) >= n || r.deps.len() != n {
+            if (r.leader as usize) >= n {
+                continue;
+            }
+            if Status::from_u8(r.status) == Status::Executed {
+                executed.push((r.leader, r.instance));
+                continue;
+            }
+            if r.deps.len() != n {
                 continue;
             }
             if r.leader == self.cfg.id {
@@ -262,6 +280,10 @@ impl Replica {
         }
         self.replayed = records.len() as u64;
         self.dirty.clear();
+        // First what was executed, in the order it was (dependencies on
+        // instances every replica had executed may have been dropped, so
+        // this order is the one to keep), then whatever else can run.
+        self.replay_executions(&executed, &mut fx);
         self.execute(0, &mut fx);
         Ok(())
     }

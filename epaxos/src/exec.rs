@@ -16,7 +16,7 @@ use genericsmr::effects::{accepted, reject, Effects};
 use genericsmr::messages::ReplyStatus;
 use genericsmr::ReplicaId;
 
-use crate::messages::EpaxosMsg;
+use crate::messages::{EpaxosMsg, Record};
 use crate::replica::{Replica, Status};
 
 type Node = (ReplicaId, u64);
@@ -184,6 +184,16 @@ impl Replica {
         }
     }
 
+    /// Re-executes, at restart, the instances the durable log says were
+    /// executed, in that order.
+    pub(crate) fn replay_executions(&mut self, order: &[Node], fx: &mut Effects<EpaxosMsg>) {
+        for &(l, i) in order {
+            if self.is_pending((l, i)) {
+                self.run_component(vec![(l, i)], fx);
+            }
+        }
+    }
+
     fn run_component(&mut self, mut comp: Vec<Node>, fx: &mut Effects<EpaxosMsg>) {
         comp.sort_by_key(|&(l, i)| {
             let seq = self.spaces[l as usize].get(i).map_or(0, |x| x.seq);
@@ -192,6 +202,20 @@ impl Replica {
         let me = self.cfg.id;
         for (l, i) in comp {
             self.to_execute.remove(&(l, i));
+            if fx.keeps_records() {
+                // The execution order, so that a restart replays exactly it.
+                fx.persist(&Record {
+                    leader: l,
+                    instance: i,
+                    ballot: 0,
+                    vballot: 0,
+                    status: Status::Executed as u8,
+                    unchanged: false,
+                    cmds: Vec::new(),
+                    seq: 0,
+                    deps: Vec::new(),
+                });
+            }
             let Some(x) = self.spaces[l as usize].get_mut(i) else {
                 continue;
             };
@@ -224,11 +248,15 @@ impl Replica {
         }
     }
 
-    /// Drops executed instances older than the kept window.
-    fn forget_executed(&mut self) {
+    /// Drops executed instances that every replica has executed, or that are
+    /// older than the kept window.
+    pub(crate) fn forget_executed(&mut self) {
         let keep = self.cfg.keep_executed;
-        for sp in &mut self.spaces {
-            while sp.base + keep < sp.executed_upto && !sp.slots.is_empty() {
+        for (sp, all) in self.spaces.iter_mut().zip(&self.everywhere) {
+            while sp.base < sp.executed_upto
+                && (sp.base + keep < sp.executed_upto || sp.base < *all)
+                && !sp.slots.is_empty()
+            {
                 sp.slots.pop_front();
                 sp.base += 1;
             }

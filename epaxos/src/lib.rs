@@ -27,6 +27,7 @@ mod accept;
 mod commit;
 mod control;
 mod exec;
+mod keys;
 pub mod messages;
 mod preaccept;
 mod recovery;

@@ -276,8 +276,12 @@ wire_struct!(
 pub struct Progress {
     /// One past the sender's last started instance.
     pub next: u64,
+    /// Per leader, every instance below this the sender has executed: once
+    /// every replica is past an instance, it and its conflict-table entries
+    /// can be forgotten.
+    pub executed: Vec<u64>,
 }
-wire_struct!(Progress { next } = EPAXOS_BASE + 9);
+wire_struct!(Progress { next, executed } = EPAXOS_BASE + 9);
 
 /// Every EPaxos peer message.
 #[derive(Debug, Clone, PartialEq, Eq)]

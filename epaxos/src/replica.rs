@@ -9,12 +9,12 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use bytes::Bytes;
 use genericsmr::command::{ClientId, Command};
 use genericsmr::effects::Effects;
 use genericsmr::state::StateMachine;
 use genericsmr::{ConnId, ReplicaId};
 
+use crate::keys::KeyTable;
 use crate::messages::{EpaxosMsg, Record};
 
 /// Settings of one replica.
@@ -249,17 +249,6 @@ impl Space {
     }
 }
 
-/// Per key: for each replica, one past the last instance that touched the key
-/// (`any`) and that wrote it (`write`), and the highest sequence numbers seen.
-/// A write depends on everything before it on the key; a read only on writes.
-#[derive(Debug, Clone)]
-pub(crate) struct KeyDeps {
-    pub any: Vec<u64>,
-    pub write: Vec<u64>,
-    pub seq_any: u64,
-    pub seq_write: u64,
-}
-
 /// How far an instance may run ahead of its leader's executed window; a
 /// further number can only come from a broken peer.
 pub const MAX_AHEAD: u64 = 1 << 22;
@@ -268,7 +257,11 @@ pub const MAX_AHEAD: u64 = 1 << 22;
 pub struct Replica {
     pub(crate) cfg: Config,
     pub(crate) spaces: Vec<Space>,
-    pub(crate) keys: HashMap<Bytes, KeyDeps>,
+    pub(crate) keys: KeyTable,
+    /// What each replica last reported executed, per leader.
+    pub(crate) peer_executed: Vec<Vec<u64>>,
+    /// Per leader, instances below this are executed by every replica.
+    pub(crate) everywhere: Vec<u64>,
     /// Own next instance number.
     pub(crate) next: u64,
     /// Proposals waiting for an instance (livelock bound or batching).
@@ -304,7 +297,9 @@ impl Replica {
         );
         Replica {
             spaces: (0..cfg.n).map(|_| Space::default()).collect(),
-            keys: HashMap::default(),
+            keys: KeyTable::new(cfg.n),
+            peer_executed: vec![vec![0; cfg.n]; cfg.n],
+            everywhere: vec![0; cfg.n],
             next: 0,
             pending: VecDeque::new(),
             waiting: HashMap::new(),
@@ -386,37 +381,19 @@ impl Replica {
         i: u64,
         cmds: &[Command],
     ) -> (u64, Vec<u64>) {
-        let mut seq = 0;
-        let mut deps = vec![0; self.cfg.n];
-        for c in cmds {
-            let Some(k) = self.keys.get(&c.key) else {
-                continue;
-            };
-            let (from, s) = if c.op.is_write() {
-                (&k.any, k.seq_any)
-            } else {
-                (&k.write, k.seq_write)
-            };
-            seq = seq.max(s);
-            for (d, f) in deps.iter_mut().zip(from) {
-                *d = (*d).max(*f);
-            }
-        }
-        let own = &mut deps[leader as usize];
-        *own = (*own).max(i);
-        (seq + 1, deps)
+        self.keys.attributes(leader, i, cmds)
     }
 
     /// Notes that instance `(leader, i)` touches its commands' keys with `seq`,
     /// so that later conflicting instances depend on it.
     pub(crate) fn record_keys(&mut self, leader: ReplicaId, i: u64, seq: u64, cmds: &[Command]) {
-        note_keys(&mut self.keys, self.cfg.n, leader, i, seq, cmds);
+        self.keys.note(leader, i, seq, cmds);
     }
 
     /// [`Replica::record_keys`] with the commands the instance holds.
     pub(crate) fn record_own_keys(&mut self, leader: ReplicaId, i: u64) {
         if let Some(x) = self.spaces[leader as usize].get(i) {
-            note_keys(&mut self.keys, self.cfg.n, leader, i, x.seq, &x.cmds);
+            self.keys.note(leader, i, x.seq, &x.cmds);
         }
     }
 
@@ -448,6 +425,40 @@ impl Replica {
         }
     }
 
+    /// Per leader, every instance below this is executed here.
+    pub(crate) fn executed_upto(&self) -> Vec<u64> {
+        self.spaces.iter().map(|s| s.executed_upto).collect()
+    }
+
+    /// Recomputes what every replica has executed, and forgets the conflict
+    /// entries and instances nobody needs any more.
+    pub(crate) fn collect_garbage(&mut self) {
+        let me = self.cfg.id as usize;
+        let mine = self.executed_upto();
+        let all: Vec<u64> = (0..self.cfg.n)
+            .map(|l| {
+                (0..self.cfg.n)
+                    .map(|r| {
+                        if r == me {
+                            mine[l]
+                        } else {
+                            self.peer_executed[r][l]
+                        }
+                    })
+                    .min()
+                    .unwrap_or(0)
+            })
+            .collect();
+        self.keys.forget(&all);
+        self.everywhere = all;
+        self.forget_executed();
+    }
+
+    /// Keys in the conflict table.
+    pub fn conflict_keys(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Every peer but this replica, as a bit set.
     pub(crate) fn others(&self) -> u64 {
         ((1u64 << self.cfg.n) - 1) & !(1u64 << self.cfg.id)
@@ -460,36 +471,5 @@ impl Replica {
             .map(|d| (self.cfg.id as usize + d) % n)
             .take(k)
             .fold(0, |s, j| s | 1u64 << j)
-    }
-}
-
-fn note_keys(
-    keys: &mut HashMap<Bytes, KeyDeps>,
-    n: usize,
-    leader: ReplicaId,
-    i: u64,
-    seq: u64,
-    cmds: &[Command],
-) {
-    for c in cmds {
-        if c.op == genericsmr::command::Op::Noop {
-            continue;
-        }
-        let k = match keys.get_mut(&c.key) {
-            Some(k) => k,
-            None => keys.entry(c.key.clone()).or_insert_with(|| KeyDeps {
-                any: vec![0; n],
-                write: vec![0; n],
-                seq_any: 0,
-                seq_write: 0,
-            }),
-        };
-        let l = leader as usize;
-        k.any[l] = k.any[l].max(i + 1);
-        k.seq_any = k.seq_any.max(seq);
-        if c.op.is_write() {
-            k.write[l] = k.write[l].max(i + 1);
-            k.seq_write = k.seq_write.max(seq);
-        }
     }
 }

@@ -257,7 +257,14 @@ fn recovery_commits_a_noop_when_nobody_has_the_command() {
     net.down[0] = true;
     // Replica 1 hears (by its heartbeat) that instance (0, 0) exists.
     net.on(1, |r, now, _| {
-        r.handle_progress(now, 0, Progress { next: 1 })
+        r.handle_progress(
+            now,
+            0,
+            Progress {
+                next: 1,
+                executed: vec![0; 3],
+            },
+        )
     });
     for _ in 0..200 {
         net.tick_all(50_000_000);
@@ -291,7 +298,14 @@ fn sutra_counterexample_commits_one_value() {
     // Recovery by p3 with {p2, p3}; its Accept to p2 is lost.
     net.now += 1_000_000_000;
     net.on(p3, |r, now, fx| {
-        r.handle_progress(now, p1, Progress { next: 1 });
+        r.handle_progress(
+            now,
+            p1,
+            Progress {
+                next: 1,
+                executed: vec![0; 3],
+            },
+        );
         r.tick(now + 1_000_000_000, fx);
     });
     net.run_where(|m| m.0 != p1 && m.1 != p1 && !matches!(m.2, EpaxosMsg::Accept(_)));
@@ -299,7 +313,14 @@ fn sutra_counterexample_commits_one_value() {
     // Recovery by p2 with {p1, p2}; p3 hears nothing of it.
     net.now += 1_000_000_000;
     net.on(p2, |r, now, fx| {
-        r.handle_progress(now, p1, Progress { next: 1 });
+        r.handle_progress(
+            now,
+            p1,
+            Progress {
+                next: 1,
+                executed: vec![0; 3],
+            },
+        );
         r.tick(now + 1_000_000_000, fx);
     });
     for _ in 0..20 {
@@ -323,12 +344,15 @@ fn sutra_counterexample_commits_one_value() {
             "replica {r} ran a recovery"
         );
     }
-    let values: Vec<_> = (0..3)
-        .filter_map(|r| net.attrs(r, p1, 0))
-        .filter(|a| a.0.is_committed())
-        .map(|a| (a.1, a.2))
+    // Every commit of instance p1.0 anywhere (instances are forgotten once
+    // executed everywhere, so look at the commit records).
+    let key = (p1 as u64) << 56;
+    let values: Vec<u64> = (0..3)
+        .flat_map(|r| net.reps[r].commits_from(0).to_vec())
+        .filter(|(k, _)| *k == key)
+        .map(|(_, h)| h)
         .collect();
-    assert!(!values.is_empty());
+    assert_eq!(values.len(), 3, "every replica committed p1.0");
     assert!(
         values.iter().all(|v| *v == values[0]),
         "instance p1.0 committed with different attributes: {values:?}"
@@ -357,9 +381,12 @@ fn commit_is_announced_to_a_leader_that_missed_it() {
         net.tick_all(250_000_000);
         net.run();
     }
-    assert!(net.committed(0, 0, 0));
-    assert_eq!(
-        net.attrs(0, 0, 0),
-        net.attrs(1, 0, 0).map(|a| (Status::Executed, a.1, a.2))
-    );
+    assert!(net.reps[0].executed_order().contains(&(0, 0)));
+    assert_eq!(net.reps[0].executed_order(), net.reps[1].executed_order());
+    // Executed everywhere: every replica has forgotten the instance and its key.
+    for r in 0..3 {
+        assert_eq!(net.reps[r].everywhere_executed(), &[1, 1, 0]);
+        assert!(net.reps[r].instance(0, 0).is_none());
+        assert_eq!(net.reps[r].conflict_keys(), 0);
+    }
 }
