@@ -44,6 +44,9 @@ impl Replica {
             self.record_own_keys(l, i);
             self.touch(l, i);
         }
+        if ok {
+            self.apply_early_commit(l, i, fx);
+        }
         let promised = self.spaces[l as usize]
             .get(i)
             .map_or(m.ballot, |x| x.ballot);

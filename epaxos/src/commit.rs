@@ -78,13 +78,37 @@ impl Replica {
         if !self.in_window(m.leader, m.instance) || m.deps.len() != self.cfg.n {
             return;
         }
-        let Some(x) = self.spaces[m.leader as usize].get(m.instance) else {
+        let n = self.cfg.n;
+        let Some(x) = self.spaces[m.leader as usize].entry(m.instance, n) else {
             return;
         };
-        if x.status.is_committed() || x.status == Status::None || x.vballot != m.ballot {
+        if x.status.is_committed() {
+            return;
+        }
+        if x.status == Status::None || x.vballot != m.ballot {
+            // Overtook the commands it refers to (a reordering link): keep it
+            // until they arrive at that ballot.
+            x.early_commit = Some(Box::new((m.ballot, m.seq, m.deps)));
             return;
         }
         self.mark_committed(m.leader, m.instance, None, m.seq, m.deps, fx);
+    }
+
+    /// The commands of ballot `ballot` just arrived: a short commit that
+    /// overtook them can take effect now.
+    pub(crate) fn apply_early_commit(&mut self, l: ReplicaId, i: u64, fx: &mut Effects<EpaxosMsg>) {
+        let Some(x) = self.spaces[l as usize].get_mut(i) else {
+            return;
+        };
+        let Some(early) = x.early_commit.take() else {
+            return;
+        };
+        let (ballot, seq, deps) = *early;
+        if x.vballot == ballot && x.status != Status::None {
+            self.mark_committed(l, i, None, seq, deps, fx);
+        } else if x.vballot < ballot {
+            x.early_commit = Some(Box::new((ballot, seq, deps)));
+        }
     }
 
     /// Records a chosen value (once), and queues it for execution. `cmds`

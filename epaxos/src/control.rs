@@ -206,6 +206,9 @@ impl Replica {
         m: EpaxosMsg,
         fx: &mut Effects<EpaxosMsg>,
     ) {
+        if let Some(t) = self.last_heard.get_mut(from as usize) {
+            *t = now;
+        }
         match m {
             EpaxosMsg::PreAccept(m) => self.handle_preaccept(now, from, m, fx),
             EpaxosMsg::PreAcceptReply(m) => self.handle_preaccept_reply(now, from, m, fx),

@@ -101,7 +101,7 @@ impl Replica {
         self.touch(me, i);
         self.leading.insert((me, i));
         let to = if self.cfg.thrifty {
-            self.first_peers(self.cfg.fast_quorum() - 1)
+            self.first_peers(self.cfg.fast_quorum() - 1, now)
         } else {
             self.others()
         };
@@ -179,6 +179,7 @@ impl Replica {
         self.wait_on((l, i), now);
         let reply = vote(l, i, m.ballot, unchanged, seq, deps);
         fx.send(from, reply);
+        self.apply_early_commit(l, i, fx);
     }
 
     /// A changed vote (or a refusal) for an instance this replica leads.
@@ -278,7 +279,7 @@ impl Replica {
     ) {
         let me = self.cfg.id;
         let to = if self.cfg.thrifty {
-            self.first_peers(self.cfg.quorum() - 1)
+            self.first_peers(self.cfg.quorum() - 1, now)
         } else {
             self.others()
         };

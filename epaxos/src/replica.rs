@@ -177,6 +177,9 @@ pub struct Instance {
     pub(crate) waiting_since: Option<u64>,
     /// Leading state, while this replica drives the instance.
     pub(crate) lead: Option<Box<Lead>>,
+    /// A short commit (ballot, seq, deps) that arrived before the commands
+    /// of its ballot.
+    pub(crate) early_commit: Option<Box<(u64, u64, Vec<u64>)>>,
 }
 
 impl Instance {
@@ -191,6 +194,7 @@ impl Instance {
             deps: vec![0; n],
             waiting_since: None,
             lead: None,
+            early_commit: None,
         }
     }
 
@@ -262,6 +266,8 @@ pub struct Replica {
     pub(crate) peer_executed: Vec<Vec<u64>>,
     /// Per leader, instances below this are executed by every replica.
     pub(crate) everywhere: Vec<u64>,
+    /// When each peer was last heard from.
+    pub(crate) last_heard: Vec<u64>,
     /// Own next instance number.
     pub(crate) next: u64,
     /// Proposals waiting for an instance (livelock bound or batching).
@@ -300,6 +306,7 @@ impl Replica {
             keys: KeyTable::new(cfg.n),
             peer_executed: vec![vec![0; cfg.n]; cfg.n],
             everywhere: vec![0; cfg.n],
+            last_heard: vec![0; cfg.n],
             next: 0,
             pending: VecDeque::new(),
             waiting: HashMap::new(),
@@ -464,12 +471,24 @@ impl Replica {
         ((1u64 << self.cfg.n) - 1) & !(1u64 << self.cfg.id)
     }
 
-    /// The `k` peers nearest in id order after this one (thrifty sends).
-    pub(crate) fn first_peers(&self, k: usize) -> u64 {
+    /// `k` peers for a thrifty send: the first in id order after this one
+    /// that were heard from lately (a silent peer would cost every instance a
+    /// retransmission), then silent ones if too few were heard.
+    pub(crate) fn first_peers(&self, k: usize, now: u64) -> u64 {
         let n = self.cfg.n;
-        (1..n)
-            .map(|d| (self.cfg.id as usize + d) % n)
-            .take(k)
-            .fold(0, |s, j| s | 1u64 << j)
+        let fresh = 4 * self.cfg.heartbeat_ns;
+        let order = (1..n).map(|d| (self.cfg.id as usize + d) % n);
+        let live = order
+            .clone()
+            .filter(|&j| now.saturating_sub(self.last_heard[j]) <= fresh);
+        live.chain(order)
+            .fold((0u64, 0), |(s, c), j| {
+                if c < k && s & (1 << j) == 0 {
+                    (s | 1 << j, c + 1)
+                } else {
+                    (s, c)
+                }
+            })
+            .0
     }
 }

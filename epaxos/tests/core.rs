@@ -23,11 +23,16 @@ struct Net {
 
 impl Net {
     fn new(n: usize) -> Net {
+        Net::with(n, |_| {})
+    }
+
+    fn with(n: usize, f: impl Fn(&mut Config)) -> Net {
         Net {
             reps: (0..n)
                 .map(|i| {
                     let mut c = Config::new(i as u8, n);
                     c.record_commits = true;
+                    f(&mut c);
                     Replica::new(c)
                 })
                 .collect(),
@@ -77,7 +82,7 @@ impl Net {
 
     /// Delivers queued messages matching `p` (and what they cause) until none is left.
     fn run_where(&mut self, p: impl Fn(&Msg) -> bool) {
-        for _ in 0..10_000 {
+        for _ in 0..1_000_000 {
             let Some(k) = self.queue.iter().position(&p) else {
                 return;
             };
@@ -389,4 +394,65 @@ fn commit_is_announced_to_a_leader_that_missed_it() {
         assert!(net.reps[r].instance(0, 0).is_none());
         assert_eq!(net.reps[r].conflict_keys(), 0);
     }
+}
+
+/// Runs `rounds` rounds in which every replica proposes a conflicting command
+/// while messages are delivered late and out of order (so a newer conflicting
+/// instance is always in flight). Returns the most committed-but-unexecuted
+/// instances any replica held, and the executed count every 500 rounds.
+fn conflict_stream(inflight: usize, rounds: usize) -> (u64, Vec<u64>, Net) {
+    let mut net = Net::with(3, |c| c.max_inflight = inflight);
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut seq = [0u64; 3];
+    let (mut worst, mut executed_at) = (0, Vec::new());
+    for round in 0..rounds {
+        for r in 0..3u8 {
+            seq[r as usize] += 1;
+            net.propose(r, put(100 + r as u64, seq[r as usize], "hot"));
+        }
+        // Deliver a random half of what is in flight, in random order.
+        for _ in 0..net.queue.len().div_ceil(2) {
+            let j = (next() % net.queue.len() as u64) as usize;
+            let m = net.queue.remove(j).expect("in range");
+            net.deliver(m);
+        }
+        for r in &net.reps {
+            worst = worst.max(r.committed_count() - r.executed_count());
+        }
+        if round % 500 == 499 {
+            executed_at.push(net.reps[0].executed_count());
+        }
+    }
+    (worst, executed_at, net)
+}
+
+/// Execution livelock ("EPaxos Revisited"): with the in-flight bound, the
+/// unexecuted part of the graph stays small and execution keeps pace; without
+/// it, committed instances pile up waiting for ever-growing components.
+#[test]
+fn a_steady_stream_of_conflicts_keeps_executing() {
+    let (worst, executed_at, mut net) = conflict_stream(4, 3000);
+    let (unbounded_worst, _, _) = conflict_stream(1 << 20, 600);
+    println!("most unexecuted: {worst} bounded, {unbounded_worst} unbounded");
+    assert!(
+        worst < 100,
+        "{worst} committed instances waited for execution"
+    );
+    assert!(
+        unbounded_worst > 5 * worst,
+        "the bound is what keeps it small"
+    );
+    for w in executed_at.windows(2) {
+        assert!(w[1] > w[0] + 100, "execution stalled: {executed_at:?}");
+    }
+    net.run();
+    let order = net.reps[0].executed_order().to_vec();
+    assert_eq!(net.reps[1].executed_order(), &order[..]);
+    assert_eq!(net.reps[2].executed_order(), &order[..]);
 }

@@ -15,12 +15,24 @@ use parking_lot::Mutex;
 /// killed replica restarts from its durable log all three converge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_leader_kill_under_load_loses_nothing() {
-    bounded(async {
+    bounded(leader_kill(Vec::new())).await
+}
+
+/// The same with thrifty sends (PreAccept to a fast quorum only, Accept to a
+/// majority) and batching.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_leader_kill_with_thrifty_and_batching() {
+    bounded(leader_kill(vec!["--thrifty".into(), "--batch".into()])).await
+}
+
+async fn leader_kill(extra: Vec<String>) {
+    {
         let mut c = Cluster::start(
             3,
             Opts {
                 durable: true,
                 protocol: Some("epaxos"),
+                extra,
                 ..Default::default()
             },
         );
@@ -69,8 +81,7 @@ async fn command_leader_kill_under_load_loses_nothing() {
         }
         c.restart(target, true);
         c.converged(Duration::from_secs(20)).await;
-    })
-    .await
+    }
 }
 
 /// The replica the master hands clients to.
