@@ -34,6 +34,7 @@ impl Replica {
             fx.broadcast(EpaxosMsg::Progress(Progress {
                 next: self.next,
                 executed: self.executed_upto(),
+                everywhere: self.everywhere.clone(),
             }));
             self.collect_garbage();
         }
@@ -71,6 +72,14 @@ impl Replica {
                     seq: x.seq,
                     deps: x.deps.clone(),
                 }),
+                4 => EpaxosMsg::TryPreAccept(TryPreAccept {
+                    leader: l,
+                    instance: i,
+                    ballot,
+                    cmds: x.cmds.clone(),
+                    seq: lead.seq,
+                    deps: lead.deps.clone(),
+                }),
                 _ => EpaxosMsg::Prepare(Prepare {
                     leader: l,
                     instance: i,
@@ -104,10 +113,15 @@ impl Replica {
 
     /// A peer's heartbeat: wait on every instance of it not yet committed here.
     pub fn handle_progress(&mut self, now: u64, from: ReplicaId, m: Progress) {
-        if !self.in_window(from, m.next.saturating_sub(1)) || m.executed.len() != self.cfg.n {
+        let n = self.cfg.n;
+        if !self.in_window(from, m.next.saturating_sub(1))
+            || m.executed.len() != n
+            || m.everywhere.len() != n
+        {
             return;
         }
         self.peer_executed[from as usize] = m.executed;
+        self.peer_everywhere[from as usize] = m.everywhere;
         let sp = &self.spaces[from as usize];
         let missing: Vec<u64> = (sp.executed_upto..m.next)
             .filter(|i| !sp.get(*i).is_some_and(|x| x.status.is_committed()))
@@ -220,6 +234,8 @@ impl Replica {
             EpaxosMsg::Prepare(m) => self.handle_prepare(now, from, m, fx),
             EpaxosMsg::PrepareReply(m) => self.handle_prepare_reply(now, from, m, fx),
             EpaxosMsg::Progress(m) => self.handle_progress(now, from, m),
+            EpaxosMsg::TryPreAccept(m) => self.handle_try_preaccept(now, from, m, fx),
+            EpaxosMsg::TryPreAcceptReply(m) => self.handle_try_preaccept_reply(now, from, m, fx),
         }
     }
 

@@ -71,6 +71,33 @@ impl KeyTable {
         (seq + 1, deps)
     }
 
+    /// For each other replica whose instances conflicting with `cmds` reach
+    /// beyond `deps`: (replica, one past its last such instance). The
+    /// leader's own later instances depend on it anyway and are left out.
+    pub fn conflicts_outside(
+        &self,
+        leader: ReplicaId,
+        cmds: &[Command],
+        deps: &[u64],
+    ) -> Vec<(ReplicaId, u64)> {
+        let mut out = Vec::new();
+        for c in cmds {
+            let Some(k) = self.map.get(&c.key) else {
+                continue;
+            };
+            let last = if c.op.is_write() { &k.any } else { &k.write };
+            for (r, (&end, &d)) in last.iter().zip(deps).enumerate() {
+                // The leader's later instances depend on (leader, i) anyway.
+                if end > d && r != leader as usize {
+                    out.push((r as ReplicaId, end));
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Notes that instance `(leader, i)` touches its commands' keys with `seq`.
     pub fn note(&mut self, leader: ReplicaId, i: u64, seq: u64, cmds: &[Command]) {
         let (n, l) = (self.n, leader as usize);

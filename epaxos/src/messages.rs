@@ -277,11 +277,80 @@ pub struct Progress {
     /// One past the sender's last started instance.
     pub next: u64,
     /// Per leader, every instance below this the sender has executed: once
-    /// every replica is past an instance, it and its conflict-table entries
-    /// can be forgotten.
+    /// every replica is past an instance, it can be forgotten.
     pub executed: Vec<u64>,
+    /// Per leader, every instance below this is executed by every replica, as
+    /// far as the sender knows: once every replica knows that, conflict-table
+    /// entries below it can be dropped (and recovery can tell which
+    /// conflicts no replica has dropped yet).
+    pub everywhere: Vec<u64>,
 }
-wire_struct!(Progress { next, executed } = EPAXOS_BASE + 9);
+wire_struct!(
+    Progress {
+        next,
+        executed,
+        everywhere
+    } = EPAXOS_BASE + 9
+);
+
+/// Recovery, when a fast decision can be neither ruled in nor out: would the
+/// receiver pre-accept these attributes (the command leader's original ones)
+/// at the recovery ballot? It would not if it knows a conflicting instance
+/// that they do not depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TryPreAccept {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number.
+    pub instance: u64,
+    /// The recovering replica's ballot.
+    pub ballot: u64,
+    /// The commands.
+    pub cmds: Vec<Command>,
+    /// The command leader's sequence number.
+    pub seq: u64,
+    /// The command leader's dependencies.
+    pub deps: Vec<u64>,
+}
+wire_struct!(
+    TryPreAccept {
+        leader,
+        instance,
+        ballot,
+        cmds,
+        seq,
+        deps
+    } = EPAXOS_BASE + 10
+);
+
+/// The answer to a [`TryPreAccept`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TryPreAcceptReply {
+    /// The instance's command leader.
+    pub leader: ReplicaId,
+    /// The instance number.
+    pub instance: u64,
+    /// The ballot answered.
+    pub ballot: u64,
+    /// The receiver pre-accepted the attributes at `ballot`.
+    pub ok: bool,
+    /// The receiver's ballot for the instance.
+    pub promised: u64,
+    /// The receiver knows a committed conflicting instance outside the
+    /// dependencies that does not depend on this one either: the attributes
+    /// cannot have been chosen on the fast path.
+    pub refutes: bool,
+}
+wire_struct!(
+    TryPreAcceptReply {
+        leader,
+        instance,
+        ballot,
+        ok,
+        promised,
+        refutes
+    } = EPAXOS_BASE + 11
+);
 
 /// Every EPaxos peer message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,6 +375,10 @@ pub enum EpaxosMsg {
     PrepareReply(PrepareReply),
     /// Heartbeat.
     Progress(Progress),
+    /// Recovery, ambiguous case.
+    TryPreAccept(TryPreAccept),
+    /// Its answer.
+    TryPreAcceptReply(TryPreAcceptReply),
 }
 
 impl Frame for EpaxosMsg {
@@ -321,6 +394,8 @@ impl Frame for EpaxosMsg {
             EpaxosMsg::Prepare(m) => m.encode_frame(out),
             EpaxosMsg::PrepareReply(m) => m.encode_frame(out),
             EpaxosMsg::Progress(m) => m.encode_frame(out),
+            EpaxosMsg::TryPreAccept(m) => m.encode_frame(out),
+            EpaxosMsg::TryPreAcceptReply(m) => m.encode_frame(out),
         }
     }
 }
@@ -362,7 +437,7 @@ wire_struct!(Record {
 });
 
 /// Codes of every message, for documentation, tests and fault commands.
-pub const CODES: [(u8, &str); 10] = [
+pub const CODES: [(u8, &str); 12] = [
     (PreAccept::CODE, PreAccept::NAME),
     (PreAcceptReply::CODE, PreAcceptReply::NAME),
     (PreAcceptOk::CODE, PreAcceptOk::NAME),
@@ -373,4 +448,6 @@ pub const CODES: [(u8, &str); 10] = [
     (Prepare::CODE, Prepare::NAME),
     (PrepareReply::CODE, PrepareReply::NAME),
     (Progress::CODE, Progress::NAME),
+    (TryPreAccept::CODE, TryPreAccept::NAME),
+    (TryPreAcceptReply::CODE, TryPreAcceptReply::NAME),
 ];

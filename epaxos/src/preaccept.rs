@@ -158,6 +158,9 @@ impl Replica {
             fx.send(from, reply);
             return;
         }
+        if x.lead.as_ref().is_some_and(|ld| ld.ballot < m.ballot) {
+            x.lead = None; // a recovery took over
+        }
         let (mut seq, mut deps) = self.attributes(l, i, &m.cmds);
         seq = seq.max(m.seq);
         for (d, p) in deps.iter_mut().zip(&m.deps) {
@@ -230,6 +233,10 @@ impl Replica {
         if lead.phase != 1 || lead.ballot != ballot || x.status.is_committed() {
             return;
         }
+        if x.ballot > lead.ballot {
+            x.lead = None; // a recovery took over
+            return;
+        }
         if let Some(r) = &changed {
             if !r.ok {
                 // Someone recovers the instance at a higher ballot: stop leading it.
@@ -289,6 +296,11 @@ impl Replica {
         let Some(lead) = x.lead.as_deref_mut() else {
             return;
         };
+        if lead.ballot < x.ballot {
+            // A recovery promised meanwhile: never vote below a promise.
+            x.lead = None;
+            return;
+        }
         lead.phase = 2;
         lead.answered = 1 << me;
         lead.votes = 1 << me;

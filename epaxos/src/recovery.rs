@@ -12,14 +12,11 @@
 //!    accepted (phase 2), run phase 2 with those attributes;
 //! 3. if they pre-accepted at a recovery ballot, nothing was chosen: run phase 1
 //!    again (then always phase 2);
-//! 4. if they pre-accepted at ballot 0: the command leader may have taken the
-//!    fast path. If it answered itself, it did not (it commits and promises in
-//!    one step, and it has promised us). Otherwise count the replicas that
-//!    took its attributes unchanged: with `fast_quorum - 1` of them the fast
-//!    path may have been taken and those attributes are safe (they form a
-//!    fast quorum with the leader), so run phase 2 with them; if even the
-//!    replicas not heard from could not make up that many, the fast path was
-//!    not taken: run phase 1 again; in between, wait for more replies;
+//! 4. if they pre-accepted, the command leader may have taken the fast
+//!    path; `docs/epaxos.md` spells out when its attributes are kept (a
+//!    majority holding them, or `fast_quorum - 1` unchanged at ballot 0),
+//!    when phase 1 runs again (the fast path ruled out), and when
+//!    TryPreAccept asks the others whether they still fit;
 //! 5. nobody has the commands: commit a no-op through phase 2.
 
 use genericsmr::command::Command;
@@ -167,6 +164,34 @@ impl Replica {
         };
         match d {
             Decision::Wait => {}
+            Decision::TryPreAccept {
+                cmds,
+                seq,
+                deps,
+                holders,
+            } => {
+                let ballot = lead.ballot;
+                lead.phase = 4;
+                lead.seq = seq;
+                lead.deps = deps.clone();
+                lead.votes = holders;
+                lead.answered = holders | 1 << me;
+                lead.sent_at = now;
+                x.cmds = cmds.clone();
+                let msg = TryPreAccept {
+                    leader: l,
+                    instance: i,
+                    ballot,
+                    cmds,
+                    seq,
+                    deps,
+                };
+                let to = self.others() & !holders;
+                // This replica answers its own question like any other.
+                let own = self.try_preaccept(l, i, &msg);
+                fx.send_set(to, EpaxosMsg::TryPreAccept(msg));
+                self.try_preaccept_vote(now, me, own, fx);
+            }
             Decision::Accept { cmds, seq, deps } => {
                 x.cmds = cmds;
                 lead.seq = seq;
@@ -218,6 +243,165 @@ impl Replica {
     }
 }
 
+impl Replica {
+    /// The question of a [`TryPreAccept`] at this replica: pre-accepts the
+    /// attributes at the recovery ballot if nothing it knows contradicts them.
+    fn try_preaccept(&mut self, l: ReplicaId, i: u64, m: &TryPreAccept) -> TryPreAcceptReply {
+        let n = self.cfg.n;
+        let mut reply = TryPreAcceptReply {
+            leader: l,
+            instance: i,
+            ballot: m.ballot,
+            ok: false,
+            promised: 0,
+            refutes: false,
+        };
+        let Some(x) = self.spaces[l as usize].entry(i, n) else {
+            return reply;
+        };
+        reply.promised = x.ballot;
+        if m.ballot < x.ballot || x.status >= Status::Accepted {
+            return reply;
+        }
+        x.ballot = m.ballot;
+        if x.lead.as_ref().is_some_and(|ld| ld.ballot < m.ballot) {
+            x.lead = None; // a recovery took over
+        }
+        self.touch(l, i);
+        // A conflicting instance outside the attributes that does not depend
+        // on this one either: if it is committed, the attributes were not
+        // chosen on the fast path; either way they do not fit here.
+        let conflicts = self.keys.conflicts_outside(l, &m.cmds, &m.deps);
+        for (r, end) in conflicts {
+            let from = m.deps[r as usize];
+            for j in from..end.min(from + 256) {
+                match self.spaces[r as usize].get(j) {
+                    Some(d) if d.status == Status::None => {}
+                    Some(d) => {
+                        let touches = d.cmds.iter().any(|c| m.cmds.iter().any(|o| o.conflicts(c)));
+                        if touches && d.deps.get(l as usize).is_none_or(|&k| k <= i) {
+                            // Committed, and not known here to be executed
+                            // everywhere, so no replica has dropped it from its
+                            // conflict table (that takes everyone knowing it):
+                            // a fast quorum for these attributes would have
+                            // had to include it.
+                            reply.refutes |=
+                                d.status.is_committed() && j >= self.everywhere[r as usize];
+                            return reply;
+                        }
+                    }
+                    // Forgotten (executed everywhere) or unknown: no verdict.
+                    None if j < self.spaces[r as usize].base => {}
+                    None => return reply,
+                }
+            }
+            if end > from + 256 {
+                return reply;
+            }
+        }
+        let x = self.spaces[l as usize].entry(i, n).expect("created above");
+        x.status = Status::PreAccepted;
+        x.vballot = m.ballot;
+        // It now holds the command leader's own attributes.
+        x.unchanged = true;
+        x.cmds = m.cmds.clone();
+        x.seq = m.seq;
+        x.deps = m.deps.clone();
+        self.record_own_keys(l, i);
+        self.touch(l, i);
+        reply.ok = true;
+        reply.promised = m.ballot;
+        reply
+    }
+
+    /// A replica asks whether this one would pre-accept the attributes.
+    pub fn handle_try_preaccept(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: TryPreAccept,
+        fx: &mut Effects<EpaxosMsg>,
+    ) {
+        if !self.in_window(m.leader, m.instance) || m.deps.len() != self.cfg.n {
+            return;
+        }
+        if let Some(x) = self.spaces[m.leader as usize].get(m.instance) {
+            if x.status.is_committed() {
+                let c = crate::preaccept::full_commit(m.leader, m.instance, x);
+                return fx.send(from, c);
+            }
+        }
+        let r = self.try_preaccept(m.leader, m.instance, &m);
+        if r.ok {
+            self.wait_on((m.leader, m.instance), now);
+        }
+        fx.send(from, EpaxosMsg::TryPreAcceptReply(r));
+    }
+
+    /// An answer to this replica's TryPreAccept.
+    pub fn handle_try_preaccept_reply(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: TryPreAcceptReply,
+        fx: &mut Effects<EpaxosMsg>,
+    ) {
+        self.try_preaccept_vote(now, from, m, fx);
+    }
+
+    fn try_preaccept_vote(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: TryPreAcceptReply,
+        fx: &mut Effects<EpaxosMsg>,
+    ) {
+        let (n, majority) = (self.cfg.n, self.cfg.quorum());
+        let (l, i) = (m.leader, m.instance);
+        let Some(x) = self.spaces.get_mut(l as usize).and_then(|s| s.get_mut(i)) else {
+            return;
+        };
+        let Some(lead) = x.lead.as_deref_mut() else {
+            return;
+        };
+        if lead.phase != 4 || lead.ballot != m.ballot || x.status.is_committed() {
+            return;
+        }
+        if m.promised > lead.ballot {
+            x.ballot = x.ballot.max(m.promised);
+            x.lead = None; // a higher recovery runs: try again later
+            return;
+        }
+        if m.refutes {
+            // Not chosen on the fast path: phase 1 again, from these commands.
+            let d = Decision::Restart {
+                cmds: x.cmds.clone(),
+                seq: lead.seq,
+                deps: lead.deps.clone(),
+            };
+            return self.carry_out(now, l, i, d, fx);
+        }
+        lead.answered |= 1 << from;
+        if m.ok {
+            lead.votes |= 1 << from;
+        }
+        let votes = lead.votes.count_ones() as usize;
+        let open = n - lead.answered.count_ones() as usize;
+        if votes >= majority {
+            // A majority holds the leader's attributes: they are safe to choose.
+            let d = Decision::Accept {
+                cmds: x.cmds.clone(),
+                seq: lead.seq,
+                deps: lead.deps.clone(),
+            };
+            self.carry_out(now, l, i, d, fx);
+        } else if votes + open < majority {
+            // Not now: conflicting instances must settle first; retry later.
+            x.lead = None;
+        }
+    }
+}
+
 /// What a replica reports about an instance in a PrepareReply.
 fn own_report(l: ReplicaId, i: u64, ballot: u64, x: &crate::Instance) -> PrepareReply {
     let known = x.status != Status::None;
@@ -246,6 +430,14 @@ pub(crate) enum Decision {
         cmds: Vec<Command>,
         seq: u64,
         deps: Vec<u64>,
+    },
+    /// TryPreAccept the command leader's attributes; `holders` (bit per
+    /// replica) already pre-accepted them unchanged.
+    TryPreAccept {
+        cmds: Vec<Command>,
+        seq: u64,
+        deps: Vec<u64>,
+        holders: u64,
     },
     /// Phase 1 again (then phase 2), from these commands and attributes.
     Restart {
@@ -306,22 +498,57 @@ pub(crate) fn decide(
         }
     };
     let leader_answered = replies.iter().any(|(from, _)| *from == l);
-    if maxv != 0 || leader_answered {
+    // Replicas holding the command leader's own attributes: pre-accepted
+    // unchanged at ballot 0, or taken through a TryPreAccept since.
+    let holding: Vec<&(ReplicaId, PrepareReply)> = replies
+        .iter()
+        .filter(|(_, r)| r.unchanged && Status::from_u8(r.status) == Status::PreAccepted)
+        .collect();
+    let holders = holding.iter().fold(0u64, |s, (from, _)| s | 1 << from);
+    let original = |r: &PrepareReply| Decision::Accept {
+        cmds: r.cmds.clone(),
+        seq: r.seq,
+        deps: r.deps.clone(),
+    };
+    if maxv != 0 {
+        // A recovery ran at `maxv`. If it restarted phase 1 (attributes of its
+        // own among the top votes), it had ruled the fast path out: nothing
+        // was chosen. If it only tried the leader's attributes, the question
+        // is still open: go on trying them.
+        if leader_answered || top.iter().any(|r| !r.unchanged) {
+            return restart();
+        }
+        let a = &holding[0].1;
+        if holding.len() > n / 2 {
+            return original(a);
+        }
+        return Decision::TryPreAccept {
+            cmds: a.cmds.clone(),
+            seq: a.seq,
+            deps: a.deps.clone(),
+            holders,
+        };
+    }
+    if leader_answered {
         return restart();
     }
     let others_heard = replies.iter().filter(|(from, _)| *from != l).count();
-    let unchanged: Vec<&&PrepareReply> = top.iter().filter(|r| r.unchanged).copied().collect();
     let need = fast.saturating_sub(1);
-    if unchanged.len() >= need && !unchanged.is_empty() {
-        let u = unchanged[0];
-        return Decision::Accept {
-            cmds: u.cmds.clone(),
-            seq: u.seq,
-            deps: u.deps.clone(),
-        };
+    if holding.len() >= need && !holding.is_empty() {
+        return original(&holding[0].1);
     }
-    if unchanged.len() + (n - 1 - others_heard) < need {
+    if holding.len() + (n - 1 - others_heard) < need {
         return restart();
     }
-    Decision::Wait
+    // Some, but not enough, took the leader's attributes unchanged: ask the
+    // others whether those attributes still fit what they know.
+    match holding.first() {
+        Some((_, a)) => Decision::TryPreAccept {
+            cmds: a.cmds.clone(),
+            seq: a.seq,
+            deps: a.deps.clone(),
+            holders,
+        },
+        None => Decision::Wait,
+    }
 }

@@ -264,6 +264,8 @@ pub struct Replica {
     pub(crate) keys: KeyTable,
     /// What each replica last reported executed, per leader.
     pub(crate) peer_executed: Vec<Vec<u64>>,
+    /// What each replica last reported as executed everywhere, per leader.
+    pub(crate) peer_everywhere: Vec<Vec<u64>>,
     /// Per leader, instances below this are executed by every replica.
     pub(crate) everywhere: Vec<u64>,
     /// When each peer was last heard from.
@@ -305,6 +307,7 @@ impl Replica {
             spaces: (0..cfg.n).map(|_| Space::default()).collect(),
             keys: KeyTable::new(cfg.n),
             peer_executed: vec![vec![0; cfg.n]; cfg.n],
+            peer_everywhere: vec![vec![0; cfg.n]; cfg.n],
             everywhere: vec![0; cfg.n],
             last_heard: vec![0; cfg.n],
             next: 0,
@@ -437,27 +440,27 @@ impl Replica {
         self.spaces.iter().map(|s| s.executed_upto).collect()
     }
 
-    /// Recomputes what every replica has executed, and forgets the conflict
-    /// entries and instances nobody needs any more.
+    /// Recomputes what every replica has executed, and forgets the instances
+    /// nobody needs any more and the conflict entries every replica knows
+    /// nobody needs.
     pub(crate) fn collect_garbage(&mut self) {
         let me = self.cfg.id as usize;
+        let n = self.cfg.n;
         let mine = self.executed_upto();
-        let all: Vec<u64> = (0..self.cfg.n)
-            .map(|l| {
-                (0..self.cfg.n)
-                    .map(|r| {
-                        if r == me {
-                            mine[l]
-                        } else {
-                            self.peer_executed[r][l]
-                        }
-                    })
-                    .min()
-                    .unwrap_or(0)
-            })
+        let min_of = |own: &[u64], peers: &[Vec<u64>], l: usize| {
+            (0..n)
+                .map(|r| if r == me { own[l] } else { peers[r][l] })
+                .min()
+                .unwrap_or(0)
+        };
+        let all: Vec<u64> = (0..n)
+            .map(|l| min_of(&mine, &self.peer_executed, l))
             .collect();
-        self.keys.forget(&all);
         self.everywhere = all;
+        let known: Vec<u64> = (0..n)
+            .map(|l| min_of(&self.everywhere, &self.peer_everywhere, l))
+            .collect();
+        self.keys.forget(&known);
         self.forget_executed();
     }
 

@@ -74,7 +74,9 @@ peer_types!(
     pre_accept: PreAccept,
     prepare: Prepare,
     prepare_reply: PrepareReply,
-    progress: Progress
+    progress: Progress,
+    try_pre_accept: TryPreAccept,
+    try_pre_accept_reply: TryPreAcceptReply
 );
 
 /// Runs the replica until the durable log fails.

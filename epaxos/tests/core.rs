@@ -268,6 +268,7 @@ fn recovery_commits_a_noop_when_nobody_has_the_command() {
             Progress {
                 next: 1,
                 executed: vec![0; 3],
+                everywhere: vec![0; 3],
             },
         )
     });
@@ -309,6 +310,7 @@ fn sutra_counterexample_commits_one_value() {
             Progress {
                 next: 1,
                 executed: vec![0; 3],
+                everywhere: vec![0; 3],
             },
         );
         r.tick(now + 1_000_000_000, fx);
@@ -324,6 +326,7 @@ fn sutra_counterexample_commits_one_value() {
             Progress {
                 next: 1,
                 executed: vec![0; 3],
+                everywhere: vec![0; 3],
             },
         );
         r.tick(now + 1_000_000_000, fx);
@@ -455,4 +458,78 @@ fn a_steady_stream_of_conflicts_keeps_executing() {
     let order = net.reps[0].executed_order().to_vec();
     assert_eq!(net.reps[1].executed_order(), &order[..]);
     assert_eq!(net.reps[2].executed_order(), &order[..]);
+}
+
+/// Replicas 0 (the command leader) and 4 go down; replica 2 learns that
+/// instance (0, 0) exists and recovers it.
+fn recover_with_leader_and_one_more_down(net: &mut Net) {
+    net.down[0] = true;
+    net.down[4] = true;
+    net.on(2, |r, now, _| {
+        r.handle_progress(
+            now,
+            0,
+            Progress {
+                next: 1,
+                executed: vec![0; 5],
+                everywhere: vec![0; 5],
+            },
+        )
+    });
+    for _ in 0..100 {
+        net.tick_all(50_000_000);
+        net.run();
+    }
+}
+
+/// Five replicas; the command leader and one more are down. Only one replica
+/// saw the PreAccept (and took it unchanged): the fast path may have been
+/// taken (fast quorum 3), or not. Waiting for more replies would wait for
+/// ever; TryPreAccept asks the others whether the leader's attributes still
+/// fit, and a majority holding them lets recovery choose them.
+#[test]
+fn try_preaccept_resolves_an_ambiguous_recovery() {
+    let mut net = Net::new(5);
+    net.propose(0, put(1, 1, "k"));
+    let original = net.attrs(0, 0, 0).map(|a| (a.1, a.2));
+    net.run_where(|m| m.1 == 1 && matches!(m.2, EpaxosMsg::PreAccept(_)));
+    net.queue.clear();
+    recover_with_leader_and_one_more_down(&mut net);
+    for r in 1..4 {
+        assert!(net.committed(r, 0, 0), "replica {r} committed");
+        assert_eq!(
+            net.attrs(r, 0, 0).map(|a| (a.1, a.2)),
+            original,
+            "replica {r}"
+        );
+    }
+}
+
+/// The same ambiguity, but a replica knows a committed conflicting instance
+/// that the leader's attributes leave out and that does not depend on the
+/// instance: those attributes cannot have been chosen, and recovery runs
+/// phase 1 again, committing one value everywhere.
+#[test]
+fn try_preaccept_refuted_by_a_committed_conflict_restarts() {
+    let mut net = Net::new(5);
+    net.propose(0, put(1, 1, "k"));
+    net.run_where(|m| m.1 == 1 && matches!(m.2, EpaxosMsg::PreAccept(_)));
+    net.queue.clear();
+    // Replica 3 commits a conflicting command of its own, unaware of (0, 0).
+    net.propose(3, put(3, 1, "k"));
+    net.run_where(|m| m.0 != 0 && m.1 != 0 && m.1 != 1 && m.0 != 1);
+    assert!(net.committed(3, 3, 0));
+    net.queue.clear();
+    recover_with_leader_and_one_more_down(&mut net);
+    let values: Vec<_> = (1..4)
+        .map(|r| net.attrs(r, 0, 0).map(|a| (a.0.is_committed(), a.1, a.2)))
+        .collect();
+    assert!(
+        values.iter().all(|v| v.as_ref().is_some_and(|v| v.0)),
+        "{values:?}"
+    );
+    assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
+    // The command (3, 0) is ordered before (0, 0) or after it, alike everywhere.
+    assert_eq!(net.reps[1].executed_order(), net.reps[2].executed_order());
+    assert_eq!(net.reps[2].executed_order(), net.reps[3].executed_order());
 }

@@ -25,6 +25,14 @@ fn five_replicas_under_every_fault() {
 }
 
 #[test]
+fn seven_replicas() {
+    sim::check_seed_count::<Replica>("epaxos", sim::seeds() / 2, |seed| Config {
+        n: 7,
+        ..Config::new(seed)
+    })
+}
+
+#[test]
 fn one_hot_key() {
     check_all(|seed| Config {
         keys: 1,

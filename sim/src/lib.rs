@@ -732,9 +732,14 @@ pub fn seeds() -> u64 {
 /// listing every failing seed (with how to replay it), or if the clients made
 /// too little progress for the run to mean anything. For test suites.
 pub fn check_seeds<R: SimReplica>(protocol: &str, mk: impl Fn(u64) -> Config) {
+    check_seed_count::<R>(protocol, seeds(), mk)
+}
+
+/// [`check_seeds`] over seeds `0..count`.
+pub fn check_seed_count<R: SimReplica>(protocol: &str, count: u64, mk: impl Fn(u64) -> Config) {
     let mut failed = Vec::new();
     let mut acked = 0;
-    for seed in 0..seeds() {
+    for seed in 0..count {
         let r = run::<R>(&mk(seed), false);
         acked += r.acked;
         if !r.ok() {
@@ -751,7 +756,7 @@ pub fn check_seeds<R: SimReplica>(protocol: &str, mk: impl Fn(u64) -> Config) {
         "failing seeds (replay with bench sim --protocol {protocol} --seed N --trace): {failed:#?}"
     );
     assert!(
-        acked > seeds() * 20,
+        acked > count * 20,
         "too little progress: {acked} operations acknowledged"
     );
 }
