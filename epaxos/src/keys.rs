@@ -3,6 +3,10 @@
 //! sequence numbers seen. A write depends on everything before it on its key,
 //! a read only on writes; finding a command's attributes is one lookup per key.
 //!
+//! Keys are identified by a 64-bit hash: two keys that collide merely look
+//! like one key, which adds dependencies (never removes any), so a collision
+//! costs ordering, not safety, and no key bytes are compared or copied.
+//!
 //! An entry whose instances every replica has executed is dropped: a
 //! dependency on them orders nothing any more (every replica already ran
 //! them, and a restarting replica replays its executions in their recorded
@@ -11,25 +15,38 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::Bytes;
 use genericsmr::command::{Command, Op};
 use genericsmr::ReplicaId;
+
+fn key_id(c: &Command) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(&c.key)
+}
 
 /// One key's entry.
 #[derive(Debug, Clone)]
 struct KeyDeps {
-    any: Vec<u64>,
-    write: Vec<u64>,
+    /// `any` (first n) then `write` (last n), in one allocation.
+    ends: Box<[u64]>,
     seq_any: u64,
     seq_write: u64,
+}
+
+impl KeyDeps {
+    fn any(&self) -> &[u64] {
+        &self.ends[..self.ends.len() / 2]
+    }
+
+    fn write(&self) -> &[u64] {
+        &self.ends[self.ends.len() / 2..]
+    }
 }
 
 /// The table, and per leader the keys its instances touched, oldest first.
 #[derive(Debug)]
 pub(crate) struct KeyTable {
     n: usize,
-    map: HashMap<Bytes, KeyDeps, ahash::RandomState>,
-    touched: Vec<VecDeque<(u64, Bytes)>>,
+    map: HashMap<u64, KeyDeps, ahash::RandomState>,
+    touched: Vec<VecDeque<(u64, u64)>>,
 }
 
 impl KeyTable {
@@ -53,13 +70,13 @@ impl KeyTable {
         let mut seq = 0;
         let mut deps = vec![0; self.n];
         for c in cmds {
-            let Some(k) = self.map.get(&c.key) else {
+            let Some(k) = self.map.get(&key_id(c)) else {
                 continue;
             };
             let (from, s) = if c.op.is_write() {
-                (&k.any, k.seq_any)
+                (k.any(), k.seq_any)
             } else {
-                (&k.write, k.seq_write)
+                (k.write(), k.seq_write)
             };
             seq = seq.max(s);
             for (d, f) in deps.iter_mut().zip(from) {
@@ -82,10 +99,10 @@ impl KeyTable {
     ) -> Vec<(ReplicaId, u64)> {
         let mut out = Vec::new();
         for c in cmds {
-            let Some(k) = self.map.get(&c.key) else {
+            let Some(k) = self.map.get(&key_id(c)) else {
                 continue;
             };
-            let last = if c.op.is_write() { &k.any } else { &k.write };
+            let last = if c.op.is_write() { k.any() } else { k.write() };
             for (r, (&end, &d)) in last.iter().zip(deps).enumerate() {
                 // The leader's later instances depend on (leader, i) anyway.
                 if end > d && r != leader as usize {
@@ -105,22 +122,19 @@ impl KeyTable {
             if c.op == Op::Noop {
                 continue;
             }
-            let k = match self.map.get_mut(&c.key) {
-                Some(k) => k,
-                None => self.map.entry(c.key.clone()).or_insert_with(|| KeyDeps {
-                    any: vec![0; n],
-                    write: vec![0; n],
-                    seq_any: 0,
-                    seq_write: 0,
-                }),
-            };
-            if k.any[l] < i + 1 {
-                k.any[l] = i + 1;
-                self.touched[l].push_back((i, c.key.clone()));
+            let id = key_id(c);
+            let k = self.map.entry(id).or_insert_with(|| KeyDeps {
+                ends: vec![0; 2 * n].into_boxed_slice(),
+                seq_any: 0,
+                seq_write: 0,
+            });
+            if k.ends[l] < i + 1 {
+                k.ends[l] = i + 1;
+                self.touched[l].push_back((i, id));
             }
             k.seq_any = k.seq_any.max(seq);
             if c.op.is_write() {
-                k.write[l] = k.write[l].max(i + 1);
+                k.ends[n + l] = k.ends[n + l].max(i + 1);
                 k.seq_write = k.seq_write.max(seq);
             }
         }
@@ -137,7 +151,7 @@ impl KeyTable {
                 let stale = self
                     .map
                     .get(&key)
-                    .is_some_and(|k| k.any.iter().zip(done).all(|(a, d)| a <= d));
+                    .is_some_and(|k| k.any().iter().zip(done).all(|(a, d)| a <= d));
                 if stale {
                     self.map.remove(&key);
                 }
@@ -149,6 +163,7 @@ impl KeyTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn writes_depend_on_everything_reads_on_writes_and_old_entries_go() {
