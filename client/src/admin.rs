@@ -198,17 +198,44 @@ pub async fn set_leader(
         .map_err(|_| ClientError::Timeout { after: timeout, what: format!("{to} to become leader (is it started with --control, and can it reach a majority?)") })?
 }
 
-/// The type code of a message name (`prepare`, `accept`, ... or `0x32`), for
-/// faults. Names shared by two protocols (`accept`, `commit`) are Multi-Paxos's;
-/// give EPaxos's by code (`docs/epaxos.md`).
+/// The type code of a message name, for faults: `accept`, `preaccept`, ...,
+/// a code such as `0x32`, or a name qualified by its protocol
+/// (`epaxos.accept`, `paxos.commit`). An unqualified name two protocols share
+/// (`accept`, `commit`, `prepare`) means Multi-Paxos's.
 pub fn message_code(name: &str) -> Option<u8> {
     if let Some(hex) = name.strip_prefix("0x") {
         return u8::from_str_radix(hex, 16).ok();
     }
     let lower = name.to_ascii_lowercase().replace(['-', '_'], "");
-    paxos::messages::CODES
-        .iter()
-        .chain(epaxos::messages::CODES.iter())
-        .find(|(_, n)| n.to_ascii_lowercase() == lower)
+    let (tables, bare): (Vec<&[(u8, &str)]>, &str) = match lower.split_once('.') {
+        Some(("paxos", m)) => (vec![&paxos::messages::CODES], m),
+        Some(("epaxos", m)) => (vec![&epaxos::messages::CODES], m),
+        Some(_) => return None,
+        None => (
+            vec![&paxos::messages::CODES, &epaxos::messages::CODES],
+            lower.as_str(),
+        ),
+    };
+    tables
+        .into_iter()
+        .flatten()
+        .find(|(_, n)| n.to_ascii_lowercase() == bare)
         .map(|(c, _)| *c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_code;
+
+    #[test]
+    fn message_names_resolve_per_protocol() {
+        assert_eq!(message_code("accept"), Some(0x32));
+        assert_eq!(message_code("paxos.accept"), Some(0x32));
+        assert_eq!(message_code("epaxos.accept"), Some(0x53));
+        assert_eq!(message_code("PreAccept"), Some(0x50));
+        assert_eq!(message_code("try_pre_accept"), Some(0x5a));
+        assert_eq!(message_code("0x55"), Some(0x55));
+        assert_eq!(message_code("mdlin.accept"), None);
+        assert_eq!(message_code("nothing"), None);
+    }
 }
