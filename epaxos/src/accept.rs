@@ -15,20 +15,10 @@ impl Replica {
         m: Accept,
         fx: &mut Effects<EpaxosMsg>,
     ) {
-        if !self.in_window(m.leader, m.instance) || m.deps.len() != self.cfg.n {
-            return;
-        }
-        let n = self.cfg.n;
         let (l, i) = (m.leader, m.instance);
-        let Some(x) = self.spaces[l as usize].entry(i, n) else {
+        let Some(x) = self.open_instance(from, l, i, &m.deps, fx) else {
             return;
         };
-        if x.status.is_committed() {
-            // Already chosen: the sender missed the commit.
-            let c = crate::preaccept::full_commit(l, i, x);
-            fx.send(from, c);
-            return;
-        }
         let ok = m.ballot >= x.ballot;
         if x.lead.as_ref().is_some_and(|ld| ld.ballot < m.ballot) {
             x.lead = None; // a recovery took over
@@ -43,8 +33,6 @@ impl Replica {
             x.deps = m.deps;
             self.record_own_keys(l, i);
             self.touch(l, i);
-        }
-        if ok {
             self.apply_early_commit(l, i, fx);
         }
         let promised = self.spaces[l as usize]

@@ -1,6 +1,8 @@
 //! Timers, the master's probes, status and log requests, durable replay, and
 //! the one entry point for any peer message.
 
+use std::cmp::Reverse;
+
 use genericsmr::effects::{Effects, Reply};
 use genericsmr::messages::{
     role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest,
@@ -39,21 +41,31 @@ impl Replica {
             self.collect_garbage();
         }
         let rt = self.cfg.retransmit_ns;
-        let leading: Vec<(ReplicaId, u64)> = self.leading.iter().copied().collect();
-        for (l, i) in leading {
+        let others = self.others();
+        // Only what is due: the set holds every instance in flight.
+        let mut due = Vec::new();
+        self.leading.retain(|&(l, i)| {
+            let lead = self.spaces[l as usize]
+                .get(i)
+                .and_then(|x| x.lead.as_deref());
+            match lead {
+                None => false,
+                Some(ld) => {
+                    if now.saturating_sub(ld.sent_at) >= rt {
+                        due.push((l, i));
+                    }
+                    true
+                }
+            }
+        });
+        for (l, i) in due {
             let Some(x) = self.spaces[l as usize].get_mut(i) else {
-                self.leading.remove(&(l, i));
                 continue;
             };
             let Some(lead) = x.lead.as_deref_mut() else {
-                self.leading.remove(&(l, i));
                 continue;
             };
-            if now.saturating_sub(lead.sent_at) < rt {
-                continue;
-            }
             lead.sent_at = now;
-            let others = ((1u64 << self.cfg.n) - 1) & !(1u64 << self.cfg.id);
             let ballot = lead.ballot;
             let msg = match lead.phase {
                 1 => EpaxosMsg::PreAccept(PreAccept {
@@ -89,23 +101,22 @@ impl Replica {
             fx.send_set(others & !lead.answered, msg);
         }
         let grace = self.cfg.recovery_grace_ns;
-        let waited: Vec<(ReplicaId, u64)> = self.waited.iter().copied().collect();
-        for (l, i) in waited {
-            let Some(x) = self.spaces[l as usize].get_mut(i) else {
-                self.waited.remove(&(l, i));
-                continue;
-            };
-            if x.status.is_committed() {
-                self.waited.remove(&(l, i));
-                continue;
+        while let Some(&Reverse((since, l, i))) = self.waited.peek() {
+            if now.saturating_sub(since) < grace {
+                break;
             }
-            let Some(since) = x.waiting_since else {
-                self.waited.remove(&(l, i));
+            self.waited.pop();
+            let Some(x) = self.spaces[l as usize].get_mut(i) else {
                 continue;
             };
-            if x.lead.is_none() && now.saturating_sub(since) >= grace {
-                // Spread competing recoverers out: wait again before the next try.
-                x.waiting_since = Some(now + (self.cfg.id as u64) * grace / 4);
+            if x.status.is_committed() || x.waiting_since != Some(since) {
+                continue; // done, or waiting again since later
+            }
+            // Spread competing recoverers out: wait again before the next try.
+            let again = now + (self.cfg.id as u64) * grace / 4;
+            x.waiting_since = Some(again);
+            self.waited.push(Reverse((again, l, i)));
+            if x.lead.is_none() {
                 self.start_recovery(now, l, i, fx);
             }
         }
@@ -294,7 +305,7 @@ impl Replica {
             // Own instances left unfinished by the crash are recovered like anyone's.
             if status != Status::None {
                 x.waiting_since = Some(0);
-                self.waited.insert((r.leader, r.instance));
+                self.waited.push(Reverse((0, r.leader, r.instance)));
             }
         }
         self.replayed = records.len() as u64;

@@ -10,6 +10,7 @@
 //! pass, so one pass costs O(instances + edges). The blocking instance is
 //! noted as waited on, which starts recovery if it stays uncommitted.
 
+use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
 use genericsmr::effects::{accepted, reject, Effects};
@@ -179,8 +180,10 @@ impl Replica {
             return;
         }
         if let Some(x) = self.spaces[l as usize].entry(i, n) {
-            x.waiting_since.get_or_insert(now);
-            self.waited.insert((l, i));
+            if x.waiting_since.is_none() && !x.status.is_committed() {
+                x.waiting_since = Some(now);
+                self.waited.push(Reverse((now, l, i)));
+            }
         }
     }
 

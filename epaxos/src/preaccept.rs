@@ -130,21 +130,11 @@ impl Replica {
         m: PreAccept,
         fx: &mut Effects<EpaxosMsg>,
     ) {
-        if !self.in_window(m.leader, m.instance) || m.deps.len() != self.cfg.n {
-            return;
-        }
         let n = self.cfg.n;
         let (l, i) = (m.leader, m.instance);
-        let Some(x) = self.spaces[l as usize].entry(i, n) else {
-            // Executed and forgotten: the sender is a recovering replica that lags.
+        let Some(x) = self.open_instance(from, l, i, &m.deps, fx) else {
             return;
         };
-        if x.status.is_committed() {
-            // The sender missed the commit: tell it.
-            let c = full_commit(l, i, x);
-            fx.send(from, c);
-            return;
-        }
         if m.ballot < x.ballot || (x.status == Status::Accepted && x.vballot >= m.ballot) {
             let promised = x.ballot.max(x.vballot);
             fx.send(from, nack_preaccept(&m, promised));

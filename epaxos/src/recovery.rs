@@ -322,14 +322,11 @@ impl Replica {
         m: TryPreAccept,
         fx: &mut Effects<EpaxosMsg>,
     ) {
-        if !self.in_window(m.leader, m.instance) || m.deps.len() != self.cfg.n {
+        if self
+            .open_instance(from, m.leader, m.instance, &m.deps, fx)
+            .is_none()
+        {
             return;
-        }
-        if let Some(x) = self.spaces[m.leader as usize].get(m.instance) {
-            if x.status.is_committed() {
-                let c = crate::preaccept::full_commit(m.leader, m.instance, x);
-                return fx.send(from, c);
-            }
         }
         let r = self.try_preaccept(m.leader, m.instance, &m);
         if r.ok {

@@ -7,7 +7,8 @@
 //! (the dependency graph and Tarjan's algorithm) and `control.rs` (timers,
 //! master, status, durable replay).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 
 use genericsmr::command::{ClientId, Command};
 use genericsmr::effects::Effects;
@@ -280,8 +281,10 @@ pub struct Replica {
     pub(crate) to_execute: BTreeSet<(ReplicaId, u64)>,
     /// Instances this replica drives (as command leader or recoverer), for retransmission.
     pub(crate) leading: BTreeSet<(ReplicaId, u64)>,
-    /// Uncommitted instances execution waits on, for recovery.
-    pub(crate) waited: BTreeSet<(ReplicaId, u64)>,
+    /// Uncommitted instances waited on, by the time the wait began (earliest
+    /// first), for recovery. An entry whose instance committed, or whose
+    /// wait restarted, is dropped when it comes up.
+    pub(crate) waited: BinaryHeap<Reverse<(u64, ReplicaId, u64)>>,
     /// Instances whose state changed this burst and must be persisted.
     pub(crate) dirty: BTreeSet<(ReplicaId, u64)>,
     pub(crate) state: StateMachine,
@@ -315,7 +318,7 @@ impl Replica {
             waiting: HashMap::new(),
             to_execute: BTreeSet::new(),
             leading: BTreeSet::new(),
-            waited: BTreeSet::new(),
+            waited: BinaryHeap::new(),
             dirty: BTreeSet::new(),
             state: StateMachine::default(),
             committed: 0,
@@ -467,6 +470,31 @@ impl Replica {
     /// Keys in the conflict table.
     pub fn conflict_keys(&self) -> usize {
         self.keys.len()
+    }
+
+    /// The instance, if this replica can take a vote on it now: in the window,
+    /// with a dependency vector of the right length, and not committed. A
+    /// sender that asks about a committed instance missed the commit, and is
+    /// sent it.
+    pub(crate) fn open_instance(
+        &mut self,
+        from: ReplicaId,
+        l: ReplicaId,
+        i: u64,
+        deps: &[u64],
+        fx: &mut Effects<EpaxosMsg>,
+    ) -> Option<&mut Instance> {
+        if !self.in_window(l, i) || deps.len() != self.cfg.n {
+            return None;
+        }
+        let n = self.cfg.n;
+        // Below the window: executed everywhere and forgotten.
+        let x = self.spaces[l as usize].entry(i, n)?;
+        if x.status.is_committed() {
+            fx.send(from, crate::preaccept::full_commit(l, i, x));
+            return None;
+        }
+        Some(x)
     }
 
     /// Every peer but this replica, as a bit set.

@@ -100,13 +100,6 @@ pub fn run(
     )
 }
 
-fn conn(s: Source) -> u64 {
-    match s {
-        Source::Conn(c) => c,
-        Source::Peer(_) => u64::MAX,
-    }
-}
-
 fn drain(
     core: &mut Replica,
     rx: &Receivers,
@@ -124,15 +117,20 @@ fn drain(
             }
         };
     }
-    take!(rx.ping, |s, m| core.handle_ping(conn(s), m, fx));
+    take!(rx.ping, |s, m| core.handle_ping(s.conn_id(), m, fx));
     // Every replica leads its own commands: a request to lead is drained and ignored.
     while n < budget && rx.be_leader.try_recv().is_ok() {
         n += 1;
     }
     n += drain_peers(core, rx, now, fx, budget - n);
-    take!(rx.propose, |s, m| core.handle_propose(now, conn(s), m, fx));
-    take!(rx.status, |s, m| core.handle_status(conn(s), m, fx));
-    take!(rx.log, |s, m| core.handle_log_request(conn(s), m, fx));
+    take!(rx.propose, |s, m| core.handle_propose(
+        now,
+        s.conn_id(),
+        m,
+        fx
+    ));
+    take!(rx.status, |s, m| core.handle_status(s.conn_id(), m, fx));
+    take!(rx.log, |s, m| core.handle_log_request(s.conn_id(), m, fx));
     n
 }
 

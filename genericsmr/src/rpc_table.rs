@@ -21,6 +21,26 @@ pub enum Source {
     Conn(ConnId),
 }
 
+impl Source {
+    /// The sending replica (`u8::MAX` for a connection: the rpc table routes
+    /// peer message types only from peer connections, so cores never see it).
+    pub fn peer_id(self) -> ReplicaId {
+        match self {
+            Source::Peer(p) => p,
+            Source::Conn(_) => ReplicaId::MAX,
+        }
+    }
+
+    /// The connection to answer on (`u64::MAX` for a peer, which is never
+    /// answered this way).
+    pub fn conn_id(self) -> ConnId {
+        match self {
+            Source::Conn(c) => c,
+            Source::Peer(_) => ConnId::MAX,
+        }
+    }
+}
+
 /// The kinds of connection, as a bit set of where a code is accepted.
 pub mod class {
     /// The client listener.

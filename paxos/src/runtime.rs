@@ -97,21 +97,6 @@ pub fn run(
     )
 }
 
-fn peer(s: Source) -> u8 {
-    match s {
-        Source::Peer(p) => p,
-        // The rpc table only routes peer classes from peer connections.
-        Source::Conn(_) => u8::MAX,
-    }
-}
-
-fn conn(s: Source) -> u64 {
-    match s {
-        Source::Conn(c) => c,
-        Source::Peer(_) => u64::MAX,
-    }
-}
-
 /// Handles what is queued, at most `budget` messages; returns how many.
 fn drain(
     core: &mut Replica,
@@ -132,56 +117,76 @@ fn drain(
     }
     // Liveness and control first: under overload they must not wait behind
     // thousands of protocol messages (a late pong looks like a dead replica).
-    take!(rx.ping, |s, m| core.handle_ping(conn(s), m, fx));
+    take!(rx.ping, |s, m| core.handle_ping(s.conn_id(), m, fx));
     take!(rx.be_leader, |_s, _m| core.handle_be_leader(now, fx));
     take!(rx.accept_reply, |s, m| core.handle_accept_reply(
         now,
-        peer(s),
+        s.peer_id(),
         m,
         fx
     ));
-    take!(rx.accept, |s, m| core.handle_accept(now, peer(s), m, fx));
+    take!(rx.accept, |s, m| core.handle_accept(
+        now,
+        s.peer_id(),
+        m,
+        fx
+    ));
     take!(rx.commit_short, |s, m| core.handle_commit_short(
         now,
-        peer(s),
+        s.peer_id(),
         m,
         fx
     ));
-    take!(rx.commit, |s, m| core.handle_commit(now, peer(s), m, fx));
-    take!(rx.propose, |s, m| core.handle_propose(now, conn(s), m, fx));
-    take!(rx.prepare, |s, m| core.handle_prepare(now, peer(s), m, fx));
+    take!(rx.commit, |s, m| core.handle_commit(
+        now,
+        s.peer_id(),
+        m,
+        fx
+    ));
+    take!(rx.propose, |s, m| core.handle_propose(
+        now,
+        s.conn_id(),
+        m,
+        fx
+    ));
+    take!(rx.prepare, |s, m| core.handle_prepare(
+        now,
+        s.peer_id(),
+        m,
+        fx
+    ));
     take!(rx.prepare_reply, |s, m| core.handle_prepare_reply(
         now,
-        peer(s),
+        s.peer_id(),
         m,
         fx
     ));
     take!(rx.catchup_request, |s, m| core.handle_catchup_request(
         now,
-        peer(s),
+        s.peer_id(),
         m,
         fx
     ));
     take!(rx.catchup_reply, |s, m| core.handle_catchup_reply(
         now,
-        peer(s),
+        s.peer_id(),
         m,
         fx
     ));
     take!(rx.recovery_query, |s, m| core.handle_recovery_query(
         now,
-        peer(s),
+        s.peer_id(),
         m,
         fx
     ));
     take!(rx.recovery_info, |s, m| core.handle_recovery_info(
         now,
-        peer(s),
+        s.peer_id(),
         m,
         fx
     ));
-    take!(rx.status, |s, m| core.handle_status(conn(s), m, fx));
-    take!(rx.log, |s, m| core.handle_log_request(conn(s), m, fx));
+    take!(rx.status, |s, m| core.handle_status(s.conn_id(), m, fx));
+    take!(rx.log, |s, m| core.handle_log_request(s.conn_id(), m, fx));
     n
 }
 
