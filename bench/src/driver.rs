@@ -545,7 +545,7 @@ fn on_reply(
         }
         ReplyStatus::NotLeader | ReplyStatus::Unavailable => return Some(Some(r.leader)),
         // Refused outright: certainly not applied.
-        ReplyStatus::TooLarge => {
+        ReplyStatus::TooLarge | ReplyStatus::Failed => {
             c.finish(r.seq, t, None, Outcome::Fail);
             progress.errors.fetch_add(1, Ordering::Relaxed);
         }

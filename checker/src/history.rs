@@ -25,6 +25,13 @@ pub struct Record {
     pub client: u64,
     /// The operation's sequence number in that session.
     pub seq: u64,
+    /// The `seq` of this operation's issue-order (chain) predecessor: the most
+    /// recent operation the same client had issued and not yet seen answered
+    /// when it issued this one. `None` (omitted in JSON) for the head of a chain
+    /// and for every single-dispatch operation. Only the multi-dispatch checkers
+    /// ([`crate::mdl`], [`crate::mdl_log`]) read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pred: Option<u64>,
     /// `put`, `get`, `delete` or `cas`.
     pub op: String,
     /// The key.
@@ -71,6 +78,7 @@ impl Record {
         Record {
             client: cmd.client,
             seq: cmd.seq,
+            pred: None,
             op: cmd.op.name().to_string(),
             key: text(&cmd.key),
             value,
@@ -82,6 +90,12 @@ impl Record {
             return_ns: end.map(|(t, _)| t),
             outcome,
         }
+    }
+
+    /// The same record with its chain predecessor set to `pred` (a `seq` of the
+    /// same client, or `None` for a chain head).
+    pub fn with_pred(self, pred: Option<u64>) -> Record {
+        Record { pred, ..self }
     }
 }
 
@@ -137,6 +151,7 @@ mod tests {
             Record::of(&cas, 50, Some((60, &swapped)), Outcome::Ok),
             Record::of(&put, 70, None, Outcome::Unknown),
             Record::of(&get, 80, None, Outcome::Fail),
+            Record::of(&put, 90, None, Outcome::Unknown).with_pred(Some(3)),
         ];
         let mut buf = Vec::new();
         write(&mut buf, &recs).unwrap();
@@ -156,7 +171,17 @@ mod tests {
             serde_json::from_str(text.lines().nth(3).unwrap()).unwrap();
         assert!(unknown["return_ns"].is_null());
         assert_eq!(unknown["outcome"], "unknown");
+        // `pred` is written only when set.
+        assert!(first.get("pred").is_none());
+        let chained: serde_json::Value =
+            serde_json::from_str(text.lines().nth(5).unwrap()).unwrap();
+        assert_eq!(chained["pred"], 3);
         assert_eq!(read(&buf[..]).unwrap(), recs);
+        // A history written before `pred` existed still reads, as chain heads.
+        let old = br#"{"client":1,"seq":2,"op":"put","key":"k","value":"v","invoke_ns":10,"return_ns":20,"outcome":"ok"}"#;
+        let parsed = read(&old[..]).unwrap();
+        assert_eq!(parsed, vec![recs[0].clone()]);
+        assert_eq!(parsed[0].pred, None);
         assert!(read(&b"{\"client\": 1}\n"[..])
             .unwrap_err()
             .to_string()

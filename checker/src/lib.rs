@@ -1,4 +1,4 @@
-//! # checker: is a recorded history linearizable?
+//! # checker: is a recorded history linearizable (or multi-dispatch linearizable)?
 //!
 //! - [`history`]: the operation history format `bench --history` writes (one
 //!   JSON object per line) and its reader.
@@ -7,10 +7,22 @@
 //!   Wing-Gong search memoised on (operations done, value). Failed operations
 //!   never took effect; operations without an answer may have taken effect at
 //!   any time after they were invoked, or never.
+//! - [`mdl`]: the multi-dispatch linearizability (MDL) check: a client may have
+//!   several operations in flight, chained by `pred`; every operation must take
+//!   effect after its chain predecessor, and failures are suffix-closed. MDL is
+//!   not local, so keys tied together by some client's chain are searched
+//!   together.
+//! - [`mdl_log`]: the white-box MDL check for long runs, from the servers'
+//!   executed logs: replica agreement, exactly-once execution, replayed values,
+//!   and an acyclic union of shard order, issue order and real time.
 
 #![warn(missing_docs)]
 
 pub mod history;
 pub mod linear;
+pub mod mdl;
+pub mod mdl_log;
 
 pub use linear::{check, Report, Verdict};
+pub use mdl::check_mdl;
+pub use mdl_log::check_logs;

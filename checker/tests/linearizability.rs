@@ -8,6 +8,7 @@ fn rec(op: &str, value: Option<&str>, invoke: u64, ret: Option<u64>, outcome: Ou
     Record {
         client: invoke,
         seq: invoke,
+        pred: None,
         op: op.into(),
         key: "k".into(),
         value: value.map(String::from),
@@ -277,6 +278,7 @@ fn to_record(o: &BOp) -> Record {
     Record {
         client: 1,
         seq: o.invoke,
+        pred: None,
         op: ["put", "get", "delete", "cas"][o.op as usize].into(),
         key: "k".into(),
         value: if o.op == 2 { None } else { s(o.value) },

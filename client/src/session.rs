@@ -47,6 +47,13 @@ pub enum ClientError {
     /// The replicas refuse commands this large (see the server's `--max-command`).
     #[error("the command is larger than the replicas accept (server flag --max-command); it was not applied")]
     TooLarge,
+    /// MDLin: the operation failed and will never take effect (a predecessor
+    /// in its chain failed, or its coordination timed out).
+    #[error("operation {seq} failed: an earlier operation it was chained to failed or its coordination timed out; it was not applied")]
+    Failed {
+        /// The failed command's sequence number.
+        seq: u64,
+    },
     /// Neither a master nor a replica list was given.
     #[error("no replicas known: give a master address or a replica list")]
     NoReplicas,
@@ -318,14 +325,14 @@ impl Client {
                         }
                         return Ok(r.outcome);
                     }
-                    ReplyStatus::Stale | ReplyStatus::TooLarge => {
+                    ReplyStatus::Stale | ReplyStatus::TooLarge | ReplyStatus::Failed => {
                         if let Some(p) = &mut pending {
                             p.answered = true;
                         }
-                        return Err(if r.status == ReplyStatus::Stale {
-                            ClientError::Stale { seq: cmd.seq }
-                        } else {
-                            ClientError::TooLarge
+                        return Err(match r.status {
+                            ReplyStatus::Stale => ClientError::Stale { seq: cmd.seq },
+                            ReplyStatus::Failed => ClientError::Failed { seq: cmd.seq },
+                            _ => ClientError::TooLarge,
                         });
                     }
                     ReplyStatus::NotLeader | ReplyStatus::Unavailable => {

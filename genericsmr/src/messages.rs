@@ -50,6 +50,8 @@ pub mod codes {
     pub const PAXOS_BASE: u8 = 0x30;
     /// EPaxos messages: 0x50..=0x6f.
     pub const EPAXOS_BASE: u8 = 0x50;
+    /// MDLin messages: 0x70..=0x8f.
+    pub const MDLIN_BASE: u8 = 0x70;
 }
 
 /// How a replica answered a proposal.
@@ -69,6 +71,10 @@ pub enum ReplyStatus {
     Stale = 3,
     /// The command is larger than the replica accepts (see `--max-command`).
     TooLarge = 4,
+    /// MDLin only: the operation failed and never takes effect, because an
+    /// operation it was chained to failed or its coordination timed out. The
+    /// failure is replicated before this is sent, so a retry gets it again.
+    Failed = 5,
 }
 
 impl Marshal for ReplyStatus {
@@ -84,6 +90,7 @@ impl Unmarshal for ReplyStatus {
             2 => Ok(ReplyStatus::Unavailable),
             3 => Ok(ReplyStatus::Stale),
             4 => Ok(ReplyStatus::TooLarge),
+            5 => Ok(ReplyStatus::Failed),
             v => Err(WireError::Invalid {
                 what: "reply status",
                 value: v as u64,

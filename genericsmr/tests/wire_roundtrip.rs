@@ -70,7 +70,8 @@ fn status_s() -> impl Strategy<Value = ReplyStatus> {
         Just(ReplyStatus::NotLeader),
         Just(ReplyStatus::Unavailable),
         Just(ReplyStatus::Stale),
-        Just(ReplyStatus::TooLarge)
+        Just(ReplyStatus::TooLarge),
+        Just(ReplyStatus::Failed)
     ]
 }
 
@@ -549,10 +550,11 @@ fn every_op_and_status_roundtrips_and_unknown_values_are_invalid() {
         ReplyStatus::Unavailable,
         ReplyStatus::Stale,
         ReplyStatus::TooLarge,
+        ReplyStatus::Failed,
     ] {
         roundtrip_plain(&s);
     }
-    for v in 5..=u8::MAX {
+    for v in 6..=u8::MAX {
         assert!(matches!(
             decode_body::<ReplyStatus>(Bytes::from(vec![v])),
             Err(WireError::Invalid { .. })

@@ -674,7 +674,7 @@ impl<R: SimReplica> Sim<R> {
                 self.clients[c].target = hint.unwrap_or((self.clients[c].target + 1) % n);
                 self.resend(c);
             }
-            ReplyStatus::Stale | ReplyStatus::TooLarge => {
+            ReplyStatus::Stale | ReplyStatus::TooLarge | ReplyStatus::Failed => {
                 self.history
                     .push(Record::of(&cmd, invoked, None, Outcome::Unknown));
                 self.clients[c].op = None;

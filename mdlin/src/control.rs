@@ -1,0 +1,129 @@
+//! Timers, the end-of-burst step, peer dispatch, and requests from the master
+//! and operators.
+
+use genericsmr::effects::{Effects, Reply};
+use genericsmr::messages::{
+    role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest,
+};
+use genericsmr::wire::Marshal;
+use genericsmr::{ConnId, ReplicaId};
+
+use crate::messages::MdlMsg;
+use crate::replica::{Replica, Role, SlotState};
+
+/// Most slots described by one log reply.
+pub const MAX_LOG_REPLY: u32 = 65_536;
+
+impl Replica {
+    /// Timers: retransmissions, heartbeats, coordination retries and timeouts,
+    /// catch-up.
+    pub fn tick(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        self.tick_journal(now, fx);
+        self.tick_coord(now, fx);
+        self.tick_recovery(now, fx);
+        self.flush(now, fx);
+    }
+
+    /// After each burst of messages: execute what is chosen, settle
+    /// same-shard coordination, and move a new leader's recovery on.
+    pub fn flush(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        loop {
+            self.execute(now, fx);
+            self.drain_local(now, fx);
+            self.progress_recovery(now, fx);
+            if self.local.is_empty() && self.executed == self.commit_index {
+                break;
+            }
+        }
+    }
+
+    /// Any peer message.
+    pub fn handle_peer(&mut self, now: u64, from: ReplicaId, m: MdlMsg, fx: &mut Effects<MdlMsg>) {
+        match m {
+            MdlMsg::CoordReq(m) => self.handle_coord_req(now, Some(from), m, fx),
+            MdlMsg::CoordReply(m) => self.handle_coord_reply(now, m, fx),
+            MdlMsg::Accept(m) => self.handle_accept(now, from, m, fx),
+            MdlMsg::AcceptReply(m) => self.handle_accept_reply(now, from, m, fx),
+            MdlMsg::Commit(m) => self.handle_commit(now, from, m, fx),
+            MdlMsg::CommitShort(m) => self.handle_commit_short(now, from, m, fx),
+            MdlMsg::Prepare(m) => self.handle_prepare(now, from, m, fx),
+            MdlMsg::PrepareReply(m) => self.handle_prepare_reply(now, from, m, fx),
+            MdlMsg::SuccTsRequest(m) => self.handle_succ_ts_request(from, m, fx),
+            MdlMsg::SuccTsReply(m) => self.handle_succ_ts_reply(now, m, fx),
+            MdlMsg::CatchupRequest(m) => self.handle_catchup_request(from, m, fx),
+            MdlMsg::CatchupReply(m) => self.handle_catchup_reply(from, m),
+        }
+    }
+
+    /// The master's liveness probe, answered by the core so a hung core looks dead.
+    pub fn handle_ping(&mut self, conn: ConnId, m: Ping, fx: &mut Effects<MdlMsg>) {
+        let p = Pong {
+            nonce: m.nonce,
+            replica: self.local_id(),
+            ballot: self.promised,
+            leader: self.is_leader(),
+            commit_index: self.commit_index,
+            recovering: false,
+        };
+        fx.reply(conn, Reply::Pong(p));
+    }
+
+    /// A snapshot of the replica's state.
+    pub fn status(&self, nonce: u64) -> StatusReply {
+        let d = self.sm.digest();
+        StatusReply {
+            nonce,
+            replica: self.local_id(),
+            role: match self.role {
+                Role::Follower => role::FOLLOWER,
+                Role::Candidate(_) => role::CANDIDATE,
+                Role::Leader { .. } => role::LEADER,
+            },
+            ballot: self.promised,
+            leader: self.hint(),
+            commit_index: self.commit_index,
+            executed: self.executed,
+            log_len: self.log.len() as u64,
+            applied: self.sm.applied(),
+            duplicates: self.sm.duplicates(),
+            digest_hi: (d >> 64) as u64,
+            digest_lo: d as u64,
+            catchup_fetched: 0,
+            replayed: 0,
+            keys: self.sm.kv().len() as u64,
+        }
+    }
+
+    /// Answers a status request.
+    pub fn handle_status(&mut self, conn: ConnId, m: StatusRequest, fx: &mut Effects<MdlMsg>) {
+        fx.reply(conn, Reply::Status(self.status(m.nonce)));
+    }
+
+    /// Answers a log request with a hash of each non-empty slot's entry.
+    pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<MdlMsg>) {
+        let slots = self
+            .log
+            .iter()
+            .enumerate()
+            .skip(m.from as usize)
+            .take(m.count.min(MAX_LOG_REPLY) as usize)
+            .filter(|(_, s)| s.state != SlotState::Empty)
+            .map(|(i, s)| {
+                let mut b = bytes::BytesMut::new();
+                s.entry.marshal(&mut b);
+                SlotDigest {
+                    slot: i as u64,
+                    committed: s.state == SlotState::Committed,
+                    hash: xxhash_rust::xxh3::xxh3_64(&b),
+                }
+            })
+            .collect();
+        fx.reply(
+            conn,
+            Reply::Log(LogReply {
+                nonce: m.nonce,
+                slots,
+            }),
+        );
+    }
+}

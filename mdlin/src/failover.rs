@@ -1,0 +1,304 @@
+//! A new shard leader's second step: re-placing operations that are
+//! committed (round 1 chosen) but neither ordered nor failed.
+//!
+//! Phase 1 (`journal.rs`) recovers the journal itself. What it cannot recover
+//! is whether the old leader had already coordinated such an operation and
+//! told its successor a timestamp: coordination is not replicated. So:
+//!
+//! - **Safe mode**: a coordination reply is only ever sent for an ordered
+//!   operation, so none of these has a successor yet. They simply become
+//!   waiting operations again (asking their predecessors' leaders anew) and
+//!   new operations are served at once.
+//! - **Fast mode**: each one may have a successor somewhere that already
+//!   holds a timestamp. The new leader serves nothing new until all are
+//!   placed. It asks every shard leader for the timestamp of each one's
+//!   successor (`SuccTsRequest`), and its predecessor's leader for the
+//!   predecessor's timestamp (an ordinary coordination request). It places
+//!   them in the order of their successors' timestamps (lowest first; chains
+//!   of this shard inherit their successor's bound), each at
+//!   `max(pred_ts + 1, shard_ts)`, where `shard_ts` starts above every
+//!   recovered order entry. Order entries the old leader made after one of
+//!   these could not have been chosen (the prefix rule), so every recovered
+//!   timestamp is at most what the old leader gave, and stays below any
+//!   successor's. Such an operation never fails by timeout: it may already
+//!   have a successor that took effect.
+
+use std::collections::HashMap;
+
+use genericsmr::effects::Effects;
+use genericsmr::ReplicaId;
+
+use crate::messages::{CoordReq, MdlMsg, OpId, SuccTsReply, SuccTsRequest};
+use crate::replica::{bit, pred_id, Coord, CoordMode, LiveOp, Replica, Role};
+
+impl Replica {
+    /// Leader: once the inherited journal is executed, start re-placing; then
+    /// place what is ready, in order.
+    pub(crate) fn progress_recovery(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        let executed = self.executed;
+        let Role::Leader { recovery, .. } = &mut self.role else {
+            return;
+        };
+        if !recovery.started {
+            if executed < recovery.after_slot {
+                return;
+            }
+            recovery.started = true;
+            self.start_recovery(now, fx);
+        }
+        self.place_recovered(now, fx);
+    }
+
+    fn start_recovery(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        let fast = self.cfg.mode == CoordMode::Fast;
+        let mut ops: Vec<OpId> = self.unordered.keys().copied().collect();
+        ops.sort_unstable();
+        tracing::info!(
+            ops = ops.len(),
+            fast,
+            "re-placing committed, unordered operations"
+        );
+        let me = self.cfg.shard();
+        for op in &ops {
+            let Some((_, _, pred)) = self.unordered.get(op).cloned() else {
+                continue;
+            };
+            let coord = if pred.is_some() {
+                Coord::Waiting { last_ask: now }
+            } else {
+                Coord::Ready(0)
+            };
+            self.ops.insert(
+                *op,
+                LiveOp {
+                    pred,
+                    committed: true,
+                    coord,
+                    conn: None,
+                    since: now,
+                    recovered: fast,
+                },
+            );
+            if let Some(p) = pred {
+                let req = CoordReq {
+                    pred: pred_id(*op, p),
+                    succ: *op,
+                    succ_shard: me,
+                };
+                if p.shard == me {
+                    self.handle_coord_req(now, None, req, fx);
+                } else if let Some(l) = self.shard_leaders[p.shard as usize] {
+                    fx.send(l, MdlMsg::CoordReq(req));
+                }
+            }
+        }
+        if !fast {
+            // Nothing was promised about them: ordinary waiting operations.
+            for op in ops {
+                self.try_cc(now, op, fx);
+            }
+            return self.release_held(now, fx);
+        }
+        self.nonce += 1;
+        let nonce = self.nonce;
+        let own = self.succ_ts_for(&ops);
+        let Role::Leader { recovery, .. } = &mut self.role else {
+            return;
+        };
+        recovery.nonce = nonce;
+        recovery.succ_ts = ops.iter().copied().zip(own).collect();
+        recovery.answered = bit(me);
+        recovery.ops = ops;
+        recovery.asked_at = now;
+        self.ask_succ_ts(fx);
+    }
+
+    /// Sends the successor query to every shard that has not answered.
+    fn ask_succ_ts(&mut self, fx: &mut Effects<MdlMsg>) {
+        let Role::Leader { recovery, .. } = &self.role else {
+            return;
+        };
+        if recovery.ops.is_empty() || recovery.sorted {
+            return;
+        }
+        let req = SuccTsRequest {
+            nonce: recovery.nonce,
+            ops: recovery.ops.clone(),
+        };
+        for s in 0..self.cfg.shards {
+            if recovery.answered & bit(s as u8) == 0 {
+                if let Some(l) = self.shard_leaders[s] {
+                    fx.send(l, MdlMsg::SuccTsRequest(req.clone()));
+                }
+            }
+        }
+    }
+
+    /// What this shard knows of each operation's successor: its timestamp if
+    /// ordered or coordinated here; if the successor is here, committed but
+    /// not ordered, one below its own successor's; otherwise `u64::MAX`.
+    fn succ_ts_for(&self, ops: &[OpId]) -> Vec<u64> {
+        let mut unplaced: HashMap<OpId, OpId> = HashMap::new();
+        for (op, (_, _, pred)) in &self.unordered {
+            if let Some(p) = pred {
+                unplaced.insert(pred_id(*op, *p), *op);
+            }
+        }
+        for (op, o) in &self.ops {
+            if let (Some(p), false) = (o.pred, matches!(o.coord, Coord::Done)) {
+                unplaced.insert(pred_id(*op, p), *op);
+            }
+        }
+        ops.iter()
+            .map(|op| match self.succ_index.get(op) {
+                Some(ts) => *ts,
+                None => unplaced
+                    .get(op)
+                    .and_then(|s| self.succ_index.get(s))
+                    .map_or(u64::MAX, |ts| ts.saturating_sub(1)),
+            })
+            .collect()
+    }
+
+    /// Any shard leader: answers a recovering leader's successor query.
+    pub fn handle_succ_ts_request(
+        &mut self,
+        from: ReplicaId,
+        m: SuccTsRequest,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        if !self.is_leader() || m.ops.len() > 1 << 20 {
+            return;
+        }
+        let ts = self.succ_ts_for(&m.ops);
+        let r = SuccTsReply {
+            nonce: m.nonce,
+            shard: self.cfg.shard(),
+            ts,
+        };
+        fx.send(from, MdlMsg::SuccTsReply(r));
+    }
+
+    /// Recovering leader: one shard's answer.
+    pub fn handle_succ_ts_reply(&mut self, now: u64, m: SuccTsReply, fx: &mut Effects<MdlMsg>) {
+        let shards = self.cfg.shards;
+        let Role::Leader { recovery, .. } = &mut self.role else {
+            return;
+        };
+        if m.nonce != recovery.nonce
+            || recovery.sorted
+            || m.shard as usize >= shards
+            || m.ts.len() != recovery.ops.len()
+        {
+            return;
+        }
+        recovery.answered |= bit(m.shard);
+        for (op, ts) in recovery.ops.iter().zip(m.ts) {
+            let e = recovery.succ_ts.entry(*op).or_insert(u64::MAX);
+            *e = (*e).min(ts);
+        }
+        let all = if shards == 64 {
+            u64::MAX
+        } else {
+            (1u64 << shards) - 1
+        };
+        if recovery.answered == all {
+            self.sort_recovered();
+            self.place_recovered(now, fx);
+        }
+    }
+
+    /// Fixes the placement order: by successor timestamp, where a client's
+    /// earlier operation is bounded by its later ones (the later may be a
+    /// chain successor; and issue order must hold among them anyway), so a
+    /// client's operations are placed in issue order.
+    fn sort_recovered(&mut self) {
+        let Role::Leader { recovery, .. } = &mut self.role else {
+            return;
+        };
+        let mut desc: Vec<OpId> = recovery.ops.clone();
+        desc.sort_unstable_by(|a, b| b.cmp(a));
+        let mut later: Option<(u64, u64)> = None;
+        for op in desc {
+            let own = recovery.succ_ts.get(&op).copied().unwrap_or(u64::MAX);
+            let bound = match later {
+                Some((client, b)) if client == op.client => own.min(b.saturating_sub(1)),
+                _ => own,
+            };
+            recovery.succ_ts.insert(op, bound);
+            later = Some((op.client, bound));
+        }
+        let key = |op: &OpId| (recovery.succ_ts.get(op).copied().unwrap_or(u64::MAX), *op);
+        let mut ops = std::mem::take(&mut recovery.ops);
+        ops.sort_unstable_by_key(key);
+        recovery.ops = ops;
+        recovery.sorted = true;
+    }
+
+    /// Places recovered operations whose predecessor is known, in order;
+    /// serves new operations once all are placed.
+    fn place_recovered(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        loop {
+            let Role::Leader { recovery, .. } = &mut self.role else {
+                return;
+            };
+            if !recovery.started {
+                return;
+            }
+            if recovery.ops.is_empty() {
+                return self.release_held(now, fx);
+            }
+            if !recovery.sorted {
+                return;
+            }
+            let op = recovery.ops[0];
+            let Some(o) = self.ops.get_mut(&op) else {
+                // Failed (or executed) meanwhile.
+                recovery.ops.remove(0);
+                continue;
+            };
+            match o.coord {
+                Coord::Ready(pred_ts) => {
+                    o.coord = Coord::Done;
+                    let pred = o.pred.map(|p| pred_id(op, p));
+                    recovery.ops.remove(0);
+                    self.place(now, op, pred_ts, pred, fx);
+                }
+                Coord::Failing | Coord::Done => {
+                    recovery.ops.remove(0);
+                }
+                Coord::Waiting { .. } => return,
+            }
+        }
+    }
+
+    /// Recovery finished: handle the proposals held meanwhile.
+    fn release_held(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        let Role::Leader { recovery, .. } = &mut self.role else {
+            return;
+        };
+        if recovery.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut recovery.held);
+        for (conn, m) in held {
+            self.handle_propose(now, conn, m, fx);
+        }
+    }
+
+    /// Recovering leader timers: ask shards that have not answered again.
+    pub(crate) fn tick_recovery(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        let retransmit = self.cfg.retransmit_ns;
+        let Role::Leader { recovery, .. } = &mut self.role else {
+            return;
+        };
+        if recovery.ops.is_empty()
+            || recovery.sorted
+            || now.saturating_sub(recovery.asked_at) < retransmit
+        {
+            return;
+        }
+        recovery.asked_at = now;
+        self.ask_succ_ts(fx);
+    }
+}

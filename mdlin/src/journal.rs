@@ -1,0 +1,610 @@
+//! Multi-Paxos over one shard's journal: appending entries, votes with the
+//! prefix rule, commits, phase 1 of a new leader, and catch-up.
+//!
+//! The prefix rule: a follower accepts slot `i` at ballot `b` only if every
+//! slot before `i` is chosen or accepted at `b` there. So when slot `i+1` is
+//! chosen, a majority also holds slot `i` from the same leader, and any later
+//! leader finds it. Without it, an order entry that already coordinated a
+//! successor could vanish while a later entry survives, and the recovered
+//! order could contradict what another shard's clients observed.
+
+use std::collections::BTreeMap;
+
+use genericsmr::effects::Effects;
+use genericsmr::ReplicaId;
+use tracing::info;
+
+use crate::ballot;
+use crate::messages::{
+    Accept, AcceptReply, CatchupReply, CatchupRequest, Commit, CommitShort, Entry, MdlMsg, Prepare,
+    PrepareReply, SlotReport,
+};
+use crate::replica::{bit, Candidate, Recovery, Replica, Role, SlotState};
+
+/// Most accepts a follower holds while an earlier one is missing.
+const MAX_EARLY_ACCEPTS: usize = 8192;
+
+/// Most slots one catch-up reply carries.
+const CATCHUP_CHUNK: u32 = 1024;
+
+impl Replica {
+    /// Leader: appends `entry` at the next slot and asks the shard to accept it.
+    pub(crate) fn append(&mut self, now: u64, entry: Entry, fx: &mut Effects<MdlMsg>) {
+        let Role::Leader {
+            ballot, next_slot, ..
+        } = &mut self.role
+        else {
+            return;
+        };
+        let (ballot, slot) = (*ballot, *next_slot);
+        *next_slot += 1;
+        let targets = self.accept_targets();
+        self.propose_at(now, ballot, slot, entry, targets, fx);
+    }
+
+    /// The peers accepts go to: all of them, or with `thrifty` the
+    /// `quorum - 1` heard from most recently.
+    fn accept_targets(&self) -> u64 {
+        let peers = self.peers();
+        if !self.cfg.thrifty {
+            return peers;
+        }
+        let mut ids: Vec<ReplicaId> = (0..64u8).filter(|j| peers & bit(*j) != 0).collect();
+        ids.sort_by_key(|j| (std::cmp::Reverse(self.last_heard[*j as usize]), *j));
+        ids.iter()
+            .take(self.cfg.quorum() - 1)
+            .fold(0, |s, j| s | bit(*j))
+    }
+
+    fn propose_at(
+        &mut self,
+        now: u64,
+        ballot: u64,
+        slot: u64,
+        entry: Entry,
+        targets: u64,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        let me = self.cfg.id;
+        let s = self.slot_mut(slot);
+        if s.state != SlotState::Committed {
+            s.state = SlotState::Accepted;
+            s.ballot = ballot;
+            s.entry = entry.clone();
+        }
+        s.acks = bit(me);
+        s.sent_at = now;
+        s.sent_to = targets;
+        fx.send_set(
+            targets,
+            MdlMsg::Accept(Accept {
+                ballot,
+                slot,
+                entry,
+            }),
+        );
+        if self.majority(bit(me)) {
+            self.choose(slot, fx);
+        }
+    }
+
+    /// Follower: vote on a slot (see the prefix rule in the module docs).
+    pub fn handle_accept(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: Accept,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        if !self.same_shard(from) || !self.slot_in_window(m.slot) {
+            return;
+        }
+        self.last_heard[from as usize] = now;
+        if m.ballot < self.promised {
+            let r = AcceptReply {
+                ballot: m.ballot,
+                slot: m.slot,
+                ok: false,
+                promised: self.promised,
+            };
+            return fx.send(from, MdlMsg::AcceptReply(r));
+        }
+        self.observe_ballot(m.ballot, fx);
+        if self.is_leader() {
+            return;
+        }
+        self.leader_hint = Some(ballot::owner(m.ballot));
+        if m.slot >= self.commit_index {
+            let upto = self.prefix_end(m.ballot);
+            if m.slot > upto {
+                // A gap before it: hold it until the gap fills (or the leader
+                // retransmits), so a reordered accept costs no timeout.
+                self.early_accepts.retain(|_, (_, a)| a.ballot == m.ballot);
+                if self.early_accepts.len() < MAX_EARLY_ACCEPTS {
+                    self.early_accepts.insert(m.slot, (from, m));
+                }
+                return;
+            }
+            self.vote(from, m, fx);
+            // Accepts that waited for this one.
+            loop {
+                let end = self.prefix_end(self.prefix.0);
+                let Some((from, a)) = self.early_accepts.remove(&end) else {
+                    break;
+                };
+                if a.ballot != self.promised {
+                    continue;
+                }
+                self.vote(from, a, fx);
+            }
+            let end = self.prefix.1;
+            self.early_accepts = self.early_accepts.split_off(&end);
+            return;
+        }
+        let r = AcceptReply {
+            ballot: m.ballot,
+            slot: m.slot,
+            ok: true,
+            promised: self.promised,
+        };
+        fx.send(from, MdlMsg::AcceptReply(r));
+    }
+
+    /// Accepts a slot that satisfies the prefix rule, and says so.
+    fn vote(&mut self, from: ReplicaId, m: Accept, fx: &mut Effects<MdlMsg>) {
+        let upto = self.prefix.1;
+        let s = self.slot_mut(m.slot);
+        if s.state != SlotState::Committed {
+            s.state = SlotState::Accepted;
+            s.ballot = m.ballot;
+            s.entry = m.entry;
+        }
+        if m.slot == upto {
+            self.prefix.1 = upto + 1;
+        }
+        let r = AcceptReply {
+            ballot: m.ballot,
+            slot: m.slot,
+            ok: true,
+            promised: self.promised,
+        };
+        fx.send(from, MdlMsg::AcceptReply(r));
+    }
+
+    /// The end of the prefix of slots chosen or accepted at `b`.
+    fn prefix_end(&mut self, b: u64) -> u64 {
+        if self.prefix.0 != b || self.prefix.1 < self.commit_index {
+            self.prefix = (b, self.commit_index);
+        }
+        let mut i = self.prefix.1;
+        while let Some(s) = self.log.get(i as usize) {
+            let ok = s.state == SlotState::Committed
+                || (s.state == SlotState::Accepted && s.ballot == b);
+            if !ok {
+                break;
+            }
+            i += 1;
+        }
+        self.prefix.1 = i;
+        i
+    }
+
+    /// Leader: count a vote; a majority chooses the slot.
+    pub fn handle_accept_reply(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: AcceptReply,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        if !self.same_shard(from) {
+            return;
+        }
+        self.last_heard[from as usize] = now;
+        let Role::Leader { ballot, .. } = self.role else {
+            return;
+        };
+        if !m.ok {
+            if m.promised > ballot {
+                self.observe_ballot(m.promised, fx);
+            }
+            return;
+        }
+        if m.ballot != ballot {
+            return;
+        }
+        let Some(s) = self.log.get_mut(m.slot as usize) else {
+            return;
+        };
+        if s.state != SlotState::Accepted || s.ballot != ballot {
+            return;
+        }
+        s.acks |= bit(from);
+        let acks = s.acks;
+        if self.majority(acks) {
+            self.choose(m.slot, fx);
+        }
+    }
+
+    /// Leader: the slot is chosen; peers that did not get the accept get the value.
+    fn choose(&mut self, slot: u64, fx: &mut Effects<MdlMsg>) {
+        let peers = self.peers();
+        let s = &mut self.log[slot as usize];
+        s.state = SlotState::Committed;
+        let missing = peers & !s.sent_to & !s.acks;
+        if missing != 0 {
+            let c = Commit {
+                ballot: s.ballot,
+                slot,
+                entry: s.entry.clone(),
+            };
+            fx.send_set(missing, MdlMsg::Commit(c));
+        }
+        self.advance_commit();
+    }
+
+    /// Moves the commit index over chosen slots.
+    pub(crate) fn advance_commit(&mut self) {
+        while self
+            .log
+            .get(self.commit_index as usize)
+            .is_some_and(|s| s.state == SlotState::Committed)
+        {
+            self.commit_index += 1;
+        }
+        self.known_commit = self.known_commit.max(self.commit_index);
+    }
+
+    /// Follower: a chosen value.
+    pub fn handle_commit(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: Commit,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        if !self.same_shard(from) || !self.slot_in_window(m.slot) {
+            return;
+        }
+        self.last_heard[from as usize] = now;
+        self.observe_ballot(m.ballot, fx);
+        let s = self.slot_mut(m.slot);
+        if s.state != SlotState::Committed {
+            s.state = SlotState::Committed;
+            s.ballot = m.ballot;
+            s.entry = m.entry;
+        }
+        self.advance_commit();
+    }
+
+    /// Follower: every slot below `up_to` accepted at `ballot` is chosen.
+    pub fn handle_commit_short(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: CommitShort,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        if !self.same_shard(from) {
+            return;
+        }
+        self.last_heard[from as usize] = now;
+        if m.ballot < self.promised {
+            return;
+        }
+        self.observe_ballot(m.ballot, fx);
+        self.leader_hint = Some(ballot::owner(m.ballot));
+        let end = m.up_to.min(self.log.len() as u64);
+        for i in self.commit_index..end {
+            let s = &mut self.log[i as usize];
+            if s.state == SlotState::Accepted && s.ballot == m.ballot {
+                s.state = SlotState::Committed;
+            }
+        }
+        self.advance_commit();
+        self.known_commit = self.known_commit.max(m.up_to);
+    }
+
+    /// Asks the leader for chosen slots this replica lacks.
+    pub(crate) fn catch_up(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        if self.is_leader() || self.known_commit <= self.commit_index {
+            return;
+        }
+        if now.saturating_sub(self.catchup_at) < self.cfg.retransmit_ns {
+            return;
+        }
+        let Some(l) = self.leader_hint.filter(|l| self.same_shard(*l)) else {
+            return;
+        };
+        self.catchup_at = now;
+        let r = CatchupRequest {
+            from_slot: self.commit_index,
+            max: CATCHUP_CHUNK,
+        };
+        fx.send(l, MdlMsg::CatchupRequest(r));
+    }
+
+    /// Leader (or anyone with chosen slots): answers a catch-up request.
+    pub fn handle_catchup_request(
+        &mut self,
+        from: ReplicaId,
+        m: CatchupRequest,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        if !self.same_shard(from) {
+            return;
+        }
+        let slots: Vec<SlotReport> = (m.from_slot..self.commit_index)
+            .take(m.max.min(CATCHUP_CHUNK) as usize)
+            .map(|i| {
+                let s = &self.log[i as usize];
+                SlotReport {
+                    slot: i,
+                    ballot: s.ballot,
+                    committed: true,
+                    entry: s.entry.clone(),
+                }
+            })
+            .collect();
+        if !slots.is_empty() {
+            fx.send(from, MdlMsg::CatchupReply(CatchupReply { slots }));
+        }
+    }
+
+    /// Follower: chosen slots from the leader.
+    pub fn handle_catchup_reply(&mut self, from: ReplicaId, m: CatchupReply) {
+        if !self.same_shard(from) {
+            return;
+        }
+        for r in m.slots {
+            if !r.committed || !self.slot_in_window(r.slot) {
+                continue;
+            }
+            let s = self.slot_mut(r.slot);
+            if s.state != SlotState::Committed {
+                s.state = SlotState::Committed;
+                s.ballot = r.ballot;
+                s.entry = r.entry;
+            }
+        }
+        self.advance_commit();
+        self.catchup_at = 0;
+    }
+
+    /// The master asks this replica to lead its shard: run phase 1.
+    pub fn handle_be_leader(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        if self.is_leader() {
+            return;
+        }
+        let round = ballot::round(self.promised) + 1;
+        let b = ballot::make(round, self.cfg.id);
+        info!(ballot = b, "campaigning for shard leadership");
+        self.promised = b;
+        let me = self.cfg.id;
+        let mut best = BTreeMap::new();
+        for (i, s) in self.log.iter().enumerate().skip(self.commit_index as usize) {
+            if s.state != SlotState::Empty {
+                best.insert(
+                    i as u64,
+                    (s.ballot, s.state == SlotState::Committed, s.entry.clone()),
+                );
+            }
+        }
+        self.role = Role::Candidate(Candidate {
+            ballot: b,
+            from_slot: self.commit_index,
+            promises: bit(me),
+            sent_at: now,
+            best,
+        });
+        fx.send_set(
+            self.peers(),
+            MdlMsg::Prepare(Prepare {
+                ballot: b,
+                from_slot: self.commit_index,
+            }),
+        );
+        self.maybe_lead(now, fx);
+    }
+
+    /// Follower: promise a higher ballot and report the journal from `from_slot`.
+    pub fn handle_prepare(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: Prepare,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        if !self.same_shard(from) {
+            return;
+        }
+        self.last_heard[from as usize] = now;
+        if m.ballot <= self.promised {
+            let r = PrepareReply {
+                ballot: m.ballot,
+                ok: false,
+                promised: self.promised,
+                slots: Vec::new(),
+            };
+            return fx.send(from, MdlMsg::PrepareReply(r));
+        }
+        self.observe_ballot(m.ballot, fx);
+        let slots = self
+            .log
+            .iter()
+            .enumerate()
+            .skip(m.from_slot as usize)
+            .filter(|(_, s)| s.state != SlotState::Empty)
+            .map(|(i, s)| SlotReport {
+                slot: i as u64,
+                ballot: s.ballot,
+                committed: s.state == SlotState::Committed,
+                entry: s.entry.clone(),
+            })
+            .collect();
+        let r = PrepareReply {
+            ballot: m.ballot,
+            ok: true,
+            promised: self.promised,
+            slots,
+        };
+        fx.send(from, MdlMsg::PrepareReply(r));
+    }
+
+    /// Candidate: collect promises; a majority makes this replica the leader.
+    pub fn handle_prepare_reply(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: PrepareReply,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        if !self.same_shard(from) {
+            return;
+        }
+        self.last_heard[from as usize] = now;
+        if !m.ok {
+            if m.promised > self.promised {
+                self.observe_ballot(m.promised, fx);
+            }
+            return;
+        }
+        let Role::Candidate(c) = &mut self.role else {
+            return;
+        };
+        if m.ballot != c.ballot {
+            return;
+        }
+        c.promises |= bit(from);
+        for r in m.slots {
+            if r.slot < c.from_slot {
+                continue;
+            }
+            let e = c.best.entry(r.slot).or_insert((0, false, Entry::Noop));
+            if e.1 {
+                continue;
+            }
+            if r.committed || r.ballot > e.0 {
+                *e = (r.ballot, r.committed, r.entry);
+            }
+        }
+        self.maybe_lead(now, fx);
+    }
+
+    /// Becomes leader once a majority promised: re-proposes every reported
+    /// slot at the new ballot (holes become no-ops), then waits for them to
+    /// execute before re-placing unordered operations (`failover.rs`).
+    fn maybe_lead(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        let Role::Candidate(c) = &self.role else {
+            return;
+        };
+        if !self.majority(c.promises) {
+            return;
+        }
+        let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else {
+            unreachable!()
+        };
+        let end = c.best.keys().next_back().map_or(c.from_slot, |s| s + 1);
+        info!(
+            ballot = c.ballot,
+            from = c.from_slot,
+            end,
+            "leading the shard"
+        );
+        self.role = Role::Leader {
+            ballot: c.ballot,
+            next_slot: end,
+            recovery: Recovery {
+                after_slot: end,
+                ..Recovery::default()
+            },
+        };
+        let me = self.cfg.shard() as usize;
+        self.shard_leaders[me] = Some(self.cfg.id);
+        self.leader_hint = Some(self.cfg.id);
+        self.prefix = (c.ballot, self.commit_index);
+        let mut best = c.best;
+        let peers = self.peers();
+        for slot in c.from_slot..end {
+            match best.remove(&slot) {
+                Some((b, true, entry)) => {
+                    let s = self.slot_mut(slot);
+                    s.state = SlotState::Committed;
+                    s.ballot = b;
+                    s.entry = entry.clone();
+                    // Peers may lack it; they ignore a commit they already have.
+                    fx.send_set(
+                        peers,
+                        MdlMsg::Commit(Commit {
+                            ballot: b,
+                            slot,
+                            entry,
+                        }),
+                    );
+                }
+                Some((_, false, entry)) => self.propose_at(now, c.ballot, slot, entry, peers, fx),
+                None => self.propose_at(now, c.ballot, slot, Entry::Noop, peers, fx),
+            }
+        }
+        self.advance_commit();
+        self.last_heartbeat = 0;
+    }
+
+    /// Leader and candidate timers: retransmissions and heartbeats.
+    pub(crate) fn tick_journal(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        let peers = self.peers();
+        match &mut self.role {
+            Role::Candidate(c) => {
+                if now.saturating_sub(c.sent_at) >= self.cfg.retransmit_ns {
+                    c.sent_at = now;
+                    let p = Prepare {
+                        ballot: c.ballot,
+                        from_slot: c.from_slot,
+                    };
+                    fx.send_set(peers & !c.promises, MdlMsg::Prepare(p));
+                }
+            }
+            Role::Leader {
+                ballot, next_slot, ..
+            } => {
+                let (ballot, end) = (*ballot, *next_slot);
+                let mut resend = Vec::new();
+                for i in self.commit_index..end.min(self.log.len() as u64) {
+                    let s = &mut self.log[i as usize];
+                    if s.state == SlotState::Accepted
+                        && now.saturating_sub(s.sent_at) >= self.cfg.retransmit_ns
+                    {
+                        s.sent_at = now;
+                        s.sent_to = peers;
+                        resend.push((i, s.acks, s.entry.clone()));
+                    }
+                }
+                // In slot order, so followers' prefixes fill from the front.
+                for (slot, acks, entry) in resend {
+                    fx.send_set(
+                        peers & !acks,
+                        MdlMsg::Accept(Accept {
+                            ballot,
+                            slot,
+                            entry,
+                        }),
+                    );
+                }
+                if now.saturating_sub(self.last_heartbeat) >= self.cfg.heartbeat_ns
+                    || self.commit_index > self.announced
+                {
+                    self.last_heartbeat = now;
+                    self.announced = self.commit_index;
+                    fx.send_set(
+                        peers,
+                        MdlMsg::CommitShort(CommitShort {
+                            ballot,
+                            up_to: self.commit_index,
+                        }),
+                    );
+                }
+            }
+            Role::Follower => self.catch_up(now, fx),
+        }
+    }
+}

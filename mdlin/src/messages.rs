@@ -1,0 +1,430 @@
+//! MDLin messages (type codes 0x70..=0x8f) and the entries of a shard's journal.
+//!
+//! Two of them come from clients: [`MdlPropose`] (an operation, naming its
+//! chain predecessor) and [`CoordReq`] (sent to the predecessor's shard
+//! leader, asking it to tell the operation's leader once the predecessor is
+//! safe to follow). Shard leaders answer each other with [`CoordReply`]. The
+//! rest replicate one shard's journal with Multi-Paxos: every round-1
+//! replication, every round-2 ordering and every failure is a journal
+//! [`Entry`] in its own slot.
+
+use bytes::{BufMut, BytesMut};
+use genericsmr::command::Command;
+use genericsmr::messages::codes::MDLIN_BASE;
+use genericsmr::wire::{Frame, Marshal, Message, Reader, Unmarshal, WireError};
+use genericsmr::wire_struct;
+
+/// Identifies one operation: its client and the client's issue index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct OpId {
+    /// The issuing client's session id.
+    pub client: u64,
+    /// The client's issue index (the command's `seq`); a retry reuses it.
+    pub seq: u64,
+}
+wire_struct!(OpId { client, seq });
+
+impl OpId {
+    /// The id of `cmd`.
+    pub fn of(cmd: &Command) -> OpId {
+        OpId {
+            client: cmd.client,
+            seq: cmd.seq,
+        }
+    }
+}
+
+/// An operation's chain predecessor: the same client's most recent operation
+/// that was still outstanding when this one was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pred {
+    /// The predecessor's issue index (same client).
+    pub seq: u64,
+    /// The shard the predecessor went to, whose leader coordinates it.
+    pub shard: u8,
+}
+wire_struct!(Pred { seq, shard });
+
+/// Client -> the operation's shard leader: replicate and order this operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdlPropose {
+    /// The operation; `(client, seq)` is its [`OpId`].
+    pub cmd: Command,
+    /// Per (client, shard) counter, contiguous from 0: the leader admits a
+    /// client's operations in this order and buffers gaps.
+    pub shard_seq: u64,
+    /// The chain predecessor, or none for an operation issued while nothing
+    /// else of this client was outstanding (it takes the one-round path).
+    pub pred: Option<Pred>,
+}
+wire_struct!(
+    MdlPropose {
+        cmd,
+        shard_seq,
+        pred
+    } = MDLIN_BASE
+);
+
+/// Client (or a successor's shard leader, retrying) -> the predecessor's shard
+/// leader: tell `succ_shard`'s leader once `pred` is committed and coordinated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordReq {
+    /// The predecessor, on the receiving shard.
+    pub pred: OpId,
+    /// The operation waiting for it.
+    pub succ: OpId,
+    /// The shard of `succ`, whose leader gets the [`CoordReply`].
+    pub succ_shard: u8,
+}
+wire_struct!(
+    CoordReq {
+        pred,
+        succ,
+        succ_shard
+    } = MDLIN_BASE + 1
+);
+
+/// Predecessor's shard leader -> successor's shard leader: the predecessor is
+/// safe to follow (`ok`, with its timestamp), or it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordReply {
+    /// The waiting operation.
+    pub succ: OpId,
+    /// Its predecessor, the subject of this reply.
+    pub pred: OpId,
+    /// Whether the predecessor will take effect; `false` fails `succ` too.
+    pub ok: bool,
+    /// The predecessor's timestamp: the successor's must be larger.
+    pub ts: u64,
+}
+wire_struct!(CoordReply { succ, pred, ok, ts } = MDLIN_BASE + 2);
+
+/// What one slot of a shard's journal holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Nothing (fills a hole a new leader found).
+    Noop,
+    /// Round 1: the operation is replicated (with its predecessor, so a new
+    /// leader can coordinate it again), not yet ordered.
+    Pending {
+        /// The operation.
+        cmd: Command,
+        /// Its per (client, shard) admission counter.
+        shard_seq: u64,
+        /// Its chain predecessor.
+        pred: Option<Pred>,
+    },
+    /// Round 2: the operation (replicated earlier by `Pending`) takes this
+    /// position in the shard's order; execution follows these entries.
+    Order {
+        /// The operation.
+        op: OpId,
+        /// Its timestamp (larger than its predecessor's and than every
+        /// earlier order entry's).
+        ts: u64,
+    },
+    /// An operation without a predecessor, replicated and ordered in one round.
+    Head {
+        /// The operation.
+        cmd: Command,
+        /// Its per (client, shard) admission counter.
+        shard_seq: u64,
+        /// Its timestamp.
+        ts: u64,
+    },
+    /// The operation failed: it never takes effect, here or after any failover.
+    Fail {
+        /// The operation.
+        op: OpId,
+    },
+}
+
+impl Marshal for Entry {
+    fn marshal(&self, buf: &mut BytesMut) {
+        match self {
+            Entry::Noop => buf.put_u8(0),
+            Entry::Pending {
+                cmd,
+                shard_seq,
+                pred,
+            } => {
+                buf.put_u8(1);
+                cmd.marshal(buf);
+                shard_seq.marshal(buf);
+                pred.marshal(buf);
+            }
+            Entry::Order { op, ts } => {
+                buf.put_u8(2);
+                op.marshal(buf);
+                ts.marshal(buf);
+            }
+            Entry::Head { cmd, shard_seq, ts } => {
+                buf.put_u8(3);
+                cmd.marshal(buf);
+                shard_seq.marshal(buf);
+                ts.marshal(buf);
+            }
+            Entry::Fail { op } => {
+                buf.put_u8(4);
+                op.marshal(buf);
+            }
+        }
+    }
+}
+
+impl Unmarshal for Entry {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        Ok(match r.u8("entry kind")? {
+            0 => Entry::Noop,
+            1 => Entry::Pending {
+                cmd: Command::unmarshal(r)?,
+                shard_seq: r.u64("shard seq")?,
+                pred: Option::unmarshal(r)?,
+            },
+            2 => Entry::Order {
+                op: OpId::unmarshal(r)?,
+                ts: r.u64("ts")?,
+            },
+            3 => Entry::Head {
+                cmd: Command::unmarshal(r)?,
+                shard_seq: r.u64("shard seq")?,
+                ts: r.u64("ts")?,
+            },
+            4 => Entry::Fail {
+                op: OpId::unmarshal(r)?,
+            },
+            v => {
+                return Err(WireError::Invalid {
+                    what: "journal entry kind",
+                    value: v as u64,
+                })
+            }
+        })
+    }
+}
+
+/// Leader -> followers: accept `entry` in `slot` at `ballot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept {
+    /// The leader's ballot.
+    pub ballot: u64,
+    /// The journal slot.
+    pub slot: u64,
+    /// What the slot holds.
+    pub entry: Entry,
+}
+wire_struct!(
+    Accept {
+        ballot,
+        slot,
+        entry
+    } = MDLIN_BASE + 3
+);
+
+/// Follower -> leader: the vote on one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptReply {
+    /// The ballot of the accept answered.
+    pub ballot: u64,
+    /// The slot.
+    pub slot: u64,
+    /// Whether the follower accepted; it refuses a lower ballot, and a slot
+    /// whose earlier slots it does not all hold (the prefix rule).
+    pub ok: bool,
+    /// The follower's promised ballot (higher than `ballot` on a ballot refusal).
+    pub promised: u64,
+}
+wire_struct!(
+    AcceptReply {
+        ballot,
+        slot,
+        ok,
+        promised
+    } = MDLIN_BASE + 4
+);
+
+/// Leader -> a follower that may lack the value: `slot` is chosen with `entry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// The ballot it was chosen at.
+    pub ballot: u64,
+    /// The slot.
+    pub slot: u64,
+    /// The chosen entry.
+    pub entry: Entry,
+}
+wire_struct!(
+    Commit {
+        ballot,
+        slot,
+        entry
+    } = MDLIN_BASE + 5
+);
+
+/// Leader -> followers: every slot below `up_to` is chosen with the value
+/// accepted at `ballot`; also the leader's heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitShort {
+    /// The leader's ballot.
+    pub ballot: u64,
+    /// The chosen prefix.
+    pub up_to: u64,
+}
+wire_struct!(CommitShort { ballot, up_to } = MDLIN_BASE + 6);
+
+/// New leader -> its shard: promise `ballot` and report every slot from `from_slot` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepare {
+    /// The candidate's ballot.
+    pub ballot: u64,
+    /// The candidate's first slot not known chosen.
+    pub from_slot: u64,
+}
+wire_struct!(Prepare { ballot, from_slot } = MDLIN_BASE + 7);
+
+/// What an acceptor holds in one slot, reported in phase 1 and in catch-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotReport {
+    /// The slot.
+    pub slot: u64,
+    /// The ballot the entry was accepted at.
+    pub ballot: u64,
+    /// Whether the acceptor knows the entry is chosen.
+    pub committed: bool,
+    /// The entry.
+    pub entry: Entry,
+}
+wire_struct!(SlotReport {
+    slot,
+    ballot,
+    committed,
+    entry
+});
+
+/// Follower -> candidate: a promise (with the journal from `from_slot`) or a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareReply {
+    /// The ballot answered.
+    pub ballot: u64,
+    /// Whether the promise was given.
+    pub ok: bool,
+    /// The follower's promised ballot.
+    pub promised: u64,
+    /// Every non-empty slot at or after the prepare's `from_slot`.
+    pub slots: Vec<SlotReport>,
+}
+wire_struct!(
+    PrepareReply {
+        ballot,
+        ok,
+        promised,
+        slots
+    } = MDLIN_BASE + 8
+);
+
+/// A recovering shard leader -> every shard leader: for each of `ops`, the
+/// timestamp of its chain successor if you have ordered or coordinated one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuccTsRequest {
+    /// Matches the reply to the recovery that asked.
+    pub nonce: u64,
+    /// Operations committed but not ordered at the asker's shard.
+    pub ops: Vec<OpId>,
+}
+wire_struct!(SuccTsRequest { nonce, ops } = MDLIN_BASE + 9);
+
+/// Answer to [`SuccTsRequest`], one timestamp per asked operation
+/// (`u64::MAX`: no successor known here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuccTsReply {
+    /// The request's nonce.
+    pub nonce: u64,
+    /// The answering shard.
+    pub shard: u8,
+    /// One timestamp per asked operation, in the asked order.
+    pub ts: Vec<u64>,
+}
+wire_struct!(SuccTsReply { nonce, shard, ts } = MDLIN_BASE + 10);
+
+/// A lagging follower -> the leader: send the chosen entries from `from_slot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatchupRequest {
+    /// First slot wanted.
+    pub from_slot: u64,
+    /// Most slots wanted.
+    pub max: u32,
+}
+wire_struct!(CatchupRequest { from_slot, max } = MDLIN_BASE + 11);
+
+/// Leader -> follower: chosen slots (each reported as committed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatchupReply {
+    /// The chosen slots, in order.
+    pub slots: Vec<SlotReport>,
+}
+wire_struct!(CatchupReply { slots } = MDLIN_BASE + 12);
+
+/// Every message an MDLin replica sends to another replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MdlMsg {
+    /// See [`CoordReq`] (a leader retrying on behalf of a waiting successor).
+    CoordReq(CoordReq),
+    /// See [`CoordReply`].
+    CoordReply(CoordReply),
+    /// See [`Accept`].
+    Accept(Accept),
+    /// See [`AcceptReply`].
+    AcceptReply(AcceptReply),
+    /// See [`Commit`].
+    Commit(Commit),
+    /// See [`CommitShort`].
+    CommitShort(CommitShort),
+    /// See [`Prepare`].
+    Prepare(Prepare),
+    /// See [`PrepareReply`].
+    PrepareReply(PrepareReply),
+    /// See [`SuccTsRequest`].
+    SuccTsRequest(SuccTsRequest),
+    /// See [`SuccTsReply`].
+    SuccTsReply(SuccTsReply),
+    /// See [`CatchupRequest`].
+    CatchupRequest(CatchupRequest),
+    /// See [`CatchupReply`].
+    CatchupReply(CatchupReply),
+}
+
+impl Frame for MdlMsg {
+    fn encode_frame(&self, out: &mut BytesMut) {
+        match self {
+            MdlMsg::CoordReq(m) => m.encode_frame(out),
+            MdlMsg::CoordReply(m) => m.encode_frame(out),
+            MdlMsg::Accept(m) => m.encode_frame(out),
+            MdlMsg::AcceptReply(m) => m.encode_frame(out),
+            MdlMsg::Commit(m) => m.encode_frame(out),
+            MdlMsg::CommitShort(m) => m.encode_frame(out),
+            MdlMsg::Prepare(m) => m.encode_frame(out),
+            MdlMsg::PrepareReply(m) => m.encode_frame(out),
+            MdlMsg::SuccTsRequest(m) => m.encode_frame(out),
+            MdlMsg::SuccTsReply(m) => m.encode_frame(out),
+            MdlMsg::CatchupRequest(m) => m.encode_frame(out),
+            MdlMsg::CatchupReply(m) => m.encode_frame(out),
+        }
+    }
+}
+
+/// Codes of every message, for documentation and tests.
+pub const CODES: [(u8, &str); 13] = [
+    (MdlPropose::CODE, MdlPropose::NAME),
+    (CoordReq::CODE, CoordReq::NAME),
+    (CoordReply::CODE, CoordReply::NAME),
+    (Accept::CODE, Accept::NAME),
+    (AcceptReply::CODE, AcceptReply::NAME),
+    (Commit::CODE, Commit::NAME),
+    (CommitShort::CODE, CommitShort::NAME),
+    (Prepare::CODE, Prepare::NAME),
+    (PrepareReply::CODE, PrepareReply::NAME),
+    (SuccTsRequest::CODE, SuccTsRequest::NAME),
+    (SuccTsReply::CODE, SuccTsReply::NAME),
+    (CatchupRequest::CODE, CatchupRequest::NAME),
+    (CatchupReply::CODE, CatchupReply::NAME),
+];

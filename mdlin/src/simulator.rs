@@ -1,0 +1,756 @@
+//! A deterministic simulator of a whole sharded MDLin deployment.
+//!
+//! Everything comes from one seed: message delays (a fixed one-way delay plus
+//! jitter, which reorders), drops, leader crashes at chosen moments, and the
+//! clients' workload. Clients multi-dispatch: each application request issues
+//! up to `fanout` operations back to back, chained (each names the previous
+//! one as predecessor), and delivers their answers in issue order. A stand-in
+//! for the master publishes each shard's leader and asks a live replica to
+//! take over when a leader is down. The run yields the client history (with
+//! chain links) and every replica's executed order, for the MDL checkers.
+//!
+//! With `single_dispatch`, clients issue one operation at a time without
+//! predecessors: every operation takes the one-round path, the message pattern
+//! of Multi-Paxos, which gives a baseline measured on the same shards.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use bytes::Bytes;
+use checker::history::{Outcome, Record};
+use genericsmr::command::{Command, Op, Outcome as CmdOutcome};
+use genericsmr::effects::{Dest, Effects, Reply};
+use genericsmr::messages::{ProposeReply, ReplyStatus};
+use genericsmr::ReplicaId;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::messages::{CoordReq, MdlMsg, MdlPropose, OpId, Pred};
+use crate::replica::{Config as ReplicaConfig, CoordMode, Replica};
+
+/// The shard of a key (the same map clients and servers use).
+pub fn shard_of(key: &[u8], shards: usize) -> u8 {
+    (xxhash_rust::xxh3::xxh3_64(key) % shards as u64) as u8
+}
+
+/// When to crash a shard's leader.
+#[derive(Debug, Clone, Copy)]
+pub struct Crash {
+    /// Simulated time of the crash (ns).
+    pub at: u64,
+    /// The shard whose current leader crashes.
+    pub shard: u8,
+}
+
+/// Crash a shard's leader at the moment it sends its first coordination
+/// reply to another shard (the scripted failure scenarios).
+#[derive(Debug, Clone, Copy)]
+pub struct CrashOnCoord {
+    /// The shard whose leader crashes.
+    pub shard: u8,
+    /// Let the coordination reply out (the leader crashes right after sending
+    /// it, before its round 2 completes); otherwise it is lost with the leader
+    /// (round 1 committed, no reply sent).
+    pub reply_escapes: bool,
+    /// Only once this much simulated time has passed (ns).
+    pub after: u64,
+}
+
+/// One simulated run.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Number of shards.
+    pub shards: usize,
+    /// Replicas per shard.
+    pub n: usize,
+    /// Coordination mode.
+    pub mode: CoordMode,
+    /// Number of clients.
+    pub clients: usize,
+    /// Application requests per client.
+    pub requests: usize,
+    /// Operations per application request: exactly this many, or uniformly
+    /// 1..=fanout with `random_fanout`.
+    pub fanout: usize,
+    /// Draw each request's fanout at random.
+    pub random_fanout: bool,
+    /// Issue one operation at a time, without chains (the Multi-Paxos pattern).
+    pub single_dispatch: bool,
+    /// Keys in the workload (small: reads see writes).
+    pub keys: usize,
+    /// Share of writes, in percent.
+    pub write_pct: u32,
+    /// One-way delay of every message (ns).
+    pub one_way_ns: u64,
+    /// Extra uniform delay in 0..jitter (ns); reorders messages.
+    pub jitter_ns: u64,
+    /// Chance, in per mille, that a replica-to-replica message is lost.
+    pub drop_per_mille: u32,
+    /// Leader crashes.
+    pub crashes: Vec<Crash>,
+    /// Leader crashes tied to coordination.
+    pub crash_on_coord: Vec<CrashOnCoord>,
+    /// Chance, in per mille, that a client "loses" a chained operation: it
+    /// reaches its leader only `late_ns` later, as from a client that stalled
+    /// mid-chain. Its successors fail; it may still succeed.
+    pub lose_per_mille: u32,
+    /// How late a lost operation arrives (ns); above the coordination timeout.
+    pub late_ns: u64,
+    /// A client resends an unanswered operation after this long (ns).
+    pub client_retry_ns: u64,
+    /// A client gives up on an operation after this long (ns): outcome unknown.
+    pub client_give_up_ns: u64,
+    /// Stop issuing after this simulated time (ns).
+    pub max_time_ns: u64,
+    /// Replica timing, applied to every replica.
+    pub coord_timeout_ns: u64,
+}
+
+impl SimConfig {
+    /// A small default run: 2 shards of 3, 3 clients, fanout up to 4.
+    pub fn new(seed: u64) -> Self {
+        SimConfig {
+            seed,
+            shards: 2,
+            n: 3,
+            mode: CoordMode::Fast,
+            clients: 3,
+            requests: 15,
+            fanout: 4,
+            random_fanout: true,
+            single_dispatch: false,
+            keys: 4,
+            write_pct: 50,
+            one_way_ns: 500_000,
+            jitter_ns: 500_000,
+            drop_per_mille: 0,
+            crashes: Vec::new(),
+            crash_on_coord: Vec::new(),
+            lose_per_mille: 0,
+            late_ns: 5_000_000_000,
+            client_retry_ns: 400_000_000,
+            client_give_up_ns: 8_000_000_000,
+            max_time_ns: 60_000_000_000,
+            coord_timeout_ns: 3_000_000_000,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct SimReport {
+    /// Every operation, with chain links, invocation and delivery times.
+    pub history: Vec<Record>,
+    /// `logs[shard][replica]`: each replica's executed order, as (client, seq).
+    pub logs: Vec<Vec<Vec<(u64, u64)>>>,
+    /// Latency of each completed application request (ns).
+    pub request_latency_ns: Vec<u64>,
+    /// Peer messages delivered.
+    pub messages: u64,
+    /// Simulated time at the end (ns).
+    pub end_ns: u64,
+    /// Operations still in flight at a live leader at the end.
+    pub stuck: usize,
+    /// What those operations wait for.
+    pub stuck_detail: String,
+    /// Crashes that happened: (time, replica).
+    pub crashed: Vec<(u64, ReplicaId)>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Peer {
+        to: ReplicaId,
+        from: ReplicaId,
+        msg: MdlMsg,
+    },
+    Propose {
+        to: ReplicaId,
+        client: usize,
+        msg: MdlPropose,
+    },
+    Coord {
+        to: ReplicaId,
+        msg: CoordReq,
+    },
+    Reply {
+        client: usize,
+        reply: ProposeReply,
+    },
+    Tick {
+        r: ReplicaId,
+    },
+    Issue {
+        client: usize,
+    },
+    Retry {
+        client: usize,
+        idx: usize,
+        attempt: u32,
+    },
+    Crash {
+        shard: u8,
+    },
+    Master,
+}
+
+struct OpRec {
+    cmd: Command,
+    shard: u8,
+    shard_seq: u64,
+    pred: Option<Pred>,
+    invoked: u64,
+    answer: Option<(u64, ReplyStatus, CmdOutcome)>,
+    given_up: bool,
+}
+
+#[derive(Default)]
+struct Client {
+    seq: u64,
+    shard_seq: HashMap<u8, u64>,
+    done: usize,
+    /// The application request in flight: its operations and start time.
+    current: Vec<OpRec>,
+    started: u64,
+    delivered: usize,
+    /// Operations of the request not issued yet (single dispatch).
+    remaining: usize,
+    /// Whether every operation of the request so far was answered.
+    complete: bool,
+}
+
+struct Sim {
+    cfg: SimConfig,
+    now: u64,
+    next: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    events: HashMap<usize, Kind>,
+    ev_id: usize,
+    rng: SmallRng,
+    replicas: Vec<Replica>,
+    alive: Vec<bool>,
+    leaders: Vec<Option<ReplicaId>>,
+    asked: Vec<Option<(ReplicaId, u64)>>,
+    clients: Vec<Client>,
+    history: Vec<Record>,
+    latencies: Vec<u64>,
+    messages: u64,
+    crashed: Vec<(u64, ReplicaId)>,
+}
+
+/// Runs one simulation.
+pub fn run(cfg: &SimConfig) -> SimReport {
+    let total = cfg.shards * cfg.n;
+    let replicas = (0..total)
+        .map(|g| {
+            let mut c = ReplicaConfig::new(g as ReplicaId, cfg.n, cfg.shards);
+            c.mode = cfg.mode;
+            c.record_order = true;
+            c.coord_timeout_ns = cfg.coord_timeout_ns;
+            Replica::new(c)
+        })
+        .collect();
+    let mut s = Sim {
+        cfg: cfg.clone(),
+        now: 0,
+        next: 0,
+        queue: BinaryHeap::new(),
+        events: HashMap::new(),
+        ev_id: 0,
+        rng: SmallRng::seed_from_u64(cfg.seed),
+        replicas,
+        alive: vec![true; total],
+        leaders: vec![None; cfg.shards],
+        asked: vec![None; cfg.shards],
+        clients: (0..cfg.clients).map(|_| Client::default()).collect(),
+        history: Vec::new(),
+        latencies: Vec::new(),
+        messages: 0,
+        crashed: Vec::new(),
+    };
+    for sh in 0..cfg.shards {
+        let first = (sh * cfg.n) as ReplicaId;
+        s.on(first, |r, now, fx| r.handle_be_leader(now, fx));
+        s.asked[sh] = Some((first, 0));
+    }
+    for r in 0..total {
+        let t = s.rng.gen_range(0..5_000_000);
+        s.at(t, Kind::Tick { r: r as ReplicaId });
+    }
+    for c in 0..cfg.clients {
+        s.at(20_000_000 + c as u64 * 100_000, Kind::Issue { client: c });
+    }
+    for c in &cfg.crashes {
+        s.at(c.at, Kind::Crash { shard: c.shard });
+    }
+    s.at(0, Kind::Master);
+    let hard_end = cfg.max_time_ns + cfg.client_give_up_ns + 10_000_000_000;
+    while let Some(Reverse((t, _, id))) = s.queue.pop() {
+        if t > hard_end {
+            break;
+        }
+        s.now = t;
+        let Some(k) = s.events.remove(&id) else {
+            continue;
+        };
+        s.handle(k);
+        if s.clients
+            .iter()
+            .all(|c| c.current.is_empty() && c.done >= cfg.requests)
+            && !matches!(s.queue.peek(), Some(Reverse((t, _, _))) if *t <= s.now)
+        {
+            // Let replicas settle (commits reach followers), then stop.
+            s.settle(s.now + 1_000_000_000);
+            break;
+        }
+    }
+    s.finish()
+}
+
+impl Sim {
+    fn at(&mut self, time: u64, k: Kind) {
+        self.ev_id += 1;
+        self.next += 1;
+        self.events.insert(self.ev_id, k);
+        self.queue.push(Reverse((time, self.next, self.ev_id)));
+    }
+
+    fn delay(&mut self) -> u64 {
+        let j = if self.cfg.jitter_ns > 0 {
+            self.rng.gen_range(0..self.cfg.jitter_ns)
+        } else {
+            0
+        };
+        self.cfg.one_way_ns + j
+    }
+
+    fn on(&mut self, r: ReplicaId, f: impl FnOnce(&mut Replica, u64, &mut Effects<MdlMsg>)) {
+        if !self.alive[r as usize] {
+            return;
+        }
+        let mut fx = Effects::without_persistence();
+        let now = self.now;
+        let rep = &mut self.replicas[r as usize];
+        f(rep, now, &mut fx);
+        rep.flush(now, &mut fx);
+        let shard = r as usize / self.cfg.n;
+        let trigger = self.cfg.crash_on_coord.iter().position(|t| {
+            t.shard as usize == shard
+                && now >= t.after
+                && self.replicas[r as usize].is_leader()
+                && fx.sends.iter().any(|(d, m)| {
+                    matches!(m, MdlMsg::CoordReply(_))
+                        && matches!(d, Dest::Peer(p) if *p as usize / self.cfg.n != shard)
+                })
+        });
+        if let Some(i) = trigger {
+            let t = self.cfg.crash_on_coord.remove(i);
+            self.alive[r as usize] = false;
+            self.crashed.push((now, r));
+            // What escapes: the coordination replies, if so scripted; nothing else.
+            fx.sends
+                .retain(|(_, m)| t.reply_escapes && matches!(m, MdlMsg::CoordReply(_)));
+            fx.replies.clear();
+        }
+        for (dest, msg) in fx.sends.drain(..) {
+            let set = match dest {
+                Dest::Peer(p) => 1u64 << p,
+                Dest::Set(s) => s,
+                Dest::All => u64::MAX,
+            };
+            for to in 0..self.replicas.len() {
+                if to != r as usize && set & (1u64 << to) != 0 {
+                    if self.cfg.drop_per_mille > 0
+                        && self.rng.gen_range(0..1000) < self.cfg.drop_per_mille
+                    {
+                        continue;
+                    }
+                    let d = self.delay();
+                    let k = Kind::Peer {
+                        to: to as ReplicaId,
+                        from: r,
+                        msg: msg.clone(),
+                    };
+                    self.at(now + d, k);
+                }
+            }
+        }
+        for (conn, reply) in fx.replies.drain(..) {
+            if let Reply::Propose(p) = reply {
+                let d = self.delay();
+                self.at(
+                    now + d,
+                    Kind::Reply {
+                        client: conn as usize,
+                        reply: p,
+                    },
+                );
+            }
+        }
+    }
+
+    fn handle(&mut self, k: Kind) {
+        match k {
+            Kind::Peer { to, from, msg } => {
+                if self.alive[to as usize] {
+                    self.messages += 1;
+                    self.on(to, |r, now, fx| r.handle_peer(now, from, msg, fx));
+                }
+            }
+            Kind::Propose { to, client, msg } => self.on(to, |r, now, fx| {
+                r.handle_propose(now, client as u64, msg, fx)
+            }),
+            Kind::Coord { to, msg } => {
+                self.on(to, |r, now, fx| r.handle_coord_req(now, None, msg, fx))
+            }
+            Kind::Reply { client, reply } => self.client_reply(client, reply),
+            Kind::Tick { r } => {
+                if self.alive[r as usize] {
+                    self.on(r, |rep, now, fx| rep.tick(now, fx));
+                    let t = self.now + 5_000_000;
+                    self.at(t, Kind::Tick { r });
+                }
+            }
+            Kind::Issue { client } => self.issue(client),
+            Kind::Retry {
+                client,
+                idx,
+                attempt,
+            } => self.retry(client, idx, attempt),
+            Kind::Crash { shard } => {
+                let victim = self.leaders[shard as usize].or_else(|| {
+                    (0..self.cfg.n)
+                        .map(|i| (shard as usize * self.cfg.n + i) as ReplicaId)
+                        .find(|r| self.replicas[*r as usize].is_leader())
+                });
+                if let Some(v) = victim {
+                    let live = (0..self.cfg.n)
+                        .filter(|i| self.alive[shard as usize * self.cfg.n + i])
+                        .count();
+                    // Never below a majority: the protocol promises nothing then.
+                    if live > self.cfg.n / 2 + 1 {
+                        self.alive[v as usize] = false;
+                        self.crashed.push((self.now, v));
+                    }
+                }
+            }
+            Kind::Master => {
+                self.master();
+                let t = self.now + 20_000_000;
+                self.at(t, Kind::Master);
+            }
+        }
+    }
+
+    /// The master's job: publish leaders, replace dead ones.
+    fn master(&mut self) {
+        let n = self.cfg.n;
+        for sh in 0..self.cfg.shards {
+            let members = (0..n).map(|i| (sh * n + i) as ReplicaId);
+            let claimed = members
+                .clone()
+                .filter(|r| self.alive[*r as usize] && self.replicas[*r as usize].is_leader())
+                .max_by_key(|r| self.replicas[*r as usize].config().id);
+            self.leaders[sh] = claimed;
+            if claimed.is_some() {
+                self.asked[sh] = None;
+                continue;
+            }
+            let waited = self.asked[sh].is_some_and(|(a, t)| {
+                self.alive[a as usize] && self.now.saturating_sub(t) < 300_000_000
+            });
+            if waited {
+                continue;
+            }
+            let best = members
+                .filter(|r| self.alive[*r as usize])
+                .max_by_key(|r| (self.replicas[*r as usize].commit_index(), Reverse(*r)));
+            if let Some(b) = best {
+                self.asked[sh] = Some((b, self.now));
+                self.on(b, |r, now, fx| r.handle_be_leader(now, fx));
+            }
+        }
+        let leaders = self.leaders.clone();
+        for r in 0..self.replicas.len() {
+            if self.alive[r] {
+                self.replicas[r].set_shard_leaders(&leaders);
+            }
+        }
+    }
+
+    fn leader_of(&self, shard: u8) -> ReplicaId {
+        self.leaders[shard as usize].unwrap_or((shard as usize * self.cfg.n) as ReplicaId)
+    }
+
+    /// Starts a client's next application request.
+    fn issue(&mut self, c: usize) {
+        if self.clients[c].done >= self.cfg.requests || self.now > self.cfg.max_time_ns {
+            return;
+        }
+        let fanout = if self.cfg.random_fanout {
+            self.rng.gen_range(1..=self.cfg.fanout)
+        } else {
+            self.cfg.fanout
+        };
+        let cl = &mut self.clients[c];
+        cl.started = self.now;
+        cl.remaining = fanout;
+        cl.complete = true;
+        self.issue_ops(c);
+    }
+
+    /// Issues the request's next operations: all of them, chained, or one
+    /// (single dispatch).
+    fn issue_ops(&mut self, c: usize) {
+        let count = if self.cfg.single_dispatch {
+            1
+        } else {
+            self.clients[c].remaining
+        };
+        self.clients[c].remaining -= count;
+        self.clients[c].delivered = 0;
+        let mut prev: Option<Pred> = None;
+        for _ in 0..count {
+            let key = format!("k{}", self.rng.gen_range(0..self.cfg.keys));
+            let shard = shard_of(key.as_bytes(), self.cfg.shards);
+            let cl = &mut self.clients[c];
+            cl.seq += 1;
+            let seq = cl.seq;
+            let ss = cl.shard_seq.entry(shard).or_insert(0);
+            let shard_seq = *ss;
+            *ss += 1;
+            let id = c as u64 + 1;
+            let cmd = if self.rng.gen_range(0..100) < self.cfg.write_pct {
+                Command::put(
+                    id,
+                    seq,
+                    Bytes::from(key),
+                    Bytes::from(format!("{id}.{seq}")),
+                )
+            } else {
+                Command::get(id, seq, Bytes::from(key))
+            };
+            let rec = OpRec {
+                cmd,
+                shard,
+                shard_seq,
+                pred: prev,
+                invoked: self.now,
+                answer: None,
+                given_up: false,
+            };
+            let lost = prev.is_some()
+                && self.cfg.lose_per_mille > 0
+                && self.rng.gen_range(0..1000) < self.cfg.lose_per_mille;
+            prev = Some(Pred { seq, shard });
+            self.clients[c].current.push(rec);
+            let idx = self.clients[c].current.len() - 1;
+            let first = if lost {
+                self.now + self.cfg.late_ns
+            } else {
+                self.send_op(c, idx);
+                self.now + self.cfg.client_retry_ns
+            };
+            self.at(
+                first,
+                Kind::Retry {
+                    client: c,
+                    idx,
+                    attempt: 1,
+                },
+            );
+        }
+    }
+
+    fn send_op(&mut self, c: usize, idx: usize) {
+        let op = &self.clients[c].current[idx];
+        let msg = MdlPropose {
+            cmd: op.cmd.clone(),
+            shard_seq: op.shard_seq,
+            pred: op.pred,
+        };
+        let to = self.leader_of(op.shard);
+        let cr = op.pred.map(|p| {
+            (
+                self.leader_of(p.shard),
+                CoordReq {
+                    pred: OpId {
+                        client: op.cmd.client,
+                        seq: p.seq,
+                    },
+                    succ: OpId::of(&op.cmd),
+                    succ_shard: op.shard,
+                },
+            )
+        });
+        let d = self.delay();
+        self.at(self.now + d, Kind::Propose { to, client: c, msg });
+        if let Some((to, msg)) = cr {
+            let d = self.delay();
+            self.at(self.now + d, Kind::Coord { to, msg });
+        }
+    }
+
+    fn retry(&mut self, c: usize, idx: usize, attempt: u32) {
+        let Some(op) = self.clients[c].current.get(idx) else {
+            return;
+        };
+        if op.answer.is_some() || op.given_up {
+            return;
+        }
+        if self.now.saturating_sub(op.invoked) >= self.cfg.client_give_up_ns {
+            self.clients[c].current[idx].given_up = true;
+            return self.deliver(c);
+        }
+        self.send_op(c, idx);
+        let t = self.now + self.cfg.client_retry_ns;
+        self.at(
+            t,
+            Kind::Retry {
+                client: c,
+                idx,
+                attempt: attempt + 1,
+            },
+        );
+    }
+
+    fn client_reply(&mut self, c: usize, r: ProposeReply) {
+        let cl = &mut self.clients[c];
+        let Some(idx) = cl.current.iter().position(|o| o.cmd.seq == r.seq) else {
+            return;
+        };
+        if cl.current[idx].answer.is_some() || cl.current[idx].given_up {
+            return;
+        }
+        match r.status {
+            ReplyStatus::Ok | ReplyStatus::Failed | ReplyStatus::Stale | ReplyStatus::TooLarge => {
+                cl.current[idx].answer = Some((self.now, r.status, r.outcome));
+                self.deliver(c);
+            }
+            // Retried on the client's timer, at the leader known then.
+            ReplyStatus::NotLeader | ReplyStatus::Unavailable => {}
+        }
+    }
+
+    /// Delivers answers in issue order; when all are in, records them and
+    /// goes on with the request (single dispatch) or the next request.
+    fn deliver(&mut self, c: usize) {
+        let now = self.now;
+        let cl = &mut self.clients[c];
+        while cl.delivered < cl.current.len() {
+            let o = &cl.current[cl.delivered];
+            if o.answer.is_none() && !o.given_up {
+                break;
+            }
+            cl.delivered += 1;
+        }
+        if cl.delivered < cl.current.len() {
+            return;
+        }
+        self.record_ops(c);
+        if self.clients[c].remaining > 0 {
+            return self.issue_ops(c);
+        }
+        let cl = &mut self.clients[c];
+        cl.done += 1;
+        if cl.complete {
+            self.latencies.push(now - cl.started);
+        }
+        let think = self.rng.gen_range(0..2_000_000);
+        self.at(now + think, Kind::Issue { client: c });
+    }
+
+    /// Moves the delivered operations into the history.
+    fn record_ops(&mut self, c: usize) {
+        let cl = &mut self.clients[c];
+        let ops = std::mem::take(&mut cl.current);
+        // Answers are delivered in issue order: each at the latest answer so far.
+        let mut delivered = 0;
+        for o in &ops {
+            if let Some((t, ..)) = o.answer {
+                delivered = delivered.max(t);
+            }
+            let rec = match &o.answer {
+                Some((_, ReplyStatus::Ok, out)) => {
+                    Record::of(&o.cmd, o.invoked, Some((delivered, out)), Outcome::Ok)
+                }
+                Some((_, ReplyStatus::Failed, _)) => Record::of(
+                    &o.cmd,
+                    o.invoked,
+                    Some((delivered, &CmdOutcome::default())),
+                    Outcome::Fail,
+                ),
+                _ => {
+                    cl.complete = false;
+                    Record::of(&o.cmd, o.invoked, None, Outcome::Unknown)
+                }
+            };
+            self.history.push(rec.with_pred(o.pred.map(|p| p.seq)));
+        }
+    }
+
+    fn settle(&mut self, until: u64) {
+        while let Some(Reverse((t, _, id))) = self.queue.pop() {
+            if t > until {
+                break;
+            }
+            self.now = t;
+            if let Some(k) = self.events.remove(&id) {
+                if matches!(k, Kind::Issue { .. }) {
+                    continue;
+                }
+                self.handle(k);
+            }
+        }
+    }
+
+    fn finish(mut self) -> SimReport {
+        for c in 0..self.clients.len() {
+            if !self.clients[c].current.is_empty() {
+                for o in self.clients[c].current.iter_mut() {
+                    if o.answer.is_none() {
+                        o.given_up = true;
+                    }
+                }
+                self.record_ops(c);
+            }
+        }
+        let n = self.cfg.n;
+        let logs = (0..self.cfg.shards)
+            .map(|sh| {
+                (0..n)
+                    .map(|i| {
+                        self.replicas[sh * n + i]
+                            .exec_order()
+                            .iter()
+                            .map(|o| (o.client, o.seq))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let leaders =
+            (0..self.replicas.len()).filter(|r| self.alive[*r] && self.replicas[*r].is_leader());
+        let stuck = leaders.clone().map(|r| self.replicas[r].in_flight()).sum();
+        let stuck_detail = leaders
+            .filter(|r| self.replicas[*r].in_flight() > 0)
+            .map(|r| self.replicas[r].describe_in_flight())
+            .collect::<Vec<_>>()
+            .join("; ");
+        SimReport {
+            history: self.history,
+            logs,
+            request_latency_ns: self.latencies,
+            messages: self.messages,
+            end_ns: self.now,
+            stuck,
+            stuck_detail,
+            crashed: self.crashed,
+        }
+    }
+}
+
+/// The command kinds the workload draws (for docs and tests).
+pub const OPS: [Op; 2] = [Op::Put, Op::Get];

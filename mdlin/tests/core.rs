@@ -1,0 +1,407 @@
+//! The MDLin core through its handlers, one rule at a time.
+
+use bytes::Bytes;
+use genericsmr::command::Command;
+use genericsmr::effects::{Dest, Effects, Reply};
+use genericsmr::messages::ReplyStatus;
+use mdlin::messages::*;
+use mdlin::{Config, CoordMode, Replica};
+
+const MS: u64 = 1_000_000;
+
+/// Replica `id` of a deployment of `shards` shards of three.
+fn replica(id: u8, shards: usize, mode: CoordMode) -> Replica {
+    let mut c = Config::new(id, 3, shards);
+    c.mode = mode;
+    c.record_order = true;
+    Replica::new(c)
+}
+
+/// Makes replica 0 of shard 0 (ids 0..3) leader with both followers' promises.
+fn leader(shards: usize, mode: CoordMode) -> Replica {
+    let mut l = replica(0, shards, mode);
+    let mut fx = Effects::default();
+    l.handle_be_leader(0, &mut fx);
+    let ballot = prepare_ballot(&fx);
+    for f in [1, 2] {
+        l.handle_prepare_reply(
+            0,
+            f,
+            PrepareReply {
+                ballot,
+                ok: true,
+                promised: ballot,
+                slots: vec![],
+            },
+            &mut fx,
+        );
+    }
+    l.flush(0, &mut fx);
+    assert!(l.is_serving());
+    l.set_shard_leaders(&(0..shards).map(|s| Some(s as u8 * 3)).collect::<Vec<_>>());
+    l
+}
+
+fn prepare_ballot(fx: &Effects<MdlMsg>) -> u64 {
+    fx.sends
+        .iter()
+        .find_map(|(_, m)| match m {
+            MdlMsg::Prepare(p) => Some(p.ballot),
+            _ => None,
+        })
+        .expect("a prepare was sent")
+}
+
+fn accepts(fx: &Effects<MdlMsg>) -> Vec<Accept> {
+    fx.sends
+        .iter()
+        .filter_map(|(_, m)| match m {
+            MdlMsg::Accept(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn replies(fx: &Effects<MdlMsg>) -> Vec<(u64, ReplyStatus)> {
+    fx.replies
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Reply::Propose(p) => Some((p.seq, p.status)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Both followers accept every accept in `fx`; returns what that produced.
+fn ack_all(l: &mut Replica, now: u64, fx: &Effects<MdlMsg>) -> Effects<MdlMsg> {
+    let mut out = Effects::default();
+    for a in accepts(fx) {
+        for f in [1, 2] {
+            let r = AcceptReply {
+                ballot: a.ballot,
+                slot: a.slot,
+                ok: true,
+                promised: a.ballot,
+            };
+            l.handle_accept_reply(now, f, r, &mut out);
+        }
+    }
+    l.flush(now, &mut out);
+    out
+}
+
+fn put(client: u64, seq: u64, key: &str) -> Command {
+    Command::put(
+        client,
+        seq,
+        Bytes::from(key.to_string()),
+        Bytes::from(format!("{client}.{seq}")),
+    )
+}
+
+#[test]
+fn a_follower_never_acks_a_slot_whose_predecessor_slot_it_lacks() {
+    let mut f = replica(1, 1, CoordMode::Fast);
+    let mut fx = Effects::default();
+    let b = mdlin::ballot::make(1, 0);
+    let acc = |slot| Accept {
+        ballot: b,
+        slot,
+        entry: Entry::Noop,
+    };
+    f.handle_accept(0, 0, acc(1), &mut fx);
+    assert!(
+        fx.sends.is_empty(),
+        "slot 1 must not be acked while slot 0 is missing"
+    );
+    f.handle_accept(0, 0, acc(0), &mut fx);
+    let acked: Vec<u64> = fx
+        .sends
+        .iter()
+        .filter_map(|(_, m)| match m {
+            MdlMsg::AcceptReply(r) if r.ok => Some(r.slot),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        acked,
+        vec![0, 1],
+        "the held slot is acked once the gap fills"
+    );
+    // A slot accepted at an older ballot does not count for a newer one.
+    let b2 = mdlin::ballot::make(2, 2);
+    let mut fx = Effects::default();
+    f.handle_accept(
+        0,
+        2,
+        Accept {
+            ballot: b2,
+            slot: 2,
+            entry: Entry::Noop,
+        },
+        &mut fx,
+    );
+    assert!(fx.sends.is_empty(), "slots 0-1 are from another ballot");
+}
+
+#[test]
+fn a_head_takes_one_round_and_replies_after_execution() {
+    let mut l = leader(1, CoordMode::Fast);
+    let mut fx = Effects::default();
+    l.handle_propose(
+        MS,
+        7,
+        MdlPropose {
+            cmd: put(1, 1, "x"),
+            shard_seq: 0,
+            pred: None,
+        },
+        &mut fx,
+    );
+    l.flush(MS, &mut fx);
+    let a = accepts(&fx);
+    assert_eq!(a.len(), 1);
+    assert!(matches!(a[0].entry, Entry::Head { .. }));
+    assert!(
+        replies(&fx).is_empty(),
+        "no reply before the slot is chosen"
+    );
+    let out = ack_all(&mut l, 2 * MS, &fx);
+    assert_eq!(replies(&out), vec![(1, ReplyStatus::Ok)]);
+}
+
+#[test]
+fn out_of_order_proposals_wait_for_their_gap_and_retries_apply_once() {
+    let mut l = leader(1, CoordMode::Fast);
+    let mut fx = Effects::default();
+    let p = |seq, shard_seq, pred: Option<u64>| MdlPropose {
+        cmd: put(1, seq, "x"),
+        shard_seq,
+        pred: pred.map(|s| Pred { seq: s, shard: 0 }),
+    };
+    // The second operation arrives first: nothing is replicated yet.
+    l.handle_propose(MS, 7, p(2, 1, Some(1)), &mut fx);
+    l.flush(MS, &mut fx);
+    assert!(accepts(&fx).is_empty(), "held until shard_seq 0 arrives");
+    l.handle_coord_req(
+        MS,
+        None,
+        CoordReq {
+            pred: OpId { client: 1, seq: 1 },
+            succ: OpId { client: 1, seq: 2 },
+            succ_shard: 0,
+        },
+        &mut fx,
+    );
+    l.handle_propose(MS, 7, p(1, 0, None), &mut fx);
+    // A duplicate of the first, on another connection.
+    l.handle_propose(MS, 8, p(1, 0, None), &mut fx);
+    l.flush(MS, &mut fx);
+    let mut now = 2 * MS;
+    let mut all = Vec::new();
+    let mut round = fx;
+    for _ in 0..4 {
+        let out = ack_all(&mut l, now, &round);
+        all.extend(replies(&out));
+        round = out;
+        now += MS;
+    }
+    all.sort_unstable_by_key(|(s, _)| *s);
+    assert_eq!(all, vec![(1, ReplyStatus::Ok), (2, ReplyStatus::Ok)]);
+    let order: Vec<u64> = l.exec_order().iter().map(|o| o.seq).collect();
+    assert_eq!(order, vec![1, 2], "issue order, each once");
+}
+
+#[test]
+fn a_failure_is_replicated_before_anyone_hears_of_it() {
+    let mut l = leader(2, CoordMode::Fast);
+    let mut fx = Effects::default();
+    // Its predecessor lives on shard 1 and never answers.
+    l.handle_propose(
+        MS,
+        7,
+        MdlPropose {
+            cmd: put(1, 2, "x"),
+            shard_seq: 0,
+            pred: Some(Pred { seq: 1, shard: 1 }),
+        },
+        &mut fx,
+    );
+    l.flush(MS, &mut fx);
+    let round1 = ack_all(&mut l, 2 * MS, &fx);
+    // A successor on this shard waits for it.
+    let mut fx = Effects::default();
+    l.handle_coord_req(
+        2 * MS,
+        None,
+        CoordReq {
+            pred: OpId { client: 1, seq: 2 },
+            succ: OpId { client: 1, seq: 3 },
+            succ_shard: 1,
+        },
+        &mut fx,
+    );
+    assert!(replies(&round1).is_empty());
+    let timeout = l.config().coord_timeout_ns;
+    let mut fx = Effects::default();
+    l.tick(timeout + 3 * MS, &mut fx);
+    let fail: Vec<_> = accepts(&fx)
+        .into_iter()
+        .filter(|a| matches!(a.entry, Entry::Fail { .. }))
+        .collect();
+    assert_eq!(fail.len(), 1, "the failure is proposed");
+    assert!(
+        replies(&fx).is_empty(),
+        "nobody is told before it is chosen"
+    );
+    assert!(
+        !fx.sends
+            .iter()
+            .any(|(_, m)| matches!(m, MdlMsg::CoordReply(_))),
+        "no successor is told before it is chosen"
+    );
+    let out = ack_all(&mut l, timeout + 4 * MS, &fx);
+    assert_eq!(replies(&out), vec![(2, ReplyStatus::Failed)]);
+    let told: Vec<_> = out
+        .sends
+        .iter()
+        .filter_map(|(d, m)| match m {
+            MdlMsg::CoordReply(r) => Some((*d, r.ok)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        vec![(Dest::Peer(3), false)],
+        "the successor fails too"
+    );
+    // A retry gets the failure again, and so does a late request.
+    let mut fx = Effects::default();
+    l.handle_propose(
+        timeout + 5 * MS,
+        9,
+        MdlPropose {
+            cmd: put(1, 2, "x"),
+            shard_seq: 0,
+            pred: Some(Pred { seq: 1, shard: 1 }),
+        },
+        &mut fx,
+    );
+    assert_eq!(replies(&fx), vec![(2, ReplyStatus::Failed)]);
+    assert!(l.exec_order().is_empty(), "it never took effect");
+}
+
+#[test]
+fn the_timestamp_exceeds_the_predecessors_and_the_shards() {
+    let mut l = leader(2, CoordMode::Fast);
+    let mut fx = Effects::default();
+    l.handle_coord_reply(
+        MS,
+        CoordReply {
+            succ: OpId { client: 1, seq: 2 },
+            pred: OpId { client: 1, seq: 1 },
+            ok: true,
+            ts: 41,
+        },
+        &mut fx,
+    );
+    l.handle_propose(
+        MS,
+        7,
+        MdlPropose {
+            cmd: put(1, 2, "x"),
+            shard_seq: 0,
+            pred: Some(Pred { seq: 1, shard: 1 }),
+        },
+        &mut fx,
+    );
+    l.flush(MS, &mut fx);
+    let out = ack_all(&mut l, 2 * MS, &fx);
+    let ts: Vec<u64> = accepts(&out)
+        .iter()
+        .filter_map(|a| match a.entry {
+            Entry::Order { ts, .. } => Some(ts),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ts,
+        vec![42],
+        "pred_ts + 1, from an early coordination reply"
+    );
+    // A later head on this shard gets a larger timestamp.
+    let mut fx = Effects::default();
+    l.handle_propose(
+        3 * MS,
+        7,
+        MdlPropose {
+            cmd: put(2, 1, "y"),
+            shard_seq: 0,
+            pred: None,
+        },
+        &mut fx,
+    );
+    let head: Vec<u64> = accepts(&fx)
+        .iter()
+        .filter_map(|a| match a.entry {
+            Entry::Head { ts, .. } => Some(ts),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(head, vec![43]);
+}
+
+#[test]
+fn safe_mode_answers_a_successor_only_once_the_order_is_chosen() {
+    for mode in [CoordMode::Fast, CoordMode::Safe] {
+        let mut l = leader(2, mode);
+        let mut fx = Effects::default();
+        l.handle_coord_req(
+            MS,
+            None,
+            CoordReq {
+                pred: OpId { client: 1, seq: 2 },
+                succ: OpId { client: 1, seq: 3 },
+                succ_shard: 1,
+            },
+            &mut fx,
+        );
+        l.handle_coord_reply(
+            MS,
+            CoordReply {
+                succ: OpId { client: 1, seq: 2 },
+                pred: OpId { client: 1, seq: 1 },
+                ok: true,
+                ts: 5,
+            },
+            &mut fx,
+        );
+        l.handle_propose(
+            MS,
+            7,
+            MdlPropose {
+                cmd: put(1, 2, "x"),
+                shard_seq: 0,
+                pred: Some(Pred { seq: 1, shard: 1 }),
+            },
+            &mut fx,
+        );
+        l.flush(MS, &mut fx);
+        let round1 = ack_all(&mut l, 2 * MS, &fx);
+        let at_cc = round1
+            .sends
+            .iter()
+            .any(|(_, m)| matches!(m, MdlMsg::CoordReply(r) if r.ok && r.ts == 6));
+        assert_eq!(at_cc, mode == CoordMode::Fast, "{mode:?}: reply at CC");
+        let round2 = ack_all(&mut l, 3 * MS, &round1);
+        let at_order = round2
+            .sends
+            .iter()
+            .any(|(_, m)| matches!(m, MdlMsg::CoordReply(r) if r.ok && r.ts == 6));
+        assert_eq!(
+            at_order,
+            mode == CoordMode::Safe,
+            "{mode:?}: reply at order"
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! Whole sharded deployments in the deterministic simulator, checked by both
+//! MDL checkers: the black-box search over the client history and the
+//! white-box checks over every replica's executed order.
+
+use checker::history::Outcome;
+use checker::linear::Options;
+use checker::Verdict;
+use mdlin::simulator::{run, Crash, CrashOnCoord, SimConfig, SimReport};
+use mdlin::CoordMode;
+
+/// Runs both checkers and the liveness expectations; panics with the seed on
+/// failure. The white-box checks are exact; the black-box search may give up
+/// on a large tangled history (undecided), never on a violation it found.
+fn check(name: &str, cfg: &SimConfig, r: &SimReport) {
+    let wb = checker::mdl_log::check_logs(&r.history, &r.logs);
+    assert_eq!(
+        wb.verdict,
+        Verdict::Ok,
+        "{name} seed {}: white-box check: {:?}",
+        cfg.seed,
+        wb.violation
+    );
+    let bb = checker::mdl::check_mdl(&r.history, &Options::default());
+    assert_ne!(
+        bb.verdict,
+        Verdict::Violation,
+        "{name} seed {}: black-box MDL check: {:?}",
+        cfg.seed,
+        bb.violation
+    );
+    assert_eq!(
+        r.stuck, 0,
+        "{name} seed {}: operations stuck at a leader: {}",
+        cfg.seed, r.stuck_detail
+    );
+}
+
+fn modes() -> [CoordMode; 2] {
+    [CoordMode::Fast, CoordMode::Safe]
+}
+
+#[test]
+fn failure_free_runs_are_mdl_and_every_operation_succeeds() {
+    for mode in modes() {
+        for seed in 0..40 {
+            let mut cfg = SimConfig::new(seed);
+            cfg.mode = mode;
+            cfg.shards = 1 + (seed as usize % 3);
+            let r = run(&cfg);
+            check("failure-free", &cfg, &r);
+            let bb = checker::mdl::check_mdl(&r.history, &Options::default());
+            assert_eq!(
+                bb.verdict,
+                Verdict::Ok,
+                "seed {seed}: small runs are decided"
+            );
+            assert!(
+                r.history.iter().all(|h| h.outcome == Outcome::Ok),
+                "seed {seed}: an operation did not succeed without failures"
+            );
+            assert_eq!(
+                r.history.len(),
+                r.logs.iter().map(|s| s[0].len()).sum::<usize>(),
+                "seed {seed}: every operation executes exactly once"
+            );
+        }
+    }
+}
+
+#[test]
+fn leader_crashes_at_random_moments_keep_mdl() {
+    for mode in modes() {
+        for seed in 0..60 {
+            let mut cfg = SimConfig::new(1000 + seed);
+            cfg.mode = mode;
+            cfg.shards = 2 + (seed as usize % 2);
+            cfg.requests = 25;
+            let at = 30_000_000 + (seed * 7_919_000) % 150_000_000;
+            cfg.crashes.push(Crash {
+                at,
+                shard: (seed % cfg.shards as u64) as u8,
+            });
+            if seed % 3 == 0 {
+                cfg.crashes.push(Crash {
+                    at: at + 3_000_000,
+                    shard: ((seed + 1) % cfg.shards as u64) as u8,
+                });
+            }
+            let r = run(&cfg);
+            assert!(!r.crashed.is_empty(), "seed {seed}: the crash happened");
+            check("crash", &cfg, &r);
+        }
+    }
+}
+
+#[test]
+fn lossy_reordering_network_keeps_mdl() {
+    for mode in modes() {
+        for seed in 0..30 {
+            let mut cfg = SimConfig::new(2000 + seed);
+            cfg.mode = mode;
+            cfg.shards = 3;
+            cfg.drop_per_mille = 30;
+            cfg.jitter_ns = 3_000_000;
+            let r = run(&cfg);
+            check("lossy", &cfg, &r);
+        }
+    }
+}
+
+/// The key failover case: the predecessor shard's leader sends its
+/// coordination reply (so the successor may take effect on its shard) and
+/// crashes before its own round 2 completes. The new leader must re-place the
+/// predecessor consistently.
+#[test]
+fn predecessor_leader_crashes_after_its_coordination_reply() {
+    for mode in modes() {
+        for seed in 0..40 {
+            let mut cfg = SimConfig::new(3000 + seed);
+            cfg.mode = mode;
+            cfg.shards = 2;
+            cfg.keys = 6;
+            cfg.fanout = 6;
+            cfg.crash_on_coord.push(CrashOnCoord {
+                shard: (seed % 2) as u8,
+                reply_escapes: true,
+                after: 40_000_000,
+            });
+            let r = run(&cfg);
+            assert!(
+                !r.crashed.is_empty(),
+                "seed {seed}: the scripted crash happened"
+            );
+            check("crash-after-coord-reply", &cfg, &r);
+        }
+    }
+}
+
+/// The predecessor's leader crashes with round 1 committed and its
+/// coordination reply lost with it.
+#[test]
+fn predecessor_leader_crashes_before_its_coordination_reply() {
+    for mode in modes() {
+        for seed in 0..40 {
+            let mut cfg = SimConfig::new(4000 + seed);
+            cfg.mode = mode;
+            cfg.shards = 2;
+            cfg.fanout = 6;
+            cfg.crash_on_coord.push(CrashOnCoord {
+                shard: (seed % 2) as u8,
+                reply_escapes: false,
+                after: 40_000_000,
+            });
+            let r = run(&cfg);
+            assert!(
+                !r.crashed.is_empty(),
+                "seed {seed}: the scripted crash happened"
+            );
+            check("crash-before-coord-reply", &cfg, &r);
+        }
+    }
+}
+
+/// With a fixed one-way delay T and no jitter, a lone operation takes 4T
+/// (client, accept, reply, client), the Multi-Paxos pattern; a chain of N
+/// operations across shards takes about (N + 5)T instead of 4NT.
+#[test]
+fn latency_follows_the_model() {
+    let t = 1_000_000;
+    let base = |fanout: usize, single: bool| {
+        let mut cfg = SimConfig::new(7);
+        cfg.shards = 3;
+        cfg.keys = 1000;
+        cfg.clients = 1;
+        cfg.requests = 20;
+        cfg.fanout = fanout;
+        cfg.random_fanout = false;
+        cfg.single_dispatch = single;
+        cfg.one_way_ns = t;
+        cfg.jitter_ns = 0;
+        let r = run(&cfg);
+        check("latency", &cfg, &r);
+        let mut l = r.request_latency_ns.clone();
+        l.sort_unstable();
+        l[l.len() / 2]
+    };
+    assert_eq!(base(1, false), 4 * t, "fanout 1 is one round");
+    assert_eq!(base(1, true), 4 * t, "the single-dispatch baseline");
+    for n in [4usize, 16] {
+        let mdl = base(n, false);
+        let sdl = base(n, true);
+        assert_eq!(sdl, 4 * n as u64 * t, "single dispatch is sequential");
+        assert!(
+            mdl <= (n as u64 + 5) * t,
+            "fanout {n}: {mdl} ns is above the (N+5)T model"
+        );
+    }
+}
+
+/// A client stalls mid-chain: one operation reaches its leader seconds
+/// late. Its successors fail (suffix closure) and stay failed when it shows
+/// up; it may still take effect itself.
+#[test]
+fn a_stalled_chain_fails_its_suffix_and_only_its_suffix() {
+    for mode in modes() {
+        let mut failed = 0;
+        for seed in 0..20 {
+            let mut cfg = SimConfig::new(5000 + seed);
+            cfg.mode = mode;
+            cfg.shards = 2;
+            cfg.fanout = 5;
+            cfg.requests = 8;
+            cfg.lose_per_mille = 100;
+            let r = run(&cfg);
+            check("stalled-chain", &cfg, &r);
+            failed += r
+                .history
+                .iter()
+                .filter(|h| h.outcome == Outcome::Fail)
+                .count();
+        }
+        assert!(failed > 0, "{mode:?}: some successors failed");
+    }
+}
+
+/// Everything at once, over many seeds: 1-3 shards, fanout up to 8, lossy
+/// reordering links, stalled chains, and one or two leader crashes (some
+/// scripted at a coordination reply).
+#[test]
+fn chaos_seeds_keep_mdl() {
+    let seeds: u64 = std::env::var("MDLIN_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    for seed in 0..seeds {
+        let mut cfg = SimConfig::new(10_000 + seed);
+        cfg.mode = if seed % 2 == 0 {
+            CoordMode::Fast
+        } else {
+            CoordMode::Safe
+        };
+        cfg.shards = 1 + (seed as usize / 2) % 3;
+        cfg.fanout = 8;
+        cfg.keys = 5;
+        cfg.requests = 12;
+        cfg.drop_per_mille = (seed % 4) as u32 * 10;
+        cfg.jitter_ns = 2_000_000;
+        cfg.lose_per_mille = if seed % 5 == 0 { 50 } else { 0 };
+        let sh = (seed % cfg.shards as u64) as u8;
+        if seed % 3 == 0 {
+            cfg.crash_on_coord.push(CrashOnCoord {
+                shard: sh,
+                reply_escapes: seed % 2 == 0,
+                after: 30_000_000,
+            });
+        } else {
+            cfg.crashes.push(Crash {
+                at: 25_000_000 + seed * 1_000_000,
+                shard: sh,
+            });
+        }
+        if seed % 7 == 0 && cfg.shards > 1 {
+            cfg.crashes.push(Crash {
+                at: 40_000_000,
+                shard: (sh + 1) % cfg.shards as u8,
+            });
+        }
+        let r = run(&cfg);
+        check("chaos", &cfg, &r);
+    }
+}
