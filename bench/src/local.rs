@@ -36,8 +36,10 @@ pub struct ClusterSpec {
     /// The order in which the servers of slots `0..replicas * shards` start
     /// (and so register); empty means slot order.
     pub start_order: Vec<usize>,
-    /// More flags for the server of each slot (by slot; servers register, and
-    /// get their ids, in start order).
+    /// More flags for the server of each slot. When given, slot `i` also
+    /// gets `--id i`, so that the flags meant for replica `i` (a WAN row)
+    /// reach it whatever the registration order; without them servers get
+    /// their ids in registration (start) order.
     pub slot_flags: Vec<Vec<String>>,
 }
 
@@ -215,15 +217,17 @@ impl LocalCluster {
                 (0, 0),
                 spec.durable.then_some(data_dir.as_path()),
             );
-            cmd.args(spec.slot_flags.get(i).into_iter().flatten());
+            let own: Vec<String> = match spec.slot_flags.get(i) {
+                Some(flags) => ["--id".to_string(), i.to_string()]
+                    .into_iter()
+                    .chain(flags.iter().cloned())
+                    .collect(),
+                None => Vec::new(),
+            };
+            cmd.args(&own);
             let mut p = Proc::spawn(&mut cmd, &format!("server-slot{i}"), log)?;
             let ports = parse_ports(&p.expect_line("listening:", START_LIMIT)?)?;
-            started.push((
-                p,
-                data_dir,
-                ports,
-                spec.slot_flags.get(i).cloned().unwrap_or_default(),
-            ));
+            started.push((p, data_dir, ports, own));
         }
         let mut replicas: Vec<Option<Replica>> = (0..total).map(|_| None).collect();
         for (mut p, data_dir, (peer_port, client_port), slot_flags) in started {

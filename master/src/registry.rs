@@ -49,6 +49,8 @@ struct Lead {
     asked: Option<(ReplicaId, Instant)>,
     /// Since when no live replica of the shard has claimed leadership.
     unclaimed_since: Option<Instant>,
+    /// Whether a replica of the shard was ever asked to lead.
+    elected_once: bool,
 }
 
 /// Registered replicas and each shard's leader.
@@ -409,6 +411,20 @@ impl Registry {
                 return;
             }
         }
+        // A shard's first election waits (one liveness timeout at most) until
+        // every connected replica of the shard has answered a ping, so that on
+        // a tie the lowest id leads whichever pong came first: a planned
+        // placement (a WAN preset puts each shard's first replica at its
+        // leader site) then holds.
+        if !self.lead[s].elected_once && now.duration_since(since) < self.cfg.liveness_timeout {
+            let silent = self.members[self.shard_ids(s)]
+                .iter()
+                .flatten()
+                .any(|m| m.link.is_some() && m.last_pong.is_none());
+            if silent {
+                return;
+            }
+        }
         self.elect(s, now);
     }
 
@@ -434,6 +450,7 @@ impl Registry {
         );
         self.lead[s].leader = Some(b);
         self.lead[s].asked = Some((b, now));
+        self.lead[s].elected_once = true;
         if let Some(Some(Member {
             link: Some((_, o)), ..
         })) = self.members.get(b as usize)
@@ -627,6 +644,33 @@ mod tests {
         r.tick_at(at(400));
         assert_eq!(r.leaders(), vec![Some(0), Some(5)]);
         assert_eq!(r.cluster_info(1).leader, Some(0));
+    }
+
+    /// The first election waits for every replica of the shard to answer, so
+    /// the lowest id leads; but not longer than a liveness timeout.
+    #[test]
+    fn the_first_election_waits_for_every_pong() {
+        let (mut r, _outs) = full(3, 2);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        r.tick_at(at(0));
+        // Only replicas 2 and 4 have answered: nobody is asked yet.
+        r.pong_at(3, pong(2, false, 0, 0), at(5));
+        r.pong_at(5, pong(1, false, 0, 0), at(5));
+        r.tick_at(at(100));
+        assert_eq!(r.leaders(), vec![None, None]);
+        // Shard 0 hears from everyone: its lowest id is asked.
+        r.pong_at(1, pong(0, false, 0, 0), at(150));
+        r.pong_at(2, pong(1, false, 0, 0), at(150));
+        r.pong_at(3, pong(2, false, 0, 0), at(150));
+        r.pong_at(5, pong(1, false, 0, 0), at(150));
+        r.tick_at(at(200));
+        assert_eq!(r.leaders(), vec![Some(0), None]);
+        // Shard 1's replica 3 stays silent: after a liveness timeout the others go ahead.
+        r.pong_at(5, pong(1, false, 0, 0), at(590));
+        r.pong_at(6, pong(2, false, 0, 0), at(590));
+        r.tick_at(at(650));
+        assert_eq!(r.leader_of(1), Some(4));
     }
 
     /// A pong is credited to the replica registered on the link it came on,
