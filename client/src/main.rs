@@ -143,11 +143,18 @@ async fn run(c: &Client, a: &Args, cmd: Cmd) -> anyhow::Result<()> {
             }
         }
         Cmd::Leader if c.shards() > 1 => {
+            let mut missing = Vec::new();
             for (s, l) in c.leaders().await?.into_iter().enumerate() {
                 match l {
                     Some((id, addr)) => println!("shard {s}: {id} {addr}"),
-                    None => println!("shard {s}: no leader known"),
+                    None => missing.push(s.to_string()),
                 }
+            }
+            if !missing.is_empty() {
+                bail!(
+                    "the master knows no leader of shard {} right now",
+                    missing.join(", ")
+                );
             }
         }
         Cmd::Leader => {
