@@ -515,12 +515,12 @@ async fn drive(
                         on_reply(&mut c, shard, reply, spec, route, progress, now()).await;
                     }
                 }
-                Some(Event::Lost { shard, epoch }) => {
-                    if c.conns[shard].as_ref().is_some_and(|x| x.epoch == epoch) {
-                        reroute(&mut c, shard, None, spec, route).await;
-                    }
+                Some(Event::Lost { shard, epoch })
+                    if c.conns[shard].as_ref().is_some_and(|x| x.epoch == epoch) =>
+                {
+                    reroute(&mut c, shard, None, spec, route).await;
                 }
-                None => {}
+                Some(Event::Lost { .. }) | None => {}
             },
             _ = sleep => {}
             _ = tick.tick() => {
