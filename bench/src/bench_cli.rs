@@ -287,8 +287,8 @@ struct WorkloadArgs {
     /// How long to offer load (10s, 500ms, 2m).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: f64,
-    /// Client sessions, each its own connection and tokio task. On this 2-core machine the
-    /// tool drove 4,000 closed-loop clients against a local cluster (then per-connection
+    /// Client sessions, each its own connection (one per shard, with shards) and tokio task.
+    /// On this 2-core machine the tool drove 4,000 closed-loop clients against a local cluster (then per-connection
     /// system calls, not the generator's own work, set the pace); 8-256 is typical.
     #[arg(long, default_value_t = 16)]
     clients: usize,
