@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
-# Start, stop and inspect a cluster: a master and N servers.
+# Start, stop and inspect a cluster: a master and N servers (or S shards of N servers).
 #
-#   scripts/cluster.sh start  [-n N] [-d DIR] [-p MASTER_PORT] [-s FIRST_SERVER_PORT] [--debug] [--no-build] [-- SERVER_FLAGS...]
+#   scripts/cluster.sh start  [-n N] [--shards S] [-d DIR] [-p MASTER_PORT] [-s FIRST_SERVER_PORT] [--debug] [--no-build] [-- SERVER_FLAGS...]
 #   scripts/cluster.sh stop   [-d DIR]
 #   scripts/cluster.sh status [-d DIR]
 #   scripts/cluster.sh demo   [-n N]          start, write and read keys, kill -9 the leader, show failover, stop
-#   scripts/cluster.sh hosts-start HOSTS_FILE [-d DIR]   several machines (see docs/cluster.md)
+#   scripts/cluster.sh hosts-start HOSTS_FILE [--shards S] [-d DIR]   several machines (see docs/cluster.md)
 #   scripts/cluster.sh hosts-stop  HOSTS_FILE [-d DIR]
 #
-# Defaults: N=3, DIR=run/cluster, master on 127.0.0.1:7087, servers' peer ports 7070.. and
-# client ports peer+1000. Logs go to DIR/logs, PIDs to DIR/pids.
+# Defaults: N=3, S=1, DIR=run/cluster, master on 127.0.0.1:7087, servers' peer ports 7070.. and
+# client ports peer+1000 (S*N servers: server i belongs to shard i/N). Logs go to DIR/logs, PIDs to DIR/pids.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cmd="${1:-help}"; shift || true
-n=3; dir="$root/run/cluster"; mport=7087; sport=7070; profile=release; build=1; hosts=""
+n=3; shards=1; dir="$root/run/cluster"; mport=7087; sport=7070; profile=release; build=1; hosts=""
 if [[ "$cmd" == hosts-* ]]; then hosts="${1:?hosts file required}"; shift; fi
 extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -n) n="$2"; shift 2;;
+    --shards) shards="$2"; shift 2;;
     -d) dir="$2"; shift 2;;
     -p) mport="$2"; shift 2;;
     -s) sport="$2"; shift 2;;
@@ -67,11 +68,11 @@ start() {
   fi
   mkdir -p "$dir/logs" "$dir/data"; : > "$dir/pids"
   echo "127.0.0.1:$mport" > "$dir/master"
-  "$bin/master" --port "$mport" --replicas "$n" > "$dir/logs/master.log" 2>&1 &
+  "$bin/master" --port "$mport" --replicas "$n" --shards "$shards" > "$dir/logs/master.log" 2>&1 &
   echo $! >> "$dir/pids"; disown
-  for ((i = 0; i < n; i++)); do
+  for ((i = 0; i < n * shards; i++)); do
     "$bin/server" --master "127.0.0.1:$mport" --port $((sport + i)) --client-port $((sport + 1000 + i)) \
-      --data-dir "$dir/data/s$i" ${extra[@]+"${extra[@]}"} > "$dir/logs/server-$i.log" 2>&1 &
+      --shard $((i / n)) --data-dir "$dir/data/s$i" ${extra[@]+"${extra[@]}"} > "$dir/logs/server-$i.log" 2>&1 &
     echo $! >> "$dir/pids"; disown
   done
   local l; l=$(wait_leader "127.0.0.1:$mport")
@@ -81,7 +82,12 @@ start() {
     grep -h -m3 -i -E "error|caused" "$dir"/logs/*.log >&2 || true
     stop >&2; exit 1
   fi
-  echo "cluster of $n up: master 127.0.0.1:$mport, leader $l; logs in $dir/logs"
+  if ((shards > 1)); then
+    echo "cluster of $shards shards of $n up: master 127.0.0.1:$mport; logs in $dir/logs; leaders:"
+    echo "$l"
+  else
+    echo "cluster of $n up: master 127.0.0.1:$mport, leader $l; logs in $dir/logs"
+  fi
   echo "try: $bin/client --master 127.0.0.1:$mport put greeting hello"
 }
 
@@ -102,6 +108,7 @@ status() {
 }
 
 demo() {
+  ((shards == 1)) || { echo "demo runs one group; drop --shards" >&2; exit 2; }
   start
   local m; m=$(cat "$dir/master"); local c="$bin/client --master $m"
   set -x
@@ -142,9 +149,11 @@ hosts_start() {
   master=$(awk '$1 == "master" { print $2 ":" $3; exit }' "$hosts")
   [[ -n "$master" ]] || { echo "$hosts has no 'master HOST PORT' line" >&2; exit 2; }
   local count; count=$(grep -c '^server' "$hosts")
+  ((count % shards == 0)) || { echo "$hosts has $count servers, not a whole number per shard for --shards $shards" >&2; exit 2; }
+  local per=$((count / shards))
   while read -r kind host p1 p2 rest; do
     case "$kind" in
-      master) pid=$(run_on "$host" "nohup $rb/master --addr $host --port $p1 --replicas $count > /tmp/smr-master.log 2>&1 & echo \$!");;
+      master) pid=$(run_on "$host" "nohup $rb/master --addr $host --port $p1 --replicas $per --shards $shards > /tmp/smr-master.log 2>&1 & echo \$!");;
       server) pid=$(run_on "$host" "nohup $rb/server --master $master --addr $host --port $p1 --client-port $p2 $rest > /tmp/smr-server-$p1.log 2>&1 & echo \$!");;
       *) continue;;
     esac

@@ -29,6 +29,8 @@ const EXAMPLES: &str = "Examples:
   bench local --rate 50000 --duration 10s      open loop, Poisson arrivals
   bench local --flood 1000000 --clients 8      as many requests as the connections take
   bench local --conflicts 25 --reads 50 --history h.jsonl   (the history is checked; verdict in report.json)
+  bench local --shards 3 --clients 32          3 Multi-Paxos groups of 3 replicas; each key goes to its shard's leader
+  bench local --shards 3 --fanout 4 --history h.jsonl   requests of 4 operations, one at a time, over 3 shards
   bench run --master 10.0.0.1:7087 --clients 32 --duration 30s
   bench sweep --protocol paxos --clients-steps 1,4,16,64
   bench check h.jsonl                          linearizability of a recorded history
@@ -170,9 +172,13 @@ struct ClusterArgs {
     /// Protocol of the servers (sweep: several, comma-separated, each gets the same sweep).
     #[arg(long, default_value = "paxos", value_delimiter = ',')]
     protocol: Vec<String>,
-    /// Replicas in the group.
+    /// Replicas in the group (in each shard, with --shards).
     #[arg(long, default_value_t = 3)]
     replicas: usize,
+    /// Shards: independent groups of --replicas replicas each, with keys
+    /// spread over them by the shared key-to-shard map (at most 64 replicas in all).
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
     /// Adaptive batching on the servers (everything queued at once shares a slot; a lone request is never held back).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     batching: String,
@@ -185,8 +191,9 @@ struct ClusterArgs {
     /// The same one-way delay on every replica-to-replica link (WAN emulation), e.g. 1ms.
     #[arg(long, value_parser = parse_duration)]
     link_delay: Option<f64>,
-    /// A wide-area latency matrix: a preset (epaxos5) or a TOML file (docs/bench.md).
-    /// Replica i and client c sit at sites i and c modulo the number of sites.
+    /// A wide-area latency matrix: a preset (epaxos5, mdlin-edge, mdlin-dc) or a TOML file
+    /// (docs/bench.md). Replica i (global id, with --shards) and client c sit at sites i and
+    /// c modulo the number of sites, unless the matrix places them.
     #[arg(long, conflicts_with = "link_delay")]
     wan: Option<String>,
     /// More server flags, as one string (e.g. "--reply-after-exec").
@@ -195,7 +202,19 @@ struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// Replicas in all shards.
+    fn total(&self) -> usize {
+        self.replicas * self.shards.max(1)
+    }
+
     fn spec(&self, out: &std::path::Path) -> anyhow::Result<ClusterSpec> {
+        anyhow::ensure!(
+            self.shards >= 1 && self.replicas >= 1 && self.total() <= genericsmr::MAX_REPLICAS,
+            "--shards times --replicas ({} x {}) must be between 1 and {}",
+            self.shards,
+            self.replicas,
+            genericsmr::MAX_REPLICAS
+        );
         let mut flags: Vec<String> = self
             .server_flags
             .split_whitespace()
@@ -213,14 +232,15 @@ impl ClusterArgs {
         let slot_flags = match &self.wan {
             Some(w) => {
                 let m = bench::wan::Matrix::load(w)?;
-                (0..self.replicas)
-                    .map(|i| m.server_flags(i, self.replicas))
+                (0..self.total())
+                    .map(|i| m.server_flags(i, self.total()))
                     .collect()
             }
             None => Vec::new(),
         };
         Ok(ClusterSpec {
             replicas: self.replicas,
+            shards: self.shards,
             protocol: self
                 .protocol
                 .first()
@@ -239,7 +259,7 @@ impl ClusterArgs {
     /// Where the clients sit, with a WAN matrix.
     fn wan_clients(&self) -> anyhow::Result<Option<bench::driver::WanClients>> {
         let Some(w) = &self.wan else { return Ok(None) };
-        Ok(Some(bench::wan::Matrix::load(w)?.clients(self.replicas)))
+        Ok(Some(bench::wan::Matrix::load(w)?.clients(self.total())))
     }
 }
 
@@ -267,8 +287,8 @@ struct WorkloadArgs {
     /// How long to offer load (10s, 500ms, 2m).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: f64,
-    /// Client sessions, each its own connection and tokio task. On this 2-core machine the
-    /// tool drove 4,000 closed-loop clients against a local cluster (then per-connection
+    /// Client sessions, each its own connection (one per shard, with shards) and tokio task.
+    /// On this 2-core machine the tool drove 4,000 closed-loop clients against a local cluster (then per-connection
     /// system calls, not the generator's own work, set the pace); 8-256 is typical.
     #[arg(long, default_value_t = 16)]
     clients: usize,
@@ -281,12 +301,17 @@ struct WorkloadArgs {
     /// Closed loop: requests each client keeps outstanding.
     #[arg(long, default_value_t = 1)]
     window: usize,
-    /// Open loop instead: total Poisson arrival rate, operations per second.
+    /// Open loop instead: total Poisson arrival rate, requests per second.
     #[arg(long, conflicts_with = "flood")]
     rate: Option<f64>,
     /// Flood instead: send this many requests as fast as the connections take them.
     #[arg(long)]
     flood: Option<u64>,
+    /// Operations per application request, sent one at a time (operation i+1 after
+    /// operation i's answer), each with its own key and type. report.json then gives
+    /// request latency (latency_us) and operation latency (op_latency_us) apart.
+    #[arg(long, default_value_t = 1)]
+    fanout: usize,
     /// Percentage of GETs.
     #[arg(long, default_value_t = 0.0)]
     reads: f64,
@@ -338,6 +363,7 @@ impl WorkloadArgs {
             self.warmup + self.cooldown < self.duration || matches!(mode, Mode::Flood { .. }),
             "--warmup + --cooldown must be shorter than --duration"
         );
+        anyhow::ensure!(self.fanout >= 1, "--fanout must be at least 1");
         Ok(Spec {
             mode,
             clients: self.clients,
@@ -364,6 +390,7 @@ impl WorkloadArgs {
             op_timeout_ms: self.op_timeout_ms,
             wan: None,
             spread: self.spread,
+            fanout: self.fanout,
         })
     }
 
@@ -452,10 +479,11 @@ pub fn main() -> anyhow::Result<()> {
             if let Some(s) = &schedule {
                 anyhow::ensure!(
                     s.max_replica()
-                        .is_none_or(|r| (r as usize) < a.cluster.replicas),
-                    "the fault schedule names replica {} but the group has {}",
+                        .is_none_or(|r| (r as usize) < a.cluster.total()),
+                    "the fault schedule names replica {} but the deployment has {} (ids 0..{})",
                     s.max_replica().unwrap_or(0),
-                    a.cluster.replicas
+                    a.cluster.total(),
+                    a.cluster.total() - 1
                 );
                 let end = s.steps.last().map_or(0.0, |l| l.at.as_secs_f64());
                 if end > spec.warmup_s + spec.duration_s {
@@ -465,9 +493,13 @@ pub fn main() -> anyhow::Result<()> {
             }
             let flags = cs.server_flags.clone();
             let cluster = LocalCluster::start(cs).context("starting the local cluster")?;
+            let shape = if cluster.shards() > 1 {
+                format!("{} shards of {}", cluster.shards(), cluster.per_shard())
+            } else {
+                cluster.n().to_string()
+            };
             eprintln!(
-                "cluster of {} {proto} replicas up (master {}); logs in {}",
-                cluster.n(),
+                "cluster of {shape} {proto} replicas up (master {}); logs in {}",
                 cluster.master_addr(),
                 out.join("logs").display()
             );
@@ -476,6 +508,7 @@ pub fn main() -> anyhow::Result<()> {
                 master: &master,
                 protocol: &proto,
                 replicas: a.cluster.replicas,
+                shards: cluster.shards(),
                 server_flags: flags,
                 fresh: true,
             };
@@ -495,15 +528,14 @@ pub fn main() -> anyhow::Result<()> {
             let out = a.load.out_dir();
             std::fs::create_dir_all(&out)?;
             let spec = a.load.spec()?;
-            let n = rt
+            let info = rt
                 .block_on(client::admin::cluster(&a.master, Duration::from_secs(3)))
-                .with_context(|| format!("cannot reach the master at {}; is the cluster running (scripts/cluster.sh start)?", a.master))?
-                .replicas
-                .len();
+                .with_context(|| format!("cannot reach the master at {}; is the cluster running (scripts/cluster.sh start)?", a.master))?;
             let target = Target {
                 master: &a.master,
                 protocol: &a.protocol,
-                replicas: n,
+                replicas: info.replicas.len() / info.shard_count(),
+                shards: info.shard_count(),
                 server_flags: Vec::new(),
                 fresh: false,
             };
@@ -560,7 +592,9 @@ fn write_faults(out: &std::path::Path, steps: &[StepOutcome]) -> anyhow::Result<
 struct Target<'a> {
     master: &'a str,
     protocol: &'a str,
+    /// Replicas per shard.
     replicas: usize,
+    shards: usize,
     server_flags: Vec<String>,
     /// Started empty for this run (keys start absent for the checker).
     fresh: bool,
@@ -576,6 +610,7 @@ async fn experiment(
         master,
         protocol,
         replicas,
+        shards,
         server_flags,
         fresh,
     } = t;
@@ -620,20 +655,18 @@ async fn experiment(
         Mode::Flood { .. } => res.elapsed_s,
         _ => spec.duration_s - spec.warmup_s - spec.cooldown_s,
     };
-    let mut report = Report::new(
-        protocol,
+    let deployment = bench::report::Deployment {
+        protocol: protocol.to_string(),
         replicas,
+        shards,
         server_flags,
-        spec,
-        &m,
-        measured,
-        res.elapsed_s,
-    );
+    };
+    let mut report = Report::new(deployment, spec, &m, measured, res.elapsed_s);
     if let Some(w) = &spec.wan {
-        let leader = client::admin::cluster(master, Duration::from_secs(2))
+        let leaders = client::admin::cluster(master, Duration::from_secs(2))
             .await
-            .ok()
-            .and_then(|i| i.leader);
+            .map(|i| (0..i.shard_count()).map(|s| i.leader_of(s)).collect())
+            .unwrap_or_else(|_| vec![None; shards]);
         for site in 0..w.sites.len() {
             let mine: Vec<_> = res
                 .clients
@@ -643,15 +676,26 @@ async fn experiment(
                 .map(|(_, c)| c.clone())
                 .collect();
             let ms = bench::stats::merge(&mine);
-            let model_us = match protocol {
-                "paxos" => leader.map(|l| w.paxos_model_ms(site, l as usize, replicas) * 1e3),
-                "epaxos" if spec.spread => Some(w.epaxos_model_ms(site, replicas) * 1e3),
-                _ => None,
-            };
+            // One operation's model per shard; operations spread evenly over the shards.
+            let models: Option<Vec<f64>> = (0..shards)
+                .map(|s| {
+                    let members = genericsmr::shard::members(s, replicas);
+                    match protocol {
+                        "paxos" => leaders
+                            .get(s)
+                            .copied()
+                            .flatten()
+                            .map(|l| w.paxos_model_in(site, l as usize, members)),
+                        "epaxos" if spec.spread => Some(w.epaxos_model_in(site, members)),
+                        _ => None,
+                    }
+                })
+                .collect();
+            let model_us = models.map(|m| m.iter().sum::<f64>() / m.len().max(1) as f64 * 1e3);
             report.by_site.push(bench::report::SiteLatency {
                 site: w.sites[site].clone(),
-                ops: ms.ok,
-                latency_us: bench::stats::Latency::of(&ms.hist),
+                ops: ms.ops_ok,
+                latency_us: bench::stats::Latency::of(&ms.op_hist),
                 model_us,
             });
         }
@@ -740,7 +784,8 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
             let target = Target {
                 master: cluster.master_addr(),
                 protocol: proto,
-                replicas: cluster.n(),
+                replicas: cluster.per_shard(),
+                shards: cluster.shards(),
                 server_flags: flags.clone(),
                 fresh: false, // one cluster serves every step
             };
@@ -830,6 +875,7 @@ async fn transport(a: TransportArgs) -> anyhow::Result<()> {
         op_timeout_ms: 30_000,
         wan: None,
         spread: false,
+        fanout: 1,
     };
     let flood = bench::driver::run(&base, route.clone(), false, Arc::default()).await?;
     let fm = bench::stats::merge(&flood.clients);
@@ -1008,6 +1054,7 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
     );
     let spec = ClusterSpec {
         replicas: a.replicas,
+        shards: 1,
         protocol: a.protocol.clone(),
         server_flags: vec!["--batch".into(), "--control".into()],
         durable,
@@ -1043,6 +1090,7 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         op_timeout_ms: 5_000,
         wan: None,
         spread: a.protocol == "epaxos",
+        fanout: 1,
     };
     let (seed, dur) = (a.seed, Duration::from_secs_f64(a.duration));
     let chaos = std::thread::spawn(move || bench::chaos::schedule(cluster, seed, dur, durable));

@@ -5,6 +5,10 @@
 //! number in that task, which then encodes the next request straight into the
 //! connection's coalescing outbox: no task, lock or channel per operation, so
 //! the generator stays far below the replicas' cost per operation.
+//!
+//! On a sharded deployment, or with requests of several operations
+//! (`fanout`), each client runs the driver in [`crate::multi`] instead: one
+//! connection per shard, operations routed by key.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -76,6 +80,15 @@ pub struct Spec {
     /// index modulo the group) instead of the leader; on failure, to the next.
     #[serde(default)]
     pub spread: bool,
+    /// Operations per application request, issued one at a time (operation
+    /// i+1 is sent when operation i is answered), each with its own key and
+    /// type. The mode's window, rate and total count requests.
+    #[serde(default = "one")]
+    pub fanout: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Where clients sit in an emulated wide-area deployment: client `c` is at
@@ -101,7 +114,19 @@ impl WanClients {
     /// replicas, in milliseconds: the round trip to the leader plus the
     /// leader's round trip to its nearest majority.
     pub fn paxos_model_ms(&self, site: usize, leader: usize, n: usize) -> f64 {
-        let mut rtts: Vec<f64> = (0..n)
+        self.paxos_model_in(site, leader, 0..n)
+    }
+
+    /// [`WanClients::paxos_model_ms`] for a group made of replicas `members`
+    /// (one shard of a sharded deployment; global ids).
+    pub fn paxos_model_in(
+        &self,
+        site: usize,
+        leader: usize,
+        members: std::ops::Range<usize>,
+    ) -> f64 {
+        let n = members.len();
+        let mut rtts: Vec<f64> = members
             .filter(|j| *j != leader)
             .map(|j| self.replica_rtt_ms[leader][j])
             .collect();
@@ -115,10 +140,17 @@ impl WanClients {
     /// round trip to the nearest fast quorum (`F + floor((F+1)/2)` replicas,
     /// itself included).
     pub fn epaxos_model_ms(&self, site: usize, n: usize) -> f64 {
-        let r = self.nearest(site, n);
+        self.epaxos_model_in(site, 0..n)
+    }
+
+    /// [`WanClients::epaxos_model_ms`] for a group made of replicas `members`
+    /// (one shard of a sharded deployment; global ids).
+    pub fn epaxos_model_in(&self, site: usize, members: std::ops::Range<usize>) -> f64 {
+        let n = members.len().max(1);
+        let r = self.nearest_in(site, members.clone());
         let f = (n - 1) / 2;
         let fast = (f + f.div_ceil(2)).max(1);
-        let mut rtts: Vec<f64> = (0..n)
+        let mut rtts: Vec<f64> = members
             .filter(|j| *j != r)
             .map(|j| self.replica_rtt_ms[r][j])
             .collect();
@@ -129,20 +161,28 @@ impl WanClients {
 
     /// The replica nearest to client `c` (lowest id on a tie).
     pub fn nearest(&self, c: usize, n: usize) -> usize {
-        let row = &self.one_way_ms[self.site_of(c)];
-        (0..n.min(row.len()))
-            .min_by(|a, b| row[*a].total_cmp(&row[*b]).then(a.cmp(b)))
-            .unwrap_or(0)
+        self.nearest_in(c, 0..n)
     }
 
-    fn delay_ns(&self, client: usize, replica: usize) -> u64 {
+    /// The replica nearest to client `c` among `replicas` (lowest id on a tie;
+    /// the first of them when none is placed).
+    pub fn nearest_in(&self, c: usize, replicas: std::ops::Range<usize>) -> usize {
+        let row = &self.one_way_ms[self.site_of(c)];
+        let first = replicas.start;
+        replicas
+            .filter(|r| *r < row.len())
+            .min_by(|a, b| row[*a].total_cmp(&row[*b]).then(a.cmp(b)))
+            .unwrap_or(first)
+    }
+
+    pub(crate) fn delay_ns(&self, client: usize, replica: usize) -> u64 {
         let row = &self.one_way_ms[self.site_of(client)];
         (row.get(replica).copied().unwrap_or(0.0) * 1e6) as u64
     }
 }
 
 impl Spec {
-    fn window_ns(&self) -> (u64, u64) {
+    pub(crate) fn window_ns(&self) -> (u64, u64) {
         let from = (self.warmup_s * 1e9) as u64;
         let to = match self.mode {
             Mode::Flood { .. } => u64::MAX,
@@ -200,7 +240,7 @@ struct Client {
     outq: std::collections::VecDeque<(u64, bytes::Bytes)>,
     /// Replies held for the emulated delay: (due, reply).
     inq: std::collections::VecDeque<(u64, ProposeReply)>,
-    arrivals: Option<(SmallRng, Exp<f64>)>,
+    arrivals: Arrivals,
 }
 
 impl Client {
@@ -290,7 +330,8 @@ impl Client {
     }
 }
 
-/// Runs the load of `spec` against the group reached through `route`.
+/// Runs the load of `spec` against the group (or sharded deployment) reached
+/// through `route`.
 pub async fn run(
     spec: &Spec,
     route: Arc<Route>,
@@ -298,6 +339,10 @@ pub async fn run(
     progress: Arc<Progress>,
 ) -> anyhow::Result<RunOutput> {
     anyhow::ensure!(spec.clients > 0, "at least one client is needed");
+    anyhow::ensure!(spec.fanout > 0, "a request needs at least one operation");
+    if spec.fanout > 1 || route.shards() > 1 {
+        return crate::multi::run(spec, route, history, progress).await;
+    }
     let start = Instant::now();
     let (from, to) = spec.window_ns();
     let mut tasks = Vec::new();
@@ -307,7 +352,7 @@ pub async fn run(
     let run_nonce: u64 = rand::random();
     for i in 0..spec.clients {
         let mut c = Client {
-            id: (run_nonce ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1,
+            id: client_id(run_nonce, i),
             next_seq: 1,
             low: 1,
             gen: Generator::new(&spec.mix, spec.seed, i as u64),
@@ -323,22 +368,7 @@ pub async fn run(
             outq: Default::default(),
             inq: Default::default(),
         };
-        match spec.mode {
-            Mode::Open { rate } => {
-                anyhow::ensure!(rate > 0.0, "the open-loop rate must be positive");
-                let per_client = rate / spec.clients as f64;
-                let mut rng = SmallRng::seed_from_u64(spec.seed ^ (i as u64) << 32);
-                let exp =
-                    Exp::new(per_client / 1e9).map_err(|e| anyhow::anyhow!("bad rate: {e}"))?;
-                c.next_due_ns = exp.sample(&mut rng) as u64;
-                c.arrivals = Some((rng, exp));
-            }
-            Mode::Flood { total } => {
-                c.left = total / spec.clients as u64
-                    + u64::from((i as u64) < total % spec.clients as u64);
-            }
-            Mode::Closed { .. } => {}
-        }
+        (c.next_due_ns, c.arrivals, c.left) = plan(spec, i)?;
         let (spec, route, progress) = (spec.clone(), route.clone(), progress.clone());
         tasks.push(tokio::spawn(async move {
             drive(c, &spec, &route, &progress, start).await
@@ -361,8 +391,37 @@ pub async fn run(
     })
 }
 
+/// The session id of client `i` of a run.
+pub(crate) fn client_id(run_nonce: u64, i: usize) -> u64 {
+    (run_nonce ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1
+}
+
+/// Arrivals of an open-loop client.
+pub(crate) type Arrivals = Option<(SmallRng, Exp<f64>)>;
+
+/// What client `i` of `spec` sends: (first open-loop arrival, its arrival
+/// process, requests of a flood).
+pub(crate) fn plan(spec: &Spec, i: usize) -> anyhow::Result<(u64, Arrivals, u64)> {
+    Ok(match spec.mode {
+        Mode::Open { rate } => {
+            anyhow::ensure!(rate > 0.0, "the open-loop rate must be positive");
+            let per_client = rate / spec.clients as f64;
+            let mut rng = SmallRng::seed_from_u64(spec.seed ^ (i as u64) << 32);
+            let exp = Exp::new(per_client / 1e9).map_err(|e| anyhow::anyhow!("bad rate: {e}"))?;
+            let first = exp.sample(&mut rng) as u64;
+            (first, Some((rng, exp)), 0)
+        }
+        Mode::Flood { total } => {
+            let left =
+                total / spec.clients as u64 + u64::from((i as u64) < total % spec.clients as u64);
+            (0, None, left)
+        }
+        Mode::Closed { .. } => (0, None, 0),
+    })
+}
+
 /// How long the end of a run waits for outstanding answers.
-const DRAIN: Duration = Duration::from_secs(2);
+pub(crate) const DRAIN: Duration = Duration::from_secs(2);
 
 async fn drive(
     mut c: Client,
@@ -590,7 +649,7 @@ fn feed(c: &mut Client, spec: &Spec, out: &ConnOutbox, t: u64, end_ns: u64, stop
 }
 
 /// Most requests one flood client keeps in flight.
-const FLOOD_WINDOW: usize = 4096;
+pub(crate) const FLOOD_WINDOW: usize = 4096;
 
 /// Gives up on requests older than the operation timeout. Requests are issued
 /// in sequence order, so only the oldest few need looking at.

@@ -2,13 +2,14 @@
 //!
 //! - [`workload`]: what is sent (mix, conflicts, Zipf, value size, seed);
 //! - [`driver`]: how it is sent (closed loop, open loop, flood), one lean task
-//!   per client;
+//!   per client; `multi` (internal) drives sharded deployments and requests of
+//!   several operations (`--fanout`), one connection per shard per client;
 //! - [`stats`]: per-client HdrHistograms merged at the end, counters, time series;
 //! - [`report`] and [`plot`]: `report.json`, CSV, `.hgrm`, PNG and SVG plots;
 //! - [`history`]: every operation as a JSON line, for the checker (the format
 //!   lives in the `checker` crate);
 //! - [`local`]: a local cluster of real processes;
-//! - [`route`]: leader discovery shared by the clients of a run;
+//! - [`route`]: leader discovery (per shard) shared by the clients of a run;
 //! - [`transport_bench`]: the transport's own ceiling, with no protocol.
 
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod chaos;
 pub mod driver;
 pub use checker::history;
 pub mod local;
+mod multi;
 pub mod plot;
 pub mod report;
 pub mod route;

@@ -1,6 +1,7 @@
-//! A local cluster of real processes: one `master` and N `server`s on
-//! 127.0.0.1 with ephemeral ports. Used by `bench local` and by the
-//! process-level tests. Every process is killed when the cluster is dropped.
+//! A local cluster of real processes: one `master` and N `server`s (or S
+//! shards of N) on 127.0.0.1 with ephemeral ports. Used by `bench local` and
+//! by the process-level tests. Every process is killed when the cluster is
+//! dropped.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,8 +14,11 @@ use anyhow::{bail, Context};
 /// How to start a cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
-    /// Replicas in the group.
+    /// Replicas in the group (in each shard).
     pub replicas: usize,
+    /// Number of shards (1: one group). Slot `i` of `replicas * shards` runs
+    /// a server of shard `i / replicas`.
+    pub shards: usize,
     /// `--protocol` of every server.
     pub protocol: String,
     /// Extra flags for every server.
@@ -29,11 +33,13 @@ pub struct ClusterSpec {
     /// folder when `None`. Give the same folder to a later cluster to restart a
     /// whole group, master included, on its durable state.
     pub data_root: Option<PathBuf>,
-    /// The order in which the servers of slots `0..replicas` start (and so
-    /// register); empty means slot order.
+    /// The order in which the servers of slots `0..replicas * shards` start
+    /// (and so register); empty means slot order.
     pub start_order: Vec<usize>,
-    /// More flags for the server of each slot (by slot; servers register, and
-    /// get their ids, in start order).
+    /// More flags for the server of each slot. When given, slot `i` also
+    /// gets `--id i`, so that the flags meant for replica `i` (a WAN row)
+    /// reach it whatever the registration order; without them servers get
+    /// their ids in registration (start) order.
     pub slot_flags: Vec<Vec<String>>,
 }
 
@@ -164,12 +170,22 @@ impl LocalCluster {
             .clone()
             .unwrap_or_else(|| dir.path().to_path_buf());
         let log = spec.log_dir.as_deref();
+        let shards = spec.shards.max(1);
+        let total = spec.replicas * shards;
+        anyhow::ensure!(
+            spec.replicas >= 1 && total <= genericsmr::MAX_REPLICAS,
+            "a deployment has 1 to {} replicas in all; {shards} shards of {} is {total}",
+            genericsmr::MAX_REPLICAS,
+            spec.replicas
+        );
         let mut master = Proc::spawn(
             Command::new(spec.bin_dir.join("master")).args([
                 "--port",
                 "0",
                 "--replicas",
                 &spec.replicas.to_string(),
+                "--shards",
+                &shards.to_string(),
             ]),
             "master",
             log,
@@ -183,12 +199,12 @@ impl LocalCluster {
         // Each server starts once the previous one listens, so servers register
         // in `start_order` (the master hands out ids in registration order).
         let order: Vec<usize> = if spec.start_order.is_empty() {
-            (0..spec.replicas).collect()
+            (0..total).collect()
         } else {
             spec.start_order.clone()
         };
         anyhow::ensure!(
-            order.len() == spec.replicas,
+            order.len() == total && order.iter().all(|i| *i < total),
             "start_order must name every slot once"
         );
         let mut started = Vec::new();
@@ -197,21 +213,23 @@ impl LocalCluster {
             let mut cmd = Self::server_cmd(
                 &spec,
                 &master_addr,
-                0,
-                0,
+                i / spec.replicas,
+                (0, 0),
                 spec.durable.then_some(data_dir.as_path()),
             );
-            cmd.args(spec.slot_flags.get(i).into_iter().flatten());
+            let own: Vec<String> = match spec.slot_flags.get(i) {
+                Some(flags) => ["--id".to_string(), i.to_string()]
+                    .into_iter()
+                    .chain(flags.iter().cloned())
+                    .collect(),
+                None => Vec::new(),
+            };
+            cmd.args(&own);
             let mut p = Proc::spawn(&mut cmd, &format!("server-slot{i}"), log)?;
             let ports = parse_ports(&p.expect_line("listening:", START_LIMIT)?)?;
-            started.push((
-                p,
-                data_dir,
-                ports,
-                spec.slot_flags.get(i).cloned().unwrap_or_default(),
-            ));
+            started.push((p, data_dir, ports, own));
         }
-        let mut replicas: Vec<Option<Replica>> = (0..spec.replicas).map(|_| None).collect();
+        let mut replicas: Vec<Option<Replica>> = (0..total).map(|_| None).collect();
         for (mut p, data_dir, (peer_port, client_port), slot_flags) in started {
             let reg = p.expect_line("registered as replica", START_LIMIT)?;
             let id: usize = reg
@@ -221,6 +239,7 @@ impl LocalCluster {
                 .parse()?;
             p.expect_line(&format!("replica {id} serving"), START_LIMIT)?;
             p.name = format!("server-{id}");
+            anyhow::ensure!(id < total, "the master assigned id {id} of {total}");
             replicas[id] = Some(Replica {
                 proc: Some(p),
                 peer_port,
@@ -245,8 +264,8 @@ impl LocalCluster {
     fn server_cmd(
         spec: &ClusterSpec,
         master: &str,
-        peer: u16,
-        client: u16,
+        shard: usize,
+        (peer, client): (u16, u16),
         data_dir: Option<&Path>,
     ) -> Command {
         let mut c = Command::new(spec.bin_dir.join("server"));
@@ -258,6 +277,9 @@ impl LocalCluster {
             "--client-port",
             &client.to_string(),
         ]);
+        if spec.shards > 1 {
+            c.args(["--shard", &shard.to_string()]);
+        }
         c.args(["--protocol", &spec.protocol]);
         if let Some(d) = data_dir {
             c.arg("--durable").arg("--data-dir").arg(d);
@@ -271,9 +293,24 @@ impl LocalCluster {
         &self.master_addr
     }
 
-    /// Group size.
+    /// Number of replicas (of every shard).
     pub fn n(&self) -> usize {
         self.replicas.len()
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.spec.shards.max(1)
+    }
+
+    /// Replicas per shard.
+    pub fn per_shard(&self) -> usize {
+        self.spec.replicas
+    }
+
+    /// The shard of replica `id`.
+    pub fn shard_of(&self, id: usize) -> usize {
+        id / self.spec.replicas.max(1)
     }
 
     /// Client address of replica `id`.
@@ -286,7 +323,7 @@ impl LocalCluster {
         format!("127.0.0.1:{}", self.replicas[id].peer_port)
     }
 
-    /// Ids of the replicas whose process runs.
+    /// Ids (global) of the replicas whose process runs.
     pub fn running(&self) -> Vec<usize> {
         (0..self.n())
             .filter(|i| self.replicas[*i].proc.is_some())
@@ -322,8 +359,8 @@ impl LocalCluster {
         let mut cmd = Self::server_cmd(
             &self.spec,
             &self.master_addr,
-            r.peer_port,
-            r.client_port,
+            self.shard_of(id),
+            (r.peer_port, r.client_port),
             dd,
         );
         cmd.args(&r.slot_flags);

@@ -21,8 +21,11 @@ pub struct Report {
     pub schema_version: u32,
     /// Protocol measured.
     pub protocol: String,
-    /// Replicas in the group.
+    /// Replicas in the group (in each shard, when sharded).
     pub replicas: usize,
+    /// Number of shards (1: one group).
+    #[serde(default = "one")]
+    pub shards: usize,
     /// Flags the servers ran with (local runs).
     pub server_flags: Vec<String>,
     /// The offered load.
@@ -33,14 +36,31 @@ pub struct Report {
     pub elapsed_s: f64,
     /// Successful operations per second in the measured window.
     pub throughput_ops_s: f64,
-    /// Latency of successful operations, microseconds.
+    /// Successful application requests (of `workload.fanout` operations
+    /// each) per second in the measured window.
+    #[serde(default)]
+    pub throughput_requests_s: f64,
+    /// Latency of successful application requests, microseconds (with a
+    /// fan-out of 1, of operations).
     pub latency_us: Latency,
+    /// Latency of successful operations, microseconds.
+    #[serde(default)]
+    pub op_latency_us: Latency,
     /// Successful operations in the window.
     pub ops_ok: u64,
     /// Operations that certainly failed, in the window.
     pub ops_failed: u64,
     /// Operations given up on without an answer (may have taken effect), in the window.
     pub ops_timed_out: u64,
+    /// Successful application requests in the window.
+    #[serde(default)]
+    pub requests_ok: u64,
+    /// Requests that ended with an operation that certainly failed, in the window.
+    #[serde(default)]
+    pub requests_failed: u64,
+    /// Requests that ended with an operation given up on, in the window.
+    #[serde(default)]
+    pub requests_timed_out: u64,
     /// Replies received for operations already answered.
     pub ops_duplicate: u64,
     /// The linearizability checker's verdict, when a history was checked.
@@ -66,34 +86,58 @@ pub struct SiteLatency {
     pub model_us: Option<f64>,
 }
 
+fn one() -> usize {
+    1
+}
+
+/// The deployment a run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    /// Protocol measured.
+    pub protocol: String,
+    /// Replicas per shard.
+    pub replicas: usize,
+    /// Number of shards.
+    pub shards: usize,
+    /// Flags the servers ran with.
+    pub server_flags: Vec<String>,
+}
+
 impl Report {
     /// Builds the report of a run.
     pub fn new(
-        protocol: &str,
-        replicas: usize,
-        server_flags: Vec<String>,
+        d: Deployment,
         workload: &Spec,
         m: &Merged,
         measured_s: f64,
         elapsed_s: f64,
     ) -> Report {
+        let per_s = |x: u64| {
+            if measured_s > 0.0 {
+                x as f64 / measured_s
+            } else {
+                0.0
+            }
+        };
         Report {
             schema_version: SCHEMA_VERSION,
-            protocol: protocol.to_string(),
-            replicas,
-            server_flags,
+            protocol: d.protocol,
+            replicas: d.replicas,
+            shards: d.shards,
+            server_flags: d.server_flags,
             workload: workload.clone(),
             measured_s,
             elapsed_s,
-            throughput_ops_s: if measured_s > 0.0 {
-                m.ok as f64 / measured_s
-            } else {
-                0.0
-            },
+            throughput_ops_s: per_s(m.ops_ok),
+            throughput_requests_s: per_s(m.ok),
             latency_us: Latency::of(&m.hist),
-            ops_ok: m.ok,
-            ops_failed: m.failed,
-            ops_timed_out: m.timed_out,
+            op_latency_us: Latency::of(&m.op_hist),
+            ops_ok: m.ops_ok,
+            ops_failed: m.ops_failed,
+            ops_timed_out: m.ops_timed_out,
+            requests_ok: m.ok,
+            requests_failed: m.failed,
+            requests_timed_out: m.timed_out,
             ops_duplicate: m.duplicates,
             checker: None,
             by_site: Vec::new(),
@@ -104,25 +148,53 @@ impl Report {
     pub fn summary(&self) -> String {
         let l = &self.latency_us;
         let mut s = String::new();
+        let shards = if self.shards > 1 {
+            format!(" x{} shards", self.shards)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "{} x{}  {}",
+            "{} x{}{shards}  {}",
             self.protocol,
             self.replicas,
             self.server_flags.join(" ")
         );
+        let fanout = self.workload.fanout > 1;
         let _ = writeln!(
             s,
             "  throughput   {:>12.0} ops/s over {:.1} s",
             self.throughput_ops_s, self.measured_s
         );
-        let _ = writeln!(s, "  latency us   p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  p99.99 {:.0}  max {:.0}  mean {:.0}",
-            l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean);
+        if fanout {
+            let _ = writeln!(
+                s,
+                "               {:>12.0} requests/s ({} operations each, one at a time)",
+                self.throughput_requests_s, self.workload.fanout
+            );
+        }
+        let line = |s: &mut String, name: &str, l: &Latency| {
+            let _ = writeln!(s, "  {name:<12} p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  p99.99 {:.0}  max {:.0}  mean {:.0}",
+                l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean);
+        };
+        if fanout {
+            line(&mut s, "request us", l);
+            line(&mut s, "op us", &self.op_latency_us);
+        } else {
+            line(&mut s, "latency us", l);
+        }
         let _ = writeln!(
             s,
             "  operations   ok {}  failed {}  timed out {}  duplicate replies {}",
             self.ops_ok, self.ops_failed, self.ops_timed_out, self.ops_duplicate
         );
+        if fanout {
+            let _ = writeln!(
+                s,
+                "  requests     ok {}  failed {}  timed out {}",
+                self.requests_ok, self.requests_failed, self.requests_timed_out
+            );
+        }
         if !self.by_site.is_empty() {
             let _ = writeln!(
                 s,
@@ -284,8 +356,22 @@ pub fn write_run(out: &Path, report: &Report, m: &Merged) -> anyhow::Result<()> 
     )?;
     std::fs::write(out.join("timeseries.csv"), timeseries_csv(m))?;
     std::fs::write(out.join("latency.hgrm"), hgrm(&m.hist))?;
-    let name = format!("{} x{}", report.protocol, report.replicas);
-    latency_cdf(&[(name.clone(), &m.hist)], &out.join("latency_cdf"))?;
+    let mut name = format!("{} x{}", report.protocol, report.replicas);
+    if report.shards > 1 {
+        name.push_str(&format!(" x{} shards", report.shards));
+    }
+    if report.workload.fanout > 1 {
+        std::fs::write(out.join("op_latency.hgrm"), hgrm(&m.op_hist))?;
+        latency_cdf(
+            &[
+                (format!("{name}, requests"), &m.hist),
+                (format!("{name}, operations"), &m.op_hist),
+            ],
+            &out.join("latency_cdf"),
+        )?;
+    } else {
+        latency_cdf(&[(name.clone(), &m.hist)], &out.join("latency_cdf"))?;
+    }
     throughput_over_time(m, &name, &out.join("throughput"))?;
     Ok(())
 }

@@ -1,4 +1,8 @@
-//! Where clients send: the leader, found through the master or by trying replicas.
+//! Where clients send: each shard's leader, found through the master or by
+//! trying replicas.
+//!
+//! Replicas are indexed by global id (shard `i / n` for `n` replicas per
+//! shard); an unsharded group is one shard.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -11,34 +15,42 @@ const UNKNOWN: usize = usize::MAX;
 pub struct Route {
     master: Option<String>,
     replicas: RwLock<Vec<String>>,
-    leader: AtomicUsize,
+    /// Replicas per shard.
+    n: usize,
+    /// The leader of each shard (global index), or `UNKNOWN`.
+    leaders: Vec<AtomicUsize>,
     last_refresh: Mutex<Option<Instant>>,
 }
 
 impl Route {
     /// Routes through the master at `master` (replica list fetched on demand).
     pub async fn with_master(master: &str) -> anyhow::Result<Route> {
+        let info = client::admin::cluster(master, Duration::from_secs(2)).await?;
         let r = Route {
             master: Some(master.to_string()),
             replicas: RwLock::new(Vec::new()),
-            leader: AtomicUsize::new(UNKNOWN),
+            n: (info.n as usize).max(1),
+            leaders: (0..info.shard_count())
+                .map(|_| AtomicUsize::new(UNKNOWN))
+                .collect(),
             last_refresh: Mutex::new(None),
         };
-        r.refresh().await?;
+        r.apply(&info);
         Ok(r)
     }
 
-    /// Routes among fixed replica client addresses (no master).
+    /// Routes among fixed replica client addresses of one group (no master).
     pub fn with_replicas(replicas: Vec<String>) -> Route {
         Route {
             master: None,
+            n: replicas.len().max(1),
             replicas: RwLock::new(replicas),
-            leader: AtomicUsize::new(0),
+            leaders: vec![AtomicUsize::new(0)],
             last_refresh: Mutex::new(None),
         }
     }
 
-    /// Number of replicas known.
+    /// Number of replicas known (all shards).
     pub fn len(&self) -> usize {
         self.replicas.read().len()
     }
@@ -48,29 +60,63 @@ impl Route {
         self.len() == 0
     }
 
-    /// Client address of replica `i`.
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.leaders.len()
+    }
+
+    /// Replicas per shard.
+    pub fn per_shard(&self) -> usize {
+        self.n
+    }
+
+    /// The shard that owns `key`.
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        genericsmr::shard::shard_of(key, self.shards() as u32) as usize
+    }
+
+    /// Global indexes of the replicas of shard `s`.
+    pub fn members(&self, s: usize) -> std::ops::Range<usize> {
+        genericsmr::shard::members(s, self.n)
+    }
+
+    /// Client address of replica `i` (global index).
     pub fn addr(&self, i: usize) -> Option<String> {
         self.replicas.read().get(i).cloned()
     }
 
-    /// Asks the master for the replica list and the leader.
-    pub async fn refresh(&self) -> anyhow::Result<()> {
-        let Some(m) = &self.master else { return Ok(()) };
-        let info = client::admin::cluster(m, Duration::from_secs(2)).await?;
+    fn apply(&self, info: &genericsmr::messages::ClusterInfo) {
         let mut rs = info.replicas.clone();
         rs.sort_by_key(|r| r.id);
         *self.replicas.write() = rs.iter().map(|r| r.client_addr()).collect();
-        self.leader.store(
-            info.leader.map_or(UNKNOWN, |l| l as usize),
-            Ordering::Relaxed,
-        );
+        for (s, l) in self.leaders.iter().enumerate() {
+            l.store(
+                info.leader_of(s).map_or(UNKNOWN, |l| l as usize),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Asks the master for the replica list and every shard's leader.
+    pub async fn refresh(&self) -> anyhow::Result<()> {
+        let Some(m) = &self.master else { return Ok(()) };
+        let info = client::admin::cluster(m, Duration::from_secs(2)).await?;
+        self.apply(&info);
         Ok(())
     }
 
-    /// The replica to send to now.
+    /// The replica to send to now (of shard 0, for an unsharded group).
     pub async fn target(&self) -> Option<usize> {
-        let l = self.leader.load(Ordering::Relaxed);
-        if l != UNKNOWN && l < self.len() {
+        self.target_of(0).await
+    }
+
+    /// The replica of shard `s` to send to now: its leader.
+    pub async fn target_of(&self, s: usize) -> Option<usize> {
+        let known = |me: &Self| {
+            let l = me.leaders.get(s)?.load(Ordering::Relaxed);
+            (l != UNKNOWN && l < me.len()).then_some(l)
+        };
+        if let Some(l) = known(self) {
             return Some(l);
         }
         // Ask the master at most every 50 ms, however many clients are waiting.
@@ -85,25 +131,56 @@ impl Route {
         if due {
             let _ = self.refresh().await;
         }
-        let l = self.leader.load(Ordering::Relaxed);
-        (l != UNKNOWN && l < self.len()).then_some(l)
+        known(self)
     }
 
-    /// `from` was not the leader (or failed): aim at `hint`, or find out anew.
+    /// `from` (a global index) was not its shard's leader, or failed: aim at
+    /// `hint` (named by its id inside the shard, as replicas reply), or find
+    /// out anew.
     pub fn redirect(&self, from: usize, hint: Option<u8>) {
-        let next = match hint.map(|h| h as usize) {
+        let shard = (from / self.n).min(self.shards() - 1);
+        let base = self.members(shard).start;
+        let leader = &self.leaders[shard];
+        let next = match hint.map(|h| base + h as usize) {
             Some(h) if h != from => h,
             _ if self.master.is_some() => UNKNOWN,
-            _ => (from + 1) % self.len().max(1),
+            _ => base + (from - base + 1) % self.n,
         };
-        let _ = self
-            .leader
-            .compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed);
-        if self.leader.load(Ordering::Relaxed) == UNKNOWN {
+        let _ = leader.compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed);
+        if leader.load(Ordering::Relaxed) == UNKNOWN {
             return;
         }
         if hint.is_some() && next != from {
-            self.leader.store(next, Ordering::Relaxed);
+            leader.store(next, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_are_read_inside_the_shard() {
+        let r = Route {
+            master: Some("unused".into()),
+            replicas: RwLock::new((0..9).map(|i| format!("h:{i}")).collect()),
+            n: 3,
+            leaders: (0..3).map(|s| AtomicUsize::new(s * 3)).collect(),
+            last_refresh: Mutex::new(None),
+        };
+        // Replica 3 (shard 1) says local replica 2 leads: that is replica 5.
+        r.redirect(3, Some(2));
+        assert_eq!(r.leaders[1].load(Ordering::Relaxed), 5);
+        assert_eq!(r.leaders[0].load(Ordering::Relaxed), 0);
+        // No hint through a master: unknown until the master is asked.
+        r.redirect(6, None);
+        assert_eq!(r.leaders[2].load(Ordering::Relaxed), UNKNOWN);
+        assert_eq!(r.members(2), 6..9);
+        let one = Route::with_replicas(vec!["a".into(), "b".into(), "c".into()]);
+        one.redirect(0, None);
+        assert_eq!(one.leaders[0].load(Ordering::Relaxed), 1);
+        one.redirect(1, Some(2));
+        assert_eq!(one.leaders[0].load(Ordering::Relaxed), 2);
     }
 }

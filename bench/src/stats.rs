@@ -1,5 +1,10 @@
 //! Client-side measurement: one latency histogram per client (merged at the
 //! end), counters, and a per-second time series. No server clock is trusted.
+//!
+//! Two units are counted: *requests* (what an application asks for) and
+//! *operations* (the commands the replicas order). A request is one operation
+//! unless the run has a fan-out (`--fanout F`: F operations per request); then
+//! each client also keeps a second histogram, of operations.
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -14,7 +19,7 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, 3).expect("valid histogram bounds")
 }
 
-/// What happened in one second of the run.
+/// What happened to the operations of one second of the run.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct Second {
     /// Operations answered with success.
@@ -30,33 +35,55 @@ pub struct Second {
 /// The measurements of one client.
 #[derive(Debug, Clone)]
 pub struct ClientStats {
-    /// Latencies of successful operations completed inside the measured window.
+    /// Latencies of successful requests completed inside the measured window.
     pub hist: Histogram<u64>,
-    /// Successful operations inside the window.
+    /// Successful requests inside the window.
     pub ok: u64,
-    /// Failed operations inside the window.
+    /// Failed requests inside the window.
     pub failed: u64,
-    /// Timed-out operations inside the window.
+    /// Timed-out requests inside the window.
     pub timed_out: u64,
+    /// Latencies of successful operations inside the window, when requests
+    /// have several operations (`None`: every request is one operation, and
+    /// `hist` holds both).
+    pub op_hist: Option<Histogram<u64>>,
+    /// Successful operations inside the window.
+    pub ops_ok: u64,
+    /// Failed operations inside the window.
+    pub ops_failed: u64,
+    /// Timed-out operations inside the window.
+    pub ops_timed_out: u64,
     /// Replies for operations that were no longer outstanding (answered twice).
     pub duplicates: u64,
-    /// Everything, second by second since the start (warm-up and cool-down included).
+    /// Operations, second by second since the start (warm-up and cool-down included).
     pub series: Vec<Second>,
     window: (u64, u64),
 }
 
 impl ClientStats {
-    /// Stats that count operations completing in `[from_ns, to_ns)` since the start.
+    /// Stats that count requests and operations completing in `[from_ns,
+    /// to_ns)` since the start, for requests of one operation each.
     pub fn new(from_ns: u64, to_ns: u64) -> Self {
         ClientStats {
             hist: new_histogram(),
             ok: 0,
             failed: 0,
             timed_out: 0,
+            op_hist: None,
+            ops_ok: 0,
+            ops_failed: 0,
+            ops_timed_out: 0,
             duplicates: 0,
             series: Vec::new(),
             window: (from_ns, to_ns),
         }
+    }
+
+    /// The same, for requests of several operations: operation latencies get
+    /// their own histogram.
+    pub fn with_op_histogram(mut self) -> Self {
+        self.op_hist = Some(new_histogram());
+        self
     }
 
     fn second(&mut self, at_ns: u64) -> &mut Second {
@@ -71,28 +98,70 @@ impl ClientStats {
         at_ns >= self.window.0 && at_ns < self.window.1
     }
 
-    /// A success at `at_ns` (since the start) that took `latency_ns`.
+    /// A request of one operation succeeded at `at_ns` (since the start), after `latency_ns`.
     pub fn record_ok(&mut self, at_ns: u64, latency_ns: u64) {
+        self.record_op_ok(at_ns, latency_ns);
+        self.record_request_ok(at_ns, latency_ns);
+    }
+
+    /// A request of one operation certainly failed at `at_ns`.
+    pub fn record_failed(&mut self, at_ns: u64) {
+        self.record_op_failed(at_ns);
+        self.record_request_failed(at_ns);
+    }
+
+    /// A request of one operation was given up on at `at_ns`.
+    pub fn record_timeout(&mut self, at_ns: u64) {
+        self.record_op_timeout(at_ns);
+        self.record_request_timeout(at_ns);
+    }
+
+    /// An operation succeeded at `at_ns` after `latency_ns`.
+    pub fn record_op_ok(&mut self, at_ns: u64, latency_ns: u64) {
         let s = self.second(at_ns);
         s.ok += 1;
         s.latency_sum_ns += latency_ns;
+        if self.in_window(at_ns) {
+            self.ops_ok += 1;
+            if let Some(h) = &mut self.op_hist {
+                h.saturating_record(latency_ns.max(LOWEST_NS));
+            }
+        }
+    }
+
+    /// An operation certainly failed at `at_ns`.
+    pub fn record_op_failed(&mut self, at_ns: u64) {
+        self.second(at_ns).failed += 1;
+        if self.in_window(at_ns) {
+            self.ops_failed += 1;
+        }
+    }
+
+    /// An operation was given up on at `at_ns`.
+    pub fn record_op_timeout(&mut self, at_ns: u64) {
+        self.second(at_ns).timed_out += 1;
+        if self.in_window(at_ns) {
+            self.ops_timed_out += 1;
+        }
+    }
+
+    /// A request (all its operations) succeeded at `at_ns` after `latency_ns`.
+    pub fn record_request_ok(&mut self, at_ns: u64, latency_ns: u64) {
         if self.in_window(at_ns) {
             self.ok += 1;
             self.hist.saturating_record(latency_ns.max(LOWEST_NS));
         }
     }
 
-    /// A certain failure at `at_ns`.
-    pub fn record_failed(&mut self, at_ns: u64) {
-        self.second(at_ns).failed += 1;
+    /// A request ended at `at_ns` with an operation that certainly failed.
+    pub fn record_request_failed(&mut self, at_ns: u64) {
         if self.in_window(at_ns) {
             self.failed += 1;
         }
     }
 
-    /// A time-out at `at_ns`.
-    pub fn record_timeout(&mut self, at_ns: u64) {
-        self.second(at_ns).timed_out += 1;
+    /// A request ended at `at_ns` with an operation given up on.
+    pub fn record_request_timeout(&mut self, at_ns: u64) {
         if self.in_window(at_ns) {
             self.timed_out += 1;
         }
@@ -143,17 +212,26 @@ impl Latency {
 /// All clients' measurements merged.
 #[derive(Debug, Clone)]
 pub struct Merged {
-    /// The merged histogram.
+    /// The merged request-latency histogram.
     pub hist: Histogram<u64>,
-    /// Successes in the window.
+    /// Successful requests in the window.
     pub ok: u64,
-    /// Failures in the window.
+    /// Failed requests in the window.
     pub failed: u64,
-    /// Time-outs in the window.
+    /// Timed-out requests in the window.
     pub timed_out: u64,
+    /// The merged operation-latency histogram (equal to `hist` when every
+    /// request is one operation).
+    pub op_hist: Histogram<u64>,
+    /// Successful operations in the window.
+    pub ops_ok: u64,
+    /// Failed operations in the window.
+    pub ops_failed: u64,
+    /// Timed-out operations in the window.
+    pub ops_timed_out: u64,
     /// Duplicate replies.
     pub duplicates: u64,
-    /// Per-second totals.
+    /// Per-second totals of operations.
     pub series: Vec<Second>,
 }
 
@@ -164,14 +242,24 @@ pub fn merge(clients: &[ClientStats]) -> Merged {
         ok: 0,
         failed: 0,
         timed_out: 0,
+        op_hist: new_histogram(),
+        ops_ok: 0,
+        ops_failed: 0,
+        ops_timed_out: 0,
         duplicates: 0,
         series: Vec::new(),
     };
     for c in clients {
         m.hist.add(&c.hist).expect("histograms share their bounds");
+        m.op_hist
+            .add(c.op_hist.as_ref().unwrap_or(&c.hist))
+            .expect("histograms share their bounds");
         m.ok += c.ok;
         m.failed += c.failed;
         m.timed_out += c.timed_out;
+        m.ops_ok += c.ops_ok;
+        m.ops_failed += c.ops_failed;
+        m.ops_timed_out += c.ops_timed_out;
         m.duplicates += c.duplicates;
         if m.series.len() < c.series.len() {
             m.series.resize(c.series.len(), Second::default());
@@ -233,6 +321,7 @@ mod tests {
         c.record_failed(1_600_000_000);
         c.record_timeout(2_500_000_000); // cool-down
         assert_eq!((c.ok, c.failed, c.timed_out), (1, 1, 0));
+        assert_eq!((c.ops_ok, c.ops_failed, c.ops_timed_out), (1, 1, 0));
         assert_eq!(c.series.len(), 3);
         assert_eq!(c.series[0].ok, 1);
         assert_eq!(
@@ -245,5 +334,31 @@ mod tests {
             }
         );
         assert_eq!(c.series[2].timed_out, 1);
+    }
+}
+
+#[cfg(test)]
+mod fanout_tests {
+    use super::*;
+
+    /// Requests of several operations: operations and requests are counted
+    /// apart, and a run without fan-out has equal operation and request figures.
+    #[test]
+    fn operations_and_requests_are_counted_apart() {
+        let mut c = ClientStats::new(0, u64::MAX).with_op_histogram();
+        for i in 0..4 {
+            c.record_op_ok(10 + i, 1_000_000);
+        }
+        c.record_request_ok(20, 4_000_000);
+        let m = merge(&[c]);
+        assert_eq!((m.ok, m.ops_ok), (1, 4));
+        assert_eq!(m.hist.len(), 1);
+        assert_eq!(m.op_hist.len(), 4);
+        assert_eq!(m.series[0].ok, 4);
+        let mut one = ClientStats::new(0, u64::MAX);
+        one.record_ok(5, 2_000_000);
+        let m = merge(&[one]);
+        assert_eq!((m.ok, m.ops_ok), (1, 1));
+        assert_eq!(Latency::of(&m.hist), Latency::of(&m.op_hist));
     }
 }

@@ -1,5 +1,6 @@
 //! Wide-area latency matrices: sites and the round-trip times between them,
-//! from a TOML file or a preset. Replica `i` sits at site `i % sites` and
+//! from a TOML file or a preset. Replica `i` (its global id, in a sharded
+//! deployment) sits at site `i % sites` and
 //! client `c` at site `c % sites`, unless the file places them (`replicas` and
 //! `clients`, lists of site names used in turn). Every message between two
 //! sites is delayed by half their round-trip time (servers delay peer
@@ -174,6 +175,19 @@ mod tests {
         let (a, b) = (d.site_index("leader-a"), d.site_index("leader-b"));
         assert_eq!(e.rtt_ms[a][b], 2.0);
         assert_eq!(d.rtt_ms[a][b], 90.0);
+        // Three shards of three: each shard's first replica at its own leader site.
+        let c = e.site_index("leader-c");
+        assert_eq!(
+            (e.replica_site(0), e.replica_site(3), e.replica_site(6)),
+            (a, b, c)
+        );
+        let w9 = e.clients(9);
+        for s in 0..3 {
+            let members = s * 3..s * 3 + 3;
+            assert!((w9.paxos_model_in(0, s * 3, members) - 180.0).abs() < 1e-9);
+        }
+        let d9 = d.clients(9);
+        assert!((d9.paxos_model_in(0, 6, 6..9) - 92.0).abs() < 1e-9);
         let bad = "sites = [\"x\"]\nrtt_ms = [[0.0]]\nreplicas = [\"y\"]\n";
         std::fs::write(std::env::temp_dir().join("wan-bad.toml"), bad).unwrap();
         let err = Matrix::load(std::env::temp_dir().join("wan-bad.toml").to_str().unwrap())

@@ -106,6 +106,12 @@ fn local_run_writes_report_csv_hgrm_plots_and_history() {
     }
     assert_eq!(r["protocol"], "paxos");
     assert_eq!(r["replicas"], 3);
+    // One shard, one operation per request: requests are operations.
+    assert_eq!(r["shards"], 1);
+    assert_eq!(r["workload"]["fanout"], 1);
+    assert_eq!(r["latency_us"], r["op_latency_us"]);
+    assert_eq!(r["ops_ok"], r["requests_ok"]);
+    assert_eq!(r["throughput_ops_s"], r["throughput_requests_s"]);
     assert!(r["throughput_ops_s"].as_f64().unwrap() > 100.0);
     assert_eq!(r["ops_failed"], 0);
     let csv = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
@@ -373,4 +379,90 @@ fn a_short_epaxos_chaos_run_converges_and_checks() {
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("chaos.json")).unwrap()).unwrap();
     assert_eq!(j["checker"]["verdict"], "ok");
+}
+
+/// Three shards and requests of four operations each: report.json gives
+/// request latency (`latency_us`) and operation latency (`op_latency_us`)
+/// apart, a request takes about four operations' time (they go one at a
+/// time), throughput is given in both units, and the per-operation history
+/// checks.
+#[test]
+fn fanout_over_shards_reports_requests_and_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f");
+    let hist = dir.path().join("h.jsonl");
+    let stdout = run(
+        &[
+            "local",
+            "--shards",
+            "3",
+            "--fanout",
+            "4",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0.5s",
+            "--cooldown",
+            "0.5s",
+            "--clients",
+            "4",
+            "--reads",
+            "30",
+            "--keys",
+            "50",
+            "--history",
+            hist.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(stdout.contains("requests/s"), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["shards"], 3);
+    assert_eq!(r["workload"]["fanout"], 4);
+    let (req, op) = (&r["latency_us"], &r["op_latency_us"]);
+    for f in ["p50", "p90", "p99", "p999", "p9999", "max", "mean", "min"] {
+        assert!(req[f].as_f64().unwrap() > 0.0, "latency_us.{f}");
+        assert!(op[f].as_f64().unwrap() > 0.0, "op_latency_us.{f}");
+    }
+    let ratio = req["mean"].as_f64().unwrap() / op["mean"].as_f64().unwrap();
+    assert!(
+        (3.4..4.6).contains(&ratio),
+        "request/operation mean latency {ratio}"
+    );
+    let (ops, reqs) = (
+        r["ops_ok"].as_u64().unwrap(),
+        r["requests_ok"].as_u64().unwrap(),
+    );
+    assert!(reqs > 50, "{reqs} requests");
+    // Requests complete inside the window with all four operations; a few
+    // operations of requests that straddle its edges count alone.
+    assert!(
+        ops.abs_diff(4 * reqs) <= 4 * 4 * 2,
+        "{ops} operations, {reqs} requests"
+    );
+    let (tops, treq) = (
+        r["throughput_ops_s"].as_f64().unwrap(),
+        r["throughput_requests_s"].as_f64().unwrap(),
+    );
+    assert!(
+        (tops / treq - 4.0).abs() < 0.2,
+        "{tops} ops/s vs {treq} requests/s"
+    );
+    assert_eq!(r["ops_failed"], 0);
+    assert_eq!(r["checker"]["verdict"], "ok", "{}", r["checker"]);
+    assert!(r["checker"]["operations"].as_u64().unwrap() >= ops);
+    assert!(std::fs::read_to_string(out.join("op_latency.hgrm"))
+        .unwrap()
+        .contains("#[Max"));
+    // One history line per operation, keys of every shard among them.
+    let recs =
+        bench::history::read(std::io::BufReader::new(std::fs::File::open(&hist).unwrap())).unwrap();
+    let mut per_shard = [0usize; 3];
+    for rec in &recs {
+        per_shard[genericsmr::shard::shard_of(rec.key.as_bytes(), 3) as usize] += 1;
+    }
+    assert!(per_shard.iter().all(|n| *n > 0), "{per_shard:?}");
 }

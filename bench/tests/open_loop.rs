@@ -21,6 +21,7 @@ fn cluster() -> LocalCluster {
     bench::local::ensure_built(&dir, &["master", "server"]).unwrap();
     LocalCluster::start(ClusterSpec {
         replicas: 3,
+        shards: 1,
         protocol: "paxos".into(),
         // A long liveness timeout: the stall must not trigger a failover.
         server_flags: vec![],
@@ -47,6 +48,7 @@ fn spec(mode: Mode, clients: usize) -> Spec {
         op_timeout_ms: 20_000,
         wan: None,
         spread: false,
+        fanout: 1,
     }
 }
 

@@ -8,6 +8,12 @@
 //! configured timeout, a call returns [`ClientError::Timeout`], which means the
 //! command may or may not have taken effect, never a false success.
 //!
+//! On a sharded deployment (`master --shards S`) the client learns the shard
+//! count and every shard's leader from the master and sends each command to
+//! the leader of its key's shard ([`genericsmr::shard::shard_of`]); a refusal
+//! or a time-out re-learns that shard's leader only. On one group it behaves
+//! as it always did.
+//!
 //! [`admin`] holds one-shot queries: the cluster layout from the master, and a
 //! replica's status or log digests, and control requests (faults,
 //! set-leader), sent to a replica directly or through the master. [`faults`]

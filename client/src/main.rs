@@ -14,7 +14,7 @@ use client::{admin, Client, ClientConfig};
 #[command(
     version,
     about,
-    after_help = "Examples:\n  client --master 127.0.0.1:7087 put greeting hello\n  client --master 127.0.0.1:7087 get greeting\n  client --master 127.0.0.1:7087 cas greeting hello bonjour\n  client --master 127.0.0.1:7087 cas --absent fresh-key v1\n  client --master 127.0.0.1:7087 leader\n  client --master 127.0.0.1:7087 status\n  client --master 127.0.0.1:7087 state 2\n  client --master 127.0.0.1:7087 set-leader 2            (servers started with --control)\n  client --master 127.0.0.1:7087 fault partition 0 1,2\n  client --master 127.0.0.1:7087 fault link 0 1,2 --delay-ms 10 --jitter-ms 2 --drop 1\n  client --master 127.0.0.1:7087 fault phase 2 accept 20s\n  client --master 127.0.0.1:7087 fault clear 0\n  client --master 127.0.0.1:7087 schedule faults.toml     (time-ordered fault steps)\n  client --master 127.0.0.1:7087 --direct fault crash 1   (to the replica, not through the master)\n  client --replicas 127.0.0.1:8070,127.0.0.1:8071,127.0.0.1:8072 get greeting\n  client --master 127.0.0.1:7087          (interactive prompt; type 'help')"
+    after_help = "Examples:\n  client --master 127.0.0.1:7087 put greeting hello\n  client --master 127.0.0.1:7087 get greeting\n  client --master 127.0.0.1:7087 cas greeting hello bonjour\n  client --master 127.0.0.1:7087 cas --absent fresh-key v1\n  client --master 127.0.0.1:7087 leader\n  client --master 127.0.0.1:7087 status\n  client --master 127.0.0.1:7087 state 2\n  client --master 127.0.0.1:7087 set-leader 2            (servers started with --control)\n  client --master 127.0.0.1:7087 fault partition 0 1,2\n  client --master 127.0.0.1:7087 fault link 0 1,2 --delay-ms 10 --jitter-ms 2 --drop 1\n  client --master 127.0.0.1:7087 fault phase 2 accept 20s\n  client --master 127.0.0.1:7087 fault clear 0\n  client --master 127.0.0.1:7087 schedule faults.toml     (time-ordered fault steps)\n  client --master 127.0.0.1:7087 --direct fault crash 1   (to the replica, not through the master)\n  client --replicas 127.0.0.1:8070,127.0.0.1:8071,127.0.0.1:8072 get greeting\n  client --master 127.0.0.1:7087          (interactive prompt; type 'help')\n\nOn a sharded deployment (master --shards S) each command goes to the leader of its key's\nshard; replica ids are global (shard s holds ids s*N .. s*N+N-1), `leader` prints every\nshard's leader and `status` every replica with its shard."
 )]
 struct Args {
     /// Master address (HOST:PORT); finds the replicas and the leader through it.
@@ -51,7 +51,7 @@ enum Cmd {
         /// OLD NEW, or NEW alone with --absent.
         values: Vec<String>,
     },
-    /// Print the leader's id and client address.
+    /// Print the leader's id and client address (every shard's, on a sharded deployment).
     Leader,
     /// Print every replica's status (role, ballot, commit index, digest).
     Status,
@@ -142,6 +142,21 @@ async fn run(c: &Client, a: &Args, cmd: Cmd) -> anyhow::Result<()> {
                 println!("not swapped; current value: {}", show(&o.value));
             }
         }
+        Cmd::Leader if c.shards() > 1 => {
+            let mut missing = Vec::new();
+            for (s, l) in c.leaders().await?.into_iter().enumerate() {
+                match l {
+                    Some((id, addr)) => println!("shard {s}: {id} {addr}"),
+                    None => missing.push(s.to_string()),
+                }
+            }
+            if !missing.is_empty() {
+                bail!(
+                    "the master knows no leader of shard {} right now",
+                    missing.join(", ")
+                );
+            }
+        }
         Cmd::Leader => {
             let (id, addr) = c.leader().await?;
             println!("{id} {addr}");
@@ -179,31 +194,60 @@ async fn run(c: &Client, a: &Args, cmd: Cmd) -> anyhow::Result<()> {
 
 async fn status(a: &Args) -> anyhow::Result<()> {
     let t = Duration::from_secs(2);
-    let addrs: Vec<(String, String)> = match &a.master {
+    // (global id, shard, client address); the id is unknown without a master.
+    let mut sharded = false;
+    let addrs: Vec<(Option<u8>, usize, String)> = match &a.master {
         Some(m) => {
             let info = admin::cluster(m, t).await?;
-            let leader = info.leader.map_or("unknown".to_string(), |l| l.to_string());
-            println!(
-                "master {m}: {} of {} replicas registered, leader {leader}",
-                info.replicas.len(),
-                info.n
-            );
+            let name = |l: Option<u8>| l.map_or("unknown".to_string(), |l| l.to_string());
+            if info.shard_count() == 1 {
+                println!(
+                    "master {m}: {} of {} replicas registered, leader {}",
+                    info.replicas.len(),
+                    info.n,
+                    name(info.leader)
+                );
+            } else {
+                sharded = true;
+                let leaders: Vec<String> = (0..info.shard_count())
+                    .map(|s| format!("{s}:{}", name(info.leader_of(s))))
+                    .collect();
+                println!(
+                    "master {m}: {} of {} replicas registered ({} shards of {}), leaders by shard {}",
+                    info.replicas.len(),
+                    info.shard_count() * info.n as usize,
+                    info.shard_count(),
+                    info.n,
+                    leaders.join(" ")
+                );
+            }
             info.replicas
                 .iter()
-                .map(|r| (r.id.to_string(), r.client_addr()))
+                .map(|r| (Some(r.id), info.shard_of_replica(r.id), r.client_addr()))
                 .collect()
         }
-        None => a
-            .replicas
-            .iter()
-            .map(|r| ("?".to_string(), r.clone()))
-            .collect(),
+        None => a.replicas.iter().map(|r| (None, 0, r.clone())).collect(),
+    };
+    let shard_col = |s: &str| {
+        if sharded {
+            format!("{s:<6}")
+        } else {
+            String::new()
+        }
     };
     println!(
-        "{:<4} {:<22} {:<10} {:>8} {:>10} {:>10} {:>8}  digest",
-        "id", "address", "role", "ballot", "committed", "executed", "keys"
+        "{:<4} {}{:<22} {:<10} {:>8} {:>10} {:>10} {:>8}  digest",
+        "id",
+        shard_col("shard"),
+        "address",
+        "role",
+        "ballot",
+        "committed",
+        "executed",
+        "keys"
     );
-    for (id, addr) in addrs {
+    for (id, shard, addr) in addrs {
+        let shard = shard_col(&shard.to_string());
         match admin::status(&addr, t).await {
             Ok(s) => {
                 let role = ["follower", "candidate", "leader", "recovering"]
@@ -211,8 +255,8 @@ async fn status(a: &Args) -> anyhow::Result<()> {
                     .copied()
                     .unwrap_or("?");
                 println!(
-                    "{:<4} {:<22} {:<10} {:>8} {:>10} {:>10} {:>8}  {:032x}",
-                    s.replica,
+                    "{:<4} {shard}{:<22} {:<10} {:>8} {:>10} {:>10} {:>8}  {:032x}",
+                    id.unwrap_or(s.replica),
                     addr,
                     role,
                     s.ballot,
@@ -222,7 +266,10 @@ async fn status(a: &Args) -> anyhow::Result<()> {
                     s.digest()
                 );
             }
-            Err(e) => println!("{id:<4} {addr:<22} unreachable: {e}"),
+            Err(e) => {
+                let id = id.map_or("?".to_string(), |i| i.to_string());
+                println!("{id:<4} {shard}{addr:<22} unreachable: {e}")
+            }
         }
     }
     Ok(())

@@ -1,4 +1,9 @@
 //! The client session: leader discovery, retries and timeouts.
+//!
+//! On a sharded deployment (the master reports more than one shard) the
+//! session keeps one route per shard and sends each command to the leader of
+//! the shard that owns its key ([`genericsmr::shard::shard_of`]); leaders are
+//! learned, and re-learned after a refusal or a time-out, shard by shard.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -102,11 +107,19 @@ impl ClientConfig {
     }
 }
 
+/// How to reach one shard's leader.
 struct Route {
+    /// The shard this route serves.
+    shard: usize,
+    /// Global id of the shard's first replica: replicas name leaders (in
+    /// replies and status) by their id inside the shard, which this turns
+    /// into a global id.
+    base: ReplicaId,
     replicas: Vec<String>,
-    /// The replica id behind each address, where known. Through the master the
-    /// list is ordered by id; a user's `--replicas` list is in any order, and
-    /// leader hints name ids, so ids are learned from each replica's status.
+    /// The (global) replica id behind each address, where known. Through the
+    /// master the list is ordered by id; a user's `--replicas` list is in any
+    /// order, and leader hints name ids, so ids are learned from each
+    /// replica's status.
     ids: Vec<Option<ReplicaId>>,
     /// Position in `replicas` of the replica to try first.
     leader: Option<usize>,
@@ -129,7 +142,7 @@ impl Route {
         }
         while let Some(Ok((i, answer))) = asks.join_next().await {
             if let Ok(s) = answer {
-                self.ids[i] = Some(s.replica);
+                self.ids[i] = Some(self.base.saturating_add(s.replica));
             }
         }
     }
@@ -186,7 +199,8 @@ struct Inner {
     /// that `acked_below` can never pass a number that is handed out but not
     /// yet registered.
     seqs: Mutex<Seqs>,
-    route: tokio::sync::Mutex<Route>,
+    /// One route per shard (one in all without a master or on an unsharded group).
+    routes: Vec<tokio::sync::Mutex<Route>>,
 }
 
 /// A client session. Cheap to clone; clones share the session (and its id).
@@ -196,23 +210,38 @@ pub struct Client {
 }
 
 impl Client {
-    /// Creates a session; with a master, fetches the replica list first.
+    /// Creates a session; with a master, fetches the replica list (and, on a
+    /// sharded deployment, the shard count and each shard's leader) first.
     pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
-        let mut route = Route {
-            replicas: cfg.replicas.clone(),
-            ids: vec![None; cfg.replicas.len()],
+        let empty = |shard: usize, base: ReplicaId| Route {
+            shard,
+            base,
+            replicas: Vec::new(),
+            ids: Vec::new(),
             leader: None,
             conn: None,
             next_try: 0,
         };
+        let mut routes = Vec::new();
         if let Some(m) = &cfg.master {
             let info = admin::cluster(m, cfg.timeout.min(Duration::from_secs(2))).await?;
-            route.set_from_master(&info);
+            for s in 0..info.shard_count() {
+                let base = genericsmr::shard::global_id(s, 0, info.n as usize);
+                let mut route = empty(s, base);
+                route.set_from_master(&info);
+                routes.push(route);
+            }
         } else {
+            let mut route = Route {
+                replicas: cfg.replicas.clone(),
+                ids: vec![None; cfg.replicas.len()],
+                ..empty(0, 0)
+            };
             route.learn_ids().await;
-        }
-        if route.replicas.is_empty() && cfg.master.is_none() {
-            return Err(ClientError::NoReplicas);
+            if route.replicas.is_empty() {
+                return Err(ClientError::NoReplicas);
+            }
+            routes.push(route);
         }
         let id = cfg.client_id.unwrap_or_else(|| rand::random::<u64>() | 1);
         Ok(Client {
@@ -223,7 +252,7 @@ impl Client {
                     next: 1,
                     outstanding: BTreeSet::new(),
                 }),
-                route: tokio::sync::Mutex::new(route),
+                routes: routes.into_iter().map(tokio::sync::Mutex::new).collect(),
             }),
         })
     }
@@ -231,6 +260,16 @@ impl Client {
     /// This session's client id.
     pub fn id(&self) -> ClientId {
         self.inner.id
+    }
+
+    /// Number of shards of the deployment (1 unless the master reports more).
+    pub fn shards(&self) -> usize {
+        self.inner.routes.len()
+    }
+
+    /// The shard that owns `key`.
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        genericsmr::shard::shard_of(key, self.shards() as u32) as usize
     }
 
     /// Sets `key` to `value`.
@@ -284,9 +323,11 @@ impl Client {
     }
 
     /// Sends a command exactly as given (its client id and sequence number are
-    /// kept), retrying until it succeeds or the timeout passes. Used to retry a
-    /// command by hand; replicas apply it at most once.
+    /// kept) to the leader of the shard that owns its key, retrying until it
+    /// succeeds or the timeout passes. Used to retry a command by hand;
+    /// replicas apply it at most once.
     pub async fn submit(&self, mut cmd: Command) -> Result<Outcome, ClientError> {
+        let shard = self.shard_of(&cmd.key);
         // While this command is in flight, no command of this session may tell
         // the replicas that its result can be forgotten; the guard also cleans up
         // when the caller drops this future.
@@ -302,7 +343,7 @@ impl Client {
                     what: format!("{} of command {}", cmd.op.name(), cmd.seq),
                 });
             }
-            let conn = match self.conn(deadline).await {
+            let conn = match self.conn(shard, deadline).await {
                 Ok(c) => c,
                 Err(e) => {
                     debug!(error = %e, "no connection yet");
@@ -336,8 +377,8 @@ impl Client {
                         });
                     }
                     ReplyStatus::NotLeader | ReplyStatus::Unavailable => {
-                        debug!(replica = conn.target, hint = ?r.leader, "redirected");
-                        self.reroute(&conn, r.leader).await;
+                        debug!(shard, replica = conn.target, hint = ?r.leader, "redirected");
+                        self.reroute(shard, &conn, r.leader).await;
                         if r.leader.is_none() || r.status == ReplyStatus::Unavailable {
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(Duration::from_millis(200));
@@ -346,12 +387,17 @@ impl Client {
                 },
                 Ok(Err(_)) => {
                     // The connection died: the replica may be down.
-                    self.reroute(&conn, None).await;
+                    self.reroute(shard, &conn, None).await;
                 }
                 Err(_) => {
                     conn.forget(cmd.seq);
-                    debug!(replica = conn.target, seq = cmd.seq, "attempt timed out");
-                    self.reroute(&conn, None).await;
+                    debug!(
+                        shard,
+                        replica = conn.target,
+                        seq = cmd.seq,
+                        "attempt timed out"
+                    );
+                    self.reroute(shard, &conn, None).await;
                 }
             }
         }
@@ -371,7 +417,26 @@ impl Client {
             .map_or(s.next, |o| o.min(s.next))
     }
 
-    /// The current leader as (id, client address), asking the master if there is one.
+    /// Every shard's current leader as (global id, client address), indexed by
+    /// shard (`None`: the master knows no leader for that shard right now).
+    /// Needs a master; without one, the one group's leader.
+    pub async fn leaders(&self) -> Result<Vec<Option<(ReplicaId, String)>>, ClientError> {
+        let Some(m) = &self.inner.cfg.master else {
+            return Ok(vec![Some(self.leader().await?)]);
+        };
+        let t = self.inner.cfg.attempt_timeout.max(Duration::from_secs(2));
+        let info = admin::cluster(m, t).await?;
+        Ok((0..info.shard_count())
+            .map(|s| {
+                let l = info.leader_of(s)?;
+                let a = info.replicas.iter().find(|r| r.id == l)?.client_addr();
+                Some((l, a))
+            })
+            .collect())
+    }
+
+    /// The current leader (of shard 0, on a sharded deployment) as (id, client
+    /// address), asking the master if there is one.
     pub async fn leader(&self) -> Result<(ReplicaId, String), ClientError> {
         let t = self.inner.cfg.attempt_timeout.max(Duration::from_secs(2));
         if let Some(m) = &self.inner.cfg.master {
@@ -387,7 +452,7 @@ impl Client {
                 .unwrap_or_default();
             return Ok((l, a));
         }
-        let replicas = self.inner.route.lock().await.replicas.clone();
+        let replicas = self.inner.routes[0].lock().await.replicas.clone();
         for a in &replicas {
             if let Ok(s) = admin::status(a, t).await {
                 if s.role == genericsmr::messages::role::LEADER {
@@ -400,8 +465,8 @@ impl Client {
         ))
     }
 
-    async fn conn(&self, deadline: Instant) -> Result<Arc<Conn>, ClientError> {
-        let mut r = self.inner.route.lock().await;
+    async fn conn(&self, shard: usize, deadline: Instant) -> Result<Arc<Conn>, ClientError> {
+        let mut r = self.inner.routes[shard].lock().await;
         if let Some(c) = &r.conn {
             if c.is_open() {
                 return Ok(c.clone());
@@ -449,13 +514,15 @@ impl Client {
         }
     }
 
-    /// Drops `conn` and aims at `hint` (or the next replica) for the next attempt.
-    async fn reroute(&self, conn: &Arc<Conn>, hint: Option<ReplicaId>) {
-        let mut r = self.inner.route.lock().await;
+    /// Drops `conn` and aims at `hint` (a replica of `shard`, named by its id
+    /// inside the shard) or the next replica for the next attempt.
+    async fn reroute(&self, shard: usize, conn: &Arc<Conn>, hint: Option<ReplicaId>) {
+        let mut r = self.inner.routes[shard].lock().await;
         if r.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             r.conn = None;
             conn.close();
         }
+        let hint = hint.map(|h| r.base.saturating_add(h));
         if hint.is_some_and(|h| r.position(h).is_none()) {
             r.learn_ids().await;
         }
@@ -473,12 +540,16 @@ impl Client {
 }
 
 impl Route {
-    /// Takes the replica list and the leader from the master.
+    /// Takes this shard's replica list and leader from the master.
     fn set_from_master(&mut self, info: &genericsmr::messages::ClusterInfo) {
-        let mut v: Vec<&ReplicaAddr> = info.replicas.iter().collect();
+        let mut v: Vec<&ReplicaAddr> = info
+            .replicas
+            .iter()
+            .filter(|r| info.shard_count() == 1 || info.shard_of_replica(r.id) == self.shard)
+            .collect();
         v.sort_by_key(|r| r.id);
         self.replicas = v.iter().map(|r| r.client_addr()).collect();
         self.ids = v.iter().map(|r| Some(r.id)).collect();
-        self.leader = info.leader.and_then(|l| self.position(l));
+        self.leader = info.leader_of(self.shard).and_then(|l| self.position(l));
     }
 }

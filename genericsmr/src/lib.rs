@@ -16,6 +16,8 @@
 //!   persist) and [`effects::Driver`], which carries it out: persist first, then send.
 //! - [`master_link`]: registration with the master and the replica's side of the
 //!   master connection.
+//! - [`shard`]: global and local replica ids of sharded deployments and the
+//!   key-to-shard map.
 //!
 //! A protocol crate holds a pure core (no sockets, threads or clocks: handlers
 //! take a message and `now`, and push [`effects::Effects`]) plus a thin runtime that
@@ -30,15 +32,18 @@ pub mod logging;
 pub mod master_link;
 pub mod messages;
 pub mod rpc_table;
+pub mod shard;
 pub mod state;
 pub mod transport;
 pub mod wire;
 
-/// A replica's index in its group (groups have at most 64 replicas).
+/// A replica's index: its global id in the deployment (at most 64 replicas
+/// over all shards), or its local id inside its shard's group (see [`shard`]).
 pub type ReplicaId = u8;
 
 /// Identifies one client or master connection at a replica.
 pub type ConnId = u64;
 
-/// Largest group size, bounded by the vote bitmasks protocols keep.
+/// Largest deployment (shards times replicas per shard), bounded by the vote
+/// and fault bitmasks, which have one bit per replica.
 pub const MAX_REPLICAS: usize = 64;

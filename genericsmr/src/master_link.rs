@@ -96,7 +96,7 @@ pub fn keep_link(
     req: Register,
     first: Link,
 ) {
-    let span = tracing::info_span!(parent: None, "replica", id = transport.me());
+    let span = tracing::info_span!(parent: None, "replica", id = transport.global_id());
     rt.spawn(
         async move {
             let mut link = first;

@@ -253,7 +253,7 @@ crate::wire_struct!(LogReply { nonce, slots } = codes::LOG_REPLY);
 /// Where a replica listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaAddr {
-    /// The replica's id (its index in the group).
+    /// The replica's global id (shard `id / n`; its index in an unsharded group).
     pub id: ReplicaId,
     /// Host name or IP address.
     pub host: String,
@@ -296,6 +296,9 @@ pub struct Register {
     pub client_port: u16,
     /// Name of the protocol it runs, so mismatched groups are refused.
     pub protocol: String,
+    /// The shard the replica belongs to (0 in an unsharded deployment). A
+    /// wanted `id` must lie in this shard.
+    pub shard: u8,
 }
 crate::wire_struct!(
     Register {
@@ -303,7 +306,8 @@ crate::wire_struct!(
         host,
         peer_port,
         client_port,
-        protocol
+        protocol,
+        shard
     } = codes::REGISTER
 );
 
@@ -314,14 +318,18 @@ pub struct RegisterReply {
     pub ok: bool,
     /// Why not, when `ok` is false.
     pub error: String,
-    /// The id assigned.
+    /// The global id assigned.
     pub id: ReplicaId,
     /// True when this id had registered before: the replica is restarting.
     pub rejoin: bool,
-    /// Every replica of the group, indexed by id.
+    /// Every replica of the deployment (all shards), indexed by global id.
     pub replicas: Vec<ReplicaAddr>,
-    /// The current leader, if one is known.
+    /// The current leader of shard 0, if one is known.
     pub leader: Option<ReplicaId>,
+    /// Number of shards; each has `replicas.len() / shards` replicas.
+    pub shards: u8,
+    /// The current leader of each shard (global ids), indexed by shard.
+    pub leaders: Vec<Option<ReplicaId>>,
 }
 crate::wire_struct!(
     RegisterReply {
@@ -330,24 +338,29 @@ crate::wire_struct!(
         id,
         rejoin,
         replicas,
-        leader
+        leader,
+        shards,
+        leaders
     } = codes::REGISTER_REPLY
 );
 
-/// Master -> replica: are you alive?
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Master -> replica: are you alive? Also tells every replica who leads each shard.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ping {
     /// Echoed in the [`Pong`].
     pub nonce: u64,
+    /// The master's current leader of each shard (global ids), indexed by shard.
+    pub leaders: Vec<Option<ReplicaId>>,
 }
-crate::wire_struct!(Ping { nonce } = codes::PING);
+crate::wire_struct!(Ping { nonce, leaders } = codes::PING);
 
 /// Replica -> master: alive, and this is how up to date I am.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pong {
     /// Echo of the ping's nonce.
     pub nonce: u64,
-    /// The replica answering.
+    /// The replica answering (a protocol core may give its id inside its
+    /// shard; the master goes by the link the pong arrived on).
     pub replica: ReplicaId,
     /// Its current ballot.
     pub ballot: u64,
@@ -385,19 +398,23 @@ pub struct GetCluster {
 }
 crate::wire_struct!(GetCluster { nonce } = codes::GET_CLUSTER);
 
-/// Master -> anyone: the replicas and the leader.
+/// Master -> anyone: the replicas and the leader of each shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterInfo {
     /// Echo of the request's nonce.
     pub nonce: u64,
-    /// Group size the master was started with.
+    /// Replicas per shard (the group size the master was started with).
     pub n: u8,
-    /// Whether all `n` replicas have registered.
+    /// Whether all `shards * n` replicas have registered.
     pub complete: bool,
-    /// The leader, if known.
+    /// The leader of shard 0, if known.
     pub leader: Option<ReplicaId>,
-    /// Registered replicas, by id.
+    /// Registered replicas, by global id.
     pub replicas: Vec<ReplicaAddr>,
+    /// Number of shards (1: an unsharded deployment).
+    pub shards: u8,
+    /// The leader of each shard (global ids), indexed by shard.
+    pub leaders: Vec<Option<ReplicaId>>,
 }
 crate::wire_struct!(
     ClusterInfo {
@@ -405,9 +422,32 @@ crate::wire_struct!(
         n,
         complete,
         leader,
-        replicas
+        replicas,
+        shards,
+        leaders
     } = codes::CLUSTER_INFO
 );
+
+impl ClusterInfo {
+    /// The shard count, never 0.
+    pub fn shard_count(&self) -> usize {
+        (self.shards as usize).max(1)
+    }
+
+    /// The leader of shard `s` (shard 0's also from `leader`).
+    pub fn leader_of(&self, s: usize) -> Option<ReplicaId> {
+        match self.leaders.get(s) {
+            Some(l) => *l,
+            None if s == 0 => self.leader,
+            None => None,
+        }
+    }
+
+    /// The shard of the replica with global id `g`.
+    pub fn shard_of_replica(&self, g: ReplicaId) -> usize {
+        crate::shard::shard_of_replica(g, self.n as usize)
+    }
+}
 
 /// Control requests the master relays (every one starts with a `u64` nonce,
 /// which the master swaps for its own while the request is in flight).

@@ -149,7 +149,10 @@ mod tests {
             t.dispatch(class::PEER, Source::Peer(0), f[0], body),
             Err(WireError::WrongClass { .. })
         ));
-        let p = frame_bytes(&Ping { nonce: 1 });
+        let p = frame_bytes(&Ping {
+            nonce: 1,
+            leaders: Vec::new(),
+        });
         assert_eq!(
             t.dispatch(class::CLIENT, Source::Conn(1), p[0], p.slice(5..)),
             Err(WireError::UnknownType(p[0]))

@@ -186,14 +186,18 @@ fn register_s() -> impl Strategy<Value = Register> {
         any::<u16>(),
         any::<u16>(),
         string_s(),
+        any::<u8>(),
     )
-        .prop_map(|(id, host, peer_port, client_port, protocol)| Register {
-            id,
-            host,
-            peer_port,
-            client_port,
-            protocol,
-        })
+        .prop_map(
+            |(id, host, peer_port, client_port, protocol, shard)| Register {
+                id,
+                host,
+                peer_port,
+                client_port,
+                protocol,
+                shard,
+            },
+        )
 }
 
 fn register_reply_s() -> impl Strategy<Value = RegisterReply> {
@@ -204,15 +208,25 @@ fn register_reply_s() -> impl Strategy<Value = RegisterReply> {
         any::<bool>(),
         proptest::collection::vec(replica_addr_s(), 0..6),
         any::<Option<u8>>(),
+        any::<u8>(),
+        leaders_s(),
     )
-        .prop_map(|(ok, error, id, rejoin, replicas, leader)| RegisterReply {
-            ok,
-            error,
-            id,
-            rejoin,
-            replicas,
-            leader,
-        })
+        .prop_map(
+            |(ok, error, id, rejoin, replicas, leader, shards, leaders)| RegisterReply {
+                ok,
+                error,
+                id,
+                rejoin,
+                replicas,
+                leader,
+                shards,
+                leaders,
+            },
+        )
+}
+
+fn leaders_s() -> impl Strategy<Value = Vec<Option<u8>>> {
+    proptest::collection::vec(any::<Option<u8>>(), 0..8)
 }
 
 fn pong_s() -> impl Strategy<Value = Pong> {
@@ -243,14 +257,20 @@ fn cluster_info_s() -> impl Strategy<Value = ClusterInfo> {
         any::<bool>(),
         any::<Option<u8>>(),
         proptest::collection::vec(replica_addr_s(), 0..6),
+        any::<u8>(),
+        leaders_s(),
     )
-        .prop_map(|(nonce, n, complete, leader, replicas)| ClusterInfo {
-            nonce,
-            n,
-            complete,
-            leader,
-            replicas,
-        })
+        .prop_map(
+            |(nonce, n, complete, leader, replicas, shards, leaders)| ClusterInfo {
+                nonce,
+                n,
+                complete,
+                leader,
+                replicas,
+                shards,
+                leaders,
+            },
+        )
 }
 
 fn log_request_s() -> impl Strategy<Value = LogRequest> {
@@ -426,8 +446,8 @@ proptest! {
     }
 
     #[test]
-    fn ping_roundtrip(nonce in any::<u64>()) {
-        roundtrip(&Ping { nonce });
+    fn ping_roundtrip(nonce in any::<u64>(), leaders in leaders_s()) {
+        roundtrip(&Ping { nonce, leaders });
     }
 
     #[test]
@@ -481,6 +501,7 @@ proptest! {
         arbitrary_body::<RegisterReply>(&data);
         arbitrary_body::<ClusterInfo>(&data);
         arbitrary_body::<Pong>(&data);
+        arbitrary_body::<Ping>(&data);
         arbitrary_body::<PeerHello>(&data);
     }
 
@@ -591,6 +612,7 @@ fn invalid_utf8_string_is_rejected() {
         peer_port: 1,
         client_port: 2,
         protocol: "paxos".into(),
+        shard: 0,
     };
     let mut b = BytesMut::new();
     good.marshal(&mut b);

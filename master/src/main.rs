@@ -6,12 +6,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-/// Membership service and leader oracle for a replica group.
+/// Membership service and leader oracle for a replica group, or for a sharded
+/// deployment of several groups.
 #[derive(Parser, Debug)]
 #[command(
     version,
     about,
-    after_help = "Examples:\n  master --port 7087 --replicas 3\n  master --addr 0.0.0.0 --port 7087 --replicas 5 --liveness-timeout-ms 1000\n\nStart the master first, then the servers with --master HOST:PORT; it answers them once all N have registered."
+    after_help = "Examples:\n  master --port 7087 --replicas 3\n  master --addr 0.0.0.0 --port 7087 --replicas 5 --liveness-timeout-ms 1000\n  master --port 7087 --replicas 3 --shards 3     (9 replicas: start each server with --shard 0, 1 or 2)\n\nStart the master first, then the servers with --master HOST:PORT; it answers them once all\nSHARDS x N have registered. Replica ids are global: shard s holds ids s*N .. s*N+N-1."
 )]
 struct Args {
     /// Address to listen on.
@@ -20,9 +21,12 @@ struct Args {
     /// Port to listen on (0 picks a free one; the chosen port is printed).
     #[arg(long, default_value_t = 7087)]
     port: u16,
-    /// Number of replicas in the group.
+    /// Number of replicas in the group (in each shard, with --shards).
     #[arg(long, short = 'n', default_value_t = 3)]
     replicas: usize,
+    /// Number of shards, each a group of --replicas replicas with its own leader.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
     /// How often replicas are pinged, in milliseconds.
     #[arg(long, default_value_t = 100)]
     ping_interval_ms: u64,
@@ -40,6 +44,13 @@ async fn main() -> anyhow::Result<()> {
         "--replicas must be between 1 and {}",
         genericsmr::MAX_REPLICAS
     );
+    anyhow::ensure!(
+        a.shards >= 1 && a.shards * a.replicas <= genericsmr::MAX_REPLICAS,
+        "--shards must be at least 1, and --shards times --replicas ({} x {}) at most {}",
+        a.shards,
+        a.replicas,
+        genericsmr::MAX_REPLICAS
+    );
     let l = tokio::net::TcpListener::bind((a.addr.as_str(), a.port))
         .await
         .with_context(|| {
@@ -49,10 +60,18 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
     let local = l.local_addr()?;
-    println!("master listening on {local} for {} replicas", a.replicas);
-    tracing::info!(%local, n = a.replicas, "master started");
+    if a.shards == 1 {
+        println!("master listening on {local} for {} replicas", a.replicas);
+    } else {
+        println!(
+            "master listening on {local} for {} shards of {} replicas",
+            a.shards, a.replicas
+        );
+    }
+    tracing::info!(%local, n = a.replicas, shards = a.shards, "master started");
     let cfg = master::MasterConfig {
         n: a.replicas,
+        shards: a.shards,
         ping_interval: Duration::from_millis(a.ping_interval_ms),
         liveness_timeout: Duration::from_millis(a.liveness_timeout_ms),
     };

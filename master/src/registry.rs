@@ -1,4 +1,10 @@
-//! The master's state: who registered, who is alive, who leads.
+//! The master's state: who registered, who is alive, who leads each shard.
+//!
+//! A deployment has `shards` shards of `n` replicas each; replica `g` (its
+//! global id) belongs to shard `g / n`. Leadership is tracked per shard: the
+//! same rules (the live replica claiming leadership with the highest ballot
+//! leads; a grace period for handovers; otherwise the most up-to-date live
+//! replica is asked to lead) run independently over each shard's members.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,15 +16,24 @@ use genericsmr::transport::ConnOutbox;
 use genericsmr::ReplicaId;
 use tracing::{info, warn};
 
-/// Timing of liveness checks.
+/// Shape of the deployment and timing of liveness checks.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
-    /// Group size.
+    /// Replicas per shard.
     pub n: usize,
+    /// Number of shards (1: an unsharded group).
+    pub shards: usize,
     /// A replica whose last pong is older than this is considered down.
     pub liveness_timeout: Duration,
     /// How long a replica asked to lead has to report leadership before another is asked.
     pub election_grace: Duration,
+}
+
+impl RegistryConfig {
+    /// Replicas in the whole deployment.
+    pub fn total(&self) -> usize {
+        self.n * self.shards.max(1)
+    }
 }
 
 struct Member {
@@ -27,44 +42,62 @@ struct Member {
     last_pong: Option<(Instant, Pong)>,
 }
 
-/// Registered replicas and the leader.
+/// Leadership of one shard.
+#[derive(Default)]
+struct Lead {
+    leader: Option<ReplicaId>,
+    asked: Option<(ReplicaId, Instant)>,
+    /// Since when no live replica of the shard has claimed leadership.
+    unclaimed_since: Option<Instant>,
+    /// Whether a replica of the shard was ever asked to lead.
+    elected_once: bool,
+}
+
+/// Registered replicas and each shard's leader.
 pub struct Registry {
     cfg: RegistryConfig,
     protocol: Option<String>,
+    /// Indexed by global id.
     members: Vec<Option<Member>>,
-    /// Registrations waiting for the group to complete: (link id, id, rejoin).
+    /// Registrations waiting for the deployment to complete: (link id, id, rejoin).
     waiting: Vec<(u64, ReplicaId, bool)>,
-    leader: Option<ReplicaId>,
-    asked: Option<(ReplicaId, Instant)>,
-    /// Since when no live replica has claimed leadership.
-    unclaimed_since: Option<Instant>,
+    /// Indexed by shard.
+    lead: Vec<Lead>,
     nonce: u64,
 }
 
 impl Registry {
     /// An empty registry.
-    pub fn new(cfg: RegistryConfig) -> Self {
-        let n = cfg.n;
+    pub fn new(mut cfg: RegistryConfig) -> Self {
+        cfg.shards = cfg.shards.max(1);
         Registry {
-            cfg,
             protocol: None,
-            members: (0..n).map(|_| None).collect(),
+            members: (0..cfg.total()).map(|_| None).collect(),
             waiting: Vec::new(),
-            leader: None,
-            asked: None,
-            unclaimed_since: None,
+            lead: (0..cfg.shards).map(|_| Lead::default()).collect(),
             nonce: 0,
+            cfg,
         }
     }
 
-    /// Whether every replica has registered.
+    /// Whether every replica of every shard has registered.
     pub fn complete(&self) -> bool {
         self.members.iter().all(Option::is_some)
     }
 
-    /// The current leader.
+    /// The current leader of shard 0.
     pub fn leader(&self) -> Option<ReplicaId> {
-        self.leader
+        self.leader_of(0)
+    }
+
+    /// The current leader of shard `s`.
+    pub fn leader_of(&self, s: usize) -> Option<ReplicaId> {
+        self.lead.get(s).and_then(|l| l.leader)
+    }
+
+    /// The current leader of every shard, indexed by shard.
+    pub fn leaders(&self) -> Vec<Option<ReplicaId>> {
+        self.lead.iter().map(|l| l.leader).collect()
     }
 
     fn refuse(error: String) -> RegisterReply {
@@ -75,12 +108,83 @@ impl Registry {
             rejoin: false,
             replicas: Vec::new(),
             leader: None,
+            shards: 0,
+            leaders: Vec::new(),
+        }
+    }
+
+    /// Global ids of shard `s`.
+    fn shard_ids(&self, s: usize) -> std::ops::Range<usize> {
+        genericsmr::shard::members(s, self.cfg.n)
+    }
+
+    fn shard_of(&self, id: ReplicaId) -> usize {
+        genericsmr::shard::shard_of_replica(id, self.cfg.n)
+    }
+
+    /// Chooses the global id for a registration, or says why none fits.
+    fn pick_id(&self, req: &Register) -> Result<ReplicaId, String> {
+        let (n, shards) = (self.cfg.n, self.cfg.shards);
+        let shard = req.shard as usize;
+        if shard >= shards {
+            return Err(if shards == 1 {
+                format!("shard {shard} does not exist: this deployment is not sharded; start the server without --shard")
+            } else {
+                format!(
+                    "shard {shard} does not exist: the deployment has {shards} shards (0..{}); start the server with a --shard below {shards}",
+                    shards - 1
+                )
+            });
+        }
+        let ids = self.shard_ids(shard);
+        let same_addr = |m: &Option<Member>| {
+            m.as_ref()
+                .is_some_and(|m| m.addr.host == req.host && m.addr.peer_port == req.peer_port)
+        };
+        match req.id {
+            Some(i) if i as usize >= self.cfg.total() => Err(if shards == 1 {
+                format!("id {i} is out of range for a group of {n}")
+            } else {
+                format!(
+                    "id {i} is out of range for {shards} shards of {n} replicas (global ids 0..{})",
+                    self.cfg.total() - 1
+                )
+            }),
+            Some(i) if self.shard_of(i) != shard => Err(format!(
+                "id {i} belongs to shard {}, not shard {shard} (whose global ids are {}..{}); start the server with --shard {}",
+                self.shard_of(i),
+                ids.start,
+                ids.end - 1,
+                self.shard_of(i)
+            )),
+            Some(i) => Ok(i),
+            None => match self.members.iter().position(same_addr) {
+                Some(i) if !ids.contains(&i) => Err(format!(
+                    "{}:{} was replica {i} of shard {}; restart it with --shard {}",
+                    req.host,
+                    req.peer_port,
+                    self.shard_of(i as ReplicaId),
+                    self.shard_of(i as ReplicaId)
+                )),
+                Some(i) => Ok(i as ReplicaId),
+                None => match ids.clone().find(|i| self.members[*i].is_none()) {
+                    Some(i) => Ok(i as ReplicaId),
+                    None if shards == 1 => Err(format!(
+                        "the group of {n} is complete and no replica listened on {}:{}; restart a replica with its old --id or address",
+                        req.host, req.peer_port
+                    )),
+                    None => Err(format!(
+                        "shard {shard} ({n} replicas) is complete and no replica of it listened on {}:{}; restart a replica with its old --id or address",
+                        req.host, req.peer_port
+                    )),
+                },
+            },
         }
     }
 
     /// Handles a registration arriving on link `link`. Returns the replies to send
-    /// now, as (link id, outbox, reply): this one (if the group is complete or it
-    /// is refused) and every registration that was waiting for completion.
+    /// now, as (outbox, reply): this one (if the deployment is complete or it is
+    /// refused) and every registration that was waiting for completion.
     pub fn register(
         &mut self,
         link: u64,
@@ -96,34 +200,9 @@ impl Registry {
                 return vec![(out, Self::refuse(e))];
             }
         }
-        let same_addr = |m: &Option<Member>| {
-            m.as_ref()
-                .is_some_and(|m| m.addr.host == req.host && m.addr.peer_port == req.peer_port)
-        };
-        let id = match req.id {
-            Some(i) if i as usize >= self.cfg.n => {
-                return vec![(
-                    out,
-                    Self::refuse(format!(
-                        "id {i} is out of range for a group of {}",
-                        self.cfg.n
-                    )),
-                )]
-            }
-            Some(i) => i,
-            None => match self.members.iter().position(same_addr) {
-                Some(i) => i as ReplicaId,
-                None => match self.members.iter().position(Option::is_none) {
-                    Some(i) => i as ReplicaId,
-                    None => {
-                        let e = format!(
-                            "the group of {} is complete and no replica listened on {}:{}; restart a replica with its old --id or address",
-                            self.cfg.n, req.host, req.peer_port
-                        );
-                        return vec![(out, Self::refuse(e))];
-                    }
-                },
-            },
+        let id = match self.pick_id(&req) {
+            Ok(id) => id,
+            Err(e) => return vec![(out, Self::refuse(e))],
         };
         if let Some(m) = &self.members[id as usize] {
             // Two live processes must never share an id (ballots and quorums
@@ -140,9 +219,9 @@ impl Registry {
         }
         let rejoin = self.members[id as usize].is_some();
         if rejoin {
-            info!(id, "replica re-registered");
+            info!(id, shard = req.shard, "replica re-registered");
         } else {
-            info!(id, host = %req.host, peer_port = req.peer_port, client_port = req.client_port, "replica registered");
+            info!(id, shard = req.shard, host = %req.host, peer_port = req.peer_port, client_port = req.client_port, "replica registered");
         }
         self.protocol.get_or_insert(req.protocol.clone());
         self.members[id as usize] = Some(Member {
@@ -162,7 +241,7 @@ impl Registry {
             return Vec::new();
         }
         let replicas = self.addrs();
-        let leader = self.leader;
+        let leaders = self.leaders();
         let mut replies = Vec::new();
         for (l, id, rejoin) in std::mem::take(&mut self.waiting) {
             if let Some(Member {
@@ -177,7 +256,9 @@ impl Registry {
                         id,
                         rejoin,
                         replicas: replicas.clone(),
-                        leader,
+                        leader: leaders[0],
+                        shards: self.cfg.shards as u8,
+                        leaders: leaders.clone(),
                     };
                     replies.push((o.clone(), r));
                 }
@@ -208,13 +289,22 @@ impl Registry {
         m.link.as_ref().map(|(_, o)| o.clone())
     }
 
-    /// Records a pong received on `link`.
+    /// Records a pong received on `link`. It is attributed to the replica
+    /// registered on that link, whatever id the pong names (a protocol core
+    /// running over one shard fills in its id inside the shard).
     pub fn pong(&mut self, link: u64, p: Pong) {
-        let Some(Some(m)) = self.members.get_mut(p.replica as usize) else {
-            return;
-        };
-        if m.link.as_ref().is_some_and(|(l, _)| *l == link) {
-            m.last_pong = Some((Instant::now(), p));
+        self.pong_at(link, p, Instant::now())
+    }
+
+    /// [`Registry::pong`] at time `now`.
+    pub fn pong_at(&mut self, link: u64, p: Pong, now: Instant) {
+        let m = self
+            .members
+            .iter_mut()
+            .flatten()
+            .find(|m| m.link.as_ref().is_some_and(|(l, _)| *l == link));
+        if let Some(m) = m {
+            m.last_pong = Some((now, p));
         }
     }
 
@@ -243,56 +333,77 @@ impl Registry {
             nonce,
             n: self.cfg.n as u8,
             complete: self.complete(),
-            leader: self.leader,
+            leader: self.leader(),
             replicas: self.addrs(),
+            shards: self.cfg.shards as u8,
+            leaders: self.leaders(),
         }
     }
 
-    /// One round of the liveness loop: ping everyone, then make sure a live
-    /// replica leads (asking the most up-to-date live one when none does).
+    /// One round of the liveness loop: ping everyone (telling every replica
+    /// each shard's leader), then make sure a live replica leads each shard.
     pub fn tick(&mut self) {
+        self.tick_at(Instant::now())
+    }
+
+    /// [`Registry::tick`] at time `now`.
+    pub fn tick_at(&mut self, now: Instant) {
         if !self.complete() {
             return;
         }
         self.nonce += 1;
-        let ping = Ping { nonce: self.nonce };
+        let ping = Ping {
+            nonce: self.nonce,
+            leaders: self.leaders(),
+        };
         for m in self.members.iter().flatten() {
             if let Some((_, o)) = &m.link {
                 o.push(&ping);
             }
         }
-        let now = Instant::now();
-        // The live replica claiming leadership with the highest ballot leads.
-        let claimed = self
-            .members
+        for s in 0..self.cfg.shards {
+            self.tick_shard(s, now);
+        }
+    }
+
+    /// Live members of shard `s` with their latest pong.
+    fn live(&self, s: usize, now: Instant) -> impl Iterator<Item = (ReplicaId, &Pong)> + '_ {
+        self.members[self.shard_ids(s)]
             .iter()
             .flatten()
-            .filter(|m| self.alive(m, now))
-            .filter_map(|m| m.last_pong.as_ref().map(|(_, p)| p))
-            .filter(|p| p.leader)
-            .max_by_key(|p| p.ballot)
-            .map(|p| p.replica);
+            .filter(move |m| self.alive(m, now))
+            .filter_map(|m| m.last_pong.as_ref().map(|(_, p)| (m.addr.id, p)))
+    }
+
+    fn tick_shard(&mut self, s: usize, now: Instant) {
+        // The live replica claiming leadership with the highest ballot leads.
+        let claimed = self
+            .live(s, now)
+            .filter(|(_, p)| p.leader)
+            .max_by_key(|(_, p)| p.ballot)
+            .map(|(id, _)| id);
         if let Some(c) = claimed {
-            if self.leader != Some(c) {
-                info!(leader = c, "leader confirmed");
-                self.leader = Some(c);
+            let lead = &mut self.lead[s];
+            if lead.leader != Some(c) {
+                info!(shard = s, leader = c, "leader confirmed");
+                lead.leader = Some(c);
             }
-            self.asked = None;
-            self.unclaimed_since = None;
+            lead.asked = None;
+            lead.unclaimed_since = None;
             return;
         }
         // A live leader that stopped claiming is most likely handing over to a
         // replica running phase 1 (SetLeader): give that a moment before
         // asking anyone, or the two would fight. A dead leader is replaced now.
-        let since = *self.unclaimed_since.get_or_insert(now);
-        let leader_alive = self
+        let since = *self.lead[s].unclaimed_since.get_or_insert(now);
+        let leader_alive = self.lead[s]
             .leader
             .and_then(|l| self.members.get(l as usize)?.as_ref())
             .is_some_and(|m| self.alive(m, now));
         if leader_alive && now.duration_since(since) < self.cfg.election_grace {
             return;
         }
-        if let Some((a, at)) = self.asked {
+        if let Some((a, at)) = self.lead[s].asked {
             let still_up = self.members[a as usize]
                 .as_ref()
                 .is_some_and(|m| m.link.is_some());
@@ -300,42 +411,278 @@ impl Registry {
                 return;
             }
         }
-        self.elect(now);
+        // A shard's first election waits (one liveness timeout at most) until
+        // every connected replica of the shard has answered a ping, so that on
+        // a tie the lowest id leads whichever pong came first: a planned
+        // placement (a WAN preset puts each shard's first replica at its
+        // leader site) then holds.
+        if !self.lead[s].elected_once && now.duration_since(since) < self.cfg.liveness_timeout {
+            let silent = self.members[self.shard_ids(s)]
+                .iter()
+                .flatten()
+                .any(|m| m.link.is_some() && m.last_pong.is_none());
+            if silent {
+                return;
+            }
+        }
+        self.elect(s, now);
     }
 
-    fn elect(&mut self, now: Instant) {
-        let failed = self.asked.map(|(a, _)| a);
+    fn elect(&mut self, s: usize, now: Instant) {
+        let failed = self.lead[s].asked.map(|(a, _)| a);
         let best = self
-            .members
-            .iter()
-            .flatten()
-            .filter(|m| self.alive(m, now))
-            .filter_map(|m| m.last_pong.as_ref().map(|(_, p)| p))
-            .filter(|p| !p.recovering)
+            .live(s, now)
+            .filter(|(_, p)| !p.recovering)
             // Prefer the most up to date; on a tie prefer not to re-ask a replica that just failed.
-            .max_by_key(|p| {
-                (
-                    p.commit_index,
-                    Some(p.replica) != failed,
-                    std::cmp::Reverse(p.replica),
-                )
-            })
-            .map(|p| p.replica);
+            .max_by_key(|(id, p)| (p.commit_index, Some(*id) != failed, std::cmp::Reverse(*id)))
+            .map(|(id, _)| id);
         let Some(b) = best else {
-            if self.leader.is_some() {
-                warn!("no live replica can lead");
+            if self.lead[s].leader.is_some() {
+                warn!(shard = s, "no live replica of the shard can lead");
             }
-            self.leader = None;
+            self.lead[s].leader = None;
             return;
         };
-        info!(candidate = b, "asking replica to take over leadership");
-        self.leader = Some(b);
-        self.asked = Some((b, now));
+        info!(
+            shard = s,
+            candidate = b,
+            "asking replica to take over leadership"
+        );
+        self.lead[s].leader = Some(b);
+        self.lead[s].asked = Some((b, now));
+        self.lead[s].elected_once = true;
         if let Some(Some(Member {
             link: Some((_, o)), ..
         })) = self.members.get(b as usize)
         {
             o.push(&BeLeader { nonce: self.nonce });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use genericsmr::messages::codes;
+    use genericsmr::wire::{decode_body, parse_header, FRAME_HEADER_LEN};
+
+    fn cfg(n: usize, shards: usize) -> RegistryConfig {
+        RegistryConfig {
+            n,
+            shards,
+            liveness_timeout: Duration::from_millis(600),
+            election_grace: Duration::from_millis(1800),
+        }
+    }
+
+    fn req(shard: u8, id: Option<u8>, port: u16) -> Register {
+        Register {
+            id,
+            host: "127.0.0.1".into(),
+            peer_port: port,
+            client_port: port + 1,
+            protocol: "paxos".into(),
+            shard,
+        }
+    }
+
+    /// Frames queued on `o`, as (code, body).
+    fn sent(o: &ConnOutbox) -> Vec<(u8, bytes::Bytes)> {
+        let mut b = o.take_queued().freeze();
+        let mut out = Vec::new();
+        while let Ok(Some((code, len))) = parse_header(&b, usize::MAX) {
+            let body = b.slice(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len);
+            out.push((code, body));
+            b = b.slice(FRAME_HEADER_LEN + len..);
+        }
+        out
+    }
+
+    /// A deployment of `shards` x `n` with every replica registered on link
+    /// `g + 1`, in shard order; returns the registry and each link's outbox.
+    fn full(n: usize, shards: usize) -> (Registry, Vec<Arc<ConnOutbox>>) {
+        let mut r = Registry::new(cfg(n, shards));
+        let mut outs = Vec::new();
+        for g in 0..n * shards {
+            let o = Arc::new(ConnOutbox::new(true, 1 << 20));
+            let shard = (g / n) as u8;
+            let replies = r.register(g as u64 + 1, o.clone(), req(shard, None, 9000 + g as u16));
+            for (to, rr) in replies {
+                assert!(rr.ok, "{rr:?}");
+                to.push(&rr);
+            }
+            outs.push(o);
+        }
+        assert!(r.complete());
+        for o in &outs {
+            let frames = sent(o);
+            assert_eq!(frames.len(), 1);
+            let rr: RegisterReply = decode_body(frames[0].1.clone()).unwrap();
+            assert_eq!(rr.shards as usize, shards);
+            assert_eq!(rr.replicas.len(), n * shards);
+        }
+        (r, outs)
+    }
+
+    /// A pong as a core over one shard sends it: with its local id.
+    fn pong(local: u8, leader: bool, ballot: u64, commit_index: u64) -> Pong {
+        Pong {
+            nonce: 0,
+            replica: local,
+            ballot,
+            leader,
+            commit_index,
+            recovering: false,
+        }
+    }
+
+    fn be_leader_sent(o: &ConnOutbox) -> bool {
+        sent(o).iter().any(|(c, _)| *c == codes::BE_LEADER)
+    }
+
+    #[test]
+    fn ids_are_assigned_within_the_declared_shard() {
+        let mut r = Registry::new(cfg(3, 2));
+        let o = || Arc::new(ConnOutbox::new(true, 1 << 20));
+        // A replica of shard 1 gets the first free id of shard 1.
+        assert!(r.register(1, o(), req(1, None, 9000)).is_empty());
+        assert!(r.members[3].is_some());
+        // A given id must lie in the declared shard.
+        let e = r.register(2, o(), req(0, Some(4), 9001));
+        assert!(
+            !e[0].1.ok && e[0].1.error.contains("--shard 1"),
+            "{:?}",
+            e[0].1
+        );
+        let e = r.register(2, o(), req(2, None, 9001));
+        assert!(
+            !e[0].1.ok && e[0].1.error.contains("2 shards"),
+            "{:?}",
+            e[0].1
+        );
+        let e = r.register(2, o(), req(0, Some(6), 9001));
+        assert!(
+            !e[0].1.ok && e[0].1.error.contains("out of range"),
+            "{:?}",
+            e[0].1
+        );
+        // An address known in another shard is pointed there.
+        let e = r.register(2, o(), req(0, None, 9000));
+        assert!(
+            !e[0].1.ok && e[0].1.error.contains("--shard 1"),
+            "{:?}",
+            e[0].1
+        );
+        // Nobody is answered until all six have registered.
+        for (i, (s, p)) in [(0, 9010), (0, 9011), (0, 9012), (1, 9013)]
+            .iter()
+            .enumerate()
+        {
+            assert!(r.register(10 + i as u64, o(), req(*s, None, *p)).is_empty());
+        }
+        let e = r.register(20, o(), req(0, None, 9014));
+        assert!(
+            !e[0].1.ok && e[0].1.error.contains("shard 0"),
+            "{:?}",
+            e[0].1
+        );
+        let replies = r.register(21, o(), req(1, Some(5), 9015));
+        assert_eq!(replies.len(), 6);
+        let mut ids: Vec<u8> = replies.iter().map(|(_, rr)| rr.id).collect();
+        ids.sort();
+        assert_eq!(ids, vec![0, 1, 2, 3, 4, 5]);
+        let info = r.cluster_info(1);
+        assert_eq!((info.n, info.shards, info.leaders.len()), (3, 2, 2));
+    }
+
+    /// Two shards; shard 1's leader dies: only shard 1 elects a new one, and
+    /// every ping tells every replica each shard's leader.
+    #[test]
+    fn one_shard_reelects_and_the_other_keeps_its_leader() {
+        let (mut r, outs) = full(3, 2);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        r.tick_at(at(0));
+        // Everyone answers with its local id; nobody leads yet.
+        for g in 0..6u8 {
+            r.pong_at(g as u64 + 1, pong(g % 3, false, 0, 0), at(10));
+        }
+        r.tick_at(at(100));
+        assert_eq!(r.leaders(), vec![Some(0), Some(3)]);
+        assert!(be_leader_sent(&outs[0]) && be_leader_sent(&outs[3]));
+        // They take over (a ballot owned by local id 0 in both shards).
+        for g in 0..6u8 {
+            let leads = g % 3 == 0;
+            r.pong_at(g as u64 + 1, pong(g % 3, leads, 1 << 8, 5), at(110));
+        }
+        r.tick_at(at(200));
+        assert_eq!(r.leaders(), vec![Some(0), Some(3)]);
+        // Every replica hears both leaders at each ping.
+        for o in &outs {
+            let pings: Vec<Ping> = sent(o)
+                .into_iter()
+                .filter(|(c, _)| *c == codes::PING)
+                .map(|(_, b)| decode_body(b).unwrap())
+                .collect();
+            assert_eq!(pings.last().unwrap().leaders, vec![Some(0), Some(3)]);
+        }
+        // Shard 1's leader dies; replica 5 is more up to date than 4.
+        assert_eq!(r.link_closed(4), Some(3));
+        for g in [0u8, 1, 2, 4, 5] {
+            let leads = g == 0;
+            let commit = if g == 5 { 9 } else { 5 };
+            r.pong_at(g as u64 + 1, pong(g % 3, leads, 1 << 8, commit), at(300));
+        }
+        r.tick_at(at(310));
+        assert_eq!(r.leaders(), vec![Some(0), Some(5)]);
+        assert!(be_leader_sent(&outs[5]));
+        assert!(!be_leader_sent(&outs[0]) && !be_leader_sent(&outs[1]));
+        assert!(!be_leader_sent(&outs[2]) && !be_leader_sent(&outs[4]));
+        // Replica 5 takes over with a higher ballot; shard 0 never changed.
+        r.pong_at(6, pong(2, true, 2 << 8 | 2, 9), at(320));
+        r.pong_at(1, pong(0, true, 1 << 8, 9), at(320));
+        r.tick_at(at(400));
+        assert_eq!(r.leaders(), vec![Some(0), Some(5)]);
+        assert_eq!(r.cluster_info(1).leader, Some(0));
+    }
+
+    /// The first election waits for every replica of the shard to answer, so
+    /// the lowest id leads; but not longer than a liveness timeout.
+    #[test]
+    fn the_first_election_waits_for_every_pong() {
+        let (mut r, _outs) = full(3, 2);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        r.tick_at(at(0));
+        // Only replicas 2 and 4 have answered: nobody is asked yet.
+        r.pong_at(3, pong(2, false, 0, 0), at(5));
+        r.pong_at(5, pong(1, false, 0, 0), at(5));
+        r.tick_at(at(100));
+        assert_eq!(r.leaders(), vec![None, None]);
+        // Shard 0 hears from everyone: its lowest id is asked.
+        r.pong_at(1, pong(0, false, 0, 0), at(150));
+        r.pong_at(2, pong(1, false, 0, 0), at(150));
+        r.pong_at(3, pong(2, false, 0, 0), at(150));
+        r.pong_at(5, pong(1, false, 0, 0), at(150));
+        r.tick_at(at(200));
+        assert_eq!(r.leaders(), vec![Some(0), None]);
+        // Shard 1's replica 3 stays silent: after a liveness timeout the others go ahead.
+        r.pong_at(5, pong(1, false, 0, 0), at(590));
+        r.pong_at(6, pong(2, false, 0, 0), at(590));
+        r.tick_at(at(650));
+        assert_eq!(r.leader_of(1), Some(4));
+    }
+
+    /// A pong is credited to the replica registered on the link it came on,
+    /// not to the id it names.
+    #[test]
+    fn pongs_count_for_the_link_they_arrive_on() {
+        let (mut r, _outs) = full(2, 2);
+        let t0 = Instant::now();
+        // Replica 3 (shard 1, local id 1) claims leadership naming local id 1.
+        r.pong_at(4, pong(1, true, 1 << 8 | 1, 0), t0);
+        r.tick_at(t0 + Duration::from_millis(1));
+        assert_eq!(r.leader_of(1), Some(3));
+        assert_ne!(r.leader_of(0), Some(1));
     }
 }

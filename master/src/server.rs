@@ -18,8 +18,10 @@ use crate::relay::Relays;
 /// Settings of the master.
 #[derive(Debug, Clone)]
 pub struct MasterConfig {
-    /// Group size.
+    /// Replicas per shard.
     pub n: usize,
+    /// Number of shards (1: an unsharded group).
+    pub shards: usize,
     /// How often replicas are pinged.
     pub ping_interval: Duration,
     /// Pongs older than this mean the replica is down.
@@ -30,6 +32,7 @@ pub struct MasterConfig {
 pub async fn serve(listener: TcpListener, cfg: MasterConfig) -> std::io::Result<()> {
     let reg = Arc::new(Mutex::new(Registry::new(RegistryConfig {
         n: cfg.n,
+        shards: cfg.shards,
         liveness_timeout: cfg.liveness_timeout,
         election_grace: cfg.liveness_timeout * 3,
     })));

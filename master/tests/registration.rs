@@ -48,6 +48,7 @@ fn reg(id: Option<u8>, port: u16) -> Register {
         peer_port: port,
         client_port: port + 1,
         protocol: "paxos".into(),
+        shard: 0,
     }
 }
 
@@ -120,6 +121,13 @@ async fn ids_rejoin_and_refusals() {
     assert!(info.complete);
     assert_eq!(info.nonce, 9);
     assert_eq!(info.replicas.len(), 2);
+    assert_eq!((info.shards, info.leaders.len()), (1, 1));
+    // A shard the group does not have is refused with the reason.
+    let mut bad = reg(None, 9400);
+    bad.shard = 1;
+    let mut f = send(&m.1, &bad).await;
+    let rf = reply(&mut f).await;
+    assert!(!rf.ok && rf.error.contains("--shard"), "{rf:?}");
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use genericsmr::ReplicaId;
 #[command(
     version,
     about,
-    after_help = "Examples:\n  server --master 127.0.0.1:7087 --port 7070 --protocol paxos\n  server --master 127.0.0.1:7087 --port 7071 --durable --data-dir /tmp/smr/r1 --sync batch\n  server --master 127.0.0.1:7087 --port 0 --client-port 0 --batch --thrifty\n  server --master 127.0.0.1:7087 --port 7072 --control --link-delay-ms 1   (a test bed: faults, 1 ms links)\n\nThe peer port is --port; clients connect to --client-port (default: port + 1000).\nStart the master first; the server waits until all replicas have registered."
+    after_help = "Examples:\n  server --master 127.0.0.1:7087 --port 7070 --protocol paxos\n  server --master 127.0.0.1:7087 --port 7071 --durable --data-dir /tmp/smr/r1 --sync batch\n  server --master 127.0.0.1:7087 --port 0 --client-port 0 --batch --thrifty\n  server --master 127.0.0.1:7087 --port 7072 --control --link-delay-ms 1   (a test bed: faults, 1 ms links)\n  server --master 127.0.0.1:7087 --port 7073 --shard 1   (a replica of shard 1; the master runs with --shards)\n\nThe peer port is --port; clients connect to --client-port (default: port + 1000).\nStart the master first; the server waits until all replicas (of every shard) have registered."
 )]
 struct Args {
     /// Master address (HOST:PORT).
@@ -35,9 +35,14 @@ struct Args {
     /// Port for clients (default: --port + 1000, or a free one when --port is 0).
     #[arg(long)]
     client_port: Option<u16>,
-    /// Ask the master for this replica id (with --durable the id is also kept in the data folder, and reused on restart).
+    /// Ask the master for this replica id, a global id (shard s holds ids s*N .. s*N+N-1);
+    /// with --durable the id is also kept in the data folder, and reused on restart.
     #[arg(long)]
     id: Option<ReplicaId>,
+    /// The shard this replica belongs to, in a deployment whose master runs with --shards.
+    /// The replica replicates that shard's keys with the shard's other replicas only.
+    #[arg(long, default_value_t = 0)]
+    shard: u8,
     /// Replication protocol.
     #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos"])]
     protocol: String,
@@ -75,8 +80,9 @@ struct Args {
     /// One-way delay added to every message to a peer, in milliseconds (WAN emulation).
     #[arg(long, default_value_t = 0.0)]
     link_delay_ms: f64,
-    /// One-way delay to each replica by id, in milliseconds, e.g. 0,36.1,9.65 (a row of a
-    /// WAN latency matrix; bench local --wan sets it).
+    /// One-way delay to each replica by global id, in milliseconds, e.g. 0,36.1,9.65 (a row of
+    /// a WAN latency matrix; bench local --wan sets it). Entries for replicas of other shards
+    /// are unused.
     #[arg(long, value_delimiter = ',')]
     link_delays_ms: Vec<f64>,
     /// Largest command accepted from a client, in bytes (at most a quarter of --max-frame).
@@ -141,6 +147,7 @@ fn main() -> anyhow::Result<()> {
         peer_port,
         client_port,
         protocol: a.protocol.clone(),
+        shard: a.shard,
     };
     let (reg, master_stream) = rt
         .block_on(master_link::register(
@@ -150,17 +157,47 @@ fn main() -> anyhow::Result<()> {
         ))
         .context("registration with the master failed")?;
     let me = reg.id;
-    let n = reg.replicas.len();
+    let shards = (reg.shards as usize).max(1);
+    let total = reg.replicas.len();
+    if total == 0 || total % shards != 0 {
+        bail!(
+            "the master described {total} replicas in {shards} shards; that is not a whole number of replicas per shard"
+        );
+    }
+    let n = total / shards;
+    let shard = genericsmr::shard::shard_of_replica(me, n);
+    if shard != a.shard as usize {
+        bail!(
+            "the master gave id {me}, which belongs to shard {shard}, not --shard {}",
+            a.shard
+        );
+    }
+    // The protocol core runs over this shard's replicas, with local ids.
+    let local = genericsmr::shard::local_id(me, n);
+    let base = genericsmr::shard::global_id(shard, 0, n);
+    let peers = genericsmr::shard::members(shard, n)
+        .map(|g| {
+            reg.replicas
+                .iter()
+                .find(|r| r.id as usize == g)
+                .map(|r| r.peer_addr())
+                .with_context(|| format!("the master's replica list lacks replica {g}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     req.id = Some(me);
     let span = tracing::info_span!("replica", id = me);
     let _g = span.enter();
-    tracing::info!(n, rejoin = reg.rejoin, "registered");
-    println!(
-        "registered as replica {me} of {n}{}",
-        if reg.rejoin { " (rejoining)" } else { "" }
-    );
+    tracing::info!(n, shards, shard, local, rejoin = reg.rejoin, "registered");
+    let rejoin = if reg.rejoin { " (rejoining)" } else { "" };
+    if shards == 1 {
+        println!("registered as replica {me} of {n}{rejoin}");
+    } else {
+        println!(
+            "registered as replica {me} of {total} (shard {shard} of {shards}, local id {local} of {n}){rejoin}"
+        );
+    }
 
-    let mut core = Core::new(&a, me, n);
+    let mut core = Core::new(&a, local, n);
     let mut replayed = 0;
     let log = match (&a.durable, &a.data_dir) {
         (true, Some(dir)) => {
@@ -192,7 +229,8 @@ fn main() -> anyhow::Result<()> {
     }
     let mut table = RpcTable::new();
     let rx = core.register(&mut table);
-    let mut tcfg = TransportConfig::new(me, reg.replicas.iter().map(|r| r.peer_addr()).collect());
+    let mut tcfg = TransportConfig::new(local, peers);
+    tcfg.id_offset = base;
     tcfg.max_frame = a.max_frame;
     tcfg.control = a.control;
     let transport = Transport::start(rt.handle(), tcfg, Arc::new(table), peer_l, client_l);
@@ -202,12 +240,13 @@ fn main() -> anyhow::Result<()> {
             .faults()
             .set_link(u64::MAX, d, Duration::ZERO, 0.0, 0.0);
     }
-    for (j, ms) in a.link_delays_ms.iter().enumerate() {
-        if *ms > 0.0 && j != me as usize {
+    for (g, ms) in a.link_delays_ms.iter().enumerate() {
+        let in_shard = genericsmr::shard::members(shard, n).contains(&g);
+        if *ms > 0.0 && in_shard && g != me as usize {
             let d = Duration::from_secs_f64(ms / 1e3);
             transport
                 .faults()
-                .set_link(1 << j, d, Duration::ZERO, 0.0, 0.0);
+                .set_link(1 << (g - base as usize), d, Duration::ZERO, 0.0, 0.0);
         }
     }
     master_link::keep_link(

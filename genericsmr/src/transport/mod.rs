@@ -33,12 +33,22 @@ use crate::{ConnId, ReplicaId};
 use faults::{Faults, Phase, Verdict};
 
 /// Settings of a replica's transport.
+///
+/// The mesh is any list of peers, indexed by mesh id: one shard's replicas
+/// with local ids (Multi-Paxos and EPaxos in a sharded deployment), or every
+/// replica of the deployment with global ids.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
-    /// This replica's id.
+    /// This replica's id in the mesh.
     pub me: ReplicaId,
-    /// `host:peer_port` of every replica, indexed by id (our own entry is unused).
+    /// `host:peer_port` of every replica of the mesh, indexed by mesh id (our
+    /// own entry is unused).
     pub peers: Vec<String>,
+    /// Global id of mesh member 0 (0 unless the mesh is one shard of a
+    /// sharded deployment, then the shard's first global id): fault requests
+    /// name peers by global id, bit `id_offset + i` meaning mesh member `i`,
+    /// and logs show global ids.
+    pub id_offset: u8,
     /// Largest frame body accepted.
     pub max_frame: usize,
     /// Bytes queued for one connection beyond which frames are dropped.
@@ -53,6 +63,7 @@ impl TransportConfig {
         TransportConfig {
             me,
             peers,
+            id_offset: 0,
             max_frame: DEFAULT_MAX_FRAME,
             high_water: 64 << 20,
             control: false,
@@ -89,6 +100,7 @@ impl Transport {
     ) -> Transport {
         let n = cfg.peers.len();
         let me = cfg.me;
+        let global = cfg.me as usize + cfg.id_offset as usize;
         let high_water = cfg.high_water;
         let inner = Arc::new(Inner {
             cfg,
@@ -102,7 +114,7 @@ impl Transport {
             faults: Arc::new(Faults::with_seed(me as u64 + 1)),
             delayed: std::sync::OnceLock::new(),
         });
-        let span = tracing::info_span!(parent: None, "replica", id = me);
+        let span = tracing::info_span!(parent: None, "replica", id = global);
         for j in 0..n {
             if j as ReplicaId != me {
                 rt.spawn(dial_peer(inner.clone(), j as ReplicaId).instrument(span.clone()));
@@ -113,9 +125,19 @@ impl Transport {
         Transport { inner }
     }
 
-    /// This replica's id.
+    /// This replica's id in the mesh.
     pub fn me(&self) -> ReplicaId {
         self.inner.cfg.me
+    }
+
+    /// This replica's global id (its mesh id plus the mesh's id offset).
+    pub fn global_id(&self) -> usize {
+        self.inner.cfg.me as usize + self.inner.cfg.id_offset as usize
+    }
+
+    /// Global id of mesh member 0.
+    pub fn id_offset(&self) -> u8 {
+        self.inner.cfg.id_offset
     }
 
     /// Group size.
@@ -205,7 +227,7 @@ impl Transport {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let inner = self.inner.clone();
-        let span = tracing::info_span!(parent: None, "replica", id = self.me());
+        let span = tracing::info_span!(parent: None, "replica", id = self.global_id());
         self.inner.rt.spawn(
             async move {
                 serve_conn(inner, stream, id, classes, already_read).await;
@@ -478,7 +500,12 @@ fn apply_fault(inner: &Arc<Inner>, r: &FaultRequest) -> FaultReply {
     use crate::messages::fault::*;
     use std::time::Duration;
     let f = &inner.faults;
-    let peers = r.peers & !(1u64 << inner.cfg.me);
+    // Peers are named by global id; the fault layer counts mesh ids.
+    let n = inner.peers.len();
+    let in_mesh = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let peers = r.peers.checked_shr(inner.cfg.id_offset as u32).unwrap_or(0)
+        & in_mesh
+        & !(1u64 << inner.cfg.me);
     let ppm = |x: u32| x as f64 / 1e6;
     let mut error = String::new();
     match r.kind {

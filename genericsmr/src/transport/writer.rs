@@ -62,6 +62,12 @@ impl ConnOutbox {
         true
     }
 
+    /// Takes every queued frame out of the queue, leaving it empty (for tests
+    /// and tools that inspect what would have been sent).
+    pub fn take_queued(&self) -> BytesMut {
+        std::mem::take(&mut *self.buf.lock())
+    }
+
     /// Whether frames are currently accepted.
     pub fn is_open(&self) -> bool {
         self.open.load(Ordering::Acquire)
@@ -110,20 +116,35 @@ mod tests {
 
     #[test]
     fn drops_when_closed_or_full() {
-        let o = ConnOutbox::new(false, 16);
-        assert!(!o.push(&Ping { nonce: 1 }));
+        let o = ConnOutbox::new(false, 30);
+        assert!(!o.push(&Ping {
+            nonce: 1,
+            leaders: Vec::new()
+        }));
         o.open();
-        assert!(o.push(&Ping { nonce: 1 }));
-        assert!(o.push(&Ping { nonce: 2 }));
-        // 26 bytes queued >= 16: the next frame is dropped.
-        assert!(!o.push(&Ping { nonce: 3 }));
+        assert!(o.push(&Ping {
+            nonce: 1,
+            leaders: Vec::new()
+        }));
+        assert!(o.push(&Ping {
+            nonce: 2,
+            leaders: Vec::new()
+        }));
+        // 34 bytes queued >= 30: the next frame is dropped.
+        assert!(!o.push(&Ping {
+            nonce: 3,
+            leaders: Vec::new()
+        }));
     }
 
     #[tokio::test]
     async fn coalesces_queued_frames_into_the_stream() {
         let o = std::sync::Arc::new(ConnOutbox::new(true, 1 << 20));
         for i in 0..100 {
-            o.push(&Ping { nonce: i });
+            o.push(&Ping {
+                nonce: i,
+                leaders: Vec::new(),
+            });
         }
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
         let o2 = o.clone();

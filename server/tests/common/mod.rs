@@ -26,6 +26,8 @@ pub struct Opts {
     pub start_order: Vec<usize>,
     /// The protocol (default: paxos).
     pub protocol: Option<&'static str>,
+    /// Shards of `n` replicas each (0 or 1: one group).
+    pub shards: usize,
 }
 
 impl Opts {
@@ -46,7 +48,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts a master and `n` servers and waits until they serve.
+    /// Starts a master and `n` servers (`n` per shard with `opts.shards`) and
+    /// waits until they serve.
     pub fn start(n: usize, opts: Opts) -> Cluster {
         let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_server"))
             .parent()
@@ -55,6 +58,7 @@ impl Cluster {
         bench::local::ensure_built(&bin_dir, &["master"]).unwrap();
         let local = LocalCluster::start(ClusterSpec {
             replicas: n,
+            shards: opts.shards.max(1),
             protocol: opts.protocol.unwrap_or("paxos").into(),
             server_flags: opts.extra,
             durable: opts.durable,
@@ -71,9 +75,19 @@ impl Cluster {
         }
     }
 
-    /// Group size.
+    /// Number of replicas (of every shard).
     pub fn n(&self) -> usize {
         self.local.n()
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.local.shards()
+    }
+
+    /// Replicas per shard.
+    pub fn per_shard(&self) -> usize {
+        self.local.per_shard()
     }
 
     /// The client address of replica `id`.
@@ -119,6 +133,31 @@ impl Cluster {
         admin::status(&self.client_addr(id), Duration::from_secs(2))
             .await
             .ok()
+    }
+
+    /// Every shard's leader as the master names it, once each shard has one
+    /// that reports leading; returns them by shard (global ids).
+    pub async fn shard_leaders(&self) -> Vec<usize> {
+        wait_for(
+            Duration::from_secs(20),
+            "a leader in every shard",
+            || async {
+                let info = admin::cluster(&self.master_addr, Duration::from_secs(1))
+                    .await
+                    .ok()?;
+                let mut out = Vec::new();
+                for s in 0..info.shard_count() {
+                    let l = info.leader_of(s)? as usize;
+                    let st = self.status(l).await?;
+                    if st.role != role::LEADER {
+                        return None;
+                    }
+                    out.push(l);
+                }
+                Some(out)
+            },
+        )
+        .await
     }
 
     /// Waits until some replica reports being leader; returns its id.

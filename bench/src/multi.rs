@@ -1,0 +1,627 @@
+//! The load driver for sharded deployments and for requests of several
+//! operations (`--fanout F`).
+//!
+//! Each client is one task with one connection per shard it has used, opened
+//! to that shard's leader (or, with `spread`, to its own replica of the
+//! shard). A reader task per connection hands replies to the client task over
+//! a channel. Each operation draws its key and type from the workload and
+//! goes to the shard that owns the key ([`genericsmr::shard::shard_of`]).
+//!
+//! An application request is `fanout` operations issued one at a time:
+//! operation i+1 is sent when operation i is answered. The mode's window,
+//! arrival rate and flood total count requests. A request whose operation
+//! fails or is given up on ends there (its later operations are not sent) and
+//! counts as failed or timed out. Operation latency runs from an operation's
+//! send to its answer (for a request's first operation in the open loop, from
+//! the intended send time); request latency from the request's (intended)
+//! start to its last operation's answer.
+//!
+//! Everything about one shard's connection works as in [`crate::driver`]:
+//! an unanswered operation is resent to the shard's (possibly new) leader
+//! with its original (client id, seq) after the attempt timeout, a refusal
+//! moves to the leader the replica names, and an operation is given up on
+//! after the operation timeout.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use genericsmr::command::Command;
+use genericsmr::messages::{codes, Propose, ProposeReply, ReplyStatus};
+use genericsmr::transport::{read_frame, ConnOutbox};
+use genericsmr::wire::{decode_body, DEFAULT_MAX_FRAME};
+use rand_distr::Distribution;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::driver::{
+    client_id, plan, Arrivals, Mode, Progress, RunOutput, Spec, DRAIN, FLOOD_WINDOW,
+};
+use crate::history::{Outcome, Record};
+use crate::route::Route;
+use crate::stats::ClientStats;
+use crate::workload::Generator;
+
+/// One operation in flight.
+struct Op {
+    cmd: Command,
+    shard: usize,
+    /// The request it belongs to.
+    request: u64,
+    /// When it was issued (latency and history count from here).
+    invoke_ns: u64,
+    /// When it was last sent.
+    sent_ns: u64,
+}
+
+/// One application request in progress.
+struct Request {
+    invoke_ns: u64,
+    /// Operations still to issue after the one in flight.
+    left: usize,
+}
+
+/// A connection to one shard's replica.
+struct ShardConn {
+    out: Arc<ConnOutbox>,
+    target: usize,
+    epoch: u64,
+    delay_ns: u64,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl ShardConn {
+    fn close(&self) {
+        self.out.close();
+        self.reader.abort();
+    }
+}
+
+/// What the reader tasks report.
+enum Event {
+    Reply {
+        shard: usize,
+        epoch: u64,
+        reply: ProposeReply,
+    },
+    Lost {
+        shard: usize,
+        epoch: u64,
+    },
+}
+
+struct Client {
+    id: u64,
+    index: usize,
+    fanout: usize,
+    next_seq: u64,
+    low: u64,
+    gen: Generator,
+    ops: HashMap<u64, Op>,
+    requests: HashMap<u64, Request>,
+    next_request: u64,
+    stats: ClientStats,
+    history: Option<Vec<Record>>,
+    next_due_ns: u64,
+    left: u64,
+    arrivals: Arrivals,
+    conns: Vec<Option<ShardConn>>,
+    /// Per shard: operations outstanding.
+    outstanding: Vec<usize>,
+    /// Per shard: not before this time is a connection tried again.
+    retry_at: Vec<u64>,
+    /// Per shard, with `spread`: how many replicas past its own the client moved on.
+    shift: Vec<usize>,
+    /// Per shard: requests held for the emulated delay (due, epoch, frame).
+    outq: Vec<VecDeque<(u64, u64, Bytes)>>,
+    /// Per shard: replies held for the emulated delay (due, reply).
+    inq: Vec<VecDeque<(u64, ProposeReply)>>,
+    epochs: u64,
+    tx: mpsc::UnboundedSender<Event>,
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+/// Runs the load of `spec` with one connection per shard per client.
+pub(crate) async fn run(
+    spec: &Spec,
+    route: Arc<Route>,
+    history: bool,
+    progress: Arc<Progress>,
+) -> anyhow::Result<RunOutput> {
+    let start = Instant::now();
+    let (from, to) = spec.window_ns();
+    let shards = route.shards();
+    let run_nonce: u64 = rand::random();
+    let mut tasks = Vec::new();
+    for i in 0..spec.clients {
+        let (next_due_ns, arrivals, left) = plan(spec, i)?;
+        let mut stats = ClientStats::new(from, to);
+        if spec.fanout > 1 {
+            stats = stats.with_op_histogram();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let c = Client {
+            id: client_id(run_nonce, i),
+            index: i,
+            fanout: spec.fanout.max(1),
+            next_seq: 1,
+            low: 1,
+            gen: Generator::new(&spec.mix, spec.seed, i as u64),
+            ops: HashMap::new(),
+            requests: HashMap::new(),
+            next_request: 0,
+            stats,
+            history: history.then(Vec::new),
+            next_due_ns,
+            left,
+            arrivals,
+            conns: (0..shards).map(|_| None).collect(),
+            outstanding: vec![0; shards],
+            retry_at: vec![0; shards],
+            shift: vec![0; shards],
+            outq: (0..shards).map(|_| VecDeque::new()).collect(),
+            inq: (0..shards).map(|_| VecDeque::new()).collect(),
+            epochs: 0,
+            tx,
+            rx,
+        };
+        let (spec, route, progress) = (spec.clone(), route.clone(), progress.clone());
+        tasks.push(tokio::spawn(async move {
+            drive(c, &spec, &route, &progress, start).await
+        }));
+    }
+    let mut clients = Vec::new();
+    let mut hist = Vec::new();
+    for t in tasks {
+        let mut c = t.await??;
+        if let Some(h) = c.history.take() {
+            hist.extend(h);
+        }
+        clients.push(c.stats);
+    }
+    hist.sort_by_key(|r| r.invoke_ns);
+    Ok(RunOutput {
+        clients,
+        history: hist,
+        elapsed_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+impl Client {
+    /// Lowest sequence number still outstanding (all below are answered).
+    fn acked_below(&mut self) -> u64 {
+        while self.low < self.next_seq && !self.ops.contains_key(&self.low) {
+            self.low += 1;
+        }
+        self.low
+    }
+
+    fn done(&self, spec: &Spec, t: u64, end_ns: u64) -> bool {
+        self.requests.is_empty()
+            && match spec.mode {
+                Mode::Flood { .. } => self.left == 0,
+                _ => t >= end_ns,
+            }
+    }
+
+    /// Sends a frame to shard `s` now, or after the emulated delay.
+    fn send(&mut self, s: usize, frame: Bytes, now_ns: u64) {
+        let Some(c) = &self.conns[s] else { return };
+        if c.delay_ns == 0 {
+            c.out.push_raw(&frame);
+        } else {
+            self.outq[s].push_back((now_ns + c.delay_ns, c.epoch, frame));
+        }
+    }
+
+    /// Sends the held requests that are due (to the connection they were meant for).
+    fn release_due(&mut self, now_ns: u64) {
+        for s in 0..self.conns.len() {
+            while self.outq[s]
+                .front()
+                .is_some_and(|(due, _, _)| *due <= now_ns)
+            {
+                let Some((_, epoch, f)) = self.outq[s].pop_front() else {
+                    break;
+                };
+                if let Some(c) = self.conns[s].as_ref().filter(|c| c.epoch == epoch) {
+                    c.out.push_raw(&f);
+                }
+            }
+        }
+    }
+
+    /// When the next held message is due.
+    fn next_held_ns(&self) -> Option<u64> {
+        let out = self.outq.iter().filter_map(|q| q.front().map(|x| x.0));
+        let inq = self.inq.iter().filter_map(|q| q.front().map(|x| x.0));
+        out.chain(inq).min()
+    }
+
+    /// Starts a request at `invoke_ns` (its first operation goes out now).
+    fn start_request(&mut self, route: &Route, invoke_ns: u64, now_ns: u64) {
+        let r = self.next_request;
+        self.next_request += 1;
+        self.requests.insert(
+            r,
+            Request {
+                invoke_ns,
+                left: self.fanout - 1,
+            },
+        );
+        self.issue(route, r, invoke_ns, now_ns);
+    }
+
+    /// Issues the next operation of request `request`.
+    fn issue(&mut self, route: &Route, request: u64, invoke_ns: u64, now_ns: u64) {
+        let mut cmd = self.gen.next_command();
+        cmd.client = self.id;
+        cmd.seq = self.next_seq;
+        cmd.acked_below = self.acked_below();
+        self.next_seq += 1;
+        let shard = route.shard_of(&cmd.key);
+        self.outstanding[shard] += 1;
+        if self.conns[shard].is_some() {
+            let f = genericsmr::wire::frame_bytes(&Propose { cmd: cmd.clone() });
+            self.send(shard, f, now_ns);
+        }
+        self.ops.insert(
+            cmd.seq,
+            Op {
+                cmd,
+                shard,
+                request,
+                invoke_ns,
+                sent_ns: now_ns,
+            },
+        );
+    }
+
+    /// Ends operation `seq`; continues or ends its request. Returns false for
+    /// an operation no longer outstanding.
+    fn finish(
+        &mut self,
+        route: &Route,
+        seq: u64,
+        now_ns: u64,
+        reply: Option<&ProposeReply>,
+        outcome: Outcome,
+    ) -> bool {
+        let Some(op) = self.ops.remove(&seq) else {
+            self.stats.duplicates += 1;
+            return false;
+        };
+        self.outstanding[op.shard] -= 1;
+        match outcome {
+            Outcome::Ok => self
+                .stats
+                .record_op_ok(now_ns, now_ns.saturating_sub(op.invoke_ns)),
+            Outcome::Fail => self.stats.record_op_failed(now_ns),
+            Outcome::Unknown => self.stats.record_op_timeout(now_ns),
+        }
+        if let Some(h) = &mut self.history {
+            let end = reply.map(|r| (now_ns, &r.outcome));
+            h.push(Record::of(&op.cmd, op.invoke_ns, end, outcome));
+        }
+        let Some(req) = self.requests.get_mut(&op.request) else {
+            return true;
+        };
+        if outcome == Outcome::Ok && req.left > 0 {
+            req.left -= 1;
+            self.issue(route, op.request, now_ns, now_ns);
+            return true;
+        }
+        let invoke = req.invoke_ns;
+        self.requests.remove(&op.request);
+        match outcome {
+            Outcome::Ok => self
+                .stats
+                .record_request_ok(now_ns, now_ns.saturating_sub(invoke)),
+            Outcome::Fail => self.stats.record_request_failed(now_ns),
+            Outcome::Unknown => self.stats.record_request_timeout(now_ns),
+        }
+        true
+    }
+
+    /// Closes shard `s`'s connection (pending operations wait for the next one).
+    fn drop_conn(&mut self, s: usize) -> Option<usize> {
+        let c = self.conns[s].take()?;
+        c.close();
+        self.outq[s].clear();
+        Some(c.target)
+    }
+}
+
+/// The replica of shard `s` client `c` sends to now.
+async fn target(c: &Client, s: usize, spec: &Spec, route: &Route) -> Option<usize> {
+    if !spec.spread {
+        return route.target_of(s).await;
+    }
+    let members = route.members(s);
+    let n = members.len().max(1);
+    let own = spec.wan.as_ref().map_or(members.start + c.index % n, |w| {
+        w.nearest_in(c.index, members.clone())
+    });
+    Some(members.start + (own - members.start + c.shift[s]) % n)
+}
+
+/// Opens a connection to shard `s` and resends its pending operations.
+async fn connect(c: &mut Client, s: usize, spec: &Spec, route: &Route, now_ns: u64) {
+    let Some(target) = target(c, s, spec, route).await else {
+        c.retry_at[s] = now_ns + 20_000_000;
+        return;
+    };
+    let Some(addr) = route.addr(target) else {
+        c.retry_at[s] = now_ns + 20_000_000;
+        return;
+    };
+    let stream =
+        match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(&addr)).await {
+            Ok(Ok(st)) => st,
+            _ => {
+                if spec.spread {
+                    c.shift[s] += 1;
+                }
+                route.redirect(target, None);
+                c.retry_at[s] = now_ns + 20_000_000;
+                return;
+            }
+        };
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let out = Arc::new(ConnOutbox::new(true, 64 << 20));
+    let o = out.clone();
+    tokio::spawn(async move { o.run_writer(&mut wr).await });
+    c.epochs += 1;
+    let epoch = c.epochs;
+    let tx = c.tx.clone();
+    let reader = tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        while let Ok(Some((code, body))) = read_frame(&mut rd, &mut buf, DEFAULT_MAX_FRAME).await {
+            if code != codes::PROPOSE_REPLY {
+                continue;
+            }
+            let Ok(reply) = decode_body::<ProposeReply>(body) else {
+                break;
+            };
+            if tx
+                .send(Event::Reply {
+                    shard: s,
+                    epoch,
+                    reply,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+        let _ = tx.send(Event::Lost { shard: s, epoch });
+    });
+    c.conns[s] = Some(ShardConn {
+        out,
+        target,
+        epoch,
+        delay_ns: spec.wan.as_ref().map_or(0, |w| w.delay_ns(c.index, target)),
+        reader,
+    });
+    // Everything outstanding for the shard is resent with its original id: applied at most once.
+    let resend: Vec<Bytes> = c
+        .ops
+        .values_mut()
+        .filter(|op| op.shard == s)
+        .map(|op| {
+            op.sent_ns = now_ns;
+            op.cmd.acked_below = 0;
+            genericsmr::wire::frame_bytes(&Propose {
+                cmd: op.cmd.clone(),
+            })
+        })
+        .collect();
+    for f in resend {
+        c.send(s, f, now_ns);
+    }
+}
+
+/// Drops shard `s`'s connection and aims at `hint` (or asks the master anew).
+async fn reroute(c: &mut Client, s: usize, hint: Option<u8>, spec: &Spec, route: &Route) {
+    let Some(target) = c.drop_conn(s) else { return };
+    if spec.spread {
+        c.shift[s] += 1;
+        return;
+    }
+    route.redirect(target, hint);
+    if hint.is_none() {
+        let _ = route.refresh().await;
+    }
+}
+
+async fn drive(
+    mut c: Client,
+    spec: &Spec,
+    route: &Route,
+    progress: &Progress,
+    start: Instant,
+) -> anyhow::Result<Client> {
+    let now = || start.elapsed().as_nanos() as u64;
+    let end_ns = match spec.mode {
+        Mode::Flood { .. } => u64::MAX,
+        _ => (spec.duration_s * 1e9) as u64,
+    };
+    let attempt_ns = spec.attempt_timeout_ms * 1_000_000;
+    let op_ns = spec.op_timeout_ms * 1_000_000;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let t = now();
+        if progress.stop.load(Ordering::Relaxed) || c.done(spec, t, end_ns) {
+            break;
+        }
+        if t >= end_ns.saturating_add(DRAIN.as_nanos() as u64) {
+            let seqs: Vec<u64> = c.ops.keys().copied().collect();
+            for seq in seqs {
+                c.finish(route, seq, t, None, Outcome::Unknown);
+            }
+            break;
+        }
+        c.release_due(t);
+        for s in 0..c.inq.len() {
+            while c.inq[s].front().is_some_and(|(due, _)| *due <= t) {
+                let Some((_, r)) = c.inq[s].pop_front() else {
+                    break;
+                };
+                on_reply(&mut c, s, r, spec, route, progress, t).await;
+            }
+        }
+        feed(&mut c, spec, route, now(), end_ns);
+        // Shards with work and no connection get one.
+        for s in 0..c.conns.len() {
+            let t = now();
+            if c.outstanding[s] > 0 && c.conns[s].is_none() && c.retry_at[s] <= t {
+                connect(&mut c, s, spec, route, t).await;
+            }
+        }
+        let open_due = match spec.mode {
+            Mode::Open { .. } if c.next_due_ns < end_ns => Some(c.next_due_ns),
+            _ => None,
+        };
+        let due = open_due
+            .into_iter()
+            .chain(c.next_held_ns())
+            .min()
+            .map(|ns| start + Duration::from_nanos(ns));
+        let sleep = async {
+            match due {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            ev = c.rx.recv() => match ev {
+                Some(Event::Reply { shard, epoch, reply }) => {
+                    let delay = c.conns[shard]
+                        .as_ref()
+                        .filter(|x| x.epoch == epoch)
+                        .map_or(0, |x| x.delay_ns);
+                    let current = c.conns[shard].as_ref().is_some_and(|x| x.epoch == epoch);
+                    let refusal = matches!(reply.status, ReplyStatus::NotLeader | ReplyStatus::Unavailable);
+                    if refusal && !current {
+                        // A refusal on a connection already given up: nothing to act on.
+                    } else if delay > 0 {
+                        c.inq[shard].push_back((now() + delay, reply)); // still travelling
+                    } else {
+                        on_reply(&mut c, shard, reply, spec, route, progress, now()).await;
+                    }
+                }
+                Some(Event::Lost { shard, epoch })
+                    if c.conns[shard].as_ref().is_some_and(|x| x.epoch == epoch) =>
+                {
+                    reroute(&mut c, shard, None, spec, route).await;
+                }
+                Some(Event::Lost { .. }) | None => {}
+            },
+            _ = sleep => {}
+            _ = tick.tick() => {
+                let t = now();
+                expire(&mut c, route, t, op_ns, progress);
+                // An operation unanswered past the attempt timeout: try the shard's (possibly new) leader.
+                let mut stuck = vec![false; c.conns.len()];
+                for op in c.ops.values() {
+                    if t.saturating_sub(op.sent_ns) > attempt_ns && c.conns[op.shard].is_some() {
+                        stuck[op.shard] = true;
+                    }
+                }
+                for (s, stuck) in stuck.into_iter().enumerate() {
+                    if stuck {
+                        reroute(&mut c, s, None, spec, route).await;
+                    }
+                }
+            }
+        }
+    }
+    for s in 0..c.conns.len() {
+        c.drop_conn(s);
+    }
+    let t = now();
+    let seqs: Vec<u64> = c.ops.keys().copied().collect();
+    for seq in seqs {
+        c.finish(route, seq, t, None, Outcome::Unknown);
+    }
+    Ok(c)
+}
+
+/// Acts on one reply from shard `s`.
+async fn on_reply(
+    c: &mut Client,
+    s: usize,
+    r: ProposeReply,
+    spec: &Spec,
+    route: &Route,
+    progress: &Progress,
+    t: u64,
+) {
+    match r.status {
+        ReplyStatus::Ok => {
+            if c.finish(route, r.seq, t, Some(&r), Outcome::Ok) {
+                progress.done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        ReplyStatus::NotLeader | ReplyStatus::Unavailable => {
+            reroute(c, s, r.leader, spec, route).await;
+        }
+        // Refused outright, or failed (MDLin): certainly not applied.
+        ReplyStatus::TooLarge | ReplyStatus::Failed => {
+            c.finish(route, r.seq, t, None, Outcome::Fail);
+            progress.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        // Its outcome is no longer known (the driver never causes this).
+        ReplyStatus::Stale => {
+            c.finish(route, r.seq, t, None, Outcome::Unknown);
+            progress.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Starts what the mode wants started now: due open-loop arrivals, flood refills.
+fn feed(c: &mut Client, spec: &Spec, route: &Route, t: u64, end_ns: u64) {
+    match spec.mode {
+        Mode::Open { .. } => {
+            while c.next_due_ns <= t && c.next_due_ns < end_ns {
+                let due = c.next_due_ns;
+                // Latency counts from the intended send time, so queueing cannot hide.
+                c.start_request(route, due, t);
+                if let Some((rng, exp)) = &mut c.arrivals {
+                    c.next_due_ns += exp.sample(rng).max(1.0) as u64;
+                }
+            }
+        }
+        Mode::Flood { .. } => {
+            while c.left > 0 && c.requests.len() < FLOOD_WINDOW {
+                c.left -= 1;
+                c.start_request(route, t, t);
+            }
+        }
+        Mode::Closed { window } => {
+            while c.requests.len() < window && t < end_ns {
+                c.start_request(route, t, t);
+            }
+        }
+    }
+}
+
+/// Gives up on operations older than the operation timeout. Operations are
+/// issued in sequence order, so only the oldest few need looking at.
+fn expire(c: &mut Client, route: &Route, t: u64, op_ns: u64, progress: &Progress) {
+    loop {
+        let low = c.acked_below();
+        match c.ops.get(&low) {
+            Some(op) if t.saturating_sub(op.invoke_ns) > op_ns => {
+                c.finish(route, low, t, None, Outcome::Unknown);
+                progress.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => return,
+        }
+    }
+}
