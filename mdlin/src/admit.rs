@@ -11,7 +11,7 @@ use genericsmr::messages::ReplyStatus;
 use genericsmr::state::Check;
 use genericsmr::ConnId;
 
-use crate::messages::{Entry, MdlMsg, MdlPropose, OpId};
+use crate::messages::{Entry, MdlMsg, MdlPropose, OpId, UNSEQUENCED};
 use crate::replica::{Coord, LiveOp, Replica, Role};
 
 impl Replica {
@@ -58,6 +58,11 @@ impl Replica {
             o.conn = Some(conn);
             return;
         }
+        if m.shard_seq == UNSEQUENCED {
+            // Outside the per-shard numbering (chains need no FIFO admission
+            // for safety: coordination orders them).
+            return self.start(now, conn, m, fx);
+        }
         let next = self
             .admit_next
             .get(&op.client)
@@ -100,6 +105,24 @@ impl Replica {
         }
     }
 
+    /// A single-dispatch client's plain proposal (the generic `Propose`): a
+    /// chain head outside any per-shard numbering, so existing clients and
+    /// tools work against MDLin unchanged.
+    pub fn handle_plain_propose(
+        &mut self,
+        now: u64,
+        conn: ConnId,
+        m: genericsmr::messages::Propose,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        let p = MdlPropose {
+            cmd: m.cmd,
+            shard_seq: UNSEQUENCED,
+            pred: None,
+        };
+        self.handle_propose(now, conn, p, fx)
+    }
+
     /// Answers an operation already executed or failed here; true if it did.
     fn answer_known(&mut self, op: OpId, conn: ConnId, fx: &mut Effects<MdlMsg>) -> bool {
         if self.failed.contains(&op) {
@@ -140,6 +163,12 @@ impl Replica {
         if self.answer_known(op, conn, fx) {
             return;
         }
+        self.start(now, conn, m, fx);
+    }
+
+    /// Replicates a new operation.
+    fn start(&mut self, now: u64, conn: ConnId, m: MdlPropose, fx: &mut Effects<MdlMsg>) {
+        let op = OpId::of(&m.cmd);
         let Some(pred) = m.pred else {
             let ts = self.shard_ts;
             self.shard_ts += 1;

@@ -56,7 +56,9 @@ impl Replica {
     }
 
     /// The master's liveness probe, answered by the core so a hung core looks dead.
+    /// The ping also names every shard's leader, which coordination needs.
     pub fn handle_ping(&mut self, conn: ConnId, m: Ping, fx: &mut Effects<MdlMsg>) {
+        self.set_shard_leaders(&m.leaders);
         let p = Pong {
             nonce: m.nonce,
             replica: self.local_id(),

@@ -26,6 +26,9 @@ impl Replica {
     }
 
     fn bump_seq(&mut self, client: u64, shard_seq: u64) {
+        if shard_seq == crate::messages::UNSEQUENCED {
+            return;
+        }
         let n = self.next_shard_seq.entry(client).or_insert(0);
         *n = (*n).max(shard_seq + 1);
     }

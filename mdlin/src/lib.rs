@@ -31,6 +31,7 @@ mod failover;
 mod journal;
 pub mod messages;
 mod replica;
+pub mod runtime;
 pub mod simulator;
 
 pub use paxos::messages::ballot;

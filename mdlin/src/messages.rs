@@ -45,6 +45,10 @@ pub struct Pred {
 }
 wire_struct!(Pred { seq, shard });
 
+/// The `shard_seq` of an operation outside any per-shard numbering: a plain
+/// single-dispatch proposal, admitted at once (it must have no predecessor).
+pub const UNSEQUENCED: u64 = u64::MAX;
+
 /// Client -> the operation's shard leader: replicate and order this operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MdlPropose {

@@ -7,7 +7,7 @@
 
 use crossbeam_channel::{Receiver, Select};
 use genericsmr::effects::{event_loop, Core, Driver, Effects};
-use genericsmr::messages::{BeLeader, LogRequest, Ping, StatusRequest};
+use genericsmr::messages::{BeLeader, LogRequest, Ping, Propose, StatusRequest};
 use genericsmr::rpc_table::{class, RpcTable, Source};
 
 use crate::messages::*;
@@ -16,6 +16,7 @@ use crate::replica::Replica;
 /// The receivers of every message type the replica handles.
 pub struct Receivers {
     propose: Receiver<(Source, MdlPropose)>,
+    plain: Receiver<(Source, Propose)>,
     coord_req: Receiver<(Source, CoordReq)>,
     status: Receiver<(Source, StatusRequest)>,
     log: Receiver<(Source, LogRequest)>,
@@ -39,6 +40,7 @@ pub fn register(t: &mut RpcTable) -> Receivers {
     let operator = class::CLIENT | class::MASTER;
     Receivers {
         propose: t.register(class::CLIENT),
+        plain: t.register(class::CLIENT),
         // From clients, and from successor leaders retrying.
         coord_req: t.register(class::CLIENT | class::PEER),
         status: t.register(operator),
@@ -68,6 +70,7 @@ pub fn run(
     let mut fx = Effects::without_persistence();
     let mut sel = Select::new();
     sel.recv(&rx.propose);
+    sel.recv(&rx.plain);
     sel.recv(&rx.coord_req);
     sel.recv(&rx.status);
     sel.recv(&rx.log);
@@ -114,12 +117,43 @@ fn drain(
     // Liveness first: a late pong looks like a dead replica.
     take!(rx.ping, |s, m| core.handle_ping(s.conn_id(), m, fx));
     take!(rx.be_leader, |_s, _m| core.handle_be_leader(now, fx));
-    take!(rx.accept_reply, |s, m| core.handle_accept_reply(now, s.peer_id(), m, fx));
-    take!(rx.accept, |s, m| core.handle_accept(now, s.peer_id(), m, fx));
-    take!(rx.commit_short, |s, m| core.handle_commit_short(now, s.peer_id(), m, fx));
-    take!(rx.commit, |s, m| core.handle_commit(now, s.peer_id(), m, fx));
+    take!(rx.accept_reply, |s, m| core.handle_accept_reply(
+        now,
+        s.peer_id(),
+        m,
+        fx
+    ));
+    take!(rx.accept, |s, m| core.handle_accept(
+        now,
+        s.peer_id(),
+        m,
+        fx
+    ));
+    take!(rx.commit_short, |s, m| core.handle_commit_short(
+        now,
+        s.peer_id(),
+        m,
+        fx
+    ));
+    take!(rx.commit, |s, m| core.handle_commit(
+        now,
+        s.peer_id(),
+        m,
+        fx
+    ));
     take!(rx.coord_reply, |_s, m| core.handle_coord_reply(now, m, fx));
-    take!(rx.propose, |s, m| core.handle_propose(now, s.conn_id(), m, fx));
+    take!(rx.propose, |s, m| core.handle_propose(
+        now,
+        s.conn_id(),
+        m,
+        fx
+    ));
+    take!(rx.plain, |s, m| core.handle_plain_propose(
+        now,
+        s.conn_id(),
+        m,
+        fx
+    ));
     take!(rx.coord_req, |s, m| {
         let asker = match s {
             Source::Peer(p) => Some(p),
@@ -127,12 +161,32 @@ fn drain(
         };
         core.handle_coord_req(now, asker, m, fx)
     });
-    take!(rx.prepare, |s, m| core.handle_prepare(now, s.peer_id(), m, fx));
-    take!(rx.prepare_reply, |s, m| core.handle_prepare_reply(now, s.peer_id(), m, fx));
-    take!(rx.succ_ts_request, |s, m| core.handle_succ_ts_request(s.peer_id(), m, fx));
-    take!(rx.succ_ts_reply, |_s, m| core.handle_succ_ts_reply(now, m, fx));
-    take!(rx.catchup_request, |s, m| core.handle_catchup_request(s.peer_id(), m, fx));
-    take!(rx.catchup_reply, |s, m| core.handle_catchup_reply(s.peer_id(), m));
+    take!(rx.prepare, |s, m| core.handle_prepare(
+        now,
+        s.peer_id(),
+        m,
+        fx
+    ));
+    take!(rx.prepare_reply, |s, m| core.handle_prepare_reply(
+        now,
+        s.peer_id(),
+        m,
+        fx
+    ));
+    take!(rx.succ_ts_request, |s, m| core.handle_succ_ts_request(
+        s.peer_id(),
+        m,
+        fx
+    ));
+    take!(rx.succ_ts_reply, |_s, m| core
+        .handle_succ_ts_reply(now, m, fx));
+    take!(rx.catchup_request, |s, m| core.handle_catchup_request(
+        s.peer_id(),
+        m,
+        fx
+    ));
+    take!(rx.catchup_reply, |s, m| core
+        .handle_catchup_reply(s.peer_id(), m));
     take!(rx.status, |s, m| core.handle_status(s.conn_id(), m, fx));
     take!(rx.log, |s, m| core.handle_log_request(s.conn_id(), m, fx));
     n

@@ -28,9 +28,9 @@ use rand::{Rng, SeedableRng};
 use crate::messages::{CoordReq, MdlMsg, MdlPropose, OpId, Pred};
 use crate::replica::{Config as ReplicaConfig, CoordMode, Replica};
 
-/// The shard of a key (the same map clients and servers use).
-pub fn shard_of(key: &[u8], shards: usize) -> u8 {
-    (xxhash_rust::xxh3::xxh3_64(key) % shards as u64) as u8
+/// The shard of a key (the deployment-wide map).
+fn shard_of(key: &[u8], shards: usize) -> u8 {
+    genericsmr::shard::shard_of(key, shards as u32) as u8
 }
 
 /// When to crash a shard's leader.

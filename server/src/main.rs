@@ -44,7 +44,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     shard: u8,
     /// Replication protocol.
-    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos"])]
+    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos", "mdlin"])]
     protocol: String,
     /// Persist promises and votes in a checksummed log, fsynced before the replies that depend on them.
     #[arg(long, requires = "data_dir")]
@@ -58,6 +58,14 @@ struct Args {
     /// Send phase-2 messages to a bare majority only.
     #[arg(long)]
     thrifty: bool,
+    /// MDLin: when a shard leader answers a successor's coordination request:
+    /// `fast` (at commit + coordination, the published protocol) or `safe`
+    /// (once the operation's position is chosen; slower, simpler failover).
+    #[arg(long, default_value = "fast")]
+    coord: mdlin::CoordMode,
+    /// MDLin: an operation still uncoordinated after this long fails, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    coord_timeout_ms: u64,
     /// Batch proposals that arrive together into one log slot.
     #[arg(long)]
     batch: bool,
@@ -175,7 +183,14 @@ fn main() -> anyhow::Result<()> {
     // The protocol core runs over this shard's replicas, with local ids.
     let local = genericsmr::shard::local_id(me, n);
     let base = genericsmr::shard::global_id(shard, 0, n);
-    let peers = genericsmr::shard::members(shard, n)
+    // MDLin shard leaders talk to each other: its mesh spans every replica.
+    let mesh = if a.protocol == "mdlin" {
+        0..total
+    } else {
+        genericsmr::shard::members(shard, n)
+    };
+    let peers = mesh
+        .clone()
         .map(|g| {
             reg.replicas
                 .iter()
@@ -197,7 +212,12 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    let mut core = Core::new(&a, local, n);
+    let (core_id, base) = if a.protocol == "mdlin" {
+        (me, 0)
+    } else {
+        (local, base)
+    };
+    let mut core = Core::new(&a, core_id, n, shards);
     let mut replayed = 0;
     let log = match (&a.durable, &a.data_dir) {
         (true, Some(dir)) => {
@@ -224,12 +244,15 @@ fn main() -> anyhow::Result<()> {
     // recovers before it votes.
     let recover = reg.rejoin && replayed == 0;
 
+    if a.protocol == "mdlin" && reg.rejoin {
+        bail!("an MDLin replica keeps no durable log, so it cannot rejoin with its votes: start a fresh deployment");
+    }
     if a.protocol == "epaxos" && reg.rejoin && replayed == 0 && !a.durable {
         bail!("an EPaxos replica cannot rejoin without its votes: restart it with --durable and its old --data-dir");
     }
     let mut table = RpcTable::new();
     let rx = core.register(&mut table);
-    let mut tcfg = TransportConfig::new(local, peers);
+    let mut tcfg = TransportConfig::new(core_id, peers);
     tcfg.id_offset = base;
     tcfg.max_frame = a.max_frame;
     tcfg.control = a.control;
@@ -241,7 +264,7 @@ fn main() -> anyhow::Result<()> {
             .set_link(u64::MAX, d, Duration::ZERO, 0.0, 0.0);
     }
     for (g, ms) in a.link_delays_ms.iter().enumerate() {
-        let in_shard = genericsmr::shard::members(shard, n).contains(&g);
+        let in_shard = mesh.contains(&g);
         if *ms > 0.0 && in_shard && g != me as usize {
             let d = Duration::from_secs_f64(ms / 1e3);
             transport
@@ -266,16 +289,25 @@ fn main() -> anyhow::Result<()> {
 enum Core {
     Paxos(Box<paxos::Replica>),
     Epaxos(Box<epaxos::Replica>),
+    Mdlin(Box<mdlin::Replica>),
 }
 
 /// The receivers of the chosen protocol.
 enum Receivers {
     Paxos(paxos::runtime::Receivers),
     Epaxos(epaxos::runtime::Receivers),
+    Mdlin(mdlin::runtime::Receivers),
 }
 
 impl Core {
-    fn new(a: &Args, me: ReplicaId, n: usize) -> Core {
+    fn new(a: &Args, me: ReplicaId, n: usize, shards: usize) -> Core {
+        if a.protocol == "mdlin" {
+            let mut cfg = mdlin::Config::new(me, n, shards);
+            cfg.mode = a.coord;
+            cfg.thrifty = a.thrifty;
+            cfg.coord_timeout_ns = a.coord_timeout_ms.saturating_mul(1_000_000);
+            return Core::Mdlin(Box::new(mdlin::Replica::new(cfg)));
+        }
         if a.protocol == "epaxos" {
             let mut cfg = epaxos::Config::new(me, n);
             cfg.thrifty = a.thrifty;
@@ -299,6 +331,10 @@ impl Core {
         match self {
             Core::Paxos(c) => c.restore(records)?,
             Core::Epaxos(c) => c.restore(records)?,
+            Core::Mdlin(_) if !records.is_empty() => {
+                anyhow::bail!("MDLin keeps no durable log; do not start it with --durable")
+            }
+            Core::Mdlin(_) => {}
         }
         Ok(())
     }
@@ -307,6 +343,7 @@ impl Core {
         match self {
             Core::Paxos(_) => Receivers::Paxos(paxos::runtime::register(t)),
             Core::Epaxos(_) => Receivers::Epaxos(epaxos::runtime::register(t)),
+            Core::Mdlin(_) => Receivers::Mdlin(mdlin::runtime::register(t)),
         }
     }
 
@@ -319,6 +356,7 @@ impl Core {
         match (self, rx) {
             (Core::Paxos(c), Receivers::Paxos(rx)) => paxos::runtime::run(*c, rx, driver, recover),
             (Core::Epaxos(c), Receivers::Epaxos(rx)) => epaxos::runtime::run(*c, rx, driver),
+            (Core::Mdlin(c), Receivers::Mdlin(rx)) => mdlin::runtime::run(*c, rx, driver),
             _ => unreachable!("receivers are registered for the core's own protocol"),
         }
     }
