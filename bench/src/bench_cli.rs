@@ -98,7 +98,7 @@ struct ChaosArgs {
 #[derive(Args, Debug)]
 struct SimArgs {
     /// Protocol to simulate.
-    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos"])]
+    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos", "mdlin"])]
     protocol: String,
     /// Seeds to run, as FIRST..LAST (inclusive) or one number.
     #[arg(long, default_value = "1..500", conflicts_with = "seed")]
@@ -191,6 +191,10 @@ struct ClusterArgs {
     /// The same one-way delay on every replica-to-replica link (WAN emulation), e.g. 1ms.
     #[arg(long, value_parser = parse_duration)]
     link_delay: Option<f64>,
+    /// The same one-way delay between every client and every replica (with
+    /// --link-delay: a fixed delay between all machines), e.g. 1ms.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "wan")]
+    client_delay: Option<f64>,
     /// A wide-area latency matrix: a preset (epaxos5, mdlin-edge, mdlin-dc) or a TOML file
     /// (docs/bench.md). Replica i (global id, with --shards) and client c sit at sites i and
     /// c modulo the number of sites, unless the matrix places them.
@@ -258,6 +262,21 @@ impl ClusterArgs {
 
     /// Where the clients sit, with a WAN matrix.
     fn wan_clients(&self) -> anyhow::Result<Option<bench::driver::WanClients>> {
+        if let Some(d) = self.client_delay {
+            let (ms, total) = (d * 1e3, self.total());
+            let link = self.link_delay.map_or(0.0, |l| l * 1e3);
+            return Ok(Some(bench::driver::WanClients {
+                sites: vec!["clients".into()],
+                one_way_ms: vec![vec![ms; total]],
+                replica_rtt_ms: (0..total)
+                    .map(|i| {
+                        (0..total)
+                            .map(|j| if i == j { 0.0 } else { 2.0 * link })
+                            .collect()
+                    })
+                    .collect(),
+            }));
+        }
         let Some(w) = &self.wan else { return Ok(None) };
         Ok(Some(bench::wan::Matrix::load(w)?.clients(self.total())))
     }
@@ -391,6 +410,7 @@ impl WorkloadArgs {
             wan: None,
             spread: self.spread,
             fanout: self.fanout,
+            multi_dispatch: false,
         })
     }
 
@@ -442,6 +462,11 @@ struct SweepArgs {
     /// clients and mode (e.g. 0,2,25,100 to compare EPaxos and Multi-Paxos).
     #[arg(long, value_delimiter = ',', conflicts_with = "rates")]
     conflicts_steps: Vec<f64>,
+    /// Fan-outs to step through instead, with the workload's clients and mode
+    /// (e.g. 1,2,4,8,16,32 with --protocol paxos,mdlin --shards 3: MDLin's
+    /// request latency relative to single-dispatch Multi-Paxos, in ratio.csv).
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["rates", "conflicts_steps"])]
+    fanout_steps: Vec<usize>,
     #[command(flatten)]
     cluster: ClusterArgs,
     #[command(flatten)]
@@ -619,6 +644,11 @@ async fn experiment(
             .await
             .context("asking the master for the replicas")?,
     );
+    // MDLin clients multi-dispatch: a request's operations go out at once, chained.
+    let spec = &Spec {
+        multi_dispatch: protocol == "mdlin",
+        ..spec.clone()
+    };
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(spec);
     let ticker = {
@@ -706,13 +736,16 @@ async fn experiment(
         bench::history::write(std::io::BufWriter::new(f), &res.history)?;
         // A local cluster starts empty; a running one may hold earlier data.
         let initial = if fresh { Initial::Absent } else { Initial::Any };
-        let c = checker::check(
-            &res.history,
-            &Options {
-                initial,
-                ..Default::default()
-            },
-        );
+        let opts = Options {
+            initial,
+            ..Default::default()
+        };
+        // Multi-dispatch histories need the MDL search (issue order, suffix closure).
+        let c = if spec.multi_dispatch {
+            checker::check_mdl(&res.history, &opts)
+        } else {
+            checker::check(&res.history, &opts)
+        };
         report.checker = Some(serde_json::to_value(&c)?);
     }
     bench::report::write_run(out, &report, &m)?;
@@ -747,7 +780,17 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
         let flags = cs.server_flags.clone();
         let cluster =
             LocalCluster::start(cs).with_context(|| format!("starting a local {proto} cluster"))?;
-        let steps: Vec<(String, Spec)> = if !a.conflicts_steps.is_empty() {
+        let steps: Vec<(String, Spec)> = if !a.fanout_steps.is_empty() {
+            a.fanout_steps
+                .iter()
+                .map(|f| {
+                    let mut s = a.load.spec()?;
+                    anyhow::ensure!(*f >= 1, "--fanout-steps must be at least 1");
+                    s.fanout = *f;
+                    Ok((format!("fanout-{f}"), s))
+                })
+                .collect::<anyhow::Result<_>>()?
+        } else if !a.conflicts_steps.is_empty() {
             a.conflicts_steps
                 .iter()
                 .map(|c| {
@@ -777,6 +820,7 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
         };
         let (mut p50, mut p99) = (Vec::new(), Vec::new());
         for (name, mut spec) in steps {
+            spec.wan = a.cluster.wan_clients()?;
             // Multi-Paxos clients go to the leader whatever --spread says.
             spec.spread &= proto != "paxos";
             eprintln!("{proto}: {name}");
@@ -821,6 +865,11 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
         ));
     }
     std::fs::write(out.join("sweep.csv"), &csv)?;
+    let ratios = ratio_table(&rows);
+    if !ratios.is_empty() {
+        std::fs::write(out.join("ratio.csv"), &ratios)?;
+        println!("\nrequest latency relative to the first protocol (p50):\n{ratios}");
+    }
     let json: Vec<_> = rows
         .iter()
         .map(|(p, s, r)| serde_json::json!({"protocol": p, "step": s, "report": r}))
@@ -839,6 +888,29 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
     .write(&out.join("throughput_latency"))?;
     println!("\n{csv}\nfiles: {0}/sweep.csv, sweep.json, throughput_latency.png/.svg (and one folder per run)", out.display());
     Ok(())
+}
+
+/// Each step's p50 request latency under every protocol after the first,
+/// relative to the first protocol's at the same step (CSV; empty for one protocol).
+fn ratio_table(rows: &[(String, String, Report)]) -> String {
+    let Some(base) = rows.first().map(|r| r.0.clone()) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for (p, step, r) in rows.iter().filter(|r| r.0 != base) {
+        let Some((_, _, b)) = rows.iter().find(|x| x.0 == base && &x.1 == step) else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push_str("protocol,baseline,step,p50_us,baseline_p50_us,ratio\n");
+        }
+        let ratio = r.latency_us.p50 / b.latency_us.p50.max(1e-9);
+        out.push_str(&format!(
+            "{p},{base},{step},{:.0},{:.0},{ratio:.3}\n",
+            r.latency_us.p50, b.latency_us.p50
+        ));
+    }
+    out
 }
 
 async fn transport(a: TransportArgs) -> anyhow::Result<()> {
@@ -876,6 +948,7 @@ async fn transport(a: TransportArgs) -> anyhow::Result<()> {
         wan: None,
         spread: false,
         fanout: 1,
+        multi_dispatch: false,
     };
     let flood = bench::driver::run(&base, route.clone(), false, Arc::default()).await?;
     let fm = bench::stats::merge(&flood.clients);
@@ -1091,6 +1164,7 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         wan: None,
         spread: a.protocol == "epaxos",
         fanout: 1,
+        multi_dispatch: false,
     };
     let (seed, dur) = (a.seed, Duration::from_secs_f64(a.duration));
     let chaos = std::thread::spawn(move || bench::chaos::schedule(cluster, seed, dur, durable));

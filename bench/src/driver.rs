@@ -85,6 +85,11 @@ pub struct Spec {
     /// type. The mode's window, rate and total count requests.
     #[serde(default = "one")]
     pub fanout: usize,
+    /// Issue a request's operations all at once, chained (each names the one
+    /// before as its predecessor), and deliver them in issue order: MDLin's
+    /// multi-dispatch. Without it they go one at a time.
+    #[serde(default)]
+    pub multi_dispatch: bool,
 }
 
 fn one() -> usize {
@@ -340,7 +345,7 @@ pub async fn run(
 ) -> anyhow::Result<RunOutput> {
     anyhow::ensure!(spec.clients > 0, "at least one client is needed");
     anyhow::ensure!(spec.fanout > 0, "a request needs at least one operation");
-    if spec.fanout > 1 || route.shards() > 1 {
+    if spec.fanout > 1 || route.shards() > 1 || spec.multi_dispatch {
         return crate::multi::run(spec, route, history, progress).await;
     }
     let start = Instant::now();

@@ -16,6 +16,14 @@
 //! the intended send time); request latency from the request's (intended)
 //! start to its last operation's answer.
 //!
+//! With `multi_dispatch` (MDLin), a request's operations are issued at once,
+//! chained: operation i names operation i-1 (and its shard) as predecessor,
+//! goes to its shard's leader as an `MdlPropose` with the client's next
+//! per-shard number, and a `CoordReq` goes to the predecessor's shard leader.
+//! Answers are delivered in issue order: an operation's return time in the
+//! history is the latest answer among it and the operations before it, and
+//! the request ends when every operation is answered.
+//!
 //! Everything about one shard's connection works as in [`crate::driver`]:
 //! an unanswered operation is resent to the shard's (possibly new) leader
 //! with its original (client id, seq) after the attempt timeout, a refusal
@@ -36,6 +44,8 @@ use rand_distr::Distribution;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use mdlin::messages::{CoordReq, MdlPropose, OpId, Pred};
+
 use crate::driver::{
     client_id, plan, Arrivals, Mode, Progress, RunOutput, Spec, DRAIN, FLOOD_WINDOW,
 };
@@ -48,6 +58,9 @@ use crate::workload::Generator;
 struct Op {
     cmd: Command,
     shard: usize,
+    /// Multi-dispatch: the per-shard admission number and the predecessor (seq, shard).
+    shard_seq: u64,
+    pred: Option<(u64, usize)>,
     /// The request it belongs to.
     request: u64,
     /// When it was issued (latency and history count from here).
@@ -61,6 +74,18 @@ struct Request {
     invoke_ns: u64,
     /// Operations still to issue after the one in flight.
     left: usize,
+    /// Multi-dispatch: operations not answered yet.
+    pending: usize,
+    /// Multi-dispatch: answered operations, delivered when all are in.
+    done: Vec<Answered>,
+}
+
+/// An answered operation of a multi-dispatch request.
+struct Answered {
+    op: Op,
+    at_ns: u64,
+    outcome: Outcome,
+    result: genericsmr::command::Outcome,
 }
 
 /// A connection to one shard's replica.
@@ -96,6 +121,9 @@ struct Client {
     id: u64,
     index: usize,
     fanout: usize,
+    multi: bool,
+    /// Multi-dispatch: the next admission number per shard.
+    shard_seqs: Vec<u64>,
     next_seq: u64,
     low: u64,
     gen: Generator,
@@ -146,6 +174,8 @@ pub(crate) async fn run(
             id: client_id(run_nonce, i),
             index: i,
             fanout: spec.fanout.max(1),
+            multi: spec.multi_dispatch,
+            shard_seqs: vec![0; shards],
             next_seq: 1,
             low: 1,
             gen: Generator::new(&spec.mix, spec.seed, i as u64),
@@ -240,22 +270,41 @@ impl Client {
         out.chain(inq).min()
     }
 
-    /// Starts a request at `invoke_ns` (its first operation goes out now).
+    /// Starts a request at `invoke_ns`: its first operation goes out now, or
+    /// with multi-dispatch all of them, chained.
     fn start_request(&mut self, route: &Route, invoke_ns: u64, now_ns: u64) {
         let r = self.next_request;
         self.next_request += 1;
+        let (left, pending) = if self.multi {
+            (0, self.fanout)
+        } else {
+            (self.fanout - 1, 1)
+        };
         self.requests.insert(
             r,
             Request {
                 invoke_ns,
-                left: self.fanout - 1,
+                left,
+                pending,
+                done: Vec::new(),
             },
         );
-        self.issue(route, r, invoke_ns, now_ns);
+        let mut pred = None;
+        for _ in 0..pending {
+            pred = Some(self.issue(route, r, invoke_ns, now_ns, pred));
+        }
     }
 
-    /// Issues the next operation of request `request`.
-    fn issue(&mut self, route: &Route, request: u64, invoke_ns: u64, now_ns: u64) {
+    /// Issues an operation of request `request` (chained to `pred` with
+    /// multi-dispatch); returns its (seq, shard).
+    fn issue(
+        &mut self,
+        route: &Route,
+        request: u64,
+        invoke_ns: u64,
+        now_ns: u64,
+        pred: Option<(u64, usize)>,
+    ) -> (u64, usize) {
         let mut cmd = self.gen.next_command();
         cmd.client = self.id;
         cmd.seq = self.next_seq;
@@ -263,20 +312,64 @@ impl Client {
         self.next_seq += 1;
         let shard = route.shard_of(&cmd.key);
         self.outstanding[shard] += 1;
-        if self.conns[shard].is_some() {
-            let f = genericsmr::wire::frame_bytes(&Propose { cmd: cmd.clone() });
-            self.send(shard, f, now_ns);
+        let shard_seq = if self.multi {
+            self.shard_seqs[shard] += 1;
+            self.shard_seqs[shard] - 1
+        } else {
+            0
+        };
+        let op = Op {
+            cmd,
+            shard,
+            shard_seq,
+            pred,
+            request,
+            invoke_ns,
+            sent_ns: now_ns,
+        };
+        self.send_op(&op, now_ns, None);
+        let id = (op.cmd.seq, shard);
+        self.ops.insert(op.cmd.seq, op);
+        id
+    }
+
+    /// Sends an operation (and with multi-dispatch its coordination request)
+    /// over the connections that are open; `only` limits it to one shard's.
+    fn send_op(&mut self, op: &Op, now_ns: u64, only: Option<usize>) {
+        let to = |s: usize| only.is_none_or(|o| o == s);
+        if !self.multi {
+            if to(op.shard) && self.conns[op.shard].is_some() {
+                let f = genericsmr::wire::frame_bytes(&Propose {
+                    cmd: op.cmd.clone(),
+                });
+                self.send(op.shard, f, now_ns);
+            }
+            return;
         }
-        self.ops.insert(
-            cmd.seq,
-            Op {
-                cmd,
-                shard,
-                request,
-                invoke_ns,
-                sent_ns: now_ns,
-            },
-        );
+        if to(op.shard) && self.conns[op.shard].is_some() {
+            let f = genericsmr::wire::frame_bytes(&MdlPropose {
+                cmd: op.cmd.clone(),
+                shard_seq: op.shard_seq,
+                pred: op.pred.map(|(seq, shard)| Pred {
+                    seq,
+                    shard: shard as u8,
+                }),
+            });
+            self.send(op.shard, f, now_ns);
+        }
+        if let Some((seq, ps)) = op.pred {
+            if to(ps) && self.conns[ps].is_some() {
+                let f = genericsmr::wire::frame_bytes(&CoordReq {
+                    pred: OpId {
+                        client: self.id,
+                        seq,
+                    },
+                    succ: OpId::of(&op.cmd),
+                    succ_shard: op.shard as u8,
+                });
+                self.send(ps, f, now_ns);
+            }
+        }
     }
 
     /// Ends operation `seq`; continues or ends its request. Returns false for
@@ -301,6 +394,23 @@ impl Client {
             Outcome::Fail => self.stats.record_op_failed(now_ns),
             Outcome::Unknown => self.stats.record_op_timeout(now_ns),
         }
+        if self.multi {
+            let request = op.request;
+            let Some(req) = self.requests.get_mut(&request) else {
+                return true;
+            };
+            req.pending -= 1;
+            req.done.push(Answered {
+                op,
+                at_ns: now_ns,
+                outcome,
+                result: reply.map(|r| r.outcome.clone()).unwrap_or_default(),
+            });
+            if req.pending == 0 {
+                self.deliver(request);
+            }
+            return true;
+        }
         if let Some(h) = &mut self.history {
             let end = reply.map(|r| (now_ns, &r.outcome));
             h.push(Record::of(&op.cmd, op.invoke_ns, end, outcome));
@@ -310,7 +420,7 @@ impl Client {
         };
         if outcome == Outcome::Ok && req.left > 0 {
             req.left -= 1;
-            self.issue(route, op.request, now_ns, now_ns);
+            self.issue(route, op.request, now_ns, now_ns, None);
             return true;
         }
         let invoke = req.invoke_ns;
@@ -323,6 +433,39 @@ impl Client {
             Outcome::Unknown => self.stats.record_request_timeout(now_ns),
         }
         true
+    }
+
+    /// Multi-dispatch: every operation of `request` is answered; deliver them
+    /// in issue order and end the request.
+    fn deliver(&mut self, request: u64) {
+        let Some(mut req) = self.requests.remove(&request) else {
+            return;
+        };
+        req.done.sort_by_key(|a| a.op.cmd.seq);
+        let mut delivered = 0;
+        let mut end = Outcome::Ok;
+        for a in &req.done {
+            if a.outcome != Outcome::Unknown {
+                delivered = delivered.max(a.at_ns);
+            }
+            end = match (end, a.outcome) {
+                (Outcome::Unknown, _) | (_, Outcome::Unknown) => Outcome::Unknown,
+                (Outcome::Fail, _) | (_, Outcome::Fail) => Outcome::Fail,
+                _ => Outcome::Ok,
+            };
+            if let Some(h) = &mut self.history {
+                let answered = (a.outcome != Outcome::Unknown).then_some((delivered, &a.result));
+                let rec = Record::of(&a.op.cmd, a.op.invoke_ns, answered, a.outcome);
+                h.push(rec.with_pred(a.op.pred.map(|(seq, _)| seq)));
+            }
+        }
+        match end {
+            Outcome::Ok => self
+                .stats
+                .record_request_ok(delivered, delivered.saturating_sub(req.invoke_ns)),
+            Outcome::Fail => self.stats.record_request_failed(delivered),
+            Outcome::Unknown => self.stats.record_request_timeout(delivered),
+        }
     }
 
     /// Closes shard `s`'s connection (pending operations wait for the next one).
@@ -406,21 +549,25 @@ async fn connect(c: &mut Client, s: usize, spec: &Spec, route: &Route, now_ns: u
         delay_ns: spec.wan.as_ref().map_or(0, |w| w.delay_ns(c.index, target)),
         reader,
     });
-    // Everything outstanding for the shard is resent with its original id: applied at most once.
-    let resend: Vec<Bytes> = c
+    // Everything outstanding for the shard is resent with its original id
+    // (applied at most once), with the coordination requests it serves.
+    let mut seqs: Vec<u64> = c
         .ops
-        .values_mut()
-        .filter(|op| op.shard == s)
-        .map(|op| {
+        .values()
+        .filter(|op| op.shard == s || op.pred.is_some_and(|(_, ps)| ps == s))
+        .map(|op| op.cmd.seq)
+        .collect();
+    seqs.sort_unstable();
+    for seq in seqs {
+        let Some(mut op) = c.ops.remove(&seq) else {
+            continue;
+        };
+        if op.shard == s {
             op.sent_ns = now_ns;
             op.cmd.acked_below = 0;
-            genericsmr::wire::frame_bytes(&Propose {
-                cmd: op.cmd.clone(),
-            })
-        })
-        .collect();
-    for f in resend {
-        c.send(s, f, now_ns);
+        }
+        c.send_op(&op, now_ns, Some(s));
+        c.ops.insert(seq, op);
     }
 }
 

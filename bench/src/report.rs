@@ -169,8 +169,14 @@ impl Report {
         if fanout {
             let _ = writeln!(
                 s,
-                "               {:>12.0} requests/s ({} operations each, one at a time)",
-                self.throughput_requests_s, self.workload.fanout
+                "               {:>12.0} requests/s ({} operations each, {})",
+                self.throughput_requests_s,
+                self.workload.fanout,
+                if self.workload.multi_dispatch {
+                    "chained, all at once"
+                } else {
+                    "one at a time"
+                }
             );
         }
         let line = |s: &mut String, name: &str, l: &Latency| {

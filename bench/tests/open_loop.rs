@@ -49,6 +49,7 @@ fn spec(mode: Mode, clients: usize) -> Spec {
         wan: None,
         spread: false,
         fanout: 1,
+        multi_dispatch: false,
     }
 }
 

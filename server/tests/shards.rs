@@ -156,6 +156,7 @@ async fn killing_one_shards_leader_reelects_that_shard_only() {
             wan: None,
             spread: false,
             fanout: 1,
+            multi_dispatch: false,
         };
         let progress = Arc::new(Progress::default());
         // The driver's clock starts a little after this one: an operation it
