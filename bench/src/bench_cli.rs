@@ -35,6 +35,7 @@ const EXAMPLES: &str = "Examples:
   bench sweep --protocol paxos --clients-steps 1,4,16,64
   bench check h.jsonl                          linearizability of a recorded history
   bench sim --protocol paxos --seeds 1..1000   the deterministic simulator; prints failing seeds
+  bench sim --protocol mdlin --shards 3 --seeds 1..2000   sharded MDLin, both MDL checkers per seed
   bench sim --seed 17 --trace                  replay one seed, event by event
   bench chaos --duration 60s --seed 7          kills, restarts, partitions and slow links under load; then checks
   bench transport                              the transport's ceiling, no protocol";
@@ -112,6 +113,9 @@ struct SimArgs {
     /// Replicas.
     #[arg(long, default_value_t = 3)]
     replicas: usize,
+    /// MDLin: shards of --replicas replicas each (every seed alternates fast and safe coordination).
+    #[arg(long, default_value_t = 2)]
+    shards: usize,
     /// Virtual time with faults (then everything heals and settles).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     duration: f64,
@@ -1029,6 +1033,7 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
 fn sim_cmd(a: SimArgs) -> anyhow::Result<()> {
     match a.protocol.as_str() {
         "epaxos" => sim_runs::<epaxos::Replica>(a),
+        "mdlin" => mdlin_sim(a),
         _ => sim_runs::<paxos::Replica>(a),
     }
 }
@@ -1089,6 +1094,54 @@ fn sim_runs<R: sim::SimReplica>(a: SimArgs) -> anyhow::Result<()> {
             String::new()
         } else {
             format!(" ({failed:?}; replay with bench sim --seed N --trace)")
+        },
+        t.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// MDLin runs whole sharded deployments (--shards shards of --replicas)
+/// under the chaos mix of its tests, each checked by both MDL checkers.
+fn mdlin_sim(a: SimArgs) -> anyhow::Result<()> {
+    let (first, last) = match (a.seed, a.seeds.split_once("..")) {
+        (Some(s), _) => (s, s),
+        (None, Some((f, l))) => (f.trim().parse::<u64>()?, l.trim().parse::<u64>()?),
+        (None, None) => {
+            let s = a.seeds.trim().parse::<u64>()?;
+            (s, s)
+        }
+    };
+    anyhow::ensure!(first <= last, "--seeds FIRST..LAST needs FIRST <= LAST");
+    anyhow::ensure!(
+        a.shards >= 1 && a.shards * a.replicas <= genericsmr::MAX_REPLICAS,
+        "--shards times --replicas must be between 1 and {}",
+        genericsmr::MAX_REPLICAS
+    );
+    let t = std::time::Instant::now();
+    let (mut failed, mut ops) = (Vec::new(), 0);
+    for seed in first..=last {
+        let drop = (a.drop * 1000.0).round() as u32;
+        let mut cfg = mdlin::simulator::chaos(seed, a.shards, a.replicas, !a.no_crashes, drop);
+        cfg.clients = a.clients;
+        cfg.keys = a.keys as usize;
+        let r = mdlin::simulator::run(&cfg);
+        ops += r.history.len();
+        if let Err(e) = mdlin::simulator::verify(&r) {
+            println!("seed {seed} ({:?} mode): {e}", cfg.mode);
+            failed.push(seed);
+        }
+    }
+    println!(
+        "{} seeds, {} failed{}; {ops} operations, {:.1} s",
+        last - first + 1,
+        failed.len(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({failed:?})")
         },
         t.elapsed().as_secs_f64()
     );

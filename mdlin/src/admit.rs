@@ -194,8 +194,8 @@ impl Replica {
             );
         };
         let coord = match self.early.remove(&op) {
-            Some((_, true, ts)) => Coord::Ready(ts),
-            Some((_, false, _)) => Coord::Failing,
+            Some((_, true, ts, _)) => Coord::Ready(ts),
+            Some((_, false, ..)) => Coord::Failing,
             None => Coord::Waiting { last_ask: now },
         };
         let failing = coord == Coord::Failing;

@@ -48,7 +48,7 @@ impl Replica {
             MdlMsg::CommitShort(m) => self.handle_commit_short(now, from, m, fx),
             MdlMsg::Prepare(m) => self.handle_prepare(now, from, m, fx),
             MdlMsg::PrepareReply(m) => self.handle_prepare_reply(now, from, m, fx),
-            MdlMsg::SuccTsRequest(m) => self.handle_succ_ts_request(from, m, fx),
+            MdlMsg::SuccTsRequest(m) => self.handle_succ_ts_request(now, from, m, fx),
             MdlMsg::SuccTsReply(m) => self.handle_succ_ts_reply(now, m, fx),
             MdlMsg::CatchupRequest(m) => self.handle_catchup_request(from, m, fx),
             MdlMsg::CatchupReply(m) => self.handle_catchup_reply(from, m),

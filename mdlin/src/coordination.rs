@@ -72,7 +72,14 @@ impl Replica {
         ts: u64,
         fx: &mut Effects<MdlMsg>,
     ) {
-        let r = CoordReply { succ, pred, ok, ts };
+        let ballot = self.promised;
+        let r = CoordReply {
+            succ,
+            pred,
+            ok,
+            ts,
+            ballot,
+        };
         if shard == self.cfg.shard() {
             self.local.push_back(r);
             return;
@@ -98,12 +105,17 @@ impl Replica {
         if !self.is_leader() {
             return;
         }
+        if self.fences.get(&m.pred).is_some_and(|(b, _)| m.ballot < *b) {
+            // From a leader the predecessor's shard has replaced since it
+            // asked about this operation's successor: not honoured.
+            return;
+        }
         let Some(o) = self.ops.get_mut(&m.succ) else {
             if self.early.len() < MAX_WAITING_CRS
                 && !self.known_ts.contains_key(&m.succ)
                 && !self.failed.contains(&m.succ)
             {
-                self.early.insert(m.succ, (now, m.ok, m.ts));
+                self.early.insert(m.succ, (now, m.ok, m.ts, m.pred));
             }
             return;
         };
@@ -225,6 +237,8 @@ impl Replica {
         let keep = self.cfg.keep_ns;
         self.early
             .retain(|_, (t, ..)| now.saturating_sub(*t) < keep);
+        self.fences
+            .retain(|_, (_, t)| now.saturating_sub(*t) < keep);
         self.waiting_crs.retain(|_, w| {
             w.retain(|(.., t)| now.saturating_sub(*t) < keep);
             !w.is_empty()

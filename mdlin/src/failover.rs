@@ -29,6 +29,10 @@ use genericsmr::effects::Effects;
 use genericsmr::ReplicaId;
 
 use crate::messages::{CoordReq, MdlMsg, OpId, SuccTsReply, SuccTsRequest};
+
+/// Successor bounds at or above this only come from "no successor known"
+/// (and the chain bounds derived from it): such operations are free.
+const FREE_BOUND: u64 = u64::MAX / 2;
 use crate::replica::{bit, pred_id, Coord, CoordMode, LiveOp, Replica, Role};
 
 impl Replica {
@@ -102,6 +106,10 @@ impl Replica {
         self.nonce += 1;
         let nonce = self.nonce;
         let own = self.succ_ts_for(&ops);
+        let Role::Leader { ballot, .. } = self.role else {
+            return;
+        };
+        self.fence(now, &ops, ballot);
         let Role::Leader { recovery, .. } = &mut self.role else {
             return;
         };
@@ -110,6 +118,10 @@ impl Replica {
         recovery.answered = bit(me);
         recovery.ops = ops;
         recovery.asked_at = now;
+        if self.cfg.shards == 1 {
+            // No other shard to ask.
+            return self.sort_recovered();
+        }
         self.ask_succ_ts(fx);
     }
 
@@ -121,9 +133,16 @@ impl Replica {
         if recovery.ops.is_empty() || recovery.sorted {
             return;
         }
+        let Role::Leader { ballot, .. } = self.role else {
+            return;
+        };
+        let Role::Leader { recovery, .. } = &self.role else {
+            return;
+        };
         let req = SuccTsRequest {
             nonce: recovery.nonce,
             ops: recovery.ops.clone(),
+            ballot,
         };
         for s in 0..self.cfg.shards {
             if recovery.answered & bit(s as u8) == 0 {
@@ -160,9 +179,30 @@ impl Replica {
             .collect()
     }
 
+    /// Makes what this leader answers about `preds`' successors final: a
+    /// successor not yet CC forgets a coordination reply it holds (it may
+    /// come from the replaced leader, with a timestamp the new one does not
+    /// honour) and accepts replies about `preds` only from `ballot` on.
+    fn fence(&mut self, now: u64, preds: &[OpId], ballot: u64) {
+        let preds: std::collections::HashSet<OpId> = preds.iter().copied().collect();
+        for p in &preds {
+            let f = self.fences.entry(*p).or_insert((ballot, now));
+            f.0 = f.0.max(ballot);
+            f.1 = now;
+        }
+        for (op, o) in self.ops.iter_mut() {
+            let Some(p) = o.pred else { continue };
+            if preds.contains(&pred_id(*op, p)) && matches!(o.coord, Coord::Ready(_)) {
+                o.coord = Coord::Waiting { last_ask: now };
+            }
+        }
+        self.early.retain(|_, (.., p)| !preds.contains(p));
+    }
+
     /// Any shard leader: answers a recovering leader's successor query.
     pub fn handle_succ_ts_request(
         &mut self,
+        now: u64,
         from: ReplicaId,
         m: SuccTsRequest,
         fx: &mut Effects<MdlMsg>,
@@ -170,6 +210,7 @@ impl Replica {
         if !self.is_leader() || m.ops.len() > 1 << 20 {
             return;
         }
+        self.fence(now, &m.ops, m.ballot);
         let ts = self.succ_ts_for(&m.ops);
         let r = SuccTsReply {
             nonce: m.nonce,
@@ -235,8 +276,12 @@ impl Replica {
         recovery.sorted = true;
     }
 
-    /// Places recovered operations whose predecessor is known, in order;
-    /// serves new operations once all are placed.
+    /// Places recovered operations whose predecessor is known. Those with a
+    /// known successor bound go strictly in order, first: each must stay below
+    /// its bound. The rest (no successor coordinated anywhere) are free: each
+    /// goes as soon as its predecessor is known and its client's earlier ones
+    /// are placed, so two shards recovering at once cannot wait on each other
+    /// through them. New operations are served once all are placed.
     fn place_recovered(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         loop {
             let Role::Leader { recovery, .. } = &mut self.role else {
@@ -251,21 +296,39 @@ impl Replica {
             if !recovery.sorted {
                 return;
             }
-            let op = recovery.ops[0];
+            let bounded = |op: &OpId| recovery.succ_ts.get(op).is_some_and(|b| *b < FREE_BOUND);
+            let pick = if bounded(&recovery.ops[0]) {
+                Some(0)
+            } else {
+                // Every remaining one is free: the first ready one whose
+                // client has no earlier operation still waiting.
+                recovery.ops.iter().enumerate().position(|(i, op)| {
+                    let earlier = recovery.ops[..i].iter().any(|o| o.client == op.client);
+                    !earlier
+                        && !matches!(
+                            self.ops.get(op).map(|o| o.coord),
+                            Some(Coord::Waiting { .. })
+                        )
+                })
+            };
+            let Some(i) = pick else {
+                return;
+            };
+            let op = recovery.ops[i];
             let Some(o) = self.ops.get_mut(&op) else {
                 // Failed (or executed) meanwhile.
-                recovery.ops.remove(0);
+                recovery.ops.remove(i);
                 continue;
             };
             match o.coord {
                 Coord::Ready(pred_ts) => {
                     o.coord = Coord::Done;
                     let pred = o.pred.map(|p| pred_id(op, p));
-                    recovery.ops.remove(0);
+                    recovery.ops.remove(i);
                     self.place(now, op, pred_ts, pred, fx);
                 }
                 Coord::Failing | Coord::Done => {
-                    recovery.ops.remove(0);
+                    recovery.ops.remove(i);
                 }
                 Coord::Waiting { .. } => return,
             }

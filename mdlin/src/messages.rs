@@ -100,8 +100,21 @@ pub struct CoordReply {
     pub ok: bool,
     /// The predecessor's timestamp: the successor's must be larger.
     pub ts: u64,
+    /// The ballot of the leader that sent it: a successor's leader that was
+    /// told by a recovering leader (see [`SuccTsRequest`]) ignores replies
+    /// about that predecessor from older ballots, which may be in flight from
+    /// the dead leader with a timestamp the new one does not honour.
+    pub ballot: u64,
 }
-wire_struct!(CoordReply { succ, pred, ok, ts } = MDLIN_BASE + 2);
+wire_struct!(
+    CoordReply {
+        succ,
+        pred,
+        ok,
+        ts,
+        ballot
+    } = MDLIN_BASE + 2
+);
 
 /// What one slot of a shard's journal holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,8 +347,13 @@ pub struct SuccTsRequest {
     pub nonce: u64,
     /// Operations committed but not ordered at the asker's shard.
     pub ops: Vec<OpId>,
+    /// The asker's ballot. The answering leader from now on accepts
+    /// coordination replies about these operations only from this ballot or
+    /// later, and forgets any it holds but has not acted on: what it answers
+    /// is then final.
+    pub ballot: u64,
 }
-wire_struct!(SuccTsRequest { nonce, ops } = MDLIN_BASE + 9);
+wire_struct!(SuccTsRequest { nonce, ops, ballot } = MDLIN_BASE + 9);
 
 /// Answer to [`SuccTsRequest`], one timestamp per asked operation
 /// (`u64::MAX`: no successor known here).

@@ -288,8 +288,11 @@ pub struct Replica {
     pub(crate) ops: HashMap<OpId, LiveOp>,
     pub(crate) admit_next: HashMap<ClientId, u64>,
     pub(crate) buffered: HashMap<ClientId, BTreeMap<u64, (u64, ConnId, MdlPropose)>>,
-    /// Coordination replies that arrived before their operation.
-    pub(crate) early: HashMap<OpId, (u64, bool, u64)>,
+    /// Coordination replies that arrived before their operation: (when, ok, ts, pred).
+    pub(crate) early: HashMap<OpId, (u64, bool, u64, OpId)>,
+    /// Predecessors a recovering leader asked about: coordination replies
+    /// about them count only from that ballot on. (ballot, since).
+    pub(crate) fences: HashMap<OpId, (u64, u64)>,
     /// Coordination requests waiting for their predecessor, by predecessor.
     pub(crate) waiting_crs: HashMap<OpId, Vec<WaitingCr>>,
     /// Coordination replies for this shard's own leader (same-shard chains).
@@ -334,6 +337,7 @@ impl Replica {
             admit_next: HashMap::new(),
             buffered: HashMap::new(),
             early: HashMap::new(),
+            fences: HashMap::new(),
             waiting_crs: HashMap::new(),
             local: VecDeque::new(),
             nonce: 0,

@@ -174,6 +174,7 @@ fn drain(
         fx
     ));
     take!(rx.succ_ts_request, |s, m| core.handle_succ_ts_request(
+        now,
         s.peer_id(),
         m,
         fx

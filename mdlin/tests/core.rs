@@ -302,6 +302,7 @@ fn the_timestamp_exceeds_the_predecessors_and_the_shards() {
             pred: OpId { client: 1, seq: 1 },
             ok: true,
             ts: 41,
+            ballot: mdlin::ballot::make(1, 3),
         },
         &mut fx,
     );
@@ -373,6 +374,7 @@ fn safe_mode_answers_a_successor_only_once_the_order_is_chosen() {
                 pred: OpId { client: 1, seq: 1 },
                 ok: true,
                 ts: 5,
+                ballot: mdlin::ballot::make(1, 3),
             },
             &mut fx,
         );

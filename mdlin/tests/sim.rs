@@ -5,34 +5,14 @@
 use checker::history::Outcome;
 use checker::linear::Options;
 use checker::Verdict;
-use mdlin::simulator::{run, Crash, CrashOnCoord, SimConfig, SimReport};
+use mdlin::simulator::{chaos, run, verify, Crash, CrashOnCoord, SimConfig, SimReport};
 use mdlin::CoordMode;
 
-/// Runs both checkers and the liveness expectations; panics with the seed on
-/// failure. The white-box checks are exact; the black-box search may give up
-/// on a large tangled history (undecided), never on a violation it found.
+/// Runs both checkers and the liveness expectations; panics with the seed.
 fn check(name: &str, cfg: &SimConfig, r: &SimReport) {
-    let wb = checker::mdl_log::check_logs(&r.history, &r.logs);
-    assert_eq!(
-        wb.verdict,
-        Verdict::Ok,
-        "{name} seed {}: white-box check: {:?}",
-        cfg.seed,
-        wb.violation
-    );
-    let bb = checker::mdl::check_mdl(&r.history, &Options::default());
-    assert_ne!(
-        bb.verdict,
-        Verdict::Violation,
-        "{name} seed {}: black-box MDL check: {:?}",
-        cfg.seed,
-        bb.violation
-    );
-    assert_eq!(
-        r.stuck, 0,
-        "{name} seed {}: operations stuck at a leader: {}",
-        cfg.seed, r.stuck_detail
-    );
+    if let Err(e) = verify(r) {
+        panic!("{name} seed {}: {e}", cfg.seed);
+    }
 }
 
 fn modes() -> [CoordMode; 2] {
@@ -233,38 +213,9 @@ fn chaos_seeds_keep_mdl() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(120);
     for seed in 0..seeds {
-        let mut cfg = SimConfig::new(10_000 + seed);
-        cfg.mode = if seed % 2 == 0 {
-            CoordMode::Fast
-        } else {
-            CoordMode::Safe
-        };
-        cfg.shards = 1 + (seed as usize / 2) % 3;
-        cfg.fanout = 8;
-        cfg.keys = 5;
-        cfg.requests = 12;
-        cfg.drop_per_mille = (seed % 4) as u32 * 10;
-        cfg.jitter_ns = 2_000_000;
-        cfg.lose_per_mille = if seed % 5 == 0 { 50 } else { 0 };
-        let sh = (seed % cfg.shards as u64) as u8;
-        if seed % 3 == 0 {
-            cfg.crash_on_coord.push(CrashOnCoord {
-                shard: sh,
-                reply_escapes: seed % 2 == 0,
-                after: 30_000_000,
-            });
-        } else {
-            cfg.crashes.push(Crash {
-                at: 25_000_000 + seed * 1_000_000,
-                shard: sh,
-            });
-        }
-        if seed % 7 == 0 && cfg.shards > 1 {
-            cfg.crashes.push(Crash {
-                at: 40_000_000,
-                shard: (sh + 1) % cfg.shards as u8,
-            });
-        }
+        let shards = 1 + (seed as usize / 2) % 3;
+        let drop = (seed % 4) as u32 * 10;
+        let cfg = chaos(10_000 + seed, shards, 3, true, drop);
         let r = run(&cfg);
         check("chaos", &cfg, &r);
     }
