@@ -359,6 +359,11 @@ impl Replica {
         matches!(&self.role, Role::Leader { recovery, .. } if recovery.ops.is_empty() && recovery.started)
     }
 
+    /// The highest ballot promised.
+    pub fn promised(&self) -> u64 {
+        self.promised
+    }
+
     /// The journal.
     pub fn log(&self) -> &[Slot] {
         &self.log

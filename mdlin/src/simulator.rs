@@ -42,6 +42,18 @@ pub struct Crash {
     pub shard: u8,
 }
 
+/// Cut a shard's leader off from everyone (replicas, clients, master) while
+/// it keeps running, then heal the cut: a stale leader that must not harm.
+#[derive(Debug, Clone, Copy)]
+pub struct Isolate {
+    /// Simulated time of the cut (ns).
+    pub at: u64,
+    /// The shard whose current leader is cut off.
+    pub shard: u8,
+    /// How long the cut lasts (ns).
+    pub heal_after: u64,
+}
+
 /// Crash a shard's leader at the moment it sends its first coordination
 /// reply to another shard (the scripted failure scenarios).
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +102,8 @@ pub struct SimConfig {
     pub drop_per_mille: u32,
     /// Leader crashes.
     pub crashes: Vec<Crash>,
+    /// Leaders cut off for a while.
+    pub isolations: Vec<Isolate>,
     /// Leader crashes tied to coordination.
     pub crash_on_coord: Vec<CrashOnCoord>,
     /// Chance, in per mille, that a client "loses" a chained operation: it
@@ -128,6 +142,7 @@ impl SimConfig {
             drop_per_mille: 0,
             crashes: Vec::new(),
             crash_on_coord: Vec::new(),
+            isolations: Vec::new(),
             lose_per_mille: 0,
             late_ns: 5_000_000_000,
             client_retry_ns: 400_000_000,
@@ -193,6 +208,13 @@ enum Kind {
     Crash {
         shard: u8,
     },
+    Isolate {
+        shard: u8,
+        heal_after: u64,
+    },
+    Heal {
+        r: ReplicaId,
+    },
     Master,
 }
 
@@ -231,6 +253,8 @@ struct Sim {
     rng: SmallRng,
     replicas: Vec<Replica>,
     alive: Vec<bool>,
+    /// Cut off from everyone (but running).
+    cut: Vec<bool>,
     leaders: Vec<Option<ReplicaId>>,
     asked: Vec<Option<(ReplicaId, u64)>>,
     clients: Vec<Client>,
@@ -262,6 +286,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         rng: SmallRng::seed_from_u64(cfg.seed),
         replicas,
         alive: vec![true; total],
+        cut: vec![false; total],
         leaders: vec![None; cfg.shards],
         asked: vec![None; cfg.shards],
         clients: (0..cfg.clients).map(|_| Client::default()).collect(),
@@ -284,6 +309,13 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     }
     for c in &cfg.crashes {
         s.at(c.at, Kind::Crash { shard: c.shard });
+    }
+    for i in &cfg.isolations {
+        let k = Kind::Isolate {
+            shard: i.shard,
+            heal_after: i.heal_after,
+        };
+        s.at(i.at, k);
     }
     s.at(0, Kind::Master);
     let hard_end = cfg.max_time_ns + cfg.client_give_up_ns + 10_000_000_000;
@@ -362,6 +394,9 @@ impl Sim {
             };
             for to in 0..self.replicas.len() {
                 if to != r as usize && set & (1u64 << to) != 0 {
+                    if self.cut[r as usize] || self.cut[to] {
+                        continue;
+                    }
                     if self.cfg.drop_per_mille > 0
                         && self.rng.gen_range(0..1000) < self.cfg.drop_per_mille
                     {
@@ -378,6 +413,9 @@ impl Sim {
             }
         }
         for (conn, reply) in fx.replies.drain(..) {
+            if self.cut[r as usize] {
+                continue;
+            }
             if let Reply::Propose(p) = reply {
                 let d = self.delay();
                 self.at(
@@ -394,16 +432,22 @@ impl Sim {
     fn handle(&mut self, k: Kind) {
         match k {
             Kind::Peer { to, from, msg } => {
-                if self.alive[to as usize] {
+                if self.alive[to as usize] && !self.cut[to as usize] && !self.cut[from as usize] {
                     self.messages += 1;
                     self.on(to, |r, now, fx| r.handle_peer(now, from, msg, fx));
                 }
             }
-            Kind::Propose { to, client, msg } => self.on(to, |r, now, fx| {
-                r.handle_propose(now, client as u64, msg, fx)
-            }),
+            Kind::Propose { to, client, msg } => {
+                if !self.cut[to as usize] {
+                    self.on(to, |r, now, fx| {
+                        r.handle_propose(now, client as u64, msg, fx)
+                    })
+                }
+            }
             Kind::Coord { to, msg } => {
-                self.on(to, |r, now, fx| r.handle_coord_req(now, None, msg, fx))
+                if !self.cut[to as usize] {
+                    self.on(to, |r, now, fx| r.handle_coord_req(now, None, msg, fx))
+                }
             }
             Kind::Reply { client, reply } => self.client_reply(client, reply),
             Kind::Tick { r } => {
@@ -436,6 +480,21 @@ impl Sim {
                     }
                 }
             }
+            Kind::Isolate { shard, heal_after } => {
+                let n = self.cfg.n;
+                let members = (0..n).map(|i| shard as usize * n + i);
+                let victim = members
+                    .clone()
+                    .find(|r| self.alive[*r] && !self.cut[*r] && self.replicas[*r].is_leader());
+                let up = members.filter(|r| self.alive[*r] && !self.cut[*r]).count();
+                if let Some(v) = victim.filter(|_| up > n / 2 + 1) {
+                    self.cut[v] = true;
+                    self.crashed.push((self.now, v as ReplicaId));
+                    let t = self.now + heal_after;
+                    self.at(t, Kind::Heal { r: v as ReplicaId });
+                }
+            }
+            Kind::Heal { r } => self.cut[r as usize] = false,
             Kind::Master => {
                 self.master();
                 let t = self.now + 20_000_000;
@@ -449,23 +508,24 @@ impl Sim {
         let n = self.cfg.n;
         for sh in 0..self.cfg.shards {
             let members = (0..n).map(|i| (sh * n + i) as ReplicaId);
+            let up = |r: &ReplicaId| self.alive[*r as usize] && !self.cut[*r as usize];
+            // The live, reachable replica claiming leadership with the highest ballot.
             let claimed = members
                 .clone()
-                .filter(|r| self.alive[*r as usize] && self.replicas[*r as usize].is_leader())
-                .max_by_key(|r| self.replicas[*r as usize].config().id);
+                .filter(|r| up(r) && self.replicas[*r as usize].is_leader())
+                .max_by_key(|r| self.replicas[*r as usize].promised());
             self.leaders[sh] = claimed;
             if claimed.is_some() {
                 self.asked[sh] = None;
                 continue;
             }
-            let waited = self.asked[sh].is_some_and(|(a, t)| {
-                self.alive[a as usize] && self.now.saturating_sub(t) < 300_000_000
-            });
+            let waited = self.asked[sh]
+                .is_some_and(|(a, t)| up(&a) && self.now.saturating_sub(t) < 300_000_000);
             if waited {
                 continue;
             }
             let best = members
-                .filter(|r| self.alive[*r as usize])
+                .filter(up)
                 .max_by_key(|r| (self.replicas[*r as usize].commit_index(), Reverse(*r)));
             if let Some(b) = best {
                 self.asked[sh] = Some((b, self.now));
@@ -474,7 +534,7 @@ impl Sim {
         }
         let leaders = self.leaders.clone();
         for r in 0..self.replicas.len() {
-            if self.alive[r] {
+            if self.alive[r] && !self.cut[r] {
                 self.replicas[r].set_shard_leaders(&leaders);
             }
         }
@@ -767,7 +827,8 @@ pub const OPS: [Op; 2] = [Op::Put, Op::Get];
 /// The randomized mix of the chaos runs (tests and `bench sim --protocol
 /// mdlin`), for `seed`: fanout up to 8, jittery links losing `drop_per_mille`,
 /// sometimes stalled chains, and one leader crash (every third scripted at a
-/// coordination reply), sometimes two shards' at once. Even seeds run fast
+/// coordination reply) or, for every fourth seed, a leader cut off for a while
+/// and then back (a stale leader), sometimes two shards' at once. Even seeds run fast
 /// mode, odd ones safe mode.
 pub fn chaos(seed: u64, shards: usize, n: usize, crashes: bool, drop_per_mille: u32) -> SimConfig {
     let mut cfg = SimConfig::new(seed);
@@ -788,7 +849,14 @@ pub fn chaos(seed: u64, shards: usize, n: usize, crashes: bool, drop_per_mille: 
         return cfg;
     }
     let sh = (seed % shards as u64) as u8;
-    if seed.is_multiple_of(3) {
+    if seed % 4 == 1 {
+        // A stale leader instead of a dead one: cut off, then back.
+        cfg.isolations.push(Isolate {
+            at: 25_000_000 + (seed % 50) * 1_000_000,
+            shard: sh,
+            heal_after: 150_000_000 + (seed % 7) * 50_000_000,
+        });
+    } else if seed.is_multiple_of(3) {
         cfg.crash_on_coord.push(CrashOnCoord {
             shard: sh,
             reply_escapes: seed.is_multiple_of(2),

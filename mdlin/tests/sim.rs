@@ -5,7 +5,7 @@
 use checker::history::Outcome;
 use checker::linear::Options;
 use checker::Verdict;
-use mdlin::simulator::{chaos, run, verify, Crash, CrashOnCoord, SimConfig, SimReport};
+use mdlin::simulator::{chaos, run, verify, Crash, CrashOnCoord, Isolate, SimConfig, SimReport};
 use mdlin::CoordMode;
 
 /// Runs both checkers and the liveness expectations; panics with the seed.
@@ -218,5 +218,29 @@ fn chaos_seeds_keep_mdl() {
         let cfg = chaos(10_000 + seed, shards, 3, true, drop);
         let r = run(&cfg);
         check("chaos", &cfg, &r);
+    }
+}
+
+/// A shard leader is cut off from everyone while it keeps running (the
+/// master replaces it), then comes back still believing it leads: its
+/// accepts and coordination replies carry an old ballot and do no harm.
+#[test]
+fn a_stale_leader_cut_off_and_back_does_no_harm() {
+    for mode in modes() {
+        for seed in 0..30 {
+            let mut cfg = SimConfig::new(6000 + seed);
+            cfg.mode = mode;
+            cfg.shards = 2;
+            cfg.fanout = 6;
+            cfg.requests = 25;
+            cfg.isolations.push(Isolate {
+                at: 30_000_000 + seed * 2_000_000,
+                shard: (seed % 2) as u8,
+                heal_after: 200_000_000,
+            });
+            let r = run(&cfg);
+            assert!(!r.crashed.is_empty(), "seed {seed}: the cut happened");
+            check("stale-leader", &cfg, &r);
+        }
     }
 }
