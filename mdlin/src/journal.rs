@@ -96,10 +96,9 @@ impl Replica {
         m: Accept,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.same_shard(from) || !self.slot_in_window(m.slot) {
+        if !self.slot_in_window(m.slot) || !self.heard(from, now) {
             return;
         }
-        self.last_heard[from as usize] = now;
         if m.ballot < self.promised {
             let r = AcceptReply {
                 ballot: m.ballot,
@@ -197,10 +196,9 @@ impl Replica {
         m: AcceptReply,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.same_shard(from) {
+        if !self.heard(from, now) {
             return;
         }
-        self.last_heard[from as usize] = now;
         let Role::Leader { ballot, .. } = self.role else {
             return;
         };
@@ -263,10 +261,9 @@ impl Replica {
         m: Commit,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.same_shard(from) || !self.slot_in_window(m.slot) {
+        if !self.slot_in_window(m.slot) || !self.heard(from, now) {
             return;
         }
-        self.last_heard[from as usize] = now;
         self.observe_ballot(m.ballot, fx);
         let s = self.slot_mut(m.slot);
         if s.state != SlotState::Committed {
@@ -285,10 +282,9 @@ impl Replica {
         m: CommitShort,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.same_shard(from) {
+        if !self.heard(from, now) {
             return;
         }
-        self.last_heard[from as usize] = now;
         if m.ballot < self.promised {
             return;
         }
@@ -415,10 +411,9 @@ impl Replica {
         m: Prepare,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.same_shard(from) {
+        if !self.heard(from, now) {
             return;
         }
-        self.last_heard[from as usize] = now;
         if m.ballot <= self.promised {
             let r = PrepareReply {
                 ballot: m.ballot,
@@ -459,10 +454,9 @@ impl Replica {
         m: PrepareReply,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.same_shard(from) {
+        if !self.heard(from, now) {
             return;
         }
-        self.last_heard[from as usize] = now;
         if !m.ok {
             if m.promised > self.promised {
                 self.observe_ballot(m.promised, fx);

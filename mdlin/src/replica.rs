@@ -472,6 +472,17 @@ impl Replica {
         slot <= self.commit_index.saturating_add(1 << 20)
     }
 
+    /// The receive prelude of every journal message: whether `from` is a
+    /// replica of this shard (anything else is dropped), noting when it was
+    /// last heard from (thrifty sends go to the freshest peers).
+    pub(crate) fn heard(&mut self, from: ReplicaId, now: u64) -> bool {
+        if !self.same_shard(from) {
+            return false;
+        }
+        self.last_heard[from as usize] = now;
+        true
+    }
+
     /// Whether `from` is a replica of this shard (journal messages from
     /// anyone else are dropped).
     pub(crate) fn same_shard(&self, from: ReplicaId) -> bool {
