@@ -200,8 +200,8 @@ pub async fn set_leader(
 
 /// The type code of a message name, for faults: `accept`, `preaccept`, ...,
 /// a code such as `0x32`, or a name qualified by its protocol
-/// (`epaxos.accept`, `paxos.commit`). An unqualified name two protocols share
-/// (`accept`, `commit`, `prepare`) means Multi-Paxos's.
+/// (`epaxos.accept`, `paxos.commit`, `mdlin.accept`). An unqualified name
+/// several protocols share (`accept`, `commit`, `prepare`) means Multi-Paxos's.
 pub fn message_code(name: &str) -> Option<u8> {
     if let Some(hex) = name.strip_prefix("0x") {
         return u8::from_str_radix(hex, 16).ok();
@@ -210,9 +210,14 @@ pub fn message_code(name: &str) -> Option<u8> {
     let (tables, bare): (Vec<&[(u8, &str)]>, &str) = match lower.split_once('.') {
         Some(("paxos", m)) => (vec![&paxos::messages::CODES], m),
         Some(("epaxos", m)) => (vec![&epaxos::messages::CODES], m),
+        Some(("mdlin", m)) => (vec![&mdlin::messages::CODES], m),
         Some(_) => return None,
         None => (
-            vec![&paxos::messages::CODES, &epaxos::messages::CODES],
+            vec![
+                &paxos::messages::CODES,
+                &epaxos::messages::CODES,
+                &mdlin::messages::CODES,
+            ],
             lower.as_str(),
         ),
     };
@@ -235,7 +240,9 @@ mod tests {
         assert_eq!(message_code("PreAccept"), Some(0x50));
         assert_eq!(message_code("try_pre_accept"), Some(0x5a));
         assert_eq!(message_code("0x55"), Some(0x55));
-        assert_eq!(message_code("mdlin.accept"), None);
+        assert_eq!(message_code("mdlin.accept"), Some(0x73));
+        assert_eq!(message_code("CoordReply"), Some(0x72));
+        assert_eq!(message_code("mdlin.nothing"), None);
         assert_eq!(message_code("nothing"), None);
     }
 }

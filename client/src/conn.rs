@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use genericsmr::messages::{codes, Propose, ProposeReply};
 use genericsmr::transport::{read_frame, ConnOutbox};
-use genericsmr::wire::{decode_body, DEFAULT_MAX_FRAME};
+use genericsmr::wire::{decode_body, Frame, DEFAULT_MAX_FRAME};
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -70,12 +70,29 @@ impl Conn {
 
     /// Sends a proposal; the receiver yields its reply, or an error if the connection dies.
     pub(crate) fn send(&self, p: &Propose) -> oneshot::Receiver<ProposeReply> {
+        self.send_for(p.cmd.seq, p)
+    }
+
+    /// Sends any request that the replica answers with a `ProposeReply` for
+    /// sequence number `seq` (a `Propose`, or MDLin's `MdlPropose`); the
+    /// receiver yields the reply, or an error if the connection dies.
+    pub(crate) fn send_for<M: Frame + ?Sized>(
+        &self,
+        seq: u64,
+        m: &M,
+    ) -> oneshot::Receiver<ProposeReply> {
         let (tx, rx) = oneshot::channel();
-        self.waiters.lock().insert(p.cmd.seq, tx);
-        if !self.out.push(p) || !self.is_open() {
-            self.waiters.lock().remove(&p.cmd.seq);
+        self.waiters.lock().insert(seq, tx);
+        if !self.out.push(m) || !self.is_open() {
+            self.waiters.lock().remove(&seq);
         }
         rx
+    }
+
+    /// Sends a message that gets no reply (MDLin's `CoordReq`, or a resend
+    /// nobody waits for); false if the connection is closed.
+    pub(crate) fn push<M: Frame + ?Sized>(&self, m: &M) -> bool {
+        self.is_open() && self.out.push(m)
     }
 
     /// Forgets a request that timed out.

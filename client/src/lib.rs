@@ -14,6 +14,11 @@
 //! or a time-out re-learns that shard's leader only. On one group it behaves
 //! as it always did.
 //!
+//! On an MDLin deployment (`server --protocol mdlin`), [`MdlClient`] (module
+//! [`mdl`]) keeps many operations in flight across shards and still has them
+//! take effect, and delivers their results, in issue order; [`Client`] works
+//! there too, one operation at a time (each is a chain head).
+//!
 //! [`admin`] holds one-shot queries: the cluster layout from the master, and a
 //! replica's status or log digests, and control requests (faults,
 //! set-leader), sent to a replica directly or through the master. [`faults`]
@@ -24,6 +29,8 @@
 pub mod admin;
 mod conn;
 pub mod faults;
+pub mod mdl;
 mod session;
 
+pub use mdl::{Issued, MdlClient, MdlFuture};
 pub use session::{Client, ClientConfig, ClientError};

@@ -465,7 +465,53 @@ impl Client {
         ))
     }
 
-    async fn conn(&self, shard: usize, deadline: Instant) -> Result<Arc<Conn>, ClientError> {
+    /// The configuration this session was made with.
+    pub(crate) fn config(&self) -> &ClientConfig {
+        &self.inner.cfg
+    }
+
+    /// The open connection to `shard`'s leader, if there is one and nobody is
+    /// (re)connecting it right now; never waits. Lets a caller send at once,
+    /// in its own order, on a warm connection.
+    pub(crate) fn conn_now(&self, shard: usize) -> Option<Arc<Conn>> {
+        let r = self.inner.routes.get(shard)?.try_lock().ok()?;
+        r.conn.as_ref().filter(|c| c.is_open()).cloned()
+    }
+
+    /// After an attempt on `conn` went unanswered: asks the master who leads
+    /// `shard` now and keeps `conn` only if it still leads; otherwise (or
+    /// without a master, or when the master does not answer) drops it, as
+    /// [`Client::reroute`] does, so the next attempt goes to the current leader.
+    pub(crate) async fn relearn(&self, shard: usize, conn: &Arc<Conn>) {
+        let info = match &self.inner.cfg.master {
+            Some(m) => admin::cluster(m, Duration::from_millis(500)).await.ok(),
+            None => None,
+        };
+        if let Some(info) = info {
+            let mut r = self.inner.routes[shard].lock().await;
+            r.set_from_master(&info);
+            if r.leader == Some(conn.target) {
+                return;
+            }
+            if r.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+                r.conn = None;
+                conn.close();
+            }
+            if r.leader.is_none() {
+                r.next_try = conn.target + 1;
+            }
+            return;
+        }
+        self.reroute(shard, conn, None).await
+    }
+
+    /// A connection to `shard`'s leader (or the next replica to try),
+    /// asking the master first when no leader is known.
+    pub(crate) async fn conn(
+        &self,
+        shard: usize,
+        deadline: Instant,
+    ) -> Result<Arc<Conn>, ClientError> {
         let mut r = self.inner.routes[shard].lock().await;
         if let Some(c) = &r.conn {
             if c.is_open() {
@@ -516,7 +562,7 @@ impl Client {
 
     /// Drops `conn` and aims at `hint` (a replica of `shard`, named by its id
     /// inside the shard) or the next replica for the next attempt.
-    async fn reroute(&self, shard: usize, conn: &Arc<Conn>, hint: Option<ReplicaId>) {
+    pub(crate) async fn reroute(&self, shard: usize, conn: &Arc<Conn>, hint: Option<ReplicaId>) {
         let mut r = self.inner.routes[shard].lock().await;
         if r.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             r.conn = None;
