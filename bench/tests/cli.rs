@@ -466,3 +466,67 @@ fn fanout_over_shards_reports_requests_and_operations() {
     }
     assert!(per_shard.iter().all(|n| *n > 0), "{per_shard:?}");
 }
+
+/// MDLin multi-dispatches: a request's eight operations go out at once,
+/// chained, so a request takes far less than eight operations' time; the
+/// history names each operation's predecessor and passes the MDL checker,
+/// whose verdict is the report's.
+#[test]
+fn mdlin_requests_are_chained_and_checked_for_mdl() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let hist = dir.path().join("h.jsonl");
+    let stdout = run(
+        &[
+            "local",
+            "--protocol",
+            "mdlin",
+            "--shards",
+            "3",
+            "--fanout",
+            "8",
+            // Slower links keep the history to a few thousand operations, which
+            // the black-box search decides (docs/mdl-checker.md, limits).
+            "--link-delay",
+            "1ms",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0.5s",
+            "--cooldown",
+            "0.5s",
+            "--clients",
+            "4",
+            "--reads",
+            "30",
+            "--keys",
+            "50",
+            "--history",
+            hist.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(stdout.contains("chained, all at once"), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["protocol"], "mdlin");
+    assert_eq!(r["workload"]["multi_dispatch"], true);
+    assert!(r["requests_ok"].as_u64().unwrap() > 20);
+    let (req, op) = (&r["latency_us"], &r["op_latency_us"]);
+    let ratio = req["p50"].as_f64().unwrap() / op["p50"].as_f64().unwrap();
+    assert!(
+        ratio < 4.0,
+        "eight chained operations take {ratio} times one operation's p50"
+    );
+    assert_eq!(r["checker"]["verdict"], "ok", "{}", r["checker"]);
+    let text = std::fs::read_to_string(&hist).unwrap();
+    let records = bench::history::read(text.as_bytes()).unwrap();
+    let chained = records.iter().filter(|r| r.pred.is_some()).count();
+    assert!(
+        chained * 8 >= records.len() * 6,
+        "{chained} of {} operations name a predecessor",
+        records.len()
+    );
+}
