@@ -104,6 +104,8 @@ pub struct SimConfig {
     pub crashes: Vec<Crash>,
     /// Leaders cut off for a while.
     pub isolations: Vec<Isolate>,
+    /// Shards whose leader crashes right after it tells a client an operation failed.
+    pub crash_on_fail: Vec<u8>,
     /// Leader crashes tied to coordination.
     pub crash_on_coord: Vec<CrashOnCoord>,
     /// Chance, in per mille, that a client "loses" a chained operation: it
@@ -143,6 +145,7 @@ impl SimConfig {
             crashes: Vec::new(),
             crash_on_coord: Vec::new(),
             isolations: Vec::new(),
+            crash_on_fail: Vec::new(),
             lose_per_mille: 0,
             late_ns: 5_000_000_000,
             client_retry_ns: 400_000_000,
@@ -377,6 +380,17 @@ impl Sim {
                         && matches!(d, Dest::Peer(p) if *p as usize / self.cfg.n != shard)
                 })
         });
+        let failed_reply = fx
+            .replies
+            .iter()
+            .any(|(_, r)| matches!(r, Reply::Propose(p) if p.status == ReplyStatus::Failed));
+        if failed_reply && self.cfg.crash_on_fail.contains(&(shard as u8)) {
+            // Right after a replicated failure was told to its client: the
+            // reply escapes, the leader dies.
+            self.cfg.crash_on_fail.retain(|s| *s as usize != shard);
+            self.alive[r as usize] = false;
+            self.crashed.push((now, r));
+        }
         if let Some(i) = trigger {
             let t = self.cfg.crash_on_coord.remove(i);
             self.alive[r as usize] = false;

@@ -244,3 +244,50 @@ fn a_stale_leader_cut_off_and_back_does_no_harm() {
         }
     }
 }
+
+/// A leader tells a client its operation failed (the failure is replicated
+/// first) and crashes at once: no later leader executes that operation, and
+/// its successors fail too, even though the operation's predecessor shows up.
+#[test]
+fn a_leader_crashing_right_after_a_failure_reply_never_revives_the_operation() {
+    for mode in modes() {
+        let mut crashed = 0;
+        for seed in 0..20 {
+            let mut cfg = SimConfig::new(7000 + seed);
+            cfg.mode = mode;
+            cfg.shards = 2;
+            cfg.fanout = 5;
+            cfg.requests = 10;
+            cfg.lose_per_mille = 150;
+            cfg.crash_on_fail = vec![0, 1];
+            let r = run(&cfg);
+            crashed += r.crashed.len();
+            check("crash-after-fail", &cfg, &r);
+        }
+        assert!(
+            crashed > 0,
+            "{mode:?}: some leader crashed after a failure reply"
+        );
+    }
+}
+
+/// Both shards' leaders crash at the same instant while chains run back and
+/// forth between the two shards (A -> B -> A ...).
+#[test]
+fn both_leaders_of_a_back_and_forth_chain_crash_at_once() {
+    for mode in modes() {
+        for seed in 0..30 {
+            let mut cfg = SimConfig::new(8000 + seed);
+            cfg.mode = mode;
+            cfg.shards = 2;
+            cfg.fanout = 8;
+            cfg.random_fanout = false;
+            cfg.requests = 20;
+            let at = 30_000_000 + seed * 3_000_000;
+            cfg.crashes = vec![Crash { at, shard: 0 }, Crash { at, shard: 1 }];
+            let r = run(&cfg);
+            assert_eq!(r.crashed.len(), 2, "seed {seed}: both leaders crashed");
+            check("both-leaders", &cfg, &r);
+        }
+    }
+}
