@@ -386,10 +386,11 @@ impl Sim {
             .any(|(_, r)| matches!(r, Reply::Propose(p) if p.status == ReplyStatus::Failed));
         if failed_reply && self.cfg.crash_on_fail.contains(&(shard as u8)) {
             // Right after a replicated failure was told to its client: the
-            // reply escapes, the leader dies.
+            // replies escape, nothing else does.
             self.cfg.crash_on_fail.retain(|s| *s as usize != shard);
             self.alive[r as usize] = false;
             self.crashed.push((now, r));
+            fx.sends.clear();
         }
         if let Some(i) = trigger {
             let t = self.cfg.crash_on_coord.remove(i);
