@@ -42,6 +42,19 @@ pub struct Crash {
     pub shard: u8,
 }
 
+/// One client's scripted chain: its operations, issued at once at `start_ns`
+/// (instead of the random workload).
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// When the chain is issued (ns).
+    pub start_ns: u64,
+    /// (write?, key) per operation, in issue order; writes put a unique value.
+    pub ops: Vec<(bool, String)>,
+    /// Extra one-way delay of this client's messages to each shard (ns),
+    /// to force an arrival order.
+    pub shard_delay_ns: Vec<u64>,
+}
+
 /// Cut a shard's leader off from everyone (replicas, clients, master) while
 /// it keeps running, then heal the cut: a stale leader that must not harm.
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +117,8 @@ pub struct SimConfig {
     pub crashes: Vec<Crash>,
     /// Leaders cut off for a while.
     pub isolations: Vec<Isolate>,
+    /// Scripted clients (one chain each) instead of the random workload.
+    pub scripts: Vec<Script>,
     /// Shards whose leader crashes right after it tells a client an operation failed.
     pub crash_on_fail: Vec<u8>,
     /// Leader crashes tied to coordination.
@@ -145,6 +160,7 @@ impl SimConfig {
             crashes: Vec::new(),
             crash_on_coord: Vec::new(),
             isolations: Vec::new(),
+            scripts: Vec::new(),
             crash_on_fail: Vec::new(),
             lose_per_mille: 0,
             late_ns: 5_000_000_000,
@@ -292,7 +308,9 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         cut: vec![false; total],
         leaders: vec![None; cfg.shards],
         asked: vec![None; cfg.shards],
-        clients: (0..cfg.clients).map(|_| Client::default()).collect(),
+        clients: (0..cfg.clients.max(cfg.scripts.len()))
+            .map(|_| Client::default())
+            .collect(),
         history: Vec::new(),
         latencies: Vec::new(),
         messages: 0,
@@ -307,8 +325,14 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         let t = s.rng.gen_range(0..5_000_000);
         s.at(t, Kind::Tick { r: r as ReplicaId });
     }
-    for c in 0..cfg.clients {
-        s.at(20_000_000 + c as u64 * 100_000, Kind::Issue { client: c });
+    if cfg.scripts.is_empty() {
+        for c in 0..cfg.clients {
+            s.at(20_000_000 + c as u64 * 100_000, Kind::Issue { client: c });
+        }
+    } else {
+        for (c, sc) in cfg.scripts.iter().enumerate() {
+            s.at(sc.start_ns, Kind::Issue { client: c });
+        }
     }
     for c in &cfg.crashes {
         s.at(c.at, Kind::Crash { shard: c.shard });
@@ -564,7 +588,12 @@ impl Sim {
         if self.clients[c].done >= self.cfg.requests || self.now > self.cfg.max_time_ns {
             return;
         }
-        let fanout = if self.cfg.random_fanout {
+        let fanout = if let Some(sc) = self.cfg.scripts.get(c) {
+            if self.clients[c].done > 0 {
+                return;
+            }
+            sc.ops.len()
+        } else if self.cfg.random_fanout {
             self.rng.gen_range(1..=self.cfg.fanout)
         } else {
             self.cfg.fanout
@@ -588,7 +617,15 @@ impl Sim {
         self.clients[c].delivered = 0;
         let mut prev: Option<Pred> = None;
         for _ in 0..count {
-            let key = format!("k{}", self.rng.gen_range(0..self.cfg.keys));
+            let scripted = self
+                .cfg
+                .scripts
+                .get(c)
+                .and_then(|sc| sc.ops.get(self.clients[c].current.len()).cloned());
+            let key = match &scripted {
+                Some((_, k)) => k.clone(),
+                None => format!("k{}", self.rng.gen_range(0..self.cfg.keys)),
+            };
             let shard = shard_of(key.as_bytes(), self.cfg.shards);
             let cl = &mut self.clients[c];
             cl.seq += 1;
@@ -597,7 +634,11 @@ impl Sim {
             let shard_seq = *ss;
             *ss += 1;
             let id = c as u64 + 1;
-            let cmd = if self.rng.gen_range(0..100) < self.cfg.write_pct {
+            let write = match &scripted {
+                Some((w, _)) => *w,
+                None => self.rng.gen_range(0..100) < self.cfg.write_pct,
+            };
+            let cmd = if write {
                 Command::put(
                     id,
                     seq,
@@ -660,10 +701,18 @@ impl Sim {
                 },
             )
         });
-        let d = self.delay();
+        let extra = |s: u8| {
+            self.cfg
+                .scripts
+                .get(c)
+                .and_then(|sc| sc.shard_delay_ns.get(s as usize).copied())
+                .unwrap_or(0)
+        };
+        let (op_extra, cr_extra) = (extra(op.shard), op.pred.map_or(0, |p| extra(p.shard)));
+        let d = self.delay() + op_extra;
         self.at(self.now + d, Kind::Propose { to, client: c, msg });
         if let Some((to, msg)) = cr {
-            let d = self.delay();
+            let d = self.delay() + cr_extra;
             self.at(self.now + d, Kind::Coord { to, msg });
         }
     }

@@ -5,7 +5,9 @@
 use checker::history::Outcome;
 use checker::linear::Options;
 use checker::Verdict;
-use mdlin::simulator::{chaos, run, verify, Crash, CrashOnCoord, Isolate, SimConfig, SimReport};
+use mdlin::simulator::{
+    chaos, run, verify, Crash, CrashOnCoord, Isolate, Script, SimConfig, SimReport,
+};
 use mdlin::CoordMode;
 
 /// Runs both checkers and the liveness expectations; panics with the seed.
@@ -288,6 +290,105 @@ fn both_leaders_of_a_back_and_forth_chain_crash_at_once() {
             let r = run(&cfg);
             assert_eq!(r.crashed.len(), 2, "seed {seed}: both leaders crashed");
             check("both-leaders", &cfg, &r);
+        }
+    }
+}
+
+/// The first key named `prefix<i>` on each shard.
+fn keys_on(prefix: &str, shards: usize) -> Vec<String> {
+    (0..shards)
+        .map(|s| {
+            (0..)
+                .map(|i| format!("{prefix}{i}"))
+                .find(|k| genericsmr::shard::shard_of(k.as_bytes(), shards as u32) as usize == s)
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Example H1 of the brief under many arrival orders: P1 chains w(x) then
+/// w(y) (x and y on different shards); P2 chains r(y) then r(x). Whatever
+/// reaches which leader first, P2 never sees y written and x not.
+#[test]
+fn h1_never_reads_the_second_write_without_the_first() {
+    let k = keys_on("h1-", 2);
+    let (x, y) = (k[0].clone(), k[1].clone());
+    for mode in modes() {
+        let mut seen = std::collections::HashSet::new();
+        for seed in 0..120u64 {
+            let mut cfg = SimConfig::new(9000 + seed);
+            cfg.mode = mode;
+            cfg.shards = 2;
+            cfg.requests = 1;
+            cfg.jitter_ns = 3_000_000;
+            let d = |i: u64| [(i % 3) * 1_500_000, (i / 3 % 3) * 1_500_000].to_vec();
+            cfg.scripts = vec![
+                Script {
+                    start_ns: 20_000_000,
+                    ops: vec![(true, x.clone()), (true, y.clone())],
+                    shard_delay_ns: d(seed),
+                },
+                Script {
+                    start_ns: 20_000_000 + (seed % 7) * 700_000,
+                    ops: vec![(false, y.clone()), (false, x.clone())],
+                    shard_delay_ns: d(seed / 9),
+                },
+            ];
+            let r = run(&cfg);
+            check("h1", &cfg, &r);
+            let read = |key: &str| {
+                r.history
+                    .iter()
+                    .find(|h| h.op == "get" && h.key == key)
+                    .map(|h| h.value.is_some())
+                    .unwrap()
+            };
+            let (ry, rx) = (read(&y), read(&x));
+            assert!(
+                !(ry && !rx),
+                "{mode:?} seed {seed}: P2 read y written and x not"
+            );
+            seen.insert((ry, rx));
+        }
+        assert!(
+            seen.len() >= 2,
+            "{mode:?}: several of the allowed outcomes occur: {seen:?}"
+        );
+    }
+}
+
+/// Example H4 of the brief, with the arrivals forced: client 1 chains a1 (on
+/// shard A) then b2 (B); client 2 chains b3 (B) then a4 (A). Client 1's
+/// messages to A and client 2's to B are held, so a4 reaches A before a1 and
+/// b2 reaches B before b3: ordering each shard by arrival would close the
+/// cycle a4 < a1 < b2 < b3 < a4. Coordination must not.
+#[test]
+fn h4_forced_arrivals_stay_acyclic() {
+    let k = keys_on("h4-", 2);
+    let (a, b) = (k[0].clone(), k[1].clone());
+    for mode in modes() {
+        for seed in 0..40u64 {
+            let mut cfg = SimConfig::new(9500 + seed);
+            cfg.mode = mode;
+            cfg.shards = 2;
+            cfg.requests = 1;
+            cfg.jitter_ns = 200_000;
+            let hold = 3_000_000 + (seed % 5) * 500_000;
+            cfg.scripts = vec![
+                Script {
+                    start_ns: 20_000_000,
+                    ops: vec![(true, a.clone()), (true, b.clone())],
+                    shard_delay_ns: vec![hold, 0],
+                },
+                Script {
+                    start_ns: 20_000_000 + (seed % 3) * 100_000,
+                    ops: vec![(true, b.clone()), (true, a.clone())],
+                    shard_delay_ns: vec![0, hold],
+                },
+            ];
+            let r = run(&cfg);
+            check("h4", &cfg, &r);
+            assert!(r.history.iter().all(|h| h.outcome == Outcome::Ok));
         }
     }
 }
