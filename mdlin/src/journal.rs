@@ -38,19 +38,23 @@ impl Replica {
         };
         let (ballot, slot) = (*ballot, *next_slot);
         *next_slot += 1;
-        let targets = self.accept_targets();
+        let targets = self.accept_targets(now);
         self.propose_at(now, ballot, slot, entry, targets, fx);
     }
 
     /// The peers accepts go to: all of them, or with `thrifty` the
-    /// `quorum - 1` heard from most recently.
-    fn accept_targets(&self) -> u64 {
+    /// `quorum - 1` lowest ids among those heard from lately (a stable set,
+    /// so followers see consecutive slots and the prefix rule never waits).
+    fn accept_targets(&self, now: u64) -> u64 {
         let peers = self.peers();
         if !self.cfg.thrifty {
             return peers;
         }
         let mut ids: Vec<ReplicaId> = (0..64u8).filter(|j| peers & bit(*j) != 0).collect();
-        ids.sort_by_key(|j| (std::cmp::Reverse(self.last_heard[*j as usize]), *j));
+        let lately = |j: &ReplicaId| {
+            now.saturating_sub(self.last_heard[*j as usize]) <= self.cfg.retransmit_ns
+        };
+        ids.sort_by_key(|j| (!lately(j), *j));
         ids.iter()
             .take(self.cfg.quorum() - 1)
             .fold(0, |s, j| s | bit(*j))
@@ -125,20 +129,7 @@ impl Replica {
                 return;
             }
             self.vote(from, m, fx);
-            // Accepts that waited for this one.
-            loop {
-                let end = self.prefix_end(self.prefix.0);
-                let Some((from, a)) = self.early_accepts.remove(&end) else {
-                    break;
-                };
-                if a.ballot != self.promised {
-                    continue;
-                }
-                self.vote(from, a, fx);
-            }
-            let end = self.prefix.1;
-            self.early_accepts = self.early_accepts.split_off(&end);
-            return;
+            return self.vote_held(fx);
         }
         let r = AcceptReply {
             ballot: m.ballot,
@@ -147,6 +138,24 @@ impl Replica {
             promised: self.promised,
         };
         fx.send(from, MdlMsg::AcceptReply(r));
+    }
+
+    /// Votes for held accepts whose gap has filled (by a vote or a commit).
+    fn vote_held(&mut self, fx: &mut Effects<MdlMsg>) {
+        if self.early_accepts.is_empty() {
+            return;
+        }
+        loop {
+            let end = self.prefix_end(self.promised);
+            let Some((from, a)) = self.early_accepts.remove(&end) else {
+                break;
+            };
+            if a.ballot == self.promised {
+                self.vote(from, a, fx);
+            }
+        }
+        let end = self.prefix.1;
+        self.early_accepts = self.early_accepts.split_off(&end);
     }
 
     /// Accepts a slot that satisfies the prefix rule, and says so.
@@ -272,6 +281,7 @@ impl Replica {
             s.entry = m.entry;
         }
         self.advance_commit();
+        self.vote_held(fx);
     }
 
     /// Follower: every slot below `up_to` accepted at `ballot` is chosen.

@@ -92,6 +92,8 @@ pub struct SimConfig {
     pub n: usize,
     /// Coordination mode.
     pub mode: CoordMode,
+    /// Thrifty replicas (accepts to a bare majority).
+    pub thrifty: bool,
     /// Number of clients.
     pub clients: usize,
     /// Application requests per client.
@@ -147,6 +149,7 @@ impl SimConfig {
             shards: 2,
             n: 3,
             mode: CoordMode::Fast,
+            thrifty: false,
             clients: 3,
             requests: 15,
             fanout: 4,
@@ -290,6 +293,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         .map(|g| {
             let mut c = ReplicaConfig::new(g as ReplicaId, cfg.n, cfg.shards);
             c.mode = cfg.mode;
+            c.thrifty = cfg.thrifty;
             c.record_order = true;
             c.coord_timeout_ns = cfg.coord_timeout_ns;
             Replica::new(c)
@@ -889,7 +893,7 @@ impl Sim {
 pub const OPS: [Op; 2] = [Op::Put, Op::Get];
 
 /// The randomized mix of the chaos runs (tests and `bench sim --protocol
-/// mdlin`), for `seed`: fanout up to 8, jittery links losing `drop_per_mille`,
+/// mdlin`), for `seed`: thrifty replicas for every third seed, fanout up to 8, jittery links losing `drop_per_mille`,
 /// sometimes stalled chains, and one leader crash (every third scripted at a
 /// coordination reply) or, for every fourth seed, a leader cut off for a while
 /// and then back (a stale leader), sometimes two shards' at once. Even seeds run fast
@@ -903,6 +907,7 @@ pub fn chaos(seed: u64, shards: usize, n: usize, crashes: bool, drop_per_mille: 
     };
     cfg.shards = shards;
     cfg.n = n;
+    cfg.thrifty = seed % 3 == 2;
     cfg.fanout = 8;
     cfg.keys = 5;
     cfg.requests = 12;
