@@ -50,6 +50,21 @@ impl Replica {
                 }
             }
         }
+        if let Some(p) = m.pred {
+            if p.shard as usize >= self.cfg.shards || p.seq >= op.seq {
+                // Not a chain this deployment can have: refused, never applied
+                // (and refused the same way on every retry).
+                tracing::warn!(
+                    ?op,
+                    ?p,
+                    "refusing an operation whose predecessor cannot exist"
+                );
+                return fx.reply(
+                    conn,
+                    reject(op.client, op.seq, ReplyStatus::Failed, self.me_hint()),
+                );
+            }
+        }
         if self.answer_known(op, conn, fx) {
             return;
         }

@@ -407,3 +407,24 @@ fn safe_mode_answers_a_successor_only_once_the_order_is_chosen() {
         );
     }
 }
+
+#[test]
+fn a_predecessor_that_cannot_exist_is_refused_not_replicated() {
+    let mut l = leader(2, CoordMode::Fast);
+    for pred in [Pred { seq: 1, shard: 9 }, Pred { seq: 5, shard: 1 }] {
+        let mut fx = Effects::default();
+        l.handle_propose(
+            MS,
+            7,
+            MdlPropose {
+                cmd: put(1, 5, "x"),
+                shard_seq: 0,
+                pred: Some(pred),
+            },
+            &mut fx,
+        );
+        l.flush(MS, &mut fx);
+        assert!(accepts(&fx).is_empty(), "{pred:?}: nothing replicated");
+        assert_eq!(replies(&fx), vec![(5, ReplyStatus::Failed)]);
+    }
+}
