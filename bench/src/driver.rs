@@ -527,7 +527,7 @@ async fn drive(
                 .map(|ns| start + Duration::from_nanos(ns));
             let sleep = async {
                 match due {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    Some(d) => precise_sleep_until(d).await,
                     None => std::future::pending().await,
                 }
             };
@@ -668,5 +668,21 @@ fn expire(c: &mut Client, t: u64, op_ns: u64, progress: &Progress) {
             }
             _ => return,
         }
+    }
+}
+
+/// Waits until `t` to within tens of microseconds. Tokio's timer rounds up to
+/// the next millisecond, which would add up to a millisecond to every
+/// emulated client leg (`--client-delay`, `--wan`) and so favour protocols
+/// with fewer client round trips; the coarse timer covers all but the last
+/// two milliseconds and a blocking sleep the rest.
+pub(crate) async fn precise_sleep_until(t: Instant) {
+    let margin = Duration::from_millis(2);
+    if t > Instant::now() + margin {
+        tokio::time::sleep_until((t - margin).into()).await;
+    }
+    let left = t.saturating_duration_since(Instant::now());
+    if !left.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
     }
 }

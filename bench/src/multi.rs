@@ -640,7 +640,7 @@ async fn drive(
             .map(|ns| start + Duration::from_nanos(ns));
         let sleep = async {
             match due {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
+                Some(d) => crate::driver::precise_sleep_until(d).await,
                 None => std::future::pending().await,
             }
         };
