@@ -10,7 +10,8 @@
 //! before the client or any successor hears of it, and every later request
 //! for it is answered with a failure, so failures close the suffix of a chain.
 
-use genericsmr::effects::Effects;
+use genericsmr::command::{Op, Outcome};
+use genericsmr::effects::{accepted, Effects};
 use genericsmr::ReplicaId;
 
 use crate::messages::{CoordReply, CoordReq, Entry, MdlMsg, OpId};
@@ -178,6 +179,30 @@ impl Replica {
             self.answer_waiting(op, true, ts, fx);
         }
         self.append(now, Entry::Order { op, ts }, fx);
+        if self.cfg.mode == CoordMode::Fast {
+            self.answer_blind_write(op, fx);
+        }
+    }
+
+    /// Fast mode: a put or delete is answered once CC and its order entry
+    /// is appended, as Multi-Paxos answers a write once its slot is chosen. Its
+    /// effect needs no result and it will take effect: its round 1 is chosen
+    /// and its predecessor is safe. Nothing admitted later can be ordered
+    /// before it, here or after a failover: later entries here come after its
+    /// order entry (if one of them is chosen, so is this one, by the prefix
+    /// rule), and a new leader re-places it before serving anything new.
+    fn answer_blind_write(&mut self, op: OpId, fx: &mut Effects<MdlMsg>) {
+        let blind = self
+            .unordered
+            .get(&op)
+            .is_some_and(|(cmd, ..)| matches!(cmd.op, Op::Put | Op::Delete));
+        if !blind {
+            return;
+        }
+        let me = self.local_id();
+        if let Some(conn) = self.ops.get_mut(&op).and_then(|o| o.conn.take()) {
+            fx.reply(conn, accepted(op.client, op.seq, me, Outcome::default()));
+        }
     }
 
     /// Fails an operation that is not CC: replicate the failure first; the

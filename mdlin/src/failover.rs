@@ -207,7 +207,10 @@ impl Replica {
         m: SuccTsRequest,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.is_leader() || m.ops.len() > 1 << 20 {
+        // Only once the journal inherited from phase 1 is executed is what
+        // this leader knows of ordered successors complete; the asker retries.
+        let ready = matches!(&self.role, Role::Leader { recovery, .. } if recovery.started);
+        if !ready || m.ops.len() > 1 << 20 {
             return;
         }
         self.fence(now, &m.ops, m.ballot);
