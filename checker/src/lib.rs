@@ -22,6 +22,7 @@ pub mod history;
 pub mod linear;
 pub mod mdl;
 pub mod mdl_log;
+mod register;
 
 pub use linear::{check, Report, Verdict};
 pub use mdl::check_mdl;

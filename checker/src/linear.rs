@@ -20,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::history::{Outcome, Record};
+use crate::register::{Kind, Val, Values, ABSENT, ANY};
 
 /// The value of a key before the history starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,22 +94,6 @@ pub struct Report {
     pub violation: Option<Counterexample>,
 }
 
-/// Interned values: 0 is "absent", `ANY` is the unknown initial value.
-type Val = u32;
-const ABSENT: Val = 0;
-const ANY: Val = u32::MAX;
-
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Read(Val),
-    Write(Val),
-    Cas {
-        expected: Val,
-        new: Val,
-        swapped: Option<bool>,
-    },
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Op {
     kind: Kind,
@@ -164,16 +149,7 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
 
 /// The constraining operations of one key, sorted by invocation.
 fn key_ops(records: &[Record], idx: &[usize]) -> Vec<Op> {
-    let mut values: HashMap<String, Val> = HashMap::new();
-    let mut val = |v: &Option<String>| -> Val {
-        match v {
-            None => ABSENT,
-            Some(s) => {
-                let next = values.len() as Val + 1;
-                *values.entry(s.clone()).or_insert(next)
-            }
-        }
-    };
+    let mut values = Values::default();
     let mut ops = Vec::new();
     for &i in idx {
         let r = &records[i];
@@ -182,17 +158,10 @@ fn key_ops(records: &[Record], idx: &[usize]) -> Vec<Op> {
             Outcome::Unknown => true,
             Outcome::Ok => false,
         };
-        let kind = match r.op.as_str() {
-            "get" if optional => continue, // an unanswered read says nothing
-            "get" => Kind::Read(val(&r.value)),
-            "put" => Kind::Write(val(&r.value)),
-            "delete" => Kind::Write(ABSENT),
-            "cas" => Kind::Cas {
-                expected: val(&r.expected),
-                new: val(&r.value),
-                swapped: if optional { None } else { r.swapped },
-            },
-            _ => continue,
+        let kind = match Kind::of(r, optional, &mut values) {
+            // An unanswered read (or an unknown operation) says nothing.
+            Kind::Nop => continue,
+            k => k,
         };
         let ret = if optional {
             u64::MAX
@@ -209,32 +178,6 @@ fn key_ops(records: &[Record], idx: &[usize]) -> Vec<Op> {
     }
     ops.sort_by_key(|o| (o.invoke, o.rec));
     ops
-}
-
-/// How placing `op` on `cur` can go: the values it may leave (empty if it cannot be placed).
-fn apply(op: &Kind, cur: Val, out: &mut Vec<Val>) {
-    match *op {
-        Kind::Read(v) => {
-            if cur == v || cur == ANY {
-                out.push(v);
-            }
-        }
-        Kind::Write(v) => out.push(v),
-        Kind::Cas {
-            expected,
-            new,
-            swapped,
-        } => {
-            let matches = cur == expected || cur == ANY;
-            let differs = cur != expected || cur == ANY;
-            if matches && swapped != Some(false) {
-                out.push(new);
-            }
-            if differs && swapped != Some(true) {
-                out.push(cur);
-            }
-        }
-    }
 }
 
 const WINDOW: usize = 128;
@@ -354,7 +297,7 @@ fn successors(ops: &[Op], s: &State, out: &mut Vec<State>) -> bool {
     for (_, off) in cands {
         let o = &ops[s.p + off];
         vals.clear();
-        apply(&o.kind, s.val, &mut vals);
+        o.kind.apply(s.val, &mut vals);
         if o.optional {
             vals.push(s.val); // it may never have taken effect
         }
@@ -399,7 +342,7 @@ fn dead_end(ops: &[Op], s: &State, min_ret: u64) -> bool {
                     && match w.kind {
                         Kind::Write(v) => v == want,
                         Kind::Cas { new, swapped, .. } => new == want && swapped != Some(false),
-                        Kind::Read(_) => false,
+                        Kind::Read(_) | Kind::Nop => false,
                     }
             });
         if !producible {

@@ -84,6 +84,7 @@ use std::rc::Rc;
 
 use crate::history::{Outcome, Record};
 use crate::linear::{Counterexample, Initial, Options, Report, Verdict};
+use crate::register::{Kind, Val, Values, ABSENT, ANY};
 
 // ---------------------------------------------------------------------------
 // Chains, shared with the white-box checker.
@@ -405,74 +406,6 @@ impl UnionFind {
     }
 }
 
-/// Interned values: 0 is "absent", `ANY` is the unknown initial value.
-type Val = u32;
-const ABSENT: Val = 0;
-const ANY: Val = u32::MAX;
-
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Read(Val),
-    Write(Val),
-    Cas {
-        expected: Val,
-        new: Val,
-        swapped: Option<bool>,
-    },
-    /// Says nothing and changes nothing: an unanswered `get`, a `noop`, an
-    /// operation the checker does not know.
-    Nop,
-}
-
-impl Kind {
-    /// Whether placing it can never change the store.
-    fn read_only(&self) -> bool {
-        match self {
-            Kind::Read(_) | Kind::Nop => true,
-            Kind::Cas { swapped, .. } => *swapped == Some(false),
-            Kind::Write(_) => false,
-        }
-    }
-}
-
-/// The values `op` may leave behind when placed on `cur` (none if it cannot be).
-fn apply(op: &Kind, cur: Val, out: &mut Vec<Val>) {
-    match *op {
-        Kind::Read(v) => {
-            if cur == v || cur == ANY {
-                out.push(v);
-            }
-        }
-        Kind::Write(v) => out.push(v),
-        Kind::Cas {
-            expected,
-            new,
-            swapped,
-        } => {
-            let matches = cur == expected || cur == ANY;
-            let differs = cur != expected || cur == ANY;
-            if matches && swapped != Some(false) {
-                out.push(new);
-            }
-            if differs && swapped != Some(true) {
-                out.push(cur);
-            }
-        }
-        Kind::Nop => out.push(cur),
-    }
-}
-
-/// The number standing for value `v` (0 for absent).
-fn intern<'r>(values: &mut HashMap<&'r str, Val>, v: &'r Option<String>) -> Val {
-    match v {
-        None => ABSENT,
-        Some(s) => {
-            let next = values.len() as Val + 1;
-            *values.entry(s.as_str()).or_insert(next)
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Op {
     kind: Kind,
@@ -608,7 +541,7 @@ impl<'k> Component<'k> {
     ) -> Component<'k> {
         let key_index: HashMap<&str, usize> =
             keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-        let mut values: HashMap<&'r str, Val> = HashMap::new();
+        let mut values = Values::default();
         // An unanswered put or delete whose value no answered get saw, on a key
         // without cas, that no chain continues, cannot be told from one that
         // never took effect: leave it out up front.
@@ -651,19 +584,7 @@ impl<'k> Component<'k> {
         for &i in &sorted {
             let r = &records[i];
             let optional = r.outcome != Outcome::Ok;
-            let mut val = |v: &'r Option<String>| intern(&mut values, v);
-            let kind = match r.op.as_str() {
-                "get" if optional => Kind::Nop,
-                "get" => Kind::Read(val(&r.value)),
-                "put" => Kind::Write(val(&r.value)),
-                "delete" => Kind::Write(ABSENT),
-                "cas" => Kind::Cas {
-                    expected: val(&r.expected),
-                    new: val(&r.value),
-                    swapped: if optional { None } else { r.swapped },
-                },
-                _ => Kind::Nop,
-            };
+            let kind = Kind::of(r, optional, &mut values);
             ops.push(Op {
                 kind,
                 key: key_index.get(r.key.as_str()).copied().unwrap_or(0),
@@ -851,7 +772,7 @@ impl<'k> Component<'k> {
                 continue;
             }
             outcomes.clear();
-            apply(&o.kind, cur[o.key], &mut outcomes);
+            o.kind.apply(cur[o.key], &mut outcomes);
             if outcomes.first() == Some(&cur[o.key]) {
                 out.push(
                     State {
@@ -867,7 +788,7 @@ impl<'k> Component<'k> {
         for &(_, off) in &cands {
             let o = &ops[s.p + off];
             outcomes.clear();
-            apply(&o.kind, cur[o.key], &mut outcomes);
+            o.kind.apply(cur[o.key], &mut outcomes);
             for &v in &outcomes {
                 let t = State {
                     p: s.p,
@@ -942,7 +863,7 @@ impl<'k> Component<'k> {
         }
         let keeps = |kind: &Kind| {
             let mut out = Vec::with_capacity(2);
-            apply(kind, value, &mut out);
+            kind.apply(value, &mut out);
             out.contains(&value)
         };
         // The latest invocation among the readers and their chain ancestors.
