@@ -65,12 +65,7 @@ impl Replica {
                 );
             }
         }
-        if self.answer_known(op, conn, fx) {
-            return;
-        }
-        if let Some(o) = self.ops.get_mut(&op) {
-            // A retry of an operation in flight: answer on the newest connection.
-            o.conn = Some(conn);
+        if self.settled(op, conn, fx) {
             return;
         }
         if m.shard_seq == UNSEQUENCED {
@@ -116,6 +111,11 @@ impl Replica {
             if buf.is_empty() {
                 self.buffered.remove(&client);
             }
+            if self.settled(OpId::of(&m.cmd), conn, fx) {
+                // Its number is taken all the same.
+                self.admit_next.insert(client, next + 1);
+                continue;
+            }
             self.admit(now, conn, m, fx);
         }
     }
@@ -136,6 +136,17 @@ impl Replica {
             pred: None,
         };
         self.handle_propose(now, conn, p, fx)
+    }
+
+    /// An operation this leader already knows: a retry of one in flight
+    /// (answered on the newest connection) or one executed or failed here
+    /// (answered now). True if so.
+    fn settled(&mut self, op: OpId, conn: ConnId, fx: &mut Effects<MdlMsg>) -> bool {
+        if let Some(o) = self.ops.get_mut(&op) {
+            o.conn = Some(conn);
+            return true;
+        }
+        self.answer_known(op, conn, fx)
     }
 
     /// Answers an operation already executed or failed here; true if it did.
@@ -166,22 +177,14 @@ impl Replica {
         }
     }
 
-    /// Starts an admitted operation: a head is ordered at once (one round),
-    /// anything else is replicated in round 1 and waits for coordination.
+    /// Admits an operation nothing here knows yet, taking its number.
     fn admit(&mut self, now: u64, conn: ConnId, m: MdlPropose, fx: &mut Effects<MdlMsg>) {
-        let op = OpId::of(&m.cmd);
-        self.admit_next.insert(op.client, m.shard_seq + 1);
-        if let Some(o) = self.ops.get_mut(&op) {
-            o.conn = Some(conn);
-            return;
-        }
-        if self.answer_known(op, conn, fx) {
-            return;
-        }
+        self.admit_next.insert(m.cmd.client, m.shard_seq + 1);
         self.start(now, conn, m, fx);
     }
 
-    /// Replicates a new operation.
+    /// Starts a new operation: a head is ordered at once (one round),
+    /// anything else is replicated in round 1 and waits for coordination.
     fn start(&mut self, now: u64, conn: ConnId, m: MdlPropose, fx: &mut Effects<MdlMsg>) {
         let op = OpId::of(&m.cmd);
         let Some(pred) = m.pred else {
