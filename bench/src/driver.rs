@@ -232,9 +232,8 @@ struct Client {
     pending: HashMap<u64, Pending>,
     stats: ClientStats,
     history: Option<Vec<Record>>,
-    /// Open loop: when the next request is due; flood: requests left to issue.
-    next_due_ns: u64,
-    left: u64,
+    /// When requests start.
+    pacer: Pacer,
     /// Index of the client in the run (its site, with a WAN).
     index: usize,
     /// With `spread`: how many replicas past its own the client has moved on to.
@@ -245,7 +244,6 @@ struct Client {
     outq: std::collections::VecDeque<(u64, bytes::Bytes)>,
     /// Replies held for the emulated delay: (due, reply).
     inq: std::collections::VecDeque<(u64, ProposeReply)>,
-    arrivals: Arrivals,
 }
 
 impl Client {
@@ -285,11 +283,7 @@ impl Client {
     }
 
     fn done(&self, spec: &Spec, t: u64, end_ns: u64) -> bool {
-        self.pending.is_empty()
-            && match spec.mode {
-                Mode::Flood { .. } => self.left == 0,
-                _ => t >= end_ns,
-            }
+        self.pending.is_empty() && self.pacer.spent(spec, t, end_ns)
     }
 
     fn issue(&mut self, out: &ConnOutbox, invoke_ns: u64, now_ns: u64) {
@@ -356,7 +350,7 @@ pub async fn run(
     // sequence numbers would get the first run's remembered results.
     let run_nonce: u64 = rand::random();
     for i in 0..spec.clients {
-        let mut c = Client {
+        let c = Client {
             id: client_id(run_nonce, i),
             next_seq: 1,
             low: 1,
@@ -364,16 +358,13 @@ pub async fn run(
             pending: HashMap::new(),
             stats: ClientStats::new(from, to),
             history: history.then(Vec::new),
-            next_due_ns: 0,
-            left: 0,
-            arrivals: None,
+            pacer: Pacer::new(spec, i)?,
             index: i,
             shift: 0,
             delay_ns: 0,
             outq: Default::default(),
             inq: Default::default(),
         };
-        (c.next_due_ns, c.arrivals, c.left) = plan(spec, i)?;
         let (spec, route, progress) = (spec.clone(), route.clone(), progress.clone());
         tasks.push(tokio::spawn(async move {
             drive(c, &spec, &route, &progress, start).await
@@ -404,25 +395,86 @@ pub(crate) fn client_id(run_nonce: u64, i: usize) -> u64 {
 /// Arrivals of an open-loop client.
 pub(crate) type Arrivals = Option<(SmallRng, Exp<f64>)>;
 
-/// What client `i` of `spec` sends: (first open-loop arrival, its arrival
-/// process, requests of a flood).
-pub(crate) fn plan(spec: &Spec, i: usize) -> anyhow::Result<(u64, Arrivals, u64)> {
-    Ok(match spec.mode {
-        Mode::Open { rate } => {
-            anyhow::ensure!(rate > 0.0, "the open-loop rate must be positive");
-            let per_client = rate / spec.clients as f64;
-            let mut rng = SmallRng::seed_from_u64(spec.seed ^ (i as u64) << 32);
-            let exp = Exp::new(per_client / 1e9).map_err(|e| anyhow::anyhow!("bad rate: {e}"))?;
-            let first = exp.sample(&mut rng) as u64;
-            (first, Some((rng, exp)), 0)
+/// When a client starts its requests, whatever the driver: the next
+/// open-loop arrival and its process, the requests of a flood left to start.
+pub(crate) struct Pacer {
+    next_due_ns: u64,
+    arrivals: Arrivals,
+    left: u64,
+}
+
+impl Pacer {
+    /// The pace of client `i` of `spec`.
+    pub(crate) fn new(spec: &Spec, i: usize) -> anyhow::Result<Pacer> {
+        let (next_due_ns, arrivals, left) = match spec.mode {
+            Mode::Open { rate } => {
+                anyhow::ensure!(rate > 0.0, "the open-loop rate must be positive");
+                let per_client = rate / spec.clients as f64;
+                let mut rng = SmallRng::seed_from_u64(spec.seed ^ (i as u64) << 32);
+                let exp =
+                    Exp::new(per_client / 1e9).map_err(|e| anyhow::anyhow!("bad rate: {e}"))?;
+                let first = exp.sample(&mut rng) as u64;
+                (first, Some((rng, exp)), 0)
+            }
+            Mode::Flood { total } => {
+                let left = total / spec.clients as u64
+                    + u64::from((i as u64) < total % spec.clients as u64);
+                (0, None, left)
+            }
+            Mode::Closed { .. } => (0, None, 0),
+        };
+        Ok(Pacer {
+            next_due_ns,
+            arrivals,
+            left,
+        })
+    }
+
+    /// The (intended) start time of the next request to start now, with
+    /// `in_flight` requests outstanding: a due open-loop arrival (latency counts
+    /// from it, so queueing cannot hide), a flood refill (bounded), a free
+    /// slot of the closed-loop window; none when nothing is due.
+    pub(crate) fn next(
+        &mut self,
+        spec: &Spec,
+        in_flight: usize,
+        t: u64,
+        end_ns: u64,
+    ) -> Option<u64> {
+        match spec.mode {
+            Mode::Open { .. } => {
+                if self.next_due_ns > t || self.next_due_ns >= end_ns {
+                    return None;
+                }
+                let due = self.next_due_ns;
+                let (rng, exp) = self.arrivals.as_mut()?;
+                self.next_due_ns += exp.sample(rng).max(1.0) as u64;
+                Some(due)
+            }
+            Mode::Flood { .. } => (self.left > 0 && in_flight < FLOOD_WINDOW).then(|| {
+                self.left -= 1;
+                t
+            }),
+            Mode::Closed { window } => (in_flight < window && t < end_ns).then_some(t),
         }
-        Mode::Flood { total } => {
-            let left =
-                total / spec.clients as u64 + u64::from((i as u64) < total % spec.clients as u64);
-            (0, None, left)
+    }
+
+    /// Whether the mode wants nothing more started (a flood that is spent;
+    /// other modes end with their duration).
+    pub(crate) fn spent(&self, spec: &Spec, t: u64, end_ns: u64) -> bool {
+        match spec.mode {
+            Mode::Flood { .. } => self.left == 0,
+            _ => t >= end_ns,
         }
-        Mode::Closed { .. } => (0, None, 0),
-    })
+    }
+
+    /// When the next open-loop arrival is due (none in other modes or past the end).
+    pub(crate) fn open_due(&self, spec: &Spec, end_ns: u64) -> Option<u64> {
+        match spec.mode {
+            Mode::Open { .. } if self.next_due_ns < end_ns => Some(self.next_due_ns),
+            _ => None,
+        }
+    }
 }
 
 /// How long the end of a run waits for outstanding answers.
@@ -516,10 +568,7 @@ async fn drive(
                 }
             }
             feed(&mut c, spec, &out, now(), end_ns, &progress.stop);
-            let open_due = match spec.mode {
-                Mode::Open { .. } if c.next_due_ns < end_ns => Some(c.next_due_ns),
-                _ => None,
-            };
+            let open_due = c.pacer.open_due(spec, end_ns);
             let due = open_due
                 .into_iter()
                 .chain(c.next_held_ns())
@@ -627,29 +676,8 @@ fn feed(c: &mut Client, spec: &Spec, out: &ConnOutbox, t: u64, end_ns: u64, stop
     if stop.load(Ordering::Relaxed) {
         return;
     }
-    match spec.mode {
-        Mode::Open { .. } => {
-            while c.next_due_ns <= t && c.next_due_ns < end_ns {
-                let due = c.next_due_ns;
-                // Latency counts from the intended send time, so queueing cannot hide.
-                c.issue(out, due, t);
-                if let Some((rng, exp)) = &mut c.arrivals {
-                    c.next_due_ns += exp.sample(rng).max(1.0) as u64;
-                }
-            }
-        }
-        Mode::Flood { .. } => {
-            // Keep the connection full, but bounded.
-            while c.left > 0 && c.pending.len() < FLOOD_WINDOW {
-                c.left -= 1;
-                c.issue(out, t, t);
-            }
-        }
-        Mode::Closed { window } => {
-            while c.pending.len() < window && t < end_ns {
-                c.issue(out, t, t);
-            }
-        }
+    while let Some(at) = c.pacer.next(spec, c.pending.len(), t, end_ns) {
+        c.issue(out, at, t);
     }
 }
 

@@ -40,15 +40,12 @@ use genericsmr::command::Command;
 use genericsmr::messages::{codes, Propose, ProposeReply, ReplyStatus};
 use genericsmr::transport::{read_frame, ConnOutbox};
 use genericsmr::wire::{decode_body, DEFAULT_MAX_FRAME};
-use rand_distr::Distribution;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use mdlin::messages::{CoordReq, MdlPropose, OpId, Pred};
 
-use crate::driver::{
-    client_id, plan, Arrivals, Mode, Progress, RunOutput, Spec, DRAIN, FLOOD_WINDOW,
-};
+use crate::driver::{client_id, Mode, Pacer, Progress, RunOutput, Spec, DRAIN};
 use crate::history::{Outcome, Record};
 use crate::route::Route;
 use crate::stats::ClientStats;
@@ -132,9 +129,7 @@ struct Client {
     next_request: u64,
     stats: ClientStats,
     history: Option<Vec<Record>>,
-    next_due_ns: u64,
-    left: u64,
-    arrivals: Arrivals,
+    pacer: Pacer,
     conns: Vec<Option<ShardConn>>,
     /// Per shard: operations outstanding.
     outstanding: Vec<usize>,
@@ -164,7 +159,6 @@ pub(crate) async fn run(
     let run_nonce: u64 = rand::random();
     let mut tasks = Vec::new();
     for i in 0..spec.clients {
-        let (next_due_ns, arrivals, left) = plan(spec, i)?;
         let mut stats = ClientStats::new(from, to);
         if spec.fanout > 1 {
             stats = stats.with_op_histogram();
@@ -184,9 +178,7 @@ pub(crate) async fn run(
             next_request: 0,
             stats,
             history: history.then(Vec::new),
-            next_due_ns,
-            left,
-            arrivals,
+            pacer: Pacer::new(spec, i)?,
             conns: (0..shards).map(|_| None).collect(),
             outstanding: vec![0; shards],
             retry_at: vec![0; shards],
@@ -229,11 +221,7 @@ impl Client {
     }
 
     fn done(&self, spec: &Spec, t: u64, end_ns: u64) -> bool {
-        self.requests.is_empty()
-            && match spec.mode {
-                Mode::Flood { .. } => self.left == 0,
-                _ => t >= end_ns,
-            }
+        self.requests.is_empty() && self.pacer.spent(spec, t, end_ns)
     }
 
     /// Sends a frame to shard `s` now, or after the emulated delay.
@@ -629,10 +617,7 @@ async fn drive(
                 connect(&mut c, s, spec, route, t).await;
             }
         }
-        let open_due = match spec.mode {
-            Mode::Open { .. } if c.next_due_ns < end_ns => Some(c.next_due_ns),
-            _ => None,
-        };
+        let open_due = c.pacer.open_due(spec, end_ns);
         let due = open_due
             .into_iter()
             .chain(c.next_held_ns())
@@ -731,30 +716,10 @@ async fn on_reply(
     }
 }
 
-/// Starts what the mode wants started now: due open-loop arrivals, flood refills.
+/// Starts what the mode wants started now (see [`Pacer::next`]).
 fn feed(c: &mut Client, spec: &Spec, route: &Route, t: u64, end_ns: u64) {
-    match spec.mode {
-        Mode::Open { .. } => {
-            while c.next_due_ns <= t && c.next_due_ns < end_ns {
-                let due = c.next_due_ns;
-                // Latency counts from the intended send time, so queueing cannot hide.
-                c.start_request(route, due, t);
-                if let Some((rng, exp)) = &mut c.arrivals {
-                    c.next_due_ns += exp.sample(rng).max(1.0) as u64;
-                }
-            }
-        }
-        Mode::Flood { .. } => {
-            while c.left > 0 && c.requests.len() < FLOOD_WINDOW {
-                c.left -= 1;
-                c.start_request(route, t, t);
-            }
-        }
-        Mode::Closed { window } => {
-            while c.requests.len() < window && t < end_ns {
-                c.start_request(route, t, t);
-            }
-        }
+    while let Some(at) = c.pacer.next(spec, c.requests.len(), t, end_ns) {
+        c.start_request(route, at, t);
     }
 }
 
