@@ -44,12 +44,20 @@ impl Replica {
         let others = self.others();
         // Only what is due: the set holds every instance in flight.
         let mut due = Vec::new();
+        let mut dropped = Vec::new();
         self.leading.retain(|&(l, i)| {
-            let lead = self.spaces[l as usize]
-                .get(i)
-                .and_then(|x| x.lead.as_deref());
+            let x = self.spaces[l as usize].get(i);
+            let lead = x.and_then(|x| x.lead.as_deref());
             match lead {
-                None => false,
+                None => {
+                    // Superseded by another ballot: whoever took over may die
+                    // or commit without telling us, so wait on it like on any
+                    // instance we did not start.
+                    if x.is_some_and(|x| !x.status.is_committed()) {
+                        dropped.push((l, i));
+                    }
+                    false
+                }
                 Some(ld) => {
                     if now.saturating_sub(ld.sent_at) >= rt {
                         due.push((l, i));
@@ -58,6 +66,9 @@ impl Replica {
                 }
             }
         });
+        for node in dropped {
+            self.wait_on(node, now);
+        }
         for (l, i) in due {
             let Some(x) = self.spaces[l as usize].get_mut(i) else {
                 continue;

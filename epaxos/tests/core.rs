@@ -399,6 +399,49 @@ fn commit_is_announced_to_a_leader_that_missed_it() {
     }
 }
 
+#[test]
+fn a_superseded_leader_learns_a_commit_nobody_sent_it() {
+    let mut net = Net::new(3);
+    net.propose(0, put(1, 1, "k"));
+    net.run_where(|m| matches!(m.2, EpaxosMsg::PreAccept(_)) && m.1 == 1);
+    // Replica 0 hears only recovery requests: replica 1 takes the instance
+    // over (its Prepare supersedes 0's own ballot) and commits it, and every
+    // answer and commit meant for 0 is lost.
+    let to_leader_lost = |m: &Msg| {
+        m.1 == 0
+            && !matches!(
+                m.2,
+                EpaxosMsg::Prepare(_) | EpaxosMsg::Accept(_) | EpaxosMsg::TryPreAccept(_)
+            )
+    };
+    for _ in 0..100 {
+        if net.committed(1, 0, 0) && net.committed(2, 0, 0) {
+            break;
+        }
+        net.tick_all(50_000_000);
+        for _ in 0..1000 {
+            net.drop_where(to_leader_lost);
+            let Some(m) = net.queue.pop_front() else {
+                break;
+            };
+            net.deliver(m);
+        }
+    }
+    assert!(net.committed(1, 0, 0) && net.committed(2, 0, 0));
+    assert!(
+        !net.committed(0, 0, 0),
+        "the commit never reached the leader"
+    );
+    // Nobody will tell it: the leader must ask, as it would about any
+    // instance it waits on.
+    for _ in 0..40 {
+        net.tick_all(50_000_000);
+        net.run();
+    }
+    assert!(net.reps[0].executed_order().contains(&(0, 0)));
+    assert_eq!(net.reps[0].executed_order(), net.reps[1].executed_order());
+}
+
 /// Runs `rounds` rounds in which every replica proposes a conflicting command
 /// while messages are delivered late and out of order (so a newer conflicting
 /// instance is always in flight). Returns the most committed-but-unexecuted
