@@ -14,38 +14,52 @@
 //! key ever written.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use genericsmr::command::{Command, Op};
 use genericsmr::ReplicaId;
 
-fn key_id(c: &Command) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(&c.key)
-}
+/// Passes a key id through as its own hash: ids are already XXH3 hashes,
+/// seeded at random per table, so hashing them again would only cost time.
+#[derive(Default)]
+struct IdHasher(u64);
 
-/// One key's entry.
-#[derive(Debug, Clone)]
-struct KeyDeps {
-    /// `any` (first n) then `write` (last n), in one allocation.
-    ends: Box<[u64]>,
-    seq_any: u64,
-    seq_write: u64,
-}
-
-impl KeyDeps {
-    fn any(&self) -> &[u64] {
-        &self.ends[..self.ends.len() / 2]
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
     }
 
-    fn write(&self) -> &[u64] {
-        &self.ends[self.ends.len() / 2..]
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 ids are hashed here; fold anything else in all the same.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
 /// The table, and per leader the keys its instances touched, oldest first.
+///
+/// Entries live in one slab (`slots`), `2n + 2` words each: one past the
+/// last instance per replica that touched the key, the same for writes, then
+/// the highest sequence numbers of any command and of writes. A freed entry
+/// is reused by the next new key, so the slab stays as large as the number
+/// of keys in flight and touching an entry allocates nothing.
 #[derive(Debug)]
 pub(crate) struct KeyTable {
     n: usize,
-    map: HashMap<u64, KeyDeps, ahash::RandomState>,
+    /// Seed of the key ids: random per table, so clients cannot choose keys
+    /// whose ids collide and slow the table down.
+    seed: u64,
+    /// Key id -> index of its entry in `slots`.
+    map: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    slots: Vec<u64>,
+    /// Key id of each slot (to find the map entry when the slot is freed).
+    ids: Vec<u64>,
+    free: Vec<u32>,
     touched: Vec<VecDeque<(u64, u64)>>,
 }
 
@@ -53,8 +67,42 @@ impl KeyTable {
     pub fn new(n: usize) -> Self {
         KeyTable {
             n,
+            seed: ahash::RandomState::new().hash_one(0u64),
             map: HashMap::default(),
+            slots: Vec::new(),
+            ids: Vec::new(),
+            free: Vec::new(),
             touched: (0..n).map(|_| VecDeque::new()).collect(),
+        }
+    }
+
+    fn key_id(&self, c: &Command) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(&c.key, self.seed)
+    }
+
+    fn stride(&self) -> usize {
+        2 * self.n + 2
+    }
+
+    /// The entry of slot `s`: `(any ends, write ends, seq_any, seq_write)`.
+    fn entry(&self, s: u32) -> (&[u64], &[u64], u64, u64) {
+        let (n, at) = (self.n, s as usize * self.stride());
+        let e = &self.slots[at..at + 2 * n + 2];
+        (&e[..n], &e[n..2 * n], e[2 * n], e[2 * n + 1])
+    }
+
+    /// Raises `seq` and `deps` above what a command conflicting with slot
+    /// `slot`'s key must follow: everything for a write, writes for a read.
+    fn raise(&self, slot: u32, write: bool, seq: &mut u64, deps: &mut [u64]) {
+        let (any, writes, seq_any, seq_write) = self.entry(slot);
+        let (from, s) = if write {
+            (any, seq_any)
+        } else {
+            (writes, seq_write)
+        };
+        *seq = (*seq).max(s);
+        for (d, f) in deps.iter_mut().zip(from) {
+            *d = (*d).max(*f);
         }
     }
 
@@ -70,22 +118,79 @@ impl KeyTable {
         let mut seq = 0;
         let mut deps = vec![0; self.n];
         for c in cmds {
-            let Some(k) = self.map.get(&key_id(c)) else {
+            let Some(&slot) = self.map.get(&self.key_id(c)) else {
                 continue;
             };
-            let (from, s) = if c.op.is_write() {
-                (k.any(), k.seq_any)
-            } else {
-                (k.write(), k.seq_write)
-            };
-            seq = seq.max(s);
-            for (d, f) in deps.iter_mut().zip(from) {
-                *d = (*d).max(*f);
-            }
+            self.raise(slot, c.op.is_write(), &mut seq, &mut deps);
         }
         let own = &mut deps[leader as usize];
         *own = (*own).max(i);
         (seq + 1, deps)
+    }
+
+    /// [`KeyTable::attributes`] raised to at least `floor` (the attributes a
+    /// PreAccept arrived with, if any), then [`KeyTable::note`] with the
+    /// result, probing the map once per key instead of twice: the table is
+    /// consulted for every command of every instance on every replica.
+    pub fn attributes_noted(
+        &mut self,
+        leader: ReplicaId,
+        i: u64,
+        cmds: &[Command],
+        floor: Option<(u64, &[u64])>,
+    ) -> (u64, Vec<u64>) {
+        let (n, l) = (self.n, leader as usize);
+        let mut seq = 0;
+        let mut deps = vec![0; n];
+        let mut slots = Vec::with_capacity(cmds.len());
+        for c in cmds {
+            let slot = if c.op == Op::Noop {
+                // Read like any command, but never noted.
+                self.map.get(&self.key_id(c)).copied()
+            } else {
+                Some(self.slot_for(self.key_id(c)))
+            };
+            let Some(slot) = slot else {
+                continue;
+            };
+            self.raise(slot, c.op.is_write(), &mut seq, &mut deps);
+            if c.op != Op::Noop {
+                slots.push((slot, c.op.is_write()));
+            }
+        }
+        deps[l] = deps[l].max(i);
+        seq += 1;
+        if let Some((s, d)) = floor {
+            seq = seq.max(s);
+            for (a, b) in deps.iter_mut().zip(d) {
+                *a = (*a).max(*b);
+            }
+        }
+        for (slot, write) in slots {
+            self.mark(slot, leader, i, seq, write);
+        }
+        (seq, deps)
+    }
+
+    /// The slot of key `id`, a fresh zeroed one if the key has none.
+    fn slot_for(&mut self, id: u64) -> u32 {
+        let stride = self.stride();
+        let free = &mut self.free;
+        let slots = &mut self.slots;
+        let ids = &mut self.ids;
+        *self.map.entry(id).or_insert_with(|| match free.pop() {
+            Some(s) => {
+                let at = s as usize * stride;
+                slots[at..at + stride].fill(0);
+                ids[s as usize] = id;
+                s
+            }
+            None => {
+                slots.resize(slots.len() + stride, 0);
+                ids.push(id);
+                (ids.len() - 1) as u32
+            }
+        })
     }
 
     /// For each other replica whose instances conflicting with `cmds` reach
@@ -99,10 +204,11 @@ impl KeyTable {
     ) -> Vec<(ReplicaId, u64)> {
         let mut out = Vec::new();
         for c in cmds {
-            let Some(k) = self.map.get(&key_id(c)) else {
+            let Some(&slot) = self.map.get(&self.key_id(c)) else {
                 continue;
             };
-            let last = if c.op.is_write() { k.any() } else { k.write() };
+            let (any, write, _, _) = self.entry(slot);
+            let last = if c.op.is_write() { any } else { write };
             for (r, (&end, &d)) in last.iter().zip(deps).enumerate() {
                 // The leader's later instances depend on (leader, i) anyway.
                 if end > d && r != leader as usize {
@@ -117,43 +223,46 @@ impl KeyTable {
 
     /// Notes that instance `(leader, i)` touches its commands' keys with `seq`.
     pub fn note(&mut self, leader: ReplicaId, i: u64, seq: u64, cmds: &[Command]) {
-        let (n, l) = (self.n, leader as usize);
         for c in cmds {
             if c.op == Op::Noop {
                 continue;
             }
-            let id = key_id(c);
-            let k = self.map.entry(id).or_insert_with(|| KeyDeps {
-                ends: vec![0; 2 * n].into_boxed_slice(),
-                seq_any: 0,
-                seq_write: 0,
-            });
-            if k.ends[l] < i + 1 {
-                k.ends[l] = i + 1;
-                self.touched[l].push_back((i, id));
-            }
-            k.seq_any = k.seq_any.max(seq);
-            if c.op.is_write() {
-                k.ends[n + l] = k.ends[n + l].max(i + 1);
-                k.seq_write = k.seq_write.max(seq);
-            }
+            let slot = self.slot_for(self.key_id(c));
+            self.mark(slot, leader, i, seq, c.op.is_write());
+        }
+    }
+
+    /// Records in `slot` that instance `(leader, i)` touches its key with `seq`.
+    fn mark(&mut self, slot: u32, leader: ReplicaId, i: u64, seq: u64, write: bool) {
+        let (n, l, stride) = (self.n, leader as usize, self.stride());
+        let e = &mut self.slots[slot as usize * stride..][..stride];
+        if e[l] < i + 1 {
+            e[l] = i + 1;
+            self.touched[l].push_back((i, self.ids[slot as usize]));
+        }
+        e[2 * n] = e[2 * n].max(seq);
+        if write {
+            e[n + l] = e[n + l].max(i + 1);
+            e[2 * n + 1] = e[2 * n + 1].max(seq);
         }
     }
 
     /// Drops the entries whose instances are all below `done` (per leader:
     /// executed by every replica).
     pub fn forget(&mut self, done: &[u64]) {
-        for l in 0..self.n {
+        let (n, stride) = (self.n, self.stride());
+        for l in 0..n {
             while self.touched[l].front().is_some_and(|(i, _)| *i < done[l]) {
                 let Some((_, key)) = self.touched[l].pop_front() else {
                     break;
                 };
-                let stale = self
-                    .map
-                    .get(&key)
-                    .is_some_and(|k| k.any().iter().zip(done).all(|(a, d)| a <= d));
-                if stale {
-                    self.map.remove(&key);
+                let std::collections::hash_map::Entry::Occupied(o) = self.map.entry(key) else {
+                    continue;
+                };
+                let at = *o.get() as usize * stride;
+                let any = &self.slots[at..at + n];
+                if any.iter().zip(done).all(|(a, d)| a <= d) {
+                    self.free.push(o.remove());
                 }
             }
         }
@@ -181,5 +290,45 @@ mod tests {
         assert_eq!(t.len(), 1, "instance (1, 2) is not executed everywhere yet");
         t.forget(&[5, 3, 0]);
         assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn one_probe_attributes_match_attributes_then_note() {
+        let cmd = |k: u64, w: bool| {
+            let key = Bytes::from(format!("k{}", k % 7));
+            if w {
+                Command::put(1, k, key, Bytes::from("v"))
+            } else {
+                Command::get(1, k, key)
+            }
+        };
+        let (mut a, mut b) = (KeyTable::new(3), KeyTable::new(3));
+        b.seed = a.seed;
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for i in 0..200u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let leader = (x % 3) as u8;
+            let cmds: Vec<Command> = (0..(x >> 8) % 4)
+                .map(|j| cmd(x >> (j + 12), (x >> j) & 1 == 1))
+                .collect();
+            let floor_deps = [(x >> 20) % 50, 0, (x >> 30) % 50];
+            let floor = (i % 2 == 0).then_some(((x >> 40) % 300, &floor_deps[..]));
+            let (mut seq, mut deps) = a.attributes(leader, i, &cmds);
+            if let Some((s, d)) = floor {
+                seq = seq.max(s);
+                for (p, q) in deps.iter_mut().zip(d) {
+                    *p = (*p).max(*q);
+                }
+            }
+            a.note(leader, i, seq, &cmds);
+            assert_eq!(b.attributes_noted(leader, i, &cmds, floor), (seq, deps));
+            if i % 50 == 49 {
+                a.forget(&[i / 2, i / 3, i / 2]);
+                b.forget(&[i / 2, i / 3, i / 2]);
+                assert_eq!(a.len(), b.len());
+            }
+        }
     }
 }

@@ -76,8 +76,7 @@ impl Replica {
         let me = self.cfg.id;
         let i = self.next;
         self.next += 1;
-        let (seq, deps) = self.attributes(me, i, &cmds);
-        self.record_keys(me, i, seq, &cmds);
+        let (seq, deps) = self.keys.attributes_noted(me, i, &cmds, None);
         let n = self.cfg.n;
         let x = self.spaces[me as usize]
             .entry(i, n)
@@ -151,13 +150,10 @@ impl Replica {
         if x.lead.as_ref().is_some_and(|ld| ld.ballot < m.ballot) {
             x.lead = None; // a recovery took over
         }
-        let (mut seq, mut deps) = self.attributes(l, i, &m.cmds);
-        seq = seq.max(m.seq);
-        for (d, p) in deps.iter_mut().zip(&m.deps) {
-            *d = (*d).max(*p);
-        }
+        let (seq, deps) = self
+            .keys
+            .attributes_noted(l, i, &m.cmds, Some((m.seq, &m.deps)));
         let unchanged = seq == m.seq && deps == m.deps;
-        self.record_keys(l, i, seq, &m.cmds);
         let x = self.spaces[l as usize].entry(i, n).expect("created above");
         x.ballot = m.ballot;
         x.vballot = m.ballot;
