@@ -70,7 +70,7 @@ impl Config {
             max_inflight: 1024,
             retransmit_ns: 200_000_000,
             recovery_grace_ns: 300_000_000,
-            heartbeat_ns: 50_000_000,
+            heartbeat_ns: 10_000_000,
             keep_executed: 1 << 16,
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
