@@ -10,7 +10,6 @@
 //! (`fanout`), each client runs the driver in [`crate::multi`] instead: one
 //! connection per shard, operations routed by key.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -227,9 +226,8 @@ struct Pending {
 struct Client {
     id: u64,
     next_seq: u64,
-    low: u64,
     gen: Generator,
-    pending: HashMap<u64, Pending>,
+    pending: crate::window::SeqWindow<Pending>,
     stats: ClientStats,
     history: Option<Vec<Record>>,
     /// When requests start.
@@ -273,13 +271,9 @@ impl Client {
         a.into_iter().chain(b).min()
     }
 
-    /// Lowest sequence number still outstanding (all below are answered);
-    /// advanced lazily, so it costs O(1) amortized per operation.
-    fn acked_below(&mut self) -> u64 {
-        while self.low < self.next_seq && !self.pending.contains_key(&self.low) {
-            self.low += 1;
-        }
-        self.low
+    /// Lowest sequence number still outstanding (all below are answered).
+    fn acked_below(&self) -> u64 {
+        self.pending.first().unwrap_or(self.next_seq)
     }
 
     fn done(&self, spec: &Spec, t: u64, end_ns: u64) -> bool {
@@ -310,7 +304,7 @@ impl Client {
         reply: Option<&ProposeReply>,
         outcome: Outcome,
     ) -> bool {
-        let Some(p) = self.pending.remove(&seq) else {
+        let Some(p) = self.pending.remove(seq) else {
             self.stats.duplicates += 1;
             return false;
         };
@@ -353,9 +347,8 @@ pub async fn run(
         let c = Client {
             id: client_id(run_nonce, i),
             next_seq: 1,
-            low: 1,
             gen: Generator::new(&spec.mix, spec.seed, i as u64),
-            pending: HashMap::new(),
+            pending: Default::default(),
             stats: ClientStats::new(from, to),
             history: history.then(Vec::new),
             pacer: Pacer::new(spec, i)?,
@@ -602,14 +595,14 @@ async fn drive(
                     let t = now();
                     expire(&mut c, t, op_ns, progress);
                     let oldest = c.acked_below();
-                    if c.pending.get(&oldest).is_some_and(|p| t.saturating_sub(p.sent_ns) > attempt_ns) {
+                    if c.pending.get(oldest).is_some_and(|p| t.saturating_sub(p.sent_ns) > attempt_ns) {
                         break Some(None); // unanswered: try the (possibly new) leader
                     }
                     if progress.stop.load(Ordering::Relaxed) || c.done(spec, t, end_ns) {
                         break None;
                     }
                     if t >= end_ns.saturating_add(DRAIN.as_nanos() as u64) {
-                        for seq in c.pending.keys().copied().collect::<Vec<_>>() {
+                        for seq in c.pending.keys() {
                             c.finish(seq, t, None, Outcome::Unknown);
                         }
                         break None;
@@ -631,7 +624,7 @@ async fn drive(
         }
     }
     let t = now();
-    for seq in c.pending.keys().copied().collect::<Vec<_>>() {
+    for seq in c.pending.keys() {
         c.finish(seq, t, None, Outcome::Unknown);
     }
     Ok(c)
@@ -689,7 +682,7 @@ pub(crate) const FLOOD_WINDOW: usize = 4096;
 fn expire(c: &mut Client, t: u64, op_ns: u64, progress: &Progress) {
     loop {
         let low = c.acked_below();
-        match c.pending.get(&low) {
+        match c.pending.get(low) {
             Some(p) if t.saturating_sub(p.invoke_ns) > op_ns => {
                 c.finish(low, t, None, Outcome::Unknown);
                 progress.errors.fetch_add(1, Ordering::Relaxed);

@@ -25,4 +25,5 @@ pub mod route;
 pub mod stats;
 pub mod transport_bench;
 pub mod wan;
+mod window;
 pub mod workload;
