@@ -13,7 +13,7 @@
 //! order). So the table holds the keys of recent instances only, not every
 //! key ever written.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use genericsmr::command::{Command, Op};
@@ -41,13 +41,17 @@ impl Hasher for IdHasher {
     }
 }
 
-/// The table, and per leader the keys its instances touched, oldest first.
+/// The table.
 ///
 /// Entries live in one slab (`slots`), `2n + 2` words each: one past the
 /// last instance per replica that touched the key, the same for writes, then
 /// the highest sequence numbers of any command and of writes. A freed entry
 /// is reused by the next new key, so the slab stays as large as the number
-/// of keys in flight and touching an entry allocates nothing.
+/// of keys in flight and touching an entry allocates nothing. Forgetting
+/// scans the slab in order, which costs less than finding each key of each
+/// executed instance again at random; each scan resumes where the last one
+/// stopped and visits about two slots per key noted since, so its cost
+/// follows the load even when a lagging replica keeps many keys alive.
 #[derive(Debug)]
 pub(crate) struct KeyTable {
     n: usize,
@@ -59,8 +63,13 @@ pub(crate) struct KeyTable {
     slots: Vec<u64>,
     /// Key id of each slot (to find the map entry when the slot is freed).
     ids: Vec<u64>,
+    /// Whether each slot holds a key (freed slots wait in `free`).
+    live: Vec<bool>,
     free: Vec<u32>,
-    touched: Vec<VecDeque<(u64, u64)>>,
+    /// Where the next forgetting scan starts.
+    cursor: usize,
+    /// Slots the next scan may visit (two per key noted since the last).
+    budget: usize,
 }
 
 impl KeyTable {
@@ -71,8 +80,10 @@ impl KeyTable {
             map: HashMap::default(),
             slots: Vec::new(),
             ids: Vec::new(),
+            live: Vec::new(),
             free: Vec::new(),
-            touched: (0..n).map(|_| VecDeque::new()).collect(),
+            cursor: 0,
+            budget: 0,
         }
     }
 
@@ -177,17 +188,19 @@ impl KeyTable {
         let stride = self.stride();
         let free = &mut self.free;
         let slots = &mut self.slots;
-        let ids = &mut self.ids;
+        let (ids, live) = (&mut self.ids, &mut self.live);
         *self.map.entry(id).or_insert_with(|| match free.pop() {
             Some(s) => {
                 let at = s as usize * stride;
                 slots[at..at + stride].fill(0);
                 ids[s as usize] = id;
+                live[s as usize] = true;
                 s
             }
             None => {
                 slots.resize(slots.len() + stride, 0);
                 ids.push(id);
+                live.push(true);
                 (ids.len() - 1) as u32
             }
         })
@@ -235,11 +248,9 @@ impl KeyTable {
     /// Records in `slot` that instance `(leader, i)` touches its key with `seq`.
     fn mark(&mut self, slot: u32, leader: ReplicaId, i: u64, seq: u64, write: bool) {
         let (n, l, stride) = (self.n, leader as usize, self.stride());
+        self.budget += 2;
         let e = &mut self.slots[slot as usize * stride..][..stride];
-        if e[l] < i + 1 {
-            e[l] = i + 1;
-            self.touched[l].push_back((i, self.ids[slot as usize]));
-        }
+        e[l] = e[l].max(i + 1);
         e[2 * n] = e[2 * n].max(seq);
         if write {
             e[n + l] = e[n + l].max(i + 1);
@@ -251,19 +262,17 @@ impl KeyTable {
     /// executed by every replica).
     pub fn forget(&mut self, done: &[u64]) {
         let (n, stride) = (self.n, self.stride());
-        for l in 0..n {
-            while self.touched[l].front().is_some_and(|(i, _)| *i < done[l]) {
-                let Some((_, key)) = self.touched[l].pop_front() else {
-                    break;
-                };
-                let std::collections::hash_map::Entry::Occupied(o) = self.map.entry(key) else {
-                    continue;
-                };
-                let at = *o.get() as usize * stride;
-                let any = &self.slots[at..at + n];
-                if any.iter().zip(done).all(|(a, d)| a <= d) {
-                    self.free.push(o.remove());
-                }
+        let total = self.live.len();
+        let visits = (self.budget + 1024).min(total);
+        self.budget = 0;
+        for _ in 0..visits {
+            let s = self.cursor % total;
+            self.cursor = s + 1;
+            let e = &self.slots[s * stride..s * stride + n];
+            if self.live[s] && e.iter().zip(done).all(|(a, d)| a <= d) {
+                self.live[s] = false;
+                self.map.remove(&self.ids[s]);
+                self.free.push(s as u32);
             }
         }
     }
