@@ -13,39 +13,19 @@
 //! order). So the table holds the keys of recent instances only, not every
 //! key ever written.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use hashbrown::HashTable;
 
 use genericsmr::command::{Command, Op};
 use genericsmr::ReplicaId;
 
-/// Passes a key id through as its own hash: ids are already XXH3 hashes,
-/// seeded at random per table, so hashing them again would only cost time.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 ids are hashed here; fold anything else in all the same.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
 /// The table.
 ///
-/// Entries live in one slab (`slots`), `2n + 2` words each: one past the
-/// last instance per replica that touched the key, the same for writes, then
-/// the highest sequence numbers of any command and of writes. A freed entry
+/// Entries live in one slab (`slots`), `2n + 3` words each: the key id, one
+/// past the last instance per replica that touched the key, the same for
+/// writes, then the highest sequence numbers of any command and of writes.
+/// The index maps a key id to its slot with four bytes a key and finds it
+/// by comparing the id stored in the slot, so a lookup touches the small
+/// index and the slot it needs, and nothing else that could miss. A freed entry
 /// is reused by the next new key, so the slab stays as large as the number
 /// of keys in flight and touching an entry allocates nothing. Forgetting
 /// scans the slab in order, which costs less than finding each key of each
@@ -58,11 +38,9 @@ pub(crate) struct KeyTable {
     /// Seed of the key ids: random per table, so clients cannot choose keys
     /// whose ids collide and slow the table down.
     seed: u64,
-    /// Key id -> index of its entry in `slots`.
-    map: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    /// Slot numbers, hashed by the key id in the slot's first word.
+    index: HashTable<u32>,
     slots: Vec<u64>,
-    /// Key id of each slot (to find the map entry when the slot is freed).
-    ids: Vec<u64>,
     /// Whether each slot holds a key (freed slots wait in `free`).
     live: Vec<bool>,
     free: Vec<u32>,
@@ -77,9 +55,8 @@ impl KeyTable {
         KeyTable {
             n,
             seed: ahash::RandomState::new().hash_one(0u64),
-            map: HashMap::default(),
+            index: HashTable::new(),
             slots: Vec::new(),
-            ids: Vec::new(),
             live: Vec::new(),
             free: Vec::new(),
             cursor: 0,
@@ -92,12 +69,20 @@ impl KeyTable {
     }
 
     fn stride(&self) -> usize {
-        2 * self.n + 2
+        2 * self.n + 3
+    }
+
+    /// The slot of key `id`, if the key has one.
+    fn find(&self, id: u64) -> Option<u32> {
+        let stride = self.stride();
+        self.index
+            .find(id, |&s| self.slots[s as usize * stride] == id)
+            .copied()
     }
 
     /// The entry of slot `s`: `(any ends, write ends, seq_any, seq_write)`.
     fn entry(&self, s: u32) -> (&[u64], &[u64], u64, u64) {
-        let (n, at) = (self.n, s as usize * self.stride());
+        let (n, at) = (self.n, s as usize * self.stride() + 1);
         let e = &self.slots[at..at + 2 * n + 2];
         (&e[..n], &e[n..2 * n], e[2 * n], e[2 * n + 1])
     }
@@ -119,7 +104,7 @@ impl KeyTable {
 
     /// Keys with an entry.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     /// The attributes `cmds` would get as instance `(leader, i)`: a sequence
@@ -129,7 +114,7 @@ impl KeyTable {
         let mut seq = 0;
         let mut deps = vec![0; self.n];
         for c in cmds {
-            let Some(&slot) = self.map.get(&self.key_id(c)) else {
+            let Some(slot) = self.find(self.key_id(c)) else {
                 continue;
             };
             self.raise(slot, c.op.is_write(), &mut seq, &mut deps);
@@ -157,7 +142,7 @@ impl KeyTable {
         for c in cmds {
             let slot = if c.op == Op::Noop {
                 // Read like any command, but never noted.
-                self.map.get(&self.key_id(c)).copied()
+                self.find(self.key_id(c))
             } else {
                 Some(self.slot_for(self.key_id(c)))
             };
@@ -185,25 +170,28 @@ impl KeyTable {
 
     /// The slot of key `id`, a fresh zeroed one if the key has none.
     fn slot_for(&mut self, id: u64) -> u32 {
+        if let Some(s) = self.find(id) {
+            return s;
+        }
         let stride = self.stride();
-        let free = &mut self.free;
-        let slots = &mut self.slots;
-        let (ids, live) = (&mut self.ids, &mut self.live);
-        *self.map.entry(id).or_insert_with(|| match free.pop() {
+        let s = match self.free.pop() {
             Some(s) => {
                 let at = s as usize * stride;
-                slots[at..at + stride].fill(0);
-                ids[s as usize] = id;
-                live[s as usize] = true;
+                self.slots[at..at + stride].fill(0);
+                self.live[s as usize] = true;
                 s
             }
             None => {
-                slots.resize(slots.len() + stride, 0);
-                ids.push(id);
-                live.push(true);
-                (ids.len() - 1) as u32
+                self.slots.resize(self.slots.len() + stride, 0);
+                self.live.push(true);
+                (self.live.len() - 1) as u32
             }
-        })
+        };
+        self.slots[s as usize * stride] = id;
+        let slots = &self.slots;
+        self.index
+            .insert_unique(id, s, |&t| slots[t as usize * stride]);
+        s
     }
 
     /// For each other replica whose instances conflicting with `cmds` reach
@@ -217,7 +205,7 @@ impl KeyTable {
     ) -> Vec<(ReplicaId, u64)> {
         let mut out = Vec::new();
         for c in cmds {
-            let Some(&slot) = self.map.get(&self.key_id(c)) else {
+            let Some(slot) = self.find(self.key_id(c)) else {
                 continue;
             };
             let (any, write, _, _) = self.entry(slot);
@@ -249,7 +237,7 @@ impl KeyTable {
     fn mark(&mut self, slot: u32, leader: ReplicaId, i: u64, seq: u64, write: bool) {
         let (n, l, stride) = (self.n, leader as usize, self.stride());
         self.budget += 2;
-        let e = &mut self.slots[slot as usize * stride..][..stride];
+        let e = &mut self.slots[slot as usize * stride + 1..][..stride - 1];
         e[l] = e[l].max(i + 1);
         e[2 * n] = e[2 * n].max(seq);
         if write {
@@ -268,10 +256,12 @@ impl KeyTable {
         for _ in 0..visits {
             let s = self.cursor % total;
             self.cursor = s + 1;
-            let e = &self.slots[s * stride..s * stride + n];
-            if self.live[s] && e.iter().zip(done).all(|(a, d)| a <= d) {
+            let e = &self.slots[s * stride..s * stride + 1 + n];
+            if self.live[s] && e[1..].iter().zip(done).all(|(a, d)| a <= d) {
                 self.live[s] = false;
-                self.map.remove(&self.ids[s]);
+                if let Ok(o) = self.index.find_entry(e[0], |&t| t as usize == s) {
+                    o.remove();
+                }
                 self.free.push(s as u32);
             }
         }
