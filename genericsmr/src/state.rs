@@ -4,7 +4,7 @@
 //! [`StateMachine::execute`], so two replicas whose [`StateMachine::digest`]
 //! agree hold the same key-value state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::Bytes;
 use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
@@ -183,10 +183,55 @@ impl KvStore {
 }
 
 /// The results a client has not yet acknowledged, by sequence number.
+///
+/// A client's sequence numbers rise one by one and it acknowledges in
+/// order, so its unacknowledged results are a sliding window: a ring from
+/// `base` (the acknowledgement) holds the next [`WINDOW`] sequence numbers,
+/// and the rare result beyond it (a client far ahead, or a hostile one) goes
+/// to an ordered map instead, so no sequence number can make the ring grow
+/// without bound.
 #[derive(Debug, Default)]
 struct Session {
-    results: BTreeMap<u64, Outcome>,
+    base: u64,
+    ring: VecDeque<Option<Outcome>>,
+    far: BTreeMap<u64, Outcome>,
     acked_below: u64,
+}
+
+/// Sequence numbers a session keeps in its ring past the acknowledgement.
+const WINDOW: u64 = 1 << 16;
+
+impl Session {
+    fn get(&self, seq: u64) -> Option<&Outcome> {
+        let at = seq.checked_sub(self.base)?;
+        match self.ring.get(at as usize) {
+            Some(Some(o)) => Some(o),
+            _ => self.far.get(&seq),
+        }
+    }
+
+    fn insert(&mut self, seq: u64, out: Outcome) {
+        let Some(at) = seq.checked_sub(self.base).filter(|a| *a < WINDOW) else {
+            self.far.insert(seq, out);
+            return;
+        };
+        let at = at as usize;
+        if self.ring.len() <= at {
+            self.ring.resize(at + 1, None);
+        }
+        self.ring[at] = Some(out);
+    }
+
+    /// Forgets every result below `acked`.
+    fn acknowledge(&mut self, acked: u64) {
+        self.acked_below = acked;
+        let drop = acked.saturating_sub(self.base).min(self.ring.len() as u64);
+        self.ring.drain(..drop as usize);
+        self.base = self.base.max(acked);
+        if self.far.first_key_value().is_some_and(|(k, _)| *k < acked) {
+            self.far = self.far.split_off(&acked);
+        }
+    }
 }
 
 /// What executing a (client, seq) would do; see [`StateMachine::check`].
@@ -224,7 +269,7 @@ impl StateMachine {
     pub fn is_stale(&self, client: ClientId, seq: u64) -> bool {
         self.sessions
             .get(&client)
-            .is_some_and(|s| seq < s.acked_below && !s.results.contains_key(&seq))
+            .is_some_and(|s| seq < s.acked_below && s.get(seq).is_none())
     }
 
     /// Like [`StateMachine::execute`], but `None` for a stale command.
@@ -234,17 +279,10 @@ impl StateMachine {
         }
         let s = self.sessions.entry(cmd.client).or_default();
         if cmd.acked_below > s.acked_below {
-            s.acked_below = cmd.acked_below;
             // Results below the client's acknowledgement are never asked for again.
-            while s
-                .results
-                .first_key_value()
-                .is_some_and(|(k, _)| *k < cmd.acked_below)
-            {
-                s.results.pop_first();
-            }
+            s.acknowledge(cmd.acked_below);
         }
-        if let Some(o) = s.results.get(&cmd.seq) {
+        if let Some(o) = s.get(cmd.seq) {
             self.duplicates += 1;
             return Some(o.clone());
         }
@@ -254,21 +292,21 @@ impl StateMachine {
             return None;
         }
         let out = self.kv.apply(cmd);
-        s.results.insert(cmd.seq, out.clone());
+        s.insert(cmd.seq, out.clone());
         self.applied += 1;
         Some(out)
     }
 
     /// The first outcome of (client, seq) if that command was executed and not yet forgotten.
     pub fn lookup(&self, client: ClientId, seq: u64) -> Option<&Outcome> {
-        self.sessions.get(&client)?.results.get(&seq)
+        self.sessions.get(&client)?.get(seq)
     }
 
     /// What executing (client, seq) now would do, with one lookup.
     pub fn check(&self, client: ClientId, seq: u64) -> Check<'_> {
         match self.sessions.get(&client) {
             None => Check::Fresh,
-            Some(s) => match s.results.get(&seq) {
+            Some(s) => match s.get(seq) {
                 Some(o) => Check::Done(o),
                 None if seq < s.acked_below => Check::Stale,
                 None => Check::Fresh,
@@ -354,6 +392,33 @@ mod tests {
         }
         assert!(sm.lookup(9, 98).is_none());
         assert!(sm.lookup(9, 99).is_some());
+    }
+
+    #[test]
+    fn results_far_ahead_are_kept_apart_and_still_deduplicated() {
+        let mut sm = StateMachine::default();
+        let far = WINDOW * 1000;
+        for seq in [3, far, 5, far + 1] {
+            sm.execute(&Command::put(9, seq, "k", "v"));
+        }
+        assert_eq!(sm.applied(), 4);
+        for seq in [3, far, 5, far + 1] {
+            assert!(sm.lookup(9, seq).is_some(), "seq {seq}");
+            sm.execute(&Command::put(9, seq, "k", "v"));
+        }
+        assert_eq!(sm.duplicates(), 4, "each repeat answered from the table");
+        let s = &sm.sessions[&9];
+        assert!(
+            s.ring.len() <= 6,
+            "the ring never stretched to the far ones"
+        );
+        // An acknowledgement past everything forgets it all.
+        let mut c = Command::put(9, far + 2, "k", "v");
+        c.acked_below = far + 2;
+        sm.execute(&c);
+        assert!(sm.lookup(9, far).is_none() && sm.lookup(9, 5).is_none());
+        assert!(sm.is_stale(9, far + 1));
+        assert!(sm.lookup(9, far + 2).is_some());
     }
 
     #[test]
