@@ -341,7 +341,8 @@ struct WorkloadArgs {
     /// Percentage of commands on one hot key (the rest never conflict).
     #[arg(long)]
     conflicts: Option<f64>,
-    /// Key-space size.
+    /// Key-space size (with --conflicts: split among the clients, each
+    /// keeping keys/clients private keys).
     #[arg(long, default_value_t = 100_000)]
     keys: u64,
     /// Zipf exponent over the key space (0: uniform).

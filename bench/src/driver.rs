@@ -347,7 +347,7 @@ pub async fn run(
         let c = Client {
             id: client_id(run_nonce, i),
             next_seq: 1,
-            gen: Generator::new(&spec.mix, spec.seed, i as u64),
+            gen: Generator::new(&spec.mix, spec.seed, i as u64, spec.clients),
             pending: Default::default(),
             stats: ClientStats::new(from, to),
             history: history.then(Vec::new),

@@ -172,7 +172,7 @@ pub(crate) async fn run(
             shard_seqs: vec![0; shards],
             next_seq: 1,
             low: 1,
-            gen: Generator::new(&spec.mix, spec.seed, i as u64),
+            gen: Generator::new(&spec.mix, spec.seed, i as u64, spec.clients),
             ops: HashMap::new(),
             requests: HashMap::new(),
             next_request: 0,

@@ -18,7 +18,9 @@ pub struct Mix {
     /// When set, this percentage of commands goes to one hot key and the rest to
     /// keys private to each client, so exactly this share can conflict.
     pub conflicts_pct: Option<f64>,
-    /// Size of the shared key space (used when `conflicts_pct` is not set).
+    /// Size of the key space: shared by all clients, or with `conflicts_pct`
+    /// split among them (each gets `keys / clients` private keys), so a run
+    /// with and one without conflicts touch as many keys.
     pub keys: u64,
     /// Zipf exponent over the shared key space; 0 means uniform.
     pub zipf: f64,
@@ -44,12 +46,15 @@ pub struct Generator {
     rng: SmallRng,
     zipf: Option<Zipf<f64>>,
     client_tag: u64,
+    /// Private keys of this client (with `conflicts_pct`).
+    private_keys: u64,
     value: Bytes,
 }
 
 impl Generator {
-    /// A generator for client number `client_tag` of an experiment seeded with `seed`.
-    pub fn new(mix: &Mix, seed: u64, client_tag: u64) -> Self {
+    /// A generator for client number `client_tag` of `clients`, in an
+    /// experiment seeded with `seed`.
+    pub fn new(mix: &Mix, seed: u64, client_tag: u64, clients: usize) -> Self {
         let zipf = (mix.zipf > 0.0 && mix.conflicts_pct.is_none())
             .then(|| Zipf::new(mix.keys.max(1), mix.zipf).ok())
             .flatten();
@@ -59,6 +64,7 @@ impl Generator {
             rng: SmallRng::seed_from_u64(seed ^ client_tag.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
             zipf,
             client_tag,
+            private_keys: (mix.keys / clients.max(1) as u64).max(1),
             value,
         }
     }
@@ -68,7 +74,7 @@ impl Generator {
             if self.rng.gen_bool((pct / 100.0).clamp(0.0, 1.0)) {
                 return Bytes::from_static(HOT_KEY.as_bytes());
             }
-            let k = self.rng.gen_range(0..self.mix.keys.max(1));
+            let k = self.rng.gen_range(0..self.private_keys);
             return Bytes::from(format!("c{}-{k}", self.client_tag));
         }
         let k = match &self.zipf {
@@ -104,7 +110,7 @@ mod tests {
             conflicts_pct: Some(25.0),
             ..Default::default()
         };
-        let mut g = Generator::new(&mix, 1, 3);
+        let mut g = Generator::new(&mix, 1, 3, 8);
         let hot = (0..20_000)
             .filter(|_| g.next_command().key == HOT_KEY.as_bytes())
             .count();
@@ -113,11 +119,21 @@ mod tests {
             conflicts_pct: Some(0.0),
             ..Default::default()
         };
-        let mut a = Generator::new(&mix, 1, 1);
-        let mut b = Generator::new(&mix, 1, 2);
-        for _ in 0..1000 {
-            assert!(!a.next_command().conflicts(&b.next_command()));
+        let mut a = Generator::new(&mix, 1, 1, 8);
+        let mut b = Generator::new(&mix, 1, 2, 8);
+        let mut keys = std::collections::HashSet::new();
+        for _ in 0..100_000 {
+            let (x, y) = (a.next_command(), b.next_command());
+            assert!(!x.conflicts(&y));
+            keys.insert(x.key);
         }
+        // The key space is split among the 8 clients.
+        let per = mix.keys / 8;
+        assert!(
+            (per * 99 / 100..=per).contains(&(keys.len() as u64)),
+            "{}",
+            keys.len()
+        );
     }
 
     #[test]
@@ -127,8 +143,8 @@ mod tests {
             zipf: 0.99,
             ..Default::default()
         };
-        let mut a = Generator::new(&mix, 7, 1);
-        let mut b = Generator::new(&mix, 7, 1);
+        let mut a = Generator::new(&mix, 7, 1, 1);
+        let mut b = Generator::new(&mix, 7, 1, 1);
         let mut reads = 0;
         for _ in 0..10_000 {
             let (x, y) = (a.next_command(), b.next_command());

@@ -28,14 +28,19 @@ struct Mark {
     on_stack: bool,
 }
 
+/// Tarjan's marks per instance (aHash: hashed for every instance executed).
+type Marks = HashMap<Node, Mark, ahash::RandomState>;
+/// Instances whose execution waits on something uncommitted.
+type Blocked = HashSet<Node, ahash::RandomState>;
+
 impl Replica {
     /// Executes every committed instance whose dependencies allow it.
     pub(crate) fn execute(&mut self, now: u64, fx: &mut Effects<EpaxosMsg>) {
         if self.to_execute.is_empty() {
             return;
         }
-        let mut marks: HashMap<Node, Mark> = HashMap::new();
-        let mut blocked: HashSet<Node> = HashSet::new();
+        let mut marks = Marks::default();
+        let mut blocked = Blocked::default();
         let starts: Vec<Node> = self.to_execute.iter().copied().collect();
         for s in starts {
             if !marks.contains_key(&s) && !blocked.contains(&s) && self.is_pending(s) {
@@ -79,30 +84,29 @@ impl Replica {
         &mut self,
         start: Node,
         now: u64,
-        marks: &mut HashMap<Node, Mark>,
-        blocked: &mut HashSet<Node>,
+        marks: &mut Marks,
+        blocked: &mut Blocked,
         fx: &mut Effects<EpaxosMsg>,
     ) {
         let mut next_index = marks.len() as u32;
         let mut stack: Vec<Node> = Vec::new();
         // The explicit call stack: a node and the successors still to visit.
         let mut calls: Vec<(Node, Vec<Node>)> = Vec::new();
-        let mut enter =
-            |v: Node, me: &Self, marks: &mut HashMap<Node, Mark>, stack: &mut Vec<Node>| {
-                marks.insert(
-                    v,
-                    Mark {
-                        index: next_index,
-                        low: next_index,
-                        on_stack: true,
-                    },
-                );
-                next_index += 1;
-                stack.push(v);
-                let mut succ = me.successors(v);
-                succ.reverse();
-                succ
-            };
+        let mut enter = |v: Node, me: &Self, marks: &mut Marks, stack: &mut Vec<Node>| {
+            marks.insert(
+                v,
+                Mark {
+                    index: next_index,
+                    low: next_index,
+                    on_stack: true,
+                },
+            );
+            next_index += 1;
+            stack.push(v);
+            let mut succ = me.successors(v);
+            succ.reverse();
+            succ
+        };
         let succ = enter(start, self, marks, &mut stack);
         calls.push((start, succ));
         while let Some(top) = calls.last_mut() {
@@ -168,7 +172,7 @@ impl Replica {
     }
 
     /// Everything on the path can reach an uncommitted instance.
-    fn block(&self, stack: &[Node], blocked: &mut HashSet<Node>) {
+    fn block(&self, stack: &[Node], blocked: &mut Blocked) {
         blocked.extend(stack.iter().copied());
     }
 

@@ -276,7 +276,7 @@ pub struct Replica {
     /// Proposals waiting for an instance (livelock bound or batching).
     pub(crate) pending: VecDeque<Command>,
     /// Where to answer each command proposed here: (client, seq) -> connection.
-    pub(crate) waiting: HashMap<(ClientId, u64), ConnId>,
+    pub(crate) waiting: HashMap<(ClientId, u64), ConnId, ahash::RandomState>,
     /// Committed, not yet executed instances, in (leader, instance) order.
     pub(crate) to_execute: BTreeSet<(ReplicaId, u64)>,
     /// Instances this replica drives (as command leader or recoverer), for retransmission.
@@ -315,7 +315,7 @@ impl Replica {
             last_heard: vec![0; cfg.n],
             next: 0,
             pending: VecDeque::new(),
-            waiting: HashMap::new(),
+            waiting: HashMap::default(),
             to_execute: BTreeSet::new(),
             leading: BTreeSet::new(),
             waited: BinaryHeap::new(),
