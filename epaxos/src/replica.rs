@@ -320,7 +320,12 @@ impl Replica {
             leading: BTreeSet::new(),
             waited: BinaryHeap::new(),
             dirty: BTreeSet::new(),
-            state: StateMachine::default(),
+            // Puts answered at commit never show what they replaced.
+            state: if cfg.reply_after_exec {
+                StateMachine::default()
+            } else {
+                StateMachine::without_replaced_values()
+            },
             committed: 0,
             executed: 0,
             commit_log: Vec::new(),

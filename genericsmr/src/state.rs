@@ -112,23 +112,22 @@ impl KvStore {
         self.map.is_empty()
     }
 
-    fn set(&mut self, key: &Bytes, value: &Bytes) -> Option<Bytes> {
+    /// Stores `value` under `key`; the value replaced, if `keep` asks for it.
+    fn set(&mut self, key: &Bytes, value: &Bytes, keep: bool) -> Option<Bytes> {
         self.digest ^= entry_hash(key, value);
         // One probe whether the key is new or not: the store is large and
         // every probe is a likely cache miss.
-        let old = match self.map.entry(Compact::new(key)) {
+        match self.map.entry(Compact::new(key)) {
             std::collections::hash_map::Entry::Occupied(mut o) => {
-                Some(std::mem::replace(o.get_mut(), Compact::new(value)).to_bytes())
+                let old = std::mem::replace(o.get_mut(), Compact::new(value));
+                self.digest ^= entry_hash(key, old.as_slice());
+                keep.then(|| old.to_bytes())
             }
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(Compact::new(value));
                 None
             }
-        };
-        if let Some(o) = &old {
-            self.digest ^= entry_hash(key, o);
         }
-        old
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Bytes> {
@@ -141,6 +140,11 @@ impl KvStore {
 
     /// Applies one command and returns its outcome. No dedup here.
     pub fn apply(&mut self, cmd: &Command) -> Outcome {
+        self.apply_with(cmd, true)
+    }
+
+    /// [`KvStore::apply`], reporting the value a put replaced only if `keep`.
+    fn apply_with(&mut self, cmd: &Command, keep: bool) -> Outcome {
         match cmd.op {
             Op::Noop => Outcome::default(),
             Op::Get => Outcome {
@@ -148,7 +152,7 @@ impl KvStore {
                 flag: false,
             },
             Op::Put => Outcome {
-                value: self.set(&cmd.key, &cmd.value),
+                value: self.set(&cmd.key, &cmd.value, keep),
                 flag: false,
             },
             Op::Delete => {
@@ -161,7 +165,7 @@ impl KvStore {
             Op::Cas => {
                 let cur = self.map.get(&cmd.key[..]).map(Compact::to_bytes);
                 if cur == cmd.expected {
-                    self.set(&cmd.key, &cmd.value);
+                    self.set(&cmd.key, &cmd.value, false);
                     Outcome {
                         value: cur,
                         flag: true,
@@ -253,9 +257,24 @@ pub struct StateMachine {
     sessions: HashMap<ClientId, Session, ahash::RandomState>,
     applied: u64,
     duplicates: u64,
+    /// Puts do not report the value they replaced (see
+    /// [`StateMachine::without_replaced_values`]).
+    blind_puts: bool,
 }
 
 impl StateMachine {
+    /// A state machine whose puts answer with an empty outcome instead of the
+    /// value they replaced: for replicas that answer puts at commit, before
+    /// execution, where no client could see that value. It is then neither
+    /// copied nor kept in the dedup table, and a retried put gets the same
+    /// empty answer as the first.
+    pub fn without_replaced_values() -> Self {
+        StateMachine {
+            blind_puts: true,
+            ..Self::default()
+        }
+    }
+
     /// Executes a command exactly once per (client, seq): a repeat returns the
     /// first outcome without touching the store. A stale command (see
     /// [`StateMachine::is_stale`]) is not applied and yields an empty outcome;
@@ -291,7 +310,7 @@ impl StateMachine {
             self.duplicates += 1;
             return None;
         }
-        let out = self.kv.apply(cmd);
+        let out = self.kv.apply_with(cmd, !self.blind_puts);
         s.insert(cmd.seq, out.clone());
         self.applied += 1;
         Some(out)
@@ -419,6 +438,33 @@ mod tests {
         assert!(sm.lookup(9, far).is_none() && sm.lookup(9, 5).is_none());
         assert!(sm.is_stale(9, far + 1));
         assert!(sm.lookup(9, far + 2).is_some());
+    }
+
+    #[test]
+    fn blind_puts_answer_empty_and_reach_the_same_state() {
+        let (mut a, mut b) = (
+            StateMachine::default(),
+            StateMachine::without_replaced_values(),
+        );
+        for (seq, v) in [(1, "x"), (2, "y")] {
+            a.execute(&Command::put(1, seq, "k", v));
+            b.execute(&Command::put(1, seq, "k", v));
+        }
+        assert_eq!(
+            a.lookup(1, 2).and_then(|o| o.value.clone()),
+            Some("x".into())
+        );
+        assert_eq!(b.lookup(1, 2).and_then(|o| o.value.clone()), None);
+        assert_eq!(
+            b.execute(&Command::put(1, 2, "k", "y")).value,
+            None,
+            "a retry too"
+        );
+        assert_eq!(a.digest(), b.digest());
+        // Reads and swaps still report what they found.
+        assert_eq!(b.execute(&Command::get(1, 3, "k")).value, Some("y".into()));
+        let o = b.execute(&Command::cas(1, 4, "k", Some("y".into()), "z"));
+        assert!(o.flag && o.value == Some("y".into()));
     }
 
     #[test]

@@ -255,6 +255,12 @@ impl Replica {
     pub fn new(cfg: Config) -> Self {
         assert!(cfg.n >= 1 && cfg.n <= genericsmr::MAX_REPLICAS && (cfg.id as usize) < cfg.n);
         let n = cfg.n;
+        // Puts answered at commit never show what they replaced.
+        let sm = if cfg.reply_after_exec {
+            StateMachine::default()
+        } else {
+            StateMachine::without_replaced_values()
+        };
         Replica {
             cfg,
             role: Role::Follower,
@@ -263,7 +269,7 @@ impl Replica {
             commit_index: 0,
             executed: 0,
             known_commit: 0,
-            sm: StateMachine::default(),
+            sm,
             leader_hint: None,
             pending: VecDeque::new(),
             waiting: HashMap::new(),
