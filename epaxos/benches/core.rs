@@ -15,10 +15,6 @@ use genericsmr::command::Command;
 use genericsmr::effects::{Dest, Effects};
 use genericsmr::messages::Propose;
 
-/// The server's allocator, so allocation costs what it costs there.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Commands each replica proposes per round (one batched instance each).
 const BURST: u64 = 32;
 /// Keys per client: as many as `bench --keys` gives each client.

@@ -15,12 +15,6 @@ use genericsmr::rpc_table::RpcTable;
 use genericsmr::transport::{Transport, TransportConfig};
 use genericsmr::ReplicaId;
 
-/// mimalloc instead of the system allocator: a replica allocates and frees a
-/// few small buffers per command on two threads, where glibc malloc spent
-/// about a tenth of a replica's time under a flood (docs/epaxos.md).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// One replica of a state-machine-replication group.
 #[derive(Parser, Debug)]
 #[command(
