@@ -7,7 +7,7 @@
 //!
 //! The search (Wing and Gong's, memoised as in Lowe's checkers) keeps a state
 //! of (which operations are placed, the register's value). Operations are
-//! sorted by invocation, so "placed" is a prefix plus a window of at most 128
+//! sorted by invocation, so "placed" is a prefix plus a window of at most 512
 //! operations after it: with modest concurrency per key the state space stays
 //! small. The next operation to place must have been invoked before every
 //! unplaced, answered operation returned. Outcomes: `fail` never took effect
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::{Outcome, Record};
 use crate::register::{Kind, Val, Values, ABSENT, ANY};
+use crate::window::{Window, WINDOW};
 
 /// The value of a key before the history starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,8 +181,6 @@ fn key_ops(records: &[Record], idx: &[usize]) -> Vec<Op> {
     ops
 }
 
-const WINDOW: usize = 128;
-
 enum Search {
     Linearizable,
     /// No order gets past this many operations.
@@ -194,16 +193,13 @@ enum Search {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct State {
     p: usize,
-    mask: u128,
+    mask: Window,
     val: Val,
 }
 
 impl State {
     fn normalized(mut self) -> State {
-        while self.mask & 1 == 1 {
-            self.mask >>= 1;
-            self.p += 1;
-        }
+        self.p += self.mask.take_front();
         self
     }
 }
@@ -214,7 +210,7 @@ fn search(ops: &[Op], opts: &Options) -> (Search, u64) {
     let budget = opts.max_states.saturating_add(2 * n);
     let start = State {
         p: 0,
-        mask: 0,
+        mask: Window::default(),
         val: if opts.initial == Initial::Any {
             ANY
         } else {
@@ -271,7 +267,7 @@ fn successors(ops: &[Op], s: &State, out: &mut Vec<State>) -> bool {
         if o.invoke > min_ret {
             break;
         }
-        let placed = i - s.p < WINDOW && s.mask >> (i - s.p) & 1 == 1;
+        let placed = s.mask.has(i - s.p);
         if !placed && !o.optional {
             min_ret = min_ret.min(o.ret);
         }
@@ -288,7 +284,7 @@ fn successors(ops: &[Op], s: &State, out: &mut Vec<State>) -> bool {
         if off >= WINDOW {
             return false;
         }
-        if s.mask >> off & 1 == 0 {
+        if !s.mask.has(off) {
             cands.push((o.ret, off));
         }
     }
@@ -305,7 +301,7 @@ fn successors(ops: &[Op], s: &State, out: &mut Vec<State>) -> bool {
             out.push(
                 State {
                     p: s.p,
-                    mask: s.mask | 1 << off,
+                    mask: s.mask.with(off),
                     val: v,
                 }
                 .normalized(),
@@ -323,7 +319,7 @@ fn dead_end(ops: &[Op], s: &State, min_ret: u64) -> bool {
     if s.val == ANY {
         return false;
     }
-    let unplaced = |i: usize| i - s.p >= WINDOW || s.mask >> (i - s.p) & 1 == 0;
+    let unplaced = |i: usize| !s.mask.has(i - s.p);
     for (i, r) in ops.iter().enumerate().skip(s.p) {
         if r.invoke > min_ret {
             break;

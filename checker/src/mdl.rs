@@ -41,7 +41,7 @@
 //! # Representation
 //!
 //! A component's operations are sorted by invocation (chain predecessors first
-//! on ties), so the done set is a prefix plus a window of 128 operations after
+//! on ties), so the done set is a prefix plus a window of 512 operations after
 //! it, as in [`crate::linear`]: with modest concurrency the window never fills
 //! and long components cost little per operation. The store state is one value
 //! per key of the component; vectors of values are interned, so a search state
@@ -71,7 +71,7 @@
 //!
 //! The search gives up on a component (verdict [`Verdict::Undecided`]) when it
 //! explores more than [`Options::max_states`] states beyond two per operation.
-//! A branch that would need a wider window (more than 128 operations between
+//! A branch that would need a wider window (more than 512 operations between
 //! the earliest one not done and the last one that may go next, or an
 //! unanswered operation to be left out with chain successors that far ahead)
 //! is abandoned; the component is then undecided unless another branch
@@ -85,6 +85,7 @@ use std::rc::Rc;
 use crate::history::{Outcome, Record};
 use crate::linear::{Counterexample, Initial, Options, Report, Verdict};
 use crate::register::{Kind, Val, Values, ABSENT, ANY};
+use crate::window::{Window, WINDOW};
 
 // ---------------------------------------------------------------------------
 // Chains, shared with the white-box checker.
@@ -469,8 +470,6 @@ impl Vals {
     }
 }
 
-const WINDOW: usize = 128;
-
 /// A search state: operations `..p` done, plus those whose bit is set in
 /// `mask` (bit `i` = operation `p + i`), and the store (an interned vector).
 /// "Done" is placed or left out; an operation left out takes its chain
@@ -479,20 +478,17 @@ const WINDOW: usize = 128;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct State {
     p: usize,
-    mask: u128,
+    mask: Window,
     vals: u32,
 }
 
 impl State {
     fn normalized(mut self) -> State {
-        while self.mask & 1 == 1 {
-            self.mask >>= 1;
-            self.p += 1;
-        }
+        self.p += self.mask.take_front();
         self
     }
     fn done(&self, i: usize) -> bool {
-        i < self.p || (i - self.p < WINDOW && self.mask >> (i - self.p) & 1 == 1)
+        i < self.p || self.mask.has(i - self.p)
     }
 }
 
@@ -666,7 +662,7 @@ impl<'k> Component<'k> {
         let mut vals = Vals::new(vec![start_val; self.keys.len()]);
         let start = State {
             p: 0,
-            mask: 0,
+            mask: Window::default(),
             vals: 0,
         };
         // Depth-first, one frame per state with a cursor into its successors,
@@ -758,7 +754,7 @@ impl<'k> Component<'k> {
             if off >= WINDOW {
                 return false;
             }
-            if s.mask >> off & 1 == 1 || o.pred.is_some_and(|p| !s.done(p)) {
+            if s.mask.has(off) || o.pred.is_some_and(|p| !s.done(p)) {
                 continue;
             }
             cands.push((o.ret, off));
@@ -776,7 +772,7 @@ impl<'k> Component<'k> {
             if outcomes.first() == Some(&cur[o.key]) {
                 out.push(
                     State {
-                        mask: s.mask | 1 << off,
+                        mask: s.mask.with(off),
                         ..*s
                     }
                     .normalized(),
@@ -792,7 +788,7 @@ impl<'k> Component<'k> {
             for &v in &outcomes {
                 let t = State {
                     p: s.p,
-                    mask: s.mask | 1 << off,
+                    mask: s.mask.with(off),
                     vals: vals.set(s.vals, o.key, v),
                 }
                 .normalized();
@@ -806,7 +802,7 @@ impl<'k> Component<'k> {
         }
         // Leave out the first operation not done, with its chain suffix.
         if s.p < ops.len() && ops[s.p].optional && !self.ok_below[s.p] {
-            let mut mask = s.mask | 1;
+            let mut mask = s.mask.with(0);
             let mut todo = vec![s.p];
             let mut fits = true;
             while let Some(v) = todo.pop() {
@@ -815,7 +811,7 @@ impl<'k> Component<'k> {
                         fits = false;
                         break;
                     }
-                    mask |= 1 << (c - s.p);
+                    mask = mask.with(c - s.p);
                     todo.push(c);
                 }
             }

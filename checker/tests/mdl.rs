@@ -417,7 +417,7 @@ fn the_search_budget_gives_undecided() {
     h.pop();
     assert_eq!(mdl(&h), Verdict::Ok);
     // More concurrent operations than the window: undecided, not wrong.
-    let wide: Vec<Record> = (0..200)
+    let wide: Vec<Record> = (0..600)
         .map(|i| put(i + 1, 1, "k", &format!("v{i}"), (i, 1_000 + i)))
         .collect();
     assert_eq!(mdl(&wide), Verdict::Undecided);
