@@ -23,7 +23,7 @@ pub mod linear;
 pub mod mdl;
 pub mod mdl_log;
 mod register;
-mod window;
+mod search;
 
 pub use linear::{check, Report, Verdict};
 pub use mdl::check_mdl;

@@ -15,13 +15,13 @@
 //! never (an optional operation with no return time; an unknown `get` says
 //! nothing and is dropped).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::history::{Outcome, Record};
 use crate::register::{Kind, Val, Values, ABSENT, ANY};
-use crate::window::{Window, WINDOW};
+use crate::search::{depth_first, Search, Window, WINDOW};
 
 /// The value of a key before the history starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,7 +129,7 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
         let (outcome, states) = search(&ops, opts);
         report.states += states;
         match outcome {
-            Search::Linearizable => {}
+            Search::Found => {}
             Search::GaveUp => report.keys_undecided += 1,
             Search::Stuck(at) => {
                 if report.violation.is_none() {
@@ -181,13 +181,6 @@ fn key_ops(records: &[Record], idx: &[usize]) -> Vec<Op> {
     ops
 }
 
-enum Search {
-    Linearizable,
-    /// No order gets past this many operations.
-    Stuck(usize),
-    GaveUp,
-}
-
 /// A search state: operations `..p` placed, plus those whose bit is set in `mask`
 /// (bit `i` = operation `p + i`), and the register's value.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -217,43 +210,13 @@ fn search(ops: &[Op], opts: &Options) -> (Search, u64) {
             ABSENT
         },
     };
-    // Depth-first, one frame per state with a cursor into its successors, which
-    // are recomputed when the search comes back to it: memory stays at about
-    // one small frame per placed operation.
-    let mut seen: HashSet<State> = HashSet::new();
-    seen.insert(start);
-    let mut stack = vec![(start, 0usize)];
-    let mut deepest = 0;
-    let mut succ = Vec::new();
-    while let Some(&mut (s, ref mut next)) = stack.last_mut() {
-        if s.p == n {
-            return (Search::Linearizable, seen.len() as u64);
-        }
-        deepest = deepest.max(s.p);
-        if seen.len() > budget {
-            return (Search::GaveUp, seen.len() as u64);
-        }
-        if !successors(ops, &s, &mut succ) {
-            return (Search::GaveUp, seen.len() as u64);
-        }
-        let found = succ
-            .iter()
-            .enumerate()
-            .skip(*next)
-            .find(|(_, t)| !seen.contains(t))
-            .map(|(i, t)| (i, *t));
-        match found {
-            Some((i, t)) => {
-                *next = i + 1;
-                seen.insert(t);
-                stack.push((t, 0));
-            }
-            None => {
-                stack.pop();
-            }
-        }
-    }
-    (Search::Stuck(deepest), seen.len() as u64)
+    depth_first(
+        start,
+        budget,
+        |s| s.p,
+        |s| s.p == n,
+        |s, out| successors(ops, s, out),
+    )
 }
 
 /// The states reachable from `s` by placing one operation, best first (the

@@ -85,7 +85,7 @@ use std::rc::Rc;
 use crate::history::{Outcome, Record};
 use crate::linear::{Counterexample, Initial, Options, Report, Verdict};
 use crate::register::{Kind, Val, Values, ABSENT, ANY};
-use crate::window::{Window, WINDOW};
+use crate::search::{depth_first, Search, Window, WINDOW};
 
 // ---------------------------------------------------------------------------
 // Chains, shared with the white-box checker.
@@ -492,13 +492,6 @@ impl State {
     }
 }
 
-enum Search {
-    Found,
-    /// No order gets past this many operations.
-    Stuck(usize),
-    GaveUp,
-}
-
 /// One component: its keys and operations, sorted by invocation.
 struct Component<'k> {
     keys: &'k [&'k str],
@@ -665,51 +658,13 @@ impl<'k> Component<'k> {
             mask: Window::default(),
             vals: 0,
         };
-        // Depth-first, one frame per state with a cursor into its successors,
-        // which are recomputed when the search comes back to it.
-        let mut seen: HashSet<State> = HashSet::new();
-        seen.insert(start);
-        let mut stack = vec![(start, 0usize)];
-        let mut deepest = 0;
-        // Whether some state had more concurrency than the window holds: its
-        // branch is abandoned, and failing to find an order proves nothing.
-        let mut overflowed = false;
-        let mut succ = Vec::new();
-        while let Some(&mut (s, ref mut next)) = stack.last_mut() {
-            if self.finished(&s) {
-                return (Search::Found, seen.len() as u64);
-            }
-            deepest = deepest.max(s.p);
-            if seen.len() > budget {
-                return (Search::GaveUp, seen.len() as u64);
-            }
-            if !self.successors(&s, &mut vals, &mut succ) {
-                overflowed = true;
-                succ.clear();
-            }
-            let found = succ
-                .iter()
-                .enumerate()
-                .skip(*next)
-                .find(|(_, t)| !seen.contains(t))
-                .map(|(i, t)| (i, *t));
-            match found {
-                Some((i, t)) => {
-                    *next = i + 1;
-                    seen.insert(t);
-                    stack.push((t, 0));
-                }
-                None => {
-                    stack.pop();
-                }
-            }
-        }
-        let outcome = if overflowed {
-            Search::GaveUp
-        } else {
-            Search::Stuck(deepest)
-        };
-        (outcome, seen.len() as u64)
+        depth_first(
+            start,
+            budget,
+            |s| s.p,
+            |s| self.finished(s),
+            |s, out| self.successors(s, &mut vals, out),
+        )
     }
 
     /// Whether every `ok` operation is done (the others are left out).
