@@ -206,6 +206,31 @@ pub struct RunOutput {
     pub elapsed_s: f64,
 }
 
+impl RunOutput {
+    /// Waits for every client task and merges what they measured: `parts`
+    /// takes a finished client apart into its stats and its history (if one
+    /// was kept). The history comes out in invocation order.
+    pub(crate) async fn gather<C>(
+        tasks: Vec<tokio::task::JoinHandle<anyhow::Result<C>>>,
+        start: Instant,
+        parts: impl Fn(C) -> (ClientStats, Option<Vec<Record>>),
+    ) -> anyhow::Result<RunOutput> {
+        let mut clients = Vec::new();
+        let mut history = Vec::new();
+        for t in tasks {
+            let (stats, h) = parts(t.await??);
+            history.extend(h.into_iter().flatten());
+            clients.push(stats);
+        }
+        history.sort_by_key(|r| r.invoke_ns);
+        Ok(RunOutput {
+            clients,
+            history,
+            elapsed_s: start.elapsed().as_secs_f64(),
+        })
+    }
+}
+
 /// Live counters for the progress display.
 #[derive(Default)]
 pub struct Progress {
@@ -363,21 +388,7 @@ pub async fn run(
             drive(c, &spec, &route, &progress, start).await
         }));
     }
-    let mut clients = Vec::new();
-    let mut hist = Vec::new();
-    for t in tasks {
-        let mut c = t.await??;
-        if let Some(h) = c.history.take() {
-            hist.extend(h);
-        }
-        clients.push(c.stats);
-    }
-    hist.sort_by_key(|r| r.invoke_ns);
-    Ok(RunOutput {
-        clients,
-        history: hist,
-        elapsed_s: start.elapsed().as_secs_f64(),
-    })
+    RunOutput::gather(tasks, start, |c| (c.stats, c.history)).await
 }
 
 /// The session id of client `i` of a run.

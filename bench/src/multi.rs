@@ -194,21 +194,7 @@ pub(crate) async fn run(
             drive(c, &spec, &route, &progress, start).await
         }));
     }
-    let mut clients = Vec::new();
-    let mut hist = Vec::new();
-    for t in tasks {
-        let mut c = t.await??;
-        if let Some(h) = c.history.take() {
-            hist.extend(h);
-        }
-        clients.push(c.stats);
-    }
-    hist.sort_by_key(|r| r.invoke_ns);
-    Ok(RunOutput {
-        clients,
-        history: hist,
-        elapsed_s: start.elapsed().as_secs_f64(),
-    })
+    RunOutput::gather(tasks, start, |c| (c.stats, c.history)).await
 }
 
 impl Client {
