@@ -4,7 +4,7 @@
 //! burst share an instance (when batching) and votes share one fsync.
 
 use crossbeam_channel::{Receiver, Select};
-use genericsmr::effects::{event_loop, Core, Driver, Effects};
+use genericsmr::effects::{event_loop, Core, Drain, Driver, Effects};
 use genericsmr::messages::{BeLeader, LogRequest, Ping, Propose, StatusRequest};
 use genericsmr::rpc_table::{class, RpcTable, Source};
 
@@ -48,18 +48,14 @@ macro_rules! peer_types {
             sel
         }
 
-        fn drain_peers(core: &mut Replica, rx: &Receivers, now: u64, fx: &mut Effects<EpaxosMsg>, budget: usize) -> usize {
-            let mut n = 0;
+        fn drain_peers(core: &mut Replica, rx: &Receivers, now: u64, fx: &mut Effects<EpaxosMsg>, d: &mut Drain) {
             $(
-                while n < budget {
-                    let Ok((s, m)) = rx.$field.try_recv() else { break };
-                    n += 1;
+                d.take(&rx.$field, |s, m| {
                     if let Source::Peer(from) = s {
                         core.handle_peer(now, from, EpaxosMsg::$ty(m), fx);
                     }
-                }
+                });
             )*
-            n
         }
     };
 }
@@ -107,31 +103,17 @@ fn drain(
     fx: &mut Effects<EpaxosMsg>,
     budget: usize,
 ) -> usize {
-    let mut n = 0;
-    macro_rules! take {
-        ($r:expr, |$s:ident, $m:ident| $body:expr) => {
-            while n < budget {
-                let Ok(($s, $m)) = $r.try_recv() else { break };
-                n += 1;
-                $body;
-            }
-        };
-    }
-    take!(rx.ping, |s, m| core.handle_ping(s.conn_id(), m, fx));
+    let mut d = Drain::new(budget);
+    d.take(&rx.ping, |s, m| core.handle_ping(s.conn_id(), m, fx));
     // Every replica leads its own commands: a request to lead is drained and ignored.
-    while n < budget && rx.be_leader.try_recv().is_ok() {
-        n += 1;
-    }
-    n += drain_peers(core, rx, now, fx, budget - n);
-    take!(rx.propose, |s, m| core.handle_propose(
-        now,
-        s.conn_id(),
-        m,
-        fx
-    ));
-    take!(rx.status, |s, m| core.handle_status(s.conn_id(), m, fx));
-    take!(rx.log, |s, m| core.handle_log_request(s.conn_id(), m, fx));
-    n
+    d.take(&rx.be_leader, |_, _| {});
+    drain_peers(core, rx, now, fx, &mut d);
+    d.take(&rx.propose, |s, m| {
+        core.handle_propose(now, s.conn_id(), m, fx)
+    });
+    d.take(&rx.status, |s, m| core.handle_status(s.conn_id(), m, fx));
+    d.take(&rx.log, |s, m| core.handle_log_request(s.conn_id(), m, fx));
+    d.handled()
 }
 
 impl Core for Replica {

@@ -252,6 +252,40 @@ pub trait Core {
     fn flush(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
 }
 
+/// One pass of a runtime's `drain` over its queues: hands the core what is
+/// queued, one queue after another in the runtime's order of priority, until
+/// the budget is spent.
+pub struct Drain {
+    handled: usize,
+    budget: usize,
+}
+
+impl Drain {
+    /// A pass that handles at most `budget` messages.
+    pub fn new(budget: usize) -> Self {
+        Drain { handled: 0, budget }
+    }
+
+    /// Hands each message queued in `rx` to `f`, until the queue is empty
+    /// or the budget is spent.
+    pub fn take<M>(
+        &mut self,
+        rx: &crossbeam_channel::Receiver<(crate::rpc_table::Source, M)>,
+        mut f: impl FnMut(crate::rpc_table::Source, M),
+    ) {
+        while self.handled < self.budget {
+            let Ok((s, m)) = rx.try_recv() else { break };
+            self.handled += 1;
+            f(s, m);
+        }
+    }
+
+    /// Messages handled so far.
+    pub fn handled(&self) -> usize {
+        self.handled
+    }
+}
+
 /// The event loop of every runtime: wait until `sel` has something (or a
 /// tick is due), let `drain` hand the core up to a budget of queued messages
 /// until none is left or a burst is full, run the timers, flush, and carry out

@@ -6,7 +6,7 @@
 //! followers.
 
 use crossbeam_channel::{Receiver, Select};
-use genericsmr::effects::{event_loop, Core, Driver, Effects};
+use genericsmr::effects::{event_loop, Core, Drain, Driver, Effects};
 use genericsmr::messages::{BeLeader, LogRequest, Ping, Propose, StatusRequest};
 use genericsmr::rpc_table::{class, RpcTable, Source};
 
@@ -104,93 +104,57 @@ fn drain(
     fx: &mut Effects<MdlMsg>,
     budget: usize,
 ) -> usize {
-    let mut n = 0;
-    macro_rules! take {
-        ($r:expr, |$s:ident, $m:ident| $body:expr) => {
-            while n < budget {
-                let Ok(($s, $m)) = $r.try_recv() else { break };
-                n += 1;
-                $body;
-            }
-        };
-    }
+    let mut d = Drain::new(budget);
     // Liveness first: a late pong looks like a dead replica.
-    take!(rx.ping, |s, m| core.handle_ping(s.conn_id(), m, fx));
-    take!(rx.be_leader, |_s, _m| core.handle_be_leader(now, fx));
-    take!(rx.accept_reply, |s, m| core.handle_accept_reply(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.accept, |s, m| core.handle_accept(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.commit_short, |s, m| core.handle_commit_short(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.commit, |s, m| core.handle_commit(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.coord_reply, |_s, m| core.handle_coord_reply(now, m, fx));
-    take!(rx.propose, |s, m| core.handle_propose(
-        now,
-        s.conn_id(),
-        m,
-        fx
-    ));
-    take!(rx.plain, |s, m| core.handle_plain_propose(
-        now,
-        s.conn_id(),
-        m,
-        fx
-    ));
-    take!(rx.coord_req, |s, m| {
+    d.take(&rx.ping, |s, m| core.handle_ping(s.conn_id(), m, fx));
+    d.take(&rx.be_leader, |_s, _m| core.handle_be_leader(now, fx));
+    d.take(&rx.accept_reply, |s, m| {
+        core.handle_accept_reply(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.accept, |s, m| {
+        core.handle_accept(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.commit_short, |s, m| {
+        core.handle_commit_short(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.commit, |s, m| {
+        core.handle_commit(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.coord_reply, |_s, m| core.handle_coord_reply(now, m, fx));
+    d.take(&rx.propose, |s, m| {
+        core.handle_propose(now, s.conn_id(), m, fx)
+    });
+    d.take(&rx.plain, |s, m| {
+        core.handle_plain_propose(now, s.conn_id(), m, fx)
+    });
+    d.take(&rx.coord_req, |s, m| {
         let asker = match s {
             Source::Peer(p) => Some(p),
             Source::Conn(_) => None,
         };
         core.handle_coord_req(now, asker, m, fx)
     });
-    take!(rx.prepare, |s, m| core.handle_prepare(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.prepare_reply, |s, m| core.handle_prepare_reply(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.succ_ts_request, |s, m| core.handle_succ_ts_request(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.succ_ts_reply, |_s, m| core
-        .handle_succ_ts_reply(now, m, fx));
-    take!(rx.catchup_request, |s, m| core.handle_catchup_request(
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.catchup_reply, |s, m| core
-        .handle_catchup_reply(s.peer_id(), m));
-    take!(rx.status, |s, m| core.handle_status(s.conn_id(), m, fx));
-    take!(rx.log, |s, m| core.handle_log_request(s.conn_id(), m, fx));
-    n
+    d.take(&rx.prepare, |s, m| {
+        core.handle_prepare(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.prepare_reply, |s, m| {
+        core.handle_prepare_reply(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.succ_ts_request, |s, m| {
+        core.handle_succ_ts_request(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.succ_ts_reply, |_s, m| {
+        core.handle_succ_ts_reply(now, m, fx)
+    });
+    d.take(&rx.catchup_request, |s, m| {
+        core.handle_catchup_request(s.peer_id(), m, fx)
+    });
+    d.take(&rx.catchup_reply, |s, m| {
+        core.handle_catchup_reply(s.peer_id(), m)
+    });
+    d.take(&rx.status, |s, m| core.handle_status(s.conn_id(), m, fx));
+    d.take(&rx.log, |s, m| core.handle_log_request(s.conn_id(), m, fx));
+    d.handled()
 }
 
 impl Core for Replica {

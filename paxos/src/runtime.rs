@@ -6,7 +6,7 @@
 //! one slot (when batching).
 
 use crossbeam_channel::{Receiver, Select};
-use genericsmr::effects::{event_loop, Core, Driver, Effects};
+use genericsmr::effects::{event_loop, Core, Drain, Driver, Effects};
 use genericsmr::messages::{BeLeader, LogRequest, Ping, Propose, StatusRequest};
 use genericsmr::rpc_table::{class, RpcTable, Source};
 
@@ -105,89 +105,47 @@ fn drain(
     fx: &mut Effects<PaxosMsg>,
     budget: usize,
 ) -> usize {
-    let mut n = 0;
-    macro_rules! take {
-        ($r:expr, |$s:ident, $m:ident| $body:expr) => {
-            while n < budget {
-                let Ok(($s, $m)) = $r.try_recv() else { break };
-                n += 1;
-                $body;
-            }
-        };
-    }
+    let mut d = Drain::new(budget);
     // Liveness and control first: under overload they must not wait behind
     // thousands of protocol messages (a late pong looks like a dead replica).
-    take!(rx.ping, |s, m| core.handle_ping(s.conn_id(), m, fx));
-    take!(rx.be_leader, |_s, _m| core.handle_be_leader(now, fx));
-    take!(rx.accept_reply, |s, m| core.handle_accept_reply(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.accept, |s, m| core.handle_accept(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.commit_short, |s, m| core.handle_commit_short(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.commit, |s, m| core.handle_commit(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.propose, |s, m| core.handle_propose(
-        now,
-        s.conn_id(),
-        m,
-        fx
-    ));
-    take!(rx.prepare, |s, m| core.handle_prepare(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.prepare_reply, |s, m| core.handle_prepare_reply(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.catchup_request, |s, m| core.handle_catchup_request(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.catchup_reply, |s, m| core.handle_catchup_reply(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.recovery_query, |s, m| core.handle_recovery_query(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.recovery_info, |s, m| core.handle_recovery_info(
-        now,
-        s.peer_id(),
-        m,
-        fx
-    ));
-    take!(rx.status, |s, m| core.handle_status(s.conn_id(), m, fx));
-    take!(rx.log, |s, m| core.handle_log_request(s.conn_id(), m, fx));
-    n
+    d.take(&rx.ping, |s, m| core.handle_ping(s.conn_id(), m, fx));
+    d.take(&rx.be_leader, |_s, _m| core.handle_be_leader(now, fx));
+    d.take(&rx.accept_reply, |s, m| {
+        core.handle_accept_reply(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.accept, |s, m| {
+        core.handle_accept(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.commit_short, |s, m| {
+        core.handle_commit_short(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.commit, |s, m| {
+        core.handle_commit(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.propose, |s, m| {
+        core.handle_propose(now, s.conn_id(), m, fx)
+    });
+    d.take(&rx.prepare, |s, m| {
+        core.handle_prepare(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.prepare_reply, |s, m| {
+        core.handle_prepare_reply(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.catchup_request, |s, m| {
+        core.handle_catchup_request(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.catchup_reply, |s, m| {
+        core.handle_catchup_reply(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.recovery_query, |s, m| {
+        core.handle_recovery_query(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.recovery_info, |s, m| {
+        core.handle_recovery_info(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.status, |s, m| core.handle_status(s.conn_id(), m, fx));
+    d.take(&rx.log, |s, m| core.handle_log_request(s.conn_id(), m, fx));
+    d.handled()
 }
 
 impl Core for Replica {
