@@ -10,10 +10,6 @@ use crate::messages::{
 };
 use crate::replica::{Replica, Role, SlotState};
 
-/// How far past its log an acceptor accepts a slot; beyond, it catches up first
-/// (keeps a confused or hostile peer from sizing our log).
-pub const MAX_SLOT_GAP: u64 = 1 << 22;
-
 impl Replica {
     /// Phase 1a: promise not to accept below `m.ballot` and report every slot from
     /// `m.from_slot` on. A recovering replica does not vote.

@@ -39,7 +39,14 @@ impl Replica {
             .leader_hint
             .filter(|l| *l != me)
             .or(hint.filter(|h| *h != me));
-        let Some(to) = to else { return };
+        if let Some(to) = to {
+            self.fetch_from(now, to, fx);
+        }
+    }
+
+    /// Asks `to` for chosen slots from our commit index, whether or not a
+    /// request is already out (for a peer known to be ahead).
+    pub(crate) fn fetch_from(&mut self, now: u64, to: u8, fx: &mut Effects<PaxosMsg>) {
         self.catchup_sent_at = Some(now);
         let m = CatchupRequest {
             from_slot: self.commit_index,
@@ -108,7 +115,10 @@ impl Replica {
             }
         }
         self.advance(fx);
-        if got && self.commit_index < self.known_commit {
+        if got && self.commit_index < m.commit_index {
+            // The peer that answered is alive and has more: keep fetching from it.
+            self.fetch_from(now, from, fx);
+        } else if got && self.commit_index < self.known_commit {
             self.request_catchup(now, Some(from), fx);
         }
     }

@@ -120,7 +120,7 @@ impl Replica {
                 } else {
                     1
                 };
-                let cmds: Vec<Command> = self.pending.drain(..take).collect();
+                let window_end = self.window_end();
                 let Role::Leader { next_slot, .. } = &mut self.role else {
                     unreachable!()
                 };
@@ -132,8 +132,15 @@ impl Replica {
                 {
                     *next_slot += 1;
                 }
+                if *next_slot > window_end {
+                    // No slot open past our window (acceptors would refuse it, and
+                    // the next candidate would have to, see `handle_prepare_reply`):
+                    // the rest waits for commits.
+                    break;
+                }
                 let slot = *next_slot;
                 *next_slot += 1;
+                let cmds: Vec<Command> = self.pending.drain(..take).collect();
                 self.propose_at(now, ballot, slot, cmds, targets, fx);
             }
         }
@@ -309,6 +316,14 @@ impl Replica {
     }
 
     /// Phase 1b at the candidate: merge the report; a majority makes us leader.
+    ///
+    /// A report of a slot past our window (see [`crate::Config::slot_window`])
+    /// means the reporter's commit index is far ahead of ours: slots up there
+    /// may be chosen, and we can neither ignore them (we would propose new
+    /// values into them) nor take them in (a confused peer could size our log).
+    /// So we refuse to lead: step down and fetch the chosen prefix from that
+    /// peer. The master asks the most up-to-date replica to lead, and asks again
+    /// later; once caught up, we are within the window of every report.
     pub fn handle_prepare_reply(
         &mut self,
         now: u64,
@@ -321,7 +336,7 @@ impl Replica {
             return;
         }
         self.known_commit = self.known_commit.max(m.commit_index);
-        let window_end = self.commit_index.saturating_add(crate::MAX_SLOT_GAP);
+        let window_end = self.window_end();
         let Role::Candidate(c) = &mut self.role else {
             return;
         };
@@ -342,9 +357,19 @@ impl Replica {
         if c.promises & bit(from) != 0 {
             return;
         }
+        if m.slots.iter().any(|r| r.slot > window_end) {
+            info!(
+                peer = from,
+                peer_commit_index = m.commit_index,
+                commit_index = self.commit_index,
+                "too far behind to lead: catching up instead"
+            );
+            self.step_down(fx);
+            return self.fetch_from(now, from, fx);
+        }
         c.promises |= bit(from);
         for r in m.slots {
-            if r.slot < c.from_slot || r.slot > window_end {
+            if r.slot < c.from_slot {
                 continue;
             }
             let e = c.best.entry(r.slot).or_insert((0, false, Vec::new()));

@@ -25,5 +25,4 @@ mod replica;
 pub mod runtime;
 mod simulated;
 
-pub use acceptor::MAX_SLOT_GAP;
 pub use replica::{Config, Replica, Slot, SlotState};

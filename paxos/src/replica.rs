@@ -51,6 +51,13 @@ pub struct Config {
     /// A batched slot closes once its commands reach this many bytes, so every
     /// Accept fits in a peer frame.
     pub max_batch_bytes: usize,
+    /// How far past its commit index a replica takes slot numbers from peers
+    /// (Accepts, Commits, catch-up, phase-1 reports), so that a confused or
+    /// hostile peer cannot size our log. A leader opens no slot past it, and a
+    /// candidate that hears of one steps down and catches up instead of
+    /// leading. A setting so that tests cross it in a few hundred slots; every
+    /// replica of a group should use the same value.
+    pub slot_window: u64,
     /// Deliberately breaks Paxos: acceptors accept below their promise. It
     /// exists so tests can show the simulator and the checker catch a broken
     /// protocol; no binary can set it.
@@ -73,6 +80,7 @@ impl Config {
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
             max_batch_bytes: 4 << 20,
+            slot_window: 1 << 22,
             broken_accept_below_promise: false,
         }
     }
@@ -345,10 +353,15 @@ impl Replica {
         &mut self.log[i]
     }
 
+    /// The last slot within reach of our log (see [`Config::slot_window`]).
+    pub(crate) fn window_end(&self) -> u64 {
+        self.commit_index.saturating_add(self.cfg.slot_window)
+    }
+
     /// Whether a slot number from a peer is within reach of our log: keeps a
     /// confused or hostile peer from sizing it.
     pub(crate) fn slot_in_window(&self, slot: u64) -> bool {
-        slot <= self.commit_index.saturating_add(crate::MAX_SLOT_GAP)
+        slot <= self.window_end()
     }
 
     /// Whether a ballot from a peer could have been made by a correct replica;

@@ -747,6 +747,86 @@ fn new_leader_adopts_the_highest_ballot_value() {
     assert_eq!(net.value(3, "k"), Some(b("B")));
 }
 
+/// A candidate more than `slot_window` slots behind what a peer reports must
+/// not lead from the end of its window: the slots past it are chosen already.
+/// It refuses to lead, fetches the chosen prefix from that peer, and leads
+/// once asked again.
+#[test]
+fn far_behind_candidate_catches_up_instead_of_leading() {
+    const WINDOW: u64 = 64;
+    let mut net = Net::with(3, |c| c.slot_window = WINDOW);
+    // Replica 2 hears nothing while 0 and 1 choose three windows' worth of slots.
+    net.partition(&[2], &[0, 1]);
+    net.elect(0);
+    let ahead = 3 * WINDOW;
+    for s in 0..ahead {
+        let cmd = put(1, s + 1, &format!("k{}", s % 5), &format!("a{s}"));
+        net.submit(0, s, cmd);
+        net.run();
+    }
+    assert_eq!(net.r(1).commit_index(), ahead);
+    assert_eq!(net.r(2).commit_index(), 0);
+    // The leader goes silent and 2, reachable again, is asked to lead, with a
+    // proposal queued while it campaigns.
+    net.crash(0);
+    net.heal();
+    net.be_leader(2);
+    let c = put(2, 1, "k0", "c");
+    net.propose(2, 1000, c.clone());
+    net.run();
+    assert!(
+        !net.r(2).is_leader(),
+        "a candidate {ahead} slots behind must not lead"
+    );
+    let (_, _, rep) = net.only_reply(2, 1);
+    assert_eq!(rep.status, ReplyStatus::NotLeader);
+    assert_eq!(
+        net.r(2).commit_index(),
+        ahead,
+        "it fetched the chosen prefix from the peer that reported it"
+    );
+    // Caught up, it leads from where the group is.
+    net.elect(2);
+    net.submit(2, 1001, c.clone());
+    net.settle(2);
+    net.assert_converged(&[1, 2]);
+    assert_eq!(net.r(1).commit_index(), ahead + 1);
+    assert_eq!(net.committed(1)[ahead as usize], vec![c]);
+    assert_eq!(net.value(2, "k0"), Some(b("c")));
+}
+
+/// A leader opens no slot more than `slot_window` past its commit index (the
+/// acceptors would refuse it anyway). Otherwise a deposed leader's open slots
+/// would be reported beyond every other candidate's window, and none of them
+/// could lead.
+#[test]
+fn leader_opens_no_slot_past_its_window() {
+    const WINDOW: u64 = 8;
+    let mut net = Net::with(3, |c| c.slot_window = WINDOW);
+    net.elect(0);
+    // Cut off, the leader gets three windows' worth of proposals.
+    net.partition(&[0], &[1, 2]);
+    for s in 0..3 * WINDOW {
+        net.submit(0, s, put(1, s + 1, "k", &format!("v{s}")));
+    }
+    net.run();
+    assert_eq!(
+        net.r(0).log().len() as u64,
+        WINDOW + 1,
+        "slots 0..={WINDOW} open, the rest queued"
+    );
+    // Replica 1 campaigns and hears the deposed leader's report: it can lead.
+    net.heal();
+    net.elect(1);
+    net.settle(2);
+    net.assert_converged(&[0, 1, 2]);
+    assert_eq!(net.r(1).commit_index(), WINDOW + 1);
+    for s in WINDOW + 1..3 * WINDOW {
+        let (from, _, rep) = net.only_reply(1, s + 1);
+        assert_eq!((from, rep.status), (0, ReplyStatus::NotLeader));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Stepping down and redirection
 // ---------------------------------------------------------------------------
@@ -1649,6 +1729,9 @@ fn random_run(seed: u64, n: usize, steps: usize) {
         c.batch = batch;
         c.reply_after_exec = reply_after_exec;
         c.catchup_chunk = 3;
+        // Small enough that leaders fill it and candidates fall behind it
+        // (seed 4 caught candidates that ignored reports past it).
+        c.slot_window = 4;
     });
     let rt = net.cfgs[0].retransmit_ns;
     let mut seqs = [0u64; 4];
