@@ -10,6 +10,7 @@ use bytes::Bytes;
 use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
 
 use crate::command::{ClientId, Command, Op, Outcome};
+use crate::wire::{Marshal, Reader, Unmarshal, WireError};
 
 /// Bytes stored in the map: short strings inline (no pointer to chase, no
 /// reference count to touch), longer ones as shared `Bytes`. Most keys and
@@ -186,20 +187,34 @@ impl KvStore {
     }
 }
 
-/// The results a client has not yet acknowledged, by sequence number.
+/// One client's entry in the dedup table: which of its sequence numbers ran
+/// here, and the results it has not yet acknowledged.
 ///
-/// A client's sequence numbers rise one by one and it acknowledges in
-/// order, so its unacknowledged results are a sliding window: a ring from
-/// `base` (the acknowledgement) holds the next [`WINDOW`] sequence numbers,
-/// and the rare result beyond it (a client far ahead, or a hostile one) goes
-/// to an ordered map instead, so no sequence number can make the ring grow
-/// without bound.
-#[derive(Debug, Default)]
+/// Two questions with two answers kept apart:
+///
+/// - **Did (client, seq) run here?** Every sequence number below `floor` ran,
+///   and so did those in the `ran` ranges above it. This is what decides
+///   whether a command is applied, so it depends only on the commands this
+///   replica executed, never on the client's acknowledgement: a protocol that
+///   answers at commit may execute a client's later command (which
+///   acknowledges the earlier one) before the earlier one on some replica,
+///   and the earlier one must still run there. A client's numbers rise one by
+///   one, so `ran` is empty or holds a few ranges around gaps; past
+///   [`Limits::max_gaps`] ranges the lowest gap is given up (see there).
+/// - **What did it return?** Results are kept from the acknowledgement on
+///   (`acked_below`), in a ring from `base` that holds the next [`WINDOW`]
+///   numbers; the rare result beyond it (a client far ahead, or a hostile
+///   one) goes to an ordered map, so no sequence number can make the ring
+///   grow without bound.
+#[derive(Debug, Default, Clone)]
 struct Session {
     base: u64,
     ring: VecDeque<Option<Outcome>>,
     far: BTreeMap<u64, Outcome>,
     acked_below: u64,
+    floor: u64,
+    /// Disjoint, non-adjacent ranges `[start, end)` of numbers that ran, all above `floor`.
+    ran: BTreeMap<u64, u64>,
 }
 
 /// Sequence numbers a session keeps in its ring past the acknowledgement.
@@ -214,11 +229,15 @@ impl Session {
         }
     }
 
+    /// Keeps a result, unless the client has already acknowledged it.
     fn insert(&mut self, seq: u64, out: Outcome) {
-        let Some(at) = seq.checked_sub(self.base).filter(|a| *a < WINDOW) else {
-            self.far.insert(seq, out);
+        let Some(at) = seq.checked_sub(self.base) else {
             return;
         };
+        if at >= WINDOW {
+            self.far.insert(seq, out);
+            return;
+        }
         let at = at as usize;
         if self.ring.len() <= at {
             self.ring.resize(at + 1, None);
@@ -236,6 +255,68 @@ impl Session {
             self.far = self.far.split_off(&acked);
         }
     }
+
+    /// Whether `seq` ran here (or lies in a gap given up on).
+    fn ran(&self, seq: u64) -> bool {
+        seq < self.floor
+            || self
+                .ran
+                .range(..=seq)
+                .next_back()
+                .is_some_and(|(_, &end)| seq < end)
+    }
+
+    /// Notes that `seq` ran; gives up the lowest gaps past `max_gaps`, and
+    /// returns how many it gave up.
+    fn mark_ran(&mut self, seq: u64, max_gaps: usize) -> u64 {
+        if seq == self.floor {
+            // The common case: the next number in order.
+            self.floor += 1;
+        } else {
+            let (mut start, mut end) = (seq, seq + 1);
+            if let Some((&s, &e)) = self.ran.range(..=seq).next_back() {
+                if e >= seq {
+                    start = s;
+                    end = end.max(e);
+                    self.ran.remove(&s);
+                }
+            }
+            if let Some(e) = self.ran.remove(&end) {
+                end = e;
+            }
+            self.ran.insert(start, end);
+        }
+        let mut given_up = 0;
+        while let Some((&s, &e)) = self.ran.first_key_value() {
+            if s > self.floor && self.ran.len() <= max_gaps {
+                break;
+            }
+            given_up += u64::from(s > self.floor);
+            self.floor = self.floor.max(e);
+            self.ran.pop_first();
+        }
+        given_up
+    }
+}
+
+/// Bounds of the dedup table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Gaps a client's executed sequence numbers may hold before the lowest is
+    /// given up (counted as run). A gap is a number the client acknowledged
+    /// that has not run here: a command committed elsewhere and not yet
+    /// executed here (it will come), or one the client gave up on (it never
+    /// will). A command that arrives for a gap given up on is skipped as a
+    /// duplicate, so this bounds the memory a client with holes in its
+    /// numbering can take, at the price of a command that stays unexecuted
+    /// here while its client opens this many further gaps.
+    pub max_gaps: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_gaps: 1024 }
+    }
 }
 
 /// What executing a (client, seq) would do; see [`StateMachine::check`].
@@ -245,7 +326,7 @@ pub enum Check<'a> {
     Fresh,
     /// Executed: this was its outcome.
     Done(&'a Outcome),
-    /// Below the client's acknowledgement and forgotten (see [`StateMachine::is_stale`]).
+    /// Executed, and its result acknowledged and forgotten (see [`StateMachine::is_stale`]).
     Stale,
 }
 
@@ -260,6 +341,9 @@ pub struct StateMachine {
     /// Puts do not report the value they replaced (see
     /// [`StateMachine::without_replaced_values`]).
     blind_puts: bool,
+    limits: Limits,
+    /// Gaps given up on (see [`Limits::max_gaps`]).
+    gaps_given_up: u64,
 }
 
 impl StateMachine {
@@ -275,6 +359,12 @@ impl StateMachine {
         }
     }
 
+    /// The same state machine with other dedup bounds.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Executes a command exactly once per (client, seq): a repeat returns the
     /// first outcome without touching the store. A stale command (see
     /// [`StateMachine::is_stale`]) is not applied and yields an empty outcome;
@@ -283,12 +373,12 @@ impl StateMachine {
         self.execute_checked(cmd).unwrap_or_default()
     }
 
-    /// Whether (client, seq) is below what the client acknowledged and its
-    /// result is forgotten: applying it now could apply it twice.
+    /// Whether (client, seq) ran here and its result is forgotten (the client
+    /// acknowledged it): a retry can only be told that it ran.
     pub fn is_stale(&self, client: ClientId, seq: u64) -> bool {
         self.sessions
             .get(&client)
-            .is_some_and(|s| seq < s.acked_below && s.get(seq).is_none())
+            .is_some_and(|s| s.ran(seq) && s.get(seq).is_none())
     }
 
     /// Like [`StateMachine::execute`], but `None` for a stale command.
@@ -305,13 +395,14 @@ impl StateMachine {
             self.duplicates += 1;
             return Some(o.clone());
         }
-        if cmd.seq < s.acked_below {
-            // Below the client's acknowledgement: applied before, or never.
+        if s.ran(cmd.seq) {
+            // Ran here before, and its result is acknowledged and forgotten.
             self.duplicates += 1;
             return None;
         }
         let out = self.kv.apply_with(cmd, !self.blind_puts);
         s.insert(cmd.seq, out.clone());
+        self.gaps_given_up += s.mark_ran(cmd.seq, self.limits.max_gaps);
         self.applied += 1;
         Some(out)
     }
@@ -327,7 +418,7 @@ impl StateMachine {
             None => Check::Fresh,
             Some(s) => match s.get(seq) {
                 Some(o) => Check::Done(o),
-                None if seq < s.acked_below => Check::Stale,
+                None if s.ran(seq) => Check::Stale,
                 None => Check::Fresh,
             },
         }
@@ -351,6 +442,107 @@ impl StateMachine {
     /// Commands skipped because their (client, seq) had already been executed.
     pub fn duplicates(&self) -> u64 {
         self.duplicates
+    }
+
+    /// Gaps in clients' executed sequence numbers given up on (see [`Limits::max_gaps`]).
+    pub fn gaps_given_up(&self) -> u64 {
+        self.gaps_given_up
+    }
+}
+
+/// The state machine as bytes, for snapshots: the store, every session's
+/// record of what ran and its unacknowledged results, and the counters.
+/// Layout (little-endian, fields in this order, nothing between them):
+/// `applied u64 | duplicates u64 | gaps_given_up u64 | pairs u32 | (key bytes,
+/// value bytes)* | sessions u32 | (client u64, acked_below u64, floor u64,
+/// ranges u32 | (start u64, end u64)*, results u32 | (seq u64, Outcome)*)*`,
+/// where `bytes` is a `u32` length then the bytes.
+impl StateMachine {
+    /// Appends the image of the state machine to `out`.
+    pub fn encode_image(&self, out: &mut bytes::BytesMut) {
+        self.applied.marshal(out);
+        self.duplicates.marshal(out);
+        self.gaps_given_up.marshal(out);
+        (self.kv.map.len() as u32).marshal(out);
+        for (k, v) in &self.kv.map {
+            let (k, v) = (k.as_slice(), v.as_slice());
+            (k.len() as u32).marshal(out);
+            out.extend_from_slice(k);
+            (v.len() as u32).marshal(out);
+            out.extend_from_slice(v);
+        }
+        (self.sessions.len() as u32).marshal(out);
+        for (client, s) in &self.sessions {
+            client.marshal(out);
+            s.acked_below.marshal(out);
+            s.floor.marshal(out);
+            (s.ran.len() as u32).marshal(out);
+            for (a, b) in &s.ran {
+                a.marshal(out);
+                b.marshal(out);
+            }
+            let ring = s
+                .ring
+                .iter()
+                .enumerate()
+                .filter_map(|(i, o)| Some((s.base + i as u64, o.as_ref()?)));
+            let results: Vec<(u64, &Outcome)> =
+                ring.chain(s.far.iter().map(|(k, o)| (*k, o))).collect();
+            (results.len() as u32).marshal(out);
+            for (seq, o) in results {
+                seq.marshal(out);
+                o.marshal(out);
+            }
+        }
+    }
+
+    /// Rebuilds a state machine from an image made by
+    /// [`StateMachine::encode_image`], with this one's settings (reply policy
+    /// and limits). Bad input is an error, never a panic.
+    pub fn decode_image(&self, r: &mut Reader) -> Result<StateMachine, WireError> {
+        let mut sm = StateMachine {
+            blind_puts: self.blind_puts,
+            limits: self.limits,
+            ..StateMachine::default()
+        };
+        sm.applied = r.u64("applied")?;
+        sm.duplicates = r.u64("duplicates")?;
+        sm.gaps_given_up = r.u64("gaps given up")?;
+        let pairs = r.count("store pairs", 8)?;
+        sm.kv.map.reserve(pairs);
+        for _ in 0..pairs {
+            let k = r.bytes("key")?;
+            let v = r.bytes("value")?;
+            sm.kv.set(&k, &v, false);
+        }
+        let sessions = r.count("sessions", 36)?;
+        for _ in 0..sessions {
+            let client = r.u64("client")?;
+            let acked = r.u64("acked_below")?;
+            let mut s = Session {
+                base: acked,
+                acked_below: acked,
+                floor: r.u64("floor")?,
+                ..Session::default()
+            };
+            for _ in 0..r.count("ranges", 16)? {
+                let (a, b) = (r.u64("range start")?, r.u64("range end")?);
+                if a <= s.floor || b <= a || s.ran.last_key_value().is_some_and(|(_, e)| *e >= a) {
+                    return Err(WireError::Invalid {
+                        what: "executed range",
+                        value: a,
+                    });
+                }
+                s.ran.insert(a, b);
+            }
+            for _ in 0..r.count("results", 9)? {
+                let seq = r.u64("result seq")?;
+                let o = Outcome::unmarshal(r)?;
+                s.insert(seq, o);
+            }
+            sm.sessions.insert(client, s);
+        }
+        Ok(sm)
     }
 }
 
@@ -465,6 +657,94 @@ mod tests {
         assert_eq!(b.execute(&Command::get(1, 3, "k")).value, Some("y".into()));
         let o = b.execute(&Command::cas(1, 4, "k", Some("y".into()), "z"));
         assert!(o.flag && o.value == Some("y".into()));
+    }
+
+    /// The lost write of EPaxos: a put answered at commit, then the client's
+    /// next command (another key, acknowledging the put) executes first on a
+    /// replica where the put is committed but not yet executed. The put must
+    /// still be applied when it executes: the acknowledgement says the client
+    /// has its answer, not that this replica ran the command.
+    #[test]
+    fn a_command_below_the_acknowledgement_that_never_ran_here_still_runs() {
+        let mut sm = StateMachine::without_replaced_values();
+        let mut next = Command::put(7, 6, "k2", "c7-s6");
+        next.acked_below = 6;
+        sm.execute(&next);
+        let late = Command::put(7, 5, "k1", "c7-s5");
+        assert!(sm.execute_checked(&late).is_some(), "seq 5 never ran here");
+        assert_eq!(sm.kv().get(b"k1"), Some(&b"c7-s5"[..]));
+        assert_eq!(sm.applied(), 2);
+        // It ran once: a second copy of it (a retry the client sent to another
+        // replica before it had its answer) is a duplicate.
+        sm.execute(&late);
+        assert_eq!(sm.applied(), 2);
+        assert_eq!(sm.duplicates(), 1);
+    }
+
+    #[test]
+    fn gaps_fill_in_any_order_and_past_the_limit_the_lowest_is_given_up() {
+        let mut sm = StateMachine::default().with_limits(Limits { max_gaps: 2 });
+        // Whether the command was applied (not skipped as a duplicate).
+        let run = |sm: &mut StateMachine, seq: u64| {
+            let mut c = Command::put(3, seq, format!("k{seq}"), format!("c3-s{seq}"));
+            c.acked_below = seq;
+            let before = sm.applied();
+            sm.execute(&c);
+            sm.applied() > before
+        };
+        // 0 and 1 run; 3, 5 and 7 leave gaps at 2, 4 and 6.
+        for seq in [0, 1, 3, 5] {
+            assert!(run(&mut sm, seq));
+        }
+        assert!(run(&mut sm, 2), "the gap at 2 still runs");
+        assert!(run(&mut sm, 7));
+        assert!(run(&mut sm, 9), "a third gap (4, 6, 8): 4 is given up");
+        assert_eq!(sm.gaps_given_up(), 1);
+        assert!(!run(&mut sm, 4), "given up: skipped as a duplicate");
+        assert!(run(&mut sm, 6) && run(&mut sm, 8));
+        for seq in 0..10 {
+            assert!(!run(&mut sm, seq), "{seq} ran already");
+        }
+        let s = &sm.sessions[&3];
+        assert_eq!((s.floor, s.ran.len()), (10, 0), "all merged into the floor");
+    }
+
+    #[test]
+    fn the_image_rebuilds_the_same_store_and_dedup_table() {
+        let mut a = StateMachine::without_replaced_values();
+        for seq in [0u64, 1, 2, 4, 6] {
+            let mut c = Command::put(seq % 2 + 1, seq, format!("k{}", seq % 3), format!("v{seq}"));
+            c.acked_below = seq.saturating_sub(1);
+            a.execute(&c);
+        }
+        a.execute(&Command::cas(5, 0, "long", None, "x".repeat(100)));
+        let mut img = bytes::BytesMut::new();
+        a.encode_image(&mut img);
+        let mut r = Reader::new(img.freeze());
+        let mut b = StateMachine::without_replaced_values()
+            .decode_image(&mut r)
+            .expect("decodes");
+        r.finish().expect("all read");
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!((a.applied(), a.duplicates()), (b.applied(), b.duplicates()));
+        assert_eq!(b.kv().get(b"long"), Some("x".repeat(100).as_bytes()));
+        // The same commands are duplicates on both, and the same gap runs on both.
+        for sm in [&mut a, &mut b] {
+            assert_eq!(sm.check(1, 2), Check::Stale);
+            assert!(matches!(sm.check(1, 6), Check::Done(_)));
+            assert!(matches!(sm.check(2, 1), Check::Done(_)));
+            assert_eq!(sm.check(1, 3), Check::Fresh, "the gap at 3");
+        }
+        // Truncated images are errors, never panics.
+        let mut img = bytes::BytesMut::new();
+        a.encode_image(&mut img);
+        for cut in 0..img.len() {
+            let r = &mut Reader::new(img.clone().freeze().slice(..cut));
+            assert!(
+                StateMachine::default().decode_image(r).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]
