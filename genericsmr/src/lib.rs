@@ -12,6 +12,9 @@
 //! - [`command`] and [`state`]: the key-value state machine with its conflict
 //!   relation, digest and per-client dedup table.
 //! - [`durable`]: the checksummed append-only log with an fsync policy.
+//! - [`snapshot`]: the state at one point (state machine image plus a
+//!   protocol's part), its chunked transfer to a peer that fell behind what
+//!   the others forgot, and the messages that carry it.
 //! - [`effects`]: the outbox a protocol core fills (sends, replies, records to
 //!   persist) and [`effects::Driver`], which carries it out: persist first, then send.
 //! - [`master_link`]: registration with the master and the replica's side of the
@@ -33,6 +36,7 @@ pub mod master_link;
 pub mod messages;
 pub mod rpc_table;
 pub mod shard;
+pub mod snapshot;
 pub mod state;
 pub mod transport;
 pub mod wire;

@@ -46,6 +46,12 @@ pub mod codes {
     pub const RELAY_ERROR: u8 = 0x18;
     /// First frame on every replica-to-replica connection.
     pub const PEER_HELLO: u8 = 0x20;
+    /// A peer asked about something compacted here (see [`crate::snapshot`]).
+    pub const COMPACTED: u8 = 0x21;
+    /// Ask a peer for its snapshot.
+    pub const SNAPSHOT_REQUEST: u8 = 0x22;
+    /// One chunk of a snapshot.
+    pub const SNAPSHOT_CHUNK: u8 = 0x23;
     /// Multi-Paxos messages: 0x30..=0x4f.
     pub const PAXOS_BASE: u8 = 0x30;
     /// EPaxos messages: 0x50..=0x6f.

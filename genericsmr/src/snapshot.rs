@@ -1,0 +1,395 @@
+//! Snapshots: a replica's state at one point, so that a peer that fell behind
+//! what the others have forgotten can start again from it instead of from
+//! instances nobody holds any more.
+//!
+//! The parts, shared by every protocol:
+//!
+//! - [`Snapshot`]: the state machine image (store and dedup table, see
+//!   [`StateMachine::encode_image`](crate::state::StateMachine::encode_image))
+//!   plus an opaque part the protocol needs to go on from that point (for
+//!   EPaxos, the executed frontier per command leader).
+//! - The peer messages: [`Compacted`] (the answer to a question about
+//!   something forgotten: never silence), [`SnapshotRequest`] and
+//!   [`SnapshotChunk`]. A snapshot travels in chunks that respect the frame
+//!   limit, each carrying the total length and a checksum of the whole.
+//! - [`Fetch`]: the receiving side's state, sans-IO like every core: which
+//!   peer it asked, when, and the chunks assembled so far. A transfer that
+//!   stalls is asked for again after a timeout, from the next peer.
+//!
+//! A protocol installs a snapshot atomically (it swaps its state machine and
+//! drops what the snapshot covers in one handler) and, when durable, persists
+//! the snapshot's bytes as a record of its log before anything that depends
+//! on it leaves the replica (the driver persists before it sends).
+
+use bytes::{Bytes, BytesMut};
+
+use crate::messages::codes;
+use crate::wire::{Marshal, Reader, WireError};
+use crate::ReplicaId;
+
+/// A replica's state at one point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The state machine image.
+    pub state: Bytes,
+    /// What the protocol needs besides (its own encoding).
+    pub protocol: Bytes,
+}
+crate::wire_struct!(Snapshot { state, protocol });
+
+impl Snapshot {
+    /// The snapshot as one byte string (what is chunked and persisted).
+    pub fn to_bytes(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(8 + self.state.len() + self.protocol.len());
+        self.marshal(&mut b);
+        b.freeze()
+    }
+
+    /// Decodes [`Snapshot::to_bytes`].
+    pub fn from_bytes(b: Bytes) -> Result<Snapshot, WireError> {
+        crate::wire::decode_body(b)
+    }
+}
+
+/// Replica -> replica: what you asked about is compacted here; ask for my
+/// snapshot instead. The answer to any question about a forgotten instance
+/// or slot, so that a replica behind the horizon is never met with silence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compacted {
+    /// The instance or slot asked about, as the protocol numbers it.
+    pub what: u64,
+}
+crate::wire_struct!(Compacted { what } = codes::COMPACTED);
+
+/// Replica -> replica: send me your snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    /// Chosen by the asker; every chunk of the answer carries it, so chunks
+    /// of an older transfer are told apart.
+    pub nonce: u64,
+}
+crate::wire_struct!(SnapshotRequest { nonce } = codes::SNAPSHOT_REQUEST);
+
+/// Replica -> replica: one piece of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// The request's nonce.
+    pub nonce: u64,
+    /// Length of the whole snapshot in bytes.
+    pub total: u64,
+    /// Where this piece starts.
+    pub offset: u64,
+    /// xxh3-64 of the whole snapshot, checked once it is assembled.
+    pub checksum: u64,
+    /// The bytes.
+    pub data: Bytes,
+}
+crate::wire_struct!(
+    SnapshotChunk {
+        nonce,
+        total,
+        offset,
+        checksum,
+        data
+    } = codes::SNAPSHOT_CHUNK
+);
+
+/// Settings of snapshot transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferConfig {
+    /// Bytes of snapshot in one chunk (well under the frame limit).
+    pub chunk_bytes: usize,
+    /// Largest snapshot accepted; a peer announcing more is refused.
+    pub max_bytes: u64,
+    /// Ask again (from the next peer) when a transfer made no progress this long.
+    pub timeout_ns: u64,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig {
+            chunk_bytes: 1 << 20,
+            max_bytes: crate::durable::MAX_RECORD as u64,
+            timeout_ns: 2_000_000_000,
+        }
+    }
+}
+
+/// The chunks of `snapshot` for the request `nonce`, in order.
+pub fn chunks(nonce: u64, snapshot: &Bytes, chunk_bytes: usize) -> Vec<SnapshotChunk> {
+    let total = snapshot.len() as u64;
+    let checksum = xxhash_rust::xxh3::xxh3_64(snapshot);
+    let step = chunk_bytes.max(1);
+    let mut out = Vec::with_capacity(snapshot.len() / step + 1);
+    let mut at = 0;
+    loop {
+        let end = (at + step).min(snapshot.len());
+        out.push(SnapshotChunk {
+            nonce,
+            total,
+            offset: at as u64,
+            checksum,
+            data: snapshot.slice(at..end),
+        });
+        at = end;
+        if at >= snapshot.len() {
+            return out;
+        }
+    }
+}
+
+/// Why a chunk was refused (the transfer starts over).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// The announced size is above [`TransferConfig::max_bytes`].
+    #[error("snapshot of {total} bytes is larger than the {max} accepted")]
+    TooLarge {
+        /// Announced size.
+        total: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A chunk that does not continue the transfer where it stands.
+    #[error("snapshot chunk at offset {offset} does not follow byte {expected} of {total}")]
+    OutOfOrder {
+        /// Its offset.
+        offset: u64,
+        /// The offset expected.
+        expected: u64,
+        /// The announced size.
+        total: u64,
+    },
+    /// The assembled bytes do not match the checksum.
+    #[error("assembled snapshot does not match its checksum")]
+    Checksum,
+}
+
+/// The receiving side of a transfer.
+#[derive(Debug, Default)]
+pub struct Fetch {
+    cfg: Option<TransferConfig>,
+    /// The transfer in progress: peer, nonce, the bytes so far, last progress.
+    current: Option<(ReplicaId, u64, BytesMut, u64)>,
+    nonces: u64,
+    /// Peers asked so far, for rotating through them.
+    tries: u64,
+    /// Transfers completed.
+    done: u64,
+}
+
+impl Fetch {
+    /// A fetcher with these settings.
+    pub fn new(cfg: TransferConfig) -> Self {
+        Fetch {
+            cfg: Some(cfg),
+            ..Fetch::default()
+        }
+    }
+
+    fn cfg(&self) -> TransferConfig {
+        self.cfg.unwrap_or_default()
+    }
+
+    /// Whether a transfer is in progress.
+    pub fn in_progress(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Snapshots installed from peers.
+    pub fn completed(&self) -> u64 {
+        self.done
+    }
+
+    /// Asks `peer` for its snapshot unless a transfer is in progress and
+    /// still moving: the request to send, if any.
+    pub fn start(&mut self, now: u64, peer: ReplicaId) -> Option<(ReplicaId, SnapshotRequest)> {
+        if let Some((_, _, _, at)) = &self.current {
+            if now.saturating_sub(*at) < self.cfg().timeout_ns {
+                return None;
+            }
+        }
+        self.nonces += 1;
+        self.tries += 1;
+        let nonce = self.nonces;
+        self.current = Some((peer, nonce, BytesMut::new(), now));
+        Some((peer, SnapshotRequest { nonce }))
+    }
+
+    /// How many requests were sent so far (a caller rotating through its
+    /// peers picks the next one with it).
+    pub fn tries(&self) -> u64 {
+        self.tries
+    }
+
+    /// A transfer that stalled past the timeout: forget it, so the next
+    /// [`Fetch::start`] asks afresh. Returns whether one was dropped.
+    pub fn expire(&mut self, now: u64) -> bool {
+        let stalled = self
+            .current
+            .as_ref()
+            .is_some_and(|(_, _, _, at)| now.saturating_sub(*at) >= self.cfg().timeout_ns);
+        if stalled {
+            self.current = None;
+        }
+        stalled
+    }
+
+    /// A chunk from `from`: the whole snapshot once its last chunk arrived
+    /// and the checksum holds. Chunks of another transfer are ignored.
+    pub fn on_chunk(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        c: SnapshotChunk,
+    ) -> Result<Option<Snapshot>, TransferError> {
+        let max = self.cfg().max_bytes;
+        let Some((peer, nonce, buf, at)) = self.current.as_mut() else {
+            return Ok(None);
+        };
+        if *peer != from || *nonce != c.nonce {
+            return Ok(None);
+        }
+        if c.total > max {
+            self.current = None;
+            return Err(TransferError::TooLarge {
+                total: c.total,
+                max,
+            });
+        }
+        let expected = buf.len() as u64;
+        if c.offset != expected || expected + c.data.len() as u64 > c.total {
+            self.current = None;
+            return Err(TransferError::OutOfOrder {
+                offset: c.offset,
+                expected,
+                total: c.total,
+            });
+        }
+        if buf.is_empty() {
+            // Reserve once, but no more than what is plausible so far: the
+            // total is announced by a peer.
+            buf.reserve((c.total as usize).min(64 << 20));
+        }
+        buf.extend_from_slice(&c.data);
+        *at = now;
+        if (buf.len() as u64) < c.total {
+            return Ok(None);
+        }
+        let Some((_, _, buf, _)) = self.current.take() else {
+            return Ok(None);
+        };
+        let whole = buf.freeze();
+        if xxhash_rust::xxh3::xxh3_64(&whole) != c.checksum {
+            return Err(TransferError::Checksum);
+        }
+        let snap = Snapshot::from_bytes(whole).map_err(|_| TransferError::Checksum)?;
+        self.done += 1;
+        Ok(Some(snap))
+    }
+}
+
+/// Decodes a protocol part with [`Reader`], rejecting trailing bytes.
+pub fn read_protocol<T>(
+    b: &Bytes,
+    f: impl FnOnce(&mut Reader) -> Result<T, WireError>,
+) -> Result<T, WireError> {
+    let mut r = Reader::new(b.clone());
+    let v = f(&mut r)?;
+    r.finish()?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(len: usize) -> Snapshot {
+        Snapshot {
+            state: Bytes::from((0..len).map(|i| (i * 7) as u8).collect::<Vec<u8>>()),
+            protocol: Bytes::from_static(b"frontier"),
+        }
+    }
+
+    #[test]
+    fn chunks_reassemble_in_order_and_the_checksum_is_checked() {
+        let s = snap(10_000);
+        let bytes = s.to_bytes();
+        let mut f = Fetch::new(TransferConfig {
+            chunk_bytes: 999,
+            ..TransferConfig::default()
+        });
+        let (to, req) = f.start(0, 2).expect("a request");
+        assert_eq!(to, 2);
+        let cs = chunks(req.nonce, &bytes, 999);
+        assert!(cs.len() > 10, "several chunks: {}", cs.len());
+        let mut got = None;
+        for c in cs {
+            assert!(got.is_none(), "complete before the last chunk");
+            got = f.on_chunk(1, 2, c).expect("in order");
+        }
+        assert_eq!(got, Some(s));
+        assert!(!f.in_progress());
+        assert_eq!(f.completed(), 1);
+    }
+
+    #[test]
+    fn damaged_reordered_foreign_and_oversized_chunks_are_refused() {
+        let bytes = snap(3000).to_bytes();
+        let cfg = TransferConfig {
+            chunk_bytes: 1000,
+            max_bytes: 2000,
+            timeout_ns: 10,
+        };
+        let mut f = Fetch::new(TransferConfig {
+            max_bytes: 1 << 20,
+            ..cfg
+        });
+        let (_, req) = f.start(0, 1).expect("a request");
+        let mut cs = chunks(req.nonce, &bytes, 1000);
+        // Another peer's chunk, or an older nonce: ignored.
+        assert_eq!(f.on_chunk(0, 2, cs[0].clone()), Ok(None));
+        let mut old = cs[0].clone();
+        old.nonce += 100;
+        assert_eq!(f.on_chunk(0, 1, old), Ok(None));
+        // Out of order: the transfer starts over.
+        assert!(matches!(
+            f.on_chunk(0, 1, cs[1].clone()),
+            Err(TransferError::OutOfOrder { .. })
+        ));
+        assert!(!f.in_progress());
+        // A flipped byte: the checksum catches it.
+        let (_, req) = f.start(1, 1).expect("asked again");
+        cs = chunks(req.nonce, &bytes, 1000);
+        let mut bad = cs[1].data.to_vec();
+        bad[5] ^= 1;
+        cs[1].data = Bytes::from(bad);
+        let mut last = Ok(None);
+        for c in cs {
+            last = f.on_chunk(2, 1, c);
+        }
+        assert_eq!(last, Err(TransferError::Checksum));
+        // Larger than accepted.
+        let mut small = Fetch::new(cfg);
+        let (_, req) = small.start(0, 1).expect("a request");
+        let c = chunks(req.nonce, &bytes, 1000).remove(0);
+        assert!(matches!(
+            small.on_chunk(0, 1, c),
+            Err(TransferError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn a_stalled_transfer_is_asked_again_after_the_timeout() {
+        let mut f = Fetch::new(TransferConfig {
+            timeout_ns: 100,
+            ..TransferConfig::default()
+        });
+        assert!(f.start(0, 1).is_some());
+        assert!(f.start(50, 2).is_none(), "still within the timeout");
+        assert!(!f.expire(99));
+        assert!(f.expire(100));
+        let (to, _) = f.start(100, 2).expect("asked again");
+        assert_eq!(to, 2);
+        assert_eq!(f.tries(), 2);
+    }
+}
