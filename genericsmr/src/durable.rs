@@ -1,9 +1,39 @@
 //! An append-only, checksummed record log with an fsync policy and replay.
 //!
-//! Record layout: `u32 LE payload length | u32 LE CRC-32 of the payload | payload`.
-//! On open the whole file is replayed: a record cut short at the end of the file
-//! (a torn write from a crash) is truncated away; a record whose checksum fails
-//! anywhere else is corruption and opening fails, naming the file and offset.
+//! Record layout (all integers little-endian):
+//!
+//! ```text
+//! +-------------+-----------------+-------------------------+---------+
+//! | len u32     | payload CRC u32 | header CRC u32          | payload |
+//! |             | CRC-32(payload) | CRC-32(first 8 bytes)   | len B   |
+//! +-------------+-----------------+-------------------------+---------+
+//! ```
+//!
+//! The header carries its own checksum because the length decides where the
+//! next record starts: a damaged length that is trusted makes every later
+//! record look like a torn tail and be thrown away.
+//!
+//! On open the whole file is replayed ([`parse_records`] applies the same rules
+//! to a buffer). A crash can cut the file anywhere inside its last record, and a
+//! file system may leave a region it extended but never wrote reading as zeros.
+//! So, reading record by record, the rest of the file is a *torn tail* (cut
+//! away, and the file truncated to the last intact record) when:
+//!
+//! - fewer bytes than a header are left (a cut inside the last header);
+//! - the header checksum fails and only zeros follow the header (a header cut
+//!   short, then zero fill; or nothing but zero fill);
+//! - the header checks out but the file ends before the payload does (a cut
+//!   inside the last payload: the length is known good, so the cut is real);
+//! - the payload checksum fails and only zeros, or nothing, follow the payload.
+//!
+//! Anything else is damage, not tearing: a header checksum failure or a payload
+//! checksum failure with any non-zero byte after it (a later record exists, so
+//! this one was written whole), or a checked length above [`MAX_RECORD`].
+//! Opening then fails with [`DurableError::Corrupt`] naming the file and the
+//! byte offset of the damaged record, and the file is left exactly as it was.
+//! The rules never drop a record that has a non-zero byte after it, and every
+//! written header has one (the CRC-32 of 8 zero bytes is not zero), so at most
+//! the last record is lost to a crash.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -17,6 +47,14 @@ use crate::wire::Marshal;
 
 /// Largest record accepted on replay; anything claiming more is damage.
 pub const MAX_RECORD: usize = 256 << 20;
+
+/// Bytes before each record's payload: length, payload CRC, header CRC.
+pub const RECORD_HEADER_LEN: usize = 12;
+
+/// The checksum of a header's first 8 bytes (length and payload CRC).
+fn header_crc(len_and_payload_crc: &[u8]) -> u32 {
+    crc32fast::hash(len_and_payload_crc)
+}
 
 /// When the log is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,15 +171,19 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Appends one framed record holding `rec` to `out` (for building batches).
+/// Appends one framed record holding `rec` to `out` (for building batches);
+/// the layout is in the [module documentation](self).
 pub fn frame_record<R: Marshal + ?Sized>(rec: &R, out: &mut BytesMut) {
     let start = out.len();
-    out.put_u64_le(0);
+    out.put_bytes(0, RECORD_HEADER_LEN);
     rec.marshal(out);
-    let len = out.len() - start - 8;
-    let crc = crc32fast::hash(&out[start + 8..]);
-    LittleEndian::write_u32(&mut out[start..start + 4], len as u32);
-    LittleEndian::write_u32(&mut out[start + 4..start + 8], crc);
+    let len = out.len() - start - RECORD_HEADER_LEN;
+    let crc = crc32fast::hash(&out[start + RECORD_HEADER_LEN..]);
+    let header = &mut out[start..start + RECORD_HEADER_LEN];
+    LittleEndian::write_u32(&mut header[0..4], len as u32);
+    LittleEndian::write_u32(&mut header[4..8], crc);
+    let hcrc = header_crc(&header[0..8]);
+    LittleEndian::write_u32(&mut header[8..12], hcrc);
 }
 
 impl DurableLog {
@@ -213,10 +255,13 @@ impl DurableLog {
                 // Each record is written and synced on its own, in order.
                 let mut off = 0;
                 let mut res = Ok(());
-                while off + 8 <= pending.len() && res.is_ok() {
+                while off + RECORD_HEADER_LEN <= pending.len() && res.is_ok() {
+                    // Framed by us just now, so the length is trusted; `min`
+                    // keeps a bad caller-framed batch from panicking here.
                     let len = LittleEndian::read_u32(&pending[off..off + 4]) as usize;
-                    res = self.write(&pending[off..off + 8 + len], true);
-                    off += 8 + len;
+                    let end = (off + RECORD_HEADER_LEN + len).min(pending.len());
+                    res = self.write(&pending[off..end], true);
+                    off = end;
                 }
                 res
             }
@@ -242,12 +287,21 @@ impl DurableLog {
 }
 
 /// The records of a buffer of framed records (as [`frame_record`] writes
-/// them); the simulator keeps a replica's "disk" this way.
+/// them), by the same rules as replay: a torn tail is ignored, damage is an
+/// error. The simulator keeps a replica's "disk" this way.
 pub fn parse_records(data: &[u8]) -> Result<Vec<Bytes>, DurableError> {
     let (replay, _) = scan(data, Path::new("<memory>"))?;
     Ok(replay.records)
 }
 
+/// Whether every byte of `data` is zero (what a file system shows in a region
+/// it extended but did not write before a crash).
+fn all_zero(data: &[u8]) -> bool {
+    data.iter().all(|b| *b == 0)
+}
+
+/// Replays `data` by the rules of the module documentation; returns what was
+/// found and the length of the intact prefix.
 fn scan(data: &[u8], path: &Path) -> Result<(Replay, u64), DurableError> {
     let mut off = 0usize;
     let mut records = Vec::new();
@@ -258,38 +312,37 @@ fn scan(data: &[u8], path: &Path) -> Result<(Replay, u64), DurableError> {
     };
     while off < data.len() {
         let rest = &data[off..];
-        if rest.len() < 8 {
-            break; // torn header
+        if rest.len() < RECORD_HEADER_LEN {
+            break; // cut inside the last header
         }
-        let len = LittleEndian::read_u32(&rest[0..4]) as usize;
-        let crc = LittleEndian::read_u32(&rest[4..8]);
-        if len == 0 {
-            // We never write empty records. File systems can leave a zero-filled
-            // tail after a crash: that is a torn tail; anything else is damage.
-            if rest.iter().all(|b| *b == 0) {
-                break;
+        let (header, body) = rest.split_at(RECORD_HEADER_LEN);
+        if header_crc(&header[0..8]) != LittleEndian::read_u32(&header[8..12]) {
+            if all_zero(body) {
+                break; // a header cut short, then zero fill
             }
-            return Err(corrupt(off, "empty record followed by data".into()));
+            // The length cannot be trusted, so neither can the claim that this
+            // is the end: bytes follow, so the header was written whole.
+            return Err(corrupt(off, "record header checksum mismatch".into()));
         }
+        let len = LittleEndian::read_u32(&header[0..4]) as usize;
         if len > MAX_RECORD {
-            // We never write such a record, and tearing cuts bytes but never changes them.
             return Err(corrupt(
                 off,
                 format!("record length {len} exceeds the maximum {MAX_RECORD}"),
             ));
         }
-        if rest.len() < 8 + len {
-            break; // torn body
+        if body.len() < len {
+            break; // the length checks out: cut inside the last payload
         }
-        let payload = &rest[8..8 + len];
-        if crc32fast::hash(payload) != crc {
-            if off + 8 + len == data.len() {
-                break; // the last record was torn mid-write
+        let (payload, after) = body.split_at(len);
+        if crc32fast::hash(payload) != LittleEndian::read_u32(&header[4..8]) {
+            if all_zero(after) {
+                break; // the last payload did not fully land
             }
-            return Err(corrupt(off, "checksum mismatch".into()));
+            return Err(corrupt(off, "record payload checksum mismatch".into()));
         }
         records.push(Bytes::copy_from_slice(payload));
-        off += 8 + len;
+        off += RECORD_HEADER_LEN + len;
     }
     Ok((
         Replay {
@@ -346,13 +399,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("log");
         write_three(&p);
+        let rec = record_len(&p);
         let mut bytes = std::fs::read(&p).unwrap();
-        bytes[16 + 8] ^= 0xff; // payload of the second record (each is 8 + 8 bytes)
+        bytes[rec + RECORD_HEADER_LEN] ^= 0xff; // payload of the second record
         std::fs::write(&p, &bytes).unwrap();
         let err = DurableLog::open(&p, SyncPolicy::Off)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("offset 16"), "{err}");
+        assert!(err.contains(&format!("offset {rec}")), "{err}");
+        assert!(err.contains("payload checksum"), "{err}");
         assert!(err.contains(&p.display().to_string()), "{err}");
     }
 
@@ -372,6 +427,119 @@ mod tests {
         assert_eq!(read_identity(d.path()).unwrap(), None);
         write_identity(d.path(), 4).unwrap();
         assert_eq!(read_identity(d.path()).unwrap(), Some(4));
+    }
+
+    /// Bytes of one of the equal-sized records `write_three` writes.
+    fn record_len(path: &Path) -> usize {
+        std::fs::read(path).unwrap().len() / 3
+    }
+
+    #[test]
+    fn damaged_middle_length_is_corrupt_and_leaves_the_file_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        write_three(&p);
+        let rec = record_len(&p);
+        let mut bytes = std::fs::read(&p).unwrap();
+        // Past the end of the file but under MAX_RECORD: it looks like a torn tail
+        // to a reader that trusts the length.
+        let claimed = (bytes.len() + 1000) as u32;
+        assert!((claimed as usize) < MAX_RECORD);
+        bytes[rec..rec + 4].copy_from_slice(&claimed.to_le_bytes());
+        std::fs::write(&p, &bytes).unwrap();
+        let err = DurableLog::open(&p, SyncPolicy::Off).unwrap_err();
+        match &err {
+            DurableError::Corrupt { path, offset, .. } => {
+                assert_eq!(path, &p);
+                assert_eq!(*offset, rec as u64);
+            }
+            other => panic!("expected Corrupt, got {other}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("offset {rec}")), "{msg}");
+        assert!(msg.contains(&p.display().to_string()), "{msg}");
+        assert_eq!(std::fs::read(&p).unwrap(), bytes, "the file was modified");
+    }
+
+    #[test]
+    fn torn_tail_cut_in_header_or_payload_is_truncated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        write_three(&p);
+        let rec = record_len(&p);
+        let full = std::fs::read(&p).unwrap();
+        // Every cut inside the last record: its payload (small cuts), then its header.
+        for cut in 1..rec {
+            std::fs::write(&p, &full[..full.len() - cut]).unwrap();
+            let (_, r) = DurableLog::open(&p, SyncPolicy::Off).unwrap();
+            assert_eq!(r.records.len(), 2, "cut {cut}");
+            assert_eq!(r.truncated_bytes as usize, rec - cut, "cut {cut}");
+            assert_eq!(std::fs::read(&p).unwrap(), full[..2 * rec], "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn torn_tail_padded_with_zeros_is_truncated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        write_three(&p);
+        let rec = record_len(&p);
+        let full = std::fs::read(&p).unwrap();
+        // A crash can leave the file longer than what landed, the rest reading as
+        // zeros: the last record written up to `kept` bytes, then a page of zeros.
+        for kept in 1..rec {
+            let mut bytes = full[..2 * rec + kept].to_vec();
+            bytes.extend_from_slice(&[0u8; 4096]);
+            std::fs::write(&p, &bytes).unwrap();
+            // The payload ends in zeros, so some cuts leave the record whole.
+            let whole = bytes[2 * rec..3 * rec] == full[2 * rec..];
+            let n = if whole { 3 } else { 2 };
+            let (_, r) = DurableLog::open(&p, SyncPolicy::Off).unwrap();
+            assert_eq!(r.records.len(), n, "kept {kept}");
+            assert_eq!(std::fs::read(&p).unwrap(), full[..n * rec], "kept {kept}");
+        }
+    }
+
+    #[test]
+    fn damage_anywhere_in_a_middle_header_is_corrupt() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        write_three(&p);
+        let rec = record_len(&p);
+        let full = std::fs::read(&p).unwrap();
+        // Any header byte of the second record (the first 8 bytes hold length
+        // and checksum in every layout this log has had).
+        for i in 0..8 {
+            let mut bytes = full.clone();
+            bytes[rec + i] ^= 0x01;
+            std::fs::write(&p, &bytes).unwrap();
+            match DurableLog::open(&p, SyncPolicy::Off) {
+                Err(DurableError::Corrupt { offset, .. }) => {
+                    assert_eq!(offset, rec as u64, "byte {i}")
+                }
+                Err(e) => panic!("byte {i}: expected Corrupt, got {e}"),
+                Ok((_, r)) => panic!("byte {i}: opened with {} records", r.records.len()),
+            }
+            assert_eq!(std::fs::read(&p).unwrap(), bytes, "byte {i}");
+        }
+    }
+
+    #[test]
+    fn parse_records_agrees_with_replay() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        write_three(&p);
+        let rec = record_len(&p);
+        let full = std::fs::read(&p).unwrap();
+        let recs = parse_records(&full).unwrap();
+        assert_eq!(recs.len(), 3);
+        assert_eq!(parse_records(&full[..full.len() - 1]).unwrap().len(), 2);
+        let mut bad = full.clone();
+        bad[rec..rec + 4].copy_from_slice(&((full.len() + 1000) as u32).to_le_bytes());
+        assert!(matches!(
+            parse_records(&bad),
+            Err(DurableError::Corrupt { offset, .. }) if offset == rec as u64
+        ));
     }
 
     #[test]

@@ -62,16 +62,9 @@ fn dispatch(r: &mut Replica, now: u64, from: u8, m: PaxosMsg, fx: &mut Effects<P
     }
 }
 
-/// Splits what `Effects::persist` produced (u32 len | u32 crc | payload ...) into payloads.
+/// Splits what `Effects::persist` produced into payloads, as replay does.
 fn split_records(disk: &[u8]) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut rest = disk;
-    while !rest.is_empty() {
-        let len = u32::from_le_bytes(rest[0..4].try_into().unwrap()) as usize;
-        out.push(Bytes::copy_from_slice(&rest[8..8 + len]));
-        rest = &rest[8 + len..];
-    }
-    out
+    genericsmr::durable::parse_records(disk).unwrap()
 }
 
 struct Net {
