@@ -66,6 +66,7 @@ impl Marshal for Op {
     }
 }
 impl Unmarshal for Op {
+    const MIN_ENCODED: usize = 1;
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         Op::try_from(r.u8("op")?)
     }

@@ -12,7 +12,9 @@
 //! allocated, so a peer that announces 4 GiB gets its connection closed instead
 //! of our memory. Inside a body every integer is little-endian and every
 //! variable-length field carries a `u32` length that is checked against the
-//! bytes actually left in the body. `docs/wire.md` documents each message.
+//! bytes actually left in the body, and no sequence reserves more memory up
+//! front than those bytes ([`sequence_capacity`]). `docs/wire.md` documents
+//! each message.
 
 use byteorder::{ByteOrder, LittleEndian};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -78,8 +80,37 @@ pub trait Marshal {
 
 /// Reads a value in wire form.
 pub trait Unmarshal: Sized {
+    /// The fewest bytes any valid encoding of this type takes. A sequence count
+    /// that would need more bytes than are left is rejected before anything is
+    /// reserved for it. It must never exceed the shortest valid encoding (that
+    /// would reject good messages); 1, the default, suits any type that reads at
+    /// least one byte, and fixed-size types set their exact size.
+    const MIN_ENCODED: usize = 1;
+
     /// Decodes one value from the front of `r`.
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError>;
+}
+
+/// How many elements to reserve up front for a sequence of `T` that announced
+/// `n` elements with `remaining` body bytes behind its count.
+///
+/// The count comes off the wire, so it is capped twice: by how many elements
+/// the bytes left could hold ([`Unmarshal::MIN_ENCODED`] each), and so that
+/// the reservation takes no more memory than those bytes (an element can be
+/// far larger in memory than on the wire: a `Command` about three times its
+/// shortest encoding, an `Option<Command>` a hundred times). A sequence that
+/// really is longer grows as it is filled, paying for its memory with bytes
+/// that actually arrived.
+pub fn sequence_capacity<T: Unmarshal>(n: usize, remaining: usize) -> usize {
+    let fit = remaining / T::MIN_ENCODED.max(1);
+    let memory = remaining / std::mem::size_of::<T>().max(1);
+    n.min(fit).min(memory)
+}
+
+/// The [`Unmarshal::MIN_ENCODED`] of the type a field accessor returns: lets
+/// [`wire_struct!`](crate::wire_struct) add up its fields' minimums without naming their types.
+pub const fn min_encoded_of<S, T: Unmarshal>(_field: fn(&S) -> &T) -> usize {
+    T::MIN_ENCODED
 }
 
 /// A message with a type code: what travels in one frame.
@@ -225,8 +256,9 @@ impl Reader {
     }
 
     /// Reads a `u32` element count for a sequence whose elements take at least
-    /// `min_elem` bytes each; a count that cannot fit in the rest of the body is an error,
-    /// so a hostile count never sizes an allocation.
+    /// `min_elem` bytes each; a count that cannot fit in the rest of the body is
+    /// an error. A count that passes can still be far more than the elements
+    /// that follow, so size any reservation with [`sequence_capacity`].
     pub fn count(&mut self, what: &'static str, min_elem: usize) -> Result<usize, WireError> {
         let n = self.u32(what)? as usize;
         let needed = n.saturating_mul(min_elem.max(1));
@@ -241,6 +273,7 @@ impl Marshal for u8 {
     }
 }
 impl Unmarshal for u8 {
+    const MIN_ENCODED: usize = 1;
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         r.u8("u8")
     }
@@ -251,6 +284,7 @@ impl Marshal for bool {
     }
 }
 impl Unmarshal for bool {
+    const MIN_ENCODED: usize = 1;
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         r.bool("bool")
     }
@@ -261,6 +295,7 @@ impl Marshal for u16 {
     }
 }
 impl Unmarshal for u16 {
+    const MIN_ENCODED: usize = 2;
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         r.u16("u16")
     }
@@ -271,6 +306,7 @@ impl Marshal for u32 {
     }
 }
 impl Unmarshal for u32 {
+    const MIN_ENCODED: usize = 4;
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         r.u32("u32")
     }
@@ -281,6 +317,7 @@ impl Marshal for u64 {
     }
 }
 impl Unmarshal for u64 {
+    const MIN_ENCODED: usize = 8;
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         r.u64("u64")
     }
@@ -292,6 +329,7 @@ impl Marshal for Bytes {
     }
 }
 impl Unmarshal for Bytes {
+    const MIN_ENCODED: usize = 4; // the length
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         r.bytes("bytes")
     }
@@ -303,6 +341,7 @@ impl Marshal for String {
     }
 }
 impl Unmarshal for String {
+    const MIN_ENCODED: usize = 4; // the length
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         let b = r.bytes("string")?;
         String::from_utf8(b.to_vec()).map_err(|e| WireError::Invalid {
@@ -324,6 +363,7 @@ impl<T: Marshal> Marshal for Option<T> {
     }
 }
 impl<T: Unmarshal> Unmarshal for Option<T> {
+    const MIN_ENCODED: usize = 1; // the flag of `None`
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         if r.bool("option flag")? {
             Ok(Some(T::unmarshal(r)?))
@@ -332,7 +372,8 @@ impl<T: Unmarshal> Unmarshal for Option<T> {
         }
     }
 }
-/// Sequences: a `u32` count then the elements (each at least one byte).
+/// Sequences: a `u32` count then the elements (each at least one byte, or
+/// [`Unmarshal::MIN_ENCODED`] bytes).
 impl<T: Marshal> Marshal for [T] {
     fn marshal(&self, buf: &mut BytesMut) {
         buf.put_u32_le(self.len() as u32);
@@ -357,9 +398,10 @@ impl<F: Fn(&mut BytesMut)> Marshal for Encoded<F> {
     }
 }
 impl<T: Unmarshal> Unmarshal for Vec<T> {
+    const MIN_ENCODED: usize = 4; // the count of an empty sequence
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
-        let n = r.count("sequence", 1)?;
-        let mut v = Vec::with_capacity(n);
+        let n = r.count("sequence", T::MIN_ENCODED)?;
+        let mut v = Vec::with_capacity(sequence_capacity::<T>(n, r.remaining()));
         for _ in 0..n {
             v.push(T::unmarshal(r)?);
         }
@@ -382,6 +424,9 @@ macro_rules! wire_struct {
             }
         }
         impl $crate::wire::Unmarshal for $ty {
+            // The fields are written back to back: their minimums add up.
+            const MIN_ENCODED: usize =
+                0 $( + $crate::wire::min_encoded_of(|s: &$ty| &s.$field) )*;
             fn unmarshal(_r: &mut $crate::wire::Reader) -> Result<Self, $crate::wire::WireError> {
                 Ok($ty { $( $field: $crate::wire::Unmarshal::unmarshal(_r)?, )* })
             }
@@ -423,6 +468,37 @@ mod tests {
             Vec::<u64>::unmarshal(&mut r),
             Err(WireError::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn sequence_capacity_is_bounded_by_the_bytes_left() {
+        use crate::command::Command;
+        // Elements far larger in memory than on the wire, and a count far
+        // beyond what the bytes left hold: the reservation stays within them.
+        let size = std::mem::size_of::<Command>();
+        assert!(size > Command::MIN_ENCODED);
+        for remaining in [0, 1, 41, 42, 1000, 16 << 20] {
+            for n in [0, 1, remaining, u32::MAX as usize] {
+                let cap = sequence_capacity::<Command>(n, remaining);
+                assert!(cap <= n);
+                assert!(cap * size <= remaining, "n {n} remaining {remaining}");
+                assert!(cap * Command::MIN_ENCODED <= remaining);
+            }
+        }
+        // Small elements: as many as the bytes can hold, or the count if fewer.
+        assert_eq!(sequence_capacity::<u64>(3, 1000), 3);
+        assert_eq!(sequence_capacity::<u64>(1000, 80), 10);
+        assert_eq!(sequence_capacity::<u8>(u32::MAX as usize, 5), 5);
+    }
+
+    #[test]
+    fn min_encoded_is_the_shortest_encoding() {
+        use crate::command::Command;
+        let mut b = BytesMut::new();
+        Command::noop().marshal(&mut b);
+        assert_eq!(Command::MIN_ENCODED, b.len());
+        assert_eq!(Vec::<Command>::MIN_ENCODED, 4);
+        assert_eq!(Option::<u64>::MIN_ENCODED, 1);
     }
 
     #[test]
