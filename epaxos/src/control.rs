@@ -37,9 +37,11 @@ impl Replica {
                 next: self.next,
                 executed: self.executed_upto(),
                 everywhere: self.everywhere.clone(),
+                forgotten: self.spaces.iter().map(|s| s.base).collect(),
             }));
-            self.collect_garbage();
+            self.collect_garbage(fx);
         }
+        self.fetch.expire(now);
         let rt = self.cfg.retransmit_ns;
         let others = self.others();
         // Only what is due: the set holds every instance in flight.
@@ -133,19 +135,35 @@ impl Replica {
         }
     }
 
-    /// A peer's heartbeat: wait on every instance of it not yet committed here.
-    pub fn handle_progress(&mut self, now: u64, from: ReplicaId, m: Progress) {
+    /// A peer's heartbeat: wait on the instances of it not yet committed here
+    /// (at most [`crate::Config::progress_wait_max`] at a time, so that one
+    /// message cannot make this replica allocate millions of them), and ask
+    /// for a snapshot if the peer forgot instances not executed here.
+    pub fn handle_progress(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: Progress,
+        fx: &mut Effects<EpaxosMsg>,
+    ) {
         let n = self.cfg.n;
         if !self.in_window(from, m.next.saturating_sub(1))
             || m.executed.len() != n
             || m.everywhere.len() != n
+            || m.forgotten.len() != n
         {
             return;
         }
         self.peer_executed[from as usize] = m.executed;
         self.peer_everywhere[from as usize] = m.everywhere;
+        if self.behind(&m.forgotten) {
+            self.fetch_snapshot(now, from, fx);
+        }
         let sp = &self.spaces[from as usize];
-        let missing: Vec<u64> = (sp.executed_upto..m.next)
+        let upto = m
+            .next
+            .min(sp.executed_upto.saturating_add(self.cfg.progress_wait_max));
+        let missing: Vec<u64> = (sp.executed_upto..upto)
             .filter(|i| !sp.get(*i).is_some_and(|x| x.status.is_committed()))
             .collect();
         for i in missing {
@@ -160,6 +178,9 @@ impl Replica {
         // Executions free in-flight room: start what waited on it.
         self.start_instances(now, fx);
         self.persist_dirty(fx);
+        // Only now: an instance committed and executed in this burst must
+        // reach the log before it is forgotten.
+        self.forget_executed();
     }
 
     /// The master's liveness probe. Every replica leads its own commands.
@@ -255,9 +276,12 @@ impl Replica {
             EpaxosMsg::CommitShort(m) => self.handle_commit_short(now, from, m, fx),
             EpaxosMsg::Prepare(m) => self.handle_prepare(now, from, m, fx),
             EpaxosMsg::PrepareReply(m) => self.handle_prepare_reply(now, from, m, fx),
-            EpaxosMsg::Progress(m) => self.handle_progress(now, from, m),
+            EpaxosMsg::Progress(m) => self.handle_progress(now, from, m, fx),
             EpaxosMsg::TryPreAccept(m) => self.handle_try_preaccept(now, from, m, fx),
             EpaxosMsg::TryPreAcceptReply(m) => self.handle_try_preaccept_reply(now, from, m, fx),
+            EpaxosMsg::Compacted(m) => self.handle_compacted(now, from, m, fx),
+            EpaxosMsg::SnapshotRequest(m) => self.handle_snapshot_request(from, m, fx),
+            EpaxosMsg::SnapshotChunk(m) => self.handle_snapshot_chunk(now, from, m, fx),
         }
     }
 
@@ -273,14 +297,44 @@ impl Replica {
     }
 
     /// Replays durable records (the last record of an instance wins), then
-    /// executes what was committed.
+    /// executes what was committed. A snapshot in the log is installed where
+    /// it stands; executions recorded before the last one are covered by it.
     pub fn restore(&mut self, records: &[bytes::Bytes]) -> Result<(), ReplayError> {
         let n = self.cfg.n;
         let mut fx = Effects::without_persistence();
+        let entries = records
+            .iter()
+            .enumerate()
+            .map(|(index, b)| {
+                decode_body::<Entry>(b.clone()).map_err(|source| ReplayError { index, source })
+            })
+            .collect::<Result<Vec<Entry>, ReplayError>>()?;
+        let last_snapshot = entries
+            .iter()
+            .rposition(|e| matches!(e, Entry::Snapshot(_)));
         let mut executed = Vec::new();
-        for (index, b) in records.iter().enumerate() {
-            let r: Record =
-                decode_body(b.clone()).map_err(|source| ReplayError { index, source })?;
+        for (index, e) in entries.into_iter().enumerate() {
+            let r = match e {
+                Entry::Instance(r) => r,
+                Entry::Everywhere(v) => {
+                    if v.len() == n {
+                        for (a, b) in self.everywhere.iter_mut().zip(&v) {
+                            *a = (*a).max(*b);
+                        }
+                        self.everywhere_persisted.clone_from(&self.everywhere);
+                    }
+                    continue;
+                }
+                Entry::Snapshot(b) => {
+                    if Some(index) == last_snapshot {
+                        let err = |source| ReplayError { index, source };
+                        let snap = genericsmr::snapshot::Snapshot::from_bytes(b).map_err(err)?;
+                        self.install(&snap, &mut fx).map_err(err)?;
+                        executed.clear();
+                    }
+                    continue;
+                }
+            };
             if (r.leader as usize) >= n {
                 continue;
             }
@@ -321,11 +375,17 @@ impl Replica {
         }
         self.replayed = records.len() as u64;
         self.dirty.clear();
+        // Conflicts every replica has executed order nothing, and peers may
+        // have dropped them on this replica's word: holding them again would
+        // let it refute a TryPreAccept that its peers' fast path satisfied.
+        let everywhere = self.everywhere.clone();
+        self.keys.forget(&everywhere);
         // First what was executed, in the order it was (dependencies on
         // instances every replica had executed may have been dropped, so
         // this order is the one to keep), then whatever else can run.
         self.replay_executions(&executed, &mut fx);
         self.execute(0, &mut fx);
+        self.forget_executed();
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use genericsmr::effects::{accepted, reject, Effects};
 use genericsmr::messages::ReplyStatus;
 use genericsmr::ReplicaId;
 
-use crate::messages::{EpaxosMsg, Record};
+use crate::messages::{Entry, EpaxosMsg, Record};
 use crate::replica::{Replica, Status};
 
 type Node = (ReplicaId, u64);
@@ -47,7 +47,6 @@ impl Replica {
                 self.tarjan(s, now, &mut marks, &mut blocked, fx);
             }
         }
-        self.forget_executed();
     }
 
     fn is_pending(&self, (l, i): Node) -> bool {
@@ -211,7 +210,7 @@ impl Replica {
             self.to_execute.remove(&(l, i));
             if fx.keeps_records() {
                 // The execution order, so that a restart replays exactly it.
-                fx.persist(&Record {
+                fx.persist(&Entry::instance(&Record {
                     leader: l,
                     instance: i,
                     ballot: 0,
@@ -221,7 +220,7 @@ impl Replica {
                     cmds: Vec::new(),
                     seq: 0,
                     deps: Vec::new(),
-                });
+                }));
             }
             let Some(x) = self.spaces[l as usize].get_mut(i) else {
                 continue;

@@ -34,5 +34,6 @@ mod recovery;
 mod replica;
 pub mod runtime;
 mod simulated;
+pub mod snapshot;
 
 pub use replica::{Config, Instance, Replica, Status};

@@ -9,9 +9,11 @@
 //! Ballots are per instance: 0 is the command leader's own; recovery uses
 //! `round << 8 | replica` with `round >= 1`.
 
+use bytes::{BufMut, Bytes, BytesMut};
 use genericsmr::command::Command;
 use genericsmr::messages::codes::EPAXOS_BASE;
-use genericsmr::wire::{Frame, Message};
+use genericsmr::snapshot::{Compacted, SnapshotChunk, SnapshotRequest};
+use genericsmr::wire::{Encoded, Frame, Marshal, Message, Reader, Unmarshal, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
 /// The ballot of `round` owned by `id` (round 0 is the command leader's).
@@ -284,12 +286,17 @@ pub struct Progress {
     /// entries below it can be dropped (and recovery can tell which
     /// conflicts no replica has dropped yet).
     pub everywhere: Vec<u64>,
+    /// Per leader, the sender has forgotten every instance below this. A
+    /// receiver that has not executed that far can no longer learn those
+    /// instances from the sender, and asks it for a snapshot instead.
+    pub forgotten: Vec<u64>,
 }
 wire_struct!(
     Progress {
         next,
         executed,
-        everywhere
+        everywhere,
+        forgotten
     } = EPAXOS_BASE + 9
 );
 
@@ -379,6 +386,12 @@ pub enum EpaxosMsg {
     TryPreAccept(TryPreAccept),
     /// Its answer.
     TryPreAcceptReply(TryPreAcceptReply),
+    /// The instance asked about is forgotten here: ask for a snapshot.
+    Compacted(Compacted),
+    /// Send me your snapshot.
+    SnapshotRequest(SnapshotRequest),
+    /// A piece of a snapshot.
+    SnapshotChunk(SnapshotChunk),
 }
 
 impl Frame for EpaxosMsg {
@@ -396,6 +409,9 @@ impl Frame for EpaxosMsg {
             EpaxosMsg::Progress(m) => m.encode_frame(out),
             EpaxosMsg::TryPreAccept(m) => m.encode_frame(out),
             EpaxosMsg::TryPreAcceptReply(m) => m.encode_frame(out),
+            EpaxosMsg::Compacted(m) => m.encode_frame(out),
+            EpaxosMsg::SnapshotRequest(m) => m.encode_frame(out),
+            EpaxosMsg::SnapshotChunk(m) => m.encode_frame(out),
         }
     }
 }
@@ -436,8 +452,67 @@ wire_struct!(Record {
     deps
 });
 
+/// One entry of the durable log: an instance's state, the horizon below which
+/// every replica has executed, or an installed snapshot. On the disk: a tag
+/// byte (0, 1, 2) then the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// An instance's whole state after a change, or (status Executed) the
+    /// next instance in this replica's order of execution.
+    Instance(Record),
+    /// Per leader, every instance below this is executed by every replica.
+    /// Written before any heartbeat reports it, so that a restarted replica
+    /// never holds conflicts that its peers dropped on its word (it would
+    /// refute a TryPreAccept with them).
+    Everywhere(Vec<u64>),
+    /// A snapshot installed from a peer ([`genericsmr::snapshot::Snapshot`]
+    /// bytes). Replay starts again from the last one: executions recorded
+    /// before it are covered by it.
+    Snapshot(Bytes),
+}
+
+impl Entry {
+    /// The entry, written without a copy of a borrowed instance record.
+    pub fn instance(r: &Record) -> impl Marshal + '_ {
+        Encoded(move |b: &mut BytesMut| {
+            b.put_u8(0);
+            r.marshal(b);
+        })
+    }
+}
+
+impl Marshal for Entry {
+    fn marshal(&self, b: &mut BytesMut) {
+        match self {
+            Entry::Instance(r) => Entry::instance(r).marshal(b),
+            Entry::Everywhere(v) => {
+                b.put_u8(1);
+                v.marshal(b);
+            }
+            Entry::Snapshot(s) => {
+                b.put_u8(2);
+                s.marshal(b);
+            }
+        }
+    }
+}
+
+impl Unmarshal for Entry {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        match r.u8("entry tag")? {
+            0 => Ok(Entry::Instance(Record::unmarshal(r)?)),
+            1 => Ok(Entry::Everywhere(Vec::unmarshal(r)?)),
+            2 => Ok(Entry::Snapshot(r.bytes("snapshot")?)),
+            t => Err(WireError::Invalid {
+                what: "durable entry tag",
+                value: t as u64,
+            }),
+        }
+    }
+}
+
 /// Codes of every message, for documentation, tests and fault commands.
-pub const CODES: [(u8, &str); 12] = [
+pub const CODES: [(u8, &str); 15] = [
     (PreAccept::CODE, PreAccept::NAME),
     (PreAcceptReply::CODE, PreAcceptReply::NAME),
     (PreAcceptOk::CODE, PreAcceptOk::NAME),
@@ -450,4 +525,7 @@ pub const CODES: [(u8, &str); 12] = [
     (Progress::CODE, Progress::NAME),
     (TryPreAccept::CODE, TryPreAccept::NAME),
     (TryPreAcceptReply::CODE, TryPreAcceptReply::NAME),
+    (Compacted::CODE, Compacted::NAME),
+    (SnapshotRequest::CODE, SnapshotRequest::NAME),
+    (SnapshotChunk::CODE, SnapshotChunk::NAME),
 ];

@@ -79,7 +79,8 @@ impl Replica {
         }
         let n = self.cfg.n;
         let Some(x) = self.spaces[m.leader as usize].entry(m.instance, n) else {
-            return;
+            // Executed and forgotten: the asker is behind; never silence.
+            return self.compacted(from, m.leader, m.instance, fx);
         };
         let ok = m.ballot > x.ballot || x.status.is_committed();
         if ok && !x.status.is_committed() {

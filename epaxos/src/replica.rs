@@ -16,7 +16,7 @@ use genericsmr::state::StateMachine;
 use genericsmr::{ConnId, ReplicaId};
 
 use crate::keys::KeyTable;
-use crate::messages::{EpaxosMsg, Record};
+use crate::messages::{Entry, EpaxosMsg, Record};
 
 /// Settings of one replica.
 #[derive(Debug, Clone)]
@@ -44,9 +44,21 @@ pub struct Config {
     pub heartbeat_ns: u64,
     /// Start recovering an instance this replica has waited on this long.
     pub recovery_grace_ns: u64,
-    /// Executed instances kept per leader (for peers that still ask about
-    /// them); older ones are forgotten, so memory stays bounded.
+    /// The garbage-collection horizon: executed instances kept per leader
+    /// (for peers that still ask about them); older ones are forgotten, so
+    /// memory stays bounded. A peer that falls further behind is sent a
+    /// snapshot instead.
     pub keep_executed: u64,
+    /// How far an instance number may run ahead of its leader's executed
+    /// window here; a further number can only come from a broken peer.
+    pub max_ahead: u64,
+    /// Instances of one peer that one heartbeat may make this replica wait
+    /// on (and allocate), at most: the rest follow with later heartbeats.
+    pub progress_wait_max: u64,
+    /// Snapshot transfer: chunk size, largest snapshot, retry timeout.
+    pub transfer: genericsmr::snapshot::TransferConfig,
+    /// Bounds of the state machine's dedup table.
+    pub dedup: genericsmr::state::Limits,
     /// Proposals held at most while waiting; more are refused.
     pub max_pending: usize,
     /// Largest command accepted, in encoded bytes.
@@ -72,6 +84,10 @@ impl Config {
             recovery_grace_ns: 300_000_000,
             heartbeat_ns: 10_000_000,
             keep_executed: 1 << 16,
+            max_ahead: 1 << 22,
+            progress_wait_max: 4096,
+            transfer: Default::default(),
+            dedup: Default::default(),
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
             record_commits: false,
@@ -254,10 +270,6 @@ impl Space {
     }
 }
 
-/// How far an instance may run ahead of its leader's executed window; a
-/// further number can only come from a broken peer.
-pub const MAX_AHEAD: u64 = 1 << 22;
-
 /// The EPaxos replica.
 pub struct Replica {
     pub(crate) cfg: Config,
@@ -297,6 +309,12 @@ pub struct Replica {
     pub(crate) recoveries: u64,
     pub(crate) fast_commits: u64,
     pub(crate) slow_commits: u64,
+    /// The snapshot this replica is fetching, if any.
+    pub(crate) fetch: genericsmr::snapshot::Fetch,
+    /// Snapshots sent to peers.
+    pub(crate) snapshots_sent: u64,
+    /// The last `everywhere` persisted (written again only when it moves).
+    pub(crate) everywhere_persisted: Vec<u64>,
 }
 
 impl Replica {
@@ -325,7 +343,8 @@ impl Replica {
                 StateMachine::default()
             } else {
                 StateMachine::without_replaced_values()
-            },
+            }
+            .with_limits(cfg.dedup),
             committed: 0,
             executed: 0,
             commit_log: Vec::new(),
@@ -335,6 +354,9 @@ impl Replica {
             recoveries: 0,
             fast_commits: 0,
             slow_commits: 0,
+            fetch: genericsmr::snapshot::Fetch::new(cfg.transfer),
+            snapshots_sent: 0,
+            everywhere_persisted: vec![0; cfg.n],
             cfg,
         }
     }
@@ -387,7 +409,10 @@ impl Replica {
 
     /// Whether instance `i` of `leader` is a number this replica can hold.
     pub(crate) fn in_window(&self, leader: ReplicaId, i: u64) -> bool {
-        (leader as usize) < self.cfg.n && i < self.spaces[leader as usize].executed_upto + MAX_AHEAD
+        (leader as usize) < self.cfg.n
+            && i < self.spaces[leader as usize]
+                .executed_upto
+                .saturating_add(self.cfg.max_ahead)
     }
 
     /// The attributes the commands would get here: a sequence number above
@@ -428,7 +453,7 @@ impl Replica {
         }
         for (l, i) in std::mem::take(&mut self.dirty) {
             if let Some(x) = self.spaces[l as usize].get(i) {
-                fx.persist(&Record {
+                fx.persist(&Entry::instance(&Record {
                     leader: l,
                     instance: i,
                     ballot: x.ballot,
@@ -438,7 +463,7 @@ impl Replica {
                     cmds: x.cmds.clone(),
                     seq: x.seq,
                     deps: x.deps.clone(),
-                });
+                }));
             }
         }
     }
@@ -451,7 +476,7 @@ impl Replica {
     /// Recomputes what every replica has executed, and forgets the instances
     /// nobody needs any more and the conflict entries every replica knows
     /// nobody needs.
-    pub(crate) fn collect_garbage(&mut self) {
+    pub(crate) fn collect_garbage(&mut self, fx: &mut Effects<EpaxosMsg>) {
         let me = self.cfg.id as usize;
         let n = self.cfg.n;
         let mine = self.executed_upto();
@@ -461,10 +486,18 @@ impl Replica {
                 .min()
                 .unwrap_or(0)
         };
-        let all: Vec<u64> = (0..n)
-            .map(|l| min_of(&mine, &self.peer_executed, l))
-            .collect();
-        self.everywhere = all;
+        // A fact only grows: a restarted peer that reports 0 again has still
+        // executed what it had.
+        for l in 0..n {
+            let all = min_of(&mine, &self.peer_executed, l);
+            self.everywhere[l] = self.everywhere[l].max(all);
+        }
+        if self.everywhere != self.everywhere_persisted && fx.keeps_records() {
+            // Before any heartbeat carries it (the driver persists before it
+            // sends): peers drop conflicts once everyone reports them here.
+            fx.persist(&Entry::Everywhere(self.everywhere.clone()));
+            self.everywhere_persisted.clone_from(&self.everywhere);
+        }
         let known: Vec<u64> = (0..n)
             .map(|l| min_of(&self.everywhere, &self.peer_everywhere, l))
             .collect();
@@ -493,7 +526,11 @@ impl Replica {
             return None;
         }
         let n = self.cfg.n;
-        // Below the window: executed everywhere and forgotten.
+        if i < self.spaces[l as usize].base {
+            // Executed and forgotten: the sender is behind; never silence.
+            self.compacted(from, l, i, fx);
+            return None;
+        }
         let x = self.spaces[l as usize].entry(i, n)?;
         if x.status.is_committed() {
             fx.send(from, crate::preaccept::full_commit(l, i, x));

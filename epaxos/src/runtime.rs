@@ -10,6 +10,7 @@ use genericsmr::rpc_table::{class, RpcTable, Source};
 
 use crate::messages::*;
 use crate::replica::Replica;
+use genericsmr::snapshot::{Compacted, SnapshotChunk, SnapshotRequest};
 
 macro_rules! peer_types {
     ($($field:ident: $ty:ident),*) => {
@@ -72,7 +73,10 @@ peer_types!(
     prepare_reply: PrepareReply,
     progress: Progress,
     try_pre_accept: TryPreAccept,
-    try_pre_accept_reply: TryPreAcceptReply
+    try_pre_accept_reply: TryPreAcceptReply,
+    compacted: Compacted,
+    snapshot_request: SnapshotRequest,
+    snapshot_chunk: SnapshotChunk
 );
 
 /// Runs the replica until the durable log fails.

@@ -3,7 +3,7 @@
 use genericsmr::effects::Effects;
 use genericsmr::messages::{Propose, StatusReply};
 use genericsmr::{ConnId, ReplicaId};
-use sim::{Boot, SimReplica};
+use sim::{Boot, SimReplica, Tuning};
 
 use crate::messages::EpaxosMsg;
 use crate::replica::{Config, Replica};
@@ -11,9 +11,31 @@ use crate::replica::{Config, Replica};
 impl SimReplica for Replica {
     type Msg = EpaxosMsg;
 
-    fn boot(id: ReplicaId, n: usize, boot: Boot, _now: u64, _fx: &mut Effects<EpaxosMsg>) -> Self {
+    fn boot(
+        id: ReplicaId,
+        n: usize,
+        boot: Boot,
+        _now: u64,
+        _fx: &mut Effects<EpaxosMsg>,
+        tuning: &Tuning,
+    ) -> Self {
         let mut cfg = Config::new(id, n);
         cfg.record_commits = true;
+        if let Some(h) = tuning.gc_horizon {
+            cfg.keep_executed = h;
+        }
+        if let Some(w) = tuning.window {
+            cfg.max_ahead = w;
+            cfg.max_inflight = cfg.max_inflight.min(w as usize);
+        }
+        if let Some(c) = tuning.chunk_bytes {
+            cfg.transfer.chunk_bytes = c;
+        }
+        if let Some(g) = tuning.max_gaps {
+            cfg.dedup.max_gaps = g;
+        }
+        // A lost chunk is asked for again as soon as a lost vote would be.
+        cfg.transfer.timeout_ns = 2 * cfg.retransmit_ns;
         let mut r = Replica::new(cfg);
         match boot {
             Boot::Fresh => {}

@@ -261,7 +261,7 @@ fn recovery_commits_a_noop_when_nobody_has_the_command() {
     net.queue.clear(); // nothing left the leader
     net.down[0] = true;
     // Replica 1 hears (by its heartbeat) that instance (0, 0) exists.
-    net.on(1, |r, now, _| {
+    net.on(1, |r, now, fx| {
         r.handle_progress(
             now,
             0,
@@ -269,7 +269,9 @@ fn recovery_commits_a_noop_when_nobody_has_the_command() {
                 next: 1,
                 executed: vec![0; 3],
                 everywhere: vec![0; 3],
+                forgotten: vec![0; 3],
             },
+            fx,
         )
     });
     for _ in 0..200 {
@@ -311,7 +313,9 @@ fn sutra_counterexample_commits_one_value() {
                 next: 1,
                 executed: vec![0; 3],
                 everywhere: vec![0; 3],
+                forgotten: vec![0; 3],
             },
+            fx,
         );
         r.tick(now + 1_000_000_000, fx);
     });
@@ -327,7 +331,9 @@ fn sutra_counterexample_commits_one_value() {
                 next: 1,
                 executed: vec![0; 3],
                 everywhere: vec![0; 3],
+                forgotten: vec![0; 3],
             },
+            fx,
         );
         r.tick(now + 1_000_000_000, fx);
     });
@@ -508,7 +514,7 @@ fn a_steady_stream_of_conflicts_keeps_executing() {
 fn recover_with_leader_and_one_more_down(net: &mut Net) {
     net.down[0] = true;
     net.down[4] = true;
-    net.on(2, |r, now, _| {
+    net.on(2, |r, now, fx| {
         r.handle_progress(
             now,
             0,
@@ -516,7 +522,9 @@ fn recover_with_leader_and_one_more_down(net: &mut Net) {
                 next: 1,
                 executed: vec![0; 5],
                 everywhere: vec![0; 5],
+                forgotten: vec![0; 5],
             },
+            fx,
         )
     });
     for _ in 0..100 {

@@ -11,7 +11,8 @@
 //! - The peer messages: [`Compacted`] (the answer to a question about
 //!   something forgotten: never silence), [`SnapshotRequest`] and
 //!   [`SnapshotChunk`]. A snapshot travels in chunks that respect the frame
-//!   limit, each carrying the total length and a checksum of the whole.
+//!   limit, each carrying the total length and a checksum of the whole;
+//!   they may arrive in any order.
 //! - [`Fetch`]: the receiving side's state, sans-IO like every core: which
 //!   peer it asked, when, and the chunks assembled so far. A transfer that
 //!   stalls is asked for again after a timeout, from the next peer.
@@ -20,6 +21,8 @@
 //! drops what the snapshot covers in one handler) and, when durable, persists
 //! the snapshot's bytes as a record of its log before anything that depends
 //! on it leaves the replica (the driver persists before it sends).
+
+use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 
@@ -149,13 +152,11 @@ pub enum TransferError {
         /// The limit.
         max: u64,
     },
-    /// A chunk that does not continue the transfer where it stands.
-    #[error("snapshot chunk at offset {offset} does not follow byte {expected} of {total}")]
-    OutOfOrder {
+    /// A chunk that lies outside the announced size, or is empty.
+    #[error("snapshot chunk at offset {offset} lies outside the announced {total} bytes")]
+    OutOfRange {
         /// Its offset.
         offset: u64,
-        /// The offset expected.
-        expected: u64,
         /// The announced size.
         total: u64,
     },
@@ -164,14 +165,25 @@ pub enum TransferError {
     Checksum,
 }
 
+/// A transfer under way: from whom, which request, the pieces so far.
+#[derive(Debug)]
+struct Transfer {
+    peer: ReplicaId,
+    nonce: u64,
+    /// Pieces by offset (they may arrive in any order, and twice).
+    pieces: BTreeMap<u64, Bytes>,
+    received: u64,
+    /// When the last new piece arrived (or the request left).
+    at: u64,
+}
+
 /// The receiving side of a transfer.
 #[derive(Debug, Default)]
 pub struct Fetch {
     cfg: Option<TransferConfig>,
-    /// The transfer in progress: peer, nonce, the bytes so far, last progress.
-    current: Option<(ReplicaId, u64, BytesMut, u64)>,
+    current: Option<Transfer>,
     nonces: u64,
-    /// Peers asked so far, for rotating through them.
+    /// Requests sent so far.
     tries: u64,
     /// Transfers completed.
     done: u64,
@@ -195,7 +207,7 @@ impl Fetch {
         self.current.is_some()
     }
 
-    /// Snapshots installed from peers.
+    /// Snapshots assembled from peers.
     pub fn completed(&self) -> u64 {
         self.done
     }
@@ -203,20 +215,25 @@ impl Fetch {
     /// Asks `peer` for its snapshot unless a transfer is in progress and
     /// still moving: the request to send, if any.
     pub fn start(&mut self, now: u64, peer: ReplicaId) -> Option<(ReplicaId, SnapshotRequest)> {
-        if let Some((_, _, _, at)) = &self.current {
-            if now.saturating_sub(*at) < self.cfg().timeout_ns {
+        if let Some(t) = &self.current {
+            if now.saturating_sub(t.at) < self.cfg().timeout_ns {
                 return None;
             }
         }
         self.nonces += 1;
         self.tries += 1;
         let nonce = self.nonces;
-        self.current = Some((peer, nonce, BytesMut::new(), now));
+        self.current = Some(Transfer {
+            peer,
+            nonce,
+            pieces: BTreeMap::new(),
+            received: 0,
+            at: now,
+        });
         Some((peer, SnapshotRequest { nonce }))
     }
 
-    /// How many requests were sent so far (a caller rotating through its
-    /// peers picks the next one with it).
+    /// How many requests were sent so far.
     pub fn tries(&self) -> u64 {
         self.tries
     }
@@ -227,15 +244,16 @@ impl Fetch {
         let stalled = self
             .current
             .as_ref()
-            .is_some_and(|(_, _, _, at)| now.saturating_sub(*at) >= self.cfg().timeout_ns);
+            .is_some_and(|t| now.saturating_sub(t.at) >= self.cfg().timeout_ns);
         if stalled {
             self.current = None;
         }
         stalled
     }
 
-    /// A chunk from `from`: the whole snapshot once its last chunk arrived
-    /// and the checksum holds. Chunks of another transfer are ignored.
+    /// A chunk from `from`: the whole snapshot once every byte arrived and
+    /// the checksum holds. Chunks of another transfer, and repeats, are
+    /// ignored; pieces may come in any order.
     pub fn on_chunk(
         &mut self,
         now: u64,
@@ -243,10 +261,10 @@ impl Fetch {
         c: SnapshotChunk,
     ) -> Result<Option<Snapshot>, TransferError> {
         let max = self.cfg().max_bytes;
-        let Some((peer, nonce, buf, at)) = self.current.as_mut() else {
+        let Some(t) = self.current.as_mut() else {
             return Ok(None);
         };
-        if *peer != from || *nonce != c.nonce {
+        if t.peer != from || t.nonce != c.nonce {
             return Ok(None);
         }
         if c.total > max {
@@ -256,30 +274,37 @@ impl Fetch {
                 max,
             });
         }
-        let expected = buf.len() as u64;
-        if c.offset != expected || expected + c.data.len() as u64 > c.total {
+        let end = c.offset.saturating_add(c.data.len() as u64);
+        let overlaps = t
+            .pieces
+            .range(..end)
+            .next_back()
+            .is_some_and(|(o, p)| o + p.len() as u64 > c.offset);
+        if end > c.total || (c.data.is_empty() && c.total > 0) {
             self.current = None;
-            return Err(TransferError::OutOfOrder {
+            return Err(TransferError::OutOfRange {
                 offset: c.offset,
-                expected,
                 total: c.total,
             });
         }
-        if buf.is_empty() {
-            // Reserve once, but no more than what is plausible so far: the
-            // total is announced by a peer.
-            buf.reserve((c.total as usize).min(64 << 20));
+        if overlaps {
+            return Ok(None); // a repeat
         }
-        buf.extend_from_slice(&c.data);
-        *at = now;
-        if (buf.len() as u64) < c.total {
+        t.received += c.data.len() as u64;
+        t.pieces.insert(c.offset, c.data);
+        t.at = now;
+        if t.received < c.total {
             return Ok(None);
         }
-        let Some((_, _, buf, _)) = self.current.take() else {
+        let Some(t) = self.current.take() else {
             return Ok(None);
         };
-        let whole = buf.freeze();
-        if xxhash_rust::xxh3::xxh3_64(&whole) != c.checksum {
+        let mut whole = BytesMut::with_capacity(c.total as usize);
+        for p in t.pieces.values() {
+            whole.extend_from_slice(p);
+        }
+        let whole = whole.freeze();
+        if whole.len() as u64 != c.total || xxhash_rust::xxh3::xxh3_64(&whole) != c.checksum {
             return Err(TransferError::Checksum);
         }
         let snap = Snapshot::from_bytes(whole).map_err(|_| TransferError::Checksum)?;
@@ -311,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn chunks_reassemble_in_order_and_the_checksum_is_checked() {
+    fn chunks_reassemble_in_any_order() {
         let s = snap(10_000);
         let bytes = s.to_bytes();
         let mut f = Fetch::new(TransferConfig {
@@ -322,10 +347,14 @@ mod tests {
         assert_eq!(to, 2);
         let cs = chunks(req.nonce, &bytes, 999);
         assert!(cs.len() > 10, "several chunks: {}", cs.len());
+        // Reversed, with a repeat: order does not matter.
         let mut got = None;
-        for c in cs {
-            assert!(got.is_none(), "complete before the last chunk");
-            got = f.on_chunk(1, 2, c).expect("in order");
+        let again = cs[3].clone();
+        for c in cs.into_iter().rev().chain([again]) {
+            if let Some(s) = f.on_chunk(1, 2, c).expect("fits") {
+                assert!(got.is_none(), "assembled once");
+                got = Some(s);
+            }
         }
         assert_eq!(got, Some(s));
         assert!(!f.in_progress());
@@ -351,10 +380,12 @@ mod tests {
         let mut old = cs[0].clone();
         old.nonce += 100;
         assert_eq!(f.on_chunk(0, 1, old), Ok(None));
-        // Out of order: the transfer starts over.
+        // Out of range: the transfer starts over.
+        let mut wild = cs[1].clone();
+        wild.offset = 2900;
         assert!(matches!(
-            f.on_chunk(0, 1, cs[1].clone()),
-            Err(TransferError::OutOfOrder { .. })
+            f.on_chunk(0, 1, wild),
+            Err(TransferError::OutOfRange { .. })
         ));
         assert!(!f.in_progress());
         // A flipped byte: the checksum catches it.

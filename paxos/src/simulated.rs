@@ -3,7 +3,7 @@
 use genericsmr::effects::Effects;
 use genericsmr::messages::{Propose, StatusReply};
 use genericsmr::{ConnId, ReplicaId};
-use sim::{Boot, SimReplica};
+use sim::{Boot, SimReplica, Tuning};
 
 use crate::messages::PaxosMsg;
 use crate::replica::{Config, Replica};
@@ -11,8 +11,19 @@ use crate::replica::{Config, Replica};
 impl SimReplica for Replica {
     type Msg = PaxosMsg;
 
-    fn boot(id: ReplicaId, n: usize, boot: Boot, now: u64, fx: &mut Effects<PaxosMsg>) -> Self {
-        let mut r = Replica::new(Config::new(id, n));
+    fn boot(
+        id: ReplicaId,
+        n: usize,
+        boot: Boot,
+        now: u64,
+        fx: &mut Effects<PaxosMsg>,
+        tuning: &Tuning,
+    ) -> Self {
+        let mut cfg = Config::new(id, n);
+        if let Some(w) = tuning.window {
+            cfg.slot_window = w;
+        }
+        let mut r = Replica::new(cfg);
         match boot {
             Boot::Fresh => {}
             // Our own records: they decode (a failure here is a bug worth a loud stop).

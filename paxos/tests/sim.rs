@@ -40,6 +40,7 @@ impl sim::SimReplica for Broken {
         boot: sim::Boot,
         now: u64,
         fx: &mut genericsmr::effects::Effects<Self::Msg>,
+        _tuning: &sim::Tuning,
     ) -> Self {
         let mut cfg = paxos::Config::new(id, n);
         cfg.broken_accept_below_promise = true;

@@ -20,7 +20,7 @@ use genericsmr::ReplicaId;
 #[command(
     version,
     about,
-    after_help = "Examples:\n  server --master 127.0.0.1:7087 --port 7070 --protocol paxos\n  server --master 127.0.0.1:7087 --port 7071 --durable --data-dir /tmp/smr/r1 --sync batch\n  server --master 127.0.0.1:7087 --port 0 --client-port 0 --batch --thrifty\n  server --master 127.0.0.1:7087 --port 7072 --control --link-delay-ms 1   (a test bed: faults, 1 ms links)\n  server --master 127.0.0.1:7087 --port 7073 --shard 1   (a replica of shard 1; the master runs with --shards)\n\nThe peer port is --port; clients connect to --client-port (default: port + 1000).\nStart the master first; the server waits until all replicas (of every shard) have registered."
+    after_help = "Examples:\n  server --master 127.0.0.1:7087 --port 7070 --protocol paxos\n  server --master 127.0.0.1:7087 --port 7071 --durable --data-dir /tmp/smr/r1 --sync batch\n  server --master 127.0.0.1:7087 --port 0 --client-port 0 --batch --thrifty\n  server --master 127.0.0.1:7087 --port 7072 --control --link-delay-ms 1   (a test bed: faults, 1 ms links)\n  server --master 127.0.0.1:7087 --port 7073 --shard 1   (a replica of shard 1; the master runs with --shards)\n  server --master 127.0.0.1:7087 --port 7074 --protocol epaxos --durable --data-dir /tmp/smr/r4 --gc-horizon 4096   (forget executed instances sooner; a peer further behind gets a snapshot)\n\nThe peer port is --port; clients connect to --client-port (default: port + 1000).\nStart the master first; the server waits until all replicas (of every shard) have registered."
 )]
 struct Args {
     /// Master address (HOST:PORT).
@@ -96,6 +96,19 @@ struct Args {
     /// Largest command accepted from a client, in bytes (at most a quarter of --max-frame).
     #[arg(long, default_value_t = 1 << 20)]
     max_command: usize,
+    /// EPaxos: executed instances kept per command leader for peers that still
+    /// ask about them (the garbage-collection horizon); a peer further behind
+    /// is sent a snapshot instead.
+    #[arg(long, default_value_t = 1 << 16)]
+    gc_horizon: u64,
+    /// Bytes of snapshot in one message when a peer catches up by snapshot
+    /// (at most half of --max-frame).
+    #[arg(long, default_value_t = 1 << 20)]
+    snapshot_chunk: usize,
+    /// Gaps the dedup table keeps per client (sequence numbers the client
+    /// acknowledged that have not run here yet) before it gives up the lowest.
+    #[arg(long, default_value_t = 1024)]
+    max_gaps: usize,
     /// How long to keep trying to reach the master at start, in seconds.
     #[arg(long, default_value_t = 30)]
     master_patience_s: u64,
@@ -106,6 +119,15 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     if a.batch_max == 0 {
         bail!("--batch-max must be at least 1");
+    }
+    if a.gc_horizon == 0 {
+        bail!("--gc-horizon must be at least 1");
+    }
+    if a.snapshot_chunk == 0 || a.snapshot_chunk > a.max_frame / 2 {
+        bail!(
+            "--snapshot-chunk must be between 1 and half of --max-frame ({} bytes)",
+            a.max_frame / 2
+        );
     }
     if a.max_command > a.max_frame / 4 {
         bail!("--max-command must be at most a quarter of --max-frame ({} bytes), so that a batch always fits in a frame", a.max_frame / 4);
@@ -315,6 +337,9 @@ impl Core {
             cfg.batch_max = a.batch_max;
             cfg.reply_after_exec = a.reply_after_exec;
             cfg.max_command_bytes = a.max_command;
+            cfg.keep_executed = a.gc_horizon;
+            cfg.transfer.chunk_bytes = a.snapshot_chunk;
+            cfg.dedup.max_gaps = a.max_gaps;
             return Core::Epaxos(Box::new(epaxos::Replica::new(cfg)));
         }
         let mut cfg = paxos::Config::new(me, n);

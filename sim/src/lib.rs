@@ -45,8 +45,16 @@ pub enum Boot {
 pub trait SimReplica: Sized {
     /// The protocol's peer message.
     type Msg: Clone + Debug;
-    /// Starts replica `id` of `n`.
-    fn boot(id: ReplicaId, n: usize, boot: Boot, now: u64, fx: &mut Effects<Self::Msg>) -> Self;
+    /// Starts replica `id` of `n`, with the thresholds `tuning` sets (the
+    /// protocol's defaults where it sets none).
+    fn boot(
+        id: ReplicaId,
+        n: usize,
+        boot: Boot,
+        now: u64,
+        fx: &mut Effects<Self::Msg>,
+        tuning: &Tuning,
+    ) -> Self;
     /// A client proposal arriving on connection `client`.
     fn propose(&mut self, now: u64, client: ConnId, p: Propose, fx: &mut Effects<Self::Msg>);
     /// A peer message.
@@ -61,6 +69,22 @@ pub trait SimReplica: Sized {
     fn status(&self) -> StatusReply;
     /// (slot, hash of its value) of every committed slot at or after `from`.
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)>;
+}
+
+/// Thresholds a simulation sets low, so that a run of a few hundred
+/// operations crosses what a deployment meets after many thousands. `None`
+/// keeps the protocol's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// Executed instances or slots a replica keeps per log before it forgets
+    /// them (a peer further behind needs a snapshot).
+    pub gc_horizon: Option<u64>,
+    /// How far a slot or instance number may run ahead of what is executed.
+    pub window: Option<u64>,
+    /// Bytes of snapshot in one chunk.
+    pub chunk_bytes: Option<usize>,
+    /// Gaps in a client's executed sequence numbers the dedup table keeps.
+    pub max_gaps: Option<usize>,
 }
 
 /// One simulation's settings.
@@ -97,6 +121,11 @@ pub struct Config {
     /// in one slot. Off, only the clients' history judges the run (to show the
     /// checker catches what the invariant would).
     pub check_agreement: bool,
+    /// Thresholds set low for this run.
+    pub tuning: Tuning,
+    /// One replica is down for most of the faulty phase (long enough for the
+    /// others to forget what it needs, with a low `gc_horizon`).
+    pub outage: bool,
 }
 
 impl Config {
@@ -117,6 +146,15 @@ impl Config {
             max_events: 2_000_000,
             suspicion: 0.02,
             check_agreement: true,
+            tuning: Tuning {
+                // Every other seed forgets executed instances after a handful,
+                // so snapshots and state transfer run in short runs too.
+                gc_horizon: (seed % 2 == 1).then_some([2, 4, 16, 64][(seed / 2 % 4) as usize]),
+                window: None,
+                chunk_bytes: (seed % 2 == 1).then_some(256),
+                max_gaps: (seed % 4 == 3).then_some(4),
+            },
+            outage: seed.is_multiple_of(3),
         }
     }
 }
@@ -163,6 +201,7 @@ enum Kind<M> {
     Tick(ReplicaId),
     ClientTimer(usize),
     Crash,
+    Outage,
     Restart(ReplicaId),
     Partition,
     Heal,
@@ -276,6 +315,10 @@ pub fn run<R: SimReplica>(cfg: &Config, trace: bool) -> Report {
         let t = s.rng.gen_range(100_000_000..600_000_000);
         s.at(t, Kind::Crash);
     }
+    if cfg.crashes && cfg.outage {
+        let t = s.rng.gen_range(20_000_000..300_000_000);
+        s.at(t, Kind::Outage);
+    }
     if cfg.partitions {
         let t = s.rng.gen_range(100_000_000..800_000_000);
         s.at(t, Kind::Partition);
@@ -332,7 +375,7 @@ impl<R: SimReplica> Sim<R> {
 
     fn boot(&mut self, r: ReplicaId, how: Boot) {
         let mut fx = std::mem::take(&mut self.fx);
-        let core = R::boot(r, self.cfg.n, how, self.now, &mut fx);
+        let core = R::boot(r, self.cfg.n, how, self.now, &mut fx, &self.cfg.tuning);
         self.nodes[r as usize].core = Some(core);
         self.nodes[r as usize].checked_upto = 0;
         self.fx = fx;
@@ -464,11 +507,32 @@ impl<R: SimReplica> Sim<R> {
             }
             Kind::ClientTimer(c) => self.client_timer(c),
             Kind::Crash => self.crash(),
+            Kind::Outage => {
+                let up: Vec<ReplicaId> = (0..self.cfg.n as ReplicaId)
+                    .filter(|r| self.nodes[*r as usize].core.is_some())
+                    .collect();
+                if up.len() == self.cfg.n {
+                    let r = up[self.rng.gen_range(0..up.len())];
+                    self.nodes[r as usize].core = None;
+                    self.log(|| format!("crash replica {r} for a long outage"));
+                    let back = (self.cfg.duration_ns * 4 / 5).max(self.now + 1);
+                    self.at(back, Kind::Restart(r));
+                }
+            }
             Kind::Restart(r) => {
+                if self.nodes[r as usize].core.is_some() {
+                    return; // restarted already
+                }
                 let how = if self.cfg.durable {
-                    let recs = genericsmr::durable::parse_records(&self.nodes[r as usize].disk)
-                        .unwrap_or_default();
-                    Boot::Durable(recs)
+                    match genericsmr::durable::parse_records(&self.nodes[r as usize].disk) {
+                        Ok(recs) => Boot::Durable(recs),
+                        Err(e) => {
+                            // The simulator writes whole records: damage is a bug.
+                            self.violation =
+                                Some(format!("replica {r}'s disk does not parse: {e}"));
+                            return;
+                        }
+                    }
                 } else {
                     Boot::Amnesia
                 };
@@ -619,7 +683,7 @@ impl<R: SimReplica> Sim<R> {
         let (id, seq) = (cl.id, cl.seq);
         let value = format!("c{c}s{seq}");
         let roll = self.rng.gen_range(0..100);
-        let cmd = match roll {
+        let mut cmd = match roll {
             0..=39 => Command::put(id, seq, key, value),
             40..=84 => Command::get(id, seq, key),
             85..=92 => Command::delete(id, seq, key),
@@ -633,6 +697,8 @@ impl<R: SimReplica> Sim<R> {
                 Command::cas(id, seq, key, expected.map(Bytes::from), value)
             }
         };
+        // A closed loop: every earlier operation was answered or given up.
+        cmd.acked_below = seq;
         self.clients[c].op = Some((cmd, self.now, self.now));
         self.resend(c);
     }

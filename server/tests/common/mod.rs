@@ -243,3 +243,112 @@ pub async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
         .await
         .expect("test exceeded its time limit");
 }
+
+/// What a checked workload did.
+pub struct Checked {
+    /// The history, one record per operation.
+    pub history: Vec<checker::history::Record>,
+    /// Operations acknowledged.
+    pub acked: usize,
+    /// Reads that returned a value (each names its writer).
+    pub reads_with_value: usize,
+}
+
+/// Closed-loop clients, client `c` sending first to replica `c % n` (and on to
+/// the next on a timeout): on `keys` keys, half gets, the rest puts of a
+/// value unique to (client, seq), swaps and deletes. Runs until `stop` is set,
+/// then returns the history. Every value names its writer, so a lost or stale
+/// write shows up in the reads.
+pub async fn checked_workload(
+    addrs: Vec<String>,
+    clients: usize,
+    keys: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Checked {
+    use bytes::Bytes;
+    use checker::history::{Outcome as H, Record};
+    use genericsmr::command::Command;
+    use std::sync::atomic::Ordering;
+
+    let n = addrs.len();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..clients {
+        let mut list = addrs.clone();
+        list.rotate_left(k % n);
+        let mut cfg = ClientConfig::with_replicas(list);
+        cfg.timeout = Duration::from_secs(20);
+        cfg.attempt_timeout = Duration::from_millis(300);
+        let cl = Client::connect(cfg).await.expect("client connects");
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (k as u64 + 1);
+            let mut last: std::collections::HashMap<u64, Bytes> = Default::default();
+            while !stop.load(Ordering::Relaxed) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let key_no = x % keys;
+                let key = format!("k{key_no}");
+                let id = cl.id();
+                let cmd = match (x >> 20) % 10 {
+                    0..=4 => Command::get(id, 0, key),
+                    5..=7 => Command::put(id, 0, key, Bytes::new()),
+                    8 => Command::cas(id, 0, key, last.get(&key_no).cloned(), Bytes::new()),
+                    _ => Command::delete(id, 0, key),
+                };
+                let mut cmd = cl.prepare(cmd);
+                if matches!(
+                    cmd.op,
+                    genericsmr::command::Op::Put | genericsmr::command::Op::Cas
+                ) {
+                    cmd.value = Bytes::from(format!("c{}-s{}", cmd.client, cmd.seq));
+                }
+                let t0 = start.elapsed().as_nanos() as u64;
+                let r = cl.submit(cmd.clone()).await;
+                let t1 = start.elapsed().as_nanos() as u64;
+                match r {
+                    Ok(o) => {
+                        if cmd.op == genericsmr::command::Op::Get {
+                            match &o.value {
+                                Some(v) => last.insert(key_no, v.clone()),
+                                None => last.remove(&key_no),
+                            };
+                        }
+                        out.push(Record::of(&cmd, t0, Some((t1, &o)), H::Ok))
+                    }
+                    Err(_) => out.push(Record::of(&cmd, t0, None, H::Unknown)),
+                }
+            }
+            out
+        }));
+    }
+    let mut history = Vec::new();
+    for t in tasks {
+        history.extend(t.await.expect("client task"));
+    }
+    history.sort_by_key(|r| r.invoke_ns);
+    let acked = history.iter().filter(|r| r.outcome == H::Ok).count();
+    let reads_with_value = history
+        .iter()
+        .filter(|r| r.op == "get" && r.outcome == H::Ok && r.value.is_some())
+        .count();
+    Checked {
+        history,
+        acked,
+        reads_with_value,
+    }
+}
+
+/// Checks a history for linearizability; panics with the counterexample.
+pub fn assert_linearizable(history: &[checker::history::Record]) {
+    let r = checker::check(history, &checker::linear::Options::default());
+    assert_eq!(
+        r.verdict,
+        checker::Verdict::Ok,
+        "history of {} operations: {:?}",
+        history.len(),
+        r.violation.map(|v| v.explanation)
+    );
+}

@@ -1,0 +1,318 @@
+//! State transfer past the garbage-collection horizon.
+//!
+//! A replica forgets executed instances past [`crate::Config::keep_executed`]
+//! per leader even while a peer is down, so memory stays bounded. A peer that
+//! comes back needing one of them learns so, never silence: heartbeats say
+//! below which instance each leader's instances are forgotten at the sender
+//! (`Progress::forgotten`), and a question about a forgotten instance (Prepare,
+//! PreAccept, Accept, TryPreAccept) is answered [`Compacted`]. Either way the
+//! replica behind asks that peer for its snapshot (the shared mechanism of
+//! [`genericsmr::snapshot`]): the state machine image plus the frontier below.
+//!
+//! The frontier is, per leader, the prefix the sender executed, the
+//! instances it executed above that prefix (with their attributes, so that
+//! the receiver knows they ran and can still answer for them), what it knows
+//! every replica executed, and how many instances it executed. Nothing of the
+//! conflict table travels: a new instance of the receiver gathers its
+//! dependencies from a quorum, and every committed instance is in the table
+//! of some member of any quorum until every replica has executed it.
+//!
+//! Installing swaps the state machine, drops every instance the snapshot
+//! covers, marks the instances it executed above the prefix, and takes back
+//! the executions of instances this replica ran that the sender had not (they
+//! run again, in dependency order, from their committed attributes). A
+//! replica that has forgotten an instance the sender has not executed cannot
+//! take that snapshot and waits for a later one.
+
+use std::collections::HashSet;
+
+use bytes::BytesMut;
+use genericsmr::command::Command;
+use genericsmr::effects::{accepted, reject, Effects};
+use genericsmr::messages::ReplyStatus;
+use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
+use genericsmr::state::Check;
+use genericsmr::wire::{decode_body, Marshal, Reader, WireError};
+use genericsmr::{wire_struct, ReplicaId};
+
+use crate::commit::instance_key;
+use crate::messages::{Entry, EpaxosMsg};
+use crate::replica::{Replica, Status};
+
+/// The EPaxos part of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frontier {
+    /// Per leader, every instance below this is executed in the snapshot.
+    pub executed_upto: Vec<u64>,
+    /// Per leader, every instance below this is executed by every replica.
+    pub everywhere: Vec<u64>,
+    /// Instances executed in the snapshot (the status counter).
+    pub executed: u64,
+    /// Instances executed in the snapshot above their leader's prefix.
+    pub above: Vec<Executed>,
+}
+wire_struct!(Frontier {
+    executed_upto,
+    everywhere,
+    executed,
+    above
+});
+
+/// An executed instance above its leader's executed prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    /// Its command leader.
+    pub leader: ReplicaId,
+    /// Its number.
+    pub instance: u64,
+    /// Its committed sequence number.
+    pub seq: u64,
+    /// Its committed dependencies.
+    pub deps: Vec<u64>,
+    /// Its commands.
+    pub cmds: Vec<Command>,
+}
+wire_struct!(Executed {
+    leader,
+    instance,
+    seq,
+    deps,
+    cmds
+});
+
+impl Replica {
+    /// This replica's snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut state = BytesMut::new();
+        self.state.encode_image(&mut state);
+        let mut above = Vec::new();
+        for (l, sp) in self.spaces.iter().enumerate() {
+            for i in sp.executed_upto..sp.end() {
+                if let Some(x) = sp.get(i).filter(|x| x.status == Status::Executed) {
+                    above.push(Executed {
+                        leader: l as ReplicaId,
+                        instance: i,
+                        seq: x.seq,
+                        deps: x.deps.clone(),
+                        cmds: x.cmds.clone(),
+                    });
+                }
+            }
+        }
+        let f = Frontier {
+            executed_upto: self.executed_upto(),
+            everywhere: self.everywhere.clone(),
+            executed: self.executed,
+            above,
+        };
+        let mut protocol = BytesMut::new();
+        f.marshal(&mut protocol);
+        Snapshot {
+            state: state.freeze(),
+            protocol: protocol.freeze(),
+        }
+    }
+
+    /// Snapshots installed from peers, and sent to peers.
+    pub fn snapshots(&self) -> (u64, u64) {
+        (self.fetch.completed(), self.snapshots_sent)
+    }
+
+    /// Whether a peer that forgot each leader's instances below `forgotten`
+    /// holds instances this replica has not executed and can no longer learn
+    /// from it.
+    pub(crate) fn behind(&self, forgotten: &[u64]) -> bool {
+        self.spaces
+            .iter()
+            .zip(forgotten)
+            .any(|(sp, f)| *f > sp.executed_upto)
+    }
+
+    /// Asks `peer` for its snapshot, unless a transfer is under way.
+    pub(crate) fn fetch_snapshot(
+        &mut self,
+        now: u64,
+        peer: ReplicaId,
+        fx: &mut Effects<EpaxosMsg>,
+    ) {
+        if let Some((to, req)) = self.fetch.start(now, peer) {
+            tracing::info!(
+                peer = to,
+                "behind what a peer has forgotten: asking it for a snapshot"
+            );
+            fx.send(to, EpaxosMsg::SnapshotRequest(req));
+        }
+    }
+
+    /// Tells `to` that instance `(l, i)` is forgotten here.
+    pub(crate) fn compacted(
+        &self,
+        to: ReplicaId,
+        l: ReplicaId,
+        i: u64,
+        fx: &mut Effects<EpaxosMsg>,
+    ) {
+        fx.send(
+            to,
+            EpaxosMsg::Compacted(Compacted {
+                what: instance_key(l, i),
+            }),
+        );
+    }
+
+    /// A peer forgot an instance this replica asked about.
+    pub fn handle_compacted(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: Compacted,
+        fx: &mut Effects<EpaxosMsg>,
+    ) {
+        let (l, i) = ((m.what >> 56) as usize, m.what & ((1 << 56) - 1));
+        if self.spaces.get(l).is_some_and(|sp| i >= sp.executed_upto) {
+            self.fetch_snapshot(now, from, fx);
+        }
+    }
+
+    /// A peer asks for this replica's snapshot: it goes in chunks.
+    pub fn handle_snapshot_request(
+        &mut self,
+        from: ReplicaId,
+        m: SnapshotRequest,
+        fx: &mut Effects<EpaxosMsg>,
+    ) {
+        let bytes = self.snapshot().to_bytes();
+        if bytes.len() as u64 > self.cfg.transfer.max_bytes {
+            tracing::warn!(
+                peer = from,
+                bytes = bytes.len(),
+                "snapshot larger than the transfer limit: not sent"
+            );
+            return;
+        }
+        self.snapshots_sent += 1;
+        for c in snapshot::chunks(m.nonce, &bytes, self.cfg.transfer.chunk_bytes) {
+            fx.send(from, EpaxosMsg::SnapshotChunk(c));
+        }
+    }
+
+    /// A piece of the snapshot this replica asked for; the last one installs it.
+    pub fn handle_snapshot_chunk(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        c: SnapshotChunk,
+        fx: &mut Effects<EpaxosMsg>,
+    ) {
+        match self.fetch.on_chunk(now, from, c) {
+            Ok(None) => {}
+            Ok(Some(snap)) => match self.install(&snap, fx) {
+                Ok(true) => tracing::info!(peer = from, "snapshot installed"),
+                Ok(false) => tracing::info!(peer = from, "snapshot not needed or not usable"),
+                Err(e) => tracing::warn!(peer = from, error = %e, "snapshot refused"),
+            },
+            Err(e) => tracing::warn!(peer = from, error = %e, "snapshot transfer failed"),
+        }
+    }
+
+    /// Installs `snap` if it covers instances this replica has not executed
+    /// and nothing this replica forgot is missing from it; persists it first
+    /// (when durable). Returns whether it was installed.
+    pub(crate) fn install(
+        &mut self,
+        snap: &Snapshot,
+        fx: &mut Effects<EpaxosMsg>,
+    ) -> Result<bool, WireError> {
+        let n = self.cfg.n;
+        let f: Frontier = decode_body(snap.protocol.clone())?;
+        let bad = |what| WireError::Invalid { what, value: 0 };
+        if f.executed_upto.len() != n || f.everywhere.len() != n {
+            return Err(bad("snapshot frontier length"));
+        }
+        if f.above.iter().any(|x| {
+            x.leader as usize >= n
+                || x.deps.len() != n
+                || x.instance < f.executed_upto[x.leader as usize]
+        }) {
+            return Err(bad("snapshot instance above the frontier"));
+        }
+        let mut r = Reader::new(snap.state.clone());
+        let sm = self.state.decode_image(&mut r)?;
+        r.finish()?;
+        let behind = (0..n).any(|l| f.executed_upto[l] > self.spaces[l].executed_upto);
+        let usable = (0..n).all(|l| self.spaces[l].base <= f.executed_upto[l]);
+        if !behind || !usable {
+            return Ok(false);
+        }
+        if fx.keeps_records() {
+            fx.persist(&Entry::Snapshot(snap.to_bytes()));
+        }
+        let above: HashSet<(ReplicaId, u64)> =
+            f.above.iter().map(|x| (x.leader, x.instance)).collect();
+        for (l, sp) in self.spaces.iter_mut().enumerate() {
+            let fl = f.executed_upto[l];
+            let drop = (fl - sp.base).min(sp.slots.len() as u64);
+            sp.slots.drain(..drop as usize);
+            sp.base = fl;
+            sp.executed_upto = fl;
+            for i in fl..sp.end() {
+                let Some(x) = sp.get_mut(i) else { continue };
+                if x.status == Status::Executed && !above.contains(&(l as ReplicaId, i)) {
+                    // Ran here, not in the snapshot: it runs again.
+                    x.status = Status::Committed;
+                    self.to_execute.insert((l as ReplicaId, i));
+                }
+            }
+        }
+        for e in f.above {
+            let Some(x) = self.spaces[e.leader as usize].entry(e.instance, n) else {
+                continue;
+            };
+            x.status = Status::Executed;
+            x.seq = e.seq;
+            x.deps = e.deps;
+            x.cmds = e.cmds;
+            x.lead = None;
+            x.waiting_since = None;
+            x.early_commit = None;
+            self.to_execute.remove(&(e.leader, e.instance));
+        }
+        let me = self.cfg.id as usize;
+        for sp in &mut self.spaces {
+            while sp
+                .get(sp.executed_upto)
+                .is_some_and(|x| x.status == Status::Executed)
+            {
+                sp.executed_upto += 1;
+            }
+        }
+        self.next = self.next.max(self.spaces[me].end());
+        let spaces = &self.spaces;
+        self.to_execute.retain(|&(l, i)| {
+            spaces[l as usize]
+                .get(i)
+                .is_some_and(|x| x.status == Status::Committed)
+        });
+        for (a, b) in self.everywhere.iter_mut().zip(&f.everywhere) {
+            *a = (*a).max(*b);
+        }
+        self.state = sm;
+        self.executed = f.executed;
+        self.committed = f.executed + self.to_execute.len() as u64;
+        // Clients waiting here on commands the snapshot ran get their answer.
+        let me = self.cfg.id;
+        let waiting = std::mem::take(&mut self.waiting);
+        for ((client, seq), conn) in waiting {
+            match self.state.check(client, seq) {
+                Check::Done(o) => fx.reply(conn, accepted(client, seq, me, o.clone())),
+                Check::Stale => fx.reply(conn, reject(client, seq, ReplyStatus::Stale, Some(me))),
+                Check::Fresh => {
+                    self.waiting.insert((client, seq), conn);
+                }
+            }
+        }
+        // What it unblocked runs at the end of the burst (`flush`); at a
+        // restart, in the order the log recorded after the snapshot.
+        Ok(true)
+    }
+}
