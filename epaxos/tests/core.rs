@@ -15,6 +15,9 @@ type Msg = (u8, u8, EpaxosMsg);
 
 struct Net {
     reps: Vec<Replica>,
+    /// What each replica persisted, framed as on its disk.
+    disks: Vec<bytes::BytesMut>,
+    cfgs: Vec<Config>,
     queue: VecDeque<Msg>,
     replies: Vec<(u8, Reply)>,
     down: Vec<bool>,
@@ -27,15 +30,18 @@ impl Net {
     }
 
     fn with(n: usize, f: impl Fn(&mut Config)) -> Net {
+        let cfgs: Vec<Config> = (0..n)
+            .map(|i| {
+                let mut c = Config::new(i as u8, n);
+                c.record_commits = true;
+                f(&mut c);
+                c
+            })
+            .collect();
         Net {
-            reps: (0..n)
-                .map(|i| {
-                    let mut c = Config::new(i as u8, n);
-                    c.record_commits = true;
-                    f(&mut c);
-                    Replica::new(c)
-                })
-                .collect(),
+            reps: cfgs.iter().map(|c| Replica::new(c.clone())).collect(),
+            disks: vec![bytes::BytesMut::new(); n],
+            cfgs,
             queue: VecDeque::new(),
             replies: Vec::new(),
             down: vec![false; n],
@@ -51,6 +57,7 @@ impl Net {
         let now = self.now;
         f(&mut self.reps[i as usize], now, &mut fx);
         self.reps[i as usize].flush(now, &mut fx);
+        self.disks[i as usize].extend_from_slice(&fx.take_persist());
         let n = self.reps.len() as u8;
         for (d, m) in fx.sends.drain(..) {
             let to: Vec<u8> = match d {
@@ -105,6 +112,15 @@ impl Net {
         for i in 0..self.reps.len() as u8 {
             self.on(i, |r, now, fx| r.tick(now, fx));
         }
+    }
+
+    /// Replica `i` crashes and restarts from what it persisted.
+    fn restart(&mut self, i: u8) {
+        let recs =
+            genericsmr::durable::parse_records(&self.disks[i as usize]).expect("disk parses");
+        let mut r = Replica::new(self.cfgs[i as usize].clone());
+        r.restore(&recs).expect("replay");
+        self.reps[i as usize] = r;
     }
 
     fn attrs(&self, r: u8, l: u8, i: u64) -> Option<(Status, u64, Vec<u64>)> {
@@ -583,4 +599,138 @@ fn try_preaccept_refuted_by_a_committed_conflict_restarts() {
     // The command (3, 0) is ordered before (0, 0) or after it, alike everywhere.
     assert_eq!(net.reps[1].executed_order(), net.reps[2].executed_order());
     assert_eq!(net.reps[2].executed_order(), net.reps[3].executed_order());
+}
+
+/// A restarted replica must not refute a TryPreAccept with an instance that
+/// every replica had executed, and so may have dropped from its conflict
+/// table: the fast quorum of the instance under recovery could not have seen
+/// it. Replica 4 commits and executes J on key k with everyone, the
+/// heartbeats spread that everyone executed it, replica 4 restarts from its
+/// log, and then a recovery asks it whether (0, 0), on k and with no
+/// dependency on J, still fits. It must not say that it cannot have been
+/// chosen (before the fix, its forgotten knowledge restarted at zero and J
+/// came back from the log into its conflict table, and it refuted).
+#[test]
+fn a_restarted_replica_does_not_refute_with_what_everyone_executed() {
+    let mut net = Net::new(5);
+    net.propose(2, put(2, 1, "k"));
+    net.run();
+    assert!(
+        (0..5).all(|r| net.committed(r, 2, 0)),
+        "J committed everywhere"
+    );
+    for _ in 0..4 {
+        net.tick_all(20_000_000);
+        net.run();
+    }
+    assert_eq!(
+        net.reps[4].everywhere_executed()[2],
+        1,
+        "replica 4 knows J ran everywhere"
+    );
+    net.restart(4);
+    let mut reply = None;
+    net.on(4, |r, now, fx| {
+        r.handle_try_preaccept(
+            now,
+            1,
+            TryPreAccept {
+                leader: 0,
+                instance: 0,
+                ballot: make_ballot(1, 1),
+                cmds: vec![put(1, 1, "k")],
+                seq: 1,
+                deps: vec![0; 5],
+            },
+            fx,
+        );
+        for (_, m) in &fx.sends {
+            if let EpaxosMsg::TryPreAcceptReply(m) = m {
+                reply = Some(m.clone());
+            }
+        }
+    });
+    let reply = reply.expect("an answer");
+    assert!(
+        !reply.refutes,
+        "refuted with an instance every replica executed: {reply:?}"
+    );
+}
+
+/// One heartbeat naming a far instance number makes a replica wait on (and
+/// allocate) at most `progress_wait_max` instances, not every one up to it.
+#[test]
+fn one_heartbeat_allocates_a_bounded_number_of_waits() {
+    let mut net = Net::with(3, |c| c.progress_wait_max = 64);
+    net.on(1, |r, now, fx| {
+        r.handle_progress(
+            now,
+            0,
+            Progress {
+                next: 100_000,
+                executed: vec![0; 3],
+                everywhere: vec![0; 3],
+                forgotten: vec![0; 3],
+            },
+            fx,
+        )
+    });
+    assert!(
+        net.reps[1].instance(0, 63).is_some(),
+        "waits on the first ones"
+    );
+    assert!(
+        net.reps[1].instance(0, 64).is_none() && net.reps[1].instance(0, 99_999).is_none(),
+        "allocated nothing past the bound"
+    );
+}
+
+/// A replica that slept while its peers forgot what it needs learns so from
+/// a heartbeat, fetches a snapshot in several chunks, installs it, and then
+/// executes alike with the others: same state, same executed count.
+#[test]
+fn a_replica_behind_the_horizon_installs_a_snapshot_and_converges() {
+    let mut net = Net::with(3, |c| {
+        c.keep_executed = 4;
+        c.transfer.chunk_bytes = 64;
+    });
+    net.down[2] = true;
+    for i in 0..40u64 {
+        let at = (i % 2) as u8;
+        net.propose(at, put(10 + at as u64, i + 1, &format!("k{}", i % 7)));
+        net.run();
+        net.tick_all(20_000_000);
+        net.run();
+    }
+    assert!(
+        net.reps[0].instance(0, 0).is_none(),
+        "replica 0 forgot its first instances"
+    );
+    net.down[2] = false;
+    for _ in 0..10 {
+        net.tick_all(20_000_000);
+        net.run();
+    }
+    let (installed, _) = net.reps[2].snapshots();
+    assert_eq!(installed, 1, "replica 2 installed a snapshot");
+    let sent: u64 = (0..2).map(|r| net.reps[r].snapshots().1).sum();
+    assert!(sent >= 1);
+    for r in 0..2 {
+        assert_eq!(net.reps[r].state().digest(), net.reps[2].state().digest());
+        assert_eq!(net.reps[r].executed_count(), net.reps[2].executed_count());
+    }
+    // It serves: a command it leads commits and executes everywhere.
+    net.propose(2, put(12, 1, "k0"));
+    net.run();
+    for _ in 0..3 {
+        net.tick_all(20_000_000);
+        net.run();
+    }
+    for r in 0..2 {
+        assert_eq!(net.reps[r].state().digest(), net.reps[2].state().digest());
+    }
+    // And it restarts from its log, snapshot included, to the same state.
+    let before = net.reps[2].state().digest();
+    net.restart(2);
+    assert_eq!(net.reps[2].state().digest(), before);
 }
