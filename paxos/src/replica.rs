@@ -48,6 +48,8 @@ pub struct Config {
     pub max_pending: usize,
     /// Largest command accepted, in encoded bytes; larger ones are answered `TooLarge`.
     pub max_command_bytes: usize,
+    /// Bounds of the state machine's dedup table.
+    pub dedup: genericsmr::state::Limits,
     /// A batched slot closes once its commands reach this many bytes, so every
     /// Accept fits in a peer frame.
     pub max_batch_bytes: usize,
@@ -79,6 +81,7 @@ impl Config {
             catchup_chunk: 4096,
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
+            dedup: Default::default(),
             max_batch_bytes: 4 << 20,
             slot_window: 1 << 22,
             broken_accept_below_promise: false,
@@ -268,7 +271,8 @@ impl Replica {
             StateMachine::default()
         } else {
             StateMachine::without_replaced_values()
-        };
+        }
+        .with_limits(cfg.dedup);
         Replica {
             cfg,
             role: Role::Follower,

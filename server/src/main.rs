@@ -105,8 +105,9 @@ struct Args {
     /// (at most half of --max-frame).
     #[arg(long, default_value_t = 1 << 20)]
     snapshot_chunk: usize,
-    /// Gaps the dedup table keeps per client (sequence numbers the client
-    /// acknowledged that have not run here yet) before it gives up the lowest.
+    /// Multi-Paxos and EPaxos: gaps the dedup table keeps per client (sequence
+    /// numbers the client acknowledged that have not run here yet) before it
+    /// gives up the lowest.
     #[arg(long, default_value_t = 1024)]
     max_gaps: usize,
     /// How long to keep trying to reach the master at start, in seconds.
@@ -349,6 +350,7 @@ impl Core {
         cfg.reply_after_exec = a.reply_after_exec;
         cfg.max_command_bytes = a.max_command;
         cfg.max_batch_bytes = a.max_frame / 4;
+        cfg.dedup.max_gaps = a.max_gaps;
         Core::Paxos(Box::new(paxos::Replica::new(cfg)))
     }
 
