@@ -51,7 +51,7 @@ impl Replica {
             MdlMsg::SuccTsRequest(m) => self.handle_succ_ts_request(now, from, m, fx),
             MdlMsg::SuccTsReply(m) => self.handle_succ_ts_reply(now, m, fx),
             MdlMsg::CatchupRequest(m) => self.handle_catchup_request(from, m, fx),
-            MdlMsg::CatchupReply(m) => self.handle_catchup_reply(from, m),
+            MdlMsg::CatchupReply(m) => self.handle_catchup_reply(from, m, fx),
         }
     }
 

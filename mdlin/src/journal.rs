@@ -140,7 +140,8 @@ impl Replica {
         fx.send(from, MdlMsg::AcceptReply(r));
     }
 
-    /// Votes for held accepts whose gap has filled (by a vote or a commit).
+    /// Votes for held accepts whose gap has filled (by a vote, a commit or a
+    /// catch-up reply).
     fn vote_held(&mut self, fx: &mut Effects<MdlMsg>) {
         if self.early_accepts.is_empty() {
             return;
@@ -274,12 +275,25 @@ impl Replica {
             return;
         }
         self.observe_ballot(m.ballot, fx);
-        let s = self.slot_mut(m.slot);
+        self.learn_chosen(m.slot, m.ballot, m.entry);
+        self.chosen_learned(fx);
+    }
+
+    /// Records that `slot` is chosen with `entry` (learned from a commit or a
+    /// catch-up reply, not from this replica's own vote count).
+    fn learn_chosen(&mut self, slot: u64, ballot: u64, entry: Entry) {
+        let s = self.slot_mut(slot);
         if s.state != SlotState::Committed {
             s.state = SlotState::Committed;
-            s.ballot = m.ballot;
-            s.entry = m.entry;
+            s.ballot = ballot;
+            s.entry = entry;
         }
+    }
+
+    /// After learning chosen slots: move the commit index, and vote for held
+    /// accepts whose gap they filled (however the gap was filled, or the held
+    /// slot waits for a retransmission, and forever without one).
+    fn chosen_learned(&mut self, fx: &mut Effects<MdlMsg>) {
         self.advance_commit();
         self.vote_held(fx);
     }
@@ -358,22 +372,21 @@ impl Replica {
     }
 
     /// Follower: chosen slots from the leader.
-    pub fn handle_catchup_reply(&mut self, from: ReplicaId, m: CatchupReply) {
+    pub fn handle_catchup_reply(
+        &mut self,
+        from: ReplicaId,
+        m: CatchupReply,
+        fx: &mut Effects<MdlMsg>,
+    ) {
         if !self.same_shard(from) {
             return;
         }
         for r in m.slots {
-            if !r.committed || !self.slot_in_window(r.slot) {
-                continue;
-            }
-            let s = self.slot_mut(r.slot);
-            if s.state != SlotState::Committed {
-                s.state = SlotState::Committed;
-                s.ballot = r.ballot;
-                s.entry = r.entry;
+            if r.committed && self.slot_in_window(r.slot) {
+                self.learn_chosen(r.slot, r.ballot, r.entry);
             }
         }
-        self.advance_commit();
+        self.chosen_learned(fx);
         self.catchup_at = 0;
     }
 

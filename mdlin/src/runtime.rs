@@ -150,7 +150,7 @@ fn drain(
         core.handle_catchup_request(s.peer_id(), m, fx)
     });
     d.take(&rx.catchup_reply, |s, m| {
-        core.handle_catchup_reply(s.peer_id(), m)
+        core.handle_catchup_reply(s.peer_id(), m, fx)
     });
     d.take(&rx.status, |s, m| core.handle_status(s.conn_id(), m, fx));
     d.take(&rx.log, |s, m| core.handle_log_request(s.conn_id(), m, fx));

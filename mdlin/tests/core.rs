@@ -428,3 +428,122 @@ fn a_predecessor_that_cannot_exist_is_refused_not_replicated() {
         assert_eq!(replies(&fx), vec![(5, ReplyStatus::Failed)]);
     }
 }
+
+/// A follower holds an accept whose earlier slot it lacks (the prefix rule)
+/// and votes for it once the gap fills. Here the gap is filled by a catch-up
+/// reply, not a commit: the other follower voted for slot 0 and then went
+/// silent, so this follower's vote is the only one slot 1 can get. The leader
+/// never retransmits in this test (as if its retransmission were lost too),
+/// so unless the catch-up reply itself releases the held vote, slot 1 is
+/// never chosen.
+#[test]
+fn a_held_accept_is_voted_when_catch_up_fills_its_gap() {
+    let mut l = replica(0, 1, CoordMode::Fast);
+    let mut cfg = l.config().clone();
+    cfg.retransmit_ns = 3_600_000 * MS;
+    l = Replica::new(cfg);
+    let mut fx = Effects::default();
+    l.handle_be_leader(0, &mut fx);
+    let ballot = prepare_ballot(&fx);
+    for f in [1, 2] {
+        let r = PrepareReply {
+            ballot,
+            ok: true,
+            promised: ballot,
+            slots: vec![],
+        };
+        l.handle_prepare_reply(0, f, r, &mut fx);
+    }
+    l.flush(0, &mut fx);
+    assert!(l.is_serving());
+    let mut f1 = replica(1, 1, CoordMode::Fast);
+
+    // Two heads: slots 0 and 1.
+    let mut fx = Effects::default();
+    for (seq, key) in [(1, "x"), (2, "y")] {
+        let p = MdlPropose {
+            cmd: put(1, seq, key),
+            shard_seq: seq - 1,
+            pred: None,
+        };
+        l.handle_propose(MS, 7, p, &mut fx);
+    }
+    l.flush(MS, &mut fx);
+    let acc = accepts(&fx);
+    assert_eq!(acc.iter().map(|a| a.slot).collect::<Vec<_>>(), vec![0, 1]);
+
+    // Follower 1 gets only slot 1: held behind the gap.
+    let mut out = Effects::default();
+    f1.handle_peer(2 * MS, 0, MdlMsg::Accept(acc[1].clone()), &mut out);
+    f1.flush(2 * MS, &mut out);
+    assert!(
+        out.sends.is_empty(),
+        "slot 1 is held while slot 0 is missing"
+    );
+
+    // Follower 2 votes for slot 0 only, and is gone: slot 0 is chosen.
+    let mut fx = Effects::default();
+    let r = AcceptReply {
+        ballot: acc[0].ballot,
+        slot: 0,
+        ok: true,
+        promised: acc[0].ballot,
+    };
+    l.handle_peer(3 * MS, 2, MdlMsg::AcceptReply(r), &mut fx);
+    l.flush(3 * MS, &mut fx);
+    assert_eq!(l.commit_index(), 1);
+    assert_eq!(replies(&fx), vec![(1, ReplyStatus::Ok)]);
+
+    // The leader's heartbeat tells follower 1 that slot 0 is chosen; it
+    // lacks it, so it asks for it, and the leader sends it.
+    let now = 1_000 * MS;
+    let mut fx = Effects::default();
+    l.tick(now, &mut fx);
+    let mut out = Effects::default();
+    for (_, m) in fx.sends {
+        if matches!(m, MdlMsg::CommitShort(_)) {
+            f1.handle_peer(now, 0, m, &mut out);
+        }
+    }
+    f1.tick(now, &mut out);
+    let mut fx = Effects::default();
+    for (_, m) in out.sends {
+        if matches!(m, MdlMsg::CatchupRequest(_)) {
+            l.handle_peer(now, 1, m, &mut fx);
+        }
+    }
+    let catchup: Vec<MdlMsg> = fx
+        .sends
+        .into_iter()
+        .filter_map(|(_, m)| matches!(m, MdlMsg::CatchupReply(_)).then_some(m))
+        .collect();
+    assert_eq!(catchup.len(), 1, "the leader answers the catch-up request");
+
+    // The catch-up reply fills the gap: the held slot 1 must be voted now.
+    let mut out = Effects::default();
+    for m in catchup {
+        f1.handle_peer(now, 0, m, &mut out);
+    }
+    f1.flush(now, &mut out);
+    assert_eq!(f1.commit_index(), 1);
+    let votes: Vec<AcceptReply> = out
+        .sends
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            MdlMsg::AcceptReply(r) if r.ok => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        votes.iter().map(|r| r.slot).collect::<Vec<_>>(),
+        vec![1],
+        "the held accept is voted once catch-up fills its gap"
+    );
+    let mut fx = Effects::default();
+    for r in votes {
+        l.handle_peer(now, 1, MdlMsg::AcceptReply(r), &mut fx);
+    }
+    l.flush(now, &mut fx);
+    assert_eq!(l.commit_index(), 2, "slot 1 is chosen");
+    assert_eq!(replies(&fx), vec![(2, ReplyStatus::Ok)]);
+}
