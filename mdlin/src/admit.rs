@@ -211,9 +211,14 @@ impl Replica {
                 fx,
             );
         };
-        let coord = match self.early.remove(&op) {
-            Some((_, true, ts, _)) => Coord::Ready(ts),
-            Some((_, false, ..)) => Coord::Failing,
+        // An early reply counts if it is about this predecessor and its
+        // sender is not fenced off by now.
+        let early = self.early.remove(&op).map(|(_, r)| r).filter(|r| {
+            r.pred == crate::replica::pred_id(op, pred) && !self.fenced(pred.shard, r.ballot)
+        });
+        let coord = match early {
+            Some(r) if r.ok => Coord::Ready(r.ts),
+            Some(_) => Coord::Failing,
             None => Coord::Waiting { last_ask: now },
         };
         let failing = coord == Coord::Failing;

@@ -106,27 +106,31 @@ impl Replica {
         if !self.is_leader() {
             return;
         }
-        if self.fences.get(&m.pred).is_some_and(|(b, _)| m.ballot < *b) {
-            // From a leader the predecessor's shard has replaced since it
-            // asked about this operation's successor: not honoured.
-            return;
-        }
-        let Some(o) = self.ops.get_mut(&m.succ) else {
+        let Some(o) = self.ops.get(&m.succ) else {
+            // Kept for its operation; fenced when it is used (`admit.rs`).
             if self.early.len() < MAX_WAITING_CRS
                 && !self.known_ts.contains_key(&m.succ)
                 && !self.failed.contains(&m.succ)
             {
-                self.early.insert(m.succ, (now, m.ok, m.ts, m.pred));
+                self.early.insert(m.succ, (now, m));
             }
             return;
         };
-        if o.pred.map(|p| pred_id(m.succ, p)) != Some(m.pred) {
+        let Some(p) = o.pred.filter(|p| pred_id(m.succ, *p) == m.pred) else {
             tracing::warn!(
                 ?m,
                 "dropping a coordination reply about the wrong predecessor"
             );
             return;
+        };
+        if self.fenced(p.shard, m.ballot) {
+            // From a leader the predecessor's shard replaced before a newer
+            // one asked this shard about successors: not honoured.
+            return;
         }
+        let Some(o) = self.ops.get_mut(&m.succ) else {
+            return;
+        };
         if !matches!(o.coord, Coord::Waiting { .. }) {
             return;
         }
@@ -136,6 +140,12 @@ impl Replica {
         } else {
             self.fail_op(now, m.succ, fx);
         }
+    }
+
+    /// Whether a coordination reply from `shard`'s leader at `ballot` no longer
+    /// counts here (see `Entry::Fence`).
+    pub(crate) fn fenced(&self, shard: u8, ballot: u64) -> bool {
+        self.fences.get(shard as usize).is_some_and(|f| ballot < *f)
     }
 
     /// Handles coordination replies between operations of this shard.
@@ -260,10 +270,7 @@ impl Replica {
             self.fail_op(now, op, fx);
         }
         let keep = self.cfg.keep_ns;
-        self.early
-            .retain(|_, (t, ..)| now.saturating_sub(*t) < keep);
-        self.fences
-            .retain(|_, (_, t)| now.saturating_sub(*t) < keep);
+        self.early.retain(|_, (t, _)| now.saturating_sub(*t) < keep);
         self.waiting_crs.retain(|_, w| {
             w.retain(|(.., t)| now.saturating_sub(*t) < keep);
             !w.is_empty()

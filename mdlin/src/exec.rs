@@ -88,6 +88,7 @@ impl Replica {
                     self.answer_waiting(*op, false, 0, fx);
                 }
             }
+            Entry::Fence { shard, ballot } => self.raise_fence(*shard, *ballot, fx),
         }
     }
 
@@ -111,6 +112,7 @@ impl Replica {
         };
         if self.cfg.record_order {
             self.exec_order.push(op);
+            self.exec_ts.push(ts);
         }
         let fast_cc = self.cfg.mode == CoordMode::Fast && self.known_ts.contains_key(&op);
         if !fast_cc {

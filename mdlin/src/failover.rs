@@ -22,13 +22,23 @@
 //!   timestamp is at most what the old leader gave, and stays below any
 //!   successor's. Such an operation never fails by timeout: it may already
 //!   have a successor that took effect.
+//!
+//! **Fences.** The old leader may still be running (cut off from its shard,
+//! not from the others) or have replies in flight, with timestamps the new
+//! leader does not keep. So a shard answers a successor query from shard A's
+//! leader at ballot `b` only once its journal holds a chosen
+//! `Fence { shard: A, ballot: b }`: from its execution on, coordination
+//! replies from A's leaders below `b` are ignored here, and replies held but
+//! not acted on are forgotten (those operations ask A's current leader
+//! again). What the answer reported is then final, and because the fence is
+//! in the journal, every later leader of this shard inherits it.
 
 use std::collections::HashMap;
 
 use genericsmr::effects::Effects;
 use genericsmr::ReplicaId;
 
-use crate::messages::{CoordReq, MdlMsg, OpId, SuccTsReply, SuccTsRequest};
+use crate::messages::{CoordReq, Entry, MdlMsg, OpId, SuccTsReply, SuccTsRequest};
 
 /// Successor bounds at or above this only come from "no successor known"
 /// (and the chain bounds derived from it): such operations are free.
@@ -106,10 +116,6 @@ impl Replica {
         self.nonce += 1;
         let nonce = self.nonce;
         let own = self.succ_ts_for(&ops);
-        let Role::Leader { ballot, .. } = self.role else {
-            return;
-        };
-        self.fence(now, &ops, ballot);
         let Role::Leader { recovery, .. } = &mut self.role else {
             return;
         };
@@ -179,27 +185,42 @@ impl Replica {
             .collect()
     }
 
-    /// Makes what this leader answers about `preds`' successors final: a
-    /// successor not yet CC forgets a coordination reply it holds (it may
-    /// come from the replaced leader, with a timestamp the new one does not
-    /// honour) and accepts replies about `preds` only from `ballot` on.
-    fn fence(&mut self, now: u64, preds: &[OpId], ballot: u64) {
-        let preds: std::collections::HashSet<OpId> = preds.iter().copied().collect();
-        for p in &preds {
-            let f = self.fences.entry(*p).or_insert((ballot, now));
-            f.0 = f.0.max(ballot);
-            f.1 = now;
+    /// Executes a `Fence` entry (every replica): replies from `shard`'s
+    /// leaders below `ballot` no longer count here. A leader forgets the
+    /// replies from that shard it holds but has not acted on (it cannot tell
+    /// their ballots apart; those operations ask the shard's current leader
+    /// again) and answers the successor query the fence was written for.
+    pub(crate) fn raise_fence(&mut self, shard: u8, ballot: u64, fx: &mut Effects<MdlMsg>) {
+        let s = shard as usize;
+        if s >= self.cfg.shards || s == self.cfg.shard() as usize {
+            tracing::error!(shard, "a fence entry for a shard it cannot be about");
+            return;
         }
-        for (op, o) in self.ops.iter_mut() {
-            let Some(p) = o.pred else { continue };
-            if preds.contains(&pred_id(*op, p)) && matches!(o.coord, Coord::Ready(_)) {
-                o.coord = Coord::Waiting { last_ask: now };
+        if ballot <= self.fences[s] {
+            return;
+        }
+        self.fences[s] = ballot;
+        if !self.is_leader() {
+            return;
+        }
+        for o in self.ops.values_mut() {
+            if o.pred.is_some_and(|p| p.shard == shard) && matches!(o.coord, Coord::Ready(_)) {
+                o.coord = Coord::Waiting { last_ask: 0 };
             }
         }
-        self.early.retain(|_, (.., p)| !preds.contains(p));
+        let answerable = self.fence_asks[s]
+            .as_ref()
+            .is_some_and(|(_, m)| m.ballot <= ballot);
+        if answerable {
+            if let Some((from, m)) = self.fence_asks[s].take() {
+                self.answer_succ_ts(from, &m, fx);
+            }
+        }
     }
 
-    /// Any shard leader: answers a recovering leader's successor query.
+    /// Any shard leader: a recovering leader's successor query. Answered once
+    /// a fence for the asker's ballot is chosen and executed here (appended
+    /// now if need be): see the module docs.
     pub fn handle_succ_ts_request(
         &mut self,
         now: u64,
@@ -210,17 +231,38 @@ impl Replica {
         // Only once the journal inherited from phase 1 is executed is what
         // this leader knows of ordered successors complete; the asker retries.
         let ready = matches!(&self.role, Role::Leader { recovery, .. } if recovery.started);
-        if !ready || m.ops.len() > 1 << 20 {
+        let shard = from as usize / self.cfg.n;
+        if !ready
+            || m.ops.len() > 1 << 20
+            || shard >= self.cfg.shards
+            || shard == self.cfg.shard() as usize
+        {
             return;
         }
-        self.fence(now, &m.ops, m.ballot);
+        if m.ballot <= self.fences[shard] {
+            return self.answer_succ_ts(from, &m, fx);
+        }
+        if m.ballot > self.fence_proposed[shard] {
+            self.fence_proposed[shard] = m.ballot;
+            let fence = Entry::Fence {
+                shard: shard as u8,
+                ballot: m.ballot,
+            };
+            self.append(now, fence, fx);
+        }
+        // Answered when the fence executes (or on a retry after it did).
+        self.fence_asks[shard] = Some((from, m));
+    }
+
+    /// Sends what this shard knows of the asked operations' successors.
+    fn answer_succ_ts(&mut self, to: ReplicaId, m: &SuccTsRequest, fx: &mut Effects<MdlMsg>) {
         let ts = self.succ_ts_for(&m.ops);
         let r = SuccTsReply {
             nonce: m.nonce,
             shard: self.cfg.shard(),
             ts,
         };
-        fx.send(from, MdlMsg::SuccTsReply(r));
+        fx.send(to, MdlMsg::SuccTsReply(r));
     }
 
     /// Recovering leader: one shard's answer.

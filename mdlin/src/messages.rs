@@ -100,10 +100,11 @@ pub struct CoordReply {
     pub ok: bool,
     /// The predecessor's timestamp: the successor's must be larger.
     pub ts: u64,
-    /// The ballot of the leader that sent it: a successor's leader that was
-    /// told by a recovering leader (see [`SuccTsRequest`]) ignores replies
-    /// about that predecessor from older ballots, which may be in flight from
-    /// the dead leader with a timestamp the new one does not honour.
+    /// The ballot of the leader that sent it. Once the successor's shard has
+    /// answered a recovering leader of the predecessor's shard (see
+    /// [`SuccTsRequest`] and [`Entry::Fence`]), it ignores replies from that
+    /// shard's older ballots: they may come from a replaced leader, still
+    /// running or in flight, with a timestamp the new one does not honour.
     pub ballot: u64,
 }
 wire_struct!(
@@ -154,6 +155,17 @@ pub enum Entry {
         /// The operation.
         op: OpId,
     },
+    /// From here on, coordination replies about operations of `shard` count
+    /// only from leaders of at least `ballot`. Written before this shard
+    /// answers that ballot's [`SuccTsRequest`], so the answer stays true
+    /// through this shard's own failovers: a later leader here inherits the
+    /// fence with the journal.
+    Fence {
+        /// The predecessors' shard.
+        shard: u8,
+        /// The lowest ballot of its leaders still heard.
+        ballot: u64,
+    },
 }
 
 impl Marshal for Entry {
@@ -185,6 +197,11 @@ impl Marshal for Entry {
                 buf.put_u8(4);
                 op.marshal(buf);
             }
+            Entry::Fence { shard, ballot } => {
+                buf.put_u8(5);
+                shard.marshal(buf);
+                ballot.marshal(buf);
+            }
         }
     }
 }
@@ -209,6 +226,10 @@ impl Unmarshal for Entry {
             },
             4 => Entry::Fail {
                 op: OpId::unmarshal(r)?,
+            },
+            5 => Entry::Fence {
+                shard: r.u8("fence shard")?,
+                ballot: r.u64("fence ballot")?,
             },
             v => {
                 return Err(WireError::Invalid {
@@ -347,10 +368,11 @@ pub struct SuccTsRequest {
     pub nonce: u64,
     /// Operations committed but not ordered at the asker's shard.
     pub ops: Vec<OpId>,
-    /// The asker's ballot. The answering leader from now on accepts
-    /// coordination replies about these operations only from this ballot or
-    /// later, and forgets any it holds but has not acted on: what it answers
-    /// is then final.
+    /// The asker's ballot. Before answering, the answering shard replicates
+    /// an [`Entry::Fence`]: from then on it accepts coordination replies from
+    /// the asker's shard only from this ballot or later, and forgets any it
+    /// holds but has not acted on, so what it answers stays final, through
+    /// its own failovers too.
     pub ballot: u64,
 }
 wire_struct!(SuccTsRequest { nonce, ops, ballot } = MDLIN_BASE + 9);

@@ -68,7 +68,11 @@ pub struct Config {
     pub coord_retry_ns: u64,
     /// An operation still uncoordinated after this long fails (ns).
     pub coord_timeout_ns: u64,
-    /// How long timestamps of ordered operations are kept for late requests (ns).
+    /// How long timestamps of ordered operations, coordination replies that
+    /// arrived before their operation, and queued coordination requests are
+    /// kept for late messages (ns): the expiry bounds memory, as nothing here
+    /// is garbage collected otherwise. (Fences do not expire: one ballot per
+    /// shard.)
     pub keep_ns: u64,
     /// Most out-of-order proposals buffered per client.
     pub max_buffered: usize,
@@ -281,18 +285,25 @@ pub struct Replica {
     pub(crate) known_order: VecDeque<(u64, OpId, Option<OpId>)>,
     /// Shard timestamp: the next one to hand out is at least this.
     pub(crate) shard_ts: u64,
+    /// Per shard, the lowest ballot of its leaders whose coordination replies
+    /// still count here (the executed `Fence` entries; see `failover.rs`).
+    pub(crate) fences: Vec<u64>,
     /// The executed order (when `record_order`).
     pub(crate) exec_order: Vec<OpId>,
+    /// The timestamp each of `exec_order` executed with (when `record_order`).
+    pub(crate) exec_ts: Vec<u64>,
 
     // Leader state.
     pub(crate) ops: HashMap<OpId, LiveOp>,
     pub(crate) admit_next: HashMap<ClientId, u64>,
     pub(crate) buffered: HashMap<ClientId, BTreeMap<u64, (u64, ConnId, MdlPropose)>>,
-    /// Coordination replies that arrived before their operation: (when, ok, ts, pred).
-    pub(crate) early: HashMap<OpId, (u64, bool, u64, OpId)>,
-    /// Predecessors a recovering leader asked about: coordination replies
-    /// about them count only from that ballot on. (ballot, since).
-    pub(crate) fences: HashMap<OpId, (u64, u64)>,
+    /// Coordination replies that arrived before their operation, with when.
+    pub(crate) early: HashMap<OpId, (u64, crate::messages::CoordReply)>,
+    /// Leader: successor queries waiting for their fence to be chosen, by
+    /// the asking shard (only the latest per shard).
+    pub(crate) fence_asks: Vec<Option<(ReplicaId, crate::messages::SuccTsRequest)>>,
+    /// Leader: the highest fence appended per shard (chosen or not).
+    pub(crate) fence_proposed: Vec<u64>,
     /// Coordination requests waiting for their predecessor, by predecessor.
     pub(crate) waiting_crs: HashMap<OpId, Vec<WaitingCr>>,
     /// Coordination replies for this shard's own leader (same-shard chains).
@@ -332,12 +343,15 @@ impl Replica {
             succ_index: HashMap::new(),
             known_order: VecDeque::new(),
             shard_ts: 1,
+            fences: vec![0; shards],
             exec_order: Vec::new(),
+            exec_ts: Vec::new(),
             ops: HashMap::new(),
             admit_next: HashMap::new(),
             buffered: HashMap::new(),
             early: HashMap::new(),
-            fences: HashMap::new(),
+            fence_asks: vec![None; shards],
+            fence_proposed: vec![0; shards],
             waiting_crs: HashMap::new(),
             local: VecDeque::new(),
             nonce: 0,
@@ -387,6 +401,13 @@ impl Replica {
     /// The operations executed here, in order (empty unless `record_order`).
     pub fn exec_order(&self) -> &[OpId] {
         &self.exec_order
+    }
+
+    /// The timestamp of each operation of [`Replica::exec_order`], in the same
+    /// order (empty unless `record_order`): for checking the timestamp rule
+    /// across shards.
+    pub fn exec_timestamps(&self) -> &[u64] {
+        &self.exec_ts
     }
 
     /// Operations the leader is still working on (not executed or failed).
@@ -546,6 +567,8 @@ impl Replica {
         self.admit_next.clear();
         self.early.clear();
         self.waiting_crs.clear();
+        self.fence_asks.iter_mut().for_each(|a| *a = None);
+        self.fence_proposed.iter_mut().for_each(|f| *f = 0);
         self.local.clear();
         let me = self.cfg.shard() as usize;
         if self.shard_leaders[me] == Some(self.cfg.id) {

@@ -6,8 +6,10 @@
 //! up to `fanout` operations back to back, chained (each names the previous
 //! one as predecessor), and delivers their answers in issue order. A stand-in
 //! for the master publishes each shard's leader and asks a live replica to
-//! take over when a leader is down. The run yields the client history (with
-//! chain links) and every replica's executed order, for the MDL checkers.
+//! take over when a leader is down (crashed, cut off, or deposed: cut off
+//! from its own shard only, so it keeps answering the other shards). The run
+//! yields the client history (with chain links) and every replica's executed
+//! order, for the MDL checkers.
 //!
 //! With `single_dispatch`, clients issue one operation at a time without
 //! predecessors: every operation takes the one-round path, the message pattern
@@ -53,6 +55,10 @@ pub struct Script {
     /// Extra one-way delay of this client's messages to each shard (ns),
     /// to force an arrival order.
     pub shard_delay_ns: Vec<u64>,
+    /// Further delay of this client's coordination requests to each
+    /// (predecessor's) shard (ns), on top of `shard_delay_ns`: a request that
+    /// reaches a leader long after its operation was proposed.
+    pub coord_delay_ns: Vec<u64>,
 }
 
 /// Cut a shard's leader off from everyone (replicas, clients, master) while
@@ -77,6 +83,22 @@ pub struct CrashOnCoord {
     /// it, before its round 2 completes); otherwise it is lost with the leader
     /// (round 1 committed, no reply sent).
     pub reply_escapes: bool,
+    /// Only once this much simulated time has passed (ns).
+    pub after: u64,
+}
+
+/// Depose a shard's leader without stopping it: at the moment it sends its
+/// first coordination reply to another shard, cut it off from the other
+/// replicas of its own shard, for good (what it sent them and has not
+/// arrived is lost too). It still reaches the other shards' replicas, the
+/// clients and the master, which elects another leader for the shard (it
+/// sees the shard lost its leader) but keeps sending the deposed one the
+/// shard leaders' list. So it keeps believing it leads, and keeps answering
+/// coordination requests from what it alone knows.
+#[derive(Debug, Clone, Copy)]
+pub struct DeposeOnCoord {
+    /// The shard whose leader is deposed.
+    pub shard: u8,
     /// Only once this much simulated time has passed (ns).
     pub after: u64,
 }
@@ -125,6 +147,8 @@ pub struct SimConfig {
     pub crash_on_fail: Vec<u8>,
     /// Leader crashes tied to coordination.
     pub crash_on_coord: Vec<CrashOnCoord>,
+    /// Leaders deposed (cut off from their own shard only) at a coordination reply.
+    pub depose_on_coord: Vec<DeposeOnCoord>,
     /// Chance, in per mille, that a client "loses" a chained operation: it
     /// reaches its leader only `late_ns` later, as from a client that stalled
     /// mid-chain. Its successors fail; it may still succeed.
@@ -139,6 +163,9 @@ pub struct SimConfig {
     pub max_time_ns: u64,
     /// Replica timing, applied to every replica.
     pub coord_timeout_ns: u64,
+    /// How long every replica keeps timestamps, early replies and queued
+    /// requests for late coordination messages (`Config::keep_ns`).
+    pub keep_ns: u64,
 }
 
 impl SimConfig {
@@ -162,6 +189,7 @@ impl SimConfig {
             drop_per_mille: 0,
             crashes: Vec::new(),
             crash_on_coord: Vec::new(),
+            depose_on_coord: Vec::new(),
             isolations: Vec::new(),
             scripts: Vec::new(),
             crash_on_fail: Vec::new(),
@@ -171,6 +199,7 @@ impl SimConfig {
             client_give_up_ns: 8_000_000_000,
             max_time_ns: 60_000_000_000,
             coord_timeout_ns: 3_000_000_000,
+            keep_ns: ReplicaConfig::new(0, 1, 1).keep_ns,
         }
     }
 }
@@ -182,6 +211,9 @@ pub struct SimReport {
     pub history: Vec<Record>,
     /// `logs[shard][replica]`: each replica's executed order, as (client, seq).
     pub logs: Vec<Vec<Vec<(u64, u64)>>>,
+    /// `timestamps[shard][replica][i]`: the timestamp `logs[shard][replica][i]`
+    /// executed with.
+    pub timestamps: Vec<Vec<Vec<u64>>>,
     /// Latency of each completed application request (ns).
     pub request_latency_ns: Vec<u64>,
     /// Peer messages delivered.
@@ -192,7 +224,7 @@ pub struct SimReport {
     pub stuck: usize,
     /// What those operations wait for.
     pub stuck_detail: String,
-    /// Crashes that happened: (time, replica).
+    /// Crashes, cuts and depositions that happened: (time, replica).
     pub crashed: Vec<(u64, ReplicaId)>,
 }
 
@@ -277,6 +309,8 @@ struct Sim {
     alive: Vec<bool>,
     /// Cut off from everyone (but running).
     cut: Vec<bool>,
+    /// Cut off from the other replicas of its own shard only (but running).
+    deposed: Vec<bool>,
     leaders: Vec<Option<ReplicaId>>,
     asked: Vec<Option<(ReplicaId, u64)>>,
     clients: Vec<Client>,
@@ -296,6 +330,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             c.thrifty = cfg.thrifty;
             c.record_order = true;
             c.coord_timeout_ns = cfg.coord_timeout_ns;
+            c.keep_ns = cfg.keep_ns;
             Replica::new(c)
         })
         .collect();
@@ -310,6 +345,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         replicas,
         alive: vec![true; total],
         cut: vec![false; total],
+        deposed: vec![false; total],
         leaders: vec![None; cfg.shards],
         asked: vec![None; cfg.shards],
         clients: (0..cfg.clients.max(cfg.scripts.len()))
@@ -399,15 +435,28 @@ impl Sim {
         f(rep, now, &mut fx);
         rep.flush(now, &mut fx);
         let shard = r as usize / self.cfg.n;
-        let trigger = self.cfg.crash_on_coord.iter().position(|t| {
-            t.shard as usize == shard
-                && now >= t.after
-                && self.replicas[r as usize].is_leader()
-                && fx.sends.iter().any(|(d, m)| {
-                    matches!(m, MdlMsg::CoordReply(_))
-                        && matches!(d, Dest::Peer(p) if *p as usize / self.cfg.n != shard)
-                })
-        });
+        // A leader sending a coordination reply to another shard: what the
+        // scripted crashes and depositions wait for.
+        let replying = self.replicas[r as usize].is_leader()
+            && fx.sends.iter().any(|(d, m)| {
+                matches!(m, MdlMsg::CoordReply(_))
+                    && matches!(d, Dest::Peer(p) if *p as usize / self.cfg.n != shard)
+            });
+        let trigger = self
+            .cfg
+            .crash_on_coord
+            .iter()
+            .position(|t| replying && t.shard as usize == shard && now >= t.after);
+        let depose = self
+            .cfg
+            .depose_on_coord
+            .iter()
+            .position(|t| replying && t.shard as usize == shard && now >= t.after);
+        if let Some(i) = depose {
+            self.cfg.depose_on_coord.remove(i);
+            self.deposed[r as usize] = true;
+            self.crashed.push((now, r));
+        }
         let failed_reply = fx
             .replies
             .iter()
@@ -437,7 +486,7 @@ impl Sim {
             };
             for to in 0..self.replicas.len() {
                 if to != r as usize && set & (1u64 << to) != 0 {
-                    if self.cut[r as usize] || self.cut[to] {
+                    if self.cut[r as usize] || self.cut[to] || self.severed(r, to as ReplicaId) {
                         continue;
                     }
                     if self.cfg.drop_per_mille > 0
@@ -472,10 +521,20 @@ impl Sim {
         }
     }
 
+    /// Whether messages between `a` and `b` are lost: same shard, one of them deposed.
+    fn severed(&self, a: ReplicaId, b: ReplicaId) -> bool {
+        let n = self.cfg.n;
+        a as usize / n == b as usize / n && (self.deposed[a as usize] || self.deposed[b as usize])
+    }
+
     fn handle(&mut self, k: Kind) {
         match k {
             Kind::Peer { to, from, msg } => {
-                if self.alive[to as usize] && !self.cut[to as usize] && !self.cut[from as usize] {
+                if self.alive[to as usize]
+                    && !self.cut[to as usize]
+                    && !self.cut[from as usize]
+                    && !self.severed(from, to)
+                {
                     self.messages += 1;
                     self.on(to, |r, now, fx| r.handle_peer(now, from, msg, fx));
                 }
@@ -551,7 +610,10 @@ impl Sim {
         let n = self.cfg.n;
         for sh in 0..self.cfg.shards {
             let members = (0..n).map(|i| (sh * n + i) as ReplicaId);
-            let up = |r: &ReplicaId| self.alive[*r as usize] && !self.cut[*r as usize];
+            // A deposed replica cannot lead its shard: the master sees it lost it.
+            let up = |r: &ReplicaId| {
+                self.alive[*r as usize] && !self.cut[*r as usize] && !self.deposed[*r as usize]
+            };
             // The live, reachable replica claiming leadership with the highest ballot.
             let claimed = members
                 .clone()
@@ -712,7 +774,15 @@ impl Sim {
                 .and_then(|sc| sc.shard_delay_ns.get(s as usize).copied())
                 .unwrap_or(0)
         };
-        let (op_extra, cr_extra) = (extra(op.shard), op.pred.map_or(0, |p| extra(p.shard)));
+        let coord_extra = |s: u8| {
+            self.cfg
+                .scripts
+                .get(c)
+                .and_then(|sc| sc.coord_delay_ns.get(s as usize).copied())
+                .unwrap_or(0)
+        };
+        let op_extra = extra(op.shard);
+        let cr_extra = op.pred.map_or(0, |p| extra(p.shard) + coord_extra(p.shard));
         let d = self.delay() + op_extra;
         self.at(self.now + d, Kind::Propose { to, client: c, msg });
         if let Some((to, msg)) = cr {
@@ -868,8 +938,16 @@ impl Sim {
                     .collect()
             })
             .collect();
-        let leaders =
-            (0..self.replicas.len()).filter(|r| self.alive[*r] && self.replicas[*r].is_leader());
+        let timestamps = (0..self.cfg.shards)
+            .map(|sh| {
+                (0..n)
+                    .map(|i| self.replicas[sh * n + i].exec_timestamps().to_vec())
+                    .collect()
+            })
+            .collect();
+        // A deposed leader never learns it was replaced: what it holds is not stuck.
+        let leaders = (0..self.replicas.len())
+            .filter(|r| self.alive[*r] && !self.deposed[*r] && self.replicas[*r].is_leader());
         let stuck = leaders.clone().map(|r| self.replicas[r].in_flight()).sum();
         let stuck_detail = leaders
             .filter(|r| self.replicas[*r].in_flight() > 0)
@@ -879,6 +957,7 @@ impl Sim {
         SimReport {
             history: self.history,
             logs,
+            timestamps,
             request_latency_ns: self.latencies,
             messages: self.messages,
             end_ns: self.now,
@@ -964,6 +1043,47 @@ pub fn verify(r: &SimReport) -> Result<(), String> {
             "{} operations stuck at a leader: {}",
             r.stuck, r.stuck_detail
         ));
+    }
+    Ok(())
+}
+
+/// Checks the timestamp rule on the executed journals: timestamps strictly
+/// increase along each shard's executed order, and every operation that
+/// executed has a larger timestamp than its chain predecessor (when that
+/// executed too). Ordering every executed operation by timestamp is the
+/// witness order of the protocol's safety argument; a chain edge that goes
+/// down in timestamp means some leader coordinated the successor with a
+/// timestamp its predecessor's shard did not keep. Stricter than MDL: a run
+/// can break it and still have some other order that satisfies MDL.
+pub fn check_timestamps(r: &SimReport) -> Result<(), String> {
+    let mut ts: HashMap<(u64, u64), u64> = HashMap::new();
+    for (sh, (logs, stamps)) in r.logs.iter().zip(&r.timestamps).enumerate() {
+        // The longest executed order of the shard (the others are prefixes of it).
+        let Some((log, stamps)) = logs.iter().zip(stamps).max_by_key(|(l, _)| l.len()) else {
+            continue;
+        };
+        let mut last: Option<u64> = None;
+        for (op, t) in log.iter().zip(stamps) {
+            if last.is_some_and(|l| *t <= l) {
+                return Err(format!(
+                    "shard {sh}: {op:?} executed with timestamp {t}, not above the previous {last:?}"
+                ));
+            }
+            last = Some(*t);
+            ts.insert(*op, *t);
+        }
+    }
+    for h in &r.history {
+        let Some(p) = h.pred else { continue };
+        if let (Some(t), Some(pt)) = (ts.get(&(h.client, h.seq)), ts.get(&(h.client, p))) {
+            if t <= pt {
+                return Err(format!(
+                    "operation ({}, {}) executed with timestamp {t}, not above its chain \
+                     predecessor ({}, {p})'s {pt}",
+                    h.client, h.seq, h.client
+                ));
+            }
+        }
     }
     Ok(())
 }

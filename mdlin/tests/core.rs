@@ -547,3 +547,97 @@ fn a_held_accept_is_voted_when_catch_up_fills_its_gap() {
     assert_eq!(l.commit_index(), 2, "slot 1 is chosen");
     assert_eq!(replies(&fx), vec![(2, ReplyStatus::Ok)]);
 }
+
+/// A fence entry is replicated like any other: it must survive the wire.
+#[test]
+fn a_fence_entry_survives_the_wire() {
+    use genericsmr::wire::{decode_body, Marshal};
+    let a = Accept {
+        ballot: mdlin::ballot::make(3, 4),
+        slot: 9,
+        entry: Entry::Fence {
+            shard: 2,
+            ballot: mdlin::ballot::make(5, 7),
+        },
+    };
+    let mut b = bytes::BytesMut::new();
+    a.marshal(&mut b);
+    let back: Accept = decode_body(b.freeze()).expect("decodes");
+    assert_eq!(back, a);
+}
+
+/// A shard answers a recovering leader's successor query only once the
+/// fence for that leader's ballot is chosen in its journal; from then on,
+/// coordination replies from that shard's older leaders do not count.
+#[test]
+fn a_successor_query_is_answered_only_once_its_fence_is_chosen() {
+    let mut l = leader(2, CoordMode::Fast);
+    let old = mdlin::ballot::make(1, 3);
+    let new = mdlin::ballot::make(2, 4);
+    let q = SuccTsRequest {
+        nonce: 1,
+        ops: vec![OpId { client: 1, seq: 1 }],
+        ballot: new,
+    };
+    let mut fx = Effects::default();
+    l.handle_succ_ts_request(MS, 4, q.clone(), &mut fx);
+    let fence: Vec<Entry> = accepts(&fx).into_iter().map(|a| a.entry).collect();
+    assert_eq!(
+        fence,
+        vec![Entry::Fence {
+            shard: 1,
+            ballot: new
+        }]
+    );
+    let answered = |fx: &Effects<MdlMsg>| {
+        fx.sends
+            .iter()
+            .any(|(d, m)| *d == Dest::Peer(4) && matches!(m, MdlMsg::SuccTsReply(_)))
+    };
+    assert!(!answered(&fx), "no answer before the fence is chosen");
+    // A retry meanwhile appends no second fence.
+    let mut again = Effects::default();
+    l.handle_succ_ts_request(MS, 4, q, &mut again);
+    assert!(accepts(&again).is_empty() && !answered(&again));
+    let out = ack_all(&mut l, 2 * MS, &fx);
+    assert!(answered(&out), "answered once the fence executes");
+
+    // An operation whose predecessor is on the fenced shard.
+    let mut fx = Effects::default();
+    l.handle_propose(
+        3 * MS,
+        7,
+        MdlPropose {
+            cmd: put(1, 2, "x"),
+            shard_seq: 0,
+            pred: Some(Pred { seq: 1, shard: 1 }),
+        },
+        &mut fx,
+    );
+    l.flush(3 * MS, &mut fx);
+    let reply = |ballot, ts| CoordReply {
+        succ: OpId { client: 1, seq: 2 },
+        pred: OpId { client: 1, seq: 1 },
+        ok: true,
+        ts,
+        ballot,
+    };
+    l.handle_coord_reply(3 * MS, reply(old, 5), &mut fx);
+    let round1 = ack_all(&mut l, 4 * MS, &fx);
+    let orders = |fx: &Effects<MdlMsg>| -> Vec<u64> {
+        accepts(fx)
+            .iter()
+            .filter_map(|a| match a.entry {
+                Entry::Order { ts, .. } => Some(ts),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(
+        orders(&round1).is_empty(),
+        "the old leader's reply is fenced"
+    );
+    let mut fx = Effects::default();
+    l.handle_coord_reply(5 * MS, reply(new, 9), &mut fx);
+    assert_eq!(orders(&fx), vec![10], "the new leader's reply counts");
+}

@@ -6,13 +6,15 @@ use checker::history::Outcome;
 use checker::linear::Options;
 use checker::Verdict;
 use mdlin::simulator::{
-    chaos, run, verify, Crash, CrashOnCoord, Isolate, Script, SimConfig, SimReport,
+    chaos, check_timestamps, run, verify, Crash, CrashOnCoord, DeposeOnCoord, Isolate, Script,
+    SimConfig, SimReport,
 };
 use mdlin::CoordMode;
 
-/// Runs both checkers and the liveness expectations; panics with the seed.
+/// Runs both checkers, the liveness expectations and the timestamp rule;
+/// panics with the seed.
 fn check(name: &str, cfg: &SimConfig, r: &SimReport) {
-    if let Err(e) = verify(r) {
+    if let Err(e) = verify(r).and_then(|()| check_timestamps(r)) {
         panic!("{name} seed {}: {e}", cfg.seed);
     }
 }
@@ -327,11 +329,13 @@ fn h1_never_reads_the_second_write_without_the_first() {
                     start_ns: 20_000_000,
                     ops: vec![(true, x.clone()), (true, y.clone())],
                     shard_delay_ns: d(seed),
+                    coord_delay_ns: Vec::new(),
                 },
                 Script {
                     start_ns: 20_000_000 + (seed % 7) * 700_000,
                     ops: vec![(false, y.clone()), (false, x.clone())],
                     shard_delay_ns: d(seed / 9),
+                    coord_delay_ns: Vec::new(),
                 },
             ];
             let r = run(&cfg);
@@ -379,11 +383,13 @@ fn h4_forced_arrivals_stay_acyclic() {
                     start_ns: 20_000_000,
                     ops: vec![(true, a.clone()), (true, b.clone())],
                     shard_delay_ns: vec![hold, 0],
+                    coord_delay_ns: Vec::new(),
                 },
                 Script {
                     start_ns: 20_000_000 + (seed % 3) * 100_000,
                     ops: vec![(true, b.clone()), (true, a.clone())],
                     shard_delay_ns: vec![0, hold],
+                    coord_delay_ns: Vec::new(),
                 },
             ];
             let r = run(&cfg);
@@ -391,4 +397,77 @@ fn h4_forced_arrivals_stay_acyclic() {
             assert!(r.history.iter().all(|h| h.outcome == Outcome::Ok));
         }
     }
+}
+
+/// A deposed shard leader keeps answering coordination requests while the
+/// successor's shard fails over. Shards A, B, C (0, 1, 2); fast mode.
+///
+/// - Client 2 chains q1 (C) -> p (A) -> s (B); client 1 chains
+///   q0 (C) -> r (A) -> z (C). A's leader A1 makes p CC with timestamp 2,
+///   then r with 3, and tells z's leader (on C) r's timestamp. At that
+///   moment A1 is deposed: cut off from its own shard only, so both order
+///   entries are lost, but it keeps running and still reaches B, the clients
+///   and the master.
+/// - A's new leader A2 re-places p and r. It asks every shard for their
+///   successors' timestamps (B's leader B1 fences A's older ballots and
+///   answers "none"); r's successor z is known (4), p's is not, so r goes
+///   first (3) and p after it (4).
+/// - B1 crashes; B2 takes over. s's proposal was held back (it reaches B
+///   only with the client's retry, at B2), and so was the client's
+///   coordination request for p -> s, which reaches the deposed A1 only
+///   after the master has named B2. A1 still holds p's old timestamp 2 and
+///   sends it to B2.
+///
+/// Before the fix the fence lived only in B1's memory: B2 took A1's answer,
+/// and s executed with timestamp 3, below its predecessor p's 4. `check`
+/// (through `check_timestamps`) failed with "deposed-leader seed 77:
+/// operation (2, 3) executed with timestamp 3, not above its chain
+/// predecessor (2, 2)'s 4". Ordering by timestamp is the protocol's witness
+/// that an MDL order exists, and that edge breaks it. The MDL checkers
+/// themselves still pass this small run: a cycle through the edge needs an
+/// operation that A2 places before p and that depends on something B orders
+/// after s, and A2 places p long before s exists at B. (The chaos seeds that
+/// first found the in-flight version of this race needed two failovers at
+/// once to close a cycle.) With the fence in B's journal, B2 inherits it,
+/// ignores A1's answer and waits for A2's: s executes above p.
+#[test]
+fn a_deposed_leader_cannot_coordinate_through_a_successor_shard_failover() {
+    let k = keys_on("fence-", 3);
+    let (a, b, c) = (k[0].clone(), k[1].clone(), k[2].clone());
+    let mut cfg = SimConfig::new(77);
+    cfg.mode = CoordMode::Fast;
+    cfg.shards = 3;
+    cfg.requests = 1;
+    cfg.jitter_ns = 0;
+    cfg.scripts = vec![
+        Script {
+            start_ns: 20_200_000,
+            ops: vec![(true, c.clone()), (true, a.clone()), (true, c.clone())],
+            shard_delay_ns: Vec::new(),
+            coord_delay_ns: Vec::new(),
+        },
+        Script {
+            start_ns: 20_000_000,
+            ops: vec![(true, c.clone()), (true, a.clone()), (true, b.clone())],
+            // s reaches B only after B1 is gone (then with the retry, at B2).
+            shard_delay_ns: vec![0, 50_000_000, 0],
+            // The request p -> s reaches A1 after the master named B2.
+            coord_delay_ns: vec![80_000_000, 0, 0],
+        },
+    ];
+    cfg.depose_on_coord
+        .push(DeposeOnCoord { shard: 0, after: 0 });
+    cfg.crashes.push(Crash {
+        at: 50_000_000,
+        shard: 1,
+    });
+    let r = run(&cfg);
+    let deposed: Vec<u8> = r.crashed.iter().map(|(_, id)| *id).collect();
+    assert_eq!(deposed, vec![0, 3], "A1 deposed, then B1 crashed");
+    check("deposed-leader", &cfg, &r);
+    assert!(
+        r.history.iter().all(|h| h.outcome == Outcome::Ok),
+        "every operation takes effect: {:?}",
+        r.history
+    );
 }
