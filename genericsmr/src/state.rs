@@ -258,20 +258,39 @@ impl Session {
 
     /// Whether `seq` ran here (or lies in a gap given up on).
     fn ran(&self, seq: u64) -> bool {
-        seq < self.floor
-            || self
+        if seq < self.floor {
+            return true;
+        }
+        // The common case first: a number past everything that ran.
+        match self.ran.last_key_value() {
+            None => false,
+            Some((_, &end)) if seq >= end => false,
+            Some(_) => self
                 .ran
                 .range(..=seq)
                 .next_back()
-                .is_some_and(|(_, &end)| seq < end)
+                .is_some_and(|(_, &end)| seq < end),
+        }
     }
 
     /// Notes that `seq` ran; gives up the lowest gaps past `max_gaps`, and
     /// returns how many it gave up.
     fn mark_ran(&mut self, seq: u64, max_gaps: usize) -> u64 {
         if seq == self.floor {
-            // The common case: the next number in order.
+            // The next number in order.
             self.floor += 1;
+            if self
+                .ran
+                .first_key_value()
+                .is_none_or(|(s, _)| *s > self.floor)
+            {
+                return 0;
+            }
+        } else if let Some(mut top) = self.ran.last_entry().filter(|e| *e.get() == seq) {
+            // The next number after a gap (a client whose numbers start at
+            // 1, say): the top range grows.
+            *top.get_mut() += 1;
+            return 0;
         } else {
             let (mut start, mut end) = (seq, seq + 1);
             if let Some((&s, &e)) = self.ran.range(..=seq).next_back() {
