@@ -143,6 +143,17 @@ impl Net {
     }
 }
 
+/// A heartbeat from a replica that started `next` instances and executed
+/// nothing, in a group of `n`.
+fn fresh_progress(next: u64, n: usize) -> Progress {
+    Progress {
+        next,
+        executed: vec![0; n],
+        everywhere: vec![0; n],
+        forgotten: vec![0; n],
+    }
+}
+
 fn put(client: u64, seq: u64, key: &str) -> Command {
     Command::put(client, seq, Bytes::from(key.to_string()), Bytes::from("v"))
 }
@@ -278,17 +289,7 @@ fn recovery_commits_a_noop_when_nobody_has_the_command() {
     net.down[0] = true;
     // Replica 1 hears (by its heartbeat) that instance (0, 0) exists.
     net.on(1, |r, now, fx| {
-        r.handle_progress(
-            now,
-            0,
-            Progress {
-                next: 1,
-                executed: vec![0; 3],
-                everywhere: vec![0; 3],
-                forgotten: vec![0; 3],
-            },
-            fx,
-        )
+        r.handle_progress(now, 0, fresh_progress(1, 3), fx)
     });
     for _ in 0..200 {
         net.tick_all(50_000_000);
@@ -322,17 +323,7 @@ fn sutra_counterexample_commits_one_value() {
     // Recovery by p3 with {p2, p3}; its Accept to p2 is lost.
     net.now += 1_000_000_000;
     net.on(p3, |r, now, fx| {
-        r.handle_progress(
-            now,
-            p1,
-            Progress {
-                next: 1,
-                executed: vec![0; 3],
-                everywhere: vec![0; 3],
-                forgotten: vec![0; 3],
-            },
-            fx,
-        );
+        r.handle_progress(now, p1, fresh_progress(1, 3), fx);
         r.tick(now + 1_000_000_000, fx);
     });
     net.run_where(|m| m.0 != p1 && m.1 != p1 && !matches!(m.2, EpaxosMsg::Accept(_)));
@@ -340,17 +331,7 @@ fn sutra_counterexample_commits_one_value() {
     // Recovery by p2 with {p1, p2}; p3 hears nothing of it.
     net.now += 1_000_000_000;
     net.on(p2, |r, now, fx| {
-        r.handle_progress(
-            now,
-            p1,
-            Progress {
-                next: 1,
-                executed: vec![0; 3],
-                everywhere: vec![0; 3],
-                forgotten: vec![0; 3],
-            },
-            fx,
-        );
+        r.handle_progress(now, p1, fresh_progress(1, 3), fx);
         r.tick(now + 1_000_000_000, fx);
     });
     for _ in 0..20 {
@@ -531,17 +512,7 @@ fn recover_with_leader_and_one_more_down(net: &mut Net) {
     net.down[0] = true;
     net.down[4] = true;
     net.on(2, |r, now, fx| {
-        r.handle_progress(
-            now,
-            0,
-            Progress {
-                next: 1,
-                executed: vec![0; 5],
-                everywhere: vec![0; 5],
-                forgotten: vec![0; 5],
-            },
-            fx,
-        )
+        r.handle_progress(now, 0, fresh_progress(1, 5), fx)
     });
     for _ in 0..100 {
         net.tick_all(50_000_000);
@@ -663,17 +634,7 @@ fn a_restarted_replica_does_not_refute_with_what_everyone_executed() {
 fn one_heartbeat_allocates_a_bounded_number_of_waits() {
     let mut net = Net::with(3, |c| c.progress_wait_max = 64);
     net.on(1, |r, now, fx| {
-        r.handle_progress(
-            now,
-            0,
-            Progress {
-                next: 100_000,
-                executed: vec![0; 3],
-                everywhere: vec![0; 3],
-                forgotten: vec![0; 3],
-            },
-            fx,
-        )
+        r.handle_progress(now, 0, fresh_progress(100_000, 3), fx)
     });
     assert!(
         net.reps[1].instance(0, 63).is_some(),
