@@ -119,13 +119,17 @@ impl Replica {
     }
 
     /// Whether a peer that forgot each leader's instances below `forgotten`
-    /// holds instances this replica has not executed and can no longer learn
-    /// from it.
+    /// held one this replica still needs: not committed here and not yet
+    /// executed. A replica that merely lags in execution, with the commits in
+    /// hand, catches up by itself; a snapshot would cost the sender a copy of
+    /// the store. At most `progress_wait_max` instances are looked at per
+    /// leader and heartbeat.
     pub(crate) fn behind(&self, forgotten: &[u64]) -> bool {
-        self.spaces
-            .iter()
-            .zip(forgotten)
-            .any(|(sp, f)| *f > sp.executed_upto)
+        let cap = self.cfg.progress_wait_max.max(1);
+        self.spaces.iter().zip(forgotten).any(|(sp, &f)| {
+            let end = f.min(sp.executed_upto.saturating_add(cap));
+            (sp.executed_upto..end).any(|i| !sp.get(i).is_some_and(|x| x.status.is_committed()))
+        })
     }
 
     /// Asks `peer` for its snapshot, unless a transfer is under way.

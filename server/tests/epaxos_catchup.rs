@@ -100,7 +100,13 @@ async fn catches_up_past_the_horizon(n: usize, batch: bool, horizon: Option<u64>
     let (mode, clients, duration_s) = if batch {
         (Mode::Closed { window: 1 }, n - 1, 1.0)
     } else {
-        (Mode::Flood { total: 100_000 }, 2 * (n - 1), 0.0)
+        (
+            Mode::Flood {
+                total: target * 5 / 4,
+            },
+            2 * (n - 1),
+            0.0,
+        )
     };
     let spec = Spec {
         mode,
