@@ -187,6 +187,10 @@ pub struct Fetch {
     tries: u64,
     /// Transfers completed.
     done: u64,
+    /// No new request before this time: a snapshot just arrived (if it could
+    /// not be used, asking again at once would only cost the sender a copy
+    /// of its store every heartbeat).
+    quiet_until: u64,
 }
 
 impl Fetch {
@@ -215,6 +219,9 @@ impl Fetch {
     /// Asks `peer` for its snapshot unless a transfer is in progress and
     /// still moving: the request to send, if any.
     pub fn start(&mut self, now: u64, peer: ReplicaId) -> Option<(ReplicaId, SnapshotRequest)> {
+        if now < self.quiet_until {
+            return None;
+        }
         if let Some(t) = &self.current {
             if now.saturating_sub(t.at) < self.cfg().timeout_ns {
                 return None;
@@ -309,6 +316,7 @@ impl Fetch {
         }
         let snap = Snapshot::from_bytes(whole).map_err(|_| TransferError::Checksum)?;
         self.done += 1;
+        self.quiet_until = now.saturating_add(self.cfg().timeout_ns);
         Ok(Some(snap))
     }
 }
@@ -359,6 +367,11 @@ mod tests {
         assert_eq!(got, Some(s));
         assert!(!f.in_progress());
         assert_eq!(f.completed(), 1);
+        // Not asked again at once, in case that one could not be used.
+        assert!(f.start(2, 2).is_none());
+        assert!(f
+            .start(2 + TransferConfig::default().timeout_ns, 2)
+            .is_some());
     }
 
     #[test]
