@@ -162,8 +162,8 @@ struct TransportArgs {
     /// How long to measure the round trip of a lone message.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     rtt_duration: f64,
-    /// Bytes per value in each message.
-    #[arg(long, default_value_t = 16)]
+    /// Bytes per value in each message (at least 36, as for `local`).
+    #[arg(long, default_value_t = bench::workload::MIN_VALUE_SIZE)]
     value_size: usize,
     /// Output folder (default: run/bench/transport-<time>).
     #[arg(long)]
@@ -348,8 +348,9 @@ struct WorkloadArgs {
     /// Zipf exponent over the key space (0: uniform).
     #[arg(long, default_value_t = 0.0)]
     zipf: f64,
-    /// Bytes per value.
-    #[arg(long, default_value_t = 16)]
+    /// Bytes per value (at least 36: every value starts with its writer's
+    /// client id and sequence number, so each is unique).
+    #[arg(long, default_value_t = bench::workload::MIN_VALUE_SIZE)]
     value_size: usize,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 1)]
@@ -388,6 +389,14 @@ impl WorkloadArgs {
             "--warmup + --cooldown must be shorter than --duration"
         );
         anyhow::ensure!(self.fanout >= 1, "--fanout must be at least 1");
+        let mix = Mix {
+            reads_pct: self.reads,
+            conflicts_pct: self.conflicts,
+            keys: self.keys,
+            zipf: self.zipf,
+            value_size: self.value_size,
+        };
+        mix.validate()?;
         Ok(Spec {
             mode,
             clients: self.clients,
@@ -402,13 +411,7 @@ impl WorkloadArgs {
             } else {
                 self.cooldown
             },
-            mix: Mix {
-                reads_pct: self.reads,
-                conflicts_pct: self.conflicts,
-                keys: self.keys,
-                zipf: self.zipf,
-                value_size: self.value_size,
-            },
+            mix,
             seed: self.seed,
             attempt_timeout_ms: self.attempt_timeout_ms,
             op_timeout_ms: self.op_timeout_ms,

@@ -306,9 +306,7 @@ impl Client {
     }
 
     fn issue(&mut self, out: &ConnOutbox, invoke_ns: u64, now_ns: u64) {
-        let mut cmd = self.gen.next_command();
-        cmd.client = self.id;
-        cmd.seq = self.next_seq;
+        let mut cmd = self.gen.next_command(self.id, self.next_seq);
         cmd.acked_below = self.acked_below();
         self.next_seq += 1;
         self.send(out, &Propose { cmd: cmd.clone() }, now_ns);
@@ -358,6 +356,7 @@ pub async fn run(
 ) -> anyhow::Result<RunOutput> {
     anyhow::ensure!(spec.clients > 0, "at least one client is needed");
     anyhow::ensure!(spec.fanout > 0, "a request needs at least one operation");
+    spec.mix.validate()?;
     if spec.fanout > 1 || route.shards() > 1 || spec.multi_dispatch {
         return crate::multi::run(spec, route, history, progress).await;
     }

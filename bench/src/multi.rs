@@ -279,9 +279,7 @@ impl Client {
         now_ns: u64,
         pred: Option<(u64, usize)>,
     ) -> (u64, usize) {
-        let mut cmd = self.gen.next_command();
-        cmd.client = self.id;
-        cmd.seq = self.next_seq;
+        let mut cmd = self.gen.next_command(self.id, self.next_seq);
         cmd.acked_below = self.acked_below();
         self.next_seq += 1;
         let shard = route.shard_of(&cmd.key);

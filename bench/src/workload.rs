@@ -1,7 +1,7 @@
 //! What the load generator sends: operation mix, key choice, value size.
 
 use bytes::Bytes;
-use genericsmr::command::{Command, Op};
+use genericsmr::command::Command;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
@@ -9,6 +9,35 @@ use serde::{Deserialize, Serialize};
 
 /// The key hit by the conflicting share of commands (as in the EPaxos experiments).
 pub const HOT_KEY: &str = "hot";
+
+/// Bytes the longest value encoding takes: `c`, the client id as 16 hex
+/// digits, `-s`, the sequence number in at most 16 hex digits, `-`
+/// (see [`unique_value`]). A smaller `value_size` could not keep values unique.
+pub const MIN_VALUE_SIZE: usize = 1 + 16 + 2 + 16 + 1;
+
+/// A workload that cannot be generated as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MixError {
+    /// The value size leaves no room for the writer's client id and sequence number.
+    #[error(
+        "--value-size {0} is too small: values name their writer (client id and seq), \
+         which needs at least {MIN_VALUE_SIZE} bytes"
+    )]
+    ValueTooSmall(usize),
+}
+
+/// The value client `client` writes with its operation `seq`, `size` bytes
+/// long: `c<client, 16 hex digits>-s<seq, hex>-` and then `v` filler.
+///
+/// Every value of a run is unique and names its writer, so a read in the
+/// history shows exactly which write it saw and a lost or stale write can be
+/// told apart from the current one. `size` below [`MIN_VALUE_SIZE`] may
+/// truncate the name (callers check with [`Mix::validate`]).
+pub fn unique_value(client: u64, seq: u64, size: usize) -> Bytes {
+    let mut v = format!("c{client:016x}-s{seq:x}-").into_bytes();
+    v.resize(size, b'v');
+    Bytes::from(v)
+}
 
 /// The command mix of an experiment.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,8 +64,18 @@ impl Default for Mix {
             conflicts_pct: None,
             keys: 100_000,
             zipf: 0.0,
-            value_size: 16,
+            value_size: MIN_VALUE_SIZE,
         }
+    }
+}
+
+impl Mix {
+    /// Refuses a mix whose values could not all be unique.
+    pub fn validate(&self) -> Result<(), MixError> {
+        if self.value_size < MIN_VALUE_SIZE {
+            return Err(MixError::ValueTooSmall(self.value_size));
+        }
+        Ok(())
     }
 }
 
@@ -48,7 +87,6 @@ pub struct Generator {
     client_tag: u64,
     /// Private keys of this client (with `conflicts_pct`).
     private_keys: u64,
-    value: Bytes,
 }
 
 impl Generator {
@@ -58,14 +96,12 @@ impl Generator {
         let zipf = (mix.zipf > 0.0 && mix.conflicts_pct.is_none())
             .then(|| Zipf::new(mix.keys.max(1), mix.zipf).ok())
             .flatten();
-        let value = Bytes::from(vec![b'v'; mix.value_size]);
         Generator {
             mix: mix.clone(),
             rng: SmallRng::seed_from_u64(seed ^ client_tag.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
             zipf,
             client_tag,
             private_keys: (mix.keys / clients.max(1) as u64).max(1),
-            value,
         }
     }
 
@@ -84,18 +120,18 @@ impl Generator {
         Bytes::from(format!("k{k}"))
     }
 
-    /// The next command (client id and sequence number are filled in by the driver).
-    pub fn next_command(&mut self) -> Command {
+    /// The next command, as operation `seq` of session `client`; a put
+    /// writes [`unique_value`]`(client, seq, ..)`.
+    pub fn next_command(&mut self, client: u64, seq: u64) -> Command {
         let key = self.key();
         if self
             .rng
             .gen_bool((self.mix.reads_pct / 100.0).clamp(0.0, 1.0))
         {
-            Command::get(0, 0, key)
+            Command::get(client, seq, key)
         } else {
-            let mut c = Command::put(0, 0, key, self.value.clone());
-            c.op = Op::Put;
-            c
+            let value = unique_value(client, seq, self.mix.value_size);
+            Command::put(client, seq, key, value)
         }
     }
 }
@@ -103,6 +139,7 @@ impl Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use genericsmr::command::Op;
 
     #[test]
     fn conflict_share_hits_the_hot_key() {
@@ -112,7 +149,7 @@ mod tests {
         };
         let mut g = Generator::new(&mix, 1, 3, 8);
         let hot = (0..20_000)
-            .filter(|_| g.next_command().key == HOT_KEY.as_bytes())
+            .filter(|_| g.next_command(3, 1).key == HOT_KEY.as_bytes())
             .count();
         assert!((4500..5500).contains(&hot), "{hot}");
         let mix = Mix {
@@ -122,8 +159,8 @@ mod tests {
         let mut a = Generator::new(&mix, 1, 1, 8);
         let mut b = Generator::new(&mix, 1, 2, 8);
         let mut keys = std::collections::HashSet::new();
-        for _ in 0..100_000 {
-            let (x, y) = (a.next_command(), b.next_command());
+        for s in 0..100_000 {
+            let (x, y) = (a.next_command(1, s), b.next_command(2, s));
             assert!(!x.conflicts(&y));
             keys.insert(x.key);
         }
@@ -146,11 +183,43 @@ mod tests {
         let mut a = Generator::new(&mix, 7, 1, 1);
         let mut b = Generator::new(&mix, 7, 1, 1);
         let mut reads = 0;
-        for _ in 0..10_000 {
-            let (x, y) = (a.next_command(), b.next_command());
+        for s in 0..10_000 {
+            let (x, y) = (a.next_command(1, s), b.next_command(1, s));
             assert_eq!(x, y);
             reads += (x.op == Op::Get) as usize;
         }
         assert!((4500..5500).contains(&reads));
+    }
+
+    #[test]
+    fn values_are_unique_name_their_writer_and_fit() {
+        let mix = Mix::default();
+        let mut seen = std::collections::HashSet::new();
+        for client in [1u64, 0xdead_beef, u64::MAX] {
+            let mut g = Generator::new(&mix, 1, client, 4);
+            for seq in (1..2_000).chain([u64::MAX - 1, u64::MAX]) {
+                let c = g.next_command(client, seq);
+                if c.op != Op::Put {
+                    continue;
+                }
+                assert_eq!(c.value.len(), mix.value_size);
+                let text = std::str::from_utf8(&c.value).expect("ASCII");
+                let name = format!("c{client:016x}-s{seq:x}-");
+                assert!(text.starts_with(&name), "{text}");
+                assert!(seen.insert(c.value.clone()), "{text} written twice");
+            }
+        }
+        // The longest name exactly fills the minimum size.
+        assert_eq!(
+            unique_value(u64::MAX, u64::MAX, MIN_VALUE_SIZE),
+            format!("c{:016x}-s{:x}-", u64::MAX, u64::MAX).as_bytes()
+        );
+        assert!(mix.validate().is_ok());
+        let small = Mix {
+            value_size: MIN_VALUE_SIZE - 1,
+            ..mix
+        };
+        let err = small.validate().unwrap_err().to_string();
+        assert!(err.contains(&MIN_VALUE_SIZE.to_string()), "{err}");
     }
 }

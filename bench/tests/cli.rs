@@ -222,6 +222,17 @@ fn bad_arguments_are_clear_errors() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("master"));
+    // Values name their writer, so they need room for it.
+    let out = Command::new(bench_bin())
+        .args(["local", "--value-size", "16", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--value-size 16") && err.contains("36"),
+        "{err}"
+    );
 }
 
 #[test]
