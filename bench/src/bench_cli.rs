@@ -335,8 +335,8 @@ struct WorkloadArgs {
     /// request latency (latency_us) and operation latency (op_latency_us) apart.
     #[arg(long, default_value_t = 1)]
     fanout: usize,
-    /// Percentage of GETs.
-    #[arg(long, default_value_t = 0.0)]
+    /// Percentage of GETs (reads give the linearizability check something to see).
+    #[arg(long, default_value_t = 50.0)]
     reads: f64,
     /// Percentage of commands on one hot key (the rest never conflict).
     #[arg(long)]
@@ -367,9 +367,14 @@ struct WorkloadArgs {
     /// Give up on a request after this long (milliseconds).
     #[arg(long, default_value_t = 10_000)]
     op_timeout_ms: u64,
-    /// Record every operation to this JSON-lines file.
+    /// Record every operation to this JSON-lines file (and check it).
     #[arg(long)]
     history: Option<PathBuf>,
+    /// `bench local`: do not record and check the history (by default it goes
+    /// to <out>/history.jsonl and its verdict into report.json). An explicit
+    /// --history is still recorded and checked.
+    #[arg(long)]
+    no_check: bool,
     /// Output folder (default: run/bench/<time>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -545,7 +550,14 @@ pub fn main() -> anyhow::Result<()> {
                 server_flags: flags,
                 fresh: true,
             };
-            let run = experiment(target, &spec, a.load.history.as_deref(), &out);
+            // Local runs are checked unless told not to: a run is only as
+            // trustworthy as its history.
+            let history = match (&a.load.history, a.load.no_check) {
+                (Some(h), _) => Some(h.clone()),
+                (None, false) => Some(out.join("history.jsonl")),
+                (None, true) => None,
+            };
+            let run = experiment(target, &spec, history.as_deref(), &out);
             let r = match &schedule {
                 None => rt.block_on(run),
                 Some(s) => rt.block_on(async {
@@ -749,12 +761,22 @@ async fn experiment(
             ..Default::default()
         };
         // Multi-dispatch histories need the MDL search (issue order, suffix closure).
-        let c = if spec.multi_dispatch {
+        let t = std::time::Instant::now();
+        let mut c = if spec.multi_dispatch {
             checker::check_mdl(&res.history, &opts)
         } else {
             checker::check(&res.history, &opts)
         };
-        report.checker = Some(serde_json::to_value(&c)?);
+        let check_s = t.elapsed().as_secs_f64();
+        let stats = checker::HistoryStats::of(&res.history);
+        c.verdict = stats.judge(c.verdict);
+        let mut v = serde_json::to_value(&c)?;
+        v["check_s"] = check_s.into();
+        if c.verdict == checker::Verdict::Vacuous {
+            v["vacuous"] = stats.vacuous().into();
+        }
+        report.checker = Some(v);
+        report.history = Some(stats);
     }
     bench::report::write_run(out, &report, &m)?;
     print!("{}", report.summary());
@@ -988,7 +1010,9 @@ async fn transport(a: TransportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `bench check`: exit status 0 when linearizable, 1 on a violation, 2 when undecided.
+/// `bench check`: exit status 0 when linearizable, 1 on a violation, 2 when
+/// undecided, 3 when vacuous (linearizable, but the history could not have
+/// shown a violation).
 fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
     let f = std::fs::File::open(&a.history)
         .with_context(|| format!("cannot open {}", a.history.display()))?;
@@ -999,13 +1023,21 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
         Initial::Absent
     };
     let t = std::time::Instant::now();
-    let r = checker::check(
+    let mut r = checker::check(
         &records,
         &Options {
             initial,
             max_states: a.max_states,
         },
     );
+    let stats = checker::HistoryStats::of(&records);
+    r.verdict = stats.judge(r.verdict);
+    if let Some(why) = stats
+        .vacuous()
+        .filter(|_| r.verdict == checker::Verdict::Vacuous)
+    {
+        println!("vacuous: {why}");
+    }
     println!(
         "{:?}: {} operations ({} constraining) on {} keys, {} search states, {:.2} s{}",
         r.verdict,
@@ -1030,6 +1062,7 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
         checker::Verdict::Ok => Ok(()),
         checker::Verdict::Violation => std::process::exit(1),
         checker::Verdict::Undecided => std::process::exit(2),
+        checker::Verdict::Vacuous => std::process::exit(3),
     }
 }
 

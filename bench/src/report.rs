@@ -66,6 +66,10 @@ pub struct Report {
     /// The linearizability checker's verdict, when a history was checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checker: Option<serde_json::Value>,
+    /// What the checked history let the checker see (reads, writes, distinct
+    /// values, overwritten keys), so an `ok` can be weighed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<checker::HistoryStats>,
     /// With an emulated WAN: latency at each client site.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_site: Vec<SiteLatency>,
@@ -140,6 +144,7 @@ impl Report {
             requests_timed_out: m.timed_out,
             ops_duplicate: m.duplicates,
             checker: None,
+            history: None,
             by_site: Vec::new(),
         }
     }
@@ -221,10 +226,25 @@ impl Report {
             }
         }
         if let Some(c) = &self.checker {
+            let verdict = c.get("verdict").and_then(|v| v.as_str()).unwrap_or("?");
+            let why = c.get("vacuous").and_then(|v| v.as_str());
+            let secs = c.get("check_s").and_then(|v| v.as_f64()).unwrap_or(0.0);
+            let _ = match why {
+                Some(why) => writeln!(s, "  checker      {verdict}: {why} ({secs:.2} s)"),
+                None => writeln!(s, "  checker      {verdict} ({secs:.2} s)"),
+            };
+        }
+        if let Some(h) = &self.history {
             let _ = writeln!(
                 s,
-                "  checker      {}",
-                c.get("verdict").and_then(|v| v.as_str()).unwrap_or("?")
+                "  history      {} ops, {} reads ({} saw a value), {} writes of {} distinct values, {} keys ({} overwritten)",
+                h.operations,
+                h.reads,
+                h.reads_with_value,
+                h.writes,
+                h.distinct_values,
+                h.keys,
+                h.overwritten_keys
             );
         }
         s

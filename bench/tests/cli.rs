@@ -130,10 +130,32 @@ fn local_run_writes_report_csv_hgrm_plots_and_history() {
     assert!(recs
         .iter()
         .all(|r| r.outcome == bench::history::Outcome::Ok));
-    // Every recorded history is checked, and the verdict is in the report.
+    // Every written value is unique and names its writer.
+    let puts: Vec<_> = recs.iter().filter(|r| r.op == "put").collect();
+    let values: std::collections::HashSet<_> = puts.iter().map(|r| r.value.clone()).collect();
+    assert_eq!(values.len(), puts.len(), "a value was written twice");
+    for p in &puts {
+        let v = p.value.as_deref().unwrap();
+        assert!(
+            v.starts_with(&format!("c{:016x}-s{:x}-", p.client, p.seq)),
+            "{v}"
+        );
+    }
+    // Every recorded history is checked, and the verdict is in the report,
+    // with what the history let the checker see.
     assert_eq!(r["checker"]["verdict"], "ok", "{}", r["checker"]);
     assert!(r["checker"]["checked"].as_u64().unwrap() >= r["ops_ok"].as_u64().unwrap());
+    assert!(r["checker"]["check_s"].as_f64().unwrap() >= 0.0);
     assert!(stdout.contains("checker"), "{stdout}");
+    let h = &r["history"];
+    let reads = recs.iter().filter(|r| r.op == "get").count() as u64;
+    assert_eq!(h["operations"], recs.len() as u64, "{h}");
+    assert_eq!(h["reads"], reads, "{h}");
+    assert_eq!(h["writes"], puts.len() as u64, "{h}");
+    assert_eq!(h["distinct_values"], puts.len() as u64, "{h}");
+    assert_eq!(h["keys"], 20, "{h}");
+    assert!(h["overwritten_keys"].as_u64().unwrap() > 0, "{h}");
+    assert!(h["reads_with_value"].as_u64().unwrap() > 0, "{h}");
     // `bench check` agrees on the file, and rejects a doctored copy.
     let ok = Command::new(bench_bin())
         .args(["check", hist.to_str().unwrap()])
@@ -162,6 +184,42 @@ fn local_run_writes_report_csv_hgrm_plots_and_history() {
         text.contains("Violation") && text.contains("never-written"),
         "{text}"
     );
+    // Without reads, nothing could have shown: the history is recorded by
+    // default, into the output folder, and the verdict is "vacuous".
+    let w = dir.path().join("w");
+    let stdout = run(
+        &[
+            "local",
+            "--duration",
+            "1.5s",
+            "--warmup",
+            "0.2s",
+            "--cooldown",
+            "0.2s",
+            "--clients",
+            "2",
+            "--reads",
+            "0",
+            "--keys",
+            "5",
+            "--out",
+            w.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(stdout.contains("vacuous: no reads"), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["checker"]["verdict"], "vacuous", "{}", r["checker"]);
+    assert_eq!(r["checker"]["vacuous"], "no reads");
+    assert_eq!(r["history"]["reads"], 0);
+    let out = Command::new(bench_bin())
+        .args(["check", w.join("history.jsonl").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("vacuous: no reads"), "{text}");
 }
 
 #[test]
@@ -224,7 +282,7 @@ fn bad_arguments_are_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("master"));
     // Values name their writer, so they need room for it.
     let out = Command::new(bench_bin())
-        .args(["local", "--value-size", "16", "--duration", "1s"])
+        .args(["local", "--value-size", "16", "--duration", "3s"])
         .output()
         .unwrap();
     assert!(!out.status.success());

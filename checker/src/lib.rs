@@ -15,6 +15,8 @@
 //! - [`mdl_log`]: the white-box MDL check for long runs, from the servers'
 //!   executed logs: replica agreement, exactly-once execution, replayed values,
 //!   and an acyclic union of shard order, issue order and real time.
+//! - [`stats`]: what a history lets a check see (reads, writes, distinct
+//!   values, overwritten keys), and whether an `ok` on it is vacuous.
 
 #![warn(missing_docs)]
 
@@ -24,7 +26,9 @@ pub mod mdl;
 pub mod mdl_log;
 mod register;
 mod search;
+pub mod stats;
 
 pub use linear::{check, Report, Verdict};
 pub use mdl::check_mdl;
 pub use mdl_log::check_logs;
+pub use stats::HistoryStats;

@@ -62,6 +62,10 @@ pub enum Verdict {
     Violation,
     /// No violation found, but some key exceeded the search limits.
     Undecided,
+    /// No violation found, but the history could not have shown one (no
+    /// reads, or none of a key written twice). The searches never return it;
+    /// [`crate::HistoryStats::judge`] turns `Ok` into it.
+    Vacuous,
 }
 
 /// The operations of a key that cannot be linearized, around where every
