@@ -408,6 +408,12 @@ fn epaxos_histories_check_at_every_conflict_rate() {
                 "8",
                 "--conflicts",
                 conflicts,
+                // Few private keys per client, half reads: every key is
+                // written again and read, so the check could fail.
+                "--keys",
+                "64",
+                "--reads",
+                "50",
                 "--history",
                 hist.to_str().unwrap(),
                 "--out",
@@ -420,6 +426,14 @@ fn epaxos_histories_check_at_every_conflict_rate() {
                 .unwrap();
         assert_eq!(j["checker"]["verdict"], "ok", "{conflicts}% conflicts");
         assert!(j["checker"]["operations"].as_u64().unwrap() > 100);
+        assert!(
+            j["history"]["overwritten_keys"].as_u64().unwrap() > 0,
+            "{j}"
+        );
+        assert!(
+            j["history"]["reads_with_value"].as_u64().unwrap() > 50,
+            "{j}"
+        );
     }
 }
 
