@@ -10,6 +10,8 @@ use crate::replica::{Config, Replica};
 
 impl SimReplica for Replica {
     type Msg = EpaxosMsg;
+    // Every replica leads its own instances (and reports role LEADER).
+    const LEADERLESS: bool = true;
 
     fn boot(
         id: ReplicaId,

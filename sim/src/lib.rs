@@ -10,7 +10,8 @@
 //!
 //! After every event it checks that no two replicas committed different values
 //! in the same slot. At the end it heals everything, lets the group settle,
-//! checks that the replicas converged, and runs the linearizability checker on
+//! checks that every replica executed all it committed and that the replicas
+//! converged (and, unless the protocol is leaderless, that one leads), and runs the linearizability checker on
 //! the clients' history (which also catches a lost acknowledged write).
 //!
 //! A protocol plugs in by implementing [`SimReplica`].
@@ -45,6 +46,10 @@ pub enum Boot {
 pub trait SimReplica: Sized {
     /// The protocol's peer message.
     type Msg: Clone + Debug;
+    /// Whether the protocol has no leader (every replica proposes, as in
+    /// EPaxos). Then the end of a run does not ask for one; the other final
+    /// checks (everything committed is executed everywhere) still apply.
+    const LEADERLESS: bool = false;
     /// Starts replica `id` of `n`, with the thresholds `tuning` sets (the
     /// protocol's defaults where it sets none).
     fn boot(
@@ -748,8 +753,10 @@ impl<R: SimReplica> Sim<R> {
         }
     }
 
-    /// After the settle phase: unanswered operations are unknown, and the
-    /// replicas must have converged.
+    /// After the settle phase: unanswered operations are unknown, and every
+    /// replica must be up, have executed all it committed, and agree with the
+    /// others on what that is (so each executed everything committed
+    /// anywhere); a leader-based protocol must also have a leader.
     fn finish(&mut self) {
         for c in 0..self.clients.len() {
             if let Some((cmd, invoked, _)) = self.clients[c].op.take() {
@@ -767,6 +774,13 @@ impl<R: SimReplica> Sim<R> {
             .collect();
         if st.len() < self.cfg.n {
             self.violation = Some("a replica is still down after the settle phase".into());
+        } else if let Some(s) = st.iter().find(|s| s.executed != s.commit_index) {
+            // A stall: committed but never executed (on every replica alike,
+            // the convergence check below would not see it).
+            self.violation = Some(format!(
+                "replica {} executed {} of the {} it committed after the settle phase",
+                s.replica, s.executed, s.commit_index
+            ));
         } else if let Some(s) = st
             .iter()
             .find(|s| s.digest() != st[0].digest() || s.executed != st[0].executed)
@@ -780,7 +794,12 @@ impl<R: SimReplica> Sim<R> {
                 s.executed,
                 s.digest()
             ));
-        } else if !st.iter().any(|s| s.role == role::LEADER) {
+        } else if self.acked > 0 && st[0].executed == 0 {
+            self.violation = Some(format!(
+                "the clients got {} answers but no replica executed anything",
+                self.acked
+            ));
+        } else if !R::LEADERLESS && !st.iter().any(|s| s.role == role::LEADER) {
             self.violation = Some("no leader after the settle phase".into());
         }
     }
