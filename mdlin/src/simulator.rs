@@ -27,8 +27,8 @@ use genericsmr::ReplicaId;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::messages::{CoordReq, MdlMsg, MdlPropose, OpId, Pred};
-use crate::replica::{Config as ReplicaConfig, CoordMode, Replica};
+use crate::messages::{CoordReq, Entry, MdlMsg, MdlPropose, OpId, Pred};
+use crate::replica::{Config as ReplicaConfig, CoordMode, Replica, SlotState};
 
 /// The shard of a key (the deployment-wide map).
 fn shard_of(key: &[u8], shards: usize) -> u8 {
@@ -226,6 +226,9 @@ pub struct SimReport {
     pub stuck_detail: String,
     /// Crashes, cuts and depositions that happened: (time, replica).
     pub crashed: Vec<(u64, ReplicaId)>,
+    /// The first broken per-event invariant (two replicas of a shard
+    /// committed different entries in one journal slot), if any.
+    pub violation: Option<String>,
 }
 
 #[derive(Debug)]
@@ -318,6 +321,11 @@ struct Sim {
     latencies: Vec<u64>,
     messages: u64,
     crashed: Vec<(u64, ReplicaId)>,
+    /// `chosen[shard]`: slot -> (the entry first seen committed there, by whom).
+    chosen: Vec<HashMap<u64, (Entry, ReplicaId)>>,
+    /// Per replica: the slots below this were checked already.
+    checked_upto: Vec<u64>,
+    violation: Option<String>,
 }
 
 /// Runs one simulation.
@@ -355,6 +363,9 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         latencies: Vec::new(),
         messages: 0,
         crashed: Vec::new(),
+        chosen: vec![HashMap::new(); cfg.shards],
+        checked_upto: vec![0; total],
+        violation: None,
     };
     for sh in 0..cfg.shards {
         let first = (sh * cfg.n) as ReplicaId;
@@ -435,6 +446,7 @@ impl Sim {
         f(rep, now, &mut fx);
         rep.flush(now, &mut fx);
         let shard = r as usize / self.cfg.n;
+        self.check_agreement(r);
         // A leader sending a coordination reply to another shard: what the
         // scripted crashes and depositions wait for.
         let replying = self.replicas[r as usize].is_leader()
@@ -519,6 +531,31 @@ impl Sim {
                 );
             }
         }
+    }
+
+    /// Agreement, after every event at `r`: each slot `r` holds committed
+    /// must hold the entry any other replica of its shard committed there.
+    fn check_agreement(&mut self, r: ReplicaId) {
+        let shard = r as usize / self.cfg.n;
+        let rep = &self.replicas[r as usize];
+        let from = self.checked_upto[r as usize];
+        for (slot, s) in rep.log().iter().enumerate().skip(from as usize) {
+            if s.state != SlotState::Committed {
+                continue;
+            }
+            let (first, by) = self.chosen[shard]
+                .entry(slot as u64)
+                .or_insert_with(|| (s.entry.clone(), r));
+            if *first != s.entry && self.violation.is_none() {
+                self.violation = Some(format!(
+                    "agreement: replica {r} committed {:?} in shard {shard}'s slot {slot}, \
+                     replica {by} committed {first:?}",
+                    s.entry
+                ));
+            }
+        }
+        // Slots below the commit index do not change again.
+        self.checked_upto[r as usize] = rep.commit_index();
     }
 
     /// Whether messages between `a` and `b` are lost: same shard, one of them deposed.
@@ -964,6 +1001,7 @@ impl Sim {
             stuck,
             stuck_detail,
             crashed: self.crashed,
+            violation: self.violation,
         }
     }
 }
@@ -1025,18 +1063,29 @@ pub fn chaos(seed: u64, shards: usize, n: usize, crashes: bool, drop_per_mille: 
     cfg
 }
 
-/// Checks a run: the white-box checks over every replica's executed order
-/// (exact), the black-box MDL search over the history (which may give up on a
-/// large tangled history, never on a violation it found), and that no
-/// operation is left stuck at a live leader. The error says which failed.
+/// Checks a run: the agreement invariant checked after every event, the
+/// white-box checks over every replica's executed order (exact), the
+/// black-box MDL search over the history (which must decide: giving up on
+/// a history this small counts as a failure), and that no operation is left
+/// stuck at a live leader. The error says which failed.
 pub fn verify(r: &SimReport) -> Result<(), String> {
+    if let Some(v) = &r.violation {
+        return Err(v.clone());
+    }
     let wb = checker::mdl_log::check_logs(&r.history, &r.logs);
     if wb.verdict != checker::Verdict::Ok {
         return Err(format!("white-box check: {:?}", wb.violation));
     }
     let bb = checker::mdl::check_mdl(&r.history, &checker::linear::Options::default());
-    if bb.verdict == checker::Verdict::Violation {
-        return Err(format!("black-box MDL check: {:?}", bb.violation));
+    match bb.verdict {
+        checker::Verdict::Ok => {}
+        checker::Verdict::Violation => {
+            return Err(format!("black-box MDL check: {:?}", bb.violation))
+        }
+        // These runs are small: a search that gives up is a failure too.
+        checker::Verdict::Undecided => {
+            return Err("black-box MDL check: undecided (the search gave up)".into())
+        }
     }
     if r.stuck > 0 {
         return Err(format!(
