@@ -255,6 +255,7 @@ impl ClusterArgs {
                 .cloned()
                 .unwrap_or_else(|| "paxos".into()),
             server_flags: flags,
+            master_flags: Vec::new(),
             durable: self.durable,
             bin_dir: own_bin_dir()?,
             log_dir: Some(out.join("logs")),
@@ -1220,6 +1221,7 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         shards: 1,
         protocol: a.protocol.clone(),
         server_flags: vec!["--batch".into(), "--control".into()],
+        master_flags: Vec::new(),
         durable,
         bin_dir: own_bin_dir()?,
         log_dir: Some(out.join("logs")),

@@ -23,6 +23,9 @@ pub struct ClusterSpec {
     pub protocol: String,
     /// Extra flags for every server.
     pub server_flags: Vec<String>,
+    /// Extra flags for the master, such as `--liveness-timeout-ms`: tests on
+    /// a loaded machine want a more patient master than a benchmark does.
+    pub master_flags: Vec<String>,
     /// Give every server `--durable --data-dir` in the cluster's folder.
     pub durable: bool,
     /// Folder holding the `master` and `server` binaries.
@@ -179,14 +182,16 @@ impl LocalCluster {
             spec.replicas
         );
         let mut master = Proc::spawn(
-            Command::new(spec.bin_dir.join("master")).args([
-                "--port",
-                "0",
-                "--replicas",
-                &spec.replicas.to_string(),
-                "--shards",
-                &shards.to_string(),
-            ]),
+            Command::new(spec.bin_dir.join("master"))
+                .args([
+                    "--port",
+                    "0",
+                    "--replicas",
+                    &spec.replicas.to_string(),
+                    "--shards",
+                    &shards.to_string(),
+                ])
+                .args(&spec.master_flags),
             "master",
             log,
         )?;

@@ -25,6 +25,7 @@ fn cluster() -> LocalCluster {
         protocol: "paxos".into(),
         // A long liveness timeout: the stall must not trigger a failover.
         server_flags: vec![],
+        master_flags: Vec::new(),
         durable: false,
         bin_dir: dir,
         log_dir: None,

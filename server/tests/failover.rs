@@ -73,6 +73,8 @@ async fn leader_kill_under_load_loses_nothing() {
             3,
             Opts {
                 durable: true,
+                // The test measures the failover.
+                liveness_timeout_ms: Some(common::FAST_LIVENESS_TIMEOUT_MS),
                 ..Default::default()
             },
         );
@@ -206,7 +208,14 @@ async fn follower_kill_with_thrifty_and_batching() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_leader_is_replaced_and_steps_down_when_it_resumes() {
     bounded(async {
-        let c = Cluster::start(3, Opts::default());
+        let c = Cluster::start(
+            3,
+            Opts {
+                // The test measures the failover.
+                liveness_timeout_ms: Some(common::FAST_LIVENESS_TIMEOUT_MS),
+                ..Default::default()
+            },
+        );
         let old = c.leader().await;
         let cl = c.client().await;
         for i in 0..20 {

@@ -13,6 +13,14 @@ use genericsmr::messages::{role, StatusReply};
 /// Every test gives up after this long.
 pub const TEST_LIMIT: Duration = Duration::from_secs(90);
 
+/// The master's liveness timeout in tests: on a loaded machine a replica can
+/// be slow for longer than the master's 600 ms default without being down,
+/// and a spurious failover would disturb tests that do not expect one.
+pub const LIVENESS_TIMEOUT_MS: u64 = 3000;
+
+/// The master's own default, for tests that measure or wait on fast failover.
+pub const FAST_LIVENESS_TIMEOUT_MS: u64 = 600;
+
 /// Options for the servers of a cluster.
 #[derive(Clone, Default)]
 pub struct Opts {
@@ -28,6 +36,8 @@ pub struct Opts {
     pub protocol: Option<&'static str>,
     /// Shards of `n` replicas each (0 or 1: one group).
     pub shards: usize,
+    /// The master's liveness timeout in ms (`None`: [`LIVENESS_TIMEOUT_MS`]).
+    pub liveness_timeout_ms: Option<u64>,
 }
 
 impl Opts {
@@ -61,6 +71,12 @@ impl Cluster {
             shards: opts.shards.max(1),
             protocol: opts.protocol.unwrap_or("paxos").into(),
             server_flags: opts.extra,
+            master_flags: vec![
+                "--liveness-timeout-ms".into(),
+                opts.liveness_timeout_ms
+                    .unwrap_or(LIVENESS_TIMEOUT_MS)
+                    .to_string(),
+            ],
             durable: opts.durable,
             bin_dir,
             log_dir: None,
