@@ -1259,15 +1259,21 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         multi_dispatch: false,
     };
     let (seed, dur) = (a.seed, Duration::from_secs_f64(a.duration));
-    let chaos = std::thread::spawn(move || bench::chaos::schedule(cluster, seed, dur, durable));
+    let progress = Arc::new(bench::driver::Progress::default());
+    let chaos = {
+        let progress = progress.clone();
+        std::thread::spawn(move || bench::chaos::schedule(cluster, seed, dur, durable, &progress))
+    };
     let res = rt.block_on(async {
         let route = Arc::new(Route::with_master(&master).await?);
-        bench::driver::run(&load, route, true, Arc::default()).await
+        bench::driver::run(&load, route, true, progress).await
     })?;
-    let (cluster, actions) = chaos
+    let (cluster, run) = chaos
         .join()
-        .map_err(|_| anyhow::anyhow!("the chaos schedule panicked"))?;
-    for x in &actions {
+        .map_err(|_| anyhow::anyhow!("the chaos schedule panicked"))?
+        .context("the chaos schedule")?;
+    let actions = &run.actions;
+    for x in actions {
         println!("{:>7.2} s  {}", x.at_s, x.what);
     }
     let conv = rt.block_on(bench::chaos::converge(&cluster, Duration::from_secs(30)));
@@ -1280,7 +1286,8 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
     )?;
     let summary = serde_json::json!({
         "protocol": a.protocol, "replicas": a.replicas, "seed": a.seed, "duration_s": a.duration, "durable": durable,
-        "actions": actions, "convergence": conv, "checker": verdict,
+        "actions": actions, "faults_planned": run.faults_planned, "faults_applied": run.faults_applied,
+        "windows": run.windows, "convergence": conv, "checker": verdict,
         "ops_ok": m.ok, "ops_timed_out": m.timed_out, "ops_failed": m.failed,
     });
     std::fs::write(
@@ -1288,8 +1295,10 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&summary)?,
     )?;
     println!(
-        "{} actions; {} operations acknowledged, {} unknown; replicas {}; checker: {:?} ({} operations on {} keys)",
+        "{} actions, {} of {} faults applied; {} operations acknowledged, {} unknown; replicas {}; checker: {:?} ({} operations on {} keys)",
         actions.len(),
+        run.faults_applied,
+        run.faults_planned,
         m.ok,
         m.timed_out,
         if conv.converged { "converged to one state digest" } else { "DID NOT converge" },

@@ -334,6 +334,7 @@ fn a_short_chaos_run_converges_and_checks() {
         j["actions"]
     );
     assert!(j["ops_ok"].as_u64().unwrap() > 100);
+    assert_eq!(j["faults_applied"], j["faults_planned"]);
 }
 
 /// WAN emulation: five sites (the EPaxos paper's), five replicas, a client at
@@ -462,6 +463,19 @@ fn a_short_epaxos_chaos_run_converges_and_checks() {
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("chaos.json")).unwrap()).unwrap();
     assert_eq!(j["checker"]["verdict"], "ok");
+    assert_eq!(j["convergence"]["converged"], true);
+    // Every fault the schedule chose took effect, and there were some.
+    let planned = j["faults_planned"].as_u64().unwrap();
+    assert!(planned >= 3, "{}", j["actions"]);
+    assert_eq!(j["faults_applied"].as_u64().unwrap(), planned);
+    let windows = j["windows"].as_array().unwrap();
+    assert_eq!(windows.len() as u64, planned);
+    assert!(j["ops_ok"].as_u64().unwrap() > 100, "{}", j["ops_ok"]);
+    // Clients spread over the replicas keep working through every fault:
+    // EPaxos has no leader to lose, and at most one replica is impaired.
+    for w in windows {
+        assert!(w["ops_ok"].as_u64().unwrap() > 0, "no work during {w}");
+    }
 }
 
 /// Three shards and requests of four operations each: report.json gives
