@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,16 +35,28 @@ async fn no_acknowledged_write_is_lost_across_a_kill_and_restart() {
     bounded(async {
         let mut c = Cluster::start(3, epaxos(true, &[]));
         let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
         let addrs = (0..3).map(|i| c.client_addr(i)).collect();
-        let run = tokio::spawn(common::checked_workload(addrs, 8, 5, stop.clone()));
-        // The history needs operations before, during and after the outage;
-        // time is what the clients are given to make them.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let run = tokio::spawn(common::checked_workload(
+            addrs,
+            8,
+            5,
+            stop.clone(),
+            answered.clone(),
+        ));
+        // Operations before, during and after the outage.
+        common::wait_for_more(&answered, 400, "operations before the kill").await;
         let victim = 2;
         c.kill(victim);
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        common::wait_for_more(&answered, 400, "operations while a replica is down").await;
         c.restart(victim, true);
-        tokio::time::sleep(Duration::from_millis(2000)).await;
+        common::wait_for(
+            Duration::from_secs(20),
+            "the restarted replica to serve",
+            || async { c.status(victim).await.map(|_| ()) },
+        )
+        .await;
+        common::wait_for_more(&answered, 400, "operations after the restart").await;
         stop.store(true, Ordering::Relaxed);
         let done = run.await.expect("workload");
         assert!(done.acked > 300, "too little work: {}", done.acked);

@@ -274,12 +274,14 @@ pub struct Checked {
 /// the next on a timeout): on `keys` keys, half gets, the rest puts of a
 /// value unique to (client, seq), swaps and deletes. Runs until `stop` is set,
 /// then returns the history. Every value names its writer, so a lost or stale
-/// write shows up in the reads.
+/// write shows up in the reads. `done` counts the operations answered so
+/// far, for a test to wait on.
 pub async fn checked_workload(
     addrs: Vec<String>,
     clients: usize,
     keys: u64,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> Checked {
     use bytes::Bytes;
     use checker::history::{Outcome as H, Record};
@@ -296,7 +298,7 @@ pub async fn checked_workload(
         cfg.timeout = Duration::from_secs(20);
         cfg.attempt_timeout = Duration::from_millis(300);
         let cl = Client::connect(cfg).await.expect("client connects");
-        let stop = stop.clone();
+        let (stop, done) = (stop.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (k as u64 + 1);
@@ -326,6 +328,7 @@ pub async fn checked_workload(
                 let t1 = start.elapsed().as_nanos() as u64;
                 match r {
                     Ok(o) => {
+                        done.fetch_add(1, Ordering::Relaxed);
                         if cmd.op == genericsmr::command::Op::Get {
                             match &o.value {
                                 Some(v) => last.insert(key_no, v.clone()),
@@ -367,4 +370,13 @@ pub fn assert_linearizable(history: &[checker::history::Record]) {
         history.len(),
         r.violation.map(|v| v.explanation)
     );
+}
+
+/// Waits until `counter` has grown by `n` from where it stands now.
+pub async fn wait_for_more(counter: &std::sync::atomic::AtomicUsize, n: usize, what: &str) {
+    let base = counter.load(std::sync::atomic::Ordering::Relaxed);
+    wait_for(Duration::from_secs(30), what, || async {
+        (counter.load(std::sync::atomic::Ordering::Relaxed) >= base + n).then_some(())
+    })
+    .await
 }
