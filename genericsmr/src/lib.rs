@@ -38,6 +38,8 @@ pub mod rpc_table;
 pub mod shard;
 pub mod snapshot;
 pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod transport;
 pub mod wire;
 

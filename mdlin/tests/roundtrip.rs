@@ -4,13 +4,11 @@
 //! too; strict prefixes are rejected; and random, truncated or mutated bytes
 //! never make a decoder panic.
 
-use std::fmt::Debug;
-
 use bytes::{Bytes, BytesMut};
-use genericsmr::command::{Command, Op};
+use genericsmr::testkit::*;
 use genericsmr::wire::{
-    decode_body, frame_bytes, parse_header, Frame, Marshal, Message, Unmarshal, WireError,
-    DEFAULT_MAX_FRAME, FRAME_HEADER_LEN,
+    decode_body, frame_bytes, parse_header, Frame, Message, WireError, DEFAULT_MAX_FRAME,
+    FRAME_HEADER_LEN,
 };
 use mdlin::messages::*;
 use proptest::prelude::*;
@@ -18,40 +16,6 @@ use proptest::prelude::*;
 // ---------------------------------------------------------------------------
 // Strategies
 // ---------------------------------------------------------------------------
-
-fn bytes_s() -> impl Strategy<Value = Bytes> {
-    proptest::collection::vec(any::<u8>(), 0..32).prop_map(Bytes::from)
-}
-
-fn command_s() -> impl Strategy<Value = Command> {
-    let op = prop_oneof![
-        Just(Op::Noop),
-        Just(Op::Put),
-        Just(Op::Get),
-        Just(Op::Delete),
-        Just(Op::Cas)
-    ];
-    (
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-        op,
-        bytes_s(),
-        bytes_s(),
-        proptest::option::of(bytes_s()),
-    )
-        .prop_map(
-            |(client, seq, acked_below, op, key, value, expected)| Command {
-                client,
-                seq,
-                acked_below,
-                op,
-                key,
-                value,
-                expected,
-            },
-        )
-}
 
 fn op_id_s() -> impl Strategy<Value = OpId> {
     (any::<u64>(), any::<u64>()).prop_map(|(client, seq)| OpId { client, seq })
@@ -196,53 +160,6 @@ fn decode(code: u8, body: Bytes) -> Option<Result<MdlMsg, WireError>> {
 // ---------------------------------------------------------------------------
 // Checks
 // ---------------------------------------------------------------------------
-
-/// Every strict prefix of `body` is rejected as truncated, one byte more as trailing.
-fn check_truncations<T: Unmarshal + Debug>(body: &Bytes) {
-    for cut in 0..body.len() {
-        match decode_body::<T>(body.slice(..cut)) {
-            Err(WireError::Truncated { .. }) => {}
-            other => panic!("prefix of {cut}/{} bytes decoded as {other:?}", body.len()),
-        }
-    }
-    let mut longer = BytesMut::from(&body[..]);
-    longer.extend_from_slice(&[0]);
-    assert_eq!(
-        decode_body::<T>(longer.freeze()).unwrap_err(),
-        WireError::Trailing(1)
-    );
-}
-
-/// Whatever decodes from arbitrary bytes encodes back to exactly those bytes.
-fn arbitrary_body<T: Marshal + Unmarshal>(data: &[u8]) {
-    if let Ok(v) = decode_body::<T>(Bytes::copy_from_slice(data)) {
-        let mut again = BytesMut::new();
-        v.marshal(&mut again);
-        assert_eq!(&again[..], data, "decoding is not canonical");
-    }
-}
-
-/// `data` with each (position modulo the length, xor) flip applied.
-fn mutate(data: &[u8], flips: &[(usize, u8)]) -> Bytes {
-    let mut v = data.to_vec();
-    if !v.is_empty() {
-        for (at, x) in flips {
-            let n = v.len();
-            v[at % n] ^= x.max(&1);
-        }
-    }
-    Bytes::from(v)
-}
-
-fn flips_s() -> impl Strategy<Value = Vec<(usize, u8)>> {
-    proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4)
-}
-
-fn encoded<T: Marshal>(v: &T) -> Bytes {
-    let mut b = BytesMut::new();
-    v.marshal(&mut b);
-    b.freeze()
-}
 
 // ---------------------------------------------------------------------------
 // Properties

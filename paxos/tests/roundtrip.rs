@@ -6,10 +6,10 @@
 use std::fmt::Debug;
 
 use bytes::{Bytes, BytesMut};
-use genericsmr::command::{Command, Op};
+use genericsmr::testkit::*;
 use genericsmr::wire::{
-    decode_body, frame_bytes, parse_header, Marshal, Message, Unmarshal, WireError,
-    DEFAULT_MAX_FRAME, FRAME_HEADER_LEN,
+    decode_body, frame_bytes, parse_header, Marshal, Message, WireError, DEFAULT_MAX_FRAME,
+    FRAME_HEADER_LEN,
 };
 use paxos::messages::*;
 use proptest::prelude::*;
@@ -17,44 +17,6 @@ use proptest::prelude::*;
 // ---------------------------------------------------------------------------
 // Strategies
 // ---------------------------------------------------------------------------
-
-fn bytes_s() -> impl Strategy<Value = Bytes> {
-    proptest::collection::vec(any::<u8>(), 0..32).prop_map(Bytes::from)
-}
-
-fn command_s() -> impl Strategy<Value = Command> {
-    let op = prop_oneof![
-        Just(Op::Noop),
-        Just(Op::Put),
-        Just(Op::Get),
-        Just(Op::Delete),
-        Just(Op::Cas)
-    ];
-    (
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-        op,
-        bytes_s(),
-        bytes_s(),
-        proptest::option::of(bytes_s()),
-    )
-        .prop_map(
-            |(client, seq, acked_below, op, key, value, expected)| Command {
-                client,
-                seq,
-                acked_below,
-                op,
-                key,
-                value,
-                expected,
-            },
-        )
-}
-
-fn cmds_s() -> impl Strategy<Value = Vec<Command>> {
-    proptest::collection::vec(command_s(), 0..5)
-}
 
 fn prepare_s() -> impl Strategy<Value = Prepare> {
     (any::<u64>(), any::<u64>()).prop_map(|(ballot, from_slot)| Prepare { ballot, from_slot })
@@ -161,21 +123,6 @@ fn record_s() -> impl Strategy<Value = Record> {
 // Checks
 // ---------------------------------------------------------------------------
 
-fn check_truncations<M: Unmarshal + Debug>(body: &Bytes) {
-    for cut in 0..body.len() {
-        match decode_body::<M>(body.slice(..cut)) {
-            Err(WireError::Truncated { .. }) => {}
-            other => panic!("prefix of {cut}/{} bytes decoded as {other:?}", body.len()),
-        }
-    }
-    let mut longer = BytesMut::from(&body[..]);
-    longer.extend_from_slice(&[0]);
-    assert_eq!(
-        decode_body::<M>(longer.freeze()).unwrap_err(),
-        WireError::Trailing(1)
-    );
-}
-
 /// Frames `m` alone and as the `PaxosMsg` variant `wrapped`; checks header, body and truncation.
 fn roundtrip<M>(m: &M, wrapped: PaxosMsg)
 where
@@ -203,14 +150,6 @@ where
         M::NAME
     );
     check_truncations::<M>(&body);
-}
-
-fn arbitrary_body<T: Marshal + Unmarshal>(data: &[u8]) {
-    if let Ok(v) = decode_body::<T>(Bytes::copy_from_slice(data)) {
-        let mut again = BytesMut::new();
-        v.marshal(&mut again);
-        assert_eq!(&again[..], data, "decoding is not canonical");
-    }
 }
 
 // ---------------------------------------------------------------------------
