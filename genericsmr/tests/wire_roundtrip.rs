@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use genericsmr::command::{Command, Op, Outcome};
 use genericsmr::effects::Reply;
 use genericsmr::messages::*;
+use genericsmr::testkit::{arbitrary_body, bytes_s, check_truncations, command_s};
 use genericsmr::wire::{
     decode_body, frame_bytes, parse_header, Frame, Marshal, Message, Unmarshal, WireError,
     DEFAULT_MAX_FRAME, FRAME_HEADER_LEN,
@@ -18,46 +19,6 @@ use proptest::prelude::*;
 // ---------------------------------------------------------------------------
 // Strategies
 // ---------------------------------------------------------------------------
-
-fn bytes_s() -> impl Strategy<Value = Bytes> {
-    prop_oneof![
-        1 => Just(Bytes::new()),
-        6 => proptest::collection::vec(any::<u8>(), 0..48).prop_map(Bytes::from),
-    ]
-}
-
-fn op_s() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        Just(Op::Noop),
-        Just(Op::Put),
-        Just(Op::Get),
-        Just(Op::Delete),
-        Just(Op::Cas)
-    ]
-}
-
-fn command_s() -> impl Strategy<Value = Command> {
-    (
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-        op_s(),
-        bytes_s(),
-        bytes_s(),
-        proptest::option::of(bytes_s()),
-    )
-        .prop_map(
-            |(client, seq, acked_below, op, key, value, expected)| Command {
-                client,
-                seq,
-                acked_below,
-                op,
-                key,
-                value,
-                expected,
-            },
-        )
-}
 
 fn outcome_s() -> impl Strategy<Value = Outcome> {
     (proptest::option::of(bytes_s()), any::<bool>())
@@ -319,23 +280,6 @@ where
     body
 }
 
-/// Every strict prefix of a valid body is rejected as truncated (never accepted, never a panic),
-/// and a body with a byte appended is rejected as having trailing bytes.
-fn check_truncations<M: Unmarshal + Debug>(body: &Bytes) {
-    for cut in 0..body.len() {
-        match decode_body::<M>(body.slice(..cut)) {
-            Err(WireError::Truncated { .. }) => {}
-            other => panic!("prefix of {cut}/{} bytes decoded as {other:?}", body.len()),
-        }
-    }
-    let mut longer = BytesMut::from(&body[..]);
-    longer.extend_from_slice(&[0]);
-    assert_eq!(
-        decode_body::<M>(longer.freeze()).unwrap_err(),
-        WireError::Trailing(1)
-    );
-}
-
 fn roundtrip<M>(m: &M)
 where
     M: Message + PartialEq + Debug,
@@ -354,17 +298,6 @@ where
     let body = b.freeze();
     assert_eq!(&decode_body::<T>(body.clone()).unwrap(), v);
     check_truncations::<T>(&body);
-}
-
-/// Decoding arbitrary bytes returns Ok or Err; when it succeeds the encoding is
-/// canonical: re-encoding gives back exactly the input.
-fn arbitrary_body<T: Marshal + Unmarshal>(data: &[u8]) {
-    let body = Bytes::copy_from_slice(data);
-    if let Ok(v) = decode_body::<T>(body) {
-        let mut again = BytesMut::new();
-        v.marshal(&mut again);
-        assert_eq!(&again[..], data, "decoding is not canonical");
-    }
 }
 
 /// Random bytes, biased towards plausible prefixes (small lengths, 0/1 flags).
