@@ -253,6 +253,14 @@ where
     }
 }
 
+/// Runs a test body with its own time limit (for the few tests whose load is
+/// large by design and shares two cores with the rest of the suite).
+pub async fn bounded_for<F: std::future::Future<Output = ()>>(limit: Duration, f: F) {
+    tokio::time::timeout(limit, f)
+        .await
+        .expect("test exceeded its time limit");
+}
+
 /// Runs a test body with the global time limit.
 pub async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
     tokio::time::timeout(TEST_LIMIT, f)
