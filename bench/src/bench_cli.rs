@@ -149,6 +149,10 @@ struct CheckArgs {
     /// Search states per key before giving up on it (verdict "undecided").
     #[arg(long, default_value_t = 2_000_000)]
     max_states: usize,
+    /// Where a violation's witness goes, as history lines `bench check` reads
+    /// again (default: <history>.counterexample.jsonl beside the history).
+    #[arg(long)]
+    counterexample: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -771,6 +775,14 @@ async fn experiment(
         let check_s = t.elapsed().as_secs_f64();
         let stats = checker::HistoryStats::of(&res.history);
         c.verdict = stats.judge(c.verdict);
+        if let Some(cx) = &c.violation {
+            let file = out.join("counterexample.jsonl");
+            bench::history::write(
+                std::io::BufWriter::new(std::fs::File::create(&file)?),
+                &cx.operations,
+            )?;
+            eprint!("counterexample ({}): {}", file.display(), cx.table());
+        }
         let mut v = serde_json::to_value(&c)?;
         v["check_s"] = check_s.into();
         if c.verdict == checker::Verdict::Vacuous {
@@ -1023,14 +1035,18 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
     } else {
         Initial::Absent
     };
+    let opts = Options {
+        initial,
+        max_states: a.max_states,
+    };
+    // Chained operations (a `pred`) come from multi-dispatch clients: MDL applies.
+    let mdl = records.iter().any(|r| r.pred.is_some());
     let t = std::time::Instant::now();
-    let mut r = checker::check(
-        &records,
-        &Options {
-            initial,
-            max_states: a.max_states,
-        },
-    );
+    let mut r = if mdl {
+        checker::check_mdl(&records, &opts)
+    } else {
+        checker::check(&records, &opts)
+    };
     let stats = checker::HistoryStats::of(&records);
     r.verdict = stats.judge(r.verdict);
     if let Some(why) = stats
@@ -1040,8 +1056,13 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
         println!("vacuous: {why}");
     }
     println!(
-        "{:?}: {} operations ({} constraining) on {} keys, {} search states, {:.2} s{}",
+        "{:?}{}: {} operations ({} constraining) on {} keys, {} search states, {:.2} s{}",
         r.verdict,
+        if mdl {
+            " (multi-dispatch linearizability)"
+        } else {
+            ""
+        },
         r.operations,
         r.checked,
         r.keys,
@@ -1054,10 +1075,18 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
         }
     );
     if let Some(v) = &r.violation {
-        println!("counterexample: {}", v.explanation);
-        for op in &v.operations {
-            println!("  {}", serde_json::to_string(op)?);
-        }
+        let file = a
+            .counterexample
+            .clone()
+            .unwrap_or_else(|| a.history.with_extension("counterexample.jsonl"));
+        print!("counterexample: {}", v.table());
+        let f = std::fs::File::create(&file)
+            .with_context(|| format!("cannot write the counterexample to {}", file.display()))?;
+        bench::history::write(std::io::BufWriter::new(f), &v.operations)?;
+        println!(
+            "the counterexample is in {} (`bench check` it again to see it fail on its own)",
+            file.display()
+        );
     }
     match r.verdict {
         checker::Verdict::Ok => Ok(()),

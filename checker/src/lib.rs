@@ -15,6 +15,8 @@
 //! - [`mdl_log`]: the white-box MDL check for long runs, from the servers'
 //!   executed logs: replica agreement, exactly-once execution, replayed values,
 //!   and an acyclic union of shard order, issue order and real time.
+//! - `zones`: the O(n log n) decision the linearizability check uses for a
+//!   key of puts and gets that wrote no value twice (every bench run's keys).
 //! - [`stats`]: what a history lets a check see (reads, writes, distinct
 //!   values, overwritten keys), and whether an `ok` on it is vacuous.
 
@@ -27,6 +29,7 @@ pub mod mdl_log;
 mod register;
 mod search;
 pub mod stats;
+mod zones;
 
 pub use linear::{check, Report, Verdict};
 pub use mdl::check_mdl;

@@ -56,6 +56,30 @@ impl Kind {
         }
     }
 
+    /// The value it may write, if any (a delete writes [`ABSENT`]).
+    pub(crate) fn may_write(&self) -> Option<Val> {
+        match *self {
+            Kind::Write(v) => Some(v),
+            Kind::Cas { new, swapped, .. } if swapped != Some(false) => Some(new),
+            _ => None,
+        }
+    }
+
+    /// Whether placing it on `cur` is certainly possible and leaves `cur`:
+    /// a read of `cur`, or a compare-and-swap known to fail on it.
+    pub(crate) fn keeps(&self, cur: Val) -> bool {
+        match *self {
+            Kind::Read(v) => v == cur && cur != ANY,
+            Kind::Cas {
+                expected,
+                swapped: Some(false),
+                ..
+            } => expected != cur && cur != ANY,
+            Kind::Nop => true,
+            _ => false,
+        }
+    }
+
     /// The values placing it on `cur` may leave (none if it cannot be placed).
     pub(crate) fn apply(&self, cur: Val, out: &mut Vec<Val>) {
         match *self {
@@ -89,6 +113,11 @@ impl Kind {
 pub(crate) struct Values<'r>(HashMap<&'r str, Val>);
 
 impl<'r> Values<'r> {
+    /// How many distinct values were interned (the largest number given).
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// The number standing for `v`.
     pub(crate) fn intern(&mut self, v: &'r Option<String>) -> Val {
         match v {

@@ -8,8 +8,9 @@
 //! must be wide enough for all the operations invoked meanwhile; a branch
 //! that needs more than [`WINDOW`] is abandoned.
 
-use std::collections::HashSet;
 use std::hash::Hash;
+
+use ahash::AHashSet;
 
 /// How a search ended.
 pub enum Search {
@@ -38,7 +39,7 @@ pub fn depth_first<S: Copy + Eq + Hash>(
     mut found: impl FnMut(&S) -> bool,
     mut successors: impl FnMut(&S, &mut Vec<S>) -> bool,
 ) -> (Search, u64) {
-    let mut seen: HashSet<S> = HashSet::new();
+    let mut seen: AHashSet<S> = AHashSet::new();
     seen.insert(start);
     let mut stack = vec![(start, 0usize)];
     let mut deepest = 0;
