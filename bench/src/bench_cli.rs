@@ -38,6 +38,7 @@ const EXAMPLES: &str = "Examples:
   bench sim --protocol mdlin --shards 3 --seeds 1..2000   sharded MDLin, both MDL checkers per seed
   bench sim --seed 17 --trace                  replay one seed, event by event
   bench chaos --duration 60s --seed 7          kills, restarts, partitions and slow links under load; then checks
+  bench chaos --protocol mdlin --shards 2 --fanout 2 --duration 20s --seed 3   the same per shard, MDL-checked
   bench transport                              the transport's ceiling, no protocol";
 
 #[derive(Subcommand, Debug)]
@@ -67,12 +68,18 @@ enum Cmd {
 
 #[derive(Args, Debug)]
 struct ChaosArgs {
-    /// Protocol of the servers.
-    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos"])]
+    /// Protocol of the servers (mdlin: sharded, multi-dispatch clients, MDL checker).
+    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos", "mdlin"])]
     protocol: String,
-    /// Replicas.
+    /// Replicas (of each shard).
     #[arg(long, default_value_t = 3)]
     replicas: usize,
+    /// MDLin: shards of --replicas replicas each.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+    /// MDLin: operations per request, dispatched at once and chained (default 2).
+    #[arg(long)]
+    fanout: Option<usize>,
     /// How long the schedule runs.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: f64,
@@ -88,7 +95,8 @@ struct ChaosArgs {
     /// Percentage of GETs.
     #[arg(long, default_value_t = 50.0)]
     reads: f64,
-    /// Servers without a durable log (restarts then recover instead of replaying).
+    /// Servers without a durable log (restarts then recover instead of
+    /// replaying). MDLin always runs so: it has none, and its kills are for good.
     #[arg(long)]
     no_durable: bool,
     /// Output folder (default: run/bench/chaos-<seed>).
@@ -405,6 +413,7 @@ impl WorkloadArgs {
             keys: self.keys,
             zipf: self.zipf,
             value_size: self.value_size,
+            key_groups: 0,
         };
         mix.validate()?;
         Ok(Spec {
@@ -1233,65 +1242,50 @@ fn print_sim(r: &sim::Report) {
     );
 }
 
-/// `bench chaos`: exit status 0 when the replicas converged and the history is linearizable.
+/// `bench chaos`: exit status 0 when the replicas converged and the history
+/// is linearizable (MDL for MDLin).
 fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
     let out = a
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("run/bench/chaos-{}", a.seed)));
-    std::fs::create_dir_all(&out)?;
-    let durable = !a.no_durable;
-    anyhow::ensure!(
-        durable || a.protocol != "epaxos",
-        "EPaxos replicas need their votes after a kill: drop --no-durable"
-    );
-    let spec = ClusterSpec {
-        replicas: a.replicas,
-        shards: 1,
+    let mdlin = a.protocol == "mdlin";
+    let d = bench::chaos::Deployment {
         protocol: a.protocol.clone(),
-        server_flags: vec!["--batch".into(), "--control".into()],
-        master_flags: Vec::new(),
-        durable,
-        bin_dir: own_bin_dir()?,
-        log_dir: Some(out.join("logs")),
-        data_root: None,
-        start_order: Vec::new(),
-        slot_flags: Vec::new(),
+        replicas: a.replicas,
+        shards: a.shards,
+        fanout: a.fanout.unwrap_or(if mdlin { 2 } else { 1 }),
+        durable: !a.no_durable && !mdlin,
+        clients: a.clients,
+        keys: a.keys,
+        reads: a.reads,
+        seed: a.seed,
+        duration_s: a.duration,
     };
-    let cluster = LocalCluster::start(spec).context("starting the local cluster")?;
+    d.validate()?;
+    std::fs::create_dir_all(&out)?;
+    let cluster = LocalCluster::start(d.cluster(own_bin_dir()?, out.join("logs")))
+        .context("starting the local cluster")?;
     let master = cluster.master_addr().to_string();
     eprintln!(
-        "chaos on {} {} replicas for {:.0} s, seed {} (logs in {})",
+        "chaos on {} {} replicas{} for {:.0} s, seed {} (logs in {})",
         a.replicas,
         a.protocol,
+        if a.shards > 1 {
+            format!(" in each of {} shards", a.shards)
+        } else {
+            String::new()
+        },
         a.duration,
         a.seed,
         out.join("logs").display()
     );
-    let load = Spec {
-        mode: Mode::Closed { window: 1 },
-        clients: a.clients,
-        duration_s: a.duration + 1.0,
-        warmup_s: 0.0,
-        cooldown_s: 0.0,
-        mix: Mix {
-            reads_pct: a.reads,
-            keys: a.keys,
-            ..Mix::default()
-        },
-        seed: a.seed,
-        attempt_timeout_ms: 500,
-        op_timeout_ms: 5_000,
-        wan: None,
-        spread: a.protocol == "epaxos",
-        fanout: 1,
-        multi_dispatch: false,
-    };
-    let (seed, dur) = (a.seed, Duration::from_secs_f64(a.duration));
+    let load = d.load();
+    let plan = d.plan();
     let progress = Arc::new(bench::driver::Progress::default());
     let chaos = {
         let progress = progress.clone();
-        std::thread::spawn(move || bench::chaos::schedule(cluster, seed, dur, durable, &progress))
+        std::thread::spawn(move || bench::chaos::schedule(cluster, plan, &progress))
     };
     let res = rt.block_on(async {
         let route = Arc::new(Route::with_master(&master).await?);
@@ -1307,16 +1301,19 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
     }
     let conv = rt.block_on(bench::chaos::converge(&cluster, Duration::from_secs(30)));
     drop(cluster);
-    let verdict = checker::check(&res.history, &Options::default());
+    let (verdict, stats) = bench::chaos::check_history(&res.history, mdlin);
     let m = bench::stats::merge(&res.clients);
     bench::history::write(
         std::io::BufWriter::new(std::fs::File::create(out.join("history.jsonl"))?),
         &res.history,
     )?;
     let summary = serde_json::json!({
-        "protocol": a.protocol, "replicas": a.replicas, "seed": a.seed, "duration_s": a.duration, "durable": durable,
+        "protocol": a.protocol, "replicas": a.replicas, "shards": d.shards, "fanout": d.fanout,
+        "seed": a.seed, "duration_s": a.duration, "durable": d.durable,
+        "checker_kind": if mdlin { "mdl" } else { "linearizability" },
         "actions": actions, "faults_planned": run.faults_planned, "faults_applied": run.faults_applied,
-        "windows": run.windows, "convergence": conv, "checker": verdict,
+        "windows": run.windows, "down": run.down, "convergence": conv, "checker": verdict,
+        "history": stats,
         "ops_ok": m.ok, "ops_timed_out": m.timed_out, "ops_failed": m.failed,
     });
     std::fs::write(
@@ -1324,16 +1321,21 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&summary)?,
     )?;
     println!(
-        "{} actions, {} of {} faults applied; {} operations acknowledged, {} unknown; replicas {}; checker: {:?} ({} operations on {} keys)",
+        "{} actions, {} of {} faults applied; {} operations acknowledged, {} unknown; replicas {}; {} checker: {:?} ({} operations on {} {}; {} reads, {} writes, {} distinct values)",
         actions.len(),
         run.faults_applied,
         run.faults_planned,
         m.ok,
         m.timed_out,
-        if conv.converged { "converged to one state digest" } else { "DID NOT converge" },
+        if !conv.converged { "DID NOT converge" } else if d.shards > 1 { "converged to one state digest per shard" } else { "converged to one state digest" },
+        if mdlin { "MDL" } else { "linearizability" },
         verdict.verdict,
         verdict.operations,
-        verdict.keys
+        verdict.keys,
+        if mdlin { "key components" } else { "keys" },
+        stats.reads,
+        stats.writes,
+        stats.distinct_values,
     );
     if let Some(v) = &verdict.violation {
         println!("counterexample: {}", v.explanation);

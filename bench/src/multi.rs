@@ -249,6 +249,7 @@ impl Client {
     fn start_request(&mut self, route: &Route, invoke_ns: u64, now_ns: u64) {
         let r = self.next_request;
         self.next_request += 1;
+        self.gen.begin_request();
         let (left, pending) = if self.multi {
             (0, self.fanout)
         } else {

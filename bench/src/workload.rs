@@ -55,6 +55,19 @@ pub struct Mix {
     pub zipf: f64,
     /// Bytes per written value.
     pub value_size: usize,
+    /// With G > 0 (and no `conflicts_pct` or `zipf`), key `k<i>` belongs to
+    /// group `i mod G`, and all operations of a request (see
+    /// [`Generator::begin_request`]) use keys of one group, taking its keys in
+    /// turn from a random one. A chain of multi-dispatched operations then
+    /// ties at most one group's keys together, so the MDL checker searches G
+    /// small components instead of one big one (chaos runs, whose stalled
+    /// operations would otherwise outlast the search's window). 0: off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub key_groups: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 impl Default for Mix {
@@ -65,6 +78,7 @@ impl Default for Mix {
             keys: 100_000,
             zipf: 0.0,
             value_size: MIN_VALUE_SIZE,
+            key_groups: 0,
         }
     }
 }
@@ -87,6 +101,9 @@ pub struct Generator {
     client_tag: u64,
     /// Private keys of this client (with `conflicts_pct`).
     private_keys: u64,
+    /// With `key_groups`: the current request's group and the index (in
+    /// the group) of its next key.
+    group: Option<(u64, u64)>,
 }
 
 impl Generator {
@@ -102,6 +119,23 @@ impl Generator {
             zipf,
             client_tag,
             private_keys: (mix.keys / clients.max(1) as u64).max(1),
+            group: None,
+        }
+    }
+
+    /// Keys in each group (with `key_groups`).
+    fn group_size(&self) -> u64 {
+        (self.mix.keys / self.mix.key_groups.max(1)).max(1)
+    }
+
+    /// Starts a request: with `key_groups`, its operations use keys of one
+    /// group, chosen now. Without, nothing changes (and no random number is
+    /// drawn, so runs without groups are as before).
+    pub fn begin_request(&mut self) {
+        if self.mix.key_groups > 0 {
+            let g = self.rng.gen_range(0..self.mix.key_groups);
+            let j = self.rng.gen_range(0..self.group_size());
+            self.group = Some((g, j));
         }
     }
 
@@ -112,6 +146,17 @@ impl Generator {
             }
             let k = self.rng.gen_range(0..self.private_keys);
             return Bytes::from(format!("c{}-{k}", self.client_tag));
+        }
+        if self.mix.key_groups > 0 && self.zipf.is_none() {
+            let groups = self.mix.key_groups;
+            let size = self.group_size();
+            // An operation outside a request gets a group of its own.
+            let (g, j) = match self.group {
+                Some(x) => x,
+                None => (self.rng.gen_range(0..groups), self.rng.gen_range(0..size)),
+            };
+            self.group = self.group.map(|_| (g, (j + 1) % size));
+            return Bytes::from(format!("k{}", g + groups * (j % size)));
         }
         let k = match &self.zipf {
             Some(z) => z.sample(&mut self.rng) as u64 - 1,
@@ -171,6 +216,33 @@ mod tests {
             "{}",
             keys.len()
         );
+    }
+
+    #[test]
+    fn a_request_keeps_to_one_key_group_and_every_group_is_used() {
+        let mix = Mix {
+            keys: 50,
+            key_groups: 25,
+            ..Default::default()
+        };
+        let mut g = Generator::new(&mix, 3, 1, 4);
+        let mut groups = std::collections::HashSet::new();
+        for _ in 0..2_000 {
+            g.begin_request();
+            let keys: Vec<u64> = (0..2)
+                .map(|s| {
+                    let k = g.next_command(1, s).key;
+                    let k = std::str::from_utf8(&k).expect("ASCII");
+                    k[1..].parse().expect("k<number>")
+                })
+                .collect();
+            assert!(keys.iter().all(|k| *k < 50), "{keys:?}");
+            // Both in one group, and not the same key: the chain crosses keys.
+            assert_eq!(keys[0] % 25, keys[1] % 25, "{keys:?}");
+            assert_ne!(keys[0], keys[1]);
+            groups.insert(keys[0] % 25);
+        }
+        assert_eq!(groups.len(), 25);
     }
 
     #[test]
