@@ -41,6 +41,13 @@ const EXAMPLES: &str = "Examples:
   bench chaos --protocol mdlin --shards 2 --fanout 2 --duration 20s --seed 3   the same per shard, MDL-checked
   bench transport                              the transport's ceiling, no protocol";
 
+const CHAOS_EXAMPLES: &str = "Examples:
+  bench chaos --duration 60s --seed 7                     Multi-Paxos, durable: kills and restarts, partitions, slow links
+  bench chaos --protocol epaxos --duration 60s --seed 7
+  bench chaos --protocol mdlin --shards 2 --fanout 2 --duration 20s --seed 3
+                                 sharded MDLin, chained multi-dispatch clients, MDL checker;
+                                 kills are for good (MDLin replicas cannot rejoin)";
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Start a local cluster, run the workload, stop the cluster, write the report.
@@ -53,6 +60,7 @@ enum Cmd {
     Transport(TransportArgs),
     /// Load a local cluster while a seeded schedule kills, restarts, partitions and slows it;
     /// then check the history and compare the replicas' state digests.
+    #[command(after_help = CHAOS_EXAMPLES)]
     Chaos(ChaosArgs),
     /// Run protocol cores in the deterministic simulator over many seeds (or replay one).
     Sim(SimArgs),
