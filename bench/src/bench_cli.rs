@@ -793,12 +793,7 @@ async fn experiment(
         let stats = checker::HistoryStats::of(&res.history);
         c.verdict = stats.judge(c.verdict);
         if let Some(cx) = &c.violation {
-            let file = out.join("counterexample.jsonl");
-            bench::history::write(
-                std::io::BufWriter::new(std::fs::File::create(&file)?),
-                &cx.operations,
-            )?;
-            eprint!("counterexample ({}): {}", file.display(), cx.table());
+            bench::report::write_counterexample(cx, &out.join("counterexample.jsonl"))?;
         }
         let mut v = serde_json::to_value(&c)?;
         v["check_s"] = check_s.into();
@@ -1096,14 +1091,7 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
             .counterexample
             .clone()
             .unwrap_or_else(|| a.history.with_extension("counterexample.jsonl"));
-        print!("counterexample: {}", v.table());
-        let f = std::fs::File::create(&file)
-            .with_context(|| format!("cannot write the counterexample to {}", file.display()))?;
-        bench::history::write(std::io::BufWriter::new(f), &v.operations)?;
-        println!(
-            "the counterexample is in {} (`bench check` it again to see it fail on its own)",
-            file.display()
-        );
+        bench::report::write_counterexample(v, &file)?;
     }
     match r.verdict {
         checker::Verdict::Ok => Ok(()),
@@ -1346,7 +1334,7 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         stats.distinct_values,
     );
     if let Some(v) = &verdict.violation {
-        println!("counterexample: {}", v.explanation);
+        bench::report::write_counterexample(v, &out.join("counterexample.jsonl"))?;
     }
     println!(
         "files: {0}/chaos.json, {0}/history.jsonl, {0}/logs/",

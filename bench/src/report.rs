@@ -401,3 +401,22 @@ pub fn write_run(out: &Path, report: &Report, m: &Merged) -> anyhow::Result<()> 
     throughput_over_time(m, &name, &out.join("throughput"))?;
     Ok(())
 }
+
+/// Prints a violation's witness as a table and writes it to `file` as
+/// history lines, which `bench check` reads again (and finds violating on
+/// their own).
+pub fn write_counterexample(
+    cx: &checker::linear::Counterexample,
+    file: &Path,
+) -> anyhow::Result<()> {
+    let f = std::fs::File::create(file).map_err(|e| {
+        anyhow::anyhow!("cannot write the counterexample to {}: {e}", file.display())
+    })?;
+    checker::history::write(std::io::BufWriter::new(f), &cx.operations)?;
+    print!("counterexample: {}", cx.table());
+    println!(
+        "  (in {}; `bench check` it to see it fail on its own)",
+        file.display()
+    );
+    Ok(())
+}

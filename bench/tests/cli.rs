@@ -184,6 +184,55 @@ fn local_run_writes_report_csv_hgrm_plots_and_history() {
         text.contains("Violation") && text.contains("never-written"),
         "{text}"
     );
+    // A stale read: a get after two puts in a row on its key returns the
+    // first. The witness is those three operations, written to a file that
+    // fails again on its own.
+    let done = |r: &bench::history::Record| r.return_ns.unwrap_or(u64::MAX);
+    let (first, second, read) = recs
+        .iter()
+        .filter(|p| p.op == "put")
+        .find_map(|p1| {
+            let p2 = recs
+                .iter()
+                .find(|p2| p2.op == "put" && p2.key == p1.key && p2.invoke_ns > done(p1))?;
+            let g = recs
+                .iter()
+                .position(|g| g.op == "get" && g.key == p1.key && g.invoke_ns > done(p2))?;
+            Some((p1.clone(), p2.clone(), g))
+        })
+        .expect("a key written twice and read after");
+    let mut stale = recs.clone();
+    stale[read].value = first.value.clone();
+    let bad = dir.path().join("stale.jsonl");
+    bench::history::write(std::fs::File::create(&bad).unwrap(), &stale).unwrap();
+    let out = Command::new(bench_bin())
+        .args(["check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let witness_file = dir.path().join("stale.counterexample.jsonl");
+    let witness = bench::history::read(std::io::BufReader::new(
+        std::fs::File::open(&witness_file).unwrap(),
+    ))
+    .unwrap();
+    assert!(witness.len() <= 3, "{text}");
+    for op in [&first, &second, &stale[read]] {
+        assert!(
+            witness.contains(op),
+            "{op:?} missing from the witness: {text}"
+        );
+    }
+    let again = Command::new(bench_bin())
+        .args([
+            "check",
+            witness_file.to_str().unwrap(),
+            "--counterexample",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
     // Without reads, nothing could have shown: the history is recorded by
     // default, into the output folder, and the verdict is "vacuous".
     let w = dir.path().join("w");
