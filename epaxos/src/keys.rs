@@ -48,6 +48,11 @@ pub(crate) struct KeyTable {
     cursor: usize,
     /// Slots the next scan may visit (two per key noted since the last).
     budget: usize,
+    /// Broken on purpose ([`crate::broken::Broken::DropDependency`]): this
+    /// replica, voting on another leader's instance, leaves out its own
+    /// latest conflicting instance.
+    #[cfg(feature = "broken")]
+    pub(crate) drop_own: Option<ReplicaId>,
 }
 
 impl KeyTable {
@@ -61,6 +66,8 @@ impl KeyTable {
             free: Vec::new(),
             cursor: 0,
             budget: 0,
+            #[cfg(feature = "broken")]
+            drop_own: None,
         }
     }
 
@@ -155,6 +162,14 @@ impl KeyTable {
             }
         }
         deps[l] = deps[l].max(i);
+        // Broken on purpose: one past our last conflicting instance becomes
+        // one past the one before, which drops that dependency (unless the
+        // leader's proposal already carries it).
+        #[cfg(feature = "broken")]
+        if let Some(me) = self.drop_own.filter(|me| *me as usize != l) {
+            let d = &mut deps[me as usize];
+            *d = d.saturating_sub(1);
+        }
         seq += 1;
         if let Some((s, d)) = floor {
             seq = seq.max(s);

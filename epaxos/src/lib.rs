@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 mod accept;
+pub mod broken;
 mod commit;
 mod control;
 mod exec;

@@ -67,6 +67,10 @@ pub struct Config {
     /// order of executed instances, for the simulator and tests. Off in
     /// servers (both grow without bound).
     pub record_commits: bool,
+    /// A deliberately broken behaviour (see [`crate::broken`]); set it with
+    /// [`Config::set_broken`].
+    #[cfg(feature = "broken")]
+    pub broken: Option<crate::broken::Broken>,
 }
 
 impl Config {
@@ -91,6 +95,23 @@ impl Config {
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
             record_commits: false,
+            #[cfg(feature = "broken")]
+            broken: None,
+        }
+    }
+
+    /// Turns on a deliberately broken behaviour, for tests only; refused by a
+    /// build without the `broken` feature.
+    pub fn set_broken(&mut self, b: crate::broken::Broken) -> Result<(), crate::broken::NotBuilt> {
+        #[cfg(feature = "broken")]
+        {
+            self.broken = Some(b);
+            Ok(())
+        }
+        #[cfg(not(feature = "broken"))]
+        {
+            let _ = b;
+            Err(crate::broken::NotBuilt)
         }
     }
 
@@ -326,7 +347,15 @@ impl Replica {
         );
         Replica {
             spaces: (0..cfg.n).map(|_| Space::default()).collect(),
-            keys: KeyTable::new(cfg.n),
+            keys: {
+                #[allow(unused_mut)]
+                let mut k = KeyTable::new(cfg.n);
+                #[cfg(feature = "broken")]
+                if cfg.broken == Some(crate::broken::Broken::DropDependency) {
+                    k.drop_own = Some(cfg.id);
+                }
+                k
+            },
             peer_executed: vec![vec![0; cfg.n]; cfg.n],
             peer_everywhere: vec![vec![0; cfg.n]; cfg.n],
             everywhere: vec![0; cfg.n],

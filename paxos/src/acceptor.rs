@@ -70,11 +70,14 @@ impl Replica {
             return fx.send(from, PaxosMsg::AcceptReply(r));
         }
         self.observe_ballot(m.ballot, fx);
+        let keep = self.keeps_votes();
         let s = self.slot_mut(m.slot);
         if s.state != SlotState::Committed {
-            fx.persist(&Encoded(|b: &mut BytesMut| {
-                Record::encode_accepted(b, m.slot, m.ballot, &m.cmds)
-            }));
+            if keep {
+                fx.persist(&Encoded(|b: &mut BytesMut| {
+                    Record::encode_accepted(b, m.slot, m.ballot, &m.cmds)
+                }));
+            }
             s.state = SlotState::Accepted;
             s.ballot = m.ballot;
             s.set_cmds(m.cmds);

@@ -44,6 +44,20 @@ impl Replica {
                 );
             }
             Role::Follower => {
+                #[cfg(feature = "broken")]
+                if self.cfg.broken == Some(crate::broken::Broken::FollowerReads)
+                    && cmd.op == genericsmr::command::Op::Get
+                {
+                    // Broken on purpose: a read served from this replica's
+                    // own, possibly stale, state machine.
+                    let value = self
+                        .sm
+                        .kv()
+                        .get(&cmd.key)
+                        .map(bytes::Bytes::copy_from_slice);
+                    let out = genericsmr::command::Outcome { value, flag: false };
+                    return fx.reply(conn, accepted(cmd.client, cmd.seq, self.cfg.id, out));
+                }
                 return fx.reply(
                     conn,
                     reject(
@@ -186,9 +200,11 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         let me = self.cfg.id;
-        fx.persist(&Encoded(|b: &mut BytesMut| {
-            Record::encode_accepted(b, slot, ballot, &cmds)
-        }));
+        if self.keeps_votes() {
+            fx.persist(&Encoded(|b: &mut BytesMut| {
+                Record::encode_accepted(b, slot, ballot, &cmds)
+            }));
+        }
         let s = self.slot_mut(slot);
         s.state = SlotState::Accepted;
         s.ballot = ballot;

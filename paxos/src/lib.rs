@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod acceptor;
+pub mod broken;
 mod catchup;
 mod control;
 mod exec;

@@ -64,6 +64,10 @@ pub struct Config {
     /// exists so tests can show the simulator and the checker catch a broken
     /// protocol; no binary can set it.
     pub broken_accept_below_promise: bool,
+    /// A deliberately broken behaviour (see [`crate::broken`]); set it with
+    /// [`Config::set_broken`].
+    #[cfg(feature = "broken")]
+    pub broken: Option<crate::broken::Broken>,
 }
 
 impl Config {
@@ -85,6 +89,23 @@ impl Config {
             max_batch_bytes: 4 << 20,
             slot_window: 1 << 22,
             broken_accept_below_promise: false,
+            #[cfg(feature = "broken")]
+            broken: None,
+        }
+    }
+
+    /// Turns on a deliberately broken behaviour, for tests only; refused by a
+    /// build without the `broken` feature.
+    pub fn set_broken(&mut self, b: crate::broken::Broken) -> Result<(), crate::broken::NotBuilt> {
+        #[cfg(feature = "broken")]
+        {
+            self.broken = Some(b);
+            Ok(())
+        }
+        #[cfg(not(feature = "broken"))]
+        {
+            let _ = b;
+            Err(crate::broken::NotBuilt)
         }
     }
 
@@ -347,6 +368,17 @@ impl Replica {
         } else {
             self.leader_hint
         }
+    }
+
+    /// Whether votes (Accepted records) go to the durable log before they are
+    /// acknowledged: always, unless broken on purpose ([`crate::broken`]).
+    #[inline]
+    pub(crate) fn keeps_votes(&self) -> bool {
+        #[cfg(feature = "broken")]
+        if self.cfg.broken == Some(crate::broken::Broken::ForgetAccepts) {
+            return false;
+        }
+        true
     }
 
     pub(crate) fn slot_mut(&mut self, slot: u64) -> &mut Slot {

@@ -110,6 +110,12 @@ struct Args {
     /// gives up the lowest.
     #[arg(long, default_value_t = 1024)]
     max_gaps: usize,
+    /// Run a deliberately broken replica (for tests only): `follower-reads` and
+    /// `forget-accepts` (with --durable) break Multi-Paxos, `drop-dependency`
+    /// breaks EPaxos. Refused unless the server was built with the `broken`
+    /// feature, as only its tests build it.
+    #[arg(long, value_parser = ["follower-reads", "forget-accepts", "drop-dependency"])]
+    broken: Option<String>,
     /// How long to keep trying to reach the master at start, in seconds.
     #[arg(long, default_value_t = 30)]
     master_patience_s: u64,
@@ -133,6 +139,7 @@ fn main() -> anyhow::Result<()> {
     if a.max_command > a.max_frame / 4 {
         bail!("--max-command must be at most a quarter of --max-frame ({} bytes), so that a batch always fits in a frame", a.max_frame / 4);
     }
+    let broken = broken_variant(&a)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(a.io_threads.max(1))
         .enable_all()
@@ -240,7 +247,7 @@ fn main() -> anyhow::Result<()> {
     } else {
         (local, base)
     };
-    let mut core = Core::new(&a, core_id, n, shards);
+    let mut core = Core::new(&a, core_id, n, shards, broken)?;
     let mut replayed = 0;
     let log = match (&a.durable, &a.data_dir) {
         (true, Some(dir)) => {
@@ -308,6 +315,45 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A deliberately broken variant asked for with --broken.
+#[derive(Debug, Clone, Copy)]
+enum Broken {
+    Paxos(paxos::broken::Broken),
+    Epaxos(epaxos::broken::Broken),
+}
+
+/// The variant --broken asks for, if any, once this build is known to have
+/// it and the other flags fit it.
+fn broken_variant(a: &Args) -> anyhow::Result<Option<Broken>> {
+    let Some(name) = a.broken.as_deref() else {
+        return Ok(None);
+    };
+    if !paxos::broken::BUILT || !epaxos::broken::BUILT {
+        bail!("this server was built without the `broken` feature; broken variants exist only for tests");
+    }
+    let (b, protocol) = match name {
+        "follower-reads" => (Broken::Paxos(paxos::broken::Broken::FollowerReads), "paxos"),
+        "forget-accepts" => (Broken::Paxos(paxos::broken::Broken::ForgetAccepts), "paxos"),
+        "drop-dependency" => (
+            Broken::Epaxos(epaxos::broken::Broken::DropDependency),
+            "epaxos",
+        ),
+        other => bail!("no broken variant named {other:?}"),
+    };
+    if a.protocol != protocol {
+        bail!(
+            "--broken {name} breaks --protocol {protocol}, not {}",
+            a.protocol
+        );
+    }
+    if name == "forget-accepts" && !a.durable {
+        bail!(
+            "--broken forget-accepts needs --durable: it forgets what the durable log should keep"
+        );
+    }
+    Ok(Some(b))
+}
+
 /// The protocol core this server runs.
 enum Core {
     Paxos(Box<paxos::Replica>),
@@ -323,13 +369,19 @@ enum Receivers {
 }
 
 impl Core {
-    fn new(a: &Args, me: ReplicaId, n: usize, shards: usize) -> Core {
+    fn new(
+        a: &Args,
+        me: ReplicaId,
+        n: usize,
+        shards: usize,
+        broken: Option<Broken>,
+    ) -> anyhow::Result<Core> {
         if a.protocol == "mdlin" {
             let mut cfg = mdlin::Config::new(me, n, shards);
             cfg.mode = a.coord;
             cfg.thrifty = a.thrifty;
             cfg.coord_timeout_ns = a.coord_timeout_ms.saturating_mul(1_000_000);
-            return Core::Mdlin(Box::new(mdlin::Replica::new(cfg)));
+            return Ok(Core::Mdlin(Box::new(mdlin::Replica::new(cfg))));
         }
         if a.protocol == "epaxos" {
             let mut cfg = epaxos::Config::new(me, n);
@@ -341,7 +393,11 @@ impl Core {
             cfg.keep_executed = a.gc_horizon;
             cfg.transfer.chunk_bytes = a.snapshot_chunk;
             cfg.dedup.max_gaps = a.max_gaps;
-            return Core::Epaxos(Box::new(epaxos::Replica::new(cfg)));
+            if let Some(Broken::Epaxos(b)) = broken {
+                cfg.set_broken(b)?;
+                tracing::warn!(variant = ?b, "running a deliberately broken replica");
+            }
+            return Ok(Core::Epaxos(Box::new(epaxos::Replica::new(cfg))));
         }
         let mut cfg = paxos::Config::new(me, n);
         cfg.thrifty = a.thrifty;
@@ -351,7 +407,11 @@ impl Core {
         cfg.max_command_bytes = a.max_command;
         cfg.max_batch_bytes = a.max_frame / 4;
         cfg.dedup.max_gaps = a.max_gaps;
-        Core::Paxos(Box::new(paxos::Replica::new(cfg)))
+        if let Some(Broken::Paxos(b)) = broken {
+            cfg.set_broken(b)?;
+            tracing::warn!(variant = ?b, "running a deliberately broken replica");
+        }
+        Ok(Core::Paxos(Box::new(paxos::Replica::new(cfg))))
     }
 
     fn restore(&mut self, records: &[bytes::Bytes]) -> anyhow::Result<()> {

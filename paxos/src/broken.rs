@@ -1,0 +1,32 @@
+//! Deliberately broken variants of the replica, for tests that show the
+//! history checker catches a replica that is not linearizable. They exist
+//! only in builds with the `broken` feature (the server's tests enable it;
+//! `cargo build` does not); [`Config::set_broken`] refuses them otherwise.
+//!
+//! [`Config::set_broken`]: crate::Config::set_broken
+
+/// Whether this build has the broken variants (the `broken` feature).
+pub const BUILT: bool = cfg!(feature = "broken");
+
+/// A deliberately broken behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broken {
+    /// A follower answers client reads from its own state machine instead
+    /// of sending them to the leader: it serves stale values.
+    FollowerReads,
+    /// A replica acknowledges Accepts (its own vote as leader too) without
+    /// writing them to its durable log, so a restart forgets them.
+    ForgetAccepts,
+}
+
+/// [`crate::Config::set_broken`] on a build without the `broken` feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotBuilt;
+
+impl std::fmt::Display for NotBuilt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("built without the `broken` feature")
+    }
+}
+
+impl std::error::Error for NotBuilt {}
