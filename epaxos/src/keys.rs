@@ -166,15 +166,24 @@ impl KeyTable {
         // one past the one before, which drops that dependency (unless the
         // leader's proposal already carries it).
         #[cfg(feature = "broken")]
-        if let Some(me) = self.drop_own.filter(|me| *me as usize != l) {
-            let d = &mut deps[me as usize];
-            *d = d.saturating_sub(1);
-        }
+        let dropped = match self.drop_own.filter(|me| *me as usize != l) {
+            Some(me) if deps[me as usize] > 0 => {
+                deps[me as usize] -= 1;
+                true
+            }
+            _ => false,
+        };
         seq += 1;
         if let Some((s, d)) = floor {
             seq = seq.max(s);
             for (a, b) in deps.iter_mut().zip(d) {
                 *a = (*a).max(*b);
+            }
+            // ... and so does the sequence number it implied, when it was
+            // all this replica would have added: the vote is "unchanged".
+            #[cfg(feature = "broken")]
+            if dropped && deps[..] == *d {
+                seq = s;
             }
         }
         for (slot, write) in slots {

@@ -329,12 +329,14 @@ async fn whole_group_crash_control_is_linearizable() {
 
 // ---------------------------------------------------------------- drop-dependency
 
-/// EPaxos under high conflict: six clients, two on each replica, on two
-/// keys, half reads, until 300 writes are answered. Conflicting writes
-/// led by different replicas commit concurrently all the time; without the
-/// dependency between them, replicas may apply them in different orders.
+/// EPaxos under high conflict: six closed-loop clients, two on each replica,
+/// on four keys, 80% reads, every link 5 ms long, until 400 writes are
+/// answered. Writes to one key led by different replicas overlap all the
+/// time; without a dependency between them, replicas may apply them in
+/// different orders, and the reads at each replica show it. (The links are
+/// slowed so that the overlap windows are wide enough on localhost.)
 async fn high_conflict(broken: bool) -> Vec<Record> {
-    let mut extra = vec![];
+    let mut extra = vec!["--link-delay-ms", "5"];
     if broken {
         extra.extend(["--broken", "drop-dependency"]);
     }
@@ -352,7 +354,7 @@ async fn high_conflict(broken: bool) -> Vec<Record> {
             a.rotate_left(k % 3);
             Plan {
                 addrs: a,
-                reads_in_ten: 5,
+                reads_in_ten: 8,
             }
         })
         .collect();
@@ -360,8 +362,8 @@ async fn high_conflict(broken: bool) -> Vec<Record> {
     let d = wrote.clone();
     with_load(
         plans,
-        2,
-        async move { common::wait_for_more(&d, 300, "conflicting writes").await },
+        4,
+        async move { common::wait_for_more(&d, 400, "conflicting writes").await },
         wrote,
     )
     .await
