@@ -55,14 +55,15 @@ struct Plan {
 /// Closed-loop clients following `plans` on `keys` keys: gets, and puts of a
 /// value unique to (client, seq), so every read names its writer. Runs until
 /// `stop` is set; `wrote` counts answered puts (readers served locally by a
-/// broken follower answer far faster than writers). Returns the history.
+/// broken follower answer far faster than writers). Times count from
+/// `start`. Returns the history.
 async fn workload(
     plans: Vec<Plan>,
     keys: u64,
     stop: Arc<AtomicBool>,
     wrote: Arc<AtomicUsize>,
+    start: Instant,
 ) -> Vec<Record> {
-    let start = Instant::now();
     let mut tasks = Vec::new();
     for (k, plan) in plans.into_iter().enumerate() {
         let mut cfg = ClientConfig::with_replicas(plan.addrs);
@@ -182,7 +183,7 @@ async fn with_load(
     wrote: Arc<AtomicUsize>,
 ) -> Vec<Record> {
     let stop = Arc::new(AtomicBool::new(false));
-    let run = tokio::spawn(workload(plans, keys, stop.clone(), wrote));
+    let run = tokio::spawn(workload(plans, keys, stop.clone(), wrote, Instant::now()));
     during.await;
     stop.store(true, Ordering::Relaxed);
     run.await.expect("workload")
@@ -269,11 +270,15 @@ async fn stale_follower_control_is_linearizable() {
 
 // ---------------------------------------------------------------- forget-accepts
 
-/// Durable Multi-Paxos under four clients on three keys (half reads): after
-/// 150 answered writes every replica is killed with SIGKILL and restarted on
-/// its data folder, then 100 more are answered. Votes never
-/// written are forgotten, and with them acknowledged writes.
+/// Durable Multi-Paxos under four clients on eight keys (half reads): after
+/// 150 answered writes every replica is killed with SIGKILL, the clients
+/// finish the operation they have in flight, and the replicas restart on
+/// their data folders. Then one read of every key: votes never written are
+/// forgotten, and with them acknowledged writes (the operations in flight
+/// at the kill can overwrite four keys at most, so the reads of the other
+/// four show it).
 async fn whole_group_crash(broken: bool) -> Vec<Record> {
+    const KEYS: u64 = 8;
     let mut extra = vec![];
     if broken {
         extra.extend(["--broken", "forget-accepts"]);
@@ -287,29 +292,46 @@ async fn whole_group_crash(broken: bool) -> Vec<Record> {
         },
     );
     c.leader().await;
+    let all: Vec<String> = (0..3).map(|i| c.client_addr(i)).collect();
+    let addrs = |k: usize| {
+        let mut a = all.clone();
+        a.rotate_left(k % 3);
+        a
+    };
     let plans = (0..4)
-        .map(|k| {
-            let mut a: Vec<String> = (0..3).map(|i| c.client_addr(i)).collect();
-            a.rotate_left(k % 3);
-            Plan {
-                addrs: a,
-                reads_in_ten: 5,
-            }
+        .map(|k| Plan {
+            addrs: addrs(k),
+            reads_in_ten: 5,
         })
         .collect();
+    let epoch = Instant::now();
     let wrote = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let run = tokio::spawn(workload(plans, 3, stop.clone(), wrote.clone()));
+    let run = tokio::spawn(workload(plans, KEYS, stop.clone(), wrote.clone(), epoch));
     common::wait_for_more(&wrote, 150, "writes before the crash").await;
     for i in 0..3 {
         c.kill(i);
     }
+    stop.store(true, Ordering::Relaxed);
     for i in 0..3 {
         c.restart(i, true);
     }
-    common::wait_for_more(&wrote, 100, "writes after the restart").await;
-    stop.store(true, Ordering::Relaxed);
-    run.await.expect("workload")
+    let mut history = run.await.expect("workload");
+    let mut cfg = ClientConfig::with_replicas(addrs(0));
+    cfg.timeout = Duration::from_secs(20);
+    cfg.attempt_timeout = Duration::from_millis(300);
+    let cl = Client::connect(cfg).await.expect("client connects");
+    for k in 0..KEYS {
+        let cmd = cl.prepare(Command::get(cl.id(), 0, format!("k{k}")));
+        let t0 = epoch.elapsed().as_nanos() as u64;
+        let r = cl.submit(cmd.clone()).await;
+        let t1 = epoch.elapsed().as_nanos() as u64;
+        history.push(match r {
+            Ok(o) => Record::of(&cmd, t0, Some((t1, &o)), H::Ok),
+            Err(_) => Record::of(&cmd, t0, None, H::Unknown),
+        });
+    }
+    history
 }
 
 /// Votes acknowledged but never written are caught after a crash.
@@ -329,8 +351,8 @@ async fn whole_group_crash_control_is_linearizable() {
 
 // ---------------------------------------------------------------- drop-dependency
 
-/// EPaxos under high conflict: six closed-loop clients, two on each replica,
-/// on four keys, 80% reads, every link 5 ms long, until 400 writes are
+/// EPaxos under high conflict: nine closed-loop clients, three on each replica,
+/// on four keys, 80% reads, every link 5 ms long, until 600 writes are
 /// answered. Writes to one key led by different replicas overlap all the
 /// time; without a dependency between them, replicas may apply them in
 /// different orders, and the reads at each replica show it. (The links are
@@ -348,7 +370,7 @@ async fn high_conflict(broken: bool) -> Vec<Record> {
             ..Default::default()
         },
     );
-    let plans = (0..6)
+    let plans = (0..9)
         .map(|k| {
             let mut a: Vec<String> = (0..3).map(|i| c.client_addr(i)).collect();
             a.rotate_left(k % 3);
@@ -363,7 +385,7 @@ async fn high_conflict(broken: bool) -> Vec<Record> {
     with_load(
         plans,
         4,
-        async move { common::wait_for_more(&d, 400, "conflicting writes").await },
+        async move { common::wait_for_more(&d, 600, "conflicting writes").await },
         wrote,
     )
     .await
