@@ -352,7 +352,7 @@ async fn whole_group_crash_control_is_linearizable() {
 // ---------------------------------------------------------------- drop-dependency
 
 /// EPaxos under high conflict: nine closed-loop clients, three on each replica,
-/// on four keys, 80% reads, every link 5 ms long, until 600 writes are
+/// on four keys, 80% reads, every link 5 ms long, until 1200 writes are
 /// answered. Writes to one key led by different replicas overlap all the
 /// time; without a dependency between them, replicas may apply them in
 /// different orders, and the reads at each replica show it. (The links are
@@ -385,7 +385,7 @@ async fn high_conflict(broken: bool) -> Vec<Record> {
     with_load(
         plans,
         4,
-        async move { common::wait_for_more(&d, 600, "conflicting writes").await },
+        async move { common::wait_for_more(&d, 1200, "conflicting writes").await },
         wrote,
     )
     .await
