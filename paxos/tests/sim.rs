@@ -96,16 +96,19 @@ fn a_broken_paxos_is_caught_by_the_simulator_and_by_the_checker() {
     // Many false suspicions (competing leaders), some loss, several clients on a
     // modest key space, so divergence shows in what clients read.
     let hostile = |seed| Config {
-        suspicion: 0.2,
-        keys: 20,
-        clients: 8,
-        drop: 0.05,
+        suspicion: 0.3,
+        keys: 5,
+        clients: 16,
+        drop: 0.1,
         ..Config::new(seed)
     };
-    let by_invariant = (0..seeds())
+    // Divergence that clients can see is rare (about 1 seed in 100 here), so
+    // this test runs its 500 seeds even when SIM_SEEDS asks for fewer.
+    let n = seeds().max(500);
+    let by_invariant = (0..n)
         .filter(|s| run::<Broken>(&hostile(*s), false).violation.is_some())
         .count();
-    let by_checker = (0..seeds())
+    let by_checker = (0..n)
         .filter(|s| {
             let r = run::<Broken>(
                 &Config {
@@ -117,7 +120,7 @@ fn a_broken_paxos_is_caught_by_the_simulator_and_by_the_checker() {
             r.checker.verdict == checker::Verdict::Violation
         })
         .count();
-    println!("broken Paxos caught by the invariant on {by_invariant} and by the checker on {by_checker} of {} seeds", seeds());
+    println!("broken Paxos caught by the invariant on {by_invariant} and by the checker on {by_checker} of {n} seeds");
     assert!(
         by_invariant > 0,
         "the agreement invariant never caught acceptors that ignore their promises"
