@@ -305,6 +305,10 @@ pub struct Register {
     /// The shard the replica belongs to (0 in an unsharded deployment). A
     /// wanted `id` must lie in this shard.
     pub shard: u8,
+    /// Whether it answers every command after executing it
+    /// (`--reply-after-exec`), so clients can learn from the master whether a
+    /// put's or delete's outcome carries the replaced value.
+    pub reply_after_exec: bool,
 }
 crate::wire_struct!(
     Register {
@@ -313,7 +317,8 @@ crate::wire_struct!(
         peer_port,
         client_port,
         protocol,
-        shard
+        shard,
+        reply_after_exec
     } = codes::REGISTER
 );
 
@@ -421,6 +426,14 @@ pub struct ClusterInfo {
     pub shards: u8,
     /// The leader of each shard (global ids), indexed by shard.
     pub leaders: Vec<Option<ReplicaId>>,
+    /// The protocol the replicas run (`paxos`, `epaxos`, `mdlin`; empty
+    /// before any registered): tells a client whether to send to the leader
+    /// or to any replica (EPaxos replicas all report themselves as leader).
+    pub protocol: String,
+    /// Whether every registered replica answers after execution
+    /// (`--reply-after-exec`): only then does a put's or delete's outcome
+    /// carry the replaced value and the delete flag.
+    pub reply_after_exec: bool,
 }
 crate::wire_struct!(
     ClusterInfo {
@@ -430,7 +443,9 @@ crate::wire_struct!(
         leader,
         replicas,
         shards,
-        leaders
+        leaders,
+        protocol,
+        reply_after_exec
     } = codes::CLUSTER_INFO
 );
 

@@ -148,15 +148,17 @@ fn register_s() -> impl Strategy<Value = Register> {
         any::<u16>(),
         string_s(),
         any::<u8>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(id, host, peer_port, client_port, protocol, shard)| Register {
+            |(id, host, peer_port, client_port, protocol, shard, reply_after_exec)| Register {
                 id,
                 host,
                 peer_port,
                 client_port,
                 protocol,
                 shard,
+                reply_after_exec,
             },
         )
 }
@@ -220,9 +222,11 @@ fn cluster_info_s() -> impl Strategy<Value = ClusterInfo> {
         proptest::collection::vec(replica_addr_s(), 0..6),
         any::<u8>(),
         leaders_s(),
+        string_s(),
+        any::<bool>(),
     )
         .prop_map(
-            |(nonce, n, complete, leader, replicas, shards, leaders)| ClusterInfo {
+            |(
                 nonce,
                 n,
                 complete,
@@ -230,6 +234,20 @@ fn cluster_info_s() -> impl Strategy<Value = ClusterInfo> {
                 replicas,
                 shards,
                 leaders,
+                protocol,
+                reply_after_exec,
+            )| {
+                ClusterInfo {
+                    nonce,
+                    n,
+                    complete,
+                    leader,
+                    replicas,
+                    shards,
+                    leaders,
+                    protocol,
+                    reply_after_exec,
+                }
             },
         )
 }
@@ -546,6 +564,7 @@ fn invalid_utf8_string_is_rejected() {
         client_port: 2,
         protocol: "paxos".into(),
         shard: 0,
+        reply_after_exec: false,
     };
     let mut b = BytesMut::new();
     good.marshal(&mut b);

@@ -40,6 +40,8 @@ struct Member {
     addr: ReplicaAddr,
     link: Option<(u64, Arc<ConnOutbox>)>,
     last_pong: Option<(Instant, Pong)>,
+    /// Whether it answers after execution (`server --reply-after-exec`).
+    reply_after_exec: bool,
 }
 
 /// Leadership of one shard.
@@ -234,6 +236,7 @@ impl Registry {
             },
             link: Some((link, out)),
             last_pong: None,
+            reply_after_exec: req.reply_after_exec,
         });
         self.waiting.retain(|(l, i, _)| *l != link && *i != id);
         self.waiting.push((link, id, rejoin));
@@ -337,6 +340,11 @@ impl Registry {
             replicas: self.addrs(),
             shards: self.cfg.shards as u8,
             leaders: self.leaders(),
+            protocol: self.protocol.clone().unwrap_or_default(),
+            reply_after_exec: {
+                let mut members = self.members.iter().flatten().peekable();
+                members.peek().is_some() && members.all(|m| m.reply_after_exec)
+            },
         }
     }
 
@@ -483,6 +491,7 @@ mod tests {
             client_port: port + 1,
             protocol: "paxos".into(),
             shard,
+            reply_after_exec: false,
         }
     }
 

@@ -49,6 +49,7 @@ fn reg(id: Option<u8>, port: u16) -> Register {
         client_port: port + 1,
         protocol: "paxos".into(),
         shard: 0,
+        reply_after_exec: false,
     }
 }
 

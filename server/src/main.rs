@@ -186,6 +186,7 @@ fn main() -> anyhow::Result<()> {
         client_port,
         protocol: a.protocol.clone(),
         shard: a.shard,
+        reply_after_exec: a.reply_after_exec,
     };
     let (reg, master_stream) = rt
         .block_on(master_link::register(
