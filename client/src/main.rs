@@ -202,10 +202,16 @@ async fn status(a: &Args) -> anyhow::Result<()> {
             let name = |l: Option<u8>| l.map_or("unknown".to_string(), |l| l.to_string());
             if info.shard_count() == 1 {
                 println!(
-                    "master {m}: {} of {} replicas registered, leader {}",
+                    "master {m}: {} of {} {} replicas registered, leader {}{}",
                     info.replicas.len(),
                     info.n,
-                    name(info.leader)
+                    info.protocol,
+                    name(info.leader),
+                    if info.reply_after_exec {
+                        ", replies after execution"
+                    } else {
+                        ""
+                    }
                 );
             } else {
                 sharded = true;
