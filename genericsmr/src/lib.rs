@@ -17,6 +17,8 @@
 //!   the others forgot, and the messages that carry it.
 //! - [`effects`]: the outbox a protocol core fills (sends, replies, records to
 //!   persist) and [`effects::Driver`], which carries it out: persist first, then send.
+//! - [`election`]: the randomized, backed-off election timer with which a
+//!   replica group replaces a dead leader without the master.
 //! - [`master_link`]: registration with the master and the replica's side of the
 //!   master connection.
 //! - [`shard`]: global and local replica ids of sharded deployments and the
@@ -31,6 +33,7 @@
 pub mod command;
 pub mod durable;
 pub mod effects;
+pub mod election;
 pub mod logging;
 pub mod master_link;
 pub mod messages;
