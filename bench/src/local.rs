@@ -356,6 +356,21 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Kills the master with SIGKILL; the replicas keep running without it.
+    pub fn kill_master(&mut self) {
+        self._master.kill();
+    }
+
+    /// Sends a signal such as `STOP` or `CONT` to the master.
+    pub fn signal_master(&self, sig: &str) -> anyhow::Result<()> {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self._master.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(st.success(), "kill -{sig} failed");
+        Ok(())
+    }
+
     /// Restarts replica `id` on its old ports, with its durable log when `durable`.
     pub fn restart(&mut self, id: usize, durable: bool) -> anyhow::Result<()> {
         anyhow::ensure!(self.replicas[id].proc.is_none(), "replica {id} is running");

@@ -1,19 +1,34 @@
-//! # master: membership and leader oracle
+//! # master: membership, leader reports and admin relay
 //!
 //! The master waits for `n` replicas to register (`n` in each of `shards`
 //! shards, for a sharded deployment), assigns their global ids, and hands
 //! every replica the full address list once the deployment is complete. It then
 //! pings every replica; the replica's protocol core answers, so a hung core
-//! looks as dead as a killed process. It keeps track of each shard's leader
-//! (the shard's replica that reports leadership with the highest ballot) and,
-//! when a leader's link breaks or its pongs stop, asks the shard's live replica
-//! with the highest commit index to take over; every ping tells every replica
-//! the leader of each shard. Clients ask it for the replica list and the leader, and may
-//! send control requests (status, faults, set-leader) through it to any
-//! replica (see `relay`).
+//! looks as dead as a killed process. Every ping tells every replica the
+//! leader of each shard. Clients ask it for the replica list and the leader,
+//! and may send control requests (status, faults, set-leader) through it to
+//! any replica (see `relay`).
+//!
+//! ## Who picks leaders
+//!
+//! - **Multi-Paxos groups elect their own leaders** (an election timer in each
+//!   replica, see `docs/paxos.md`). The master's choice is only a hint: it
+//!   reports the leader the replicas report (the live replica claiming
+//!   leadership with the highest ballot, else the owner of the highest ballot
+//!   its live replicas promised, i.e. the leader they follow) and never asks a
+//!   replica to lead over it. So a leader cut off from the master but not
+//!   from its peers is not deposed. It still picks a fresh group's first
+//!   leader (only while no replica has promised any ballot, so it deposes
+//!   nobody), to save the first election timeout. `--master-failover` brings
+//!   back the older master-driven failover below for Multi-Paxos too.
+//! - **Other leader-based protocols** (MDLin shards) have no election of their
+//!   own: when a shard's leader's link breaks or its pongs stop, the master
+//!   asks the shard's live replica with the highest commit index to take over.
+//! - An operator's `set-leader` through the master always moves leadership
+//!   (the replica runs phase 1 with a higher ballot).
 //!
 //! The master is not on the data path and holds no protocol state: losing it
-//! stops failover, never safety.
+//! never affects safety, and Multi-Paxos groups keep failing over without it.
 
 #![warn(missing_docs)]
 

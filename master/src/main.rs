@@ -33,6 +33,13 @@ struct Args {
     /// A replica silent for this long is considered down, in milliseconds.
     #[arg(long, default_value_t = 600)]
     liveness_timeout_ms: u64,
+    /// Drive Multi-Paxos failover from the master (the old way): ask the most
+    /// up-to-date live replica to lead whenever the master loses sight of the
+    /// leader. By default Multi-Paxos replicas elect their own leaders and the
+    /// master only reports them; this flag can depose a leader that is cut
+    /// off from the master but not from its peers.
+    #[arg(long)]
+    master_failover: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -74,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
         shards: a.shards,
         ping_interval: Duration::from_millis(a.ping_interval_ms),
         liveness_timeout: Duration::from_millis(a.liveness_timeout_ms),
+        replicas_elect: !a.master_failover,
     };
     master::serve(l, cfg)
         .await

@@ -5,6 +5,10 @@
 //! same rules (the live replica claiming leadership with the highest ballot
 //! leads; a grace period for handovers; otherwise the most up-to-date live
 //! replica is asked to lead) run independently over each shard's members.
+//! Groups whose replicas elect their own leaders (Multi-Paxos, unless
+//! `replicas_elect` is off) get only the first of these rules, plus "the
+//! owner of the highest promised ballot leads": the master reports leaders
+//! and picks a fresh group's first one, nothing more.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +31,16 @@ pub struct RegistryConfig {
     pub liveness_timeout: Duration,
     /// How long a replica asked to lead has to report leadership before another is asked.
     pub election_grace: Duration,
+    /// Leave failover to replicas that elect their own leaders (Multi-Paxos):
+    /// the master then never asks a replica to lead over a leader the others
+    /// still follow. Off, the master drives every failover, as it must for
+    /// protocols without an election of their own (MDLin).
+    pub replicas_elect: bool,
+}
+
+/// The replica (local id in its shard) that owns a Multi-Paxos ballot: its low 8 bits.
+fn ballot_owner(b: u64) -> u8 {
+    (b & 0xff) as u8
 }
 
 impl RegistryConfig {
@@ -400,6 +414,28 @@ impl Registry {
             lead.unclaimed_since = None;
             return;
         }
+        if self.replicas_elect() {
+            // The replicas elect their own leaders: report the one they follow
+            // (the owner of the highest ballot a live replica promised), even
+            // if our own link to it is broken, and never ask anyone to lead
+            // over it. A group where nobody promised anything yet is fresh:
+            // its first leader is picked below, which deposes nobody.
+            let followed = self
+                .live(s, now)
+                .map(|(_, p)| p.ballot)
+                .max()
+                .filter(|b| *b > 0);
+            if let Some(b) = followed {
+                let l = (self.shard_ids(s).start + ballot_owner(b) as usize) as ReplicaId;
+                let lead = &mut self.lead[s];
+                if lead.leader != Some(l) {
+                    info!(shard = s, leader = l, "leader reported by its followers");
+                    lead.leader = Some(l);
+                }
+                lead.elected_once = true;
+                return;
+            }
+        }
         // A live leader that stopped claiming is most likely handing over to a
         // replica running phase 1 (SetLeader): give that a moment before
         // asking anyone, or the two would fight. A dead leader is replaced now.
@@ -434,6 +470,13 @@ impl Registry {
             }
         }
         self.elect(s, now);
+    }
+
+    /// Whether the group's replicas elect their own leaders (Multi-Paxos
+    /// does, with its election timer): then the master only reports leaders
+    /// and picks a fresh group's first one.
+    fn replicas_elect(&self) -> bool {
+        self.cfg.replicas_elect && self.protocol.as_deref() == Some("paxos")
     }
 
     fn elect(&mut self, s: usize, now: Instant) {
@@ -480,6 +523,9 @@ mod tests {
             shards,
             liveness_timeout: Duration::from_millis(600),
             election_grace: Duration::from_millis(1800),
+            // These tests exercise the master-driven failover; see
+            // `a_leader_cut_off_from_the_master_is_not_deposed` for the other.
+            replicas_elect: false,
         }
     }
 
@@ -693,5 +739,49 @@ mod tests {
         r.tick_at(t0 + Duration::from_millis(1));
         assert_eq!(r.leader_of(1), Some(3));
         assert_ne!(r.leader_of(0), Some(1));
+    }
+
+    /// Replicas that elect their own leaders: the master picks a fresh group's
+    /// first leader, then only reports the leader the followers follow, even
+    /// one whose link to the master broke, and never asks anyone else to lead.
+    #[test]
+    fn a_leader_cut_off_from_the_master_is_not_deposed() {
+        let (mut r, outs) = full(3, 1);
+        r.cfg.replicas_elect = true;
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        r.tick_at(at(0));
+        for g in 0..3u8 {
+            r.pong_at(g as u64 + 1, pong(g, false, 0, 0), at(10));
+        }
+        // A fresh group: the master picks the first leader.
+        r.tick_at(at(100));
+        assert_eq!(r.leader(), Some(0));
+        assert!(be_leader_sent(&outs[0]));
+        for g in 0..3u8 {
+            r.pong_at(g as u64 + 1, pong(g, g == 0, 1 << 8, 5), at(110));
+        }
+        r.tick_at(at(200));
+        assert_eq!(r.leader(), Some(0));
+        // The leader's master link breaks; its followers still follow it.
+        assert_eq!(r.link_closed(1), Some(0));
+        for t in [300, 1000, 5000] {
+            for g in 1..3u8 {
+                r.pong_at(g as u64 + 1, pong(g, false, 1 << 8, 9), at(t));
+            }
+            r.tick_at(at(t + 10));
+            assert_eq!(r.leader(), Some(0), "at {t} ms");
+        }
+        assert!(outs.iter().all(|o| !be_leader_sent(o)));
+        // The replicas elect replica 2 themselves: the master reports it.
+        r.pong_at(3, pong(2, true, 2 << 8 | 2, 9), at(6000));
+        r.tick_at(at(6010));
+        assert_eq!(r.leader(), Some(2));
+        // Followers alone are enough to name it.
+        r.pong_at(3, pong(2, false, 3 << 8 | 1, 9), at(7000));
+        r.pong_at(2, pong(1, false, 3 << 8 | 1, 9), at(7000));
+        r.tick_at(at(7010));
+        assert_eq!(r.leader(), Some(1));
+        assert!(outs.iter().all(|o| !be_leader_sent(o)));
     }
 }

@@ -26,6 +26,9 @@ pub struct MasterConfig {
     pub ping_interval: Duration,
     /// Pongs older than this mean the replica is down.
     pub liveness_timeout: Duration,
+    /// Leave failover to Multi-Paxos replicas' own elections (see
+    /// [`crate::RegistryConfig::replicas_elect`]).
+    pub replicas_elect: bool,
 }
 
 /// Serves the master protocol on `listener` until the process ends.
@@ -35,6 +38,7 @@ pub async fn serve(listener: TcpListener, cfg: MasterConfig) -> std::io::Result<
         shards: cfg.shards,
         liveness_timeout: cfg.liveness_timeout,
         election_grace: cfg.liveness_timeout * 3,
+        replicas_elect: cfg.replicas_elect,
     })));
     let relays = Arc::new(Mutex::new(Relays::default()));
     let (r2, rl2) = (reg.clone(), relays.clone());

@@ -29,6 +29,8 @@ impl Replica {
             return fx.send(from, PaxosMsg::PrepareReply(r));
         }
         self.observe_ballot(m.ballot, fx);
+        // We promised this candidate: give it a full timeout to win.
+        self.heard_leader(now);
         let slots = self
             .log
             .iter()
@@ -70,6 +72,8 @@ impl Replica {
             return fx.send(from, PaxosMsg::AcceptReply(r));
         }
         self.observe_ballot(m.ballot, fx);
+        // An Accept at (or above) our promise comes from the current leader.
+        self.heard_leader(now);
         let keep = self.keeps_votes();
         let s = self.slot_mut(m.slot);
         if s.state != SlotState::Committed {
@@ -94,6 +98,9 @@ impl Replica {
     /// A full commit: the value is chosen, whatever we held.
     pub fn handle_commit(&mut self, now: u64, from: u8, m: Commit, fx: &mut Effects<PaxosMsg>) {
         self.heard(from, now);
+        if m.ballot >= self.promised {
+            self.heard_leader(now);
+        }
         if !self.slot_in_window(m.slot) {
             return;
         }
@@ -115,6 +122,10 @@ impl Replica {
         self.heard(from, now);
         if !self.sane_ballot(from, m.ballot) {
             return;
+        }
+        if m.ballot >= self.promised {
+            // The current leader's heartbeat.
+            self.heard_leader(now);
         }
         if m.ballot >= self.promised && !self.is_recovering() {
             self.observe_ballot(m.ballot, fx);

@@ -13,8 +13,10 @@ use crate::replica::{Replica, Role, SlotState};
 pub const MAX_LOG_REPLY: u32 = 65_536;
 
 impl Replica {
-    /// Timers: heartbeats, retransmissions, catch-up and recovery.
+    /// Timers: heartbeats, retransmissions, elections, catch-up and recovery.
     pub fn tick(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        self.now = now;
+        self.tick_election(now, fx);
         self.tick_leader(now, fx);
         self.tick_learner(now, fx);
     }

@@ -16,8 +16,9 @@ use crate::messages::{
 };
 use crate::replica::{accepted, reject, Candidate, Replica, Role, SlotState};
 
-/// Phase-1 attempts per request to lead before leaving it to the master.
-const MAX_CAMPAIGNS: u32 = 3;
+/// Phase-1 attempts per request to lead (from the master or an operator)
+/// before leaving it to the election timers.
+pub(crate) const MAX_CAMPAIGNS: u32 = 3;
 
 impl Replica {
     /// A client proposal. A leader (or candidate) queues it for the next slot; anyone
@@ -338,8 +339,8 @@ impl Replica {
     /// may be chosen, and we can neither ignore them (we would propose new
     /// values into them) nor take them in (a confused peer could size our log).
     /// So we refuse to lead: step down and fetch the chosen prefix from that
-    /// peer. The master asks the most up-to-date replica to lead, and asks again
-    /// later; once caught up, we are within the window of every report.
+    /// peer. A more up-to-date replica's timer fires (ours waits longer while we
+    /// are behind); once caught up, we are within the window of every report.
     pub fn handle_prepare_reply(
         &mut self,
         now: u64,
@@ -361,8 +362,9 @@ impl Replica {
         }
         if !m.ok {
             // Someone promised higher. Campaign again above it a few times (our view of
-            // the ballots may just be stale), then give up and let the master decide:
-            // unbounded retries would let two candidates duel forever.
+            // the ballots may just be stale), then give up and let the election timers
+            // decide: unbounded retries would let two candidates duel forever. A
+            // campaign the timer started starts at MAX_CAMPAIGNS: no retry here.
             let (above, attempts) = (m.promised, c.attempts);
             self.observe_ballot(above, fx);
             if attempts < MAX_CAMPAIGNS {
@@ -485,6 +487,7 @@ impl Replica {
     }
 
     pub(crate) fn heard(&mut self, from: u8, now: u64) {
+        self.now = now;
         if let Some(h) = self.last_heard.get_mut(from as usize) {
             *h = now;
         }

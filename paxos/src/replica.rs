@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use bytes::{Bytes, BytesMut};
 use genericsmr::command::{ClientId, Command};
 use genericsmr::effects::Effects;
+use genericsmr::election::ElectionTimer;
 use genericsmr::messages::ReplyStatus;
 use genericsmr::state::StateMachine;
 use genericsmr::wire::{decode_body, Marshal};
@@ -42,6 +43,13 @@ pub struct Config {
     pub retransmit_ns: u64,
     /// A leader sends a heartbeat (CommitShort) at least this often.
     pub heartbeat_ns: u64,
+    /// Election timeout `T`, nanoseconds: a follower that hears nothing from
+    /// the leader (no Accept, Commit or heartbeat) for a random time in
+    /// `[T, 2T)` runs phase 1 itself (see [`genericsmr::election`]). 0 turns
+    /// elections off (leaders then change only when asked to, by the master
+    /// or an operator). It must stay well above `heartbeat_ns` plus the worst
+    /// scheduling delay, or a loaded machine sees needless elections.
+    pub election_timeout_ns: u64,
     /// Most slots fetched by one catch-up request.
     pub catchup_chunk: u32,
     /// Proposals held at most while waiting for a slot; more are refused.
@@ -82,6 +90,7 @@ impl Config {
             reply_after_exec: false,
             retransmit_ns: 200_000_000,
             heartbeat_ns: 50_000_000,
+            election_timeout_ns: 1_000_000_000,
             catchup_chunk: 4096,
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
@@ -280,6 +289,10 @@ pub struct Replica {
     pub(crate) catchup_fetched: u64,
     pub(crate) replayed: u64,
     pub(crate) nonce: u64,
+    /// The time of the event being handled (for resets from deep helpers).
+    pub(crate) now: u64,
+    /// When to campaign if the leader stays silent.
+    pub(crate) election: ElectionTimer,
 }
 
 impl Replica {
@@ -287,6 +300,7 @@ impl Replica {
     pub fn new(cfg: Config) -> Self {
         assert!(cfg.n >= 1 && cfg.n <= genericsmr::MAX_REPLICAS && (cfg.id as usize) < cfg.n);
         let n = cfg.n;
+        let election = ElectionTimer::new(cfg.id as u64, cfg.election_timeout_ns);
         // Puts answered at commit never show what they replaced.
         let sm = if cfg.reply_after_exec {
             StateMachine::default()
@@ -313,6 +327,8 @@ impl Replica {
             catchup_fetched: 0,
             replayed: 0,
             nonce: 0,
+            now: 0,
+            election,
         }
     }
 
@@ -415,6 +431,37 @@ impl Replica {
         ok
     }
 
+    /// The current leader (or a candidate we promised) was heard from at `now`.
+    pub(crate) fn heard_leader(&mut self, now: u64) {
+        self.election.heard_leader(now);
+    }
+
+    /// Election timer: a follower whose leader stayed silent for its
+    /// randomized timeout campaigns. A replica that knows its log is behind
+    /// waits longer, so a fresher one normally goes first.
+    pub(crate) fn tick_election(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        match self.role {
+            // Leading: nobody to wait for. Candidates retransmit their Prepare
+            // and learn of a higher ballot from refusals.
+            Role::Leader { .. } | Role::Candidate(_) => self.election.heard_leader(now),
+            Role::Recovering(_) => self.election.heard_leader(now),
+            Role::Follower => {
+                let behind = self.commit_index < self.known_commit;
+                if self.election.due(now, behind) {
+                    tracing::info!(
+                        promised = self.promised,
+                        commit_index = self.commit_index,
+                        failures = self.election.failures(),
+                        "no word from a leader within the election timeout: campaigning"
+                    );
+                    self.election.campaigned(now);
+                    // No immediate re-campaign on refusal: the backed-off timer decides.
+                    self.campaign(now, self.promised, crate::leader::MAX_CAMPAIGNS, fx);
+                }
+            }
+        }
+    }
+
     pub(crate) fn majority(&self, votes: u64) -> bool {
         votes.count_ones() as usize >= self.cfg.quorum()
     }
@@ -433,6 +480,9 @@ impl Replica {
         if b > self.promised {
             self.promised = b;
             fx.persist(&Record::Promise { ballot: b });
+            // Someone newer runs the group (or is trying to): give it a full
+            // timeout before competing.
+            self.election.heard_leader(self.now);
         }
         let mine = match &self.role {
             Role::Leader { ballot, .. } => Some(*ballot),

@@ -23,6 +23,9 @@ impl SimReplica for Replica {
         if let Some(w) = tuning.window {
             cfg.slot_window = w;
         }
+        if let Some(t) = tuning.election_timeout_ns {
+            cfg.election_timeout_ns = t;
+        }
         let mut r = Replica::new(cfg);
         match boot {
             Boot::Fresh => {}

@@ -29,6 +29,54 @@ fn five_replicas() {
     });
 }
 
+/// No master at all: the replicas elect every leader themselves (the first
+/// one included), through crashes, partitions and amnesia.
+#[test]
+fn replicas_elect_their_leaders_without_the_master() {
+    check_all(|seed| Config {
+        master: false,
+        durable: seed % 4 != 1,
+        n: if seed % 5 == 4 { 5 } else { 3 },
+        ..Config::new(seed)
+    });
+}
+
+/// Without faults and with heartbeats flowing, nobody campaigns after the
+/// first election: the ballot set by the first leader is the last.
+#[test]
+fn a_healthy_group_holds_one_election_only() {
+    for seed in 0..20 {
+        let r = run::<Replica>(
+            &Config {
+                master: false,
+                crashes: false,
+                partitions: false,
+                outage: false,
+                drop: 0.0,
+                dup: 0.0,
+                ..Config::new(seed)
+            },
+            true,
+        );
+        assert!(r.ok(), "seed {seed}: {:?}", r.violation);
+        assert!(r.acked > 0, "seed {seed}: no progress");
+        // Every Prepare delivered names its ballot; one ballot means one election.
+        let mut ballots: Vec<&str> = r
+            .trace
+            .iter()
+            .filter_map(|l| l.split("Prepare(Prepare { ballot: ").nth(1))
+            .filter_map(|t| t.split(',').next())
+            .collect();
+        ballots.sort_unstable();
+        ballots.dedup();
+        assert_eq!(
+            ballots.len(),
+            1,
+            "seed {seed}: campaigns at ballots {ballots:?}"
+        );
+    }
+}
+
 /// A Paxos whose acceptors accept below their promise, under the simulator.
 struct Broken(Replica);
 

@@ -116,6 +116,13 @@ struct Args {
     /// feature, as only its tests build it.
     #[arg(long, value_parser = ["follower-reads", "forget-accepts", "drop-dependency"])]
     broken: Option<String>,
+    /// Multi-Paxos: a follower that hears nothing from its leader for a random
+    /// time between this and twice this runs an election, in milliseconds (0:
+    /// no elections; leaders then change only when the master or an operator
+    /// asks). Keep it far above the 50 ms heartbeat plus the worst pause a
+    /// loaded machine can cause.
+    #[arg(long, default_value_t = 1000)]
+    election_timeout_ms: u64,
     /// How long to keep trying to reach the master at start, in seconds.
     #[arg(long, default_value_t = 30)]
     master_patience_s: u64,
@@ -408,6 +415,7 @@ impl Core {
         cfg.max_command_bytes = a.max_command;
         cfg.max_batch_bytes = a.max_frame / 4;
         cfg.dedup.max_gaps = a.max_gaps;
+        cfg.election_timeout_ns = a.election_timeout_ms.saturating_mul(1_000_000);
         if let Some(Broken::Paxos(b)) = broken {
             cfg.set_broken(b)?;
             tracing::warn!(variant = ?b, "running a deliberately broken replica");

@@ -90,6 +90,8 @@ pub struct Tuning {
     pub chunk_bytes: Option<usize>,
     /// Gaps in a client's executed sequence numbers the dedup table keeps.
     pub max_gaps: Option<usize>,
+    /// Election timeout of protocols whose replicas elect their own leader.
+    pub election_timeout_ns: Option<u64>,
 }
 
 /// One simulation's settings.
@@ -122,6 +124,9 @@ pub struct Config {
     /// Probability, at each master check (every 50 ms), that the master wrongly
     /// suspects a live leader and asks another replica to lead.
     pub suspicion: f64,
+    /// Whether the simulated master runs at all. Off, a leader-based protocol
+    /// must elect its leaders itself.
+    pub master: bool,
     /// Check after every event that no two replicas committed different values
     /// in one slot. Off, only the clients' history judges the run (to show the
     /// checker catches what the invariant would).
@@ -150,6 +155,7 @@ impl Config {
             durable: true,
             max_events: 2_000_000,
             suspicion: 0.02,
+            master: true,
             check_agreement: true,
             tuning: Tuning {
                 // Every other seed forgets executed instances after a handful,
@@ -158,6 +164,8 @@ impl Config {
                 window: None,
                 chunk_bytes: (seed % 2 == 1).then_some(256),
                 max_gaps: (seed % 4 == 3).then_some(4),
+                // Short enough that elections happen within a run's faults.
+                election_timeout_ns: Some(300_000_000),
             },
             outage: seed.is_multiple_of(3),
         }
@@ -311,7 +319,9 @@ pub fn run<R: SimReplica>(cfg: &Config, trace: bool) -> Report {
         s.boot(r as ReplicaId, Boot::Fresh);
         s.at(TICK, Kind::Tick(r as ReplicaId));
     }
-    s.at(1_000_000, Kind::Master);
+    if cfg.master {
+        s.at(1_000_000, Kind::Master);
+    }
     for c in 0..cfg.clients {
         let t = s.rng.gen_range(10_000_000..50_000_000);
         s.at(t, Kind::ClientTimer(c));

@@ -38,6 +38,8 @@ pub struct Opts {
     pub shards: usize,
     /// The master's liveness timeout in ms (`None`: [`LIVENESS_TIMEOUT_MS`]).
     pub liveness_timeout_ms: Option<u64>,
+    /// Extra master flags.
+    pub master_extra: Vec<String>,
 }
 
 impl Opts {
@@ -71,12 +73,15 @@ impl Cluster {
             shards: opts.shards.max(1),
             protocol: opts.protocol.unwrap_or("paxos").into(),
             server_flags: opts.extra,
-            master_flags: vec![
+            master_flags: [
                 "--liveness-timeout-ms".into(),
                 opts.liveness_timeout_ms
                     .unwrap_or(LIVENESS_TIMEOUT_MS)
                     .to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(opts.master_extra)
+            .collect(),
             durable: opts.durable,
             bin_dir,
             log_dir: None,
@@ -119,6 +124,11 @@ impl Cluster {
     /// Sends a signal (e.g. "STOP", "CONT") to replica `id`.
     pub fn signal(&self, id: usize, sig: &str) {
         self.local.signal(id, sig).unwrap()
+    }
+
+    /// Kills the master with SIGKILL.
+    pub fn kill_master(&mut self) {
+        self.local.kill_master()
     }
 
     /// Restarts replica `id` on its old ports (and data dir, when `durable`).
