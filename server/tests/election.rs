@@ -201,6 +201,15 @@ async fn a_leader_cut_off_from_the_master_is_not_deposed() {
         admin::fault(&c.client_addr(leader), &cut, Duration::from_secs(2))
             .await
             .expect("cut the leader off from the master");
+        // The cut works: the master soon counts the leader as down.
+        wait_for(Duration::from_secs(10), "the master to lose the leader", || async {
+            let info = admin::cluster(&c.master_addr, Duration::from_secs(2))
+                .await
+                .ok()?;
+            let r = info.replicas.iter().find(|r| r.id as usize == leader)?;
+            (!r.alive).then_some(())
+        })
+        .await;
         // Long enough for the master to think it dead several times over, and
         // for the replicas' timers to fire several times, were heartbeats missing.
         let until = Instant::now()
