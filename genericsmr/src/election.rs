@@ -41,6 +41,8 @@ pub struct ElectionTimer {
     armed: bool,
     /// Campaigns in a row that did not end with a leader heard.
     failures: u32,
+    /// A hint that the leader is gone shortened the deadline (until the next reset).
+    hinted: bool,
 }
 
 impl ElectionTimer {
@@ -54,6 +56,7 @@ impl ElectionTimer {
             deadline: 0,
             armed: false,
             failures: 0,
+            hinted: false,
         }
     }
 
@@ -98,6 +101,19 @@ impl ElectionTimer {
         self.rearm(now);
     }
 
+    /// Someone outside the group (the master) suspects the leader is gone:
+    /// campaign as soon as the leader has been silent for `quiet_ns` (from the
+    /// last time it was heard), without the extra wait of a replica behind.
+    /// Hearing the leader again cancels the hint, so a hint cannot depose a
+    /// leader this replica still hears.
+    pub fn hint(&mut self, quiet_ns: u64) {
+        if !self.enabled() || !self.armed {
+            return;
+        }
+        self.deadline = self.deadline.min(self.last_heard.saturating_add(quiet_ns));
+        self.hinted = true;
+    }
+
     /// Whether to campaign at `now`. The first call arms the timer. A replica
     /// `behind` (it knows of commits it lacks) waits one more timeout, so that
     /// a replica with a fresher log normally campaigns first.
@@ -110,7 +126,11 @@ impl ElectionTimer {
             self.rearm(now);
             return false;
         }
-        let extra = if behind { self.timeout_ns } else { 0 };
+        let extra = if behind && !self.hinted {
+            self.timeout_ns
+        } else {
+            0
+        };
         now >= self.deadline.saturating_add(extra)
     }
 
@@ -119,6 +139,7 @@ impl ElectionTimer {
             return;
         }
         self.armed = true;
+        self.hinted = false;
         let span = self.timeout_ns << self.failures.min(MAX_BACKOFF_SHIFT);
         self.counter += 1;
         let r = splitmix(self.seed ^ self.counter.wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -200,6 +221,23 @@ mod tests {
         e.heard_leader(0);
         assert_eq!(e.failures(), 0);
         assert!(e.deadline() < 2 * T);
+    }
+
+    #[test]
+    fn a_hint_fires_after_a_short_silence_unless_the_leader_is_heard() {
+        let mut e = ElectionTimer::new(6, T);
+        e.due(0, false);
+        e.heard_leader(100);
+        e.hint(T / 10);
+        assert!(!e.due(100 + T / 10 - 1, true));
+        assert!(
+            e.due(100 + T / 10, true),
+            "a hint skips the wait of a replica behind"
+        );
+        // The leader speaks again: the hint is gone.
+        e.heard_leader(150);
+        assert!(!e.due(150 + T / 10, false));
+        assert!(!e.due(150 + T - 1, false));
     }
 
     #[test]

@@ -394,10 +394,26 @@ crate::wire_struct!(
 );
 
 /// Master -> replica: take over leadership (run phase 1 with a higher ballot).
+/// With [`BeLeader::HINT`] set in the nonce, sent by the master itself over its
+/// link, it is only a hint (see [`BeLeader::is_hint`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BeLeader {
-    /// Identifies the request in logs.
+    /// Identifies the request in logs; the [`BeLeader::HINT`] bit marks a hint.
     pub nonce: u64,
+}
+
+impl BeLeader {
+    /// Nonce bit of the master's failover hint: "I lost sight of your leader".
+    /// A replica that elects its own leaders campaigns on it only once its
+    /// leader has been silent for a short while itself, so a hint never
+    /// deposes a leader the replica still hears. Relayed operator requests
+    /// (set-leader) use small nonces and always move leadership.
+    pub const HINT: u64 = 1 << 63;
+
+    /// Whether this request is the master's hint rather than an order.
+    pub fn is_hint(&self) -> bool {
+        self.nonce & Self::HINT != 0
+    }
 }
 crate::wire_struct!(BeLeader { nonce } = codes::BE_LEADER);
 

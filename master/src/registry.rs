@@ -67,6 +67,8 @@ struct Lead {
     unclaimed_since: Option<Instant>,
     /// Whether a replica of the shard was ever asked to lead.
     elected_once: bool,
+    /// When a follower was last hinted that we lost the leader.
+    hinted_at: Option<Instant>,
 }
 
 /// Registered replicas and each shard's leader.
@@ -433,6 +435,15 @@ impl Registry {
                     lead.leader = Some(l);
                 }
                 lead.elected_once = true;
+                let leader_seen = self.members[l as usize]
+                    .as_ref()
+                    .is_some_and(|m| self.alive(m, now));
+                self.lead[s].asked = None;
+                if leader_seen {
+                    self.lead[s].hinted_at = None;
+                } else {
+                    self.hint(s, l, now);
+                }
                 return;
             }
         }
@@ -477,6 +488,42 @@ impl Registry {
     /// and picks a fresh group's first one.
     fn replicas_elect(&self) -> bool {
         self.cfg.replicas_elect && self.protocol.as_deref() == Some("paxos")
+    }
+
+    /// We lost sight of leader `l` of a group that elects its own leaders:
+    /// hint the most up-to-date live follower (at most once per liveness
+    /// timeout). The follower campaigns only if it has stopped hearing `l`
+    /// too, so this speeds up replacing a dead leader and deposes nobody.
+    fn hint(&mut self, s: usize, l: ReplicaId, now: Instant) {
+        if self.lead[s]
+            .hinted_at
+            .is_some_and(|at| now.duration_since(at) < self.cfg.liveness_timeout)
+        {
+            return;
+        }
+        let best = self
+            .live(s, now)
+            .filter(|(id, p)| *id != l && !p.recovering)
+            .max_by_key(|(id, p)| (p.commit_index, std::cmp::Reverse(*id)))
+            .map(|(id, _)| id);
+        let Some(b) = best else {
+            return;
+        };
+        info!(
+            shard = s,
+            leader = l,
+            follower = b,
+            "lost sight of the leader: hinting a follower"
+        );
+        self.lead[s].hinted_at = Some(now);
+        if let Some(Some(Member {
+            link: Some((_, o)), ..
+        })) = self.members.get(b as usize)
+        {
+            o.push(&BeLeader {
+                nonce: self.nonce | BeLeader::HINT,
+            });
+        }
     }
 
     fn elect(&mut self, s: usize, now: Instant) {
@@ -772,7 +819,20 @@ mod tests {
             r.tick_at(at(t + 10));
             assert_eq!(r.leader(), Some(0), "at {t} ms");
         }
-        assert!(outs.iter().all(|o| !be_leader_sent(o)));
+        // Only hints went out (to the most up-to-date follower, once per
+        // liveness timeout), never an order.
+        let asks: Vec<(usize, BeLeader)> = outs
+            .iter()
+            .enumerate()
+            .flat_map(|(g, o)| {
+                sent(o)
+                    .into_iter()
+                    .filter(|(c, _)| *c == codes::BE_LEADER)
+                    .map(move |(_, b)| (g, decode_body::<BeLeader>(b).unwrap()))
+            })
+            .collect();
+        assert!(!asks.is_empty());
+        assert!(asks.iter().all(|(g, b)| *g == 1 && b.is_hint()), "{asks:?}");
         // The replicas elect replica 2 themselves: the master reports it.
         r.pong_at(3, pong(2, true, 2 << 8 | 2, 9), at(6000));
         r.tick_at(at(6010));
@@ -782,6 +842,5 @@ mod tests {
         r.pong_at(2, pong(1, false, 3 << 8 | 1, 9), at(7000));
         r.tick_at(at(7010));
         assert_eq!(r.leader(), Some(1));
-        assert!(outs.iter().all(|o| !be_leader_sent(o)));
     }
 }

@@ -282,9 +282,28 @@ impl Replica {
     /// The master asks this replica to lead: run phase 1 with a ballot above
     /// anything promised, covering every slot from the first unchosen one.
     pub fn handle_be_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        self.now = now;
         match self.role {
             Role::Leader { .. } | Role::Recovering(_) => {}
             Role::Candidate(_) | Role::Follower => self.campaign(now, self.promised, 1, fx),
+        }
+    }
+
+    /// The master lost sight of the leader and suggests we take over: with
+    /// elections on, campaign once we too have not heard the leader for
+    /// `hint_quiet_ns` (so a leader cut off from the master alone stays);
+    /// with elections off, obey at once as before.
+    pub fn handle_leader_hint(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        if !self.election.enabled() {
+            return self.handle_be_leader(now, fx);
+        }
+        if matches!(self.role, Role::Follower) {
+            info!(
+                silent_ms = now.saturating_sub(self.election.last_heard()) / 1_000_000,
+                "the master lost sight of the leader: campaigning if it stays silent here too"
+            );
+            self.election.hint(self.cfg.hint_quiet_ns);
+            self.tick_election(now, fx);
         }
     }
 

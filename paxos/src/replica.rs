@@ -50,6 +50,12 @@ pub struct Config {
     /// or an operator). It must stay well above `heartbeat_ns` plus the worst
     /// scheduling delay, or a loaded machine sees needless elections.
     pub election_timeout_ns: u64,
+    /// On the master's hint that it lost the leader ([`genericsmr::messages::BeLeader::is_hint`]),
+    /// a follower campaigns once it has not heard the leader itself for this
+    /// long (a few heartbeats), rather than a whole election timeout: a killed
+    /// leader is replaced about as fast as when the master drove failover,
+    /// while a leader still heard is never deposed.
+    pub hint_quiet_ns: u64,
     /// Most slots fetched by one catch-up request.
     pub catchup_chunk: u32,
     /// Proposals held at most while waiting for a slot; more are refused.
@@ -91,6 +97,7 @@ impl Config {
             retransmit_ns: 200_000_000,
             heartbeat_ns: 50_000_000,
             election_timeout_ns: 1_000_000_000,
+            hint_quiet_ns: 200_000_000,
             catchup_chunk: 4096,
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,

@@ -109,7 +109,17 @@ fn drain(
     // Liveness and control first: under overload they must not wait behind
     // thousands of protocol messages (a late pong looks like a dead replica).
     d.take(&rx.ping, |s, m| core.handle_ping(s.conn_id(), m, fx));
-    d.take(&rx.be_leader, |_s, _m| core.handle_be_leader(now, fx));
+    d.take(&rx.be_leader, |_s, m| {
+        // The master marks its own failover requests as hints; an operator's
+        // set-leader (direct, or relayed with a small nonce) always moves
+        // leadership. (A hint is weaker than an order, so a client that sets
+        // the bit gains nothing.)
+        if m.is_hint() {
+            core.handle_leader_hint(now, fx)
+        } else {
+            core.handle_be_leader(now, fx)
+        }
+    });
     d.take(&rx.accept_reply, |s, m| {
         core.handle_accept_reply(now, s.peer_id(), m, fx)
     });

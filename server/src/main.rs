@@ -123,6 +123,12 @@ struct Args {
     /// loaded machine can cause.
     #[arg(long, default_value_t = 1000)]
     election_timeout_ms: u64,
+    /// Multi-Paxos: when the master says it lost the leader, a follower
+    /// campaigns once it has not heard the leader itself for this long, in
+    /// milliseconds (a few 50 ms heartbeats; a leader still heard is never
+    /// deposed this way).
+    #[arg(long, default_value_t = 200)]
+    election_hint_quiet_ms: u64,
     /// How long to keep trying to reach the master at start, in seconds.
     #[arg(long, default_value_t = 30)]
     master_patience_s: u64,
@@ -416,6 +422,7 @@ impl Core {
         cfg.max_batch_bytes = a.max_frame / 4;
         cfg.dedup.max_gaps = a.max_gaps;
         cfg.election_timeout_ns = a.election_timeout_ms.saturating_mul(1_000_000);
+        cfg.hint_quiet_ns = a.election_hint_quiet_ms.saturating_mul(1_000_000);
         if let Some(Broken::Paxos(b)) = broken {
             cfg.set_broken(b)?;
             tracing::warn!(variant = ?b, "running a deliberately broken replica");
