@@ -17,7 +17,12 @@
 //!   leadership with the highest ballot, else the owner of the highest ballot
 //!   its live replicas promised, i.e. the leader they follow) and never asks a
 //!   replica to lead over it. So a leader cut off from the master but not
-//!   from its peers is not deposed. It still picks a fresh group's first
+//!   from its peers is not deposed. When it loses sight of the leader it
+//!   sends the most up-to-date live follower a hint (`BeLeader` with
+//!   `BeLeader::HINT` in its nonce, at most once per liveness timeout): the
+//!   follower campaigns only once it has not heard the leader itself for a
+//!   few heartbeats, which replaces a killed leader in about 200 ms instead
+//!   of an election timeout. It still picks a fresh group's first
 //!   leader (only while no replica has promised any ballot, so it deposes
 //!   nobody), to save the first election timeout. `--master-failover` brings
 //!   back the older master-driven failover below for Multi-Paxos too.
