@@ -34,12 +34,32 @@
 //!
 //! The master is not on the data path and holds no protocol state: losing it
 //! never affects safety, and Multi-Paxos groups keep failing over without it.
+//!
+//! ## Restarting the master
+//!
+//! Replicas keep serving while the master is gone, and each keeps trying to
+//! reconnect (with backoff), re-registering under the id, shard and addresses
+//! it already has. A master started with `--state FILE` records the
+//! membership (shape, protocol, every replica's id and addresses; see
+//! [`State`]) in that file, rewritten atomically on every change. Restarted
+//! on the same address with the same file, it knows every replica, including
+//! those still down; it answers the re-registrations, and pings and tracks
+//! leaders again, once a majority of every shard has reconnected, since that
+//! is all a shard needs to serve. A replica that comes back later rejoins
+//! under its id (and is told it is rejoining, so one without its votes on
+//! disk recovers before voting). The file rather than the replicas' own
+//! reports is the source because only the file knows the replicas that are
+//! down and whether a registering process is new or rejoining. Without
+//! `--state`, a restarted master starts empty and waits for every replica
+//! to re-register, as at first start.
 
 #![warn(missing_docs)]
 
 mod registry;
 mod relay;
 mod server;
+mod state;
 
 pub use registry::{Registry, RegistryConfig};
 pub use server::{serve, MasterConfig};
+pub use state::{State, StateError};

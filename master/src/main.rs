@@ -12,7 +12,7 @@ use clap::Parser;
 #[command(
     version,
     about,
-    after_help = "Examples:\n  master --port 7087 --replicas 3\n  master --addr 0.0.0.0 --port 7087 --replicas 5 --liveness-timeout-ms 1000\n  master --port 7087 --replicas 3 --shards 3     (9 replicas: start each server with --shard 0, 1 or 2)\n\nStart the master first, then the servers with --master HOST:PORT; it answers them once all\nSHARDS x N have registered. Replica ids are global: shard s holds ids s*N .. s*N+N-1."
+    after_help = "Examples:\n  master --port 7087 --replicas 3\n  master --addr 0.0.0.0 --port 7087 --replicas 5 --liveness-timeout-ms 1000\n  master --port 7087 --replicas 3 --shards 3     (9 replicas: start each server with --shard 0, 1 or 2)\n  master --port 7087 --replicas 3 --state /var/lib/smr/master.state\n  master --port 7087 --replicas 3 --state /var/lib/smr/master.state   (again, after a crash: the restart)\n\nStart the master first, then the servers with --master HOST:PORT; it answers them once all\nSHARDS x N have registered. Replica ids are global: shard s holds ids s*N .. s*N+N-1.\n\nRestarting: the replicas keep serving without the master and reconnect to it by themselves.\nStart it again on the same address with the same --state FILE: it knows every replica from\nthe file, and the deployment is complete again once a majority of each shard has reconnected;\nreplicas that come back later rejoin under their ids. Without --state a restarted master\nwaits for all SHARDS x N replicas, as at first start."
 )]
 struct Args {
     /// Address to listen on.
@@ -40,6 +40,11 @@ struct Args {
     /// off from the master but not from its peers.
     #[arg(long)]
     master_failover: bool,
+    /// Membership file, rewritten atomically on every membership change; a
+    /// master restarted with the same file rebuilds ids and addresses from it
+    /// and needs only a majority of each shard back (see `--help`).
+    #[arg(long, value_name = "FILE")]
+    state: Option<std::path::PathBuf>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -58,6 +63,23 @@ async fn main() -> anyhow::Result<()> {
         a.replicas,
         genericsmr::MAX_REPLICAS
     );
+    // Read before binding: a damaged file stops the master before any replica talks to it.
+    let restored = match &a.state {
+        Some(p) => {
+            let st = master::State::load(p)?;
+            if let Some(st) = &st {
+                st.check_shape(p, a.replicas, a.shards)?;
+                println!(
+                    "master state from {}: {} of {} replicas known",
+                    p.display(),
+                    st.replicas.len(),
+                    a.replicas * a.shards
+                );
+            }
+            st
+        }
+        None => None,
+    };
     let l = tokio::net::TcpListener::bind((a.addr.as_str(), a.port))
         .await
         .with_context(|| {
@@ -82,6 +104,8 @@ async fn main() -> anyhow::Result<()> {
         ping_interval: Duration::from_millis(a.ping_interval_ms),
         liveness_timeout: Duration::from_millis(a.liveness_timeout_ms),
         replicas_elect: !a.master_failover,
+        state_file: a.state,
+        restored,
     };
     master::serve(l, cfg)
         .await

@@ -82,6 +82,12 @@ pub struct Registry {
     /// Indexed by shard.
     lead: Vec<Lead>,
     nonce: u64,
+    /// Restored from a state file and not yet rejoined by a majority of every
+    /// shard: registrations wait (see [`Registry::restore`]).
+    awaiting_majority: bool,
+    /// Bumped on every membership change (a new replica, a new address, the
+    /// protocol), so the caller knows when to rewrite the state file.
+    version: u64,
 }
 
 impl Registry {
@@ -94,13 +100,74 @@ impl Registry {
             waiting: Vec::new(),
             lead: (0..cfg.shards).map(|_| Lead::default()).collect(),
             nonce: 0,
+            awaiting_majority: false,
+            version: 0,
             cfg,
         }
     }
 
-    /// Whether every replica of every shard has registered.
+    /// A registry rebuilt from a state file, for a restarted master: every
+    /// recorded replica is known (under its id, at its addresses) but
+    /// unreachable until it re-registers. The deployment counts as complete
+    /// again once a majority of every shard has re-registered, which is when
+    /// the waiting registrations are answered: a majority is what a shard
+    /// needs to serve, and waiting for all would leave the cluster without a
+    /// master for as long as one replica stays down. Late replicas rejoin
+    /// under their ids. The caller checks the state's shape against `cfg`.
+    pub fn restore(cfg: RegistryConfig, state: &crate::state::State) -> Self {
+        let mut r = Registry::new(cfg);
+        r.protocol = state.protocol.clone();
+        for a in &state.replicas {
+            if let Some(slot) = r.members.get_mut(a.id as usize) {
+                *slot = Some(Member {
+                    addr: a.clone(),
+                    link: None,
+                    last_pong: None,
+                    // Unknown until it re-registers: "not after execution" is the safe guess.
+                    reply_after_exec: false,
+                });
+            }
+        }
+        r.awaiting_majority = true;
+        r
+    }
+
+    /// The membership to record in the state file.
+    pub fn state(&self) -> crate::state::State {
+        crate::state::State {
+            n: self.cfg.n,
+            shards: self.cfg.shards,
+            protocol: self.protocol.clone(),
+            replicas: self
+                .members
+                .iter()
+                .flatten()
+                .map(|m| m.addr.clone())
+                .collect(),
+        }
+    }
+
+    /// A number that changes whenever the membership to record changes.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether every replica of every shard has registered (for a restored
+    /// registry: is known, and a majority of each shard has re-registered).
     pub fn complete(&self) -> bool {
-        self.members.iter().all(Option::is_some)
+        self.members.iter().all(Option::is_some) && !self.awaiting_majority
+    }
+
+    /// Whether a majority of every shard is connected.
+    fn majority_linked(&self) -> bool {
+        (0..self.cfg.shards).all(|s| {
+            let linked = self.members[self.shard_ids(s)]
+                .iter()
+                .flatten()
+                .filter(|m| m.link.is_some())
+                .count();
+            linked > self.cfg.n / 2
+        })
     }
 
     /// The current leader of shard 0.
@@ -241,7 +308,17 @@ impl Registry {
         } else {
             info!(id, shard = req.shard, host = %req.host, peer_port = req.peer_port, client_port = req.client_port, "replica registered");
         }
-        self.protocol.get_or_insert(req.protocol.clone());
+        if self.protocol.is_none() {
+            self.protocol = Some(req.protocol.clone());
+            self.version += 1;
+        }
+        let moved = self.members[id as usize].as_ref().is_none_or(|m| {
+            (&m.addr.host, m.addr.peer_port, m.addr.client_port)
+                != (&req.host, req.peer_port, req.client_port)
+        });
+        if moved {
+            self.version += 1;
+        }
         self.members[id as usize] = Some(Member {
             addr: ReplicaAddr {
                 id,
@@ -256,6 +333,10 @@ impl Registry {
         });
         self.waiting.retain(|(l, i, _)| *l != link && *i != id);
         self.waiting.push((link, id, rejoin));
+        if self.awaiting_majority && self.majority_linked() {
+            info!("a majority of every shard is back: the deployment is complete again");
+            self.awaiting_majority = false;
+        }
         if !self.complete() {
             return Vec::new();
         }
@@ -842,5 +923,43 @@ mod tests {
         r.pong_at(2, pong(1, false, 3 << 8 | 1, 9), at(7000));
         r.tick_at(at(7010));
         assert_eq!(r.leader(), Some(1));
+    }
+
+    /// A registry restored from its state answers once a majority of every
+    /// shard is back, each under its recorded id and as a rejoin; a late
+    /// replica rejoins under its id; the state only changes with the membership.
+    #[test]
+    fn a_restored_registry_completes_with_a_majority_of_each_shard() {
+        let (r0, _outs) = full(3, 2);
+        let st = r0.state();
+        assert_eq!(st.replicas.len(), 6);
+        let mut r = Registry::restore(cfg(3, 2), &st);
+        let v0 = r.version();
+        assert!(!r.complete());
+        let o = || Arc::new(ConnOutbox::new(true, 1 << 20));
+        // Survivors reconnect with their ids; replica 2 (shard 0) and 5 (shard 1) stay down.
+        assert!(r.register(11, o(), req(0, Some(0), 9000)).is_empty());
+        assert!(r.register(12, o(), req(0, Some(1), 9001)).is_empty());
+        assert!(r.register(13, o(), req(1, Some(3), 9003)).is_empty());
+        assert!(!r.complete(), "shard 1 has one of three back");
+        let replies = r.register(14, o(), req(1, Some(4), 9004));
+        assert!(r.complete());
+        let mut got: Vec<(u8, bool)> = replies.iter().map(|(_, rr)| (rr.id, rr.rejoin)).collect();
+        got.sort();
+        assert_eq!(got, vec![(0, true), (1, true), (3, true), (4, true)]);
+        assert_eq!(replies[0].1.replicas.len(), 6);
+        assert_eq!(r.version(), v0, "nobody moved: nothing to rewrite");
+        // A late replica that lost its id (no --id, no data) is found by address.
+        let late = r.register(15, o(), req(0, None, 9002));
+        assert_eq!((late[0].1.id, late[0].1.rejoin), (2, true));
+        // A fresh process claiming a known id from another address while the
+        // old one is connected is refused.
+        let e = r.register(16, o(), req(1, Some(4), 9999));
+        assert!(!e[0].1.ok, "{:?}", e[0].1);
+        // Replica 5 comes back at a new address: the state must be rewritten.
+        let moved = r.register(17, o(), req(1, Some(5), 9105));
+        assert!(moved[0].1.ok);
+        assert_ne!(r.version(), v0);
+        assert_eq!(r.state().replicas[5].peer_port, 9105);
     }
 }
