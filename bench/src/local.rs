@@ -134,7 +134,8 @@ struct Replica {
 /// A running local cluster.
 pub struct LocalCluster {
     master_addr: String,
-    _master: Proc,
+    /// `None` while the master is killed.
+    master: Option<Proc>,
     replicas: Vec<Replica>,
     spec: ClusterSpec,
     _dir: tempfile::TempDir,
@@ -259,7 +260,7 @@ impl LocalCluster {
             .context("a replica id was assigned twice")?;
         Ok(LocalCluster {
             master_addr,
-            _master: master,
+            master: Some(master),
             replicas,
             spec,
             _dir: dir,
@@ -356,18 +357,50 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// Kills the master with SIGKILL; the replicas keep running without it.
-    pub fn kill_master(&mut self) {
-        self._master.kill();
-    }
-
     /// Sends a signal such as `STOP` or `CONT` to the master.
     pub fn signal_master(&self, sig: &str) -> anyhow::Result<()> {
+        let p = self.master.as_ref().context("the master is not running")?;
         let st = Command::new("kill")
             .arg(format!("-{sig}"))
-            .arg(self._master.child.id().to_string())
+            .arg(p.child.id().to_string())
             .status()?;
         anyhow::ensure!(st.success(), "kill -{sig} failed");
+        Ok(())
+    }
+
+    /// Kills the master with SIGKILL; the replicas keep running.
+    pub fn kill_master(&mut self) {
+        if let Some(mut p) = self.master.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts the master again on its old address with its old flags (so with
+    /// the same `--state FILE`, if the spec's master flags name one).
+    pub fn restart_master(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.master.is_none(), "the master is running");
+        let port = self
+            .master_addr
+            .rsplit(':')
+            .next()
+            .context("master address")?
+            .to_string();
+        let mut p = Proc::spawn(
+            Command::new(self.spec.bin_dir.join("master"))
+                .args([
+                    "--port",
+                    &port,
+                    "--replicas",
+                    &self.spec.replicas.to_string(),
+                    "--shards",
+                    &self.spec.shards.max(1).to_string(),
+                ])
+                .args(&self.spec.master_flags),
+            "master",
+            self.spec.log_dir.as_deref(),
+        )?;
+        p.expect_line("master listening on", START_LIMIT)?;
+        self.master = Some(p);
         Ok(())
     }
 

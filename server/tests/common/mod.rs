@@ -38,8 +38,8 @@ pub struct Opts {
     pub shards: usize,
     /// The master's liveness timeout in ms (`None`: [`LIVENESS_TIMEOUT_MS`]).
     pub liveness_timeout_ms: Option<u64>,
-    /// Extra master flags.
-    pub master_extra: Vec<String>,
+    /// More flags for the master (kept for its restarts), such as `--state FILE`.
+    pub master_flags: Vec<String>,
 }
 
 impl Opts {
@@ -80,7 +80,7 @@ impl Cluster {
                     .to_string(),
             ]
             .into_iter()
-            .chain(opts.master_extra)
+            .chain(opts.master_flags)
             .collect(),
             durable: opts.durable,
             bin_dir,
@@ -119,6 +119,16 @@ impl Cluster {
     /// Kills replica `id` with SIGKILL.
     pub fn kill(&mut self, id: usize) {
         self.local.kill(id)
+    }
+
+    /// Kills the master with SIGKILL.
+    pub fn kill_master(&mut self) {
+        self.local.kill_master()
+    }
+
+    /// Starts the master again on its old port with its old flags.
+    pub fn restart_master(&mut self) {
+        self.local.restart_master().unwrap()
     }
 
     /// Sends a signal (e.g. "STOP", "CONT") to replica `id`.
