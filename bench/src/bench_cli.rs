@@ -32,6 +32,7 @@ const EXAMPLES: &str = "Examples:
   bench local --shards 3 --clients 32          3 Multi-Paxos groups of 3 replicas; each key goes to its shard's leader
   bench local --shards 3 --fanout 4 --history h.jsonl   requests of 4 operations, one at a time, over 3 shards
   bench run --master 10.0.0.1:7087 --clients 32 --duration 30s
+  bench run --replicas 10.0.0.1:8070,10.0.0.2:8070,10.0.0.3:8070 --protocol epaxos --spread   no master needed
   bench sweep --protocol paxos --clients-steps 1,4,16,64
   bench check h.jsonl                          linearizability of a recorded history
   bench sim --protocol paxos --seeds 1..1000   the deterministic simulator; prints failing seeds
@@ -476,8 +477,16 @@ struct LocalArgs {
 #[derive(Args, Debug)]
 struct RunArgs {
     /// Master of the running cluster (HOST:PORT).
-    #[arg(long)]
-    master: String,
+    #[arg(
+        long,
+        required_unless_present = "replicas",
+        conflicts_with = "replicas"
+    )]
+    master: Option<String>,
+    /// Or, with no master: the client addresses of the replicas of one group,
+    /// in any order (each is asked for its id; leader hints do the rest).
+    #[arg(long, value_delimiter = ',')]
+    replicas: Vec<String>,
     /// Name of the protocol, for the report.
     #[arg(long, default_value = "unknown")]
     protocol: String,
@@ -565,7 +574,8 @@ pub fn main() -> anyhow::Result<()> {
             );
             let master = cluster.master_addr().to_string();
             let target = Target {
-                master: &master,
+                master: Some(&master),
+                direct: Vec::new(),
                 protocol: &proto,
                 replicas: a.cluster.replicas,
                 shards: cluster.shards(),
@@ -595,16 +605,30 @@ pub fn main() -> anyhow::Result<()> {
             let out = a.load.out_dir();
             std::fs::create_dir_all(&out)?;
             let spec = a.load.spec()?;
-            let info = rt
-                .block_on(client::admin::cluster(&a.master, Duration::from_secs(3)))
-                .with_context(|| format!("cannot reach the master at {}; is the cluster running (scripts/cluster.sh start)?", a.master))?;
-            let target = Target {
-                master: &a.master,
-                protocol: &a.protocol,
-                replicas: info.replicas.len() / info.shard_count(),
-                shards: info.shard_count(),
-                server_flags: Vec::new(),
-                fresh: false,
+            let target = match &a.master {
+                Some(m) => {
+                    let info = rt
+                        .block_on(client::admin::cluster(m, Duration::from_secs(3)))
+                        .with_context(|| format!("cannot reach the master at {m}; is the cluster running (scripts/cluster.sh start)?"))?;
+                    Target {
+                        master: Some(m),
+                        direct: Vec::new(),
+                        protocol: &a.protocol,
+                        replicas: info.replicas.len() / info.shard_count(),
+                        shards: info.shard_count(),
+                        server_flags: Vec::new(),
+                        fresh: false,
+                    }
+                }
+                None => Target {
+                    master: None,
+                    direct: a.replicas.clone(),
+                    protocol: &a.protocol,
+                    replicas: a.replicas.len(),
+                    shards: 1,
+                    server_flags: Vec::new(),
+                    fresh: false,
+                },
             };
             rt.block_on(experiment(target, &spec, a.load.history.as_deref(), &out))
                 .map(|_| ())
@@ -657,7 +681,10 @@ fn write_faults(out: &std::path::Path, steps: &[StepOutcome]) -> anyhow::Result<
 /// writes its files into `out`. Ctrl-C ends the load early; the files are still written.
 /// The group an experiment runs against.
 struct Target<'a> {
-    master: &'a str,
+    /// The master, or `None` to route among `direct` alone.
+    master: Option<&'a str>,
+    /// Client addresses of one group's replicas, used without a master.
+    direct: Vec<String>,
     protocol: &'a str,
     /// Replicas per shard.
     replicas: usize,
@@ -675,17 +702,21 @@ async fn experiment(
 ) -> anyhow::Result<Report> {
     let Target {
         master,
+        direct,
         protocol,
         replicas,
         shards,
         server_flags,
         fresh,
     } = t;
-    let route = Arc::new(
-        Route::with_master(master)
+    let route = Arc::new(match master {
+        Some(m) => Route::with_master(m)
             .await
             .context("asking the master for the replicas")?,
-    );
+        None => Route::discover(direct)
+            .await
+            .context("asking the replicas for their ids")?,
+    });
     // MDLin clients multi-dispatch: a request's operations go out at once, chained.
     let spec = &Spec {
         multi_dispatch: protocol == "mdlin",
@@ -735,10 +766,13 @@ async fn experiment(
     };
     let mut report = Report::new(deployment, spec, &m, measured, res.elapsed_s);
     if let Some(w) = &spec.wan {
-        let leaders = client::admin::cluster(master, Duration::from_secs(2))
-            .await
-            .map(|i| (0..i.shard_count()).map(|s| i.leader_of(s)).collect())
-            .unwrap_or_else(|_| vec![None; shards]);
+        let leaders = match master {
+            Some(m) => client::admin::cluster(m, Duration::from_secs(2))
+                .await
+                .map(|i| (0..i.shard_count()).map(|s| i.leader_of(s)).collect())
+                .unwrap_or_else(|_| vec![None; shards]),
+            None => vec![None; shards],
+        };
         for site in 0..w.sites.len() {
             let mine: Vec<_> = res
                 .clients
@@ -881,7 +915,8 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
             eprintln!("{proto}: {name}");
             let dir = out.join(proto).join(&name);
             let target = Target {
-                master: cluster.master_addr(),
+                master: Some(cluster.master_addr()),
+                direct: Vec::new(),
                 protocol: proto,
                 replicas: cluster.per_shard(),
                 shards: cluster.shards(),

@@ -39,7 +39,9 @@ impl Route {
         Ok(r)
     }
 
-    /// Routes among fixed replica client addresses of one group (no master).
+    /// Routes among fixed replica client addresses of one group (no master),
+    /// taking replica `i` to be the `i`th address (see [`Route::discover`]
+    /// when the order is not known).
     pub fn with_replicas(replicas: Vec<String>) -> Route {
         Route {
             master: None,
@@ -48,6 +50,67 @@ impl Route {
             leaders: vec![AtomicUsize::new(0)],
             last_refresh: Mutex::new(None),
         }
+    }
+
+    /// Routes among the replicas of one group given only their client
+    /// addresses (no master), in any order. Leader hints in replies name
+    /// replica ids, and ids follow registration order rather than the order
+    /// given, so each replica is asked for its status: the list is put in id
+    /// order (a replica that does not answer takes an id no other claims) and
+    /// the first target is the replica that leads or that the others name.
+    pub async fn discover(replicas: Vec<String>) -> anyhow::Result<Route> {
+        use genericsmr::messages::role;
+        let n = replicas.len();
+        anyhow::ensure!(n > 0, "no replica address given");
+        let mut asks = tokio::task::JoinSet::new();
+        for (i, a) in replicas.iter().enumerate() {
+            let a = a.clone();
+            asks.spawn(async move { (i, client::admin::status(&a, Duration::from_secs(2)).await) });
+        }
+        let mut answers = vec![None; n];
+        while let Some(j) = asks.join_next().await {
+            let (i, r) = j?;
+            answers[i] = r.ok();
+        }
+        let mut slots: Vec<Option<String>> = vec![None; n];
+        for (i, s) in answers.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let id = s.replica as usize;
+            anyhow::ensure!(
+                id < n,
+                "{} is replica {id}, but only {n} addresses were given: list every replica of the group",
+                replicas[i]
+            );
+            anyhow::ensure!(
+                slots[id].is_none(),
+                "{} and {} both say they are replica {id}",
+                slots[id].as_deref().unwrap_or("?"),
+                replicas[i]
+            );
+            slots[id] = Some(replicas[i].clone());
+        }
+        anyhow::ensure!(
+            answers.iter().any(Option::is_some),
+            "none of the replicas {} answers",
+            replicas.join(",")
+        );
+        let mut silent = (0..n).filter(|i| answers[*i].is_none());
+        for slot in slots.iter_mut().filter(|s| s.is_none()) {
+            *slot = silent.next().map(|i| replicas[i].clone());
+        }
+        let leading = answers.iter().flatten().find(|s| s.role == role::LEADER);
+        let leader = leading
+            .map(|s| s.replica as usize)
+            .or_else(|| {
+                answers
+                    .iter()
+                    .flatten()
+                    .find_map(|s| s.leader.map(usize::from))
+            })
+            .map_or(0, |l| l.min(n - 1));
+        let r = Route::with_replicas(slots.into_iter().flatten().collect());
+        r.leaders[0].store(leader, Ordering::Relaxed);
+        Ok(r)
     }
 
     /// Number of replicas known (all shards).

@@ -185,6 +185,15 @@ async fn the_client_binary_works_without_a_master() {
         run(&["put", "no-master-key", "no-master-value"]);
         let got = run(&["get", "no-master-key"]);
         assert!(got.contains("no-master-value"), "get printed {got:?}");
+        // `bench run --replicas` routes the same way: ids and leader from the replicas.
+        let addrs = order.iter().map(|i| c.client_addr(*i)).collect();
+        let route = bench::route::Route::discover(addrs)
+            .await
+            .expect("discover");
+        for i in 0..3 {
+            assert_eq!(route.addr(i), Some(c.client_addr(i)));
+        }
+        assert_eq!(route.target().await, Some(l));
     })
     .await
 }
