@@ -68,7 +68,9 @@ start() {
   fi
   mkdir -p "$dir/logs" "$dir/data"; : > "$dir/pids"
   echo "127.0.0.1:$mport" > "$dir/master"
-  "$bin/master" --port "$mport" --replicas "$n" --shards "$shards" > "$dir/logs/master.log" 2>&1 &
+  # A new cluster starts a new membership; the file lets a killed master be restarted (docs/cluster.md).
+  rm -f "$dir/master.state"
+  "$bin/master" --port "$mport" --replicas "$n" --shards "$shards" --state "$dir/master.state" > "$dir/logs/master.log" 2>&1 &
   echo $! >> "$dir/pids"; disown
   for ((i = 0; i < n * shards; i++)); do
     "$bin/server" --master "127.0.0.1:$mport" --port $((sport + i)) --client-port $((sport + 1000 + i)) \

@@ -322,7 +322,9 @@ crate::wire_struct!(
     } = codes::REGISTER
 );
 
-/// Master -> replica: the outcome of [`Register`], sent once the group is complete.
+/// Master -> replica: the outcome of [`Register`], sent once the group is
+/// complete (for a master restarted with `--state`: once a majority of every
+/// shard has re-registered).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterReply {
     /// Whether registration succeeded.
@@ -432,7 +434,9 @@ pub struct ClusterInfo {
     pub nonce: u64,
     /// Replicas per shard (the group size the master was started with).
     pub n: u8,
-    /// Whether all `shards * n` replicas have registered.
+    /// Whether all `shards * n` replicas have registered (for a master
+    /// restarted with `--state`: are known from its file, and a majority of
+    /// every shard has re-registered; `alive` tells which are up).
     pub complete: bool,
     /// The leader of shard 0, if known.
     pub leader: Option<ReplicaId>,

@@ -136,11 +136,6 @@ impl Cluster {
         self.local.signal(id, sig).unwrap()
     }
 
-    /// Kills the master with SIGKILL.
-    pub fn kill_master(&mut self) {
-        self.local.kill_master()
-    }
-
     /// Restarts replica `id` on its old ports (and data dir, when `durable`).
     pub fn restart(&mut self, id: usize, durable: bool) {
         self.local.restart(id, durable).unwrap()
