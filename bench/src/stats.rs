@@ -305,11 +305,13 @@ mod tests {
             for q in [0.5, 0.9, 0.99, 0.999] {
                 let exact = brute(&all, q) as f64;
                 let got = m.hist.value_at_quantile(q) as f64;
-                prop_assert!((got - exact).abs() <= exact * 0.001 + 1.0, "q {}: {} vs {}", q, got, exact);
+                // Three significant digits, and below 2 us the histogram's
+                // 1 us lowest discernible value gives 512 ns buckets.
+                prop_assert!((got - exact).abs() <= exact * 0.001 + 512.0, "q {}: {} vs {}", q, got, exact);
             }
             let mean = all.iter().sum::<u64>() as f64 / all.len() as f64;
-            prop_assert!((m.hist.mean() - mean).abs() <= mean * 0.001 + 1.0);
-            prop_assert!((m.hist.max() as f64 - *all.last().unwrap() as f64).abs() <= *all.last().unwrap() as f64 * 0.001);
+            prop_assert!((m.hist.mean() - mean).abs() <= mean * 0.001 + 512.0);
+            prop_assert!((m.hist.max() as f64 - *all.last().unwrap() as f64).abs() <= *all.last().unwrap() as f64 * 0.001 + 512.0);
         }
     }
 

@@ -235,13 +235,21 @@ fn local_run_writes_report_csv_hgrm_plots_and_history() {
         std::fs::File::open(&witness_file).unwrap(),
     ))
     .unwrap();
-    assert!(witness.len() <= 3, "{text}");
-    for op in [&first, &second, &stale[read]] {
+    // The read, the write it saw, and one put on the key that certainly came
+    // between (`second`, or another one that also did).
+    assert_eq!(witness.len(), 3, "{text}");
+    for op in [&first, &stale[read]] {
         assert!(
             witness.contains(op),
             "{op:?} missing from the witness: {text}"
         );
     }
+    assert!(
+        witness
+            .iter()
+            .all(|w| w.key == second.key && (w.op == "put" || *w == stale[read])),
+        "{text}"
+    );
     let again = Command::new(bench_bin())
         .args([
             "check",

@@ -88,7 +88,7 @@ async fn failover(without_master: bool, master_flags: Vec<String>) -> Duration {
         3,
         Opts {
             liveness_timeout_ms: Some(common::FAST_LIVENESS_TIMEOUT_MS),
-            master_flags: master_flags,
+            master_flags,
             ..opts(ELECTION_MS, false)
         },
     );
