@@ -23,6 +23,7 @@
 //!   master connection.
 //! - [`shard`]: global and local replica ids of sharded deployments and the
 //!   key-to-shard map.
+//! - [`broken`]: the error shared by the protocols' test-only broken variants.
 //!
 //! A protocol crate holds a pure core (no sockets, threads or clocks: handlers
 //! take a message and `now`, and push [`effects::Effects`]) plus a thin runtime that
@@ -30,6 +31,7 @@
 
 #![warn(missing_docs)]
 
+pub mod broken;
 pub mod command;
 pub mod durable;
 pub mod effects;

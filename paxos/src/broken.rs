@@ -20,13 +20,4 @@ pub enum Broken {
 }
 
 /// [`crate::Config::set_broken`] on a build without the `broken` feature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotBuilt;
-
-impl std::fmt::Display for NotBuilt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("built without the `broken` feature")
-    }
-}
-
-impl std::error::Error for NotBuilt {}
+pub use genericsmr::broken::NotBuilt;
