@@ -508,8 +508,7 @@ impl Registry {
                 .map(|(_, p)| p.ballot)
                 .max()
                 .filter(|b| *b > 0);
-            if let Some(b) = followed {
-                let l = (self.shard_ids(s).start + ballot_owner(b) as usize) as ReplicaId;
+            if let Some(l) = followed.and_then(|b| self.ballot_leader(s, b)) {
                 let lead = &mut self.lead[s];
                 if lead.leader != Some(l) {
                     info!(shard = s, leader = l, "leader reported by its followers");
@@ -568,7 +567,21 @@ impl Registry {
     /// does, with its election timer): then the master only reports leaders
     /// and picks a fresh group's first one.
     fn replicas_elect(&self) -> bool {
-        self.cfg.replicas_elect && self.protocol.as_deref() == Some("paxos")
+        self.cfg.replicas_elect && matches!(self.protocol.as_deref(), Some("paxos" | "mdlin"))
+    }
+
+    /// The replica of shard `s` that owns ballot `b`: Multi-Paxos ballots name
+    /// a local id in the group, MDLin ballots a global one. None if it is not
+    /// one of the shard's replicas (a confused report).
+    fn ballot_leader(&self, s: usize, b: u64) -> Option<ReplicaId> {
+        let ids = self.shard_ids(s);
+        let o = ballot_owner(b) as usize;
+        let g = if self.protocol.as_deref() == Some("mdlin") {
+            o
+        } else {
+            ids.start + o
+        };
+        ids.contains(&g).then_some(g as ReplicaId)
     }
 
     /// We lost sight of leader `l` of a group that elects its own leaders:
@@ -923,6 +936,41 @@ mod tests {
         r.pong_at(2, pong(1, false, 3 << 8 | 1, 9), at(7000));
         r.tick_at(at(7010));
         assert_eq!(r.leader(), Some(1));
+    }
+
+    /// MDLin shards elect their own leaders too; their ballots name global
+    /// ids, so the master reports the right replica of each shard and only
+    /// hints when it loses one.
+    #[test]
+    fn mdlin_shards_report_their_elected_leaders() {
+        let (mut r, outs) = full(3, 2);
+        r.cfg.replicas_elect = true;
+        r.protocol = Some("mdlin".into());
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Shard 1 (global ids 3..6) follows global replica 4 at round 2.
+        for g in 3..6u8 {
+            r.pong_at(g as u64 + 1, pong(g - 3, g == 4, 2 << 8 | 4, 7), at(10));
+        }
+        r.tick_at(at(20));
+        assert_eq!(r.leader_of(1), Some(4));
+        // Replica 4's link breaks: the followers still follow it; only hints go out.
+        assert!(r.link_closed(5).is_some());
+        for t in [100, 1000, 3000] {
+            for g in [3u8, 5] {
+                r.pong_at(g as u64 + 1, pong(g - 3, false, 2 << 8 | 4, 9), at(t));
+            }
+            r.tick_at(at(t + 10));
+            assert_eq!(r.leader_of(1), Some(4), "at {t} ms");
+        }
+        for (g, o) in outs.iter().enumerate().skip(3) {
+            for (c, b) in sent(o) {
+                if c == codes::BE_LEADER {
+                    let m = decode_body::<BeLeader>(b).unwrap();
+                    assert!(m.is_hint(), "replica {g} was ordered to lead");
+                }
+            }
+        }
     }
 
     /// A registry restored from its state answers once a majority of every

@@ -15,10 +15,13 @@ use crate::replica::{Replica, Role, SlotState};
 pub const MAX_LOG_REPLY: u32 = 65_536;
 
 impl Replica {
-    /// Timers: retransmissions, heartbeats, coordination retries and timeouts,
-    /// catch-up.
+    /// Timers: elections, retransmissions, heartbeats, leader announcements,
+    /// coordination retries and timeouts, catch-up.
     pub fn tick(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        self.now = now;
+        self.tick_election(now, fx);
         self.tick_journal(now, fx);
+        self.announce(now, fx);
         self.tick_coord(now, fx);
         self.tick_recovery(now, fx);
         self.flush(now, fx);
@@ -39,6 +42,7 @@ impl Replica {
 
     /// Any peer message.
     pub fn handle_peer(&mut self, now: u64, from: ReplicaId, m: MdlMsg, fx: &mut Effects<MdlMsg>) {
+        self.now = now;
         match m {
             MdlMsg::CoordReq(m) => self.handle_coord_req(now, Some(from), m, fx),
             MdlMsg::CoordReply(m) => self.handle_coord_reply(now, m, fx),

@@ -117,6 +117,7 @@ impl Replica {
             return;
         }
         self.leader_hint = Some(ballot::owner(m.ballot));
+        self.election.heard_leader(now);
         if m.slot >= self.commit_index {
             let upto = self.prefix_end(m.ballot);
             if m.slot > upto {
@@ -275,6 +276,9 @@ impl Replica {
             return;
         }
         self.observe_ballot(m.ballot, fx);
+        if self.leader_hint == Some(from) && !self.is_leader() {
+            self.election.heard_leader(now);
+        }
         self.learn_chosen(m.slot, m.ballot, m.entry);
         self.chosen_learned(fx);
     }
@@ -306,6 +310,10 @@ impl Replica {
         m: CommitShort,
         fx: &mut Effects<MdlMsg>,
     ) {
+        if !self.same_shard(from) {
+            // Another shard's leader announcing itself.
+            return self.note_shard_leader(from, m.ballot);
+        }
         if !self.heard(from, now) {
             return;
         }
@@ -313,7 +321,11 @@ impl Replica {
             return;
         }
         self.observe_ballot(m.ballot, fx);
+        if self.is_leader() {
+            return;
+        }
         self.leader_hint = Some(ballot::owner(m.ballot));
+        self.election.heard_leader(now);
         let end = m.up_to.min(self.log.len() as u64);
         for i in self.commit_index..end {
             let s = &mut self.log[i as usize];
@@ -390,8 +402,115 @@ impl Replica {
         self.catchup_at = 0;
     }
 
-    /// The master asks this replica to lead its shard: run phase 1.
+    /// Another shard's leader `from` announced that it leads at `b` (a
+    /// `CommitShort` across shards): remember it if it is the newest heard.
+    fn note_shard_leader(&mut self, from: ReplicaId, b: u64) {
+        let s = from as usize / self.cfg.n.max(1);
+        if s >= self.cfg.shards || !ballot::valid(b) || ballot::owner(b) != from {
+            tracing::warn!(
+                peer = from,
+                ballot = b,
+                "dropping a leader announcement that cannot be right"
+            );
+            return;
+        }
+        if b >= self.shard_ballots[s] {
+            if self.shard_leaders[s] != Some(from) {
+                info!(
+                    shard = s,
+                    leader = from,
+                    ballot = b,
+                    "another shard has a new leader"
+                );
+            }
+            self.shard_ballots[s] = b;
+            self.shard_leaders[s] = Some(from);
+        }
+    }
+
+    /// Leader: tells every replica of the other shards that it leads (see
+    /// [`crate::Config::announce_ns`]), when it takes over and then periodically.
+    pub(crate) fn announce(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        let Role::Leader { ballot, .. } = self.role else {
+            return;
+        };
+        if self.cfg.announce_ns == 0 || self.cfg.shards < 2 {
+            return;
+        }
+        if self
+            .last_announce
+            .is_some_and(|t| now.saturating_sub(t) < self.cfg.announce_ns)
+        {
+            return;
+        }
+        self.last_announce = Some(now);
+        let total = self.cfg.n * self.cfg.shards;
+        let all = if total >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << total) - 1
+        };
+        let others = all & !self.cfg.members();
+        fx.send_set(
+            others,
+            MdlMsg::CommitShort(CommitShort {
+                ballot,
+                up_to: self.commit_index,
+            }),
+        );
+    }
+
+    /// Election timer: a follower whose shard leader stayed silent for its
+    /// randomized timeout campaigns (the `BeLeader` path). A replica that
+    /// knows its journal is behind waits longer, so a fresher one normally
+    /// goes first.
+    pub(crate) fn tick_election(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        match self.role {
+            // Candidates retransmit their Prepare and learn of a higher ballot
+            // from refusals; leaders have nobody to wait for.
+            Role::Leader { .. } | Role::Candidate(_) => self.election.heard_leader(now),
+            Role::Follower => {
+                let behind = self.commit_index < self.known_commit;
+                if self.election.due(now, behind) {
+                    info!(
+                        promised = self.promised,
+                        commit_index = self.commit_index,
+                        failures = self.election.failures(),
+                        "no word from the shard leader within the election timeout: campaigning"
+                    );
+                    self.election.campaigned(now);
+                    self.campaign(now, fx);
+                }
+            }
+        }
+    }
+
+    /// The master lost sight of the shard leader and suggests this replica
+    /// take over: with elections on, campaign once the leader has been silent
+    /// here too for [`crate::Config::hint_quiet_ns`]; with elections off, obey at once.
+    pub fn handle_leader_hint(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        self.now = now;
+        if !self.election.enabled() {
+            return self.handle_be_leader(now, fx);
+        }
+        if matches!(self.role, Role::Follower) {
+            info!(
+                silent_ms = now.saturating_sub(self.election.last_heard()) / 1_000_000,
+                "the master lost sight of the shard leader: campaigning if it stays silent here too"
+            );
+            self.election.hint(self.cfg.hint_quiet_ns);
+            self.tick_election(now, fx);
+        }
+    }
+
+    /// The master (or an operator) asks this replica to lead its shard: run phase 1.
     pub fn handle_be_leader(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        self.now = now;
+        self.campaign(now, fx);
+    }
+
+    /// Runs phase 1 with the next ballot of ours above anything promised.
+    fn campaign(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         if self.is_leader() {
             return;
         }
@@ -565,6 +684,8 @@ impl Replica {
         }
         self.advance_commit();
         self.last_heartbeat = 0;
+        self.last_announce = None;
+        self.announce(now, fx);
     }
 
     /// Leader and candidate timers: retransmissions and heartbeats.

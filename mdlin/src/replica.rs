@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use genericsmr::command::{ClientId, Command};
 use genericsmr::effects::Effects;
+use genericsmr::election::ElectionTimer;
 use genericsmr::messages::ReplyStatus;
 use genericsmr::state::StateMachine;
 use genericsmr::{ConnId, ReplicaId};
@@ -78,6 +79,24 @@ pub struct Config {
     pub max_buffered: usize,
     /// Keep the executed order of operations (for white-box checks).
     pub record_order: bool,
+    /// Election timeout `T`, nanoseconds: a follower that hears nothing from
+    /// its shard leader (no Accept, Commit or heartbeat) for a random time in
+    /// `[T, 2T)` runs phase 1 itself, as on the master's `BeLeader` (see
+    /// [`genericsmr::election`]). 0 turns elections off (leaders then change
+    /// only when the master or an operator asks). Keep it well above
+    /// `heartbeat_ns` plus the worst scheduling delay.
+    pub election_timeout_ns: u64,
+    /// On the master's hint that it lost the shard leader, a follower
+    /// campaigns once it has not heard the leader itself for this long,
+    /// rather than a whole election timeout (a leader still heard is never
+    /// deposed by a hint).
+    pub hint_quiet_ns: u64,
+    /// A shard leader tells every replica of the other shards that it leads
+    /// (a `CommitShort` across shards, see `journal.rs`) when it takes over
+    /// and then at least this often, so shard leaders find each other for
+    /// coordination without the master. 0: no announcements (other shards'
+    /// leaders then come only from the master's pings).
+    pub announce_ns: u64,
 }
 
 impl Config {
@@ -96,6 +115,9 @@ impl Config {
             keep_ns: 30_000_000_000,
             max_buffered: 1024,
             record_order: false,
+            election_timeout_ns: 1_000_000_000,
+            hint_quiet_ns: 200_000_000,
+            announce_ns: 500_000_000,
         }
     }
 
@@ -263,8 +285,16 @@ pub struct Replica {
     pub(crate) catchup_at: u64,
     pub(crate) sm: StateMachine,
     pub(crate) leader_hint: Option<ReplicaId>,
-    /// Current leader of every shard (global ids), from the master.
+    /// Current leader of every shard (global ids), from leaders'
+    /// announcements or else the master.
     pub(crate) shard_leaders: Vec<Option<ReplicaId>>,
+    /// Per shard, the ballot of the latest leader announcement heard (0:
+    /// none; the master's word is used until one arrives).
+    pub(crate) shard_ballots: Vec<u64>,
+    /// Leader: when it last announced itself to the other shards.
+    pub(crate) last_announce: Option<u64>,
+    /// When to campaign if the shard leader stays silent.
+    pub(crate) election: ElectionTimer,
     pub(crate) last_heard: Vec<u64>,
     pub(crate) last_heartbeat: u64,
     pub(crate) announced: u64,
@@ -309,6 +339,8 @@ pub struct Replica {
     /// Coordination replies for this shard's own leader (same-shard chains).
     pub(crate) local: VecDeque<crate::messages::CoordReply>,
     pub(crate) nonce: u64,
+    /// The time of the event being handled (for timer resets from helpers).
+    pub(crate) now: u64,
 }
 
 impl Replica {
@@ -319,6 +351,7 @@ impl Replica {
         assert!((cfg.id as usize) < cfg.n * cfg.shards);
         let total = cfg.n * cfg.shards;
         let shards = cfg.shards;
+        let election = ElectionTimer::new(cfg.id as u64, cfg.election_timeout_ns);
         Replica {
             cfg,
             role: Role::Follower,
@@ -333,6 +366,9 @@ impl Replica {
             sm: StateMachine::default(),
             leader_hint: None,
             shard_leaders: vec![None; shards],
+            shard_ballots: vec![0; shards],
+            last_announce: None,
+            election,
             last_heard: vec![0; total],
             last_heartbeat: 0,
             announced: 0,
@@ -355,6 +391,7 @@ impl Replica {
             waiting_crs: HashMap::new(),
             local: VecDeque::new(),
             nonce: 0,
+            now: 0,
         }
     }
 
@@ -430,9 +467,14 @@ impl Replica {
     }
 
     /// Tells the replica who leads every shard (global ids; from the master).
+    /// A shard whose leader announced itself (see [`Config::announce_ns`])
+    /// keeps the announced one: announcements carry ballots, the master's
+    /// list does not, so it cannot tell a newer leader from a stale report.
     pub fn set_shard_leaders(&mut self, leaders: &[Option<ReplicaId>]) {
         for (s, l) in leaders.iter().enumerate().take(self.cfg.shards) {
-            self.shard_leaders[s] = *l;
+            if self.shard_ballots[s] == 0 {
+                self.shard_leaders[s] = *l;
+            }
         }
         let me = self.cfg.shard() as usize;
         if self.is_leader() {
@@ -514,6 +556,9 @@ impl Replica {
     pub(crate) fn observe_ballot(&mut self, b: u64, fx: &mut Effects<MdlMsg>) {
         if b > self.promised {
             self.promised = b;
+            // Someone newer runs the shard (or is trying to): give it a full
+            // timeout before competing.
+            self.election.heard_leader(self.now);
         }
         let mine = match &self.role {
             Role::Leader { ballot, .. } => Some(*ballot),

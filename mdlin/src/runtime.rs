@@ -107,7 +107,15 @@ fn drain(
     let mut d = Drain::new(budget);
     // Liveness first: a late pong looks like a dead replica.
     d.take(&rx.ping, |s, m| core.handle_ping(s.conn_id(), m, fx));
-    d.take(&rx.be_leader, |_s, _m| core.handle_be_leader(now, fx));
+    d.take(&rx.be_leader, |_s, m| {
+        // The master marks its own failover requests as hints; an operator's
+        // set-leader always moves leadership.
+        if m.is_hint() {
+            core.handle_leader_hint(now, fx)
+        } else {
+            core.handle_be_leader(now, fx)
+        }
+    });
     d.take(&rx.accept_reply, |s, m| {
         core.handle_accept_reply(now, s.peer_id(), m, fx)
     });

@@ -166,6 +166,18 @@ pub struct SimConfig {
     /// How long every replica keeps timestamps, early replies and queued
     /// requests for late coordination messages (`Config::keep_ns`).
     pub keep_ns: u64,
+    /// Every replica's election timeout (`Config::election_timeout_ns`; 0: no
+    /// elections, leaders change only when the scripted master asks).
+    pub election_timeout_ns: u64,
+    /// How often shard leaders announce themselves to the other shards
+    /// (`Config::announce_ns`; 0: never, leaders come from the master).
+    pub announce_ns: u64,
+    /// Whether the scripted master runs: it picks the first leaders, replaces
+    /// dead ones and tells every replica who leads each shard. Off, the
+    /// replicas are on their own (elections and announcements); the master
+    /// event then only updates the clients' view of who leads, standing in
+    /// for the leader hints real clients follow.
+    pub oracle: bool,
 }
 
 impl SimConfig {
@@ -200,6 +212,9 @@ impl SimConfig {
             max_time_ns: 60_000_000_000,
             coord_timeout_ns: 3_000_000_000,
             keep_ns: ReplicaConfig::new(0, 1, 1).keep_ns,
+            election_timeout_ns: 0,
+            announce_ns: 0,
+            oracle: true,
         }
     }
 }
@@ -226,6 +241,9 @@ pub struct SimReport {
     pub stuck_detail: String,
     /// Crashes, cuts and depositions that happened: (time, replica).
     pub crashed: Vec<(u64, ReplicaId)>,
+    /// Per shard, the live replica serving as its leader at the end (the
+    /// highest ballot if several think so), if any.
+    pub leaders: Vec<Option<ReplicaId>>,
     /// The first broken per-event invariant (two replicas of a shard
     /// committed different entries in one journal slot), if any.
     pub violation: Option<String>,
@@ -339,6 +357,8 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             c.record_order = true;
             c.coord_timeout_ns = cfg.coord_timeout_ns;
             c.keep_ns = cfg.keep_ns;
+            c.election_timeout_ns = cfg.election_timeout_ns;
+            c.announce_ns = cfg.announce_ns;
             Replica::new(c)
         })
         .collect();
@@ -367,7 +387,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         checked_upto: vec![0; total],
         violation: None,
     };
-    for sh in 0..cfg.shards {
+    for sh in (0..cfg.shards).filter(|_| cfg.oracle) {
         let first = (sh * cfg.n) as ReplicaId;
         s.on(first, |r, now, fx| r.handle_be_leader(now, fx));
         s.asked[sh] = Some((first, 0));
@@ -657,6 +677,9 @@ impl Sim {
                 .filter(|r| up(r) && self.replicas[*r as usize].is_leader())
                 .max_by_key(|r| self.replicas[*r as usize].promised());
             self.leaders[sh] = claimed;
+            if !self.cfg.oracle {
+                continue;
+            }
             if claimed.is_some() {
                 self.asked[sh] = None;
                 continue;
@@ -673,6 +696,9 @@ impl Sim {
                 self.asked[sh] = Some((b, self.now));
                 self.on(b, |r, now, fx| r.handle_be_leader(now, fx));
             }
+        }
+        if !self.cfg.oracle {
+            return;
         }
         let leaders = self.leaders.clone();
         for r in 0..self.replicas.len() {
@@ -1001,6 +1027,15 @@ impl Sim {
             stuck,
             stuck_detail,
             crashed: self.crashed,
+            leaders: (0..self.cfg.shards)
+                .map(|sh| {
+                    (0..self.cfg.n)
+                        .map(|i| sh * self.cfg.n + i)
+                        .filter(|r| self.alive[*r] && self.replicas[*r].is_serving())
+                        .max_by_key(|r| self.replicas[*r].promised())
+                        .map(|r| r as ReplicaId)
+                })
+                .collect(),
             violation: self.violation,
         }
     }

@@ -471,3 +471,48 @@ fn a_deposed_leader_cannot_coordinate_through_a_successor_shard_failover() {
         r.history
     );
 }
+
+/// No master at all: the shards elect their first leaders themselves, the
+/// leaders find each other through their announcements, and when a shard
+/// leader crashes its followers elect a new one; every request completes
+/// (each operation succeeds or fails cleanly) and the runs stay MDL.
+#[test]
+fn without_the_master_a_crashed_shard_leader_is_replaced_by_election() {
+    for mode in modes() {
+        for seed in 0..12 {
+            let mut cfg = SimConfig::new(9000 + seed);
+            cfg.mode = mode;
+            cfg.oracle = false;
+            cfg.election_timeout_ns = 300_000_000;
+            cfg.announce_ns = 100_000_000;
+            cfg.shards = 2 + (seed as usize % 2);
+            cfg.requests = 200;
+            // After the first elections (within 2T) and some traffic.
+            let at = 900_000_000 + seed * 37_000_000;
+            cfg.crashes.push(Crash {
+                at,
+                shard: (seed % cfg.shards as u64) as u8,
+            });
+            let r = run(&cfg);
+            assert_eq!(r.crashed.len(), 1, "seed {seed}: the crash happened");
+            check("election", &cfg, &r);
+            let (_, dead) = r.crashed[0];
+            for (sh, l) in r.leaders.iter().enumerate() {
+                assert!(
+                    l.is_some_and(|l| l != dead),
+                    "{mode:?} seed {seed}: shard {sh} has a live elected leader ({l:?}, {dead} crashed)"
+                );
+            }
+            let after = r.history.iter().filter(|h| h.invoke_ns > at).count();
+            let ok_after = r
+                .history
+                .iter()
+                .filter(|h| h.invoke_ns > at && h.outcome == Outcome::Ok)
+                .count();
+            assert!(
+                after > 0 && ok_after * 2 > after,
+                "{mode:?} seed {seed}: requests after the crash mostly succeed ({ok_after} of {after})"
+            );
+        }
+    }
+}

@@ -116,14 +116,14 @@ struct Args {
     /// feature, as only its tests build it.
     #[arg(long, value_parser = ["follower-reads", "forget-accepts", "drop-dependency"])]
     broken: Option<String>,
-    /// Multi-Paxos: a follower that hears nothing from its leader for a random
+    /// Multi-Paxos and MDLin (per shard): a follower that hears nothing from its leader for a random
     /// time between this and twice this runs an election, in milliseconds (0:
     /// no elections; leaders then change only when the master or an operator
     /// asks). Keep it far above the 50 ms heartbeat plus the worst pause a
     /// loaded machine can cause.
     #[arg(long, default_value_t = 1000)]
     election_timeout_ms: u64,
-    /// Multi-Paxos: when the master says it lost the leader, a follower
+    /// Multi-Paxos and MDLin: when the master says it lost the leader, a follower
     /// campaigns once it has not heard the leader itself for this long, in
     /// milliseconds (a few 50 ms heartbeats; a leader still heard is never
     /// deposed this way).
@@ -395,6 +395,8 @@ impl Core {
             cfg.mode = a.coord;
             cfg.thrifty = a.thrifty;
             cfg.coord_timeout_ns = a.coord_timeout_ms.saturating_mul(1_000_000);
+            cfg.election_timeout_ns = a.election_timeout_ms.saturating_mul(1_000_000);
+            cfg.hint_quiet_ns = a.election_hint_quiet_ms.saturating_mul(1_000_000);
             return Ok(Core::Mdlin(Box::new(mdlin::Replica::new(cfg))));
         }
         if a.protocol == "epaxos" {

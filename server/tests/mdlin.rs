@@ -159,3 +159,72 @@ async fn fast_mode_survives_a_shard_leader_kill_with_chains_of_8() {
 async fn safe_mode_survives_a_shard_leader_kill_with_chains_of_32() {
     bounded(leader_kill_under_chains("safe", 32)).await
 }
+
+/// The election timeout `a_dead_shard_leader_is_replaced_without_the_master`
+/// gives the servers (the default is 1 s).
+const ELECTION_MS: u64 = 400;
+
+/// The master is killed, then shard 1's leader: the shard's survivors elect a
+/// leader themselves within about two election timeouts, and a client that
+/// knows only the shard's replica addresses (following their leader hints)
+/// writes and reads a key of shard 1 again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_shard_leader_is_replaced_without_the_master() {
+    common::bounded_for(Duration::from_secs(60), async {
+        let mut c = Cluster::start(
+            3,
+            Opts {
+                shards: 3,
+                protocol: Some("mdlin"),
+                extra: vec![
+                    "--election-timeout-ms".into(),
+                    ELECTION_MS.to_string(),
+                ],
+                ..Default::default()
+            },
+        );
+        let before = c.shard_leaders().await;
+        // Let the followers hear a few heartbeats from the first leaders.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.kill_master();
+        let victim = before[1];
+        c.kill(victim);
+        let killed = Instant::now();
+        let new = wait_for(Duration::from_secs(10), "a new leader of shard 1", || async {
+            for id in (3..6).filter(|i| *i != victim) {
+                let st = c.status(id).await?;
+                if st.role == genericsmr::messages::role::LEADER {
+                    return Some(id);
+                }
+            }
+            None
+        })
+        .await;
+        let took = killed.elapsed();
+        // The survivors' timers fire between one and two timeouts after the
+        // last heartbeat; then one round trip, plus our polling and some room
+        // for a loaded machine.
+        let bound = Duration::from_millis(2 * ELECTION_MS + 600);
+        assert!(took <= bound, "shard 1 elected {new} after {took:?}, more than {bound:?}");
+        let key = (0..)
+            .map(|i| format!("e{i}"))
+            .find(|k| shard_of(k.as_bytes(), 3) == 1)
+            .expect("some key lands on shard 1");
+        let mut cfg = client::ClientConfig::with_replicas((3..6).map(|i| c.client_addr(i)).collect());
+        cfg.timeout = Duration::from_secs(10);
+        cfg.attempt_timeout = Duration::from_millis(300);
+        let cl = client::Client::connect(cfg).await.expect("client connects");
+        let put = cl.prepare(genericsmr::command::Command::put(
+            cl.id(),
+            0,
+            key.clone(),
+            bytes::Bytes::from_static(b"after"),
+        ));
+        cl.submit(put).await.expect("shard 1 takes a write again");
+        let get = cl.prepare(genericsmr::command::Command::get(cl.id(), 0, key));
+        let got = cl.submit(get).await.expect("shard 1 serves a read again");
+        assert_eq!(got.value.as_deref(), Some(&b"after"[..]));
+        eprintln!("shard 1 elected replica {new} {took:?} after its leader was killed, with the master gone");
+    })
+    .await;
+}
