@@ -516,3 +516,48 @@ fn without_the_master_a_crashed_shard_leader_is_replaced_by_election() {
         }
     }
 }
+
+/// No master, a lossy reordering network (3% loss on even seeds), one or two
+/// shard leaders crashing and another cut off and back: elections and
+/// announcements alone keep every run MDL with nothing stuck.
+/// `ELECTION_SEEDS` (default 40) sets the number of seeds per mode.
+#[test]
+fn without_the_master_elections_survive_loss_crashes_and_cuts() {
+    let n: u64 = std::env::var("ELECTION_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    for mode in modes() {
+        for seed in 0..n {
+            let mut cfg = SimConfig::new(20000 + seed);
+            cfg.mode = mode;
+            cfg.oracle = false;
+            cfg.election_timeout_ns = 300_000_000;
+            cfg.announce_ns = 100_000_000;
+            cfg.shards = 2 + (seed as usize % 2);
+            cfg.requests = 100;
+            cfg.drop_per_mille = if seed % 2 == 0 { 30 } else { 0 };
+            cfg.jitter_ns = 2_000_000;
+            let at = 700_000_000 + (seed * 7_919_000) % 600_000_000;
+            cfg.crashes.push(Crash {
+                at,
+                shard: (seed % cfg.shards as u64) as u8,
+            });
+            if seed % 3 == 0 {
+                cfg.crashes.push(Crash {
+                    at: at + 3_000_000,
+                    shard: ((seed + 1) % cfg.shards as u64) as u8,
+                });
+            }
+            if seed % 4 == 1 {
+                cfg.isolations.push(Isolate {
+                    at: at + 500_000_000,
+                    shard: ((seed + 1) % cfg.shards as u64) as u8,
+                    heal_after: 700_000_000,
+                });
+            }
+            let r = run(&cfg);
+            check("election-chaos", &cfg, &r);
+        }
+    }
+}
