@@ -11,8 +11,8 @@
 //!
 //! ## Who picks leaders
 //!
-//! - **Multi-Paxos groups elect their own leaders** (an election timer in each
-//!   replica, see `docs/paxos.md`). The master's choice is only a hint: it
+//! - **Multi-Paxos groups and MDLin shards elect their own leaders** (an
+//!   election timer in each replica, see `docs/paxos.md` and `docs/mdlin.md`). The master's choice is only a hint: it
 //!   reports the leader the replicas report (the live replica claiming
 //!   leadership with the highest ballot, else the owner of the highest ballot
 //!   its live replicas promised, i.e. the leader they follow) and never asks a
@@ -25,15 +25,16 @@
 //!   of an election timeout. It still picks a fresh group's first
 //!   leader (only while no replica has promised any ballot, so it deposes
 //!   nobody), to save the first election timeout. `--master-failover` brings
-//!   back the older master-driven failover below for Multi-Paxos too.
-//! - **Other leader-based protocols** (MDLin shards) have no election of their
-//!   own: when a shard's leader's link breaks or its pongs stop, the master
-//!   asks the shard's live replica with the highest commit index to take over.
+//!   back the older master-driven failover below.
+//! - **Master-driven failover** (`--master-failover`): when a shard's leader's
+//!   link breaks or its pongs stop, the master asks the shard's live replica
+//!   with the highest commit index to take over.
 //! - An operator's `set-leader` through the master always moves leadership
 //!   (the replica runs phase 1 with a higher ballot).
 //!
 //! The master is not on the data path and holds no protocol state: losing it
-//! never affects safety, and Multi-Paxos groups keep failing over without it.
+//! never affects safety, and Multi-Paxos groups and MDLin shards keep failing
+//! over without it.
 //!
 //! ## Restarting the master
 //!

@@ -33,9 +33,9 @@ struct Args {
     /// A replica silent for this long is considered down, in milliseconds.
     #[arg(long, default_value_t = 600)]
     liveness_timeout_ms: u64,
-    /// Drive Multi-Paxos failover from the master (the old way): ask the most
-    /// up-to-date live replica to lead whenever the master loses sight of the
-    /// leader. By default Multi-Paxos replicas elect their own leaders and the
+    /// Drive Multi-Paxos and MDLin failover from the master (the old way): ask
+    /// the most up-to-date live replica to lead whenever the master loses sight
+    /// of the leader. By default their replicas elect their own leaders and the
     /// master only reports them; this flag can depose a leader that is cut
     /// off from the master but not from its peers.
     #[arg(long)]

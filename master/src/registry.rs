@@ -5,7 +5,7 @@
 //! same rules (the live replica claiming leadership with the highest ballot
 //! leads; a grace period for handovers; otherwise the most up-to-date live
 //! replica is asked to lead) run independently over each shard's members.
-//! Groups whose replicas elect their own leaders (Multi-Paxos, unless
+//! Groups whose replicas elect their own leaders (Multi-Paxos and MDLin, unless
 //! `replicas_elect` is off) get only the first of these rules, plus "the
 //! owner of the highest promised ballot leads": the master reports leaders
 //! and picks a fresh group's first one, nothing more.
@@ -31,10 +31,9 @@ pub struct RegistryConfig {
     pub liveness_timeout: Duration,
     /// How long a replica asked to lead has to report leadership before another is asked.
     pub election_grace: Duration,
-    /// Leave failover to replicas that elect their own leaders (Multi-Paxos):
-    /// the master then never asks a replica to lead over a leader the others
-    /// still follow. Off, the master drives every failover, as it must for
-    /// protocols without an election of their own (MDLin).
+    /// Leave failover to replicas that elect their own leaders (Multi-Paxos
+    /// and MDLin): the master then never asks a replica to lead over a leader
+    /// the others still follow. Off, the master drives every failover.
     pub replicas_elect: bool,
 }
 
