@@ -300,7 +300,9 @@ wire_struct!(
 );
 
 /// Leader -> followers: every slot below `up_to` is chosen with the value
-/// accepted at `ballot`; also the leader's heartbeat.
+/// accepted at `ballot`; also the leader's heartbeat. Leader -> replicas of
+/// the other shards: a leader announcement, "I lead my shard at `ballot`"
+/// (`up_to` is ignored there; see `Config::announce_ns`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitShort {
     /// The leader's ballot.
