@@ -641,3 +641,77 @@ fn a_successor_query_is_answered_only_once_its_fence_is_chosen() {
     l.handle_coord_reply(5 * MS, reply(new, 9), &mut fx);
     assert_eq!(orders(&fx), vec![10], "the new leader's reply counts");
 }
+
+fn prepares(fx: &Effects<MdlMsg>) -> usize {
+    fx.sends
+        .iter()
+        .filter(|(_, m)| matches!(m, MdlMsg::Prepare(_)))
+        .count()
+}
+
+/// A follower that keeps hearing its shard leader's heartbeats never
+/// campaigns; once they stop it runs phase 1 itself between one and two
+/// election timeouts later.
+#[test]
+fn a_follower_campaigns_once_its_shard_leader_falls_silent() {
+    let mut c = Config::new(4, 3, 2);
+    c.election_timeout_ns = 100 * MS;
+    let mut f = Replica::new(c);
+    let ballot = mdlin::ballot::make(1, 3);
+    let mut fx = Effects::default();
+    f.tick(0, &mut fx);
+    let mut t = 0;
+    while t < 1000 * MS {
+        t += 50 * MS;
+        let hb = CommitShort { ballot, up_to: 0 };
+        f.handle_commit_short(t, 3, hb, &mut fx);
+        f.tick(t + MS, &mut fx);
+    }
+    assert_eq!(prepares(&fx), 0, "no campaign while the leader is heard");
+    let last = t;
+    let mut fired = None;
+    while t < last + 300 * MS {
+        t += 5 * MS;
+        f.tick(t, &mut fx);
+        if prepares(&fx) > 0 {
+            fired = Some(t - last);
+            break;
+        }
+    }
+    let fired = fired.expect("the follower campaigned");
+    assert!(
+        (100 * MS..=205 * MS).contains(&fired),
+        "campaigned {} ms after the last heartbeat",
+        fired / MS
+    );
+    let b = prepare_ballot(&fx);
+    assert_eq!(mdlin::ballot::owner(b), 4);
+    assert!(b > ballot);
+}
+
+/// A replica taking over its shard announces itself to every replica of the
+/// other shards (a CommitShort across shards), so coordination finds it
+/// without the master.
+#[test]
+fn a_new_shard_leader_announces_itself_to_the_other_shards() {
+    let mut l = replica(0, 3, CoordMode::Fast);
+    let mut fx = Effects::default();
+    l.handle_be_leader(0, &mut fx);
+    let ballot = prepare_ballot(&fx);
+    fx.sends.clear();
+    for f in [1, 2] {
+        let r = PrepareReply {
+            ballot,
+            ok: true,
+            promised: ballot,
+            slots: vec![],
+        };
+        l.handle_prepare_reply(0, f, r, &mut fx);
+    }
+    let others: u64 = (3..9).map(|g| 1u64 << g).sum();
+    let announced = fx.sends.iter().any(|(d, m)| {
+        matches!(d, Dest::Set(s) if *s == others)
+            && matches!(m, MdlMsg::CommitShort(c) if c.ballot == ballot)
+    });
+    assert!(announced, "{:?}", fx.sends);
+}
