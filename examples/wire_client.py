@@ -264,8 +264,14 @@ def main():
         raise ValueError("this example needs one complete shard")
     s = Session(info)
     if info["protocol"] != "epaxos":
+        leader = info["leader"]
+        if leader is None:
+            # The master has not heard of one yet: ask the replicas (role 2).
+            for a in info["replicas"]:
+                if status(a["host"], a["client_port"])["role"] == 2:
+                    leader = a["id"]
         # Start at a follower on purpose, to show the not-leader hint at work.
-        s.target = ((info["leader"] or 0) + 1) % info["n"]
+        s.target = ((leader or 0) + 1) % info["n"]
     first = f"c{s.client:x}-1".encode()
     s.call("put", key, first)
     print(f"put {key.decode()} = {first.decode()} (not-leader hints followed: {s.hints_followed})")
@@ -287,6 +293,9 @@ def main():
     if gone["value"] is not None:
         raise ValueError(f"read {gone['value']!r} after the delete")
     print(f"delete {key.decode()}; get -> absent")
+    last = f"c{s.client:x}-3".encode()
+    s.call("put", key, last)
+    print(f"final {key.decode()} = {last.decode()}")
     s.drop()
     for a in info["replicas"]:
         st = status(a["host"], a["client_port"])
