@@ -77,6 +77,18 @@ fn assert_history_could_fail(json: &serde_json::Value, what: &str) {
     assert_eq!(h.vacuous(), None, "{what}");
 }
 
+/// Every fault the chaos schedule planned took effect (and it planned at
+/// least three), with one window of work recorded per fault; returns the
+/// windows.
+fn assert_every_fault_applied(j: &serde_json::Value) -> Vec<serde_json::Value> {
+    let planned = j["faults_planned"].as_u64().unwrap();
+    assert!(planned >= 3, "{}", j["actions"]);
+    assert_eq!(j["faults_applied"].as_u64().unwrap(), planned);
+    let windows = j["windows"].as_array().unwrap().clone();
+    assert_eq!(windows.len() as u64, planned);
+    windows
+}
+
 #[test]
 fn local_run_writes_report_csv_hgrm_plots_and_history() {
     let dir = tempfile::tempdir().unwrap();
@@ -410,10 +422,7 @@ fn a_short_chaos_run_converges_and_checks() {
         j["actions"]
     );
     assert!(j["ops_ok"].as_u64().unwrap() > 100);
-    let planned = j["faults_planned"].as_u64().unwrap();
-    assert!(planned >= 3, "{}", j["actions"]);
-    assert_eq!(j["faults_applied"].as_u64().unwrap(), planned);
-    assert_eq!(j["windows"].as_array().unwrap().len() as u64, planned);
+    assert_every_fault_applied(&j);
     assert_history_could_fail(&j, "paxos chaos");
 }
 
@@ -546,11 +555,7 @@ fn a_short_epaxos_chaos_run_converges_and_checks() {
     assert_eq!(j["checker"]["verdict"], "ok");
     assert_eq!(j["convergence"]["converged"], true);
     // Every fault the schedule chose took effect, and there were some.
-    let planned = j["faults_planned"].as_u64().unwrap();
-    assert!(planned >= 3, "{}", j["actions"]);
-    assert_eq!(j["faults_applied"].as_u64().unwrap(), planned);
-    let windows = j["windows"].as_array().unwrap();
-    assert_eq!(windows.len() as u64, planned);
+    let windows = assert_every_fault_applied(&j);
     assert!(j["ops_ok"].as_u64().unwrap() > 100, "{}", j["ops_ok"]);
     // Clients spread over the replicas keep working through every fault:
     // EPaxos has no leader to lose, and at most one replica is impaired.
@@ -595,11 +600,7 @@ fn a_short_mdlin_chaos_run_converges_and_checks() {
     assert_eq!(j["checker"]["verdict"], "ok");
     assert_eq!(j["convergence"]["converged"], true);
     assert_eq!(j["shards"], 2);
-    let planned = j["faults_planned"].as_u64().unwrap();
-    assert!(planned >= 3, "{}", j["actions"]);
-    assert_eq!(j["faults_applied"].as_u64().unwrap(), planned);
-    let windows = j["windows"].as_array().unwrap();
-    assert_eq!(windows.len() as u64, planned);
+    let windows = assert_every_fault_applied(&j);
     for w in windows {
         assert!(w["ops_ok"].as_u64().unwrap() > 0, "no work during {w}");
     }

@@ -23,6 +23,21 @@ fn modes() -> [CoordMode; 2] {
     [CoordMode::Fast, CoordMode::Safe]
 }
 
+/// Crashes the leader of shard `seed % shards` at `at`, and on every third
+/// seed the next shard's leader 3 ms later.
+fn crash_leaders(cfg: &mut SimConfig, seed: u64, at: u64) {
+    cfg.crashes.push(Crash {
+        at,
+        shard: (seed % cfg.shards as u64) as u8,
+    });
+    if seed.is_multiple_of(3) {
+        cfg.crashes.push(Crash {
+            at: at + 3_000_000,
+            shard: ((seed + 1) % cfg.shards as u64) as u8,
+        });
+    }
+}
+
 #[test]
 fn failure_free_runs_are_mdl_and_every_operation_succeeds() {
     for mode in modes() {
@@ -60,16 +75,7 @@ fn leader_crashes_at_random_moments_keep_mdl() {
             cfg.shards = 2 + (seed as usize % 2);
             cfg.requests = 25;
             let at = 30_000_000 + (seed * 7_919_000) % 150_000_000;
-            cfg.crashes.push(Crash {
-                at,
-                shard: (seed % cfg.shards as u64) as u8,
-            });
-            if seed % 3 == 0 {
-                cfg.crashes.push(Crash {
-                    at: at + 3_000_000,
-                    shard: ((seed + 1) % cfg.shards as u64) as u8,
-                });
-            }
+            crash_leaders(&mut cfg, seed, at);
             let r = run(&cfg);
             assert!(!r.crashed.is_empty(), "seed {seed}: the crash happened");
             check("crash", &cfg, &r);
@@ -539,16 +545,7 @@ fn without_the_master_elections_survive_loss_crashes_and_cuts() {
             cfg.drop_per_mille = if seed % 2 == 0 { 30 } else { 0 };
             cfg.jitter_ns = 2_000_000;
             let at = 700_000_000 + (seed * 7_919_000) % 600_000_000;
-            cfg.crashes.push(Crash {
-                at,
-                shard: (seed % cfg.shards as u64) as u8,
-            });
-            if seed % 3 == 0 {
-                cfg.crashes.push(Crash {
-                    at: at + 3_000_000,
-                    shard: ((seed + 1) % cfg.shards as u64) as u8,
-                });
-            }
+            crash_leaders(&mut cfg, seed, at);
             if seed % 4 == 1 {
                 cfg.isolations.push(Isolate {
                     at: at + 500_000_000,
