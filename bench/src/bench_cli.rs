@@ -78,7 +78,7 @@ enum Cmd {
 #[derive(Args, Debug)]
 struct ChaosArgs {
     /// Protocol of the servers (mdlin: sharded, multi-dispatch clients, MDL checker).
-    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos", "mdlin"])]
+    #[arg(long, default_value = protocols::DEFAULT, value_parser = clap::builder::PossibleValuesParser::new(protocols::NAMES))]
     protocol: String,
     /// Replicas (of each shard).
     #[arg(long, default_value_t = 3)]
@@ -116,7 +116,7 @@ struct ChaosArgs {
 #[derive(Args, Debug)]
 struct SimArgs {
     /// Protocol to simulate.
-    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos", "mdlin"])]
+    #[arg(long, default_value = protocols::DEFAULT, value_parser = clap::builder::PossibleValuesParser::new(protocols::NAMES))]
     protocol: String,
     /// Seeds to run, as FIRST..LAST (inclusive) or one number.
     #[arg(long, default_value = "1..500", conflicts_with = "seed")]
@@ -195,7 +195,7 @@ struct TransportArgs {
 #[derive(Args, Debug, Clone)]
 struct ClusterArgs {
     /// Protocol of the servers (sweep: several, comma-separated, each gets the same sweep).
-    #[arg(long, default_value = "paxos", value_delimiter = ',')]
+    #[arg(long, default_value = protocols::DEFAULT, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(protocols::NAMES))]
     protocol: Vec<String>,
     /// Replicas in the group (in each shard, with --shards).
     #[arg(long, default_value_t = 3)]
@@ -274,7 +274,7 @@ impl ClusterArgs {
                 .protocol
                 .first()
                 .cloned()
-                .unwrap_or_else(|| "paxos".into()),
+                .unwrap_or_else(|| protocols::DEFAULT.into()),
             server_flags: flags,
             master_flags: Vec::new(),
             durable: self.durable,
@@ -717,9 +717,10 @@ async fn experiment(
             .await
             .context("asking the replicas for their ids")?,
     });
-    // MDLin clients multi-dispatch: a request's operations go out at once, chained.
+    // Multi-dispatch clients (MDLin): a request's operations go out at once, chained.
+    let caps = protocols::caps(protocol);
     let spec = &Spec {
-        multi_dispatch: protocol == "mdlin",
+        multi_dispatch: caps.multi_dispatch,
         ..spec.clone()
     };
     let progress = Arc::new(Progress::default());
@@ -786,14 +787,16 @@ async fn experiment(
             let models: Option<Vec<f64>> = (0..shards)
                 .map(|s| {
                     let members = genericsmr::shard::members(s, replicas);
-                    match protocol {
-                        "paxos" => leaders
+                    if caps.multi_dispatch {
+                        None
+                    } else if caps.leaderless {
+                        spec.spread.then(|| w.epaxos_model_in(site, members))
+                    } else {
+                        leaders
                             .get(s)
                             .copied()
                             .flatten()
-                            .map(|l| w.paxos_model_in(site, l as usize, members)),
-                        "epaxos" if spec.spread => Some(w.epaxos_model_in(site, members)),
-                        _ => None,
+                            .map(|l| w.paxos_model_in(site, l as usize, members))
                     }
                 })
                 .collect();
@@ -910,8 +913,8 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
         let (mut p50, mut p99) = (Vec::new(), Vec::new());
         for (name, mut spec) in steps {
             spec.wan = a.cluster.wan_clients()?;
-            // Multi-Paxos clients go to the leader whatever --spread says.
-            spec.spread &= proto != "paxos";
+            // Clients of a leader go to the leader whatever --spread says.
+            spec.spread &= protocols::caps(proto).leaderless;
             eprintln!("{proto}: {name}");
             let dir = out.join(proto).join(&name);
             let target = Target {
@@ -1138,14 +1141,25 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
 
 /// `bench sim`: exit status 0 when every seed passed, 1 otherwise.
 fn sim_cmd(a: SimArgs) -> anyhow::Result<()> {
-    match a.protocol.as_str() {
-        "epaxos" => sim_runs::<epaxos::Replica>(a),
-        "mdlin" => mdlin_sim(a),
-        _ => sim_runs::<paxos::Replica>(a),
+    // Sharded multi-dispatch deployments have their own simulator for now.
+    if protocols::caps(&a.protocol).multi_dispatch {
+        return mdlin_sim(a);
+    }
+    let name = a.protocol.clone();
+    protocols::visit(&name, SimRuns(a)).context(protocols::unknown(&name))?
+}
+
+/// `bench sim` on the protocol the registry finds.
+struct SimRuns(SimArgs);
+
+impl protocols::Visit for SimRuns {
+    type Out = anyhow::Result<()>;
+    fn visit<P: protocols::Protocol>(self) -> anyhow::Result<()> {
+        sim_runs::<P>(self.0)
     }
 }
 
-fn sim_runs<R: sim::SimReplica>(a: SimArgs) -> anyhow::Result<()> {
+fn sim_runs<R: protocols::Protocol>(a: SimArgs) -> anyhow::Result<()> {
     let config = |seed: u64| sim::Config {
         n: a.replicas,
         duration_ns: (a.duration * 1e9) as u64,
@@ -1280,13 +1294,14 @@ fn chaos_cmd(rt: &tokio::runtime::Runtime, a: ChaosArgs) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("run/bench/chaos-{}", a.seed)));
-    let mdlin = a.protocol == "mdlin";
+    let caps = protocols::caps(&a.protocol);
+    let mdlin = caps.multi_dispatch;
     let d = bench::chaos::Deployment {
         protocol: a.protocol.clone(),
         replicas: a.replicas,
         shards: a.shards,
-        fanout: a.fanout.unwrap_or(if mdlin { 2 } else { 1 }),
-        durable: !a.no_durable && !mdlin,
+        fanout: a.fanout.unwrap_or(if caps.multi_dispatch { 2 } else { 1 }),
+        durable: !a.no_durable && caps.durable,
         clients: a.clients,
         keys: a.keys,
         reads: a.reads,

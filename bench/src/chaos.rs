@@ -62,31 +62,36 @@ impl Deployment {
             "--shards times --replicas must be at most {}",
             genericsmr::MAX_REPLICAS
         );
+        let caps = protocols::caps(&self.protocol);
         anyhow::ensure!(
             mdlin || (self.shards == 1 && self.fanout == 1),
-            "--shards and --fanout are for --protocol mdlin"
+            "--shards and --fanout are for multi-dispatch protocols (mdlin)"
         );
         anyhow::ensure!(self.fanout >= 1, "--fanout must be at least 1");
         anyhow::ensure!(
-            !(mdlin && self.durable),
-            "MDLin keeps no durable log: run it with --no-durable (its kills are for good)"
+            caps.durable || !self.durable,
+            "{} keeps no durable log: run it with --no-durable (its kills are for good)",
+            self.protocol
         );
         anyhow::ensure!(
-            self.durable || self.protocol != "epaxos",
-            "EPaxos replicas need their votes after a kill: drop --no-durable"
+            self.durable || caps.rejoin != protocols::Rejoin::NeedsVotes,
+            "{} replicas need their votes after a kill: drop --no-durable",
+            self.protocol
         );
         Ok(())
     }
 
-    /// Whether the deployment runs MDLin (multi-dispatch clients, MDL checker).
+    /// Whether the deployment runs a multi-dispatch protocol (MDLin:
+    /// chained multi-dispatch clients, MDL checker).
     pub fn is_mdlin(&self) -> bool {
-        self.protocol == "mdlin"
+        protocols::caps(&self.protocol).multi_dispatch
     }
 
-    /// What the schedule does with killed replicas: MDLin replicas cannot
-    /// rejoin (no durable log; the server refuses to vote without its votes).
+    /// What the schedule does with killed replicas: replicas that cannot
+    /// rejoin (MDLin: no durable log; the server refuses to vote without its
+    /// votes) are killed for good.
     pub fn kills(&self) -> Kills {
-        if self.is_mdlin() {
+        if protocols::caps(&self.protocol).rejoin == protocols::Rejoin::Never {
             Kills::Permanent
         } else {
             Kills::Restart {
@@ -156,7 +161,7 @@ impl Deployment {
             attempt_timeout_ms: 500,
             op_timeout_ms: 5_000,
             wan: None,
-            spread: self.protocol == "epaxos",
+            spread: protocols::caps(&self.protocol).leaderless,
             fanout: self.fanout,
             multi_dispatch: self.is_mdlin(),
         }

@@ -201,25 +201,21 @@ pub async fn set_leader(
 /// The type code of a message name, for faults: `accept`, `preaccept`, ...,
 /// a code such as `0x32`, or a name qualified by its protocol
 /// (`epaxos.accept`, `paxos.commit`, `mdlin.accept`). An unqualified name
-/// several protocols share (`accept`, `commit`, `prepare`) means Multi-Paxos's.
+/// several protocols share (`accept`, `commit`, `prepare`) means the default
+/// protocol's (Multi-Paxos's).
 pub fn message_code(name: &str) -> Option<u8> {
     if let Some(hex) = name.strip_prefix("0x") {
         return u8::from_str_radix(hex, 16).ok();
     }
     let lower = name.to_ascii_lowercase().replace(['-', '_'], "");
+    let all = protocols::all();
     let (tables, bare): (Vec<&[(u8, &str)]>, &str) = match lower.split_once('.') {
-        Some(("paxos", m)) => (vec![&paxos::messages::CODES], m),
-        Some(("epaxos", m)) => (vec![&epaxos::messages::CODES], m),
-        Some(("mdlin", m)) => (vec![&mdlin::messages::CODES], m),
-        Some(_) => return None,
-        None => (
-            vec![
-                &paxos::messages::CODES,
-                &epaxos::messages::CODES,
-                &mdlin::messages::CODES,
-            ],
-            lower.as_str(),
-        ),
+        Some((p, m)) => match all.iter().find(|i| i.name == p) {
+            Some(i) => (vec![i.codes], m),
+            None => return None,
+        },
+        // The registry lists the default protocol first, so its names win.
+        None => (all.iter().map(|i| i.codes).collect(), lower.as_str()),
     };
     tables
         .into_iter()

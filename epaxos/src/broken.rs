@@ -18,5 +18,15 @@ pub enum Broken {
     DropDependency,
 }
 
+impl Broken {
+    /// The variant called `name` (`server --broken NAME`).
+    pub fn named(name: &str) -> Option<Broken> {
+        match name {
+            "drop-dependency" => Some(Broken::DropDependency),
+            _ => None,
+        }
+    }
+}
+
 /// [`crate::Config::set_broken`] on a build without the `broken` feature.
 pub use genericsmr::broken::NotBuilt;

@@ -18,8 +18,8 @@
 //!   memory (executed instances are forgotten past a window), batching and
 //!   thrifty sends as run-time settings.
 //!
-//! [`Replica`] is the pure core; [`runtime`] drives it from the rpc-table
-//! channels, and the simulator drives it through `sim::SimReplica`.
+//! [`Replica`] is the pure core; it implements [`genericsmr::protocol::Protocol`],
+//! through which the shared runtime, the simulator and the registry drive it.
 
 #![warn(missing_docs)]
 
@@ -31,10 +31,9 @@ mod exec;
 mod keys;
 pub mod messages;
 mod preaccept;
+mod protocol;
 mod recovery;
 mod replica;
-pub mod runtime;
-mod simulated;
 pub mod snapshot;
 
 pub use replica::{Config, Instance, Replica, Status};

@@ -1,7 +1,7 @@
 //! The outbox a protocol core fills, and the driver that carries it out.
 //!
 //! Cores never touch sockets or files: a handler pushes sends, replies and
-//! records to persist into [`Effects`]. The runtime hands the outbox to a
+//! records to persist into [`Effects`]. The runtime ([`crate::runtime`]) hands the outbox to a
 //! [`Driver`], which first makes the records durable (according to the sync
 //! policy) and only then sends, so no message ever depends on a vote that a crash
 //! could take back.
@@ -233,90 +233,5 @@ impl Driver {
             self.transport.send_conn_raw(c, &self.scratch);
         }
         Ok(())
-    }
-}
-
-/// How often a runtime runs the core's timers.
-pub const TICK: std::time::Duration = std::time::Duration::from_millis(5);
-
-/// Most messages a runtime handles before it carries out the outbox.
-pub const BURST: usize = 8192;
-
-/// What a protocol core offers the shared event loop.
-pub trait Core {
-    /// The core's peer message.
-    type Msg: Frame;
-    /// Timers (retransmissions, heartbeats, recovery).
-    fn tick(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
-    /// End of a burst (batching, execution).
-    fn flush(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
-}
-
-/// One pass of a runtime's `drain` over its queues: hands the core what is
-/// queued, one queue after another in the runtime's order of priority, until
-/// the budget is spent.
-pub struct Drain {
-    handled: usize,
-    budget: usize,
-}
-
-impl Drain {
-    /// A pass that handles at most `budget` messages.
-    pub fn new(budget: usize) -> Self {
-        Drain { handled: 0, budget }
-    }
-
-    /// Hands each message queued in `rx` to `f`, until the queue is empty
-    /// or the budget is spent.
-    pub fn take<M>(
-        &mut self,
-        rx: &crossbeam_channel::Receiver<(crate::rpc_table::Source, M)>,
-        mut f: impl FnMut(crate::rpc_table::Source, M),
-    ) {
-        while self.handled < self.budget {
-            let Ok((s, m)) = rx.try_recv() else { break };
-            self.handled += 1;
-            f(s, m);
-        }
-    }
-
-    /// Messages handled so far.
-    pub fn handled(&self) -> usize {
-        self.handled
-    }
-}
-
-/// The event loop of every runtime: wait until `sel` has something (or a
-/// tick is due), let `drain` hand the core up to a budget of queued messages
-/// until none is left or a burst is full, run the timers, flush, and carry out
-/// the outbox. Everything that arrives together is handled before the outbox
-/// goes out, so votes of one burst share one fsync. Returns only when the
-/// durable log fails (a replica must not vote without it).
-pub fn event_loop<C: Core>(
-    core: &mut C,
-    fx: &mut Effects<C::Msg>,
-    driver: &mut Driver,
-    sel: &mut crossbeam_channel::Select<'_>,
-    mut drain: impl FnMut(&mut C, u64, &mut Effects<C::Msg>, usize) -> usize,
-) -> Result<(), DurableError> {
-    let start = std::time::Instant::now();
-    let mut last_tick = 0;
-    loop {
-        let _ = sel.ready_timeout(TICK);
-        let t = start.elapsed().as_nanos() as u64;
-        let mut handled = 0;
-        loop {
-            let n = drain(core, t, fx, BURST - handled);
-            handled += n;
-            if n == 0 || handled >= BURST {
-                break;
-            }
-        }
-        if t.saturating_sub(last_tick) >= TICK.as_nanos() as u64 {
-            last_tick = t;
-            core.tick(t, fx);
-        }
-        core.flush(t, fx);
-        driver.carry_out(fx)?;
     }
 }

@@ -25,9 +25,13 @@
 //!   key-to-shard map.
 //! - [`broken`]: the error shared by the protocols' test-only broken variants.
 //!
-//! A protocol crate holds a pure core (no sockets, threads or clocks: handlers
-//! take a message and `now`, and push [`effects::Effects`]) plus a thin runtime that
-//! `select!`s over its receivers and a ticker and hands the outbox to the driver.
+//! - [`protocol`]: the one seam: the [`protocol::Protocol`] trait a
+//!   protocol's pure core implements (no sockets, threads or clocks: handlers
+//!   take a message and `now`, and push [`effects::Effects`]), with the
+//!   settings it boots from and the capabilities it declares.
+//! - [`runtime`]: the one runtime, `run::<P>`: three priority lanes (control,
+//!   peer, client) from the rpc table into the core, the ticker, and the
+//!   driver. The simulator (`sim`) drives the same trait.
 
 #![warn(missing_docs)]
 
@@ -39,7 +43,9 @@ pub mod election;
 pub mod logging;
 pub mod master_link;
 pub mod messages;
+pub mod protocol;
 pub mod rpc_table;
+pub mod runtime;
 pub mod shard;
 pub mod snapshot;
 pub mod state;

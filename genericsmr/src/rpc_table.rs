@@ -88,8 +88,24 @@ impl RpcTable {
     ///
     /// # Panics
     /// If `M::CODE` is already registered: that is a programming error caught at start.
-    pub fn register<M: Message>(&mut self, classes: u8) -> Receiver<(Source, M)> {
+    pub fn register<M: Message + 'static>(&mut self, classes: u8) -> Receiver<(Source, M)> {
         let (tx, rx): (Sender<(Source, M)>, _) = unbounded();
+        self.register_into(classes, tx, |m| m);
+        rx
+    }
+
+    /// Registers message type `M`, accepted on connections of `classes`,
+    /// into an existing channel (a lane several types share), each message
+    /// wrapped by `wrap`.
+    ///
+    /// # Panics
+    /// If `M::CODE` is already registered: that is a programming error caught at start.
+    pub fn register_into<M: Message + 'static, L: Send + 'static>(
+        &mut self,
+        classes: u8,
+        tx: Sender<(Source, L)>,
+        wrap: impl Fn(M) -> L + Send + Sync + 'static,
+    ) {
         let slot = &mut self.entries[M::CODE as usize];
         assert!(
             slot.is_none(),
@@ -102,11 +118,10 @@ impl RpcTable {
             decode: Box::new(move |src, body| {
                 let msg = decode_body::<M>(body)?;
                 // A closed receiver means the protocol is shutting down: drop quietly.
-                let _ = tx.send((src, msg));
+                let _ = tx.send((src, wrap(msg)));
                 Ok(())
             }),
         });
-        rx
     }
 
     /// Decodes one frame body and forwards it to its channel.

@@ -566,7 +566,11 @@ impl Registry {
     /// does, with its election timer): then the master only reports leaders
     /// and picks a fresh group's first one.
     fn replicas_elect(&self) -> bool {
-        self.cfg.replicas_elect && matches!(self.protocol.as_deref(), Some("paxos" | "mdlin"))
+        self.cfg.replicas_elect
+            && self
+                .protocol
+                .as_deref()
+                .is_some_and(|p| protocols::caps(p).elects)
     }
 
     /// The replica of shard `s` that owns ballot `b`: Multi-Paxos ballots name
@@ -575,11 +579,11 @@ impl Registry {
     fn ballot_leader(&self, s: usize, b: u64) -> Option<ReplicaId> {
         let ids = self.shard_ids(s);
         let o = ballot_owner(b) as usize;
-        let g = if self.protocol.as_deref() == Some("mdlin") {
-            o
-        } else {
-            ids.start + o
-        };
+        let global = self
+            .protocol
+            .as_deref()
+            .is_some_and(|p| protocols::caps(p).sharded_mesh);
+        let g = if global { o } else { ids.start + o };
         ids.contains(&g).then_some(g as ReplicaId)
     }
 

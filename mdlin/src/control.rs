@@ -44,6 +44,8 @@ impl Replica {
     pub fn handle_peer(&mut self, now: u64, from: ReplicaId, m: MdlMsg, fx: &mut Effects<MdlMsg>) {
         self.now = now;
         match m {
+            // Only clients propose (the rpc table takes it from no peer).
+            MdlMsg::Propose(_) => {}
             MdlMsg::CoordReq(m) => self.handle_coord_req(now, Some(from), m, fx),
             MdlMsg::CoordReply(m) => self.handle_coord_reply(now, m, fx),
             MdlMsg::Accept(m) => self.handle_accept(now, from, m, fx),

@@ -18,8 +18,9 @@
 //! Multi-Paxos. Failures are replicated `Fail` entries. A new shard leader
 //! recovers the journal with phase 1 and then re-places committed but
 //! unordered operations (`failover.rs`). [`simulator`] drives whole sharded
-//! deployments deterministically; [`runtime`] drives one replica from the
-//! rpc-table channels. The design and its safety argument: `docs/mdlin.md`.
+//! deployments deterministically; [`Replica`] implements
+//! [`genericsmr::protocol::Protocol`], through which the shared runtime
+//! drives one replica. The design and its safety argument: `docs/mdlin.md`.
 
 #![warn(missing_docs)]
 
@@ -30,8 +31,8 @@ mod exec;
 mod failover;
 mod journal;
 pub mod messages;
+mod protocol;
 mod replica;
-pub mod runtime;
 pub mod simulator;
 
 pub use paxos::messages::ballot;

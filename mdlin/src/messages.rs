@@ -413,6 +413,8 @@ wire_struct!(CatchupReply { slots } = MDLIN_BASE + 12);
 /// Every message an MDLin replica sends to another replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MdlMsg {
+    /// See [`MdlPropose`] (from a client only).
+    Propose(MdlPropose),
     /// See [`CoordReq`] (a leader retrying on behalf of a waiting successor).
     CoordReq(CoordReq),
     /// See [`CoordReply`].
@@ -442,6 +444,7 @@ pub enum MdlMsg {
 impl Frame for MdlMsg {
     fn encode_frame(&self, out: &mut BytesMut) {
         match self {
+            MdlMsg::Propose(m) => m.encode_frame(out),
             MdlMsg::CoordReq(m) => m.encode_frame(out),
             MdlMsg::CoordReply(m) => m.encode_frame(out),
             MdlMsg::Accept(m) => m.encode_frame(out),

@@ -19,5 +19,16 @@ pub enum Broken {
     ForgetAccepts,
 }
 
+impl Broken {
+    /// The variant called `name` (`server --broken NAME`).
+    pub fn named(name: &str) -> Option<Broken> {
+        match name {
+            "follower-reads" => Some(Broken::FollowerReads),
+            "forget-accepts" => Some(Broken::ForgetAccepts),
+            _ => None,
+        }
+    }
+}
+
 /// [`crate::Config::set_broken`] on a build without the `broken` feature.
 pub use genericsmr::broken::NotBuilt;

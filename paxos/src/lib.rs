@@ -11,7 +11,8 @@
 //! - execution in slot order, replies at commit (writes) or after execution;
 //! - catch-up of lagging or restarted replicas, and recovery without a durable log.
 //!
-//! [`Replica`] is the pure core; [`runtime`] drives it from the rpc-table channels.
+//! [`Replica`] is the pure core; it implements [`genericsmr::protocol::Protocol`],
+//! through which the shared runtime, the simulator and the registry drive it.
 
 #![warn(missing_docs)]
 
@@ -22,8 +23,7 @@ mod control;
 mod exec;
 mod leader;
 pub mod messages;
+mod protocol;
 mod replica;
-pub mod runtime;
-mod simulated;
 
 pub use replica::{Config, Replica, Slot, SlotState};

@@ -1,6 +1,10 @@
 //! Multi-Paxos under the deterministic simulator: many seeds with crashes,
 //! restarts, partitions, loss, duplication and reordering.
 
+use genericsmr::messages::{LogRequest, Ping, Propose, StatusReply};
+use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Settings};
+use genericsmr::rpc_table::Source;
+use paxos::messages::PaxosMsg;
 use paxos::Replica;
 use sim::{run, seeds, Config};
 
@@ -80,60 +84,58 @@ fn a_healthy_group_holds_one_election_only() {
 /// A Paxos whose acceptors accept below their promise, under the simulator.
 struct Broken(Replica);
 
-impl sim::SimReplica for Broken {
-    type Msg = paxos::messages::PaxosMsg;
-    fn boot(
-        id: u8,
-        n: usize,
-        boot: sim::Boot,
-        now: u64,
-        fx: &mut genericsmr::effects::Effects<Self::Msg>,
-        _tuning: &sim::Tuning,
-    ) -> Self {
-        let mut cfg = paxos::Config::new(id, n);
+impl Protocol for Broken {
+    const NAME: &'static str = "broken-paxos";
+    const ABOUT: &'static str = "Multi-Paxos whose acceptors accept below their promise";
+    const CAPS: Caps = Replica::CAPS;
+    type Msg = PaxosMsg;
+    fn codes() -> &'static [(u8, &'static str)] {
+        Replica::codes()
+    }
+    fn register(r: &mut Registrar<'_, PaxosMsg>) {
+        Replica::register(r)
+    }
+    fn boot(s: &Settings, boot: Boot, now: u64, fx: &mut Fx) -> Result<Self, BootError> {
+        let mut cfg = paxos::Config::from_settings(s)?;
         cfg.broken_accept_below_promise = true;
         let mut r = Replica::new(cfg);
         match boot {
-            sim::Boot::Fresh => {}
-            sim::Boot::Durable(recs) => r.restore(&recs).unwrap(),
-            sim::Boot::Amnesia => r.start_recovery(now, fx),
+            Boot::Fresh => {}
+            Boot::Durable(recs) => r.restore(&recs).unwrap(),
+            Boot::Amnesia => r.start_recovery(now, fx),
         }
-        Broken(r)
+        Ok(Broken(r))
     }
-    fn propose(
-        &mut self,
-        now: u64,
-        c: u64,
-        p: genericsmr::messages::Propose,
-        fx: &mut genericsmr::effects::Effects<Self::Msg>,
-    ) {
-        sim::SimReplica::propose(&mut self.0, now, c, p, fx)
+    fn handle(&mut self, now: u64, src: Source, m: PaxosMsg, fx: &mut Fx) {
+        self.0.handle(now, src, m, fx)
     }
-    fn deliver(
-        &mut self,
-        now: u64,
-        from: u8,
-        m: Self::Msg,
-        fx: &mut genericsmr::effects::Effects<Self::Msg>,
-    ) {
-        sim::SimReplica::deliver(&mut self.0, now, from, m, fx)
+    fn propose(&mut self, now: u64, c: u64, p: Propose, fx: &mut Fx) {
+        Protocol::propose(&mut self.0, now, c, p, fx)
     }
-    fn tick(&mut self, now: u64, fx: &mut genericsmr::effects::Effects<Self::Msg>) {
-        sim::SimReplica::tick(&mut self.0, now, fx)
+    fn be_leader(&mut self, now: u64, hint: bool, fx: &mut Fx) {
+        Protocol::be_leader(&mut self.0, now, hint, fx)
     }
-    fn flush(&mut self, now: u64, fx: &mut genericsmr::effects::Effects<Self::Msg>) {
-        sim::SimReplica::flush(&mut self.0, now, fx)
+    fn ping(&mut self, conn: u64, p: Ping, fx: &mut Fx) {
+        Protocol::ping(&mut self.0, conn, p, fx)
     }
-    fn be_leader(&mut self, now: u64, fx: &mut genericsmr::effects::Effects<Self::Msg>) {
-        sim::SimReplica::be_leader(&mut self.0, now, fx)
+    fn status(&self, nonce: u64) -> StatusReply {
+        Protocol::status(&self.0, nonce)
     }
-    fn status(&self) -> genericsmr::messages::StatusReply {
-        sim::SimReplica::status(&self.0)
+    fn log_request(&mut self, conn: u64, m: LogRequest, fx: &mut Fx) {
+        Protocol::log_request(&mut self.0, conn, m, fx)
+    }
+    fn tick(&mut self, now: u64, fx: &mut Fx) {
+        Protocol::tick(&mut self.0, now, fx)
+    }
+    fn flush(&mut self, now: u64, fx: &mut Fx) {
+        Protocol::flush(&mut self.0, now, fx)
     }
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
-        sim::SimReplica::committed_from(&self.0, from)
+        Protocol::committed_from(&self.0, from)
     }
 }
+
+type Fx = genericsmr::effects::Effects<PaxosMsg>;
 
 /// The checks must never silently stop working: a Paxos that breaks its
 /// promises is caught within the seeds CI runs, by the agreement invariant,

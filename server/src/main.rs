@@ -1,5 +1,7 @@
 //! `server`: one replica. Binds its peer and client ports, registers with the
-//! master, replays its durable log if any, then runs the protocol core.
+//! master, replays its durable log if any, then runs the chosen protocol's
+//! core in the shared runtime. Protocols come from the one registry (the
+//! `protocols` crate); nothing here names one.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,10 +10,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 use genericsmr::durable::{DurableLog, SyncPolicy};
-use genericsmr::effects::Driver;
+use genericsmr::effects::{Driver, Effects};
 use genericsmr::master_link;
 use genericsmr::messages::Register;
+use genericsmr::protocol::{Boot, Protocol, Rejoin, Settings};
 use genericsmr::rpc_table::RpcTable;
+use genericsmr::runtime;
 use genericsmr::transport::{Transport, TransportConfig};
 use genericsmr::ReplicaId;
 
@@ -43,8 +47,8 @@ struct Args {
     /// The replica replicates that shard's keys with the shard's other replicas only.
     #[arg(long, default_value_t = 0)]
     shard: u8,
-    /// Replication protocol.
-    #[arg(long, default_value = "paxos", value_parser = ["paxos", "epaxos", "mdlin"])]
+    /// Replication protocol (`bench protocols` describes each).
+    #[arg(long, default_value = protocols::DEFAULT, value_parser = clap::builder::PossibleValuesParser::new(protocols::NAMES))]
     protocol: String,
     /// Persist promises and votes in a checksummed log, fsynced before the replies that depend on them.
     #[arg(long, requires = "data_dir")]
@@ -61,11 +65,17 @@ struct Args {
     /// MDLin: when a shard leader answers a successor's coordination request:
     /// `fast` (at commit + coordination, the published protocol) or `safe`
     /// (once the operation's position is chosen; slower, simpler failover).
-    #[arg(long, default_value = "fast")]
-    coord: mdlin::CoordMode,
-    /// MDLin: an operation still uncoordinated after this long fails, in milliseconds.
-    #[arg(long, default_value_t = 3000)]
-    coord_timeout_ms: u64,
+    /// (Short for `--param coord=MODE`.)
+    #[arg(long)]
+    coord: Option<String>,
+    /// MDLin: an operation still uncoordinated after this long fails, in
+    /// milliseconds, default 3000. (Short for `--param coord-timeout-ms=MS`.)
+    #[arg(long)]
+    coord_timeout_ms: Option<u64>,
+    /// A setting only one protocol has, NAME=VALUE (repeatable); the
+    /// protocol refuses names it does not know. docs/protocols.md lists them.
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, String)>,
     /// Batch proposals that arrive together into one log slot.
     #[arg(long)]
     batch: bool,
@@ -112,9 +122,9 @@ struct Args {
     max_gaps: usize,
     /// Run a deliberately broken replica (for tests only): `follower-reads` and
     /// `forget-accepts` (with --durable) break Multi-Paxos, `drop-dependency`
-    /// breaks EPaxos. Refused unless the server was built with the `broken`
-    /// feature, as only its tests build it.
-    #[arg(long, value_parser = ["follower-reads", "forget-accepts", "drop-dependency"])]
+    /// breaks EPaxos (docs/broken.md). Refused unless the server was built
+    /// with the `broken` feature, as only its tests build it.
+    #[arg(long)]
     broken: Option<String>,
     /// Multi-Paxos and MDLin (per shard): a follower that hears nothing from its leader for a random
     /// time between this and twice this runs an election, in milliseconds (0:
@@ -152,7 +162,13 @@ fn main() -> anyhow::Result<()> {
     if a.max_command > a.max_frame / 4 {
         bail!("--max-command must be at most a quarter of --max-frame ({} bytes), so that a batch always fits in a frame", a.max_frame / 4);
     }
-    let broken = broken_variant(&a)?;
+    let info = protocols::info(&a.protocol).context(protocols::unknown(&a.protocol))?;
+    if a.durable && !info.caps.durable {
+        bail!(
+            "{} keeps no durable log; start it without --durable",
+            info.name
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(a.io_threads.max(1))
         .enable_all()
@@ -227,8 +243,8 @@ fn main() -> anyhow::Result<()> {
     // The protocol core runs over this shard's replicas, with local ids.
     let local = genericsmr::shard::local_id(me, n);
     let base = genericsmr::shard::global_id(shard, 0, n);
-    // MDLin shard leaders talk to each other: its mesh spans every replica.
-    let mesh = if a.protocol == "mdlin" {
+    // Some protocols' shard leaders talk to each other: their mesh spans every replica.
+    let mesh = if info.caps.sharded_mesh {
         0..total
     } else {
         genericsmr::shard::members(shard, n)
@@ -256,13 +272,12 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    let (core_id, base) = if a.protocol == "mdlin" {
+    let (core_id, base) = if info.caps.sharded_mesh {
         (me, 0)
     } else {
         (local, base)
     };
-    let mut core = Core::new(&a, core_id, n, shards, broken)?;
-    let mut replayed = 0;
+    let mut records = Vec::new();
     let log = match (&a.durable, &a.data_dir) {
         (true, Some(dir)) => {
             if recorded.is_none() {
@@ -270,199 +285,156 @@ fn main() -> anyhow::Result<()> {
             }
             let path = dir.join(format!("{}-replica-{me}.log", a.protocol));
             let (log, replay) = DurableLog::open(&path, a.sync)?;
-            core.restore(&replay.records)
-                .with_context(|| format!("cannot decode a record of {}", path.display()))?;
             tracing::info!(records = replay.records.len(), "replayed the durable log");
             println!(
                 "replayed {} records from {}",
                 replay.records.len(),
                 path.display()
             );
-            replayed = replay.records.len();
-            Some(log)
+            records = replay.records;
+            Some((log, path))
         }
         _ => None,
     };
     // A replica the group knows from before that has no votes on disk (no
-    // durable log, or an empty or new one) may have forgotten promises: it
-    // recovers before it votes.
-    let recover = reg.rejoin && replayed == 0;
-
-    if a.protocol == "mdlin" && reg.rejoin {
-        bail!("an MDLin replica keeps no durable log, so it cannot rejoin with its votes: start a fresh deployment");
-    }
-    if a.protocol == "epaxos" && reg.rejoin && replayed == 0 && !a.durable {
-        bail!("an EPaxos replica cannot rejoin without its votes: restart it with --durable and its old --data-dir");
-    }
-    let mut table = RpcTable::new();
-    let rx = core.register(&mut table);
-    let mut tcfg = TransportConfig::new(core_id, peers);
-    tcfg.id_offset = base;
-    tcfg.max_frame = a.max_frame;
-    tcfg.control = a.control;
-    let transport = Transport::start(rt.handle(), tcfg, Arc::new(table), peer_l, client_l);
-    if a.link_delay_ms > 0.0 {
-        let d = Duration::from_secs_f64(a.link_delay_ms / 1e3);
-        transport
-            .faults()
-            .set_link(u64::MAX, d, Duration::ZERO, 0.0, 0.0);
-    }
-    for (g, ms) in a.link_delays_ms.iter().enumerate() {
-        let in_shard = mesh.contains(&g);
-        if *ms > 0.0 && in_shard && g != me as usize {
-            let d = Duration::from_secs_f64(ms / 1e3);
-            transport
-                .faults()
-                .set_link(1 << (g - base as usize), d, Duration::ZERO, 0.0, 0.0);
+    // durable log, or an empty or new one) may have forgotten promises.
+    let boot = if !records.is_empty() {
+        Boot::Durable(records)
+    } else if reg.rejoin {
+        match info.caps.rejoin {
+            Rejoin::Recovers => Boot::Amnesia,
+            Rejoin::NeedsVotes if a.durable => Boot::Amnesia,
+            Rejoin::NeedsVotes => bail!(
+                "a {} replica cannot rejoin without its votes: restart it with --durable and its old --data-dir",
+                info.name
+            ),
+            Rejoin::Never => bail!(
+                "a {} replica keeps no durable log, so it cannot rejoin with its votes: start a fresh deployment",
+                info.name
+            ),
         }
-    }
-    master_link::keep_link(
-        rt.handle(),
-        transport.clone(),
-        a.master.clone(),
-        req,
-        master_stream,
-    );
-    println!("replica {me} serving");
-    core.run(rx, Driver::new(transport, log), recover)
-        .context("the durable log failed; stopping so as not to vote without it")?;
-    Ok(())
-}
-
-/// A deliberately broken variant asked for with --broken.
-#[derive(Debug, Clone, Copy)]
-enum Broken {
-    Paxos(paxos::broken::Broken),
-    Epaxos(epaxos::broken::Broken),
-}
-
-/// The variant --broken asks for, if any, once this build is known to have
-/// it and the other flags fit it.
-fn broken_variant(a: &Args) -> anyhow::Result<Option<Broken>> {
-    let Some(name) = a.broken.as_deref() else {
-        return Ok(None);
+    } else {
+        Boot::Fresh
     };
-    if !paxos::broken::BUILT || !epaxos::broken::BUILT {
-        bail!("this server was built without the `broken` feature; broken variants exist only for tests");
-    }
-    let (b, protocol) = match name {
-        "follower-reads" => (Broken::Paxos(paxos::broken::Broken::FollowerReads), "paxos"),
-        "forget-accepts" => (Broken::Paxos(paxos::broken::Broken::ForgetAccepts), "paxos"),
-        "drop-dependency" => (
-            Broken::Epaxos(epaxos::broken::Broken::DropDependency),
-            "epaxos",
-        ),
-        other => bail!("no broken variant named {other:?}"),
+    let settings = settings(&a, core_id, n, shards);
+    let path = log.as_ref().map(|(_, p)| p.clone());
+    let handle = rt.handle().clone();
+    let serve = Serve {
+        settings,
+        boot,
+        durable: log.is_some(),
+        start: Box::new(move |table: RpcTable| {
+            let mut tcfg = TransportConfig::new(core_id, peers);
+            tcfg.id_offset = base;
+            tcfg.max_frame = a.max_frame;
+            tcfg.control = a.control;
+            let transport = Transport::start(&handle, tcfg, Arc::new(table), peer_l, client_l);
+            if a.link_delay_ms > 0.0 {
+                let d = Duration::from_secs_f64(a.link_delay_ms / 1e3);
+                transport
+                    .faults()
+                    .set_link(u64::MAX, d, Duration::ZERO, 0.0, 0.0);
+            }
+            for (g, ms) in a.link_delays_ms.iter().enumerate() {
+                let in_shard = mesh.contains(&g);
+                if *ms > 0.0 && in_shard && g != me as usize {
+                    let d = Duration::from_secs_f64(ms / 1e3);
+                    transport.faults().set_link(
+                        1 << (g - base as usize),
+                        d,
+                        Duration::ZERO,
+                        0.0,
+                        0.0,
+                    );
+                }
+            }
+            master_link::keep_link(
+                &handle,
+                transport.clone(),
+                a.master.clone(),
+                req,
+                master_stream,
+            );
+            println!("replica {me} serving");
+            Driver::new(transport, log.map(|(l, _)| l))
+        }),
     };
-    if a.protocol != protocol {
-        bail!(
-            "--broken {name} breaks --protocol {protocol}, not {}",
-            a.protocol
-        );
-    }
-    if name == "forget-accepts" && !a.durable {
-        bail!(
-            "--broken forget-accepts needs --durable: it forgets what the durable log should keep"
-        );
-    }
-    Ok(Some(b))
+    protocols::visit(info.name, serve)
+        .context(protocols::unknown(info.name))?
+        .map_err(|e| match path {
+            Some(p) => e.context(format!("durable log {}", p.display())),
+            None => e,
+        })
 }
 
-/// The protocol core this server runs.
-enum Core {
-    Paxos(Box<paxos::Replica>),
-    Epaxos(Box<epaxos::Replica>),
-    Mdlin(Box<mdlin::Replica>),
+/// `--param NAME=VALUE`.
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("expected NAME=VALUE, not {s:?}"))
 }
 
-/// The receivers of the chosen protocol.
-enum Receivers {
-    Paxos(paxos::runtime::Receivers),
-    Epaxos(epaxos::runtime::Receivers),
-    Mdlin(mdlin::runtime::Receivers),
-}
-
-impl Core {
-    fn new(
-        a: &Args,
-        me: ReplicaId,
-        n: usize,
-        shards: usize,
-        broken: Option<Broken>,
-    ) -> anyhow::Result<Core> {
-        if a.protocol == "mdlin" {
-            let mut cfg = mdlin::Config::new(me, n, shards);
-            cfg.mode = a.coord;
-            cfg.thrifty = a.thrifty;
-            cfg.coord_timeout_ns = a.coord_timeout_ms.saturating_mul(1_000_000);
-            cfg.election_timeout_ns = a.election_timeout_ms.saturating_mul(1_000_000);
-            cfg.hint_quiet_ns = a.election_hint_quiet_ms.saturating_mul(1_000_000);
-            return Ok(Core::Mdlin(Box::new(mdlin::Replica::new(cfg))));
-        }
-        if a.protocol == "epaxos" {
-            let mut cfg = epaxos::Config::new(me, n);
-            cfg.thrifty = a.thrifty;
-            cfg.batch = a.batch;
-            cfg.batch_max = a.batch_max;
-            cfg.reply_after_exec = a.reply_after_exec;
-            cfg.max_command_bytes = a.max_command;
-            cfg.keep_executed = a.gc_horizon;
-            cfg.transfer.chunk_bytes = a.snapshot_chunk;
-            cfg.dedup.max_gaps = a.max_gaps;
-            if let Some(Broken::Epaxos(b)) = broken {
-                cfg.set_broken(b)?;
-                tracing::warn!(variant = ?b, "running a deliberately broken replica");
-            }
-            return Ok(Core::Epaxos(Box::new(epaxos::Replica::new(cfg))));
-        }
-        let mut cfg = paxos::Config::new(me, n);
-        cfg.thrifty = a.thrifty;
-        cfg.batch = a.batch;
-        cfg.batch_max = a.batch_max;
-        cfg.reply_after_exec = a.reply_after_exec;
-        cfg.max_command_bytes = a.max_command;
-        cfg.max_batch_bytes = a.max_frame / 4;
-        cfg.dedup.max_gaps = a.max_gaps;
-        cfg.election_timeout_ns = a.election_timeout_ms.saturating_mul(1_000_000);
-        cfg.hint_quiet_ns = a.election_hint_quiet_ms.saturating_mul(1_000_000);
-        if let Some(Broken::Paxos(b)) = broken {
-            cfg.set_broken(b)?;
-            tracing::warn!(variant = ?b, "running a deliberately broken replica");
-        }
-        Ok(Core::Paxos(Box::new(paxos::Replica::new(cfg))))
+/// What the flags ask of the protocol core of replica `id` (its id in the
+/// core) of `n` per shard.
+fn settings(a: &Args, id: ReplicaId, n: usize, shards: usize) -> Settings {
+    let ms = |v: u64| v.saturating_mul(1_000_000);
+    let mut params = Vec::new();
+    if let Some(c) = &a.coord {
+        params.push(("coord".to_string(), c.clone()));
     }
+    if let Some(t) = a.coord_timeout_ms {
+        params.push(("coord-timeout-ms".to_string(), t.to_string()));
+    }
+    params.extend(a.params.iter().cloned());
+    Settings {
+        id,
+        n,
+        shards,
+        durable: a.durable,
+        thrifty: a.thrifty,
+        batch: a.batch,
+        batch_max: Some(a.batch_max),
+        reply_after_exec: a.reply_after_exec,
+        max_command: Some(a.max_command),
+        max_frame: Some(a.max_frame),
+        gc_horizon: Some(a.gc_horizon),
+        window: None,
+        snapshot_chunk: Some(a.snapshot_chunk),
+        snapshot_timeout_ns: None,
+        max_gaps: Some(a.max_gaps),
+        election_timeout_ns: Some(ms(a.election_timeout_ms)),
+        hint_quiet_ns: Some(ms(a.election_hint_quiet_ms)),
+        record_commits: false,
+        broken: a.broken.clone(),
+        params,
+    }
+}
 
-    fn restore(&mut self, records: &[bytes::Bytes]) -> anyhow::Result<()> {
-        match self {
-            Core::Paxos(c) => c.restore(records)?,
-            Core::Epaxos(c) => c.restore(records)?,
-            Core::Mdlin(_) if !records.is_empty() => {
-                anyhow::bail!("MDLin keeps no durable log; do not start it with --durable")
-            }
-            Core::Mdlin(_) => {}
-        }
+/// Boots the chosen protocol's core, starts the transport with its message
+/// codes registered, and runs it in the shared runtime.
+struct Serve {
+    settings: Settings,
+    boot: Boot,
+    durable: bool,
+    /// Starts the transport (and the master link) on the filled rpc table.
+    start: Box<dyn FnOnce(RpcTable) -> Driver>,
+}
+
+impl protocols::Visit for Serve {
+    type Out = anyhow::Result<()>;
+
+    fn visit<P: Protocol>(self) -> anyhow::Result<()> {
+        let mut fx = if self.durable {
+            Effects::default()
+        } else {
+            Effects::without_persistence()
+        };
+        let core = P::boot(&self.settings, self.boot, 0, &mut fx)?;
+        let mut table = RpcTable::new();
+        let lanes = runtime::register::<P>(&mut table);
+        let driver = (self.start)(table);
+        runtime::run(core, lanes, driver, fx)
+            .context("the durable log failed; stopping so as not to vote without it")?;
         Ok(())
-    }
-
-    fn register(&self, t: &mut RpcTable) -> Receivers {
-        match self {
-            Core::Paxos(_) => Receivers::Paxos(paxos::runtime::register(t)),
-            Core::Epaxos(_) => Receivers::Epaxos(epaxos::runtime::register(t)),
-            Core::Mdlin(_) => Receivers::Mdlin(mdlin::runtime::register(t)),
-        }
-    }
-
-    fn run(
-        self,
-        rx: Receivers,
-        driver: Driver,
-        recover: bool,
-    ) -> Result<(), genericsmr::durable::DurableError> {
-        match (self, rx) {
-            (Core::Paxos(c), Receivers::Paxos(rx)) => paxos::runtime::run(*c, rx, driver, recover),
-            (Core::Epaxos(c), Receivers::Epaxos(rx)) => epaxos::runtime::run(*c, rx, driver),
-            (Core::Mdlin(c), Receivers::Mdlin(rx)) => mdlin::runtime::run(*c, rx, driver),
-            _ => unreachable!("receivers are registered for the core's own protocol"),
-        }
     }
 }

@@ -14,7 +14,8 @@
 //! converged (and, unless the protocol is leaderless, that one leads), and runs the linearizability checker on
 //! the clients' history (which also catches a lost acknowledged write).
 //!
-//! A protocol plugs in by implementing [`SimReplica`].
+//! A protocol plugs in by implementing [`genericsmr::protocol::Protocol`],
+//! the same trait the runtime drives.
 
 #![warn(missing_docs)]
 
@@ -31,50 +32,9 @@ use genericsmr::{ConnId, ReplicaId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// How a replica (re)starts.
-#[derive(Debug, Clone)]
-pub enum Boot {
-    /// For the first time.
-    Fresh,
-    /// After a crash, with the records it had persisted.
-    Durable(Vec<Bytes>),
-    /// After a crash, with nothing: it must recover before voting.
-    Amnesia,
-}
-
-/// What the simulator needs of a protocol core.
-pub trait SimReplica: Sized {
-    /// The protocol's peer message.
-    type Msg: Clone + Debug;
-    /// Whether the protocol has no leader (every replica proposes, as in
-    /// EPaxos). Then the end of a run does not ask for one; the other final
-    /// checks (everything committed is executed everywhere) still apply.
-    const LEADERLESS: bool = false;
-    /// Starts replica `id` of `n`, with the thresholds `tuning` sets (the
-    /// protocol's defaults where it sets none).
-    fn boot(
-        id: ReplicaId,
-        n: usize,
-        boot: Boot,
-        now: u64,
-        fx: &mut Effects<Self::Msg>,
-        tuning: &Tuning,
-    ) -> Self;
-    /// A client proposal arriving on connection `client`.
-    fn propose(&mut self, now: u64, client: ConnId, p: Propose, fx: &mut Effects<Self::Msg>);
-    /// A peer message.
-    fn deliver(&mut self, now: u64, from: ReplicaId, m: Self::Msg, fx: &mut Effects<Self::Msg>);
-    /// Timers.
-    fn tick(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
-    /// End of a burst of events.
-    fn flush(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
-    /// The master asks this replica to lead.
-    fn be_leader(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
-    /// Role, ballot, commit index, digest.
-    fn status(&self) -> StatusReply;
-    /// (slot, hash of its value) of every committed slot at or after `from`.
-    fn committed_from(&self, from: u64) -> Vec<(u64, u64)>;
-}
+use genericsmr::protocol::Settings;
+pub use genericsmr::protocol::{Boot, Protocol};
+use genericsmr::rpc_table::Source;
 
 /// Thresholds a simulation sets low, so that a run of a few hundred
 /// operations crosses what a deployment meets after many thousands. `None`
@@ -92,6 +52,25 @@ pub struct Tuning {
     pub max_gaps: Option<usize>,
     /// Election timeout of protocols whose replicas elect their own leader.
     pub election_timeout_ns: Option<u64>,
+}
+
+impl Tuning {
+    /// The settings replica `id` of `n` boots with: these thresholds, the
+    /// protocol's defaults for the rest, and a record of commits kept for
+    /// the agreement check.
+    pub fn settings(&self, id: ReplicaId, n: usize) -> Settings {
+        Settings {
+            gc_horizon: self.gc_horizon,
+            window: self.window,
+            snapshot_chunk: self.chunk_bytes,
+            // A lost chunk is asked for again as soon as a lost vote would be.
+            snapshot_timeout_ns: Some(400_000_000),
+            max_gaps: self.max_gaps,
+            election_timeout_ns: self.election_timeout_ns,
+            record_commits: true,
+            ..Settings::new(id, n)
+        }
+    }
 }
 
 /// One simulation's settings.
@@ -264,7 +243,7 @@ const ATTEMPT: u64 = 300_000_000;
 const GIVE_UP: u64 = 3_000_000_000;
 const SETTLE: u64 = 4_000_000_000;
 
-struct Sim<R: SimReplica> {
+struct Sim<R: Protocol> {
     cfg: Config,
     rng: SmallRng,
     now: u64,
@@ -284,7 +263,7 @@ struct Sim<R: SimReplica> {
 }
 
 /// Runs one simulation.
-pub fn run<R: SimReplica>(cfg: &Config, trace: bool) -> Report {
+pub fn run<R: Protocol>(cfg: &Config, trace: bool) -> Report {
     let mut s: Sim<R> = Sim {
         cfg: cfg.clone(),
         rng: SmallRng::seed_from_u64(cfg.seed),
@@ -368,7 +347,7 @@ pub fn run<R: SimReplica>(cfg: &Config, trace: bool) -> Report {
     }
 }
 
-impl<R: SimReplica> Sim<R> {
+impl<R: Protocol> Sim<R> {
     fn at(&mut self, time: u64, kind: Kind<R::Msg>) {
         self.seq += 1;
         self.queue.push(Event {
@@ -390,7 +369,10 @@ impl<R: SimReplica> Sim<R> {
 
     fn boot(&mut self, r: ReplicaId, how: Boot) {
         let mut fx = std::mem::take(&mut self.fx);
-        let core = R::boot(r, self.cfg.n, how, self.now, &mut fx, &self.cfg.tuning);
+        let settings = self.cfg.tuning.settings(r, self.cfg.n);
+        // The simulator's own settings and records: a failure is a bug worth a loud stop.
+        let core = R::boot(&settings, how, self.now, &mut fx)
+            .unwrap_or_else(|e| panic!("replica {r} cannot boot: {e}"));
         self.nodes[r as usize].core = Some(core);
         self.nodes[r as usize].checked_upto = 0;
         self.fx = fx;
@@ -481,7 +463,7 @@ impl<R: SimReplica> Sim<R> {
         };
         let from = self.nodes[r as usize].checked_upto;
         let committed = core.committed_from(from);
-        let commit_index = core.status().commit_index;
+        let commit_index = core.status(0).commit_index;
         for (slot, h) in committed {
             let (first, by) = *self.chosen.entry(slot).or_insert((h, r));
             if first != h && self.violation.is_none() {
@@ -500,7 +482,7 @@ impl<R: SimReplica> Sim<R> {
                     return; // a partition cut it off in flight
                 }
                 self.log(|| format!("{from} -> {to}  {}", short(&msg)));
-                self.on(to, |c, now, fx| c.deliver(now, from, msg, fx));
+                self.on(to, |c, now, fx| c.handle(now, Source::Peer(from), msg, fx));
             }
             Kind::Propose { client, to, cmd } => {
                 self.log(|| {
@@ -618,7 +600,7 @@ impl<R: SimReplica> Sim<R> {
             .filter(|n| {
                 n.core
                     .as_ref()
-                    .is_none_or(|c| c.status().role == role::RECOVERING)
+                    .is_none_or(|c| c.status(0).role == role::RECOVERING)
             })
             .count();
         if down < f {
@@ -643,7 +625,7 @@ impl<R: SimReplica> Sim<R> {
         let visible = |s: &Self, r: usize| !s.faulty() || s.side[r] == 0;
         let statuses: Vec<StatusReply> = (0..self.cfg.n)
             .filter(|r| visible(self, *r))
-            .filter_map(|r| self.nodes[r].core.as_ref().map(|c| c.status()))
+            .filter_map(|r| self.nodes[r].core.as_ref().map(|c| c.status(0)))
             .collect();
         let false_suspicion = self.faulty() && self.rng.gen_bool(self.cfg.suspicion);
         if statuses.iter().any(|s| s.role == role::LEADER) && !false_suspicion {
@@ -664,7 +646,7 @@ impl<R: SimReplica> Sim<R> {
         if let Some(r) = best {
             self.log(|| format!("master asks replica {r} to lead"));
             self.asked = Some((r, self.now));
-            self.on(r, |c, now, fx| c.be_leader(now, fx));
+            self.on(r, |c, now, fx| c.be_leader(now, false, fx));
         }
     }
 
@@ -780,7 +762,7 @@ impl<R: SimReplica> Sim<R> {
         let st: Vec<StatusReply> = self
             .nodes
             .iter()
-            .filter_map(|n| n.core.as_ref().map(|c| c.status()))
+            .filter_map(|n| n.core.as_ref().map(|c| c.status(0)))
             .collect();
         if st.len() < self.cfg.n {
             self.violation = Some("a replica is still down after the settle phase".into());
@@ -809,7 +791,7 @@ impl<R: SimReplica> Sim<R> {
                 "the clients got {} answers but no replica executed anything",
                 self.acked
             ));
-        } else if !R::LEADERLESS && !st.iter().any(|s| s.role == role::LEADER) {
+        } else if !R::CAPS.leaderless && !st.iter().any(|s| s.role == role::LEADER) {
             self.violation = Some("no leader after the settle phase".into());
         }
     }
@@ -826,12 +808,12 @@ pub fn seeds() -> u64 {
 /// Runs seeds `0..seeds()` with the configuration `mk` gives each, and panics
 /// listing every failing seed (with how to replay it), or if the clients made
 /// too little progress for the run to mean anything. For test suites.
-pub fn check_seeds<R: SimReplica>(protocol: &str, mk: impl Fn(u64) -> Config) {
+pub fn check_seeds<R: Protocol>(protocol: &str, mk: impl Fn(u64) -> Config) {
     check_seed_count::<R>(protocol, seeds(), mk)
 }
 
 /// [`check_seeds`] over seeds `0..count`.
-pub fn check_seed_count<R: SimReplica>(protocol: &str, count: u64, mk: impl Fn(u64) -> Config) {
+pub fn check_seed_count<R: Protocol>(protocol: &str, count: u64, mk: impl Fn(u64) -> Config) {
     let mut failed = Vec::new();
     let mut acked = 0;
     for seed in 0..count {

@@ -1,0 +1,253 @@
+//! The one seam every replication protocol plugs into.
+//!
+//! A protocol is a pure core (no sockets, threads or clocks) that implements
+//! [`Protocol`]: it registers its own message codes, boots from [`Settings`]
+//! (fresh, from its durable records, or with nothing after a crash), handles
+//! one message at a time given `now`, and queues what it wants done in
+//! [`Effects`]. The same implementation is driven by the real runtime
+//! ([`crate::runtime::run`]), by the deterministic simulator (`sim`) and by
+//! handler tests, and the server, bench and client find it through one
+//! registry (the `protocols` crate). docs/protocols.md walks through adding one.
+
+use bytes::Bytes;
+
+use crate::effects::Effects;
+use crate::messages::{LogRequest, Ping, Propose, StatusReply};
+use crate::rpc_table::{RpcTable, Source};
+use crate::runtime::Inbound;
+use crate::wire::{Frame, Message};
+use crate::{ConnId, ReplicaId};
+
+/// How a replica whose group knows it from before rejoins when it has no
+/// votes on disk (it ran without `--durable`, or lost its data folder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejoin {
+    /// It recovers what it may have promised from a majority before it votes
+    /// ([`Boot::Amnesia`]).
+    Recovers,
+    /// It cannot vote safely without its votes: it must restart with
+    /// `--durable` and its old data folder.
+    NeedsVotes,
+    /// It cannot rejoin at all; start a fresh deployment.
+    Never,
+}
+
+/// What a protocol declares about itself, so that the runtime, the
+/// simulator, the master and the tools treat it right without naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Every replica proposes and none leads (EPaxos): nobody is asked to
+    /// lead, and clients may send to any replica.
+    pub leaderless: bool,
+    /// Replicas elect their own leader; the master only reports it and hints.
+    pub elects: bool,
+    /// The replica can keep its votes in a durable log (`--durable`).
+    pub durable: bool,
+    /// What a replica that lost its votes can do (see [`Rejoin`]).
+    pub rejoin: Rejoin,
+    /// The transport spans every replica of every shard and the core uses
+    /// global ids (MDLin's shard leaders talk to each other); otherwise it
+    /// spans the replica's own shard with local ids.
+    pub sharded_mesh: bool,
+    /// Clients send chained multi-dispatch requests (MDLin), which the
+    /// bench drives with its multi-dispatch clients and the MDL checker.
+    pub multi_dispatch: bool,
+}
+
+/// How a replica (re)starts.
+#[derive(Debug, Clone)]
+pub enum Boot {
+    /// For the first time.
+    Fresh,
+    /// After a crash, with the records it had persisted (oldest first).
+    Durable(Vec<Bytes>),
+    /// After a crash, with nothing: it must recover before voting.
+    Amnesia,
+}
+
+/// Settings every protocol reads what applies to it from. Thresholds left at
+/// `None` keep the protocol's own default, so the simulator can set only the
+/// ones it crosses, and a protocol that has no such threshold ignores it.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// This replica's id in the core: its local id in its shard, or its
+    /// global id when the protocol has a [`Caps::sharded_mesh`].
+    pub id: ReplicaId,
+    /// Replicas per shard.
+    pub n: usize,
+    /// Shards in the deployment (1 unless sharded).
+    pub shards: usize,
+    /// Whether the replica keeps a durable log.
+    pub durable: bool,
+    /// Send phase-2 messages to a bare majority only.
+    pub thrifty: bool,
+    /// Batch proposals that arrive together into one slot or instance.
+    pub batch: bool,
+    /// Most commands in one batch.
+    pub batch_max: Option<usize>,
+    /// Reply to writes after execution instead of at commit.
+    pub reply_after_exec: bool,
+    /// Largest command accepted from a client, bytes.
+    pub max_command: Option<usize>,
+    /// Largest frame on the network, bytes (batches must fit in one).
+    pub max_frame: Option<usize>,
+    /// Executed slots or instances kept for peers that still ask about them;
+    /// a peer further behind gets a snapshot.
+    pub gc_horizon: Option<u64>,
+    /// How far a slot or instance number may run ahead of what is executed.
+    pub window: Option<u64>,
+    /// Bytes of snapshot in one message.
+    pub snapshot_chunk: Option<usize>,
+    /// How long a replica waits for the next piece of a snapshot before it
+    /// asks again, ns.
+    pub snapshot_timeout_ns: Option<u64>,
+    /// Gaps in a client's executed sequence numbers the dedup table keeps.
+    pub max_gaps: Option<usize>,
+    /// Election timeout of protocols whose replicas elect their own leader, ns.
+    pub election_timeout_ns: Option<u64>,
+    /// How long a follower must not have heard its leader before a hint from
+    /// the master makes it campaign, ns.
+    pub hint_quiet_ns: Option<u64>,
+    /// Keep a record of every commit, for the simulator's agreement check.
+    pub record_commits: bool,
+    /// A deliberately broken variant, by name (tests only; a protocol refuses
+    /// names it does not know, and every name in a build without its
+    /// `broken` feature).
+    pub broken: Option<String>,
+    /// Settings only one protocol has, as `name=value` pairs (`server
+    /// --param`); a protocol refuses names it does not know.
+    pub params: Vec<(String, String)>,
+}
+
+impl Settings {
+    /// Settings for replica `id` of an unsharded group of `n`, everything
+    /// else at the protocol's defaults.
+    pub fn new(id: ReplicaId, n: usize) -> Self {
+        Settings {
+            id,
+            n,
+            shards: 1,
+            ..Default::default()
+        }
+    }
+
+    /// The value of protocol-specific parameter `name`, if given.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Refuses parameters outside `known` (a misspelt one would otherwise be
+    /// ignored without a word).
+    pub fn check_params(&self, protocol: &str, known: &[&str]) -> Result<(), BootError> {
+        match self
+            .params
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
+            Some((k, _)) => Err(BootError::Settings(format!(
+                "{protocol} has no parameter {k:?} (it has: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a replica could not boot.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The settings do not fit the protocol.
+    #[error("{0}")]
+    Settings(String),
+    /// A durable record does not decode.
+    #[error("cannot replay the durable log: {0}")]
+    Replay(String),
+}
+
+/// Registers a protocol's own message types in the rpc table: each type
+/// code goes into the lane it is drained from, with the classes of
+/// connection it is accepted on.
+pub struct Registrar<'a, M> {
+    pub(crate) table: &'a mut RpcTable,
+    pub(crate) peer: crossbeam_channel::Sender<(Source, Inbound<M>)>,
+    pub(crate) client: crossbeam_channel::Sender<(Source, Inbound<M>)>,
+}
+
+impl<M: Send + 'static> Registrar<'_, M> {
+    /// A message between replicas of the deployment.
+    pub fn peer<T: Message + 'static>(&mut self, wrap: fn(T) -> M) {
+        self.table
+            .register_into(crate::rpc_table::class::PEER, self.peer.clone(), move |m| {
+                Inbound::Msg(wrap(m))
+            });
+    }
+
+    /// A message from clients (or, with `class::PEER` in `classes`, also
+    /// from peers), drained after every peer message.
+    pub fn client<T: Message + 'static>(&mut self, classes: u8, wrap: fn(T) -> M) {
+        self.table
+            .register_into(classes, self.client.clone(), move |m| Inbound::Msg(wrap(m)));
+    }
+}
+
+/// A replication protocol's core.
+pub trait Protocol: Sized + Send + 'static {
+    /// The name users choose it by (`--protocol NAME`).
+    const NAME: &'static str;
+    /// One line on what it is, for `--help` and docs.
+    const ABOUT: &'static str;
+    /// What it declares about itself.
+    const CAPS: Caps;
+    /// Its own messages (between replicas, and any client message beyond
+    /// the shared `Propose`).
+    type Msg: Frame + Clone + std::fmt::Debug + Send + 'static;
+
+    /// The type codes and names of its messages (fault rules and tools name
+    /// messages by these).
+    fn codes() -> &'static [(u8, &'static str)];
+    /// Registers each of its message types (see [`Registrar`]).
+    fn register(r: &mut Registrar<'_, Self::Msg>);
+    /// Starts a replica. `fx` takes what it must send at once (a replica
+    /// recovering from amnesia asks its peers).
+    fn boot(
+        s: &Settings,
+        boot: Boot,
+        now: u64,
+        fx: &mut Effects<Self::Msg>,
+    ) -> Result<Self, BootError>;
+
+    /// One of its own messages, from a peer or a connection.
+    fn handle(&mut self, now: u64, src: Source, m: Self::Msg, fx: &mut Effects<Self::Msg>);
+    /// A client's proposal on connection `conn`.
+    fn propose(&mut self, now: u64, conn: ConnId, p: Propose, fx: &mut Effects<Self::Msg>);
+    /// The master or an operator asks this replica to lead; a `hint` only
+    /// makes it campaign if it has not heard its leader for a while.
+    fn be_leader(&mut self, now: u64, hint: bool, fx: &mut Effects<Self::Msg>);
+    /// The master's liveness probe on connection `conn` (answered by the core
+    /// so that a hung core looks dead).
+    fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<Self::Msg>);
+    /// Role, ballot, commit and execution counters, digest.
+    fn status(&self, nonce: u64) -> StatusReply;
+    /// A request for part of the log, answered on `conn`.
+    fn log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<Self::Msg>);
+    /// Timers (retransmissions, heartbeats, elections); called every few ms.
+    fn tick(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
+    /// End of a burst of messages (batching, execution).
+    fn flush(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
+    /// (position, hash of its value) of every commit at or after `from`, in
+    /// an order every replica shares, for the simulator's agreement check.
+    fn committed_from(&self, from: u64) -> Vec<(u64, u64)>;
+    /// Snapshots installed from peers and sent to them (zero for a protocol
+    /// without snapshots).
+    fn snapshots(&self) -> (u64, u64) {
+        (0, 0)
+    }
+}

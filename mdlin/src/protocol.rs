@@ -1,0 +1,150 @@
+//! MDLin on the protocol seam: how the runtime and the registry see
+//! [`Replica`]. Its replicas talk over one mesh of every shard (global ids),
+//! and its clients send chained multi-dispatch requests beside plain ones.
+
+use genericsmr::effects::Effects;
+use genericsmr::messages::{LogRequest, Ping, Propose, StatusReply};
+use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Rejoin, Settings};
+use genericsmr::rpc_table::{class, Source};
+use genericsmr::wire::Marshal;
+use genericsmr::ConnId;
+
+use crate::messages::*;
+use crate::replica::{Config, CoordMode, Replica, SlotState};
+
+/// Parameters only MDLin has (`server --param NAME=VALUE`).
+const PARAMS: [&str; 2] = ["coord", "coord-timeout-ms"];
+
+impl Config {
+    /// The configuration `s` asks for (the defaults of [`Config::new`] where
+    /// it is silent).
+    pub fn from_settings(s: &Settings) -> Result<Config, BootError> {
+        s.check_params(Replica::NAME, &PARAMS)?;
+        if s.broken.is_some() {
+            return Err(BootError::Settings("MDLin has no broken variants".into()));
+        }
+        let mut cfg = Config::new(s.id, s.n, s.shards.max(1));
+        cfg.thrifty = s.thrifty;
+        if let Some(m) = s.param("coord") {
+            cfg.mode = m.parse::<CoordMode>().map_err(BootError::Settings)?;
+        }
+        if let Some(ms) = s.param("coord-timeout-ms") {
+            let ms: u64 = ms.parse().map_err(|_| {
+                BootError::Settings(format!("coord-timeout-ms must be milliseconds, not {ms:?}"))
+            })?;
+            cfg.coord_timeout_ns = ms.saturating_mul(1_000_000);
+        }
+        if let Some(v) = s.election_timeout_ns {
+            cfg.election_timeout_ns = v;
+        }
+        if let Some(v) = s.hint_quiet_ns {
+            cfg.hint_quiet_ns = v;
+        }
+        cfg.record_order = s.record_commits;
+        Ok(cfg)
+    }
+}
+
+impl Protocol for Replica {
+    const NAME: &'static str = "mdlin";
+    const ABOUT: &'static str =
+        "MDLin: sharded Multi-Paxos with multi-dispatch linearizability across shards";
+    const CAPS: Caps = Caps {
+        leaderless: false,
+        elects: true,
+        durable: false,
+        rejoin: Rejoin::Never,
+        sharded_mesh: true,
+        multi_dispatch: true,
+    };
+    type Msg = MdlMsg;
+
+    fn codes() -> &'static [(u8, &'static str)] {
+        &CODES
+    }
+
+    fn register(r: &mut Registrar<'_, MdlMsg>) {
+        r.client(class::CLIENT, MdlMsg::Propose);
+        // From clients, and from successor leaders retrying.
+        r.client(class::CLIENT | class::PEER, MdlMsg::CoordReq);
+        r.peer(MdlMsg::CoordReply);
+        r.peer(MdlMsg::Accept);
+        r.peer(MdlMsg::AcceptReply);
+        r.peer(MdlMsg::Commit);
+        r.peer(MdlMsg::CommitShort);
+        r.peer(MdlMsg::Prepare);
+        r.peer(MdlMsg::PrepareReply);
+        r.peer(MdlMsg::SuccTsRequest);
+        r.peer(MdlMsg::SuccTsReply);
+        r.peer(MdlMsg::CatchupRequest);
+        r.peer(MdlMsg::CatchupReply);
+    }
+
+    fn boot(
+        s: &Settings,
+        boot: Boot,
+        _now: u64,
+        _fx: &mut Effects<MdlMsg>,
+    ) -> Result<Self, BootError> {
+        match boot {
+            Boot::Fresh => Ok(Replica::new(Config::from_settings(s)?)),
+            Boot::Durable(_) | Boot::Amnesia => Err(BootError::Settings(
+                "an MDLin replica keeps no durable log, so it cannot rejoin with its votes: start a fresh deployment".into(),
+            )),
+        }
+    }
+
+    fn handle(&mut self, now: u64, src: Source, m: MdlMsg, fx: &mut Effects<MdlMsg>) {
+        match (src, m) {
+            (Source::Conn(c), MdlMsg::Propose(p)) => self.handle_propose(now, c, p, fx),
+            (Source::Conn(_), MdlMsg::CoordReq(m)) => self.handle_coord_req(now, None, m, fx),
+            (Source::Peer(from), m) => self.handle_peer(now, from, m, fx),
+            // The rpc table takes no other message from a connection.
+            (Source::Conn(_), _) => {}
+        }
+    }
+
+    fn propose(&mut self, now: u64, conn: ConnId, p: Propose, fx: &mut Effects<MdlMsg>) {
+        self.handle_plain_propose(now, conn, p, fx)
+    }
+
+    fn be_leader(&mut self, now: u64, hint: bool, fx: &mut Effects<MdlMsg>) {
+        if hint {
+            self.handle_leader_hint(now, fx)
+        } else {
+            self.handle_be_leader(now, fx)
+        }
+    }
+
+    fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<MdlMsg>) {
+        self.handle_ping(conn, p, fx)
+    }
+
+    fn status(&self, nonce: u64) -> StatusReply {
+        Replica::status(self, nonce)
+    }
+
+    fn log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<MdlMsg>) {
+        self.handle_log_request(conn, m, fx)
+    }
+
+    fn tick(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        Replica::tick(self, now, fx)
+    }
+
+    fn flush(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        Replica::flush(self, now, fx)
+    }
+
+    fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
+        let slots = self.log().iter().enumerate().skip(from as usize);
+        slots
+            .filter(|(_, s)| s.state == SlotState::Committed)
+            .map(|(i, s)| {
+                let mut b = bytes::BytesMut::new();
+                s.entry.marshal(&mut b);
+                (i as u64, xxhash_rust::xxh3::xxh3_64(&b))
+            })
+            .collect()
+    }
+}
