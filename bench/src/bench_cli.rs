@@ -67,6 +67,8 @@ enum Cmd {
     Sim(SimArgs),
     /// Check a recorded history (JSON lines, see docs/bench.md) for linearizability.
     Check(CheckArgs),
+    /// List the registered protocols and what each declares (docs/protocols.md).
+    Protocols,
     /// (internal) The echo server `bench transport` measures.
     #[command(hide = true)]
     TransportEcho {
@@ -636,6 +638,10 @@ pub fn main() -> anyhow::Result<()> {
         Cmd::Sweep(a) => sweep(&rt, a),
         Cmd::Check(a) => check_cmd(a),
         Cmd::Sim(a) => sim_cmd(a),
+        Cmd::Protocols => {
+            print!("{}", protocols_table());
+            Ok(())
+        }
         Cmd::Chaos(a) => chaos_cmd(&rt, a),
         Cmd::TransportEcho { port } => bench::transport_bench::serve_echo(port),
         Cmd::Transport(a) => rt.block_on(transport(a)),
@@ -1137,6 +1143,33 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
         checker::Verdict::Undecided => std::process::exit(2),
         checker::Verdict::Vacuous => std::process::exit(3),
     }
+}
+
+/// `bench protocols`: one line per registered protocol.
+fn protocols_table() -> String {
+    let mut out = String::from("protocol  leader     durable  rejoin without votes  what it is\n");
+    for i in protocols::all() {
+        let c = i.caps;
+        let leader = match (c.leaderless, c.elects) {
+            (true, _) => "none",
+            (false, true) => "elected",
+            (false, false) => "appointed",
+        };
+        let rejoin = match c.rejoin {
+            protocols::Rejoin::Recovers => "recovers",
+            protocols::Rejoin::NeedsVotes => "needs --durable",
+            protocols::Rejoin::Never => "never",
+        };
+        out.push_str(&format!(
+            "{:<9} {:<10} {:<8} {:<21} {}\n",
+            i.name,
+            leader,
+            if c.durable { "yes" } else { "no" },
+            rejoin,
+            i.about
+        ));
+    }
+    out
 }
 
 /// `bench sim`: exit status 0 when every seed passed, 1 otherwise.

@@ -783,3 +783,72 @@ fn mdlin_requests_are_chained_and_checked_for_mdl() {
         records.len()
     );
 }
+
+/// `bench protocols` lists every registered protocol, and the server refuses
+/// a protocol-specific parameter or broken variant its protocol does not
+/// have, naming it (the registry and the seam, seen from the command line).
+#[test]
+fn the_registry_is_what_the_binaries_offer() {
+    let out = Command::new(bench_bin()).arg("protocols").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for name in protocols::NAMES {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{name} missing from:\n{text}"
+        );
+    }
+    let server = bench_bin().with_file_name("server");
+    let help = Command::new(&server).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains(&protocols::NAMES.join(", ")),
+        "server --help does not offer the registry's protocols:\n{help}"
+    );
+    let bad = Command::new(&server)
+        .args(["--master", "127.0.0.1:1", "--protocol", "nonesuch"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("nonesuch"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    // Refused before the server looks for a master (there is none at port 1).
+    for (args, says) in [
+        (
+            vec!["--param", "coord=fast"],
+            "paxos has no parameter \"coord\"",
+        ),
+        (vec!["--protocol", "mdlin", "--param", "coord=slow"], "slow"),
+        (
+            vec![
+                "--durable",
+                "--data-dir",
+                "/nonexistent",
+                "--protocol",
+                "mdlin",
+            ],
+            "keeps no durable log",
+        ),
+    ] {
+        let out = Command::new(&server)
+            .args([
+                "--master",
+                "127.0.0.1:1",
+                "--port",
+                "0",
+                "--master-patience-s",
+                "1",
+            ])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -169,6 +169,10 @@ fn main() -> anyhow::Result<()> {
             info.name
         );
     }
+    // Settings the protocol refuses (an unknown --param, a --broken variant
+    // it lacks) are reported now, not after registering with the master.
+    protocols::visit(info.name, Validate(settings(&a, 0, 1, 1)))
+        .context(protocols::unknown(info.name))??;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(a.io_threads.max(1))
         .enable_all()
@@ -407,6 +411,18 @@ fn settings(a: &Args, id: ReplicaId, n: usize, shards: usize) -> Settings {
         record_commits: false,
         broken: a.broken.clone(),
         params,
+    }
+}
+
+/// Boots a throwaway replica of one to see that the protocol takes the settings.
+struct Validate(Settings);
+
+impl protocols::Visit for Validate {
+    type Out = anyhow::Result<()>;
+
+    fn visit<P: Protocol>(self) -> anyhow::Result<()> {
+        P::boot(&self.0, Boot::Fresh, 0, &mut Effects::without_persistence())?;
+        Ok(())
     }
 }
 
