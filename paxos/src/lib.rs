@@ -9,7 +9,9 @@
 //! - pipelined phase 2, optional thrifty sends, adaptive batching;
 //! - Commit (full value) and CommitShort (a chosen prefix, also the heartbeat);
 //! - execution in slot order, replies at commit (writes) or after execution;
-//! - catch-up of lagging or restarted replicas, and recovery without a durable log.
+//! - catch-up of lagging or restarted replicas, and recovery without a durable log;
+//! - log compaction (in memory and in the durable log) and snapshot transfer to
+//!   a replica behind the compaction point.
 //!
 //! [`Replica`] is the pure core; [`runtime`] drives it from the rpc-table channels.
 
@@ -25,5 +27,6 @@ pub mod messages;
 mod replica;
 pub mod runtime;
 mod simulated;
+mod snapshot;
 
 pub use replica::{Config, Replica, Slot, SlotState};

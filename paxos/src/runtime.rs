@@ -30,6 +30,9 @@ pub struct Receivers {
     catchup_reply: Receiver<(Source, CatchupReply)>,
     recovery_query: Receiver<(Source, RecoveryQuery)>,
     recovery_info: Receiver<(Source, RecoveryInfo)>,
+    compacted: Receiver<(Source, Compacted)>,
+    snapshot_request: Receiver<(Source, SnapshotRequest)>,
+    snapshot_chunk: Receiver<(Source, SnapshotChunk)>,
 }
 
 /// Registers every message type of the replica in `t`.
@@ -52,6 +55,9 @@ pub fn register(t: &mut RpcTable) -> Receivers {
         catchup_reply: t.register(class::PEER),
         recovery_query: t.register(class::PEER),
         recovery_info: t.register(class::PEER),
+        compacted: t.register(class::PEER),
+        snapshot_request: t.register(class::PEER),
+        snapshot_chunk: t.register(class::PEER),
     }
 }
 
@@ -88,6 +94,9 @@ pub fn run(
     sel.recv(&rx.catchup_reply);
     sel.recv(&rx.recovery_query);
     sel.recv(&rx.recovery_info);
+    sel.recv(&rx.compacted);
+    sel.recv(&rx.snapshot_request);
+    sel.recv(&rx.snapshot_chunk);
     event_loop(
         &mut core,
         &mut fx,
@@ -152,6 +161,15 @@ fn drain(
     });
     d.take(&rx.recovery_info, |s, m| {
         core.handle_recovery_info(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.compacted, |s, m| {
+        core.handle_compacted(now, s.peer_id(), m, fx)
+    });
+    d.take(&rx.snapshot_request, |s, m| {
+        core.handle_snapshot_request(s.peer_id(), m, fx)
+    });
+    d.take(&rx.snapshot_chunk, |s, m| {
+        core.handle_snapshot_chunk(now, s.peer_id(), m, fx)
     });
     d.take(&rx.status, |s, m| core.handle_status(s.conn_id(), m, fx));
     d.take(&rx.log, |s, m| core.handle_log_request(s.conn_id(), m, fx));

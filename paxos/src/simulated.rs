@@ -26,6 +26,15 @@ impl SimReplica for Replica {
         if let Some(t) = tuning.election_timeout_ns {
             cfg.election_timeout_ns = t;
         }
+        // The horizon sets how much is kept and how often compaction runs,
+        // so that short runs compact (and snapshot) many times.
+        if let Some(h) = tuning.gc_horizon {
+            cfg.keep_executed = h;
+            cfg.compact_every = h;
+        }
+        if let Some(c) = tuning.chunk_bytes {
+            cfg.transfer.chunk_bytes = c;
+        }
         let mut r = Replica::new(cfg);
         match boot {
             Boot::Fresh => {}
@@ -61,10 +70,6 @@ impl SimReplica for Replica {
     }
 
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
-        let slots = self.log().iter().enumerate().skip(from as usize);
-        slots
-            .filter(|(_, s)| s.state == crate::SlotState::Committed)
-            .map(|(i, s)| (i as u64, s.hash()))
-            .collect()
+        self.committed_slots().filter(|(i, _)| *i >= from).collect()
     }
 }

@@ -191,3 +191,105 @@ fn a_seed_replays_exactly() {
         assert!(a.trace.len() > 1000);
     }
 }
+
+thread_local! {
+    /// Snapshots installed and durable restarts from a snapshot, over the
+    /// runs of this thread (the simulator runs on the test's thread).
+    static SNAPSHOTS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// Multi-Paxos that counts the snapshots it installs and the restarts that
+/// began from a durable snapshot.
+struct Counting(Replica);
+
+impl Counting {
+    fn count(&self, installed_before: u64) {
+        let now = self.0.snapshots().0;
+        SNAPSHOTS.with(|c| {
+            let (i, r) = c.get();
+            c.set((i + now.saturating_sub(installed_before), r));
+        });
+    }
+}
+
+impl sim::SimReplica for Counting {
+    type Msg = paxos::messages::PaxosMsg;
+    fn boot(
+        id: u8,
+        n: usize,
+        boot: sim::Boot,
+        now: u64,
+        fx: &mut genericsmr::effects::Effects<Self::Msg>,
+        tuning: &sim::Tuning,
+    ) -> Self {
+        let r = <Replica as sim::SimReplica>::boot(id, n, boot, now, fx, tuning);
+        if r.log_base() > 0 {
+            SNAPSHOTS.with(|c| {
+                let (i, d) = c.get();
+                c.set((i, d + 1));
+            });
+        }
+        Counting(r)
+    }
+    fn propose(
+        &mut self,
+        now: u64,
+        c: u64,
+        p: genericsmr::messages::Propose,
+        fx: &mut genericsmr::effects::Effects<Self::Msg>,
+    ) {
+        sim::SimReplica::propose(&mut self.0, now, c, p, fx)
+    }
+    fn deliver(
+        &mut self,
+        now: u64,
+        from: u8,
+        m: Self::Msg,
+        fx: &mut genericsmr::effects::Effects<Self::Msg>,
+    ) {
+        let before = self.0.snapshots().0;
+        sim::SimReplica::deliver(&mut self.0, now, from, m, fx);
+        self.count(before);
+    }
+    fn tick(&mut self, now: u64, fx: &mut genericsmr::effects::Effects<Self::Msg>) {
+        sim::SimReplica::tick(&mut self.0, now, fx)
+    }
+    fn flush(&mut self, now: u64, fx: &mut genericsmr::effects::Effects<Self::Msg>) {
+        sim::SimReplica::flush(&mut self.0, now, fx)
+    }
+    fn be_leader(&mut self, now: u64, fx: &mut genericsmr::effects::Effects<Self::Msg>) {
+        sim::SimReplica::be_leader(&mut self.0, now, fx)
+    }
+    fn status(&self) -> genericsmr::messages::StatusReply {
+        sim::SimReplica::status(&self.0)
+    }
+    fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
+        sim::SimReplica::committed_from(&self.0, from)
+    }
+}
+
+/// A low horizon (32 slots kept, compaction every 32) with a long outage and
+/// crashes: replicas that fall behind what the others compacted install
+/// snapshots, durable ones restart from their snapshot file, and every run
+/// stays correct.
+#[test]
+fn replicas_behind_the_compaction_point_install_snapshots() {
+    SNAPSHOTS.with(|c| c.set((0, 0)));
+    let mk = |seed: u64, durable: bool| {
+        let mut c = Config::new(seed);
+        c.durable = durable;
+        c.outage = true;
+        c.tuning.gc_horizon = Some(32);
+        c.tuning.chunk_bytes = Some(97);
+        c
+    };
+    for durable in [true, false] {
+        sim::check_seed_count::<Counting>("paxos", seeds().min(60), |s| mk(s, durable));
+    }
+    let (installed, restarted) = SNAPSHOTS.with(|c| c.get());
+    assert!(installed > 0, "no replica installed a snapshot");
+    assert!(
+        restarted > 0,
+        "no replica restarted from a durable snapshot"
+    );
+}

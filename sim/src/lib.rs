@@ -36,7 +36,8 @@ use rand::{Rng, SeedableRng};
 pub enum Boot {
     /// For the first time.
     Fresh,
-    /// After a crash, with the records it had persisted.
+    /// After a crash, with the records it had persisted (after a compaction:
+    /// the base record first, then what followed it).
     Durable(Vec<Bytes>),
     /// After a crash, with nothing: it must recover before voting.
     Amnesia,
@@ -248,6 +249,8 @@ impl<M> Ord for Event<M> {
 struct Node<R> {
     core: Option<R>,
     disk: BytesMut,
+    /// The base record of the last compaction (the snapshot file), framed.
+    snapshot: Option<BytesMut>,
     checked_upto: u64,
 }
 
@@ -295,6 +298,7 @@ pub fn run<R: SimReplica>(cfg: &Config, trace: bool) -> Report {
             .map(|_| Node {
                 core: None,
                 disk: BytesMut::new(),
+                snapshot: None,
                 checked_upto: 0,
             })
             .collect(),
@@ -412,9 +416,19 @@ impl<R: SimReplica> Sim<R> {
 
     fn effects(&mut self, r: ReplicaId) {
         // Persisted before anything is sent, as the runtime's driver does.
-        let records = self.fx.take_persist();
+        let disk = self.fx.take_disk();
         if self.cfg.durable {
-            self.nodes[r as usize].disk.extend_from_slice(&records);
+            let node = &mut self.nodes[r as usize];
+            match disk.compaction {
+                // As the durable log does: the base replaces what came before.
+                Some((at, base)) => {
+                    let at = at.min(disk.records.len());
+                    node.snapshot = Some(base);
+                    node.disk.clear();
+                    node.disk.extend_from_slice(&disk.records[at..]);
+                }
+                None => node.disk.extend_from_slice(&disk.records),
+            }
         }
         let sends: Vec<(Dest, R::Msg)> = self.fx.sends.drain(..).collect();
         for (dest, msg) in sends {
@@ -539,7 +553,13 @@ impl<R: SimReplica> Sim<R> {
                     return; // restarted already
                 }
                 let how = if self.cfg.durable {
-                    match genericsmr::durable::parse_records(&self.nodes[r as usize].disk) {
+                    let node = &self.nodes[r as usize];
+                    let base = node.snapshot.as_deref().unwrap_or_default();
+                    let parsed = genericsmr::durable::parse_records(base).and_then(|mut b| {
+                        b.extend(genericsmr::durable::parse_records(&node.disk)?);
+                        Ok(b)
+                    });
+                    match parsed {
                         Ok(recs) => Boot::Durable(recs),
                         Err(e) => {
                             // The simulator writes whole records: damage is a bug.
