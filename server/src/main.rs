@@ -98,7 +98,9 @@ struct Args {
     max_command: usize,
     /// EPaxos: executed instances kept per command leader for peers that still
     /// ask about them (the garbage-collection horizon); a peer further behind
-    /// is sent a snapshot instead.
+    /// is sent a snapshot instead. Multi-Paxos: executed slots kept in memory,
+    /// and how many more are executed between compactions (each compaction
+    /// also rewrites a durable log to a snapshot file plus what lies above it).
     #[arg(long, default_value_t = 1 << 16)]
     gc_horizon: u64,
     /// Bytes of snapshot in one message when a peer catches up by snapshot
@@ -425,6 +427,9 @@ impl Core {
         cfg.dedup.max_gaps = a.max_gaps;
         cfg.election_timeout_ns = a.election_timeout_ms.saturating_mul(1_000_000);
         cfg.hint_quiet_ns = a.election_hint_quiet_ms.saturating_mul(1_000_000);
+        cfg.keep_executed = a.gc_horizon;
+        cfg.compact_every = a.gc_horizon;
+        cfg.transfer.chunk_bytes = a.snapshot_chunk;
         if let Some(Broken::Paxos(b)) = broken {
             cfg.set_broken(b)?;
             tracing::warn!(variant = ?b, "running a deliberately broken replica");
