@@ -102,11 +102,14 @@ async fn a_follower_restarted_behind_the_compaction_point_catches_up_by_snapshot
         cl.put("snap-last", "snap-after-restart")
             .await
             .expect("put");
+        // (A failover on a loaded machine may add a no-op slot: `>=`.)
         c.converged(Duration::from_secs(20)).await;
         for r in 0..3 {
             let st = c.status(r).await.expect("status");
-            assert_eq!(st.executed, leader.executed + 1, "replica {r}");
+            assert!(st.executed > leader.executed, "replica {r}");
         }
+        let v = c.client().await.get("snap-last").await.expect("get");
+        assert_eq!(v.as_deref(), Some(&b"snap-after-restart"[..]));
     })
     .await
 }
