@@ -2218,3 +2218,43 @@ fn a_new_snapshot_with_the_old_log_replays_to_the_same_state() {
         );
     }
 }
+
+/// Over many slots the log held in memory and the files on disk stay within
+/// what the settings allow, while status counters stay absolute.
+#[test]
+fn memory_and_disk_stay_bounded_over_many_slots() {
+    let dir = TempDir::new("bounded");
+    let mut net = Net::with(1, |c| {
+        c.keep_executed = 100;
+        c.compact_every = 50;
+    });
+    open_logs(&mut net, &dir);
+    net.elect(0);
+    let mut most = 0;
+    let log = dir.0.join("r0.log");
+    let mut biggest_file = 0;
+    for s in 0..3000u64 {
+        net.submit(
+            0,
+            s,
+            put(48, s + 1, &format!("mem-k{}", s % 5), &format!("mem-{s}")),
+        );
+        most = most.max(net.r(0).log().len());
+        if s % 50 == 0 {
+            biggest_file = biggest_file.max(std::fs::metadata(&log).unwrap().len());
+        }
+    }
+    let r = net.r(0);
+    assert_eq!(r.executed(), 3000);
+    assert_eq!(r.commit_index(), 3000);
+    assert_eq!(r.status(0).log_len, 3000, "log_len is the absolute end");
+    assert!(most <= 151, "{most} slots held at once");
+    assert!(r.log_base() >= 2850, "base {}", r.log_base());
+    // About 50 slots of records (a vote and a commit mark, ~200 bytes a
+    // slot) between compactions, where 3000 slots would take ~600 kB.
+    assert!(
+        biggest_file < 16_000,
+        "log file reached {biggest_file} bytes"
+    );
+    assert_eq!(r.snapshots().2, (3000 - 100) / 50);
+}
