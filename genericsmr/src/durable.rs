@@ -34,6 +34,25 @@
 //! The rules never drop a record that has a non-zero byte after it, and every
 //! written header has one (the CRC-32 of 8 zero bytes is not zero), so at most
 //! the last record is lost to a crash.
+//!
+//! # Compaction
+//!
+//! A log that only grows is compacted with [`DurableLog::compact`]: the
+//! protocol hands over one *base* record that stands for everything logged so
+//! far (a snapshot: state machine image plus what the protocol needs) and the
+//! records still needed after it (votes above the snapshot, the promise). The
+//! base goes to the *snapshot file* next to the log ([`snapshot_path`]),
+//! written to a temporary file, fsynced and renamed over the old one; then the
+//! log is replaced the same way by a file holding only the records after the
+//! base. On open ([`DurableLog::open`]) the base record, if a snapshot file
+//! exists, is replayed first, then the log.
+//!
+//! A crash between the two renames leaves the new snapshot with the old log,
+//! whose records then replay after a base that already covers some of them: a
+//! protocol must ignore records about state its base record covers (a slot or
+//! instance below the snapshot). The snapshot file is written whole or not at
+//! all, so any damage in it is an error naming the file and offset
+//! ([`DurableError::CorruptSnapshot`]), never a torn tail.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -103,13 +122,27 @@ pub enum DurableError {
         /// What is wrong.
         why: String,
     },
+    /// The snapshot file (the base the log replays on) is damaged. It is
+    /// written whole and renamed into place, so this is never a torn tail.
+    #[error("snapshot file {path} is corrupt at byte offset {offset}: {why}; the log next to it cannot be replayed without it: move the whole data folder away to start this replica empty")]
+    CorruptSnapshot {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Where the damage was found.
+        offset: u64,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 /// What replay found.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// The intact records, in order.
+    /// The intact records, in order: the snapshot file's base record first
+    /// (if the log was ever compacted), then the log's.
     pub records: Vec<Bytes>,
+    /// Whether `records` starts with the base record of a snapshot file.
+    pub from_snapshot: bool,
     /// Bytes cut from a torn tail (0 when the file ended cleanly).
     pub truncated_bytes: u64,
 }
@@ -171,6 +204,82 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// First bytes of a snapshot file (then one framed record).
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"SMRSNAP1";
+
+/// The snapshot file of the log at `log`: the same name with the extension
+/// `snap` (`paxos-replica-0.log` has `paxos-replica-0.snap`).
+pub fn snapshot_path(log: &Path) -> PathBuf {
+    log.with_extension("snap")
+}
+
+/// The temporary file `path` is written to before it is renamed into place.
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Writes `parts` to `path` atomically: a temporary file, fsynced, renamed
+/// over `path`, then the folder fsynced.
+fn write_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    let tmp = tmp_path(path);
+    let mut f = File::create(&tmp)?;
+    for p in parts {
+        f.write_all(p)?;
+    }
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// Reads the snapshot file at `path`: its one base record, or `None` if there
+/// is no such file. Any damage is an error naming the file and offset.
+pub fn read_snapshot(path: &Path) -> Result<Option<Bytes>, DurableError> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(DurableError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let bad = |offset: usize, why: &str| DurableError::CorruptSnapshot {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        why: why.into(),
+    };
+    let m = SNAPSHOT_MAGIC.len();
+    if data.len() < m || &data[..m] != SNAPSHOT_MAGIC {
+        return Err(bad(0, "not a snapshot file (bad magic)"));
+    }
+    let rest = &data[m..];
+    if rest.len() < RECORD_HEADER_LEN {
+        return Err(bad(m, "cut inside the record header"));
+    }
+    let (header, body) = rest.split_at(RECORD_HEADER_LEN);
+    if header_crc(&header[0..8]) != LittleEndian::read_u32(&header[8..12]) {
+        return Err(bad(m, "record header checksum mismatch"));
+    }
+    let len = LittleEndian::read_u32(&header[0..4]) as usize;
+    if body.len() < len {
+        return Err(bad(m, "cut inside the record payload"));
+    }
+    if body.len() > len {
+        return Err(bad(m + RECORD_HEADER_LEN + len, "bytes after the record"));
+    }
+    if crc32fast::hash(body) != LittleEndian::read_u32(&header[4..8]) {
+        return Err(bad(m, "record payload checksum mismatch"));
+    }
+    Ok(Some(Bytes::copy_from_slice(body)))
+}
+
 /// Appends one framed record holding `rec` to `out` (for building batches);
 /// the layout is in the [module documentation](self).
 pub fn frame_record<R: Marshal + ?Sized>(rec: &R, out: &mut BytesMut) {
@@ -210,7 +319,11 @@ impl DurableLog {
         }
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(io)?;
-        let (replay, good_len) = scan(&data, path)?;
+        let (mut replay, good_len) = scan(&data, path)?;
+        if let Some(base) = read_snapshot(&snapshot_path(path))? {
+            replay.records.insert(0, base);
+            replay.from_snapshot = true;
+        }
         if replay.truncated_bytes > 0 {
             tracing::warn!(path = %path.display(), bytes = replay.truncated_bytes, "truncating torn tail of durable log");
             file.set_len(good_len).map_err(io)?;
@@ -271,6 +384,45 @@ impl DurableLog {
         self.pending = pending;
         self.pending.clear();
         res
+    }
+
+    /// Compacts the log: `base` (one record framed with [`frame_record`],
+    /// standing for everything logged so far) becomes the snapshot file, and
+    /// the log is replaced by `tail` (framed records still needed after the
+    /// base), each file written atomically (see the [module
+    /// documentation](self)). Records buffered with [`DurableLog::append`]
+    /// are committed to the old log first. Both files are fsynced whatever the
+    /// policy: compactions are rare, and a lost base would lose the log.
+    pub fn compact(&mut self, base: &[u8], tail: &[u8]) -> Result<(), DurableError> {
+        self.commit()?;
+        let snap = snapshot_path(&self.path);
+        write_atomically(&snap, &[SNAPSHOT_MAGIC, base]).map_err(|source| DurableError::Io {
+            path: snap.clone(),
+            source,
+        })?;
+        let io = |source| DurableError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        write_atomically(&self.path, &[tail]).map_err(io)?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        self.file.seek(SeekFrom::End(0)).map_err(io)?;
+        tracing::debug!(
+            path = %self.path.display(),
+            snapshot_bytes = base.len(),
+            log_bytes = tail.len(),
+            "compacted the durable log"
+        );
+        Ok(())
+    }
+
+    /// The log file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn write(&mut self, data: &[u8], sync: bool) -> Result<(), DurableError> {
@@ -347,6 +499,7 @@ fn scan(data: &[u8], path: &Path) -> Result<(Replay, u64), DurableError> {
     Ok((
         Replay {
             records,
+            from_snapshot: false,
             truncated_bytes: (data.len() - off) as u64,
         },
         off as u64,
@@ -540,6 +693,75 @@ mod tests {
             parse_records(&bad),
             Err(DurableError::Corrupt { offset, .. }) if offset == rec as u64
         ));
+    }
+
+    #[test]
+    fn compaction_replaces_the_log_and_replays_the_base_first() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.log");
+        write_three(&p);
+        let (mut log, _) = DurableLog::open(&p, SyncPolicy::Off).unwrap();
+        log.append(&4u64);
+        let mut base = BytesMut::new();
+        frame_record(&777u64, &mut base);
+        let mut tail = BytesMut::new();
+        frame_record(&41u64, &mut tail);
+        log.compact(&base, &tail).unwrap();
+        log.append(&42u64);
+        log.commit().unwrap();
+        drop(log);
+        assert!(!tmp_path(&p).exists() && !tmp_path(&snapshot_path(&p)).exists());
+        let (_, r) = DurableLog::open(&p, SyncPolicy::Off).unwrap();
+        assert!(r.from_snapshot);
+        let got: Vec<u64> = r
+            .records
+            .iter()
+            .map(|b| crate::wire::decode_body::<u64>(b.clone()).unwrap())
+            .collect();
+        assert_eq!(got, vec![777, 41, 42]);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len() as usize,
+            2 * tail.len()
+        );
+    }
+
+    #[test]
+    fn a_damaged_snapshot_file_is_an_error_naming_it_and_the_offset() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("y.log");
+        let (mut log, _) = DurableLog::open(&p, SyncPolicy::Off).unwrap();
+        let mut base = BytesMut::new();
+        frame_record(&vec![9u8; 100], &mut base);
+        log.compact(&base, &[]).unwrap();
+        drop(log);
+        let sp = snapshot_path(&p);
+        let good = std::fs::read(&sp).unwrap();
+        // A flipped payload byte, a cut, trailing bytes, a bad magic.
+        let mut flipped = good.clone();
+        flipped[40] ^= 1;
+        let cases: Vec<(Vec<u8>, usize, &str)> = vec![
+            (flipped, 8, "payload checksum"),
+            (
+                good[..good.len() - 3].to_vec(),
+                8,
+                "cut inside the record payload",
+            ),
+            ([&good[..], b"zz"].concat(), good.len(), "bytes after"),
+            ([b"XX", &good[2..]].concat(), 0, "magic"),
+        ];
+        for (bytes, offset, why) in cases {
+            std::fs::write(&sp, &bytes).unwrap();
+            let err = DurableLog::open(&p, SyncPolicy::Off).unwrap_err();
+            assert!(
+                matches!(&err, DurableError::CorruptSnapshot { offset: o, .. } if *o == offset as u64),
+                "{why}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(msg.contains(&sp.display().to_string()), "{msg}");
+            assert!(msg.contains(&format!("offset {offset}")), "{msg}");
+            assert!(msg.contains(why), "{msg}");
+            assert_eq!(std::fs::read(&sp).unwrap(), bytes, "left alone");
+        }
     }
 
     #[test]

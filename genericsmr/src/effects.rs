@@ -81,8 +81,23 @@ pub struct Effects<M> {
     pub replies: Vec<(ConnId, Reply)>,
     persist: BytesMut,
     persisted: usize,
+    /// A compaction asked for: where in `persist` the new log starts, and the
+    /// framed base record that stands for everything before.
+    compaction: Option<(usize, BytesMut)>,
     /// Whether records are kept at all; without a durable log they are not even encoded.
     durable: bool,
+}
+
+/// What an outbox asks of the disk, in order: append `records[..at]` to
+/// the log, then (if `compaction` is set) replace the log by the base record
+/// and `records[at..]` (see [`DurableLog::compact`]), else append the rest.
+#[derive(Debug, Default)]
+pub struct ToDisk {
+    /// Framed records.
+    pub records: BytesMut,
+    /// A compaction: where in `records` the new log starts, and the framed
+    /// base record (the snapshot file's content) that replaces what is before.
+    pub compaction: Option<(usize, BytesMut)>,
 }
 
 impl<M> Default for Effects<M> {
@@ -93,6 +108,7 @@ impl<M> Default for Effects<M> {
             replies: Vec::new(),
             persist: BytesMut::new(),
             persisted: 0,
+            compaction: None,
             durable: true,
         }
     }
@@ -137,6 +153,28 @@ impl<M> Effects<M> {
         }
     }
 
+    /// Queues a compaction of the durable log: `base` stands for every record
+    /// persisted so far (it is replayed first on restart), and only records
+    /// persisted after this call follow it in the new log. A core persists
+    /// after this call whatever it still needs (its promise, votes above the
+    /// snapshot). A later call in the same outbox supersedes this one.
+    pub fn compact<R: Marshal + ?Sized>(&mut self, base: &R) {
+        if self.durable {
+            let mut b = BytesMut::new();
+            frame_record(base, &mut b);
+            self.compaction = Some((self.persist.len(), b));
+        }
+    }
+
+    /// Takes what the outbox asks of the disk (records and any compaction).
+    pub fn take_disk(&mut self) -> ToDisk {
+        let compaction = self.compaction.take();
+        ToDisk {
+            records: self.take_persist(),
+            compaction,
+        }
+    }
+
     /// Whether records are kept (a durable replica); otherwise a core need not
     /// even build them.
     pub fn keeps_records(&self) -> bool {
@@ -153,8 +191,10 @@ impl<M> Effects<M> {
         self.sends.is_empty() && self.replies.is_empty() && self.persist.is_empty()
     }
 
-    /// Drops the queued records (a core without a durable log).
+    /// Takes the queued records (and drops any compaction asked for: use
+    /// [`Effects::take_disk`] where the log can be compacted).
     pub fn take_persist(&mut self) -> BytesMut {
+        self.compaction = None;
         self.persisted = 0;
         self.persist.split()
     }
@@ -189,11 +229,19 @@ impl Driver {
 
     /// Persists, then sends, then replies; leaves `fx` empty for reuse.
     pub fn carry_out<M: Frame>(&mut self, fx: &mut Effects<M>) -> Result<(), DurableError> {
-        let records = fx.take_persist();
+        let disk = fx.take_disk();
         if let Some(log) = &mut self.log {
-            if !records.is_empty() {
-                log.append_framed(&records);
-                log.commit()?;
+            match disk.compaction {
+                Some((at, base)) => {
+                    let at = at.min(disk.records.len());
+                    log.append_framed(&disk.records[..at]);
+                    log.compact(&base, &disk.records[at..])?;
+                }
+                None if !disk.records.is_empty() => {
+                    log.append_framed(&disk.records);
+                    log.commit()?;
+                }
+                None => {}
             }
         }
         let me = self.transport.me();

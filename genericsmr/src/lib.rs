@@ -11,7 +11,8 @@
 //!   coalescing per-connection writers.
 //! - [`command`] and [`state`]: the key-value state machine with its conflict
 //!   relation, digest and per-client dedup table.
-//! - [`durable`]: the checksummed append-only log with an fsync policy.
+//! - [`durable`]: the checksummed append-only log with an fsync policy, and
+//!   its compaction into a snapshot file plus the records still needed.
 //! - [`snapshot`]: the state at one point (state machine image plus a
 //!   protocol's part), its chunked transfer to a peer that fell behind what
 //!   the others forgot, and the messages that carry it.

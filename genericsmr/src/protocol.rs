@@ -59,7 +59,9 @@ pub struct Caps {
 pub enum Boot {
     /// For the first time.
     Fresh,
-    /// After a crash, with the records it had persisted (oldest first).
+    /// After a crash, with the records it had persisted, oldest first (after
+    /// a compaction: the base record of the snapshot file first, then what
+    /// followed it).
     Durable(Vec<Bytes>),
     /// After a crash, with nothing: it must recover before voting.
     Amnesia,

@@ -482,16 +482,26 @@ impl StateMachine {
         self.applied.marshal(out);
         self.duplicates.marshal(out);
         self.gaps_given_up.marshal(out);
-        (self.kv.map.len() as u32).marshal(out);
-        for (k, v) in &self.kv.map {
-            let (k, v) = (k.as_slice(), v.as_slice());
+        // In key order: the maps iterate in a per-process random order, and
+        // equal states must give equal bytes (a simulated run replays exactly).
+        let mut pairs: Vec<(&[u8], &[u8])> = self
+            .kv
+            .map
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        pairs.sort_unstable();
+        (pairs.len() as u32).marshal(out);
+        for (k, v) in pairs {
             (k.len() as u32).marshal(out);
             out.extend_from_slice(k);
             (v.len() as u32).marshal(out);
             out.extend_from_slice(v);
         }
-        (self.sessions.len() as u32).marshal(out);
-        for (client, s) in &self.sessions {
+        let mut sessions: Vec<_> = self.sessions.iter().collect();
+        sessions.sort_unstable_by_key(|(c, _)| **c);
+        (sessions.len() as u32).marshal(out);
+        for (client, s) in sessions {
             client.marshal(out);
             s.acked_below.marshal(out);
             s.floor.marshal(out);

@@ -28,17 +28,24 @@ impl Replica {
             };
             return fx.send(from, PaxosMsg::PrepareReply(r));
         }
+        if m.from_slot < self.base {
+            // Slots the candidate lacks are compacted here: we cannot report
+            // them, and a report without them would let it fill chosen slots
+            // with no-ops. It fetches our snapshot instead (no promise).
+            return self.compacted(from, m.from_slot, fx);
+        }
         self.observe_ballot(m.ballot, fx);
         // We promised this candidate: give it a full timeout to win.
         self.heard_leader(now);
+        let base = self.base;
         let slots = self
             .log
             .iter()
             .enumerate()
-            .skip(m.from_slot as usize)
+            .skip((m.from_slot - base) as usize)
             .filter(|(_, s)| s.state != SlotState::Empty)
             .map(|(i, s)| SlotReport {
-                slot: i as u64,
+                slot: base + i as u64,
                 ballot: s.ballot,
                 committed: s.state == SlotState::Committed,
                 cmds: s.cmds().into_owned(),
@@ -75,8 +82,12 @@ impl Replica {
         // An Accept at (or above) our promise comes from the current leader.
         self.heard_leader(now);
         let keep = self.keeps_votes();
-        let s = self.slot_mut(m.slot);
-        if s.state != SlotState::Committed {
+        // A compacted slot was chosen and executed here: as for any chosen
+        // slot, the vote is acknowledged without changing anything.
+        if let Some(s) = self
+            .slot_mut(m.slot)
+            .filter(|s| s.state != SlotState::Committed)
+        {
             if keep {
                 fx.persist(&Encoded(|b: &mut BytesMut| {
                     Record::encode_accepted(b, m.slot, m.ballot, &m.cmds)
@@ -133,9 +144,11 @@ impl Replica {
             self.leader_hint = Some(crate::messages::ballot::owner(m.ballot));
         }
         self.known_commit = self.known_commit.max(m.up_to);
-        let end = m.up_to.min(self.log.len() as u64);
+        let end = m.up_to.min(self.log_end());
         for slot in self.commit_index..end {
-            let s = &mut self.log[slot as usize];
+            let Some(s) = self.slot_get_mut(slot) else {
+                continue;
+            };
             // Only a vote at exactly the sender's ballot is known to carry the value it
             // counted as chosen: its commit index may include slots it learned were chosen
             // at higher ballots, where a vote at a ballot >= its own can hold another value.
@@ -163,7 +176,9 @@ impl Replica {
             Role::Leader { ballot, .. } => (ballot, true),
             _ => (self.promised, false),
         };
-        let s = self.slot_mut(slot);
+        let Some(s) = self.slot_mut(slot) else {
+            return; // compacted: chosen and executed here long ago
+        };
         // A different value chosen where we proposed at our own ballot: a higher
         // ballot chose it, so we no longer lead (and must not announce this slot in
         // a CommitShort at our ballot, which would commit our value at its voters).
@@ -197,32 +212,43 @@ impl Replica {
         }
     }
 
-    /// Rebuilds the state from durable records, in order, then executes the
-    /// committed prefix (without replies).
+    /// Rebuilds the state from durable records, in order (a snapshot record,
+    /// from the snapshot file, comes first), then executes the committed
+    /// prefix (without replies).
     pub fn restore(&mut self, records: &[bytes::Bytes]) -> Result<(), genericsmr::wire::WireError> {
         let mut fx = Effects::default();
         for r in records {
             match genericsmr::wire::decode_body::<Record>(r.clone())? {
                 Record::Promise { ballot } => self.promised = self.promised.max(ballot),
+                // Records of slots below a snapshot are covered by it (a
+                // crash mid-compaction replays the old log after the new
+                // snapshot): `slot_mut` skips them.
                 Record::Accepted { slot, ballot, cmds } => {
                     self.promised = self.promised.max(ballot);
-                    let s = self.slot_mut(slot);
-                    if s.state != SlotState::Committed {
-                        s.state = SlotState::Accepted;
-                        s.ballot = ballot;
-                        s.set_cmds(cmds);
+                    if let Some(s) = self.slot_mut(slot) {
+                        if s.state != SlotState::Committed {
+                            s.state = SlotState::Accepted;
+                            s.ballot = ballot;
+                            s.set_cmds(cmds);
+                        }
                     }
                 }
                 Record::CommitMark { slot } => {
-                    let s = self.slot_mut(slot);
-                    if s.state == SlotState::Accepted {
-                        s.state = SlotState::Committed;
+                    if let Some(s) = self.slot_mut(slot) {
+                        if s.state == SlotState::Accepted {
+                            s.state = SlotState::Committed;
+                        }
                     }
                 }
                 Record::Chosen { slot, cmds } => {
-                    let s = self.slot_mut(slot);
-                    s.state = SlotState::Committed;
-                    s.set_cmds(cmds);
+                    if let Some(s) = self.slot_mut(slot) {
+                        s.state = SlotState::Committed;
+                        s.set_cmds(cmds);
+                    }
+                }
+                Record::Snapshot(b) => {
+                    let snap = genericsmr::snapshot::Snapshot::from_bytes(b)?;
+                    self.load_snapshot(&snap)?;
                 }
             }
         }

@@ -15,7 +15,7 @@ use tracing::info;
 use crate::messages::{
     bit, CatchupReply, CatchupRequest, ChosenSlot, PaxosMsg, Record, RecoveryInfo, RecoveryQuery,
 };
-use crate::replica::{Recovery, Replica, Role, SlotState};
+use crate::replica::{Recovery, Replica, Role};
 
 /// Bytes of commands, roughly, in one catch-up reply.
 const CATCHUP_REPLY_BYTES: usize = 4 << 20;
@@ -64,13 +64,17 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
+        if m.from_slot < self.base {
+            // Never silence: the asker fetches our snapshot instead.
+            return self.compacted(from, m.from_slot, fx);
+        }
         let mut slots = Vec::new();
         let mut bytes = 0;
         let end = self
             .commit_index
             .min(m.from_slot.saturating_add(m.max as u64));
         for slot in m.from_slot..end {
-            let s = &self.log[slot as usize];
+            let Some(s) = self.slot(slot) else { break };
             bytes += s.wire_len() + 16;
             slots.push(ChosenSlot {
                 slot,
@@ -105,11 +109,7 @@ impl Replica {
             if !self.slot_in_window(c.slot) {
                 break; // catch-up is contiguous from our commit index: this is garbage
             }
-            if self
-                .log
-                .get(c.slot as usize)
-                .is_none_or(|s| s.state != SlotState::Committed)
-            {
+            if !self.committed_at(c.slot) {
                 self.catchup_fetched += 1;
                 self.learn_chosen(c.slot, c.cmds, fx, false);
             }
@@ -154,7 +154,7 @@ impl Replica {
         let r = RecoveryInfo {
             nonce: m.nonce,
             promised: self.promised,
-            log_end: self.log.len() as u64,
+            log_end: self.log_end(),
             commit_index: self.commit_index,
         };
         fx.send(from, PaxosMsg::RecoveryInfo(r));

@@ -51,7 +51,7 @@ impl Replica {
             leader: self.leader_hint(),
             commit_index: self.commit_index,
             executed: self.executed,
-            log_len: self.log.len() as u64,
+            log_len: self.log_end(),
             applied: self.sm.applied(),
             duplicates: self.sm.duplicates(),
             digest_hi: (d >> 64) as u64,
@@ -69,15 +69,13 @@ impl Replica {
 
     /// Answers a log request with a hash of each non-empty slot's value.
     pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<PaxosMsg>) {
-        let slots = self
-            .log
-            .iter()
-            .enumerate()
-            .skip(m.from as usize)
-            .take(m.count.min(MAX_LOG_REPLY) as usize)
+        // Slots compacted away are not described (the reply starts higher).
+        let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
+        let slots = (m.from.max(self.base)..end.min(self.log_end()))
+            .filter_map(|i| Some((i, self.slot(i)?)))
             .filter(|(_, s)| s.state != SlotState::Empty)
             .map(|(i, s)| SlotDigest {
-                slot: i as u64,
+                slot: i,
                 committed: s.state == SlotState::Committed,
                 hash: s.hash(),
             })
@@ -107,15 +105,20 @@ impl Replica {
             PaxosMsg::CatchupReply(m) => self.handle_catchup_reply(now, from, m, fx),
             PaxosMsg::RecoveryQuery(m) => self.handle_recovery_query(now, from, m, fx),
             PaxosMsg::RecoveryInfo(m) => self.handle_recovery_info(now, from, m, fx),
+            PaxosMsg::Compacted(m) => self.handle_compacted(now, from, m, fx),
+            PaxosMsg::SnapshotRequest(m) => self.handle_snapshot_request(from, m, fx),
+            PaxosMsg::SnapshotChunk(m) => self.handle_snapshot_chunk(now, from, m, fx),
         }
     }
 
-    /// The commands of every committed slot, by slot (for the simulator's agreement check).
+    /// The commands of every committed slot held (not compacted away), by
+    /// slot (for the simulator's agreement check).
     pub fn committed_slots(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let base = self.base;
         self.log
             .iter()
             .enumerate()
             .filter(|(_, s)| s.state == SlotState::Committed)
-            .map(|(i, s)| (i as u64, s.hash()))
+            .map(move |(i, s)| (base + i as u64, s.hash()))
     }
 }

@@ -10,7 +10,7 @@ use crate::replica::{accepted, reject, Replica, SlotState};
 impl Replica {
     /// Advances the commit index over consecutive committed slots and executes them.
     pub(crate) fn advance(&mut self, fx: &mut Effects<PaxosMsg>) {
-        while let Some(s) = self.log.get(self.commit_index as usize) {
+        while let Some(s) = self.slot(self.commit_index) {
             if s.state != SlotState::Committed {
                 break;
             }
@@ -18,7 +18,8 @@ impl Replica {
         }
         self.known_commit = self.known_commit.max(self.commit_index);
         while self.executed < self.commit_index {
-            let slot = self.executed as usize;
+            // base <= executed < commit_index <= log_end: the slot is held.
+            let slot = (self.executed - self.base) as usize;
             for i in 0..self.log[slot].live_cmds().len() {
                 let out = self.sm.execute_checked(&self.log[slot].live_cmds()[i]);
                 let c = &self.log[slot].live_cmds()[i];
@@ -33,6 +34,7 @@ impl Replica {
             self.log[slot].pack();
             self.executed += 1;
         }
+        self.maybe_compact(fx);
         self.check_recovered();
     }
 
@@ -43,7 +45,13 @@ impl Replica {
             return;
         }
         // An executed slot is packed; its waiting commands were answered then.
-        for c in self.log[slot as usize].live_cmds() {
+        let Some(i) = slot.checked_sub(self.base) else {
+            return;
+        };
+        let Some(s) = self.log.get(i as usize) else {
+            return;
+        };
+        for c in s.live_cmds() {
             if !matches!(c.op, Op::Put | Op::Delete) || self.sm.is_stale(c.client, c.seq) {
                 continue;
             }

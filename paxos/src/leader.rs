@@ -140,9 +140,11 @@ impl Replica {
                     unreachable!()
                 };
                 // Never propose into a slot already known to be chosen.
-                while self
-                    .log
-                    .get(*next_slot as usize)
+                let (base, held) = (self.base, &self.log);
+                // Compacted slots are chosen too.
+                *next_slot = (*next_slot).max(base);
+                while held
+                    .get((*next_slot - base) as usize)
                     .is_some_and(|s| s.state == SlotState::Committed)
                 {
                     *next_slot += 1;
@@ -201,12 +203,14 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         let me = self.cfg.id;
-        if self.keeps_votes() {
+        let keep = self.keeps_votes();
+        // Leaders propose at or above their commit index, never below the base.
+        let Some(s) = self.slot_mut(slot) else { return };
+        if keep {
             fx.persist(&Encoded(|b: &mut BytesMut| {
                 Record::encode_accepted(b, slot, ballot, &cmds)
             }));
         }
-        let s = self.slot_mut(slot);
         s.state = SlotState::Accepted;
         s.ballot = ballot;
         s.acks = bit(me);
@@ -244,7 +248,7 @@ impl Replica {
         if m.ballot != ballot {
             return;
         }
-        let Some(s) = self.log.get_mut(m.slot as usize) else {
+        let Some(s) = self.slot_get_mut(m.slot) else {
             return;
         };
         if s.state != SlotState::Accepted || s.ballot != ballot {
@@ -261,7 +265,9 @@ impl Replica {
     pub(crate) fn commit_slot(&mut self, slot: u64, fx: &mut Effects<PaxosMsg>) {
         let thrifty = self.cfg.thrifty;
         let all = self.all_peers();
-        let s = &mut self.log[slot as usize];
+        let Some(s) = self.slot_get_mut(slot) else {
+            return;
+        };
         s.state = SlotState::Committed;
         fx.persist(&Record::CommitMark { slot });
         if thrifty {
@@ -321,10 +327,16 @@ impl Replica {
         fx.persist(&Record::Promise { ballot: b });
         let from_slot = self.commit_index;
         let mut best = BTreeMap::new();
-        for (i, s) in self.log.iter().enumerate().skip(from_slot as usize) {
+        let base = self.base;
+        for (i, s) in self
+            .log
+            .iter()
+            .enumerate()
+            .skip((from_slot - base) as usize)
+        {
             if s.state != SlotState::Empty {
                 best.insert(
-                    i as u64,
+                    base + i as u64,
                     (
                         s.ballot,
                         s.state == SlotState::Committed,
@@ -442,11 +454,7 @@ impl Replica {
         let mut best = c.best;
         let all = self.all_peers();
         for slot in c.from_slot..end {
-            if self
-                .log
-                .get(slot as usize)
-                .is_some_and(|s| s.state == SlotState::Committed)
-            {
+            if self.committed_at(slot) {
                 // Learned to be chosen while campaigning: nothing to propose.
                 continue;
             }
@@ -480,8 +488,9 @@ impl Replica {
                     self.announce_commit(now, b, fx);
                 }
                 let mut resent = 0;
-                for slot in self.commit_index..end.min(self.log.len() as u64) {
-                    let s = &mut self.log[slot as usize];
+                let (base, log_end) = (self.base, self.log_end());
+                for slot in self.commit_index..end.min(log_end) {
+                    let s = &mut self.log[(slot - base) as usize];
                     if s.state == SlotState::Accepted
                         && s.ballot == b
                         && now.saturating_sub(s.sent_at) >= rt

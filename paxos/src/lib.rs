@@ -9,7 +9,9 @@
 //! - pipelined phase 2, optional thrifty sends, adaptive batching;
 //! - Commit (full value) and CommitShort (a chosen prefix, also the heartbeat);
 //! - execution in slot order, replies at commit (writes) or after execution;
-//! - catch-up of lagging or restarted replicas, and recovery without a durable log.
+//! - catch-up of lagging or restarted replicas, and recovery without a durable log;
+//! - log compaction (in memory and in the durable log) and snapshot transfer to
+//!   a replica behind the compaction point.
 //!
 //! [`Replica`] is the pure core; it implements [`genericsmr::protocol::Protocol`],
 //! through which the shared runtime, the simulator and the registry drive it.
@@ -25,5 +27,6 @@ mod leader;
 pub mod messages;
 mod protocol;
 mod replica;
+mod snapshot;
 
 pub use replica::{Config, Replica, Slot, SlotState};

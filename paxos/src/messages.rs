@@ -1,12 +1,14 @@
-//! Multi-Paxos peer messages (type codes 0x30..=0x3f) and the durable records.
+//! Multi-Paxos peer messages (type codes 0x30..=0x3f, plus the shared
+//! snapshot messages of [`genericsmr::snapshot`]) and the durable records.
 //!
 //! A ballot is a `u64` whose low 8 bits are the proposing replica's id and whose
 //! upper bits are a round number, so ballots are totally ordered and unique per
 //! replica (see [`ballot`]).
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use genericsmr::command::Command;
 use genericsmr::messages::codes::PAXOS_BASE;
+pub use genericsmr::snapshot::{Compacted, SnapshotChunk, SnapshotRequest};
 use genericsmr::wire::{Frame, Marshal, Message, Reader, Unmarshal, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
@@ -239,6 +241,12 @@ pub enum PaxosMsg {
     RecoveryQuery(RecoveryQuery),
     /// Recovery answer.
     RecoveryInfo(RecoveryInfo),
+    /// What was asked for is compacted at the sender (shared code 0x21).
+    Compacted(Compacted),
+    /// A request for the sender's snapshot (shared code 0x22).
+    SnapshotRequest(SnapshotRequest),
+    /// A piece of a snapshot (shared code 0x23).
+    SnapshotChunk(SnapshotChunk),
 }
 
 impl Frame for PaxosMsg {
@@ -254,6 +262,9 @@ impl Frame for PaxosMsg {
             PaxosMsg::CatchupReply(m) => m.encode_frame(out),
             PaxosMsg::RecoveryQuery(m) => m.encode_frame(out),
             PaxosMsg::RecoveryInfo(m) => m.encode_frame(out),
+            PaxosMsg::Compacted(m) => m.encode_frame(out),
+            PaxosMsg::SnapshotRequest(m) => m.encode_frame(out),
+            PaxosMsg::SnapshotChunk(m) => m.encode_frame(out),
         }
     }
 }
@@ -287,6 +298,10 @@ pub enum Record {
         /// The chosen commands.
         cmds: Vec<Command>,
     },
+    /// A snapshot ([`genericsmr::snapshot::Snapshot::to_bytes`]) standing for
+    /// every slot below its point: the base record of a compacted log, kept
+    /// in the snapshot file and replayed first.
+    Snapshot(Bytes),
 }
 
 impl Marshal for Record {
@@ -304,6 +319,10 @@ impl Marshal for Record {
                 slot.marshal(buf);
             }
             Record::Chosen { slot, cmds } => Record::encode_chosen(buf, *slot, cmds),
+            Record::Snapshot(b) => {
+                buf.put_u8(5);
+                b.marshal(buf);
+            }
         }
     }
 }
@@ -343,6 +362,7 @@ impl Unmarshal for Record {
                 slot: r.u64("slot")?,
                 cmds: Vec::unmarshal(r)?,
             },
+            5 => Record::Snapshot(Bytes::unmarshal(r)?),
             v => {
                 return Err(WireError::Invalid {
                     what: "record kind",

@@ -42,6 +42,18 @@ impl Config {
         if let Some(v) = s.window {
             cfg.slot_window = v;
         }
+        // The horizon sets how much is kept and how often compaction runs,
+        // so that short simulated runs compact (and snapshot) many times.
+        if let Some(h) = s.gc_horizon {
+            cfg.keep_executed = h;
+            cfg.compact_every = h;
+        }
+        if let Some(v) = s.snapshot_chunk {
+            cfg.transfer.chunk_bytes = v;
+        }
+        if let Some(v) = s.snapshot_timeout_ns {
+            cfg.transfer.timeout_ns = v;
+        }
         if let Some(b) = variant(s, Replica::NAME, crate::broken::BUILT, Broken::named)? {
             if b == Broken::ForgetAccepts && !s.durable {
                 return Err(BootError::Settings(
@@ -83,6 +95,9 @@ impl Protocol for Replica {
         r.peer(PaxosMsg::CatchupReply);
         r.peer(PaxosMsg::RecoveryQuery);
         r.peer(PaxosMsg::RecoveryInfo);
+        r.peer(PaxosMsg::Compacted);
+        r.peer(PaxosMsg::SnapshotRequest);
+        r.peer(PaxosMsg::SnapshotChunk);
     }
 
     fn boot(
@@ -138,11 +153,18 @@ impl Protocol for Replica {
         Replica::flush(self, now, fx)
     }
 
+    fn snapshots(&self) -> (u64, u64) {
+        let (installed, sent, _) = Replica::snapshots(self);
+        (installed, sent)
+    }
+
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
-        let slots = self.log().iter().enumerate().skip(from as usize);
+        let base = self.log_base();
+        let slots = self.log().iter().enumerate();
         slots
+            .skip(from.saturating_sub(base) as usize)
             .filter(|(_, s)| s.state == crate::SlotState::Committed)
-            .map(|(i, s)| (i as u64, s.hash()))
+            .map(|(i, s)| (base + i as u64, s.hash()))
             .collect()
     }
 }

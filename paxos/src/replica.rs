@@ -58,6 +58,20 @@ pub struct Config {
     pub hint_quiet_ns: u64,
     /// Most slots fetched by one catch-up request.
     pub catchup_chunk: u32,
+    /// Executed slots kept in memory below the executed point, for peers
+    /// that catch up slot by slot; a peer further behind is answered
+    /// `Compacted` and fetches a snapshot (see `docs/paxos.md`). Named like
+    /// EPaxos's `keep_executed`.
+    pub keep_executed: u64,
+    /// Compaction runs once this many slots more than `keep_executed` are
+    /// executed: the log drops slots below `executed - keep_executed`, and a
+    /// durable replica writes a snapshot at its executed point and rewrites
+    /// its log to what lies above it. So memory holds at most about
+    /// `keep_executed + compact_every` executed slots, and the durable log
+    /// about `compact_every` slots' records.
+    pub compact_every: u64,
+    /// Snapshot transfer: chunk size, largest snapshot, retry timeout.
+    pub transfer: genericsmr::snapshot::TransferConfig,
     /// Proposals held at most while waiting for a slot; more are refused.
     pub max_pending: usize,
     /// Largest command accepted, in encoded bytes; larger ones are answered `TooLarge`.
@@ -99,6 +113,9 @@ impl Config {
             election_timeout_ns: 1_000_000_000,
             hint_quiet_ns: 200_000_000,
             catchup_chunk: 4096,
+            keep_executed: 1 << 16,
+            compact_every: 1 << 16,
+            transfer: Default::default(),
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
             dedup: Default::default(),
@@ -151,10 +168,10 @@ pub struct Slot {
     pub ballot: u64,
     /// The batch of commands (empty for a no-op) while the slot is not executed.
     cmds: Vec<Command>,
-    /// Once executed: the batch's wire encoding only. The log keeps every
-    /// chosen slot (for catch-up), and this keeps it at about a third of the
-    /// memory, releasing the decoded commands and the receive buffers their
-    /// bytes pointed into.
+    /// Once executed: the batch's wire encoding only. The log keeps
+    /// `keep_executed` executed slots (for catch-up), and this keeps them at
+    /// about a third of the memory, releasing the decoded commands and the
+    /// receive buffers their bytes pointed into.
     packed: Option<Bytes>,
     /// Leader only: replicas that accepted at the leader's ballot.
     pub(crate) acks: u64,
@@ -274,8 +291,19 @@ pub struct Replica {
     pub(crate) role: Role,
     /// Highest ballot promised; never decreases.
     pub(crate) promised: u64,
-    /// The log, indexed by slot.
+    /// The log from slot `base` on: `log[i]` is slot `base + i`. Slots below
+    /// `base` are executed and compacted away (see [`Config::keep_executed`]).
     pub(crate) log: Vec<Slot>,
+    /// The first slot held in `log`; never above `executed`.
+    pub(crate) base: u64,
+    /// The snapshot being fetched from a peer, if any.
+    pub(crate) fetch: genericsmr::snapshot::Fetch,
+    /// Snapshots installed from peers.
+    pub(crate) snapshots_installed: u64,
+    /// Snapshots sent to peers.
+    pub(crate) snapshots_sent: u64,
+    /// Compactions of the log so far.
+    pub(crate) compactions: u64,
     /// Every slot below this is committed here.
     pub(crate) commit_index: u64,
     /// Every slot below this is executed here.
@@ -307,6 +335,7 @@ impl Replica {
     pub fn new(cfg: Config) -> Self {
         assert!(cfg.n >= 1 && cfg.n <= genericsmr::MAX_REPLICAS && (cfg.id as usize) < cfg.n);
         let n = cfg.n;
+        let fetch = genericsmr::snapshot::Fetch::new(cfg.transfer);
         let election = ElectionTimer::new(cfg.id as u64, cfg.election_timeout_ns);
         // Puts answered at commit never show what they replaced.
         let sm = if cfg.reply_after_exec {
@@ -320,6 +349,11 @@ impl Replica {
             role: Role::Follower,
             promised: 0,
             log: Vec::new(),
+            base: 0,
+            fetch,
+            snapshots_installed: 0,
+            snapshots_sent: 0,
+            compactions: 0,
             commit_index: 0,
             executed: 0,
             known_commit: 0,
@@ -369,9 +403,37 @@ impl Replica {
         self.executed
     }
 
-    /// The log.
+    /// The slots held, from [`Replica::log_base`] on: `log()[i]` is slot
+    /// `log_base() + i` (the slots below are compacted away).
     pub fn log(&self) -> &[Slot] {
         &self.log
+    }
+
+    /// The first slot held in memory; every slot below it is executed and
+    /// compacted away.
+    pub fn log_base(&self) -> u64 {
+        self.base
+    }
+
+    /// One past the highest slot held.
+    pub fn log_end(&self) -> u64 {
+        self.base + self.log.len() as u64
+    }
+
+    /// Slot `slot`, if held (not compacted away, not past the end).
+    pub fn slot(&self, slot: u64) -> Option<&Slot> {
+        let i = slot.checked_sub(self.base)?;
+        self.log.get(usize::try_from(i).ok()?)
+    }
+
+    /// Snapshots installed from peers, snapshots sent to peers, and
+    /// compactions of this replica's log.
+    pub fn snapshots(&self) -> (u64, u64, u64) {
+        (
+            self.snapshots_installed,
+            self.snapshots_sent,
+            self.compactions,
+        )
     }
 
     /// The state machine.
@@ -404,12 +466,28 @@ impl Replica {
         true
     }
 
-    pub(crate) fn slot_mut(&mut self, slot: u64) -> &mut Slot {
-        let i = slot as usize;
+    /// Slot `slot`, created (with every slot before it) if past the end;
+    /// `None` if compacted away. Callers bound `slot` by the window first.
+    pub(crate) fn slot_mut(&mut self, slot: u64) -> Option<&mut Slot> {
+        let i = slot.checked_sub(self.base)? as usize;
         if i >= self.log.len() {
             self.log.resize_with(i + 1, Slot::default);
         }
-        &mut self.log[i]
+        self.log.get_mut(i)
+    }
+
+    /// Slot `slot` if held, for changes that do not create it.
+    pub(crate) fn slot_get_mut(&mut self, slot: u64) -> Option<&mut Slot> {
+        let i = slot.checked_sub(self.base)?;
+        self.log.get_mut(usize::try_from(i).ok()?)
+    }
+
+    /// Whether `slot` is known chosen here (compacted slots were executed).
+    pub(crate) fn committed_at(&self, slot: u64) -> bool {
+        slot < self.base
+            || self
+                .slot(slot)
+                .is_some_and(|s| s.state == SlotState::Committed)
     }
 
     /// The last slot within reach of our log (see [`Config::slot_window`]).

@@ -15,6 +15,7 @@ use genericsmr::command::{Command, Op};
 use genericsmr::durable::{DurableLog, SyncPolicy};
 use genericsmr::effects::{Dest, Effects, Reply};
 use genericsmr::messages::{role, Propose, ProposeReply, ReplyStatus};
+use genericsmr::wire::Marshal;
 use genericsmr::ConnId;
 use paxos::messages::*;
 use paxos::{Config, Replica, SlotState};
@@ -40,6 +41,9 @@ fn kind(m: &PaxosMsg) -> &'static str {
         PaxosMsg::CatchupReply(_) => "CatchupReply",
         PaxosMsg::RecoveryQuery(_) => "RecoveryQuery",
         PaxosMsg::RecoveryInfo(_) => "RecoveryInfo",
+        PaxosMsg::Compacted(_) => "Compacted",
+        PaxosMsg::SnapshotRequest(_) => "SnapshotRequest",
+        PaxosMsg::SnapshotChunk(_) => "SnapshotChunk",
     }
 }
 
@@ -59,6 +63,9 @@ fn dispatch(r: &mut Replica, now: u64, from: u8, m: PaxosMsg, fx: &mut Effects<P
         PaxosMsg::CatchupReply(m) => r.handle_catchup_reply(now, from, m, fx),
         PaxosMsg::RecoveryQuery(m) => r.handle_recovery_query(now, from, m, fx),
         PaxosMsg::RecoveryInfo(m) => r.handle_recovery_info(now, from, m, fx),
+        PaxosMsg::Compacted(m) => r.handle_compacted(now, from, m, fx),
+        PaxosMsg::SnapshotRequest(m) => r.handle_snapshot_request(from, m, fx),
+        PaxosMsg::SnapshotChunk(m) => r.handle_snapshot_chunk(now, from, m, fx),
     }
 }
 
@@ -134,12 +141,26 @@ impl Net {
 
     /// Moves what replica `i`'s handlers produced into the network, the reply list and its disk.
     fn collect(&mut self, i: u8, mut fx: Effects<PaxosMsg>) {
-        let rec = fx.take_persist();
-        if let Some(log) = &mut self.logs[i as usize] {
-            log.append_framed(&rec);
-            log.commit().unwrap();
+        let d = fx.take_disk();
+        let rec = &d.records;
+        match d.compaction {
+            Some((at, base)) => {
+                if let Some(log) = &mut self.logs[i as usize] {
+                    log.append_framed(&rec[..at]);
+                    log.compact(&base, &rec[at..]).unwrap();
+                }
+                // The disk as replay sees it: the base record, then the rest.
+                self.disk[i as usize] = base;
+                self.disk[i as usize].extend_from_slice(&rec[at..]);
+            }
+            None => {
+                if let Some(log) = &mut self.logs[i as usize] {
+                    log.append_framed(rec);
+                    log.commit().unwrap();
+                }
+                self.disk[i as usize].extend_from_slice(rec);
+            }
         }
-        self.disk[i as usize].extend_from_slice(&rec);
         for (dest, m) in fx.sends.drain(..) {
             let set = match dest {
                 Dest::Peer(j) => {
@@ -180,6 +201,7 @@ impl Net {
     fn check(&mut self, i: u8) {
         let r = &self.reps[i as usize];
         for (s, slot) in r.log().iter().enumerate() {
+            let s = s + r.log_base() as usize;
             if (s as u64) < r.commit_index() {
                 assert_eq!(
                     slot.state,
@@ -409,7 +431,7 @@ impl Net {
     /// Committed commands of replica `i`, slot by slot.
     fn committed(&self, i: u8) -> Vec<Vec<Command>> {
         let r = self.r(i);
-        r.log()[..r.commit_index() as usize]
+        r.log()[..(r.commit_index() - r.log_base()) as usize]
             .iter()
             .map(|s| s.cmds().into_owned())
             .collect()
@@ -1972,4 +1994,267 @@ fn random_schedules_are_safe_with_five_replicas() {
     for seed in seeds(1000..1100) {
         random_run(seed, 5, 2000);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Compaction and snapshots
+// ---------------------------------------------------------------------------
+
+/// A group that compacts after a handful of slots, with small snapshot chunks.
+fn compacting(n: usize) -> Net {
+    Net::with(n, |c| {
+        c.keep_executed = 8;
+        c.compact_every = 8;
+        c.transfer.chunk_bytes = 64;
+    })
+}
+
+/// `count` puts of unique values through leader `l`, each delivered fully.
+fn load(net: &mut Net, l: u8, client: u64, count: u64, tag: &str) {
+    for s in 0..count {
+        net.submit(
+            l,
+            s,
+            put(
+                client,
+                s + 1,
+                &format!("{tag}-k{}", s % 7),
+                &format!("{tag}-v{s}"),
+            ),
+        );
+        net.run();
+    }
+}
+
+#[test]
+fn a_follower_behind_the_compaction_point_catches_up_by_snapshot() {
+    let mut net = compacting(3);
+    net.elect(0);
+    net.crash(2);
+    load(&mut net, 0, 41, 64, "lag");
+    let (base, exec) = (net.r(0).log_base(), net.r(0).executed());
+    assert!(exec >= 64, "executed {exec}");
+    assert!(
+        base > 0 && base >= exec - 16,
+        "leader base {base}, executed {exec}"
+    );
+    assert!(
+        net.r(0).log().len() <= 16 + 2,
+        "{} slots held",
+        net.r(0).log().len()
+    );
+    assert!(net.r(0).snapshots().2 >= 4, "{:?}", net.r(0).snapshots());
+    assert_eq!(net.r(2).executed(), 0);
+
+    net.down[2] = false;
+    net.settle(6);
+    assert!(
+        net.count("Compacted", 2) >= 1,
+        "the leader answered Compacted"
+    );
+    assert!(
+        net.count("SnapshotChunk", 2) > 1,
+        "the snapshot came in several chunks"
+    );
+    assert_eq!(net.r(2).snapshots().0, 1, "one snapshot installed");
+    assert_eq!(net.r(0).snapshots().1, 1, "one snapshot sent");
+    assert_eq!(net.r(2).executed(), net.r(0).executed());
+    assert_eq!(net.r(2).state().digest(), net.r(0).state().digest());
+    assert_eq!(net.value(2, "lag-k0"), Some(b("lag-v63")));
+    // Ordinary replication goes on above the snapshot.
+    load(&mut net, 0, 42, 3, "after");
+    net.settle(2);
+    assert_eq!(net.r(2).executed(), net.r(0).executed());
+    assert_eq!(net.r(2).state().digest(), net.r(0).state().digest());
+    assert_eq!(net.value(2, "after-k2"), Some(b("after-v2")));
+}
+
+#[test]
+fn a_candidate_behind_the_compaction_point_fetches_a_snapshot_instead_of_leading() {
+    let mut net = compacting(3);
+    net.elect(0);
+    net.crash(2);
+    load(&mut net, 0, 43, 40, "cand");
+    net.down[2] = false;
+    // Replica 2 campaigns from slot 0: every peer compacted it away.
+    net.be_leader(2);
+    net.run();
+    assert!(
+        !net.r(2).is_leader(),
+        "a candidate that far behind must not lead"
+    );
+    assert!(net.count("Compacted", 2) >= 1);
+    assert_eq!(net.r(2).snapshots().0, 1);
+    assert_eq!(net.r(2).state().digest(), net.r(0).state().digest());
+    assert_eq!(net.value(2, "cand-k4"), Some(b("cand-v39")));
+    // The group still has a leader that serves.
+    net.elect(0);
+    net.submit(0, 99, put(44, 1, "cand-last", "cand-z"));
+    net.settle(2);
+    assert_eq!(net.value(2, "cand-last"), Some(b("cand-z")));
+}
+
+/// Opens a durable log per replica in `dir`.
+fn open_logs(net: &mut Net, dir: &TempDir) {
+    for i in 0..net.n {
+        let (log, _) = DurableLog::open(&dir.0.join(format!("r{i}.log")), SyncPolicy::Off).unwrap();
+        net.logs[i] = Some(log);
+    }
+}
+
+#[test]
+fn a_compacted_replica_restarts_from_its_snapshot_file_and_log() {
+    let dir = TempDir::new("compacted-restart");
+    let mut net = compacting(3);
+    open_logs(&mut net, &dir);
+    net.elect(0);
+    load(&mut net, 0, 45, 70, "dur");
+    // One more slot accepted by replica 1 only: a vote above the snapshot.
+    net.submit(0, 70, put(45, 71, "dur-late", "dur-x"));
+    net.drop_where(|m| is(m, 0, 2, "Accept"));
+    net.deliver_where(|m| is(m, 0, 1, "Accept"));
+    net.drop_where(|_| true);
+    net.logs = (0..3).map(|_| None).collect();
+    for i in 0..3u8 {
+        let log = dir.0.join(format!("r{i}.log"));
+        let snap = genericsmr::durable::snapshot_path(&log);
+        let (log_len, snap_len) = (
+            std::fs::metadata(&log).unwrap().len(),
+            std::fs::metadata(&snap).unwrap().len(),
+        );
+        // 16 slots' records at most, well under the 70 written.
+        assert!(log_len < 16 * 120, "replica {i}: log of {log_len} bytes");
+        assert!(snap_len > 0);
+        let (_, replay) = DurableLog::open(&log, SyncPolicy::Off).unwrap();
+        assert!(replay.from_snapshot, "replica {i}");
+        assert_eq!(replay.records, split_records(&net.disk[i as usize]));
+        let mut r = Replica::new(net.cfgs[i as usize].clone());
+        r.restore(&replay.records).unwrap();
+        let old = net.r(i);
+        assert!(r.log_base() > 0, "replica {i} restarted from a snapshot");
+        assert_eq!(r.promised(), old.promised(), "replica {i}");
+        assert_eq!(r.commit_index(), old.commit_index(), "replica {i}");
+        assert_eq!(r.executed(), old.executed(), "replica {i}");
+        assert_eq!(r.state().digest(), old.state().digest(), "replica {i}");
+        assert_eq!(r.state().applied(), old.state().applied(), "replica {i}");
+        for s in r.log_base()..old.log_end() {
+            let (a, o) = (r.slot(s).unwrap(), old.slot(s).unwrap());
+            assert_eq!(
+                (a.state, a.ballot, a.cmds()),
+                (o.state, o.ballot, o.cmds()),
+                "replica {i} slot {s}"
+            );
+        }
+    }
+    let late = net.r(0).log_end() - 1;
+    assert_eq!(net.r(1).slot(late).unwrap().state, SlotState::Accepted);
+}
+
+#[test]
+fn a_damaged_snapshot_file_is_an_error_naming_the_file_and_offset() {
+    let dir = TempDir::new("damaged-snapshot");
+    let mut net = compacting(3);
+    open_logs(&mut net, &dir);
+    net.elect(0);
+    load(&mut net, 0, 46, 20, "dmg");
+    net.logs = (0..3).map(|_| None).collect();
+    let log = dir.0.join("r1.log");
+    let snap = genericsmr::durable::snapshot_path(&log);
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let at = bytes.len() - 5;
+    bytes[at] ^= 0x40;
+    std::fs::write(&snap, &bytes).unwrap();
+    let err = DurableLog::open(&log, SyncPolicy::Off).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&snap.display().to_string()), "{msg}");
+    assert!(msg.contains("offset 8"), "{msg}");
+    assert!(msg.contains("checksum"), "{msg}");
+    // A snapshot record whose checksums hold but whose content is garbage is
+    // an error of restore, not a panic.
+    let mut r = Replica::new(net.cfgs[1].clone());
+    let mut rec = BytesMut::new();
+    Record::Snapshot(Bytes::from_static(b"not a snapshot")).marshal(&mut rec);
+    assert!(r.restore(&[rec.freeze()]).is_err());
+}
+
+/// A crash between the two renames of a compaction leaves the new snapshot
+/// file with the old log: replaying every record of the run after the
+/// snapshot must give the same replica (records below it are ignored).
+#[test]
+fn a_new_snapshot_with_the_old_log_replays_to_the_same_state() {
+    let scenario = |keep: u64, every: u64| {
+        let mut net = Net::with(3, |c| {
+            c.keep_executed = keep;
+            c.compact_every = every;
+        });
+        net.elect(0);
+        load(&mut net, 0, 47, 40, "win");
+        net
+    };
+    let full = scenario(1 << 20, 1 << 20);
+    let comp = scenario(8, 8);
+    for i in 0..3u8 {
+        let base = split_records(&comp.disk[i as usize]).remove(0);
+        assert!(matches!(
+            genericsmr::wire::decode_body::<Record>(base.clone()),
+            Ok(Record::Snapshot(_))
+        ));
+        let old_log = split_records(&full.disk[i as usize]);
+        assert!(old_log.len() > 40, "replica {i}: {} records", old_log.len());
+        let mut recs = vec![base];
+        recs.extend(old_log);
+        let mut r = Replica::new(comp.cfgs[i as usize].clone());
+        r.restore(&recs).unwrap();
+        let c = comp.r(i);
+        assert!(r.log_base() > 0, "replica {i}");
+        assert_eq!(r.executed(), c.executed(), "replica {i}");
+        assert_eq!(r.commit_index(), c.commit_index(), "replica {i}");
+        assert_eq!(r.promised(), c.promised(), "replica {i}");
+        assert_eq!(r.state().digest(), c.state().digest(), "replica {i}");
+        assert_eq!(
+            r.state().digest(),
+            full.r(i).state().digest(),
+            "replica {i}"
+        );
+    }
+}
+
+/// Over many slots the log held in memory and the files on disk stay within
+/// what the settings allow, while status counters stay absolute.
+#[test]
+fn memory_and_disk_stay_bounded_over_many_slots() {
+    let dir = TempDir::new("bounded");
+    let mut net = Net::with(1, |c| {
+        c.keep_executed = 100;
+        c.compact_every = 50;
+    });
+    open_logs(&mut net, &dir);
+    net.elect(0);
+    let mut most = 0;
+    let log = dir.0.join("r0.log");
+    let mut biggest_file = 0;
+    for s in 0..3000u64 {
+        net.submit(
+            0,
+            s,
+            put(48, s + 1, &format!("mem-k{}", s % 5), &format!("mem-{s}")),
+        );
+        most = most.max(net.r(0).log().len());
+        if s % 50 == 0 {
+            biggest_file = biggest_file.max(std::fs::metadata(&log).unwrap().len());
+        }
+    }
+    let r = net.r(0);
+    assert_eq!(r.executed(), 3000);
+    assert_eq!(r.commit_index(), 3000);
+    assert_eq!(r.status(0).log_len, 3000, "log_len is the absolute end");
+    assert!(most <= 151, "{most} slots held at once");
+    assert!(r.log_base() >= 2850, "base {}", r.log_base());
+    // About 50 slots of records (a vote and a commit mark, ~200 bytes a
+    // slot) between compactions, where 3000 slots would take ~600 kB.
+    assert!(
+        biggest_file < 16_000,
+        "log file reached {biggest_file} bytes"
+    );
+    assert_eq!(r.snapshots().2, (3000 - 100) / 50);
 }

@@ -116,6 +116,8 @@ fn record_s() -> impl Strategy<Value = Record> {
         }),
         any::<u64>().prop_map(|slot| Record::CommitMark { slot }),
         (any::<u64>(), cmds_s()).prop_map(|(slot, cmds)| Record::Chosen { slot, cmds }),
+        proptest::collection::vec(any::<u8>(), 0..64)
+            .prop_map(|b| Record::Snapshot(Bytes::from(b))),
     ]
 }
 
@@ -355,7 +357,7 @@ fn ballots_are_unique_and_ordered() {
 
 #[test]
 fn unknown_record_kind_is_invalid() {
-    for kind in [0u8, 5, 0xff] {
+    for kind in [0u8, 6, 0xff] {
         let mut body = vec![kind];
         body.extend_from_slice(&[0; 16]);
         assert!(matches!(

@@ -108,7 +108,9 @@ struct Args {
     max_command: usize,
     /// EPaxos: executed instances kept per command leader for peers that still
     /// ask about them (the garbage-collection horizon); a peer further behind
-    /// is sent a snapshot instead.
+    /// is sent a snapshot instead. Multi-Paxos: executed slots kept in memory,
+    /// and how many more are executed between compactions (each compaction
+    /// also rewrites a durable log to a snapshot file plus what lies above it).
     #[arg(long, default_value_t = 1 << 16)]
     gc_horizon: u64,
     /// Bytes of snapshot in one message when a peer catches up by snapshot

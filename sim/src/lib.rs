@@ -166,6 +166,11 @@ pub struct Report {
     pub checker: checker::Report,
     /// The event trace, when asked for.
     pub trace: Vec<String>,
+    /// Snapshots the replicas installed from peers (over every life of
+    /// every replica).
+    pub snapshots_installed: u64,
+    /// Restarts that began from a durable snapshot (a compacted log).
+    pub snapshot_boots: u64,
 }
 
 impl Report {
@@ -227,6 +232,8 @@ impl<M> Ord for Event<M> {
 struct Node<R> {
     core: Option<R>,
     disk: BytesMut,
+    /// The base record of the last compaction (the snapshot file), framed.
+    snapshot: Option<BytesMut>,
     checked_upto: u64,
 }
 
@@ -259,6 +266,9 @@ struct Sim<R: Protocol> {
     violation: Option<String>,
     trace: Option<Vec<String>>,
     acked: u64,
+    /// Snapshots installed by replicas that crashed since.
+    snapshots_installed: u64,
+    snapshot_boots: u64,
     fx: Effects<R::Msg>,
 }
 
@@ -274,6 +284,7 @@ pub fn run<R: Protocol>(cfg: &Config, trace: bool) -> Report {
             .map(|_| Node {
                 core: None,
                 disk: BytesMut::new(),
+                snapshot: None,
                 checked_upto: 0,
             })
             .collect(),
@@ -292,6 +303,8 @@ pub fn run<R: Protocol>(cfg: &Config, trace: bool) -> Report {
         violation: None,
         trace: trace.then(Vec::new),
         acked: 0,
+        snapshots_installed: 0,
+        snapshot_boots: 0,
         fx: Effects::default(),
     };
     for r in 0..cfg.n {
@@ -337,6 +350,12 @@ pub fn run<R: Protocol>(cfg: &Config, trace: bool) -> Report {
     }
     s.finish();
     let verdict = checker::check(&s.history, &checker::linear::Options::default());
+    let live: u64 = s
+        .nodes
+        .iter()
+        .filter_map(|n| n.core.as_ref())
+        .map(|c| c.snapshots().0)
+        .sum();
     Report {
         seed: cfg.seed,
         events,
@@ -344,10 +363,19 @@ pub fn run<R: Protocol>(cfg: &Config, trace: bool) -> Report {
         violation: s.violation,
         checker: verdict,
         trace: s.trace.unwrap_or_default(),
+        snapshots_installed: s.snapshots_installed + live,
+        snapshot_boots: s.snapshot_boots,
     }
 }
 
 impl<R: Protocol> Sim<R> {
+    /// Crashes replica `r`: its core is gone (what it persisted stays).
+    fn kill(&mut self, r: ReplicaId) {
+        if let Some(c) = self.nodes[r as usize].core.take() {
+            self.snapshots_installed += c.snapshots().0;
+        }
+    }
+
     fn at(&mut self, time: u64, kind: Kind<R::Msg>) {
         self.seq += 1;
         self.queue.push(Event {
@@ -394,9 +422,19 @@ impl<R: Protocol> Sim<R> {
 
     fn effects(&mut self, r: ReplicaId) {
         // Persisted before anything is sent, as the runtime's driver does.
-        let records = self.fx.take_persist();
+        let disk = self.fx.take_disk();
         if self.cfg.durable {
-            self.nodes[r as usize].disk.extend_from_slice(&records);
+            let node = &mut self.nodes[r as usize];
+            match disk.compaction {
+                // As the durable log does: the base replaces what came before.
+                Some((at, base)) => {
+                    let at = at.min(disk.records.len());
+                    node.snapshot = Some(base);
+                    node.disk.clear();
+                    node.disk.extend_from_slice(&disk.records[at..]);
+                }
+                None => node.disk.extend_from_slice(&disk.records),
+            }
         }
         let sends: Vec<(Dest, R::Msg)> = self.fx.sends.drain(..).collect();
         for (dest, msg) in sends {
@@ -510,7 +548,7 @@ impl<R: Protocol> Sim<R> {
                     .collect();
                 if up.len() == self.cfg.n {
                     let r = up[self.rng.gen_range(0..up.len())];
-                    self.nodes[r as usize].core = None;
+                    self.kill(r);
                     self.log(|| format!("crash replica {r} for a long outage"));
                     let back = (self.cfg.duration_ns * 4 / 5).max(self.now + 1);
                     self.at(back, Kind::Restart(r));
@@ -521,7 +559,14 @@ impl<R: Protocol> Sim<R> {
                     return; // restarted already
                 }
                 let how = if self.cfg.durable {
-                    match genericsmr::durable::parse_records(&self.nodes[r as usize].disk) {
+                    let node = &self.nodes[r as usize];
+                    self.snapshot_boots += u64::from(node.snapshot.is_some());
+                    let base = node.snapshot.as_deref().unwrap_or_default();
+                    let parsed = genericsmr::durable::parse_records(base).and_then(|mut b| {
+                        b.extend(genericsmr::durable::parse_records(&node.disk)?);
+                        Ok(b)
+                    });
+                    match parsed {
                         Ok(recs) => Boot::Durable(recs),
                         Err(e) => {
                             // The simulator writes whole records: damage is a bug.
@@ -608,7 +653,7 @@ impl<R: Protocol> Sim<R> {
                 .filter(|r| self.nodes[*r as usize].core.is_some())
                 .collect();
             let r = up[self.rng.gen_range(0..up.len())];
-            self.nodes[r as usize].core = None;
+            self.kill(r);
             self.log(|| format!("crash replica {r}"));
             let back = self.rng.gen_range(100_000_000..1_000_000_000);
             self.at(self.now + back, Kind::Restart(r));

@@ -1,0 +1,240 @@
+//! Log compaction and state transfer below the compaction point.
+//!
+//! Once `keep_executed + compact_every` slots are executed above the base,
+//! the replica drops every slot below `executed - keep_executed` (they are
+//! executed, and their effect lives in the state machine). A durable replica
+//! also compacts its durable log at the same time: the snapshot at its
+//! executed point (state machine image plus that slot number) becomes the
+//! base record ([`Effects::compact`]), followed by the records still needed
+//! above it: the promise and every vote or chosen value at or above the
+//! executed point.
+//!
+//! A peer asking for a slot below the base (a catch-up request, or a phase-1
+//! Prepare from a candidate whose commit index is that low) is answered
+//! [`Compacted`], never silence. It fetches this replica's snapshot through
+//! the shared mechanism of [`genericsmr::snapshot`] and installs it in one
+//! handler: state machine swapped, executed and commit index set to the
+//! snapshot's slot, slots below dropped; ordinary catch-up continues above.
+
+use bytes::{Bytes, BytesMut};
+use genericsmr::effects::{accepted, reject, Effects};
+use genericsmr::messages::ReplyStatus;
+use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
+use genericsmr::state::Check;
+use genericsmr::wire::{Encoded, Marshal, Reader, WireError};
+use genericsmr::ReplicaId;
+
+use crate::messages::{PaxosMsg, Record};
+use crate::replica::{Replica, Role, SlotState};
+
+impl Replica {
+    /// This replica's snapshot: its state machine at its executed point.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut state = BytesMut::new();
+        self.sm.encode_image(&mut state);
+        let mut protocol = BytesMut::new();
+        self.executed.marshal(&mut protocol);
+        Snapshot {
+            state: state.freeze(),
+            protocol: protocol.freeze(),
+        }
+    }
+
+    /// Compacts once enough is executed (see [`crate::Config::compact_every`]).
+    pub(crate) fn maybe_compact(&mut self, fx: &mut Effects<PaxosMsg>) {
+        let keep = self.cfg.keep_executed;
+        let due = keep.saturating_add(self.cfg.compact_every.max(1));
+        if self.executed.saturating_sub(self.base) < due {
+            return;
+        }
+        let to = self.executed - keep;
+        let drop = ((to - self.base) as usize).min(self.log.len());
+        self.log.drain(..drop);
+        self.base = to;
+        // Keep the capacity from growing past a few compaction intervals.
+        if self.log.capacity() > 4 * self.log.len().max(1024) {
+            self.log.shrink_to_fit();
+        }
+        self.compactions += 1;
+        if fx.keeps_records() {
+            let snap = self.snapshot().to_bytes();
+            self.compact_durable(snap, fx);
+        }
+    }
+
+    /// Asks the driver to replace the durable log by `snap` (a snapshot at
+    /// the executed point) and the records still needed above it.
+    fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<PaxosMsg>) {
+        fx.compact(&Record::Snapshot(snap));
+        fx.persist(&Record::Promise {
+            ballot: self.promised,
+        });
+        let keep_votes = self.keeps_votes();
+        for slot in self.executed..self.log_end() {
+            let Some(s) = self.slot(slot) else { break };
+            match s.state {
+                SlotState::Empty => {}
+                SlotState::Accepted if keep_votes => {
+                    let cmds = s.cmds();
+                    fx.persist(&Encoded(|b: &mut BytesMut| {
+                        Record::encode_accepted(b, slot, s.ballot, &cmds)
+                    }));
+                }
+                SlotState::Accepted => {}
+                SlotState::Committed => {
+                    let cmds = s.cmds();
+                    fx.persist(&Encoded(|b: &mut BytesMut| {
+                        Record::encode_chosen(b, slot, &cmds)
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Tells `to` that `slot` is compacted here.
+    pub(crate) fn compacted(&self, to: ReplicaId, slot: u64, fx: &mut Effects<PaxosMsg>) {
+        fx.send(to, PaxosMsg::Compacted(Compacted { what: slot }));
+    }
+
+    /// A peer compacted a slot this replica asked about: fetch its snapshot
+    /// (a candidate that far behind stops campaigning first).
+    pub fn handle_compacted(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: Compacted,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
+        self.heard(from, now);
+        if m.what < self.executed {
+            return; // an old answer: we have that slot by now
+        }
+        if matches!(self.role, Role::Candidate(_)) {
+            tracing::info!(
+                peer = from,
+                commit_index = self.commit_index,
+                "too far behind to lead: fetching a snapshot instead"
+            );
+            self.step_down(fx);
+        }
+        if let Some((to, req)) = self.fetch.start(now, from) {
+            tracing::info!(
+                peer = to,
+                slot = m.what,
+                "behind what a peer has compacted: asking it for a snapshot"
+            );
+            fx.send(to, PaxosMsg::SnapshotRequest(req));
+        }
+    }
+
+    /// A peer asks for this replica's snapshot: it goes in chunks.
+    pub fn handle_snapshot_request(
+        &mut self,
+        from: ReplicaId,
+        m: SnapshotRequest,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
+        let bytes = self.snapshot().to_bytes();
+        if bytes.len() as u64 > self.cfg.transfer.max_bytes {
+            tracing::warn!(
+                peer = from,
+                bytes = bytes.len(),
+                "snapshot larger than the transfer limit: not sent"
+            );
+            return;
+        }
+        self.snapshots_sent += 1;
+        for c in snapshot::chunks(m.nonce, &bytes, self.cfg.transfer.chunk_bytes) {
+            fx.send(from, PaxosMsg::SnapshotChunk(c));
+        }
+    }
+
+    /// A piece of the snapshot this replica asked for; the last one installs it.
+    pub fn handle_snapshot_chunk(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        c: SnapshotChunk,
+        fx: &mut Effects<PaxosMsg>,
+    ) {
+        self.heard(from, now);
+        match self.fetch.on_chunk(now, from, c) {
+            Ok(None) => {}
+            Ok(Some(snap)) => match self.install(&snap, fx) {
+                Ok(true) => {
+                    tracing::info!(peer = from, slot = self.executed, "snapshot installed");
+                    // Go on with ordinary catch-up above the snapshot.
+                    if self.commit_index < self.known_commit {
+                        self.fetch_from(now, from, fx);
+                    }
+                }
+                Ok(false) => tracing::info!(peer = from, "snapshot not needed"),
+                Err(e) => tracing::warn!(peer = from, error = %e, "snapshot refused"),
+            },
+            Err(e) => tracing::warn!(peer = from, error = %e, "snapshot transfer failed"),
+        }
+    }
+
+    /// Installs `snap` if it is ahead of what this replica executed; persists
+    /// it first (a durable compaction at its point). Returns whether it was
+    /// installed.
+    pub(crate) fn install(
+        &mut self,
+        snap: &Snapshot,
+        fx: &mut Effects<PaxosMsg>,
+    ) -> Result<bool, WireError> {
+        let slot = snapshot::read_protocol(&snap.protocol, |r| r.u64("snapshot slot"))?;
+        if slot <= self.executed {
+            return Ok(false);
+        }
+        self.load_snapshot(snap)?;
+        self.snapshots_installed += 1;
+        if let Role::Leader { next_slot, .. } = &mut self.role {
+            *next_slot = (*next_slot).max(slot);
+        }
+        if matches!(self.role, Role::Candidate(_)) {
+            // Its phase-1 reports start below the snapshot: campaign afresh later.
+            self.step_down(fx);
+        }
+        if fx.keeps_records() {
+            self.compact_durable(snap.to_bytes(), fx);
+        }
+        // Clients waiting here on commands the snapshot ran get their answer.
+        let me = self.cfg.id;
+        let mut waiting: Vec<_> = self.waiting.drain().collect();
+        waiting.sort_unstable(); // effects must not depend on hash seeds
+        for ((client, seq), conn) in waiting {
+            match self.sm.check(client, seq) {
+                Check::Done(o) => fx.reply(conn, accepted(client, seq, me, o.clone())),
+                Check::Stale => fx.reply(conn, reject(client, seq, ReplyStatus::Stale, Some(me))),
+                Check::Fresh => {
+                    self.waiting.insert((client, seq), conn);
+                }
+            }
+        }
+        self.advance(fx);
+        Ok(true)
+    }
+
+    /// Takes the state of `snap` (at restart from the snapshot file, or when
+    /// installing a peer's): swaps the state machine and drops every slot
+    /// below the snapshot's point, which becomes the executed point.
+    pub(crate) fn load_snapshot(&mut self, snap: &Snapshot) -> Result<(), WireError> {
+        let slot = snapshot::read_protocol(&snap.protocol, |r| r.u64("snapshot slot"))?;
+        let mut r = Reader::new(snap.state.clone());
+        let sm = self.sm.decode_image(&mut r)?;
+        r.finish()?;
+        if slot < self.executed {
+            return Ok(()); // older than what we executed: nothing to take
+        }
+        let drop = ((slot - self.base).min(self.log.len() as u64)) as usize;
+        self.log.drain(..drop);
+        self.base = slot;
+        self.sm = sm;
+        self.executed = slot;
+        self.commit_index = self.commit_index.max(slot);
+        self.known_commit = self.known_commit.max(slot);
+        self.announced_commit = self.announced_commit.max(slot);
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! Multi-Paxos compaction on real processes: with a low `--gc-horizon` the
+//! durable replicas keep their data folders bounded while load runs, and a
+//! follower killed with SIGKILL, whose missing slots the others compacted
+//! away while it was down, catches up through a snapshot after its restart.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{bounded_for, Cluster, Opts};
+
+/// Slots kept, and executed between compactions.
+const HORIZON: u64 = 64;
+
+/// Bytes of every file in `dir`.
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_restarted_behind_the_compaction_point_catches_up_by_snapshot() {
+    bounded_for(Duration::from_secs(180), async {
+        let root = tempfile::tempdir().expect("temp dir");
+        let h = HORIZON.to_string();
+        let mut c = Cluster::start(
+            3,
+            Opts {
+                durable: true,
+                extra: ["--sync", "off", "--gc-horizon", h.as_str()]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                data_root: Some(root.path().to_path_buf()),
+                ..Default::default()
+            },
+        );
+        let l = c.leader().await;
+        let f = (l + 1) % 3;
+        let cl = c.client().await;
+        for i in 0..10 {
+            cl.put(format!("snap-k{i}"), format!("before-{i}"))
+                .await
+                .expect("put");
+        }
+        c.converged(Duration::from_secs(20)).await;
+        c.kill(f);
+        // Far past what the others keep: 1500 slots, 16 keys, unique values,
+        // so the store (and every snapshot) stays small while the log would
+        // grow by every slot.
+        let live: Vec<usize> = (0..3).filter(|i| *i != f).collect();
+        let mut peak = 0;
+        for i in 0..1500u64 {
+            cl.put(format!("snap-k{}", i % 16), format!("during-{i}"))
+                .await
+                .expect("put");
+            if i % 100 == 99 {
+                for &r in &live {
+                    peak = peak.max(folder_bytes(&root.path().join(format!("slot{r}"))));
+                }
+            }
+        }
+        let leader = c.status(l).await.expect("leader status");
+        assert!(leader.executed >= 1510, "executed {}", leader.executed);
+        // A log of every slot would hold over 1500 records of ~100 bytes.
+        assert!(
+            peak < 40_000,
+            "a live replica's data folder reached {peak} bytes"
+        );
+        c.restart(f, true);
+        let digest = c.converged(Duration::from_secs(30)).await;
+        let s = c.status(f).await.expect("follower status");
+        assert_eq!(digest, leader.digest());
+        assert_eq!(s.executed, leader.executed);
+        // Slot by slot it would fetch nearly all 1500: the others no longer
+        // hold them, so the bulk came in one snapshot.
+        assert!(
+            s.catchup_fetched < 4 * HORIZON,
+            "fetched {} slots one by one",
+            s.catchup_fetched
+        );
+        println!(
+            "peak folder {peak} bytes; follower fetched {} slots, replayed {} records",
+            s.catchup_fetched, s.replayed
+        );
+        let dir = root.path().join(format!("slot{f}"));
+        let snaps: Vec<_> = std::fs::read_dir(&dir)
+            .expect("data folder")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+            .collect();
+        assert_eq!(snaps.len(), 1, "the installed snapshot is on disk");
+        assert!(folder_bytes(&dir) < 40_000);
+        // It serves writes again, and the value is read back elsewhere.
+        cl.put("snap-last", "snap-after-restart")
+            .await
+            .expect("put");
+        // (A failover on a loaded machine may add a no-op slot: `>=`.)
+        c.converged(Duration::from_secs(20)).await;
+        for r in 0..3 {
+            let st = c.status(r).await.expect("status");
+            assert!(st.executed > leader.executed, "replica {r}");
+        }
+        let v = c.client().await.get("snap-last").await.expect("get");
+        assert_eq!(v.as_deref(), Some(&b"snap-after-restart"[..]));
+    })
+    .await
+}
