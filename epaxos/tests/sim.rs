@@ -7,38 +7,7 @@
 use epaxos::Replica;
 use sim::Config;
 
-fn check_all(mk: impl Fn(u64) -> Config) {
-    sim::check_seeds::<Replica>("epaxos", mk)
-}
-
-#[test]
-fn three_replicas_under_every_fault() {
-    check_all(Config::new);
-}
-
-#[test]
-fn five_replicas_under_every_fault() {
-    check_all(|seed| Config {
-        n: 5,
-        ..Config::new(seed)
-    });
-}
-
-#[test]
-fn seven_replicas() {
-    sim::check_seed_count::<Replica>("epaxos", sim::seeds() / 2, |seed| Config {
-        n: 7,
-        ..Config::new(seed)
-    })
-}
-
-#[test]
-fn one_hot_key() {
-    check_all(|seed| Config {
-        keys: 1,
-        ..Config::new(seed)
-    });
-}
+sim::conformance_tests!(epaxos::Replica);
 
 /// The lost write: a put answered at commit, the client's next command (on
 /// another key, acknowledging the put) executed first on some replica, and

@@ -8,42 +8,7 @@ use paxos::messages::PaxosMsg;
 use paxos::Replica;
 use sim::{run, seeds, Config};
 
-fn check_all(mk: impl Fn(u64) -> Config) {
-    sim::check_seeds::<Replica>("paxos", mk)
-}
-
-#[test]
-fn durable_replicas_under_every_fault() {
-    check_all(Config::new);
-}
-
-#[test]
-fn replicas_without_a_log_under_crashes_and_partitions() {
-    check_all(|seed| Config {
-        durable: false,
-        ..Config::new(seed)
-    });
-}
-
-#[test]
-fn five_replicas() {
-    check_all(|seed| Config {
-        n: 5,
-        ..Config::new(seed)
-    });
-}
-
-/// No master at all: the replicas elect every leader themselves (the first
-/// one included), through crashes, partitions and amnesia.
-#[test]
-fn replicas_elect_their_leaders_without_the_master() {
-    check_all(|seed| Config {
-        master: false,
-        durable: seed % 4 != 1,
-        n: if seed % 5 == 4 { 5 } else { 3 },
-        ..Config::new(seed)
-    });
-}
+sim::conformance_tests!(paxos::Replica);
 
 /// Without faults and with heartbeats flowing, nobody campaigns after the
 /// first election: the ballot set by the first leader is the last.

@@ -19,6 +19,8 @@
 
 #![warn(missing_docs)]
 
+pub mod conformance;
+
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt::Debug;

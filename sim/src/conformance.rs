@@ -1,0 +1,211 @@
+//! The simulator's conformance suite: one list of scenarios that every
+//! protocol's tests run (`sim::conformance_tests!(myproto::Replica);`).
+//! A scenario says which protocols it applies to by their declared
+//! capabilities, never by name; one that does not apply passes with a note.
+//!
+//! Every scenario runs [`seeds`] seeds (`SIM_SEEDS`, default 500; the
+//! larger groups fewer), each a full run with the final checks of
+//! [`crate::run`]: agreement after every event, convergence, and the
+//! linearizability of the clients' history.
+
+use genericsmr::protocol::{Caps, Protocol, Rejoin};
+
+use crate::{run, seeds, Config};
+
+/// One scenario of the suite.
+pub struct Scenario {
+    /// Its name (the test's, and in failure messages).
+    pub name: &'static str,
+    /// Whether it applies to a protocol with these capabilities.
+    pub applies: fn(&Caps) -> bool,
+    /// The configuration of seed `s`.
+    pub config: fn(u64) -> Config,
+    /// Seeds it runs, out of [`seeds`] (a divisor: 1 runs all).
+    pub divisor: u64,
+    /// Snapshots must be installed somewhere over its seeds.
+    pub needs_snapshots: bool,
+}
+
+fn always(_: &Caps) -> bool {
+    true
+}
+
+/// Every scenario.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "every fault",
+            applies: always,
+            config: Config::new,
+            divisor: 1,
+            needs_snapshots: false,
+        },
+        Scenario {
+            name: "no disk",
+            // Replicas restart with nothing: only a protocol that recovers
+            // its promises from a majority can take that.
+            applies: |c| c.rejoin == Rejoin::Recovers,
+            config: |s| Config {
+                durable: false,
+                ..Config::new(s)
+            },
+            divisor: 1,
+            needs_snapshots: false,
+        },
+        Scenario {
+            name: "five replicas",
+            applies: always,
+            config: |s| Config {
+                n: 5,
+                ..Config::new(s)
+            },
+            divisor: 1,
+            needs_snapshots: false,
+        },
+        Scenario {
+            name: "seven replicas",
+            applies: always,
+            config: |s| Config {
+                n: 7,
+                ..Config::new(s)
+            },
+            divisor: 4,
+            needs_snapshots: false,
+        },
+        Scenario {
+            name: "one hot key",
+            applies: always,
+            config: |s| Config {
+                keys: 1,
+                ..Config::new(s)
+            },
+            divisor: 1,
+            needs_snapshots: false,
+        },
+        Scenario {
+            name: "no master",
+            // Nobody asks anyone to lead: the replicas elect every leader
+            // themselves, or need none.
+            applies: |c| c.elects || c.leaderless,
+            config: |s| Config {
+                master: false,
+                durable: s % 4 != 1,
+                n: if s % 5 == 4 { 5 } else { 3 },
+                ..Config::new(s)
+            },
+            divisor: 1,
+            needs_snapshots: false,
+        },
+        Scenario {
+            name: "lag past compaction",
+            // A long outage with 32 entries kept: the replica that was down
+            // must catch up by snapshot, in pieces of 97 bytes.
+            applies: always,
+            config: |s| {
+                let mut c = Config::new(s);
+                c.outage = true;
+                c.durable = s % 2 == 0;
+                c.tuning.gc_horizon = Some(32);
+                c.tuning.chunk_bytes = Some(97);
+                c
+            },
+            divisor: 8,
+            needs_snapshots: true,
+        },
+    ]
+}
+
+/// Runs scenario `name` on protocol `P` and panics listing every failing
+/// seed, with how to replay it.
+pub fn check<P: Protocol>(name: &str) {
+    let s = scenarios()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no scenario called {name:?}"));
+    if !(s.applies)(&P::CAPS) {
+        println!("{}: {name}: not applicable", P::NAME);
+        return;
+    }
+    let count = (seeds() / s.divisor).max(1);
+    let mut failed = Vec::new();
+    let (mut acked, mut snapshots) = (0, 0);
+    for seed in 0..count {
+        let mut cfg = (s.config)(seed);
+        // A run without disks is only for protocols that recover without
+        // their votes; one without a durable log has no disk to keep.
+        cfg.durable = match (P::CAPS.durable, P::CAPS.rejoin) {
+            (false, _) => false,
+            (true, Rejoin::Recovers) => cfg.durable,
+            (true, _) => true,
+        };
+        let r = run::<P>(&cfg, false);
+        acked += r.acked;
+        snapshots += r.snapshots_installed;
+        if !r.ok() {
+            failed.push((
+                seed,
+                r.violation.clone(),
+                r.checker.verdict,
+                r.checker.violation.map(|v| v.explanation),
+            ));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{name}: failing seeds (replay with bench sim --protocol {} --seed N --trace, and the scenario's settings): {failed:#?}",
+        P::NAME
+    );
+    assert!(
+        acked > count * 20,
+        "{name}: too little progress: {acked} operations acknowledged over {count} seeds"
+    );
+    assert!(
+        !s.needs_snapshots || snapshots > 0,
+        "{name}: no replica installed a snapshot over {count} seeds"
+    );
+    println!(
+        "{}: {name}: {count} seeds, {acked} operations acknowledged",
+        P::NAME
+    );
+}
+
+/// One `#[test]` per scenario of the suite, for protocol `$p`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($p:ty) => {
+        mod conformance {
+            #[test]
+            fn every_fault() {
+                $crate::conformance::check::<$p>("every fault")
+            }
+            #[test]
+            fn no_disk() {
+                $crate::conformance::check::<$p>("no disk")
+            }
+            #[test]
+            fn five_replicas() {
+                $crate::conformance::check::<$p>("five replicas")
+            }
+            #[test]
+            fn seven_replicas() {
+                $crate::conformance::check::<$p>("seven replicas")
+            }
+            #[test]
+            fn one_hot_key() {
+                $crate::conformance::check::<$p>("one hot key")
+            }
+            #[test]
+            fn no_master() {
+                $crate::conformance::check::<$p>("no master")
+            }
+            #[test]
+            fn lag_past_compaction() {
+                $crate::conformance::check::<$p>("lag past compaction")
+            }
+            #[test]
+            fn every_scenario_has_a_test() {
+                assert_eq!($crate::conformance::scenarios().len(), 7);
+            }
+        }
+    };
+}
