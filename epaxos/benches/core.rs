@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use epaxos::messages::EpaxosMsg;
 use epaxos::{Config, Replica};
 use genericsmr::command::Command;
-use genericsmr::effects::{Dest, Effects};
+use genericsmr::effects::Effects;
 use genericsmr::messages::Propose;
 
 /// Commands each replica proposes per round (one batched instance each).
@@ -52,17 +52,9 @@ impl Cluster {
         let now = self.now;
         f(&mut self.reps[i as usize], now, &mut fx);
         self.reps[i as usize].flush(now, &mut fx);
-        let n = self.reps.len() as u8;
         for (d, m) in fx.sends.drain(..) {
-            for t in 0..n {
-                let to = match d {
-                    Dest::Peer(p) => t == p,
-                    Dest::Set(s) => s & (1 << t) != 0 && t != i,
-                    Dest::All => t != i,
-                };
-                if to {
-                    self.queue.push_back((i, t, m.clone()));
-                }
+            for t in d.targets(i, self.reps.len()) {
+                self.queue.push_back((i, t, m.clone()));
             }
         }
     }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use epaxos::messages::*;
 use epaxos::{Config, Replica, Status};
 use genericsmr::command::Command;
-use genericsmr::effects::{Dest, Effects, Reply};
+use genericsmr::effects::{Effects, Reply};
 use genericsmr::messages::{Propose, ReplyStatus};
 
 type Msg = (u8, u8, EpaxosMsg);
@@ -58,14 +58,8 @@ impl Net {
         f(&mut self.reps[i as usize], now, &mut fx);
         self.reps[i as usize].flush(now, &mut fx);
         self.disks[i as usize].extend_from_slice(&fx.take_persist());
-        let n = self.reps.len() as u8;
         for (d, m) in fx.sends.drain(..) {
-            let to: Vec<u8> = match d {
-                Dest::Peer(p) => vec![p],
-                Dest::Set(s) => (0..n).filter(|j| s & (1 << j) != 0 && *j != i).collect(),
-                Dest::All => (0..n).filter(|j| *j != i).collect(),
-            };
-            for t in to {
+            for t in d.targets(i, self.reps.len()) {
                 self.queue.push_back((i, t, m.clone()));
             }
         }

@@ -26,6 +26,27 @@ pub enum Dest {
     All,
 }
 
+impl Dest {
+    /// The replicas (bit `j` = replica `j`) a message from replica `me` in a
+    /// group of `n` reaches: never `me` itself, nobody outside the group.
+    pub fn mask(self, me: ReplicaId, n: usize) -> u64 {
+        let group = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let m = match self {
+            Dest::Peer(p) if (p as usize) < 64 => 1u64 << p,
+            Dest::Peer(_) => 0,
+            Dest::Set(s) => s,
+            Dest::All => u64::MAX,
+        };
+        m & group & !(1u64.checked_shl(me as u32).unwrap_or(0))
+    }
+
+    /// The replicas a message from `me` in a group of `n` reaches, in order.
+    pub fn targets(self, me: ReplicaId, n: usize) -> impl Iterator<Item = ReplicaId> {
+        let m = self.mask(me, n);
+        (0..n.min(64) as ReplicaId).filter(move |j| m & (1u64 << j) != 0)
+    }
+}
+
 /// A message for a client or master connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -252,13 +273,10 @@ impl Driver {
                     self.transport.send_peer(to, &msg);
                 }
                 Dest::Set(_) | Dest::All => {
-                    let set = if let Dest::Set(s) = dest { s } else { u64::MAX };
                     self.scratch.clear();
                     msg.encode_frame(&mut self.scratch);
-                    for j in 0..n {
-                        if j as ReplicaId != me && set & (1 << j) != 0 {
-                            self.transport.send_peer_raw(j as ReplicaId, &self.scratch);
-                        }
+                    for j in dest.targets(me, n) {
+                        self.transport.send_peer_raw(j, &self.scratch);
                     }
                 }
             }
@@ -281,5 +299,22 @@ impl Driver {
             self.transport.send_conn_raw(c, &self.scratch);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dest;
+
+    #[test]
+    fn a_destination_never_reaches_the_sender_or_outside_the_group() {
+        let all: Vec<u8> = Dest::All.targets(1, 4).collect();
+        assert_eq!(all, [0, 2, 3]);
+        let set: Vec<u8> = Dest::Set(0b1_0111).targets(0, 4).collect();
+        assert_eq!(set, [1, 2]);
+        assert_eq!(Dest::Peer(2).targets(0, 3).collect::<Vec<_>>(), [2]);
+        assert_eq!(Dest::Peer(0).targets(0, 3).count(), 0);
+        assert_eq!(Dest::Peer(200).targets(0, 3).count(), 0);
+        assert_eq!(Dest::All.mask(63, 64), u64::MAX >> 1);
     }
 }

@@ -511,13 +511,9 @@ impl Sim {
             fx.replies.clear();
         }
         for (dest, msg) in fx.sends.drain(..) {
-            let set = match dest {
-                Dest::Peer(p) => 1u64 << p,
-                Dest::Set(s) => s,
-                Dest::All => u64::MAX,
-            };
+            let set = dest.mask(r, self.replicas.len());
             for to in 0..self.replicas.len() {
-                if to != r as usize && set & (1u64 << to) != 0 {
+                if set & (1u64 << to) != 0 {
                     if self.cut[r as usize] || self.cut[to] || self.severed(r, to as ReplicaId) {
                         continue;
                     }

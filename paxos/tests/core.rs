@@ -162,21 +162,15 @@ impl Net {
             }
         }
         for (dest, m) in fx.sends.drain(..) {
-            let set = match dest {
-                Dest::Peer(j) => {
-                    assert_ne!(j, i, "replica {i} sends to itself");
-                    1u64 << j
-                }
+            match dest {
+                Dest::Peer(j) => assert_ne!(j, i, "replica {i} sends to itself"),
                 Dest::Set(s) => {
-                    assert_eq!(s & (1 << i), 0, "replica {i} includes itself in a send set");
-                    s
+                    assert_eq!(s & (1 << i), 0, "replica {i} includes itself in a send set")
                 }
-                Dest::All => u64::MAX,
-            };
-            for j in 0..self.n as u8 {
-                if j != i && set & (1 << j) != 0 {
-                    self.queue.push_back((i, j, m.clone()));
-                }
+                Dest::All => {}
+            }
+            for j in dest.targets(i, self.n) {
+                self.queue.push_back((i, j, m.clone()));
             }
         }
         for (conn, r) in fx.replies.drain(..) {

@@ -440,15 +440,8 @@ impl<R: Protocol> Sim<R> {
         }
         let sends: Vec<(Dest, R::Msg)> = self.fx.sends.drain(..).collect();
         for (dest, msg) in sends {
-            for j in 0..self.cfg.n as ReplicaId {
-                let to_j = match dest {
-                    Dest::Peer(p) => p == j,
-                    Dest::Set(set) => set >> j & 1 == 1,
-                    Dest::All => true,
-                };
-                if to_j && j != r {
-                    self.send(r, j, msg.clone());
-                }
+            for j in dest.targets(r, self.cfg.n) {
+                self.send(r, j, msg.clone());
             }
         }
         let replies: Vec<(ConnId, Reply)> = self.fx.replies.drain(..).collect();
