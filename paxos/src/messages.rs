@@ -374,7 +374,7 @@ impl Unmarshal for Record {
 }
 
 /// Codes of every message, for documentation and tests.
-pub const CODES: [(u8, &str); 10] = [
+pub const CODES: [(u8, &str); 13] = [
     (Prepare::CODE, Prepare::NAME),
     (PrepareReply::CODE, PrepareReply::NAME),
     (Accept::CODE, Accept::NAME),
@@ -385,6 +385,9 @@ pub const CODES: [(u8, &str); 10] = [
     (CatchupReply::CODE, CatchupReply::NAME),
     (RecoveryQuery::CODE, RecoveryQuery::NAME),
     (RecoveryInfo::CODE, RecoveryInfo::NAME),
+    (Compacted::CODE, Compacted::NAME),
+    (SnapshotRequest::CODE, SnapshotRequest::NAME),
+    (SnapshotChunk::CODE, SnapshotChunk::NAME),
 ];
 
 /// Replica id helper used by several modules.

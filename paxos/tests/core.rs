@@ -2,104 +2,66 @@
 //! a deterministic in-memory network of `Replica` cores with a virtual clock,
 //! explicit delivery order, message loss, crashes and partitions.
 //!
-//! Every delivery is followed by safety checks (see [`Net::check`]): no two
+//! The network is the shared manual-delivery harness, `sim::manual::Net`.
+//! Every delivery is followed by safety checks: no two
 //! replicas ever hold different committed values for a slot (including replicas
 //! that crashed since), every slot below a replica's commit index is committed,
 //! and two replicas that executed the same number of slots hold the same state.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
 use genericsmr::command::{Command, Op};
 use genericsmr::durable::{DurableLog, SyncPolicy};
-use genericsmr::effects::{Dest, Effects, Reply};
-use genericsmr::messages::{role, Propose, ProposeReply, ReplyStatus};
+use genericsmr::effects::{Dest, Effects};
+use genericsmr::messages::{role, ReplyStatus};
 use genericsmr::wire::Marshal;
-use genericsmr::ConnId;
 use paxos::messages::*;
 use paxos::{Config, Replica, SlotState};
+use sim::manual;
+use sim::Boot;
 
 // ---------------------------------------------------------------------------
-// Harness
+// Harness: the shared manual-delivery network (`sim::manual`), with the
+// Multi-Paxos settings and checks.
 // ---------------------------------------------------------------------------
 
 /// A peer message in flight: (from, to, message).
-type Msg = (u8, u8, PaxosMsg);
+type Msg = manual::Msg<PaxosMsg>;
 
-const T0: u64 = 1_000_000_000;
-
-fn kind(m: &PaxosMsg) -> &'static str {
-    match m {
-        PaxosMsg::Prepare(_) => "Prepare",
-        PaxosMsg::PrepareReply(_) => "PrepareReply",
-        PaxosMsg::Accept(_) => "Accept",
-        PaxosMsg::AcceptReply(_) => "AcceptReply",
-        PaxosMsg::Commit(_) => "Commit",
-        PaxosMsg::CommitShort(_) => "CommitShort",
-        PaxosMsg::CatchupRequest(_) => "CatchupRequest",
-        PaxosMsg::CatchupReply(_) => "CatchupReply",
-        PaxosMsg::RecoveryQuery(_) => "RecoveryQuery",
-        PaxosMsg::RecoveryInfo(_) => "RecoveryInfo",
-        PaxosMsg::Compacted(_) => "Compacted",
-        PaxosMsg::SnapshotRequest(_) => "SnapshotRequest",
-        PaxosMsg::SnapshotChunk(_) => "SnapshotChunk",
-    }
-}
-
-fn is(m: &Msg, from: u8, to: u8, k: &str) -> bool {
-    m.0 == from && m.1 == to && kind(&m.2) == k
-}
-
-fn dispatch(r: &mut Replica, now: u64, from: u8, m: PaxosMsg, fx: &mut Effects<PaxosMsg>) {
-    match m {
-        PaxosMsg::Prepare(m) => r.handle_prepare(now, from, m, fx),
-        PaxosMsg::PrepareReply(m) => r.handle_prepare_reply(now, from, m, fx),
-        PaxosMsg::Accept(m) => r.handle_accept(now, from, m, fx),
-        PaxosMsg::AcceptReply(m) => r.handle_accept_reply(now, from, m, fx),
-        PaxosMsg::Commit(m) => r.handle_commit(now, from, m, fx),
-        PaxosMsg::CommitShort(m) => r.handle_commit_short(now, from, m, fx),
-        PaxosMsg::CatchupRequest(m) => r.handle_catchup_request(now, from, m, fx),
-        PaxosMsg::CatchupReply(m) => r.handle_catchup_reply(now, from, m, fx),
-        PaxosMsg::RecoveryQuery(m) => r.handle_recovery_query(now, from, m, fx),
-        PaxosMsg::RecoveryInfo(m) => r.handle_recovery_info(now, from, m, fx),
-        PaxosMsg::Compacted(m) => r.handle_compacted(now, from, m, fx),
-        PaxosMsg::SnapshotRequest(m) => r.handle_snapshot_request(from, m, fx),
-        PaxosMsg::SnapshotChunk(m) => r.handle_snapshot_chunk(now, from, m, fx),
-    }
-}
+const T0: u64 = manual::T0;
 
 /// Splits what `Effects::persist` produced into payloads, as replay does.
 fn split_records(disk: &[u8]) -> Vec<Bytes> {
     genericsmr::durable::parse_records(disk).unwrap()
 }
 
+fn kind(m: &PaxosMsg) -> &'static str {
+    manual::kind::<Replica>(m)
+}
+
+fn is(m: &Msg, from: u8, to: u8, k: &str) -> bool {
+    manual::Net::<Replica>::is(m, from, to, k)
+}
+
+/// The shared network of Multi-Paxos cores, with each replica's settings.
 struct Net {
-    n: usize,
+    inner: manual::Net<Replica>,
     cfgs: Vec<Config>,
-    reps: Vec<Replica>,
-    queue: VecDeque<Msg>,
-    /// Client replies: (replica, conn, reply).
-    replies: Vec<(u8, ConnId, ProposeReply)>,
-    down: Vec<bool>,
-    /// `cut[i][j]`: messages from i to j are lost.
-    cut: Vec<Vec<bool>>,
-    now: u64,
-    /// Everything each replica persisted since it last started empty.
-    disk: Vec<BytesMut>,
-    /// Optional real durable logs, fed like the runtime's driver feeds them.
-    logs: Vec<Option<DurableLog>>,
-    /// Safety oracle: the first committed value seen for each slot, on any replica ever.
-    chosen: BTreeMap<u64, Vec<Command>>,
-    /// State digest first seen for each executed-slot count.
-    digests: HashMap<u64, u128>,
-    /// Messages lost on purpose: (from, to, kind).
-    drops: Vec<(u8, u8, &'static str)>,
-    /// Messages delivered, by (kind, to).
-    delivered: HashMap<(&'static str, u8), usize>,
-    fx: Effects<PaxosMsg>,
-    /// Print every delivery (set PAXOS_TRACE=1 when debugging a failing schedule).
-    trace: bool,
+}
+
+impl std::ops::Deref for Net {
+    type Target = manual::Net<Replica>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
 }
 
 impl Net {
@@ -115,303 +77,51 @@ impl Net {
                 c
             })
             .collect();
-        Net {
+        let boot_cfgs = cfgs.clone();
+        let mut inner = manual::Net::new(
             n,
-            reps: cfgs.iter().map(|c| Replica::new(c.clone())).collect(),
-            cfgs,
-            queue: VecDeque::new(),
-            replies: Vec::new(),
-            down: vec![false; n],
-            cut: vec![vec![false; n]; n],
-            now: T0,
-            disk: vec![BytesMut::new(); n],
-            logs: (0..n).map(|_| None).collect(),
-            chosen: BTreeMap::new(),
-            digests: HashMap::new(),
-            drops: Vec::new(),
-            delivered: HashMap::new(),
-            fx: Effects::default(),
-            trace: std::env::var_os("PAXOS_TRACE").is_some(),
-        }
-    }
-
-    fn r(&self, i: u8) -> &Replica {
-        &self.reps[i as usize]
-    }
-
-    /// Moves what replica `i`'s handlers produced into the network, the reply list and its disk.
-    fn collect(&mut self, i: u8, mut fx: Effects<PaxosMsg>) {
-        let d = fx.take_disk();
-        let rec = &d.records;
-        match d.compaction {
-            Some((at, base)) => {
-                if let Some(log) = &mut self.logs[i as usize] {
-                    log.append_framed(&rec[..at]);
-                    log.compact(&base, &rec[at..]).unwrap();
+            Box::new(move |i, boot, now, fx| {
+                let mut r = Replica::new(boot_cfgs[i as usize].clone());
+                match boot {
+                    Boot::Fresh => {}
+                    Boot::Durable(recs) => r.restore(&recs).unwrap(),
+                    Boot::Amnesia => r.start_recovery(now, fx),
                 }
-                // The disk as replay sees it: the base record, then the rest.
-                self.disk[i as usize] = base;
-                self.disk[i as usize].extend_from_slice(&rec[at..]);
-            }
-            None => {
-                if let Some(log) = &mut self.logs[i as usize] {
-                    log.append_framed(rec);
-                    log.commit().unwrap();
-                }
-                self.disk[i as usize].extend_from_slice(rec);
-            }
-        }
-        for (dest, m) in fx.sends.drain(..) {
-            match dest {
-                Dest::Peer(j) => assert_ne!(j, i, "replica {i} sends to itself"),
-                Dest::Set(s) => {
-                    assert_eq!(s & (1 << i), 0, "replica {i} includes itself in a send set")
-                }
-                Dest::All => {}
-            }
-            for j in dest.targets(i, self.n) {
-                self.queue.push_back((i, j, m.clone()));
-            }
-        }
-        for (conn, r) in fx.replies.drain(..) {
-            match r {
-                Reply::Propose(p) => self.replies.push((i, conn, p)),
-                other => panic!("unexpected reply {other:?}"),
-            }
-        }
-        self.fx = fx;
-        self.check(i);
-    }
-
-    /// Runs `f` on replica `i` with a fresh outbox, then collects the effects.
-    fn on(&mut self, i: u8, f: impl FnOnce(&mut Replica, u64, &mut Effects<PaxosMsg>)) {
-        let mut fx = std::mem::take(&mut self.fx);
-        let now = self.now;
-        f(&mut self.reps[i as usize], now, &mut fx);
-        self.collect(i, fx);
-    }
-
-    /// The checks run after every step.
-    fn check(&mut self, i: u8) {
-        let r = &self.reps[i as usize];
-        for (s, slot) in r.log().iter().enumerate() {
-            let s = s + r.log_base() as usize;
-            if (s as u64) < r.commit_index() {
-                assert_eq!(
-                    slot.state,
-                    SlotState::Committed,
-                    "replica {i}: slot {s} below the commit index is not committed"
-                );
-            }
-            if slot.state == SlotState::Committed {
-                let trace = self.trace;
-                let first = self.chosen.entry(s as u64).or_insert_with(|| {
-                    if trace {
-                        eprintln!(
-                            "replica {i} is the first to commit slot {s}: {:?}",
-                            slot.cmds()
-                        );
-                    }
-                    slot.cmds().into_owned()
-                });
-                assert_eq!(
-                    first[..], *slot.cmds(),
-                    "SAFETY: replica {i} committed a different value in slot {s} than another replica"
-                );
-            }
-        }
-        assert!(r.executed() <= r.commit_index());
-        let d = r.state().digest();
-        let first = *self.digests.entry(r.executed()).or_insert(d);
-        assert_eq!(
-            first,
-            d,
-            "replica {i}: state after {} slots differs from another replica's",
-            r.executed()
+                r
+            }),
         );
-    }
-
-    fn link_ok(&self, from: u8, to: u8) -> bool {
-        !self.down[from as usize]
-            && !self.down[to as usize]
-            && !self.cut[from as usize][to as usize]
-    }
-
-    fn dropped(&self, from: u8, to: u8, m: &PaxosMsg) -> bool {
-        self.drops
-            .iter()
-            .any(|(f, t, k)| from == *f && to == *t && kind(m) == *k)
-    }
-
-    /// Delivers one message (if its link is up), then flushes the receiver like the runtime does.
-    fn deliver(&mut self, (from, to, m): Msg) -> bool {
-        if !self.link_ok(from, to) || self.dropped(from, to, &m) {
-            return false;
-        }
-        *self.delivered.entry((kind(&m), to)).or_default() += 1;
-        if self.trace {
-            eprintln!("{from} -> {to}: {m:?}");
-        }
-        self.on(to, |r, now, fx| {
-            dispatch(r, now, from, m, fx);
-            r.flush(now, fx);
-        });
-        true
-    }
-
-    /// Delivers everything in FIFO order until nothing is in flight.
-    fn run(&mut self) {
-        let mut budget = 1_000_000;
-        while let Some(m) = self.queue.pop_front() {
-            self.deliver(m);
-            budget -= 1;
-            assert!(budget > 0, "messages never stop");
-        }
-    }
-
-    /// Delivers (in order) the messages in flight matching `p`, leaving the others queued.
-    fn deliver_where(&mut self, p: impl Fn(&Msg) -> bool) -> usize {
-        let (take, keep): (Vec<Msg>, Vec<Msg>) = self.queue.drain(..).partition(|m| p(m));
-        self.queue = keep.into();
-        let mut n = 0;
-        for m in take {
-            n += self.deliver(m) as usize;
-        }
-        n
-    }
-
-    /// Removes the messages in flight matching `p` and returns them.
-    fn take_where(&mut self, p: impl Fn(&Msg) -> bool) -> Vec<Msg> {
-        let (take, keep): (Vec<Msg>, Vec<Msg>) = self.queue.drain(..).partition(|m| p(m));
-        self.queue = keep.into();
-        take
-    }
-
-    fn drop_where(&mut self, p: impl Fn(&Msg) -> bool) -> usize {
-        self.take_where(p).len()
-    }
-
-    fn in_flight(&self, p: impl Fn(&Msg) -> bool) -> usize {
-        self.queue.iter().filter(|m| p(m)).count()
+        // Beyond agreement: every slot below the commit index is committed.
+        inner.check = Some(Box::new(|i, r: &Replica| {
+            let base = r.log_base();
+            for (s, slot) in r.log().iter().enumerate() {
+                let s = base + s as u64;
+                if s < r.commit_index() {
+                    assert_eq!(
+                        slot.state,
+                        SlotState::Committed,
+                        "replica {i}: slot {s} below the commit index is not committed"
+                    );
+                }
+            }
+        }));
+        Net { inner, cfgs }
     }
 
     /// Advances the clock and runs every live replica's timers.
     fn tick_all(&mut self, dt: u64) {
-        self.now += dt;
-        for i in 0..self.n as u8 {
-            if !self.down[i as usize] {
-                self.on(i, |r, now, fx| {
-                    r.tick(now, fx);
-                    r.flush(now, fx);
-                });
-            }
-        }
+        self.inner.tick_all(dt)
     }
 
     /// Alternates timer rounds (retransmission period) and full delivery.
     fn settle(&mut self, rounds: usize) {
-        for _ in 0..rounds {
-            self.run();
-            let dt = self.cfgs[0].retransmit_ns;
-            self.tick_all(dt);
-        }
-        self.run();
-    }
-
-    fn be_leader(&mut self, i: u8) {
-        self.on(i, |r, now, fx| {
-            r.handle_be_leader(now, fx);
-            r.flush(now, fx);
-        });
-    }
-
-    /// A client proposal, without the flush that ends a burst.
-    fn propose(&mut self, i: u8, conn: ConnId, cmd: Command) {
-        self.on(i, |r, now, fx| {
-            r.handle_propose(now, conn, Propose { cmd }, fx)
-        });
-    }
-
-    fn flush(&mut self, i: u8) {
-        self.on(i, |r, now, fx| r.flush(now, fx));
-    }
-
-    /// A proposal followed by a flush.
-    fn submit(&mut self, i: u8, conn: ConnId, cmd: Command) {
-        self.propose(i, conn, cmd);
-        self.flush(i);
+        let dt = self.cfgs[0].retransmit_ns;
+        self.inner.settle_every(rounds, dt);
     }
 
     fn elect(&mut self, i: u8) {
         self.be_leader(i);
         self.run();
         assert!(self.r(i).is_leader(), "replica {i} did not become leader");
-    }
-
-    fn crash(&mut self, i: u8) {
-        self.down[i as usize] = true;
-    }
-
-    /// Restarts `i` from what it persisted.
-    fn restart_durable(&mut self, i: u8) {
-        let recs = split_records(&self.disk[i as usize]);
-        let mut r = Replica::new(self.cfgs[i as usize].clone());
-        r.restore(&recs).unwrap();
-        self.reps[i as usize] = r;
-        self.down[i as usize] = false;
-        self.check(i);
-    }
-
-    /// Restarts `i` with nothing (its disk is lost) and starts recovery.
-    /// What it sent before and is still in flight is lost with it: recovery does not
-    /// cover votes that no one has seen yet (a documented limit of running without a log).
-    fn restart_amnesiac(&mut self, i: u8) {
-        self.queue.retain(|m| m.0 != i);
-        self.reps[i as usize] = Replica::new(self.cfgs[i as usize].clone());
-        self.disk[i as usize].clear();
-        self.down[i as usize] = false;
-        self.on(i, |r, now, fx| r.start_recovery(now, fx));
-    }
-
-    /// Cuts every link between the two groups (both directions).
-    fn partition(&mut self, a: &[u8], b: &[u8]) {
-        for &x in a {
-            for &y in b {
-                self.cut[x as usize][y as usize] = true;
-                self.cut[y as usize][x as usize] = true;
-            }
-        }
-    }
-
-    /// Cuts the links from every replica of `from` to every replica of `to`.
-    fn cut_one_way(&mut self, from: &[u8], to: &[u8]) {
-        for &x in from {
-            for &y in to {
-                self.cut[x as usize][y as usize] = true;
-            }
-        }
-    }
-
-    fn heal(&mut self) {
-        self.cut = vec![vec![false; self.n]; self.n];
-    }
-
-    fn reply(&self, client: u64, seq: u64) -> Vec<(u8, ConnId, ProposeReply)> {
-        self.replies
-            .iter()
-            .filter(|(_, _, p)| p.client == client && p.seq == seq)
-            .cloned()
-            .collect()
-    }
-
-    fn only_reply(&self, client: u64, seq: u64) -> (u8, ConnId, ProposeReply) {
-        let r = self.reply(client, seq);
-        assert_eq!(r.len(), 1, "replies for ({client}, {seq}): {r:?}");
-        r.into_iter().next().unwrap()
-    }
-
-    fn count(&self, k: &'static str, to: u8) -> usize {
-        self.delivered.get(&(k, to)).copied().unwrap_or(0)
     }
 
     fn value(&self, i: u8, key: &str) -> Option<Bytes> {

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod manual;
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
