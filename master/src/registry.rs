@@ -679,7 +679,7 @@ mod tests {
             host: "127.0.0.1".into(),
             peer_port: port,
             client_port: port + 1,
-            protocol: "paxos".into(),
+            protocol: protocols::DEFAULT.into(),
             shard,
             reply_after_exec: false,
         }
@@ -948,7 +948,11 @@ mod tests {
     fn mdlin_shards_report_their_elected_leaders() {
         let (mut r, outs) = full(3, 2);
         r.cfg.replicas_elect = true;
-        r.protocol = Some("mdlin".into());
+        // A protocol whose ballots name global ids (MDLin).
+        let global = protocols::all()
+            .into_iter()
+            .find(|i| i.caps.sharded_mesh && i.caps.elects);
+        r.protocol = Some(global.expect("a sharded protocol").name.into());
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         // Shard 1 (global ids 3..6) follows global replica 4 at round 2.

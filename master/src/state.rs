@@ -246,7 +246,7 @@ mod tests {
         State {
             n: 3,
             shards: 2,
-            protocol: Some("paxos".into()),
+            protocol: Some(protocols::DEFAULT.into()),
             replicas: vec![
                 ReplicaAddr {
                     id: 0,
