@@ -142,6 +142,10 @@ impl Protocol for Replica {
         self.commits_from(from).to_vec()
     }
 
+    fn snapshot(&self) -> Option<genericsmr::snapshot::Snapshot> {
+        Some(Replica::snapshot(self))
+    }
+
     fn snapshots(&self) -> (u64, u64) {
         Replica::snapshots(self)
     }

@@ -247,6 +247,13 @@ pub trait Protocol: Sized + Send + 'static {
     /// (position, hash of its value) of every commit at or after `from`, in
     /// an order every replica shares, for the simulator's agreement check.
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)>;
+    /// This replica's snapshot now (state machine image plus the protocol's
+    /// part, see [`crate::snapshot`]); `None` for a protocol without
+    /// snapshots. Peers behind what it forgot are sent this; tools and tests
+    /// may take it too.
+    fn snapshot(&self) -> Option<crate::snapshot::Snapshot> {
+        None
+    }
     /// Snapshots installed from peers and sent to them (zero for a protocol
     /// without snapshots).
     fn snapshots(&self) -> (u64, u64) {

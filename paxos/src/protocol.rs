@@ -153,6 +153,10 @@ impl Protocol for Replica {
         Replica::flush(self, now, fx)
     }
 
+    fn snapshot(&self) -> Option<genericsmr::snapshot::Snapshot> {
+        Some(Replica::snapshot(self))
+    }
+
     fn snapshots(&self) -> (u64, u64) {
         let (installed, sent, _) = Replica::snapshots(self);
         (installed, sent)
