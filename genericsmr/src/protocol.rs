@@ -96,6 +96,9 @@ pub struct Settings {
     /// Executed slots or instances kept for peers that still ask about them;
     /// a peer further behind gets a snapshot.
     pub gc_horizon: Option<u64>,
+    /// Bytes of executed commands held in memory before a compaction (the
+    /// bound that holds when batches make entries large).
+    pub compact_bytes: Option<usize>,
     /// How far a slot or instance number may run ahead of what is executed.
     pub window: Option<u64>,
     /// Bytes of snapshot in one message.

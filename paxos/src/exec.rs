@@ -32,6 +32,7 @@ impl Replica {
                 }
             }
             self.log[slot].pack();
+            self.exec_bytes += self.log[slot].packed_len();
             self.executed += 1;
         }
         self.maybe_compact(fx);

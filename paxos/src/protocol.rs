@@ -48,6 +48,9 @@ impl Config {
             cfg.keep_executed = h;
             cfg.compact_every = h;
         }
+        if let Some(v) = s.compact_bytes {
+            cfg.compact_bytes = v;
+        }
         if let Some(v) = s.snapshot_chunk {
             cfg.transfer.chunk_bytes = v;
         }

@@ -70,6 +70,11 @@ pub struct Config {
     /// `keep_executed + compact_every` executed slots, and the durable log
     /// about `compact_every` slots' records.
     pub compact_every: u64,
+    /// Compaction also runs once the executed slots held in memory reach
+    /// this many bytes of commands, keeping only the newest quarter of
+    /// that: with batching a slot may hold thousands of commands, so a
+    /// bound in slots alone does not bound memory.
+    pub compact_bytes: usize,
     /// Snapshot transfer: chunk size, largest snapshot, retry timeout.
     pub transfer: genericsmr::snapshot::TransferConfig,
     /// Proposals held at most while waiting for a slot; more are refused.
@@ -115,6 +120,7 @@ impl Config {
             catchup_chunk: 4096,
             keep_executed: 1 << 16,
             compact_every: 1 << 16,
+            compact_bytes: 64 << 20,
             transfer: Default::default(),
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
@@ -219,6 +225,11 @@ impl Slot {
     }
 
     /// Keeps only the encoding of an executed slot's commands.
+    /// Bytes of the packed commands (0 until the slot is executed).
+    pub(crate) fn packed_len(&self) -> usize {
+        self.packed.as_ref().map_or(0, |b| b.len())
+    }
+
     pub(crate) fn pack(&mut self) {
         if self.packed.is_none() {
             let mut b =
@@ -304,6 +315,9 @@ pub struct Replica {
     pub(crate) snapshots_sent: u64,
     /// Compactions of the log so far.
     pub(crate) compactions: u64,
+    /// Bytes of the packed commands of the executed slots held (from the
+    /// base up to the executed point), for [`Config::compact_bytes`].
+    pub(crate) exec_bytes: usize,
     /// Every slot below this is committed here.
     pub(crate) commit_index: u64,
     /// Every slot below this is executed here.
@@ -354,6 +368,7 @@ impl Replica {
             snapshots_installed: 0,
             snapshots_sent: 0,
             compactions: 0,
+            exec_bytes: 0,
             commit_index: 0,
             executed: 0,
             known_commit: 0,

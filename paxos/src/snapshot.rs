@@ -44,12 +44,28 @@ impl Replica {
     pub(crate) fn maybe_compact(&mut self, fx: &mut Effects<PaxosMsg>) {
         let keep = self.cfg.keep_executed;
         let due = keep.saturating_add(self.cfg.compact_every.max(1));
-        if self.executed.saturating_sub(self.base) < due {
+        let by_slots = self.executed.saturating_sub(self.base) >= due;
+        let by_bytes = self.exec_bytes >= self.cfg.compact_bytes.max(1);
+        if !by_slots && !by_bytes {
             return;
         }
-        let to = self.executed - keep;
+        // Keep `keep` executed slots, and no more than a quarter of the byte
+        // bound of them.
+        let mut to = self.executed.saturating_sub(keep).max(self.base);
+        let mut kept = 0;
+        let mut s = self.executed;
+        while s > to {
+            let b = self.slot(s - 1).map_or(0, |x| x.packed_len());
+            if kept + b > self.cfg.compact_bytes / 4 {
+                to = s;
+                break;
+            }
+            kept += b;
+            s -= 1;
+        }
         let drop = ((to - self.base) as usize).min(self.log.len());
-        self.log.drain(..drop);
+        let dropped: usize = self.log.drain(..drop).map(|x| x.packed_len()).sum();
+        self.exec_bytes = self.exec_bytes.saturating_sub(dropped);
         self.base = to;
         // Keep the capacity from growing past a few compaction intervals.
         if self.log.capacity() > 4 * self.log.len().max(1024) {
@@ -230,6 +246,8 @@ impl Replica {
         let drop = ((slot - self.base).min(self.log.len() as u64)) as usize;
         self.log.drain(..drop);
         self.base = slot;
+        // Nothing executed is held below the new executed point.
+        self.exec_bytes = 0;
         self.sm = sm;
         self.executed = slot;
         self.commit_index = self.commit_index.max(slot);

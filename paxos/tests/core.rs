@@ -1962,3 +1962,49 @@ fn memory_and_disk_stay_bounded_over_many_slots() {
     );
     assert_eq!(r.snapshots().2, (3000 - 100) / 50);
 }
+
+/// Batches make slots large: with a bound of 4 kB of executed commands and
+/// slot bounds far away, compaction still runs, and memory holds about the
+/// bound whatever the slots hold.
+#[test]
+fn large_batches_are_compacted_by_bytes() {
+    let mut net = Net::with(3, |c| {
+        c.keep_executed = 1 << 20;
+        c.compact_every = 1 << 20;
+        c.compact_bytes = 4096;
+        c.batch = true;
+    });
+    net.elect(0);
+    let mut most = 0;
+    for b in 0..100u64 {
+        // A batch of 20 puts, each about 40 bytes encoded: 800 bytes a slot.
+        for j in 0..20u64 {
+            let seq = b * 20 + j + 1;
+            net.propose(
+                0,
+                seq,
+                put(
+                    49,
+                    seq,
+                    &format!("big-k{}", j % 7),
+                    &format!("big-value-{seq:06}"),
+                ),
+            );
+        }
+        net.flush(0);
+        net.run();
+        let held: usize = net.r(0).log().iter().map(|x| x.cmds().len()).sum();
+        most = most.max(held);
+    }
+    let r = net.r(0);
+    assert_eq!(r.executed(), 100, "one slot per batch");
+    assert!(
+        r.log_base() > 80,
+        "base {}: nothing compacted",
+        r.log_base()
+    );
+    // The bound (4 kB, about 5 slots of 800 bytes) plus the slots in flight.
+    assert!(most <= 8 * 20, "{most} commands held at once");
+    net.settle(2);
+    net.assert_converged(&[0, 1, 2]);
+}

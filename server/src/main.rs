@@ -113,6 +113,11 @@ struct Args {
     /// also rewrites a durable log to a snapshot file plus what lies above it).
     #[arg(long, default_value_t = 1 << 16)]
     gc_horizon: u64,
+    /// Multi-Paxos: compaction also runs once the executed commands held in
+    /// memory reach this many MiB (batches make slots large, so a bound in
+    /// slots alone does not bound memory); a quarter of it is kept.
+    #[arg(long, default_value_t = 64)]
+    compact_mb: usize,
     /// Bytes of snapshot in one message when a peer catches up by snapshot
     /// (at most half of --max-frame).
     #[arg(long, default_value_t = 1 << 20)]
@@ -404,6 +409,7 @@ fn settings(a: &Args, id: ReplicaId, n: usize, shards: usize) -> Settings {
         max_command: Some(a.max_command),
         max_frame: Some(a.max_frame),
         gc_horizon: Some(a.gc_horizon),
+        compact_bytes: Some(a.compact_mb.max(1) << 20),
         window: None,
         snapshot_chunk: Some(a.snapshot_chunk),
         snapshot_timeout_ns: None,
