@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use genericsmr::command::Command;
-use genericsmr::messages::{codes, Propose, ProposeReply, ReplyStatus};
+use genericsmr::messages::{codes, Next, Propose, ProposeReply};
 use genericsmr::transport::{read_frame, ConnOutbox};
 use genericsmr::wire::{decode_body, DEFAULT_MAX_FRAME};
 use rand::rngs::SmallRng;
@@ -650,8 +650,8 @@ fn on_reply(
     t: u64,
     end_ns: u64,
 ) -> Option<Option<Option<u8>>> {
-    match r.status {
-        ReplyStatus::Ok => {
+    match r.next() {
+        Next::Done => {
             if c.finish(r.seq, t, Some(&r), Outcome::Ok) {
                 progress.done.fetch_add(1, Ordering::Relaxed);
             }
@@ -659,14 +659,13 @@ fn on_reply(
                 return Some(None);
             }
         }
-        ReplyStatus::NotLeader | ReplyStatus::Unavailable => return Some(Some(r.leader)),
-        // Refused outright: certainly not applied.
-        ReplyStatus::TooLarge | ReplyStatus::Failed => {
+        Next::Redirect { hint, .. } => return Some(Some(hint)),
+        Next::NotApplied => {
             c.finish(r.seq, t, None, Outcome::Fail);
             progress.errors.fetch_add(1, Ordering::Relaxed);
         }
-        // Its outcome is no longer known (the driver never causes this).
-        ReplyStatus::Stale => {
+        // The driver never causes this.
+        Next::Unknown => {
             c.finish(r.seq, t, None, Outcome::Unknown);
             progress.errors.fetch_add(1, Ordering::Relaxed);
         }

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use genericsmr::command::Command;
-use genericsmr::messages::{codes, Propose, ProposeReply, ReplyStatus};
+use genericsmr::messages::{codes, Next, Propose, ProposeReply};
 use genericsmr::transport::{read_frame, ConnOutbox};
 use genericsmr::wire::{decode_body, DEFAULT_MAX_FRAME};
 use tokio::net::TcpStream;
@@ -623,7 +623,7 @@ async fn drive(
                         .filter(|x| x.epoch == epoch)
                         .map_or(0, |x| x.delay_ns);
                     let current = c.conns[shard].as_ref().is_some_and(|x| x.epoch == epoch);
-                    let refusal = matches!(reply.status, ReplyStatus::NotLeader | ReplyStatus::Unavailable);
+                    let refusal = matches!(reply.next(), Next::Redirect { .. });
                     if refusal && !current {
                         // A refusal on a connection already given up: nothing to act on.
                     } else if delay > 0 {
@@ -679,22 +679,22 @@ async fn on_reply(
     progress: &Progress,
     t: u64,
 ) {
-    match r.status {
-        ReplyStatus::Ok => {
+    match r.next() {
+        Next::Done => {
             if c.finish(route, r.seq, t, Some(&r), Outcome::Ok) {
                 progress.done.fetch_add(1, Ordering::Relaxed);
             }
         }
-        ReplyStatus::NotLeader | ReplyStatus::Unavailable => {
-            reroute(c, s, r.leader, spec, route).await;
+        Next::Redirect { hint, .. } => {
+            reroute(c, s, hint, spec, route).await;
         }
         // Refused outright, or failed (MDLin): certainly not applied.
-        ReplyStatus::TooLarge | ReplyStatus::Failed => {
+        Next::NotApplied => {
             c.finish(route, r.seq, t, None, Outcome::Fail);
             progress.errors.fetch_add(1, Ordering::Relaxed);
         }
         // Its outcome is no longer known (the driver never causes this).
-        ReplyStatus::Stale => {
+        Next::Unknown => {
             c.finish(route, r.seq, t, None, Outcome::Unknown);
             progress.errors.fetch_add(1, Ordering::Relaxed);
         }

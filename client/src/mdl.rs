@@ -67,7 +67,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use genericsmr::command::{ClientId, Command, Outcome};
-use genericsmr::messages::{ProposeReply, ReplyStatus};
+use genericsmr::messages::{Next, ProposeReply, ReplyStatus};
 use mdlin::messages::{CoordReq, MdlPropose, OpId};
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch};
@@ -500,7 +500,7 @@ impl Inner {
                     ReplyStatus::NotLeader | ReplyStatus::Unavailable => {
                         debug!(shard, replica = conn.target, hint = ?r.leader, status = ?r.status, "redirected");
                         self.client.reroute(s, &conn, r.leader).await;
-                        if r.leader.is_none() || r.status == ReplyStatus::Unavailable {
+                        if matches!(r.next(), Next::Redirect { back_off: true, .. }) {
                             let left = deadline.saturating_duration_since(Instant::now());
                             tokio::time::sleep(backoff.min(left)).await;
                             backoff = (backoff * 2).min(Duration::from_millis(200));

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use genericsmr::command::{ClientId, Command, Outcome};
-use genericsmr::messages::{Propose, ReplicaAddr, ReplyStatus};
+use genericsmr::messages::{Next, Propose, ReplicaAddr, ReplyStatus};
 use genericsmr::transport::ConnError;
 use genericsmr::ReplicaId;
 use parking_lot::Mutex;
@@ -379,7 +379,7 @@ impl Client {
                     ReplyStatus::NotLeader | ReplyStatus::Unavailable => {
                         debug!(shard, replica = conn.target, hint = ?r.leader, "redirected");
                         self.reroute(shard, &conn, r.leader).await;
-                        if r.leader.is_none() || r.status == ReplyStatus::Unavailable {
+                        if matches!(r.next(), Next::Redirect { back_off: true, .. }) {
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(Duration::from_millis(200));
                         }

@@ -83,6 +83,42 @@ pub enum ReplyStatus {
     Failed = 5,
 }
 
+/// What a client does with the reply to a proposal: every client of the
+/// workspace (the client library, the bench's drivers) decides it here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The command took effect: take its outcome.
+    Done,
+    /// Send it again elsewhere: to `hint` if the reply names a replica.
+    /// `back_off`: wait a little first (no hint, or the replica is busy),
+    /// so that a group without a leader is not flooded with retries.
+    Redirect {
+        /// The replica the reply names, if any.
+        hint: Option<ReplicaId>,
+        /// Whether to wait before the retry.
+        back_off: bool,
+    },
+    /// Refused outright (too large, or failed): certainly not applied.
+    NotApplied,
+    /// Whether it was applied is no longer known (a stale sequence number).
+    Unknown,
+}
+
+impl ProposeReply {
+    /// What a client does with this reply.
+    pub fn next(&self) -> Next {
+        match self.status {
+            ReplyStatus::Ok => Next::Done,
+            ReplyStatus::NotLeader | ReplyStatus::Unavailable => Next::Redirect {
+                hint: self.leader,
+                back_off: self.leader.is_none() || self.status == ReplyStatus::Unavailable,
+            },
+            ReplyStatus::TooLarge | ReplyStatus::Failed => Next::NotApplied,
+            ReplyStatus::Stale => Next::Unknown,
+        }
+    }
+}
+
 impl Marshal for ReplyStatus {
     fn marshal(&self, buf: &mut BytesMut) {
         buf.put_u8(*self as u8)
@@ -550,6 +586,43 @@ crate::wire_struct!(PeerHello { replica, n } = codes::PEER_HELLO);
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_status_says_what_a_client_does_next() {
+        let r = |status, leader| ProposeReply {
+            client: 1,
+            seq: 1,
+            status,
+            leader,
+            outcome: Default::default(),
+        };
+        assert_eq!(r(ReplyStatus::Ok, Some(0)).next(), Next::Done);
+        assert_eq!(
+            r(ReplyStatus::NotLeader, Some(2)).next(),
+            Next::Redirect {
+                hint: Some(2),
+                back_off: false
+            }
+        );
+        assert_eq!(
+            r(ReplyStatus::NotLeader, None).next(),
+            Next::Redirect {
+                hint: None,
+                back_off: true
+            }
+        );
+        assert_eq!(
+            r(ReplyStatus::Unavailable, Some(1)).next(),
+            Next::Redirect {
+                hint: Some(1),
+                back_off: true
+            }
+        );
+        assert_eq!(r(ReplyStatus::TooLarge, None).next(), Next::NotApplied);
+        assert_eq!(r(ReplyStatus::Failed, None).next(), Next::NotApplied);
+        assert_eq!(r(ReplyStatus::Stale, None).next(), Next::Unknown);
+    }
+
     use super::*;
     use crate::wire::frame_bytes;
 
