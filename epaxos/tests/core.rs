@@ -17,6 +17,8 @@ struct Net {
     reps: Vec<Replica>,
     /// What each replica persisted, framed as on its disk.
     disks: Vec<bytes::BytesMut>,
+    /// The base record of each replica's last compaction (its snapshot file).
+    snaps: Vec<Option<bytes::BytesMut>>,
     cfgs: Vec<Config>,
     queue: VecDeque<Msg>,
     replies: Vec<(u8, Reply)>,
@@ -41,6 +43,7 @@ impl Net {
         Net {
             reps: cfgs.iter().map(|c| Replica::new(c.clone())).collect(),
             disks: vec![bytes::BytesMut::new(); n],
+            snaps: vec![None; n],
             cfgs,
             queue: VecDeque::new(),
             replies: Vec::new(),
@@ -57,7 +60,16 @@ impl Net {
         let now = self.now;
         f(&mut self.reps[i as usize], now, &mut fx);
         self.reps[i as usize].flush(now, &mut fx);
-        self.disks[i as usize].extend_from_slice(&fx.take_persist());
+        let disk = fx.take_disk();
+        let d = &mut self.disks[i as usize];
+        match disk.compaction {
+            Some((at, base)) => {
+                self.snaps[i as usize] = Some(base);
+                d.clear();
+                d.extend_from_slice(&disk.records[at..]);
+            }
+            None => d.extend_from_slice(&disk.records),
+        }
         let n = self.reps.len() as u8;
         for (d, m) in fx.sends.drain(..) {
             let to: Vec<u8> = match d {
@@ -116,8 +128,11 @@ impl Net {
 
     /// Replica `i` crashes and restarts from what it persisted.
     fn restart(&mut self, i: u8) {
-        let recs =
-            genericsmr::durable::parse_records(&self.disks[i as usize]).expect("disk parses");
+        let base = self.snaps[i as usize].as_deref().unwrap_or_default();
+        let mut recs = genericsmr::durable::parse_records(base).expect("snapshot parses");
+        recs.extend(
+            genericsmr::durable::parse_records(&self.disks[i as usize]).expect("disk parses"),
+        );
         let mut r = Replica::new(self.cfgs[i as usize].clone());
         r.restore(&recs).expect("replay");
         self.reps[i as usize] = r;
