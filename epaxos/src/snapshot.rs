@@ -23,6 +23,14 @@
 //! run again, in dependency order, from their committed attributes). A
 //! replica that has forgotten an instance the sender has not executed cannot
 //! take that snapshot and waits for a later one.
+//!
+//! The same snapshot is the base of the durable log's compaction
+//! ([`Effects::compact`]): every [`crate::Config::compact_every`] executed
+//! instances, and at every install, the log is replaced by the snapshot file
+//! and a log of what the snapshot does not cover (the conflict table, and
+//! every instance not executed: votes, promises, commits). Replay installs
+//! the base first; records about instances it covers (the old log, after a
+//! crash between the two files) only note their conflicts.
 
 use std::collections::HashSet;
 
