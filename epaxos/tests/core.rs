@@ -689,6 +689,14 @@ fn a_replica_behind_the_horizon_installs_a_snapshot_and_converges() {
     }
     let (installed, _) = net.reps[2].snapshots();
     assert_eq!(installed, 1, "replica 2 installed a snapshot");
+    // The installed snapshot is the base of a compacted log, not a record
+    // appended to a growing one.
+    assert!(net.snaps[2].is_some(), "no snapshot file");
+    let log = genericsmr::durable::parse_records(&net.disks[2]).expect("parses");
+    assert!(
+        log.iter().all(|r| r.first() != Some(&2)),
+        "a snapshot entry in the log"
+    );
     let sent: u64 = (0..2).map(|r| net.reps[r].snapshots().1).sum();
     assert!(sent >= 1);
     for r in 0..2 {
