@@ -181,6 +181,7 @@ impl Replica {
         // Only now: an instance committed and executed in this burst must
         // reach the log before it is forgotten.
         self.forget_executed();
+        self.maybe_compact(fx);
     }
 
     /// The master's liveness probe. Every replica leads its own commands.
@@ -297,8 +298,16 @@ impl Replica {
     }
 
     /// Replays durable records (the last record of an instance wins), then
-    /// executes what was committed. A snapshot in the log is installed where
-    /// it stands; executions recorded before the last one are covered by it.
+    /// executes what was committed.
+    ///
+    /// A compacted log starts with its base snapshot (from the snapshot
+    /// file), which is installed whatever it covers; a later snapshot (one
+    /// installed from a peer, in a log written before compaction existed) is
+    /// installed only if it is ahead. Executions recorded before an installed
+    /// snapshot are covered by it. Records about instances a snapshot covers
+    /// change nothing but the conflict table: after a crash between writing
+    /// the snapshot file and replacing the log, the old log follows the new
+    /// base.
     pub fn restore(&mut self, records: &[bytes::Bytes]) -> Result<(), ReplayError> {
         let n = self.cfg.n;
         let mut fx = Effects::without_persistence();
@@ -309,11 +318,10 @@ impl Replica {
                 decode_body::<Entry>(b.clone()).map_err(|source| ReplayError { index, source })
             })
             .collect::<Result<Vec<Entry>, ReplayError>>()?;
-        let last_snapshot = entries
-            .iter()
-            .rposition(|e| matches!(e, Entry::Snapshot(_)));
+        let mut installed = false;
         let mut executed = Vec::new();
         for (index, e) in entries.into_iter().enumerate() {
+            let err = |source| ReplayError { index, source };
             let r = match e {
                 Entry::Instance(r) => r,
                 Entry::Everywhere(v) => {
@@ -326,12 +334,24 @@ impl Replica {
                     continue;
                 }
                 Entry::Snapshot(b) => {
-                    if Some(index) == last_snapshot {
-                        let err = |source| ReplayError { index, source };
-                        let snap = genericsmr::snapshot::Snapshot::from_bytes(b).map_err(err)?;
-                        self.install(&snap, &mut fx).map_err(err)?;
+                    let snap = genericsmr::snapshot::Snapshot::from_bytes(b).map_err(err)?;
+                    if self.install_with(&snap, &mut fx, !installed).map_err(err)? {
+                        installed = true;
                         executed.clear();
+                        self.compacted_at = self.executed;
                     }
+                    continue;
+                }
+                Entry::Conflicts(c) => {
+                    self.keys.import(&c).map_err(|e| {
+                        err(genericsmr::wire::WireError::Invalid {
+                            what: match e {
+                                crate::keys::ImportError::Shape => "conflict table shape",
+                                crate::keys::ImportError::Seed => "conflict table seed",
+                            },
+                            value: c.seed,
+                        })
+                    })?;
                     continue;
                 }
             };
@@ -349,11 +369,13 @@ impl Replica {
                 self.next = self.next.max(r.instance + 1);
             }
             let status = Status::from_u8(r.status);
+            // Noted even where a snapshot covers the instance: its conflicts
+            // stay until every replica has executed it, as in a full replay.
+            self.record_keys(r.leader, r.instance, r.seq, &r.cmds);
             if status.is_committed() {
                 self.mark_committed(r.leader, r.instance, Some(r.cmds), r.seq, r.deps, &mut fx);
                 continue;
             }
-            self.record_keys(r.leader, r.instance, r.seq, &r.cmds);
             let Some(x) = self.spaces[r.leader as usize].entry(r.instance, n) else {
                 continue;
             };

@@ -270,6 +270,46 @@ impl KeyTable {
         }
     }
 
+    /// The table as it stands, for the durable log: a compacted log keeps
+    /// no records of executed instances, yet their conflicts must outlive a
+    /// restart until every replica has executed them.
+    pub fn export(&self) -> crate::messages::Conflicts {
+        let stride = self.stride();
+        let mut entries = Vec::with_capacity(self.len() * stride);
+        for (s, live) in self.live.iter().enumerate() {
+            if *live {
+                entries.extend_from_slice(&self.slots[s * stride..(s + 1) * stride]);
+            }
+        }
+        crate::messages::Conflicts {
+            seed: self.seed,
+            entries,
+        }
+    }
+
+    /// Takes the entries of an exported table (at replay). Key ids depend on
+    /// the seed, so an empty table adopts the exported seed; a table already
+    /// holding entries under another seed cannot merge them.
+    pub fn import(&mut self, c: &crate::messages::Conflicts) -> Result<(), ImportError> {
+        let stride = self.stride();
+        if !c.entries.len().is_multiple_of(stride) {
+            return Err(ImportError::Shape);
+        }
+        if self.len() == 0 {
+            self.seed = c.seed;
+        } else if self.seed != c.seed {
+            return Err(ImportError::Seed);
+        }
+        for e in c.entries.chunks_exact(stride) {
+            let s = self.slot_for(e[0]) as usize;
+            let mine = &mut self.slots[s * stride + 1..(s + 1) * stride];
+            for (a, b) in mine.iter_mut().zip(&e[1..]) {
+                *a = (*a).max(*b);
+            }
+        }
+        Ok(())
+    }
+
     /// Drops the entries whose instances are all below `done` (per leader:
     /// executed by every replica).
     pub fn forget(&mut self, done: &[u64]) {
@@ -290,6 +330,17 @@ impl KeyTable {
             }
         }
     }
+}
+
+/// Why an exported conflict table cannot be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    /// Its entries are not whole entries of this group size.
+    #[error("conflict table entries do not fit the group size")]
+    Shape,
+    /// The table already holds entries under another key seed.
+    #[error("conflict table follows other records under another seed")]
+    Seed,
 }
 
 #[cfg(test)]
@@ -313,6 +364,30 @@ mod tests {
         assert_eq!(t.len(), 1, "instance (1, 2) is not executed everywhere yet");
         t.forget(&[5, 3, 0]);
         assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn an_exported_table_imports_into_an_empty_one_alike() {
+        let put = |k: &str| Command::put(1, 1, Bytes::from(k.to_string()), Bytes::from("v"));
+        let get = |k: &str| Command::get(1, 1, Bytes::from(k.to_string()));
+        let mut t = KeyTable::new(3);
+        t.note(0, 11, 23, &[put("a"), get("b")]);
+        t.note(2, 5, 31, &[put("b")]);
+        let mut u = KeyTable::new(3);
+        u.import(&t.export()).unwrap();
+        assert_eq!(u.len(), 2);
+        for cmds in [[put("a")], [get("a")], [put("b")], [get("b")], [put("c")]] {
+            assert_eq!(u.attributes(1, 3, &cmds), t.attributes(1, 3, &cmds));
+        }
+        assert_eq!(u.attributes(1, 3, &[put("b")]), (32, vec![12, 3, 6]));
+        // Entries under another seed cannot join a table that holds some.
+        let mut v = KeyTable::new(3);
+        v.note(1, 0, 1, &[put("z")]);
+        v.seed ^= 1;
+        assert_eq!(v.import(&t.export()), Err(ImportError::Seed));
+        let mut bad = t.export();
+        bad.entries.pop();
+        assert_eq!(KeyTable::new(3).import(&bad), Err(ImportError::Shape));
     }
 
     #[test]

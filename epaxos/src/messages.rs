@@ -452,9 +452,22 @@ wire_struct!(Record {
     deps
 });
 
+/// The conflict table, as a compacted log keeps it (see
+/// [`Entry::Conflicts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflicts {
+    /// Seed of the key ids (ids are hashes under it).
+    pub seed: u64,
+    /// The live entries, `2n + 3` words each: key id, one past the last
+    /// instance per replica that touched the key, the same for writes, the
+    /// highest sequence numbers of any command and of writes.
+    pub entries: Vec<u64>,
+}
+wire_struct!(Conflicts { seed, entries });
+
 /// One entry of the durable log: an instance's state, the horizon below which
-/// every replica has executed, or an installed snapshot. On the disk: a tag
-/// byte (0, 1, 2) then the body.
+/// every replica has executed, a snapshot, or the conflict table. On the
+/// disk: a tag byte (0, 1, 2, 3) then the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
     /// An instance's whole state after a change, or (status Executed) the
@@ -465,10 +478,16 @@ pub enum Entry {
     /// never holds conflicts that its peers dropped on its word (it would
     /// refute a TryPreAccept with them).
     Everywhere(Vec<u64>),
-    /// A snapshot installed from a peer ([`genericsmr::snapshot::Snapshot`]
-    /// bytes). Replay starts again from the last one: executions recorded
+    /// A snapshot ([`genericsmr::snapshot::Snapshot`] bytes): the base
+    /// record of a compacted log (in the snapshot file), or, in logs written
+    /// before compaction existed, one installed from a peer. Replay installs
+    /// the first one and any later one ahead of it; executions recorded
     /// before it are covered by it.
     Snapshot(Bytes),
+    /// The conflict table at a compaction, first in the compacted log: the
+    /// conflicts of executed instances that not every replica has executed
+    /// outlive the records the compaction drops.
+    Conflicts(Conflicts),
 }
 
 impl Entry {
@@ -493,6 +512,10 @@ impl Marshal for Entry {
                 b.put_u8(2);
                 s.marshal(b);
             }
+            Entry::Conflicts(c) => {
+                b.put_u8(3);
+                c.marshal(b);
+            }
         }
     }
 }
@@ -503,6 +526,7 @@ impl Unmarshal for Entry {
             0 => Ok(Entry::Instance(Record::unmarshal(r)?)),
             1 => Ok(Entry::Everywhere(Vec::unmarshal(r)?)),
             2 => Ok(Entry::Snapshot(r.bytes("snapshot")?)),
+            3 => Ok(Entry::Conflicts(Conflicts::unmarshal(r)?)),
             t => Err(WireError::Invalid {
                 what: "durable entry tag",
                 value: t as u64,

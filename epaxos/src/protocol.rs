@@ -28,8 +28,11 @@ impl Config {
         if let Some(v) = s.max_command {
             cfg.max_command_bytes = v;
         }
+        // The horizon sets both how much is kept and how often the durable
+        // log is compacted, so that short simulated runs compact many times.
         if let Some(v) = s.gc_horizon {
             cfg.keep_executed = v;
+            cfg.compact_every = v;
         }
         if let Some(w) = s.window {
             cfg.max_ahead = w;

@@ -49,6 +49,12 @@ pub struct Config {
     /// memory stays bounded. A peer that falls further behind is sent a
     /// snapshot instead.
     pub keep_executed: u64,
+    /// A durable replica compacts its log once this many instances more
+    /// were executed since the last compaction: a snapshot becomes the
+    /// snapshot file and the log keeps only what the snapshot does not cover
+    /// (see [`crate::snapshot`]). The log holds about this many instances'
+    /// records, plus the instances not yet executed.
+    pub compact_every: u64,
     /// How far an instance number may run ahead of its leader's executed
     /// window here; a further number can only come from a broken peer.
     pub max_ahead: u64,
@@ -88,6 +94,7 @@ impl Config {
             recovery_grace_ns: 300_000_000,
             heartbeat_ns: 10_000_000,
             keep_executed: 1 << 16,
+            compact_every: 1 << 16,
             max_ahead: 1 << 22,
             progress_wait_max: 4096,
             transfer: Default::default(),
@@ -236,6 +243,22 @@ impl Instance {
         }
     }
 
+    /// Its durable record as instance `i` of `leader` (an executed instance
+    /// is written as committed: the execution order has records of its own).
+    pub(crate) fn record(&self, leader: ReplicaId, i: u64) -> Record {
+        Record {
+            leader,
+            instance: i,
+            ballot: self.ballot,
+            vballot: self.vballot,
+            status: self.status.min(Status::Committed) as u8,
+            unchanged: self.unchanged,
+            cmds: self.cmds.clone(),
+            seq: self.seq,
+            deps: self.deps.clone(),
+        }
+    }
+
     /// A hash of the chosen value (commands and attributes), for agreement checks.
     pub fn hash(&self) -> u64 {
         use genericsmr::wire::Marshal;
@@ -336,6 +359,11 @@ pub struct Replica {
     pub(crate) snapshots_sent: u64,
     /// The last `everywhere` persisted (written again only when it moves).
     pub(crate) everywhere_persisted: Vec<u64>,
+    /// The executed count at the last durable compaction (or at the snapshot
+    /// a restart began from).
+    pub(crate) compacted_at: u64,
+    /// Durable compactions this replica asked for.
+    pub(crate) compactions: u64,
 }
 
 impl Replica {
@@ -386,6 +414,8 @@ impl Replica {
             fetch: genericsmr::snapshot::Fetch::new(cfg.transfer),
             snapshots_sent: 0,
             everywhere_persisted: vec![0; cfg.n],
+            compacted_at: 0,
+            compactions: 0,
             cfg,
         }
     }
@@ -482,17 +512,7 @@ impl Replica {
         }
         for (l, i) in std::mem::take(&mut self.dirty) {
             if let Some(x) = self.spaces[l as usize].get(i) {
-                fx.persist(&Entry::instance(&Record {
-                    leader: l,
-                    instance: i,
-                    ballot: x.ballot,
-                    vballot: x.vballot,
-                    status: x.status.min(Status::Committed) as u8,
-                    unchanged: x.unchanged,
-                    cmds: x.cmds.clone(),
-                    seq: x.seq,
-                    deps: x.deps.clone(),
-                }));
+                fx.persist(&Entry::instance(&x.record(l, i)));
             }
         }
     }

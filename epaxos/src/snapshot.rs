@@ -23,10 +23,18 @@
 //! run again, in dependency order, from their committed attributes). A
 //! replica that has forgotten an instance the sender has not executed cannot
 //! take that snapshot and waits for a later one.
+//!
+//! The same snapshot is the base of the durable log's compaction
+//! ([`Effects::compact`]): every [`crate::Config::compact_every`] executed
+//! instances, and at every install, the log is replaced by the snapshot file
+//! and a log of what the snapshot does not cover (the conflict table, and
+//! every instance not executed: votes, promises, commits). Replay installs
+//! the base first; records about instances it covers (the old log, after a
+//! crash between the two files) only note their conflicts.
 
 use std::collections::HashSet;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use genericsmr::command::Command;
 use genericsmr::effects::{accepted, reject, Effects};
 use genericsmr::messages::ReplyStatus;
@@ -111,6 +119,50 @@ impl Replica {
             state: state.freeze(),
             protocol: protocol.freeze(),
         }
+    }
+
+    /// Compacts the durable log once [`crate::Config::compact_every`]
+    /// instances more were executed since the last compaction (see
+    /// [`Replica::compact_durable`]).
+    pub(crate) fn maybe_compact(&mut self, fx: &mut Effects<EpaxosMsg>) {
+        let due = self.cfg.compact_every.max(1);
+        if fx.keeps_records() && self.executed.saturating_sub(self.compacted_at) >= due {
+            let snap = self.snapshot().to_bytes();
+            self.compact_durable(snap, fx);
+        }
+    }
+
+    /// Asks the driver to replace the durable log by `snap` (this replica's
+    /// snapshot, or the peer's it just installed: either covers exactly the
+    /// instances executed here) and the records it does not cover: the
+    /// conflict table, the everywhere horizon, and every instance at or
+    /// above its leader's executed prefix that is not executed, whatever it
+    /// holds (votes, promises, commits). Executed instances are in the
+    /// snapshot; placeholders with nothing voted are left out.
+    pub(crate) fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<EpaxosMsg>) {
+        fx.compact(&Entry::Snapshot(snap));
+        fx.persist(&Entry::Conflicts(self.keys.export()));
+        fx.persist(&Entry::Everywhere(self.everywhere.clone()));
+        self.everywhere_persisted.clone_from(&self.everywhere);
+        for (l, sp) in self.spaces.iter().enumerate() {
+            for i in sp.executed_upto..sp.end() {
+                let Some(x) = sp.get(i) else { continue };
+                let placeholder = x.status == Status::None && x.ballot == 0 && x.vballot == 0;
+                if x.status == Status::Executed || placeholder {
+                    continue;
+                }
+                fx.persist(&Entry::instance(&x.record(l as ReplicaId, i)));
+            }
+        }
+        // Everything touched is in the tail as it stands now.
+        self.dirty.clear();
+        self.compacted_at = self.executed;
+        self.compactions += 1;
+    }
+
+    /// Durable compactions this replica asked for.
+    pub fn compactions(&self) -> u64 {
+        self.compactions
     }
 
     /// Snapshots installed from peers, and sent to peers.
@@ -220,12 +272,25 @@ impl Replica {
     }
 
     /// Installs `snap` if it covers instances this replica has not executed
-    /// and nothing this replica forgot is missing from it; persists it first
-    /// (when durable). Returns whether it was installed.
+    /// and nothing this replica forgot is missing from it; when durable, it
+    /// then becomes the base of a compacted log. Returns whether it was
+    /// installed.
     pub(crate) fn install(
         &mut self,
         snap: &Snapshot,
         fx: &mut Effects<EpaxosMsg>,
+    ) -> Result<bool, WireError> {
+        self.install_with(snap, fx, false)
+    }
+
+    /// [`Replica::install`]; `base` installs it even if it is not ahead of
+    /// this replica (the first snapshot of a replay, which a fresh replica
+    /// takes whatever it covers).
+    pub(crate) fn install_with(
+        &mut self,
+        snap: &Snapshot,
+        fx: &mut Effects<EpaxosMsg>,
+        base: bool,
     ) -> Result<bool, WireError> {
         let n = self.cfg.n;
         let f: Frontier = decode_body(snap.protocol.clone())?;
@@ -245,11 +310,8 @@ impl Replica {
         r.finish()?;
         let behind = (0..n).any(|l| f.executed_upto[l] > self.spaces[l].executed_upto);
         let usable = (0..n).all(|l| self.spaces[l].base <= f.executed_upto[l]);
-        if !behind || !usable {
+        if !(behind || base) || !usable {
             return Ok(false);
-        }
-        if fx.keeps_records() {
-            fx.persist(&Entry::Snapshot(snap.to_bytes()));
         }
         let above: HashSet<(ReplicaId, u64)> =
             f.above.iter().map(|x| (x.leader, x.instance)).collect();
@@ -303,6 +365,10 @@ impl Replica {
         self.state = sm;
         self.executed = f.executed;
         self.committed = f.executed + self.to_execute.len() as u64;
+        if fx.keeps_records() {
+            // Persisted before anything this outbox sends, as the new base.
+            self.compact_durable(snap.to_bytes(), fx);
+        }
         // Clients waiting here on commands the snapshot ran get their answer.
         let me = self.cfg.id;
         let waiting = std::mem::take(&mut self.waiting);

@@ -17,6 +17,8 @@ struct Net {
     reps: Vec<Replica>,
     /// What each replica persisted, framed as on its disk.
     disks: Vec<bytes::BytesMut>,
+    /// The base record of each replica's last compaction (its snapshot file).
+    snaps: Vec<Option<bytes::BytesMut>>,
     cfgs: Vec<Config>,
     queue: VecDeque<Msg>,
     replies: Vec<(u8, Reply)>,
@@ -41,6 +43,7 @@ impl Net {
         Net {
             reps: cfgs.iter().map(|c| Replica::new(c.clone())).collect(),
             disks: vec![bytes::BytesMut::new(); n],
+            snaps: vec![None; n],
             cfgs,
             queue: VecDeque::new(),
             replies: Vec::new(),
@@ -57,7 +60,16 @@ impl Net {
         let now = self.now;
         f(&mut self.reps[i as usize], now, &mut fx);
         self.reps[i as usize].flush(now, &mut fx);
-        self.disks[i as usize].extend_from_slice(&fx.take_persist());
+        let disk = fx.take_disk();
+        let d = &mut self.disks[i as usize];
+        match disk.compaction {
+            Some((at, base)) => {
+                self.snaps[i as usize] = Some(base);
+                d.clear();
+                d.extend_from_slice(&disk.records[at..]);
+            }
+            None => d.extend_from_slice(&disk.records),
+        }
         for (d, m) in fx.sends.drain(..) {
             for t in d.targets(i, self.reps.len()) {
                 self.queue.push_back((i, t, m.clone()));
@@ -110,8 +122,11 @@ impl Net {
 
     /// Replica `i` crashes and restarts from what it persisted.
     fn restart(&mut self, i: u8) {
-        let recs =
-            genericsmr::durable::parse_records(&self.disks[i as usize]).expect("disk parses");
+        let base = self.snaps[i as usize].as_deref().unwrap_or_default();
+        let mut recs = genericsmr::durable::parse_records(base).expect("snapshot parses");
+        recs.extend(
+            genericsmr::durable::parse_records(&self.disks[i as usize]).expect("disk parses"),
+        );
         let mut r = Replica::new(self.cfgs[i as usize].clone());
         r.restore(&recs).expect("replay");
         self.reps[i as usize] = r;
@@ -668,6 +683,14 @@ fn a_replica_behind_the_horizon_installs_a_snapshot_and_converges() {
     }
     let (installed, _) = net.reps[2].snapshots();
     assert_eq!(installed, 1, "replica 2 installed a snapshot");
+    // The installed snapshot is the base of a compacted log, not a record
+    // appended to a growing one.
+    assert!(net.snaps[2].is_some(), "no snapshot file");
+    let log = genericsmr::durable::parse_records(&net.disks[2]).expect("parses");
+    assert!(
+        log.iter().all(|r| r.first() != Some(&2)),
+        "a snapshot entry in the log"
+    );
     let sent: u64 = (0..2).map(|r| net.reps[r].snapshots().1).sum();
     assert!(sent >= 1);
     for r in 0..2 {
