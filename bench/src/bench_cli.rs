@@ -47,7 +47,7 @@ const CHAOS_EXAMPLES: &str = "Examples:
   bench chaos --protocol epaxos --duration 60s --seed 7
   bench chaos --protocol mdlin --shards 2 --fanout 2 --duration 20s --seed 3
                                  sharded MDLin, chained multi-dispatch clients, MDL checker;
-                                 kills are for good (MDLin replicas cannot rejoin)";
+                                 durable: killed replicas restart on their journals";
 
 #[derive(Subcommand, Debug)]
 enum Cmd {

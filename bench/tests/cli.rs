@@ -566,11 +566,9 @@ fn a_short_epaxos_chaos_run_converges_and_checks() {
 }
 
 /// The short chaos run, for sharded MDLin: chained multi-dispatch clients
-/// over two shards under partitions, slow links, dropped messages and (in
-/// the second half) kills for good, since MDLin replicas cannot rejoin. The
-/// history has reads and unique values and is MDL; every shard's running
-/// replicas agree. (Seed 4 also kills shard 1's leader in the second half,
-/// so a new leader takes over under load.)
+/// over two shards under partitions, slow links, dropped messages and kills
+/// with restarts on the durable journal. The history has reads and unique
+/// values and is MDL; every shard's replicas, restarted ones included, agree.
 #[test]
 fn a_short_mdlin_chaos_run_converges_and_checks() {
     let dir = tempfile::tempdir().unwrap();

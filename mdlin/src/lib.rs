@@ -33,7 +33,9 @@ mod journal;
 pub mod messages;
 mod protocol;
 mod replica;
+mod restore;
 pub mod simulator;
 
 pub use paxos::messages::ballot;
 pub use replica::{Config, CoordMode, Replica, Slot, SlotState};
+pub use restore::RestoreError;
