@@ -624,6 +624,19 @@ fn a_short_mdlin_chaos_run_converges_and_checks() {
     // The history could have shown a violation: reads, and many distinct
     // values written to overwritten keys.
     assert_history_could_fail(&j, "mdlin chaos");
+    // Seed 4 kills a replica of shard 1, which restarts on its journal.
+    let said = |w: &str| {
+        j["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["what"].as_str().unwrap().starts_with(w))
+    };
+    assert!(
+        said("kill -9 replica") && said("restart replica"),
+        "{}",
+        j["actions"]
+    );
     let h: checker::HistoryStats = serde_json::from_value(j["history"].clone()).unwrap();
     assert!(h.reads > 100 && h.writes > 100, "{h:?}");
     assert!(h.observable_keys > 10, "{h:?}");
