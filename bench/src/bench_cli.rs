@@ -107,7 +107,7 @@ struct ChaosArgs {
     #[arg(long, default_value_t = 50.0)]
     reads: f64,
     /// Servers without a durable log (restarts then recover instead of
-    /// replaying). MDLin always runs so: it has none, and its kills are for good.
+    /// replaying). EPaxos and MDLin refuse it: their replicas need their votes.
     #[arg(long)]
     no_durable: bool,
     /// Output folder (default: run/bench/chaos-<seed>).

@@ -834,14 +834,8 @@ fn the_registry_is_what_the_binaries_offer() {
         ),
         (vec!["--protocol", "mdlin", "--param", "coord=slow"], "slow"),
         (
-            vec![
-                "--durable",
-                "--data-dir",
-                "/nonexistent",
-                "--protocol",
-                "mdlin",
-            ],
-            "keeps no durable log",
+            vec!["--protocol", "mdlin", "--param", "coord-timeout-ms=soon"],
+            "coord-timeout-ms must be milliseconds",
         ),
     ] {
         let out = Command::new(&server)

@@ -293,6 +293,24 @@ fn replicas_restart_on_their_durable_journals() {
     }
 }
 
+/// Chaos seeds (2 shards, 5% loss, as `bench sim` runs them) in which a
+/// crashed leader restarts with an old ballot's suffix in its journal while a
+/// newer leader rewrote the slots below it, and its whole shard then goes
+/// down: phase 1 brings back a chained operation whose same-shard
+/// predecessor was never chosen. It must fail, not wait for ever (both
+/// seeds left it stuck at the leader).
+#[test]
+fn an_operation_whose_predecessor_was_never_chosen_fails_after_recovery() {
+    for seed in [26236, 32060] {
+        let mut cfg = chaos(seed, 2, 3, true, 50);
+        cfg.clients = 3;
+        cfg.keys = 3;
+        assert!(cfg.restart_after_ns.is_some() && !cfg.outages.is_empty());
+        let r = run(&cfg);
+        check("orphan", &cfg, &r);
+    }
+}
+
 /// A shard leader is cut off from everyone while it keeps running (the
 /// master replaces it), then comes back still believing it leads: its
 /// accepts and coordination replies carry an old ballot and do no harm.
