@@ -147,7 +147,9 @@ struct SimArgs {
     /// Probability a message is lost.
     #[arg(long, default_value_t = 0.02)]
     drop: f64,
-    /// Replicas restart without their persisted state (recovery instead of replay).
+    /// Replicas restart without their persisted state (recovery instead of
+    /// replay); MDLin: crashed replicas stay down instead of restarting on
+    /// their journals (half the seeds do).
     #[arg(long)]
     no_durable: bool,
     /// No crashes.
@@ -1281,6 +1283,11 @@ fn mdlin_sim(a: SimArgs) -> anyhow::Result<()> {
         let mut cfg = mdlin::simulator::chaos(seed, a.shards, a.replicas, !a.no_crashes, drop);
         cfg.clients = a.clients;
         cfg.keys = a.keys as usize;
+        if a.no_durable {
+            // Crashed replicas stay down (an MDLin replica needs its votes).
+            cfg.restart_after_ns = None;
+            cfg.outages.clear();
+        }
         let r = mdlin::simulator::run(&cfg);
         ops += r.history.len();
         if let Err(e) = mdlin::simulator::verify(&r) {
