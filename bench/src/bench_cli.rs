@@ -47,7 +47,7 @@ const CHAOS_EXAMPLES: &str = "Examples:
   bench chaos --protocol epaxos --duration 60s --seed 7
   bench chaos --protocol mdlin --shards 2 --fanout 2 --duration 20s --seed 3
                                  sharded MDLin, chained multi-dispatch clients, MDL checker;
-                                 kills are for good (MDLin replicas cannot rejoin)";
+                                 durable: killed replicas restart on their journals";
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
@@ -107,7 +107,7 @@ struct ChaosArgs {
     #[arg(long, default_value_t = 50.0)]
     reads: f64,
     /// Servers without a durable log (restarts then recover instead of
-    /// replaying). MDLin always runs so: it has none, and its kills are for good.
+    /// replaying). EPaxos and MDLin refuse it: their replicas need their votes.
     #[arg(long)]
     no_durable: bool,
     /// Output folder (default: run/bench/chaos-<seed>).
@@ -147,7 +147,9 @@ struct SimArgs {
     /// Probability a message is lost.
     #[arg(long, default_value_t = 0.02)]
     drop: f64,
-    /// Replicas restart without their persisted state (recovery instead of replay).
+    /// Replicas restart without their persisted state (recovery instead of
+    /// replay); MDLin: crashed replicas stay down instead of restarting on
+    /// their journals (half the seeds do).
     #[arg(long)]
     no_durable: bool,
     /// No crashes.
@@ -1281,6 +1283,11 @@ fn mdlin_sim(a: SimArgs) -> anyhow::Result<()> {
         let mut cfg = mdlin::simulator::chaos(seed, a.shards, a.replicas, !a.no_crashes, drop);
         cfg.clients = a.clients;
         cfg.keys = a.keys as usize;
+        if a.no_durable {
+            // Crashed replicas stay down (an MDLin replica needs its votes).
+            cfg.restart_after_ns = None;
+            cfg.outages.clear();
+        }
         let r = mdlin::simulator::run(&cfg);
         ops += r.history.len();
         if let Err(e) = mdlin::simulator::verify(&r) {

@@ -4,9 +4,11 @@
 //! digest, and the clients' history must be linearizable.
 //!
 //! Sharded MDLin deployments get the same faults shard by shard, chained
-//! multi-dispatch clients, and the MDL checker. MDLin replicas keep no
-//! durable log and cannot rejoin, so its kills are for good ([`Kills::Permanent`]):
-//! at most a minority of each shard, in the second half of the run.
+//! multi-dispatch clients, and the MDL checker; like EPaxos, MDLin replicas
+//! need their votes to rejoin, so they run durable and restart on their log.
+//! A protocol whose replicas cannot rejoin at all ([`protocols::Rejoin::Never`])
+//! is killed for good instead ([`Kills::Permanent`]): at most a minority of
+//! each shard, in the second half of the run.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -48,9 +50,9 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// Refuses what the protocols cannot do: MDLin has no durable log, the
-    /// others run one group of single operations here, EPaxos replicas need
-    /// their votes after a kill.
+    /// Refuses what the protocols cannot do: only multi-dispatch protocols
+    /// take shards and fanouts, a protocol without a durable log cannot run
+    /// durable, and EPaxos and MDLin replicas need their votes after a kill.
     pub fn validate(&self) -> anyhow::Result<()> {
         let mdlin = self.is_mdlin();
         anyhow::ensure!(
@@ -87,9 +89,9 @@ impl Deployment {
         protocols::caps(&self.protocol).multi_dispatch
     }
 
-    /// What the schedule does with killed replicas: replicas that cannot
-    /// rejoin (MDLin: no durable log; the server refuses to vote without its
-    /// votes) are killed for good.
+    /// What the schedule does with killed replicas: replicas of a protocol
+    /// that cannot rejoin at all ([`protocols::Rejoin::Never`]) are killed
+    /// for good; the others restart.
     pub fn kills(&self) -> Kills {
         if protocols::caps(&self.protocol).rejoin == protocols::Rejoin::Never {
             Kills::Permanent
@@ -229,9 +231,9 @@ pub enum Kills {
         durable: bool,
     },
     /// Leave it down for the rest of the run, for protocols whose replicas
-    /// cannot rejoin (MDLin keeps no durable log, and its server refuses to
-    /// rejoin without one). Such kills only come in the second half of the
-    /// run, so that every shard first sees the faults it recovers from.
+    /// cannot rejoin ([`protocols::Rejoin::Never`]: the server refuses to
+    /// restart them). Such kills only come in the second half of the run, so
+    /// that every shard first sees the faults it recovers from.
     Permanent,
 }
 

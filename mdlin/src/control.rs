@@ -97,7 +97,7 @@ impl Replica {
             digest_hi: (d >> 64) as u64,
             digest_lo: d as u64,
             catchup_fetched: 0,
-            replayed: 0,
+            replayed: self.replayed,
             keys: self.sm.kv().len() as u64,
         }
     }

@@ -106,6 +106,35 @@ impl Replica {
                 }
             }
         }
+        // An operation whose predecessor is of this shard but unknown to the
+        // executed journal: the predecessor's round 1 was never chosen (the
+        // journal holds everything chosen), so this one was never CC and told
+        // no successor anything; and the predecessor can never be admitted
+        // (its shard_seq is below this one's). Phase 1 can bring such an
+        // operation back from an old ballot's suffix, above slots a newer
+        // ballot rewrote (a crashed leader restarting on its journal). Fail
+        // it rather than wait forever.
+        let orphans: Vec<OpId> = ops
+            .iter()
+            .filter(|op| {
+                let Some(Some(p)) = self.unordered.get(op).map(|(_, _, p)| *p) else {
+                    return false;
+                };
+                let pred = pred_id(**op, p);
+                p.shard == me
+                    && !self.unordered.contains_key(&pred)
+                    && !self.failed.contains(&pred)
+                    && matches!(
+                        self.sm.check(pred.client, pred.seq),
+                        genericsmr::state::Check::Fresh
+                    )
+            })
+            .copied()
+            .collect();
+        for op in orphans {
+            tracing::info!(?op, "its predecessor was never replicated here: failing it");
+            self.fail_op(now, op, fx);
+        }
         if !fast {
             // Nothing was promised about them: ordinary waiting operations.
             for op in ops {

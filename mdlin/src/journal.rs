@@ -10,14 +10,16 @@
 
 use std::collections::BTreeMap;
 
+use bytes::BytesMut;
 use genericsmr::effects::Effects;
+use genericsmr::wire::Encoded;
 use genericsmr::ReplicaId;
 use tracing::info;
 
 use crate::ballot;
 use crate::messages::{
     Accept, AcceptReply, CatchupReply, CatchupRequest, Commit, CommitShort, Entry, MdlMsg, Prepare,
-    PrepareReply, SlotReport,
+    PrepareReply, Record, SlotReport,
 };
 use crate::replica::{bit, Candidate, Recovery, Replica, Role, SlotState};
 
@@ -72,6 +74,11 @@ impl Replica {
         let me = self.cfg.id;
         let s = self.slot_mut(slot);
         if s.state != SlotState::Committed {
+            // The leader's own vote counts toward the majority: durable
+            // before any Accept leaves.
+            fx.persist(&Encoded(|b: &mut BytesMut| {
+                Record::encode_accepted(b, slot, ballot, &entry)
+            }));
             s.state = SlotState::Accepted;
             s.ballot = ballot;
             s.entry = entry.clone();
@@ -165,6 +172,10 @@ impl Replica {
         let upto = self.prefix.1;
         let s = self.slot_mut(m.slot);
         if s.state != SlotState::Committed {
+            // Durable before the AcceptReply (the driver persists first).
+            fx.persist(&Encoded(|b: &mut BytesMut| {
+                Record::encode_accepted(b, m.slot, m.ballot, &m.entry)
+            }));
             s.state = SlotState::Accepted;
             s.ballot = m.ballot;
             s.entry = m.entry;
@@ -239,6 +250,9 @@ impl Replica {
     fn choose(&mut self, slot: u64, fx: &mut Effects<MdlMsg>) {
         let peers = self.peers();
         let s = &mut self.log[slot as usize];
+        if s.state != SlotState::Committed {
+            fx.persist(&Record::CommitMark { slot });
+        }
         s.state = SlotState::Committed;
         let missing = peers & !s.sent_to & !s.acks;
         if missing != 0 {
@@ -279,15 +293,18 @@ impl Replica {
         if self.leader_hint == Some(from) && !self.is_leader() {
             self.election.heard_leader(now);
         }
-        self.learn_chosen(m.slot, m.ballot, m.entry);
+        self.learn_chosen(m.slot, m.ballot, m.entry, fx);
         self.chosen_learned(fx);
     }
 
     /// Records that `slot` is chosen with `entry` (learned from a commit or a
     /// catch-up reply, not from this replica's own vote count).
-    fn learn_chosen(&mut self, slot: u64, ballot: u64, entry: Entry) {
+    fn learn_chosen(&mut self, slot: u64, ballot: u64, entry: Entry, fx: &mut Effects<MdlMsg>) {
         let s = self.slot_mut(slot);
         if s.state != SlotState::Committed {
+            fx.persist(&Encoded(|b: &mut BytesMut| {
+                Record::encode_chosen(b, slot, ballot, &entry)
+            }));
             s.state = SlotState::Committed;
             s.ballot = ballot;
             s.entry = entry;
@@ -331,6 +348,7 @@ impl Replica {
             let s = &mut self.log[i as usize];
             if s.state == SlotState::Accepted && s.ballot == m.ballot {
                 s.state = SlotState::Committed;
+                fx.persist(&Record::CommitMark { slot: i });
             }
         }
         self.advance_commit();
@@ -395,7 +413,7 @@ impl Replica {
         }
         for r in m.slots {
             if r.committed && self.slot_in_window(r.slot) {
-                self.learn_chosen(r.slot, r.ballot, r.entry);
+                self.learn_chosen(r.slot, r.ballot, r.entry, fx);
             }
         }
         self.chosen_learned(fx);
@@ -517,7 +535,9 @@ impl Replica {
         let round = ballot::round(self.promised) + 1;
         let b = ballot::make(round, self.cfg.id);
         info!(ballot = b, "campaigning for shard leadership");
+        // Its own promise: a restart must not campaign at this ballot again.
         self.promised = b;
+        fx.persist(&Record::Promise { ballot: b });
         let me = self.cfg.id;
         let mut best = BTreeMap::new();
         for (i, s) in self.log.iter().enumerate().skip(self.commit_index as usize) {
@@ -665,6 +685,11 @@ impl Replica {
             match best.remove(&slot) {
                 Some((b, true, entry)) => {
                     let s = self.slot_mut(slot);
+                    if s.state != SlotState::Committed {
+                        fx.persist(&Encoded(|buf: &mut BytesMut| {
+                            Record::encode_chosen(buf, slot, b, &entry)
+                        }));
+                    }
                     s.state = SlotState::Committed;
                     s.ballot = b;
                     s.entry = entry.clone();

@@ -17,7 +17,9 @@
 //! An operation without a predecessor takes one round (a `Head` entry), like
 //! Multi-Paxos. Failures are replicated `Fail` entries. A new shard leader
 //! recovers the journal with phase 1 and then re-places committed but
-//! unordered operations (`failover.rs`). [`simulator`] drives whole sharded
+//! unordered operations (`failover.rs`). With a durable log the journal's
+//! promises, votes and commits are persisted and a restarted replica
+//! replays them (`restore.rs`). [`simulator`] drives whole sharded
 //! deployments deterministically; [`Replica`] implements
 //! [`genericsmr::protocol::Protocol`], through which the shared runtime
 //! drives one replica. The design and its safety argument: `docs/mdlin.md`.
@@ -33,7 +35,9 @@ mod journal;
 pub mod messages;
 mod protocol;
 mod replica;
+mod restore;
 pub mod simulator;
 
 pub use paxos::messages::ballot;
 pub use replica::{Config, CoordMode, Replica, Slot, SlotState};
+pub use restore::RestoreError;

@@ -477,3 +477,112 @@ pub const CODES: [(u8, &str); 13] = [
     (CatchupRequest::CODE, CatchupRequest::NAME),
     (CatchupReply::CODE, CatchupReply::NAME),
 ];
+
+/// What an MDLin replica's durable log holds (`server --durable`), replayed
+/// in order at restart: what a Paxos acceptor must not forget (its promise,
+/// its votes) and what it learned was chosen, so that a restart need not
+/// fetch it again. Everything else (execution, the state machine, fences,
+/// timestamps) is rebuilt by executing the chosen journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A promise not to accept below `ballot` (also a candidate's own).
+    Promise {
+        /// The promised ballot.
+        ballot: u64,
+    },
+    /// A vote: `entry` accepted in `slot` at `ballot` (a leader's own vote too).
+    Accepted {
+        /// The journal slot.
+        slot: u64,
+        /// The ballot of the vote.
+        ballot: u64,
+        /// The accepted entry.
+        entry: Entry,
+    },
+    /// The entry already accepted in `slot` is chosen.
+    CommitMark {
+        /// The journal slot.
+        slot: u64,
+    },
+    /// `entry` is chosen for `slot` (learned from a commit, a catch-up or phase 1).
+    Chosen {
+        /// The journal slot.
+        slot: u64,
+        /// The ballot it was chosen at.
+        ballot: u64,
+        /// The chosen entry.
+        entry: Entry,
+    },
+}
+
+impl Record {
+    /// The encoding of `Record::Accepted`, from a borrowed entry.
+    pub fn encode_accepted(buf: &mut BytesMut, slot: u64, ballot: u64, entry: &Entry) {
+        buf.put_u8(2);
+        slot.marshal(buf);
+        ballot.marshal(buf);
+        entry.marshal(buf);
+    }
+
+    /// The encoding of `Record::Chosen`, from a borrowed entry.
+    pub fn encode_chosen(buf: &mut BytesMut, slot: u64, ballot: u64, entry: &Entry) {
+        buf.put_u8(4);
+        slot.marshal(buf);
+        ballot.marshal(buf);
+        entry.marshal(buf);
+    }
+}
+
+impl Marshal for Record {
+    fn marshal(&self, buf: &mut BytesMut) {
+        match self {
+            Record::Promise { ballot } => {
+                buf.put_u8(1);
+                ballot.marshal(buf);
+            }
+            Record::Accepted {
+                slot,
+                ballot,
+                entry,
+            } => Record::encode_accepted(buf, *slot, *ballot, entry),
+            Record::CommitMark { slot } => {
+                buf.put_u8(3);
+                slot.marshal(buf);
+            }
+            Record::Chosen {
+                slot,
+                ballot,
+                entry,
+            } => Record::encode_chosen(buf, *slot, *ballot, entry),
+        }
+    }
+}
+
+impl Unmarshal for Record {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        Ok(match r.u8("record kind")? {
+            1 => Record::Promise {
+                ballot: r.u64("ballot")?,
+            },
+            2 => Record::Accepted {
+                slot: r.u64("slot")?,
+                ballot: r.u64("ballot")?,
+                entry: Entry::unmarshal(r)?,
+            },
+            3 => Record::CommitMark {
+                slot: r.u64("slot")?,
+            },
+            4 => Record::Chosen {
+                slot: r.u64("slot")?,
+                ballot: r.u64("ballot")?,
+                entry: Entry::unmarshal(r)?,
+            },
+            v => {
+                return Err(WireError::Invalid {
+                    what: "record kind",
+                    value: v as u64,
+                })
+            }
+        })
+    }
+}

@@ -52,8 +52,8 @@ impl Protocol for Replica {
     const CAPS: Caps = Caps {
         leaderless: false,
         elects: true,
-        durable: false,
-        rejoin: Rejoin::Never,
+        durable: true,
+        rejoin: Rejoin::NeedsVotes,
         sharded_mesh: true,
         multi_dispatch: true,
     };
@@ -83,15 +83,24 @@ impl Protocol for Replica {
     fn boot(
         s: &Settings,
         boot: Boot,
-        _now: u64,
+        now: u64,
         _fx: &mut Effects<MdlMsg>,
     ) -> Result<Self, BootError> {
+        let mut r = Replica::new(Config::from_settings(s)?);
         match boot {
-            Boot::Fresh => Ok(Replica::new(Config::from_settings(s)?)),
-            Boot::Durable(_) | Boot::Amnesia => Err(BootError::Settings(
-                "an MDLin replica keeps no durable log, so it cannot rejoin with its votes: start a fresh deployment".into(),
-            )),
+            Boot::Fresh => {}
+            Boot::Durable(records) => r
+                .restore(now, &records)
+                .map_err(|e| BootError::Replay(e.to_string()))?,
+            // No recovery protocol: voting without its votes could undo a
+            // chosen entry (see `Rejoin::NeedsVotes`).
+            Boot::Amnesia => {
+                return Err(BootError::Settings(
+                    "an MDLin replica cannot rejoin without its votes: restart it with --durable and its old --data-dir".into(),
+                ))
+            }
         }
+        Ok(r)
     }
 
     fn handle(&mut self, now: u64, src: Source, m: MdlMsg, fx: &mut Effects<MdlMsg>) {

@@ -341,6 +341,8 @@ pub struct Replica {
     pub(crate) nonce: u64,
     /// The time of the event being handled (for timer resets from helpers).
     pub(crate) now: u64,
+    /// Durable records replayed at start.
+    pub(crate) replayed: u64,
 }
 
 impl Replica {
@@ -392,6 +394,7 @@ impl Replica {
             local: VecDeque::new(),
             nonce: 0,
             now: 0,
+            replayed: 0,
         }
     }
 
@@ -555,7 +558,9 @@ impl Replica {
     /// Notes a higher ballot: step down from leading or campaigning.
     pub(crate) fn observe_ballot(&mut self, b: u64, fx: &mut Effects<MdlMsg>) {
         if b > self.promised {
+            // Durable before anything queued with it is sent (a PrepareReply).
             self.promised = b;
+            fx.persist(&crate::messages::Record::Promise { ballot: b });
             // Someone newer runs the shard (or is trying to): give it a full
             // timeout before competing.
             self.election.heard_leader(self.now);

@@ -11,6 +11,11 @@
 //! yields the client history (with chain links) and every replica's executed
 //! order, for the MDL checkers.
 //!
+//! With `restart_after_ns`, every replica keeps its durable records (a
+//! simulated disk, written before its messages leave, as the runtime's
+//! driver does) and a crashed replica restarts on them after that delay;
+//! `outages` crash every replica of a shard at once.
+//!
 //! With `single_dispatch`, clients issue one operation at a time without
 //! predecessors: every operation takes the one-round path, the message pattern
 //! of Multi-Paxos, which gives a baseline measured on the same shards.
@@ -139,6 +144,12 @@ pub struct SimConfig {
     pub drop_per_mille: u32,
     /// Leader crashes.
     pub crashes: Vec<Crash>,
+    /// Every replica of the shard crashes at once (they come back only with
+    /// `restart_after_ns`).
+    pub outages: Vec<Crash>,
+    /// Crashed replicas restart on their durable records this long after
+    /// they crashed (ns); `None`: they stay down and keep no records.
+    pub restart_after_ns: Option<u64>,
     /// Leaders cut off for a while.
     pub isolations: Vec<Isolate>,
     /// Scripted clients (one chain each) instead of the random workload.
@@ -200,6 +211,8 @@ impl SimConfig {
             jitter_ns: 500_000,
             drop_per_mille: 0,
             crashes: Vec::new(),
+            outages: Vec::new(),
+            restart_after_ns: None,
             crash_on_coord: Vec::new(),
             depose_on_coord: Vec::new(),
             isolations: Vec::new(),
@@ -241,6 +254,8 @@ pub struct SimReport {
     pub stuck_detail: String,
     /// Crashes, cuts and depositions that happened: (time, replica).
     pub crashed: Vec<(u64, ReplicaId)>,
+    /// Restarts of crashed replicas on their durable records.
+    pub restarts: u64,
     /// Per shard, the live replica serving as its leader at the end (the
     /// highest ballot if several think so), if any.
     pub leaders: Vec<Option<ReplicaId>>,
@@ -282,6 +297,12 @@ enum Kind {
     },
     Crash {
         shard: u8,
+    },
+    Outage {
+        shard: u8,
+    },
+    Restart {
+        r: ReplicaId,
     },
     Isolate {
         shard: u8,
@@ -327,6 +348,10 @@ struct Sim {
     ev_id: usize,
     rng: SmallRng,
     replicas: Vec<Replica>,
+    /// Each replica's durable records, framed (with `restart_after_ns`).
+    disk: Vec<bytes::BytesMut>,
+    /// Restarts on the durable records.
+    restarts: u64,
     alive: Vec<bool>,
     /// Cut off from everyone (but running).
     cut: Vec<bool>,
@@ -350,17 +375,7 @@ struct Sim {
 pub fn run(cfg: &SimConfig) -> SimReport {
     let total = cfg.shards * cfg.n;
     let replicas = (0..total)
-        .map(|g| {
-            let mut c = ReplicaConfig::new(g as ReplicaId, cfg.n, cfg.shards);
-            c.mode = cfg.mode;
-            c.thrifty = cfg.thrifty;
-            c.record_order = true;
-            c.coord_timeout_ns = cfg.coord_timeout_ns;
-            c.keep_ns = cfg.keep_ns;
-            c.election_timeout_ns = cfg.election_timeout_ns;
-            c.announce_ns = cfg.announce_ns;
-            Replica::new(c)
-        })
+        .map(|g| Replica::new(replica_config(cfg, g as ReplicaId)))
         .collect();
     let mut s = Sim {
         cfg: cfg.clone(),
@@ -371,6 +386,8 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         ev_id: 0,
         rng: SmallRng::seed_from_u64(cfg.seed),
         replicas,
+        disk: vec![bytes::BytesMut::new(); total],
+        restarts: 0,
         alive: vec![true; total],
         cut: vec![false; total],
         deposed: vec![false; total],
@@ -408,6 +425,9 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     for c in &cfg.crashes {
         s.at(c.at, Kind::Crash { shard: c.shard });
     }
+    for c in &cfg.outages {
+        s.at(c.at, Kind::Outage { shard: c.shard });
+    }
     for i in &cfg.isolations {
         let k = Kind::Isolate {
             shard: i.shard,
@@ -439,7 +459,56 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     s.finish()
 }
 
+/// The configuration of replica `g` in a run of `cfg`.
+fn replica_config(cfg: &SimConfig, g: ReplicaId) -> ReplicaConfig {
+    let mut c = ReplicaConfig::new(g, cfg.n, cfg.shards);
+    c.mode = cfg.mode;
+    c.thrifty = cfg.thrifty;
+    c.record_order = true;
+    c.coord_timeout_ns = cfg.coord_timeout_ns;
+    c.keep_ns = cfg.keep_ns;
+    c.election_timeout_ns = cfg.election_timeout_ns;
+    c.announce_ns = cfg.announce_ns;
+    c
+}
+
 impl Sim {
+    /// Replica `r` crashes now (and restarts later if so configured).
+    fn crash(&mut self, r: ReplicaId) {
+        self.alive[r as usize] = false;
+        self.crashed.push((self.now, r));
+        if let Some(d) = self.cfg.restart_after_ns {
+            let t = self.now + d;
+            self.at(t, Kind::Restart { r });
+        }
+    }
+
+    /// Replica `r` restarts on its durable records: a fresh core restored
+    /// from them, a follower. Its restored journal is checked for agreement
+    /// again from the start.
+    fn restart(&mut self, r: ReplicaId) {
+        let i = r as usize;
+        if self.alive[i] {
+            return;
+        }
+        let mut rep = Replica::new(replica_config(&self.cfg, r));
+        let restored = genericsmr::durable::parse_records(&self.disk[i])
+            .map_err(|e| e.to_string())
+            .and_then(|recs| rep.restore(self.now, &recs).map_err(|e| e.to_string()));
+        if let Err(e) = restored {
+            self.violation
+                .get_or_insert(format!("replica {r} cannot restart on its records: {e}"));
+            return;
+        }
+        self.replicas[i] = rep;
+        self.alive[i] = true;
+        self.restarts += 1;
+        self.checked_upto[i] = 0;
+        self.check_agreement(r);
+        let t = self.now + 1_000_000;
+        self.at(t, Kind::Tick { r });
+    }
+
     fn at(&mut self, time: u64, k: Kind) {
         self.ev_id += 1;
         self.next += 1;
@@ -460,11 +529,18 @@ impl Sim {
         if !self.alive[r as usize] {
             return;
         }
-        let mut fx = Effects::without_persistence();
+        let mut fx = if self.cfg.restart_after_ns.is_some() {
+            Effects::default()
+        } else {
+            Effects::without_persistence()
+        };
         let now = self.now;
         let rep = &mut self.replicas[r as usize];
         f(rep, now, &mut fx);
         rep.flush(now, &mut fx);
+        // Durable before anything leaves (a crash below keeps them too).
+        let records = fx.take_persist();
+        self.disk[r as usize].extend_from_slice(&records);
         let shard = r as usize / self.cfg.n;
         self.check_agreement(r);
         // A leader sending a coordination reply to another shard: what the
@@ -497,14 +573,12 @@ impl Sim {
             // Right after a replicated failure was told to its client: the
             // replies escape, nothing else does.
             self.cfg.crash_on_fail.retain(|s| *s as usize != shard);
-            self.alive[r as usize] = false;
-            self.crashed.push((now, r));
+            self.crash(r);
             fx.sends.clear();
         }
         if let Some(i) = trigger {
             let t = self.cfg.crash_on_coord.remove(i);
-            self.alive[r as usize] = false;
-            self.crashed.push((now, r));
+            self.crash(r);
             // What escapes: the coordination replies, if so scripted; nothing else.
             fx.sends
                 .retain(|(_, m)| t.reply_escapes && matches!(m, MdlMsg::CoordReply(_)));
@@ -630,11 +704,20 @@ impl Sim {
                         .count();
                     // Never below a majority: the protocol promises nothing then.
                     if live > self.cfg.n / 2 + 1 {
-                        self.alive[v as usize] = false;
-                        self.crashed.push((self.now, v));
+                        self.crash(v);
                     }
                 }
             }
+            Kind::Outage { shard } => {
+                let n = self.cfg.n;
+                for i in 0..n {
+                    let r = (shard as usize * n + i) as ReplicaId;
+                    if self.alive[r as usize] {
+                        self.crash(r);
+                    }
+                }
+            }
+            Kind::Restart { r } => self.restart(r),
             Kind::Isolate { shard, heal_after } => {
                 let n = self.cfg.n;
                 let members = (0..n).map(|i| shard as usize * n + i);
@@ -1023,6 +1106,7 @@ impl Sim {
             stuck,
             stuck_detail,
             crashed: self.crashed,
+            restarts: self.restarts,
             leaders: (0..self.cfg.shards)
                 .map(|sh| {
                     (0..self.cfg.n)
@@ -1045,7 +1129,8 @@ pub const OPS: [Op; 2] = [Op::Put, Op::Get];
 /// sometimes stalled chains, and one leader crash (every third scripted at a
 /// coordination reply) or, for every fourth seed, a leader cut off for a while
 /// and then back (a stale leader), sometimes two shards' at once. Even seeds run fast
-/// mode, odd ones safe mode.
+/// mode, odd ones safe mode. Half the seeds restart crashed replicas on
+/// their durable journals (some also crash a whole shard at once).
 pub fn chaos(seed: u64, shards: usize, n: usize, crashes: bool, drop_per_mille: u32) -> SimConfig {
     let mut cfg = SimConfig::new(seed);
     cfg.mode = if seed.is_multiple_of(2) {
@@ -1090,6 +1175,17 @@ pub fn chaos(seed: u64, shards: usize, n: usize, crashes: bool, drop_per_mille: 
             at: 40_000_000,
             shard: (sh + 1) % shards as u8,
         });
+    }
+    // Half the seeds restart crashed replicas on their durable journals, and
+    // one in eight of those crashes a whole shard at once too.
+    if seed % 8 >= 4 {
+        cfg.restart_after_ns = Some(100_000_000 + (seed % 5) * 100_000_000);
+        if seed % 64 >= 56 {
+            cfg.outages.push(Crash {
+                at: 60_000_000 + (seed % 40) * 1_000_000,
+                shard: (sh + 1) % shards as u8,
+            });
+        }
     }
     cfg
 }

@@ -1,0 +1,289 @@
+//! The durable journal: what a replica persists through its handlers, and
+//! what a restart from those records gives back.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use genericsmr::command::Command;
+use genericsmr::durable::parse_records;
+use genericsmr::effects::{Dest, Effects};
+use genericsmr::protocol::{Boot, BootError, Protocol, Settings};
+use genericsmr::ReplicaId;
+use mdlin::messages::*;
+use mdlin::{Replica, SlotState};
+
+const MS: u64 = 1_000_000;
+
+fn settings(id: ReplicaId) -> Settings {
+    Settings {
+        record_commits: true,
+        // Leaders change only when a test says so.
+        election_timeout_ns: Some(0),
+        ..Settings::new(id, 3)
+    }
+}
+
+fn boot(id: ReplicaId, b: Boot) -> Result<Replica, BootError> {
+    Replica::boot(&settings(id), b, 0, &mut Effects::default())
+}
+
+/// One shard of three with manual delivery. Each replica's outbox is made
+/// durable (appended to its disk) before its messages are queued, as the
+/// runtime's driver does.
+struct Net {
+    rs: Vec<Replica>,
+    disk: Vec<BytesMut>,
+    /// (from, to, message)
+    queue: VecDeque<(ReplicaId, ReplicaId, MdlMsg)>,
+    now: u64,
+}
+
+impl Net {
+    fn new() -> Net {
+        Net {
+            rs: (0..3)
+                .map(|i| boot(i, Boot::Fresh).expect("fresh boot"))
+                .collect(),
+            disk: vec![BytesMut::new(); 3],
+            queue: VecDeque::new(),
+            now: MS,
+        }
+    }
+
+    /// Runs `f` on replica `i`, flushes, persists and queues its sends.
+    fn on(&mut self, i: ReplicaId, f: impl FnOnce(&mut Replica, u64, &mut Effects<MdlMsg>)) {
+        self.now += MS;
+        let now = self.now;
+        let mut fx = Effects::default();
+        f(&mut self.rs[i as usize], now, &mut fx);
+        self.rs[i as usize].flush(now, &mut fx);
+        self.disk[i as usize].extend_from_slice(&fx.take_persist());
+        for (dest, m) in fx.sends {
+            let to: Vec<ReplicaId> = match dest {
+                Dest::Peer(p) => vec![p],
+                Dest::Set(s) => (0..3).filter(|j| s & (1 << j) != 0).collect(),
+                Dest::All => (0..3).filter(|j| *j != i).collect(),
+            };
+            for t in to {
+                self.queue.push_back((i, t, m.clone()));
+            }
+        }
+    }
+
+    /// Delivers queued messages (those `keep` accepts) until none is left.
+    fn deliver(&mut self, keep: impl Fn(ReplicaId, ReplicaId, &MdlMsg) -> bool) {
+        while let Some((from, to, m)) = self.queue.pop_front() {
+            if keep(from, to, &m) {
+                self.on(to, |r, now, fx| r.handle_peer(now, from, m, fx));
+            }
+        }
+    }
+
+    fn records(&self, i: ReplicaId) -> Vec<Bytes> {
+        parse_records(&self.disk[i as usize]).expect("framed records")
+    }
+}
+
+fn put(client: u64, seq: u64, key: &str) -> Command {
+    Command::put(
+        client,
+        seq,
+        Bytes::from(key.to_string()),
+        Bytes::from(format!("v{client}.{seq}")),
+    )
+}
+
+/// A journal as comparable values: (state, ballot, entry) per slot.
+fn journal(r: &Replica) -> Vec<(SlotState, u64, Entry)> {
+    r.log()
+        .iter()
+        .map(|s| (s.state, s.ballot, s.entry.clone()))
+        .collect()
+}
+
+/// A shard that ran heads, a same-shard chain (pending and order entries) and
+/// reads, restarted replica by replica from its records: each gets back its
+/// journal, promise, commit and execution points and state digest.
+#[test]
+fn a_restart_from_the_records_gives_back_journal_promise_and_state() {
+    let mut net = Net::new();
+    net.on(0, |r, now, fx| r.handle_be_leader(now, fx));
+    net.deliver(|_, _, _| true);
+    assert!(net.rs[0].is_serving());
+    // Client 7: two heads, a chain of three on this shard, a read in it.
+    let ops = [
+        (1, 0, None, put(7, 1, "a")),
+        (2, 1, Some(1), put(7, 2, "b")),
+        (3, 2, Some(2), Command::get(7, 3, Bytes::from("a"))),
+        (4, 3, Some(3), put(7, 4, "a")),
+    ];
+    for (seq, shard_seq, pred, cmd) in ops {
+        let pred = pred.map(|s: u64| Pred { seq: s, shard: 0 });
+        if let Some(p) = pred {
+            let req = CoordReq {
+                pred: OpId {
+                    client: 7,
+                    seq: p.seq,
+                },
+                succ: OpId { client: 7, seq },
+                succ_shard: 0,
+            };
+            net.on(0, |r, now, fx| r.handle_coord_req(now, None, req, fx));
+        }
+        let p = MdlPropose {
+            cmd,
+            shard_seq,
+            pred,
+        };
+        net.on(0, |r, now, fx| r.handle_propose(now, 9, p, fx));
+    }
+    net.deliver(|_, _, _| true);
+    // Heartbeats tell the followers what is chosen.
+    net.now += 1_000 * MS;
+    net.on(0, |r, now, fx| r.tick(now, fx));
+    net.deliver(|_, _, _| true);
+
+    let end = net.rs[0].commit_index();
+    assert!(end >= 6, "heads, pending and order entries: {end}");
+    let order: Vec<u64> = net.rs[0].exec_order().iter().map(|o| o.seq).collect();
+    assert_eq!(order, vec![1, 2, 3, 4]);
+    for i in 0..3u8 {
+        let old = &net.rs[i as usize];
+        assert_eq!(old.commit_index(), end, "replica {i}");
+        let recs = net.records(i);
+        let back = boot(i, Boot::Durable(recs.clone())).expect("replay");
+        assert!(!back.is_leader(), "a restarted replica follows");
+        assert_eq!(back.promised(), old.promised(), "replica {i}");
+        assert_eq!(journal(&back), journal(old), "replica {i}");
+        assert_eq!(back.commit_index(), end, "replica {i}");
+        assert_eq!(back.executed(), end, "replica {i}");
+        assert_eq!(back.exec_order(), old.exec_order(), "replica {i}");
+        assert_eq!(back.exec_timestamps(), old.exec_timestamps());
+        let (a, b) = (back.status(1), old.status(1));
+        assert_eq!((a.digest_hi, a.digest_lo), (b.digest_hi, b.digest_lo));
+        assert_eq!(a.applied, b.applied);
+        assert_eq!(a.replayed, recs.len() as u64);
+        assert_eq!(back.state().kv().get(b"a"), Some(&b"v7.4"[..]));
+        // Without its records it would know nothing of this.
+        let fresh = boot(i, Boot::Fresh).unwrap();
+        assert_ne!(journal(&fresh), journal(old));
+    }
+}
+
+/// Follower 1 votes for slot 0 (its reply is lost, so nothing is chosen),
+/// restarts, and must report that vote to the next candidate: phase 1 then
+/// re-proposes the entry instead of a no-op. Its promise also survives:
+/// after promising candidate 2 and restarting, it refuses the old leader.
+#[test]
+fn a_vote_and_a_promise_survive_a_restart() {
+    let mut net = Net::new();
+    net.on(0, |r, now, fx| r.handle_be_leader(now, fx));
+    net.deliver(|_, _, _| true);
+    let old_ballot = net.rs[0].promised();
+    let p = MdlPropose {
+        cmd: put(5, 1, "k"),
+        shard_seq: 0,
+        pred: None,
+    };
+    net.on(0, |r, now, fx| r.handle_propose(now, 9, p, fx));
+    // Only follower 1 gets the accept; its vote never reaches the leader.
+    net.deliver(|from, to, m| match m {
+        MdlMsg::Accept(_) => to == 1,
+        MdlMsg::AcceptReply(_) => false,
+        _ => from != to,
+    });
+    let voted = journal(&net.rs[1]);
+    assert_eq!(voted.len(), 1);
+    assert_eq!(voted[0].0, SlotState::Accepted);
+    assert_eq!(net.rs[0].commit_index(), 0, "nothing chosen");
+
+    // Follower 1 restarts from its records; replica 2 campaigns.
+    net.rs[1] = boot(1, Boot::Durable(net.records(1))).expect("replay");
+    assert_eq!(journal(&net.rs[1]), voted);
+    net.on(2, |r, now, fx| r.handle_be_leader(now, fx));
+    let prepare = net
+        .queue
+        .iter()
+        .find(|(_, to, m)| *to == 1 && matches!(m, MdlMsg::Prepare(_)))
+        .map(|(_, _, m)| m.clone())
+        .expect("a prepare to replica 1");
+    net.queue.clear();
+    net.on(1, |r, now, fx| r.handle_peer(now, 2, prepare, fx));
+    let reply = net
+        .queue
+        .iter()
+        .find_map(|(_, to, m)| match m {
+            MdlMsg::PrepareReply(r) if *to == 2 => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a prepare reply");
+    assert!(reply.ok);
+    assert_eq!(reply.slots.len(), 1, "the vote is reported: {reply:?}");
+    assert_eq!(reply.slots[0].slot, 0);
+    assert_eq!(reply.slots[0].ballot, old_ballot);
+    assert_eq!(reply.slots[0].entry, voted[0].2);
+    assert!(!reply.slots[0].committed);
+    let new_ballot = reply.ballot;
+    net.queue.retain(|(_, to, _)| *to == 2);
+    let to_candidate: Vec<_> = net.queue.drain(..).collect();
+
+    // Replica 1 promised `new_ballot` (and has voted nothing at it yet):
+    // after another restart it still refuses the old leader's accepts.
+    net.rs[1] = boot(1, Boot::Durable(net.records(1))).expect("replay");
+    assert_eq!(net.rs[1].promised(), new_ballot);
+    let stale = Accept {
+        ballot: old_ballot,
+        slot: 1,
+        entry: Entry::Noop,
+    };
+    net.on(1, |r, now, fx| {
+        r.handle_peer(now, 0, MdlMsg::Accept(stale), fx)
+    });
+    let refused = net.queue.iter().any(|(_, to, m)| {
+        *to == 0 && matches!(m, MdlMsg::AcceptReply(r) if !r.ok && r.promised == new_ballot)
+    });
+    assert!(refused, "{:?}", net.queue);
+    net.queue.clear();
+
+    // Replica 2 leads with that promise and re-proposes the entry.
+    net.queue.extend(to_candidate);
+    net.deliver(|_, _, _| true);
+    assert!(net.rs[2].is_leader());
+    assert!(
+        matches!(&net.rs[2].log()[0].entry, Entry::Head { cmd, .. } if cmd.seq == 1 && cmd.client == 5),
+        "{:?}",
+        net.rs[2].log()
+    );
+}
+
+/// A candidate's own promise is durable: restarted, it campaigns above it,
+/// never at the same ballot again.
+#[test]
+fn a_restarted_candidate_never_reuses_its_ballot() {
+    let mut net = Net::new();
+    net.on(0, |r, now, fx| r.handle_be_leader(now, fx));
+    let first = net.rs[0].promised();
+    net.queue.clear();
+    net.rs[0] = boot(0, Boot::Durable(net.records(0))).expect("replay");
+    assert_eq!(net.rs[0].promised(), first);
+    net.on(0, |r, now, fx| r.handle_be_leader(now, fx));
+    assert!(net.rs[0].promised() > first);
+}
+
+/// Damaged records refuse the boot instead of panicking, and a replica
+/// without its votes cannot rejoin.
+#[test]
+fn bad_records_and_amnesia_refuse_the_boot() {
+    let bad = vec![Bytes::from_static(&[9, 1, 2])];
+    assert!(matches!(
+        boot(0, Boot::Durable(bad)),
+        Err(BootError::Replay(_))
+    ));
+    let mut far = BytesMut::new();
+    genericsmr::wire::Marshal::marshal(&Record::CommitMark { slot: u64::MAX }, &mut far);
+    assert!(matches!(
+        boot(0, Boot::Durable(vec![far.freeze()])),
+        Err(BootError::Replay(_))
+    ));
+    assert!(boot(0, Boot::Amnesia).is_err());
+}
