@@ -38,6 +38,9 @@ impl Config {
             cfg.max_ahead = w;
             cfg.max_inflight = cfg.max_inflight.min(w as usize);
         }
+        if let Some(v) = s.compact_bytes {
+            cfg.compact_bytes = v;
+        }
         if let Some(v) = s.snapshot_chunk {
             cfg.transfer.chunk_bytes = v;
         }

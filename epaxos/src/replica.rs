@@ -55,6 +55,10 @@ pub struct Config {
     /// (see [`crate::snapshot`]). The log holds about this many instances'
     /// records, plus the instances not yet executed.
     pub compact_every: u64,
+    /// A durable replica also compacts once it has written this many bytes
+    /// of records since the last compaction: with batching an instance holds
+    /// many commands, so a bound in instances alone does not bound the file.
+    pub compact_bytes: usize,
     /// How far an instance number may run ahead of its leader's executed
     /// window here; a further number can only come from a broken peer.
     pub max_ahead: u64,
@@ -95,6 +99,7 @@ impl Config {
             heartbeat_ns: 10_000_000,
             keep_executed: 1 << 16,
             compact_every: 1 << 16,
+            compact_bytes: 64 << 20,
             max_ahead: 1 << 22,
             progress_wait_max: 4096,
             transfer: Default::default(),
@@ -364,6 +369,11 @@ pub struct Replica {
     pub(crate) compacted_at: u64,
     /// Durable compactions this replica asked for.
     pub(crate) compactions: u64,
+    /// Bytes of records written since the last compaction (see
+    /// [`Config::compact_bytes`]), and how much of the outbox's queue was
+    /// counted already.
+    pub(crate) logged_bytes: usize,
+    pub(crate) logged_seen: usize,
 }
 
 impl Replica {
@@ -415,6 +425,8 @@ impl Replica {
             snapshots_sent: 0,
             everywhere_persisted: vec![0; cfg.n],
             compacted_at: 0,
+            logged_bytes: 0,
+            logged_seen: 0,
             compactions: 0,
             cfg,
         }

@@ -125,8 +125,23 @@ impl Replica {
     /// instances more were executed since the last compaction (see
     /// [`Replica::compact_durable`]).
     pub(crate) fn maybe_compact(&mut self, fx: &mut Effects<EpaxosMsg>) {
+        if !fx.keeps_records() {
+            return;
+        }
+        // Count what the outbox queued since we last looked (it starts
+        // again from empty once the driver took it).
+        let queued = fx.persist_len();
+        self.logged_bytes += if queued < self.logged_seen {
+            queued
+        } else {
+            queued - self.logged_seen
+        };
+        self.logged_seen = queued;
         let due = self.cfg.compact_every.max(1);
-        if fx.keeps_records() && self.executed.saturating_sub(self.compacted_at) >= due {
+        let by_count = self.executed.saturating_sub(self.compacted_at) >= due;
+        let by_bytes =
+            self.logged_bytes >= self.cfg.compact_bytes.max(1) && self.executed > self.compacted_at;
+        if by_count || by_bytes {
             let snap = self.snapshot().to_bytes();
             self.compact_durable(snap, fx);
         }
@@ -158,6 +173,8 @@ impl Replica {
         self.dirty.clear();
         self.compacted_at = self.executed;
         self.compactions += 1;
+        self.logged_bytes = 0;
+        self.logged_seen = fx.persist_len();
     }
 
     /// Durable compactions this replica asked for.

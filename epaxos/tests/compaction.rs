@@ -371,3 +371,36 @@ fn the_files_stay_bounded_over_thousands_of_instances() {
         assert_eq!(back.executed_count(), 3000);
     }
 }
+
+/// With batching an instance holds many commands: with the instance bounds
+/// far away and 16 kB of records allowed between compactions, the files
+/// still stay bounded.
+#[test]
+fn the_files_stay_bounded_by_bytes_too() {
+    let mut net = Net::with(3, |c| {
+        c.keep_executed = 1 << 20;
+        c.compact_every = 1 << 20;
+        c.compact_bytes = 16 << 10;
+    });
+    load(&mut net, 0, 3000);
+    for _ in 0..4 {
+        net.tick_all(20_000_000);
+    }
+    for r in 0..3u8 {
+        let k = r as usize;
+        assert!(
+            net.full[k].len() > 800_000,
+            "full log {} B",
+            net.full[k].len()
+        );
+        assert!(
+            net.reps[k].compactions() > 10,
+            "{} compactions",
+            net.reps[k].compactions()
+        );
+        assert!(net.peak[k] < 64_000, "peak {} B", net.peak[k]);
+        let back = net.boot_from_files(r);
+        assert_eq!(back.state().digest(), net.reps[k].state().digest());
+        assert_eq!(back.executed_count(), 3000);
+    }
+}

@@ -202,6 +202,11 @@ impl<M> Effects<M> {
         self.durable
     }
 
+    /// Bytes of records queued for persistence since the last drain.
+    pub fn persist_len(&self) -> usize {
+        self.persist.len()
+    }
+
     /// Records queued for persistence since the last drain.
     pub fn persisted(&self) -> usize {
         self.persisted

@@ -113,9 +113,11 @@ struct Args {
     /// also rewrites a durable log to a snapshot file plus what lies above it).
     #[arg(long, default_value_t = 1 << 16)]
     gc_horizon: u64,
-    /// Multi-Paxos: compaction also runs once the executed commands held in
-    /// memory reach this many MiB (batches make slots large, so a bound in
-    /// slots alone does not bound memory); a quarter of it is kept.
+    /// Compaction also runs by size, in MiB: Multi-Paxos once the executed
+    /// commands it holds in memory reach this (a quarter is kept), EPaxos
+    /// once it wrote this much durable log since the last compaction.
+    /// Batches make slots and instances large, so a bound in entries alone
+    /// bounds neither memory nor files.
     #[arg(long, default_value_t = 64)]
     compact_mb: usize,
     /// Bytes of snapshot in one message when a peer catches up by snapshot
