@@ -2,28 +2,33 @@
 //! path, slow path, order-independence of the fast-path decision, every
 //! recovery case, Sutra's counterexample, and execution order.
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 use epaxos::messages::*;
 use epaxos::{Config, Replica, Status};
 use genericsmr::command::Command;
-use genericsmr::effects::{Effects, Reply};
+use genericsmr::effects::Effects;
 use genericsmr::messages::{Propose, ReplyStatus};
+use sim::{manual, Boot};
 
-type Msg = (u8, u8, EpaxosMsg);
+type Msg = manual::Msg<EpaxosMsg>;
 
+/// The shared manual-delivery network (`sim::manual`) of EPaxos cores,
+/// where every step ends with a flush, as a burst does in the runtime.
 struct Net {
-    reps: Vec<Replica>,
-    /// What each replica persisted, framed as on its disk.
-    disks: Vec<bytes::BytesMut>,
-    /// The base record of each replica's last compaction (its snapshot file).
-    snaps: Vec<Option<bytes::BytesMut>>,
-    cfgs: Vec<Config>,
-    queue: VecDeque<Msg>,
-    replies: Vec<(u8, Reply)>,
-    down: Vec<bool>,
-    now: u64,
+    inner: manual::Net<Replica>,
+}
+
+impl std::ops::Deref for Net {
+    type Target = manual::Net<Replica>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
 }
 
 impl Net {
@@ -40,57 +45,33 @@ impl Net {
                 c
             })
             .collect();
-        Net {
-            reps: cfgs.iter().map(|c| Replica::new(c.clone())).collect(),
-            disks: vec![bytes::BytesMut::new(); n],
-            snaps: vec![None; n],
-            cfgs,
-            queue: VecDeque::new(),
-            replies: Vec::new(),
-            down: vec![false; n],
-            now: 1,
-        }
+        let inner = manual::Net::new(
+            n,
+            Box::new(move |i, boot, _now, _fx| {
+                let mut r = Replica::new(cfgs[i as usize].clone());
+                if let Boot::Durable(recs) = boot {
+                    r.restore(&recs).expect("replay");
+                }
+                r
+            }),
+        );
+        Net { inner }
     }
 
     fn on(&mut self, i: u8, f: impl FnOnce(&mut Replica, u64, &mut Effects<EpaxosMsg>)) {
         if self.down[i as usize] {
             return;
         }
-        let mut fx = Effects::default();
-        let now = self.now;
-        f(&mut self.reps[i as usize], now, &mut fx);
-        self.reps[i as usize].flush(now, &mut fx);
-        let disk = fx.take_disk();
-        let d = &mut self.disks[i as usize];
-        match disk.compaction {
-            Some((at, base)) => {
-                self.snaps[i as usize] = Some(base);
-                d.clear();
-                d.extend_from_slice(&disk.records[at..]);
-            }
-            None => d.extend_from_slice(&disk.records),
-        }
-        for (d, m) in fx.sends.drain(..) {
-            for t in d.targets(i, self.reps.len()) {
-                self.queue.push_back((i, t, m.clone()));
-            }
-        }
-        for (_, r) in fx.replies.drain(..) {
-            self.replies.push((i, r));
-        }
+        self.inner.on(i, |r, now, fx| {
+            f(r, now, fx);
+            r.flush(now, fx);
+        });
     }
 
     fn propose(&mut self, at: u8, cmd: Command) {
         self.on(at, |r, now, fx| {
             r.handle_propose(now, 7, Propose { cmd }, fx)
         });
-    }
-
-    fn deliver(&mut self, (from, to, m): Msg) {
-        if self.down[to as usize] {
-            return;
-        }
-        self.on(to, |r, now, fx| r.handle_peer(now, from, m, fx));
     }
 
     /// Delivers queued messages matching `p` (and what they cause) until none is left.
@@ -105,41 +86,27 @@ impl Net {
         panic!("the network does not settle");
     }
 
-    fn run(&mut self) {
-        self.run_where(|_| true);
-    }
-
     fn drop_where(&mut self, p: impl Fn(&Msg) -> bool) {
         self.queue.retain(|m| !p(m));
     }
 
     fn tick_all(&mut self, dt: u64) {
-        self.now += dt;
-        for i in 0..self.reps.len() as u8 {
-            self.on(i, |r, now, fx| r.tick(now, fx));
-        }
+        self.inner.tick_all(dt)
     }
 
     /// Replica `i` crashes and restarts from what it persisted.
     fn restart(&mut self, i: u8) {
-        let base = self.snaps[i as usize].as_deref().unwrap_or_default();
-        let mut recs = genericsmr::durable::parse_records(base).expect("snapshot parses");
-        recs.extend(
-            genericsmr::durable::parse_records(&self.disks[i as usize]).expect("disk parses"),
-        );
-        let mut r = Replica::new(self.cfgs[i as usize].clone());
-        r.restore(&recs).expect("replay");
-        self.reps[i as usize] = r;
+        self.restart_durable(i)
     }
 
     fn attrs(&self, r: u8, l: u8, i: u64) -> Option<(Status, u64, Vec<u64>)> {
-        self.reps[r as usize]
+        self.r(r)
             .instance(l, i)
             .map(|x| (x.status, x.seq, x.deps.clone()))
     }
 
     fn committed(&self, r: u8, l: u8, i: u64) -> bool {
-        self.reps[r as usize]
+        self.r(r)
             .instance(l, i)
             .is_some_and(|x| x.status.is_committed())
     }
@@ -147,7 +114,7 @@ impl Net {
     fn oks(&self) -> usize {
         self.replies
             .iter()
-            .filter(|(_, r)| matches!(r, Reply::Propose(p) if p.status == ReplyStatus::Ok))
+            .filter(|(_, _, p)| p.status == ReplyStatus::Ok)
             .count()
     }
 }
@@ -182,10 +149,10 @@ fn no_conflict_commits_on_the_fast_path_everywhere() {
     let mut net = Net::new(3);
     net.propose(0, put(1, 1, "a"));
     net.run();
-    assert_eq!(net.reps[0].commit_paths(), (1, 0));
+    assert_eq!(net.r(0).commit_paths(), (1, 0));
     for r in 0..3 {
         assert!(net.committed(r, 0, 0), "replica {r} learned the commit");
-        assert_eq!(net.reps[r as usize].executed_count(), 1);
+        assert_eq!(net.r(r).executed_count(), 1);
     }
     assert_eq!(net.oks(), 1);
 }
@@ -197,7 +164,7 @@ fn concurrent_conflicts_take_the_slow_path_and_execute_alike() {
     net.propose(1, put(2, 1, "k"));
     // Each PreAccept reaches the other leader after it started its own.
     net.run();
-    let (fast, slow) = (net.reps[0].commit_paths(), net.reps[1].commit_paths());
+    let (fast, slow) = (net.r(0).commit_paths(), net.r(1).commit_paths());
     assert!(
         slow.1 + fast.1 >= 1,
         "someone took the slow path: {fast:?} {slow:?}"
@@ -211,10 +178,10 @@ fn concurrent_conflicts_take_the_slow_path_and_execute_alike() {
             );
         }
     }
-    let order = net.reps[0].executed_order().to_vec();
+    let order = net.r(0).executed_order().to_vec();
     assert_eq!(order.len(), 2);
     for r in 1..3 {
-        assert_eq!(net.reps[r].executed_order(), &order[..]);
+        assert_eq!(net.r(r as u8).executed_order(), &order[..]);
     }
 }
 
@@ -231,7 +198,7 @@ fn fast_path_decision_does_not_depend_on_reply_order() {
             net.run_where(|m| m.1 == t && matches!(m.2, EpaxosMsg::PreAccept(_)));
         }
         net.run_where(|m| m.1 == 0);
-        (net.reps[0].commit_paths(), net.attrs(0, 0, 0))
+        (net.r(0).commit_paths(), net.attrs(0, 0, 0))
     };
     let a = outcome([4, 1, 2, 3]);
     let b = outcome([1, 2, 3, 4]);
@@ -260,7 +227,7 @@ fn recovery_of_a_preaccepted_instance_after_its_leader_dies() {
     assert!(net.committed(1, 0, 0) && net.committed(2, 0, 0));
     assert_eq!(net.attrs(1, 0, 0), net.attrs(2, 0, 0));
     assert!(net.committed(1, 1, 0));
-    assert_eq!(net.reps[1].executed_order(), net.reps[2].executed_order());
+    assert_eq!(net.r(1).executed_order(), net.r(2).executed_order());
 }
 
 #[test]
@@ -306,7 +273,7 @@ fn recovery_commits_a_noop_when_nobody_has_the_command() {
         net.run();
     }
     for r in 1..3 {
-        let x = net.reps[r as usize].instance(0, 0).expect("known");
+        let x = net.r(r).instance(0, 0).expect("known");
         assert!(x.status.is_committed());
         assert!(x.cmds.is_empty(), "a no-op");
     }
@@ -359,16 +326,13 @@ fn sutra_counterexample_commits_one_value() {
         net.run();
     }
     for r in [p1, p2, p3] {
-        assert!(
-            net.reps[r as usize].recoveries() >= 1,
-            "replica {r} ran a recovery"
-        );
+        assert!(net.r(r).recoveries() >= 1, "replica {r} ran a recovery");
     }
     // Every commit of instance p1.0 anywhere (instances are forgotten once
     // executed everywhere, so look at the commit records).
     let key = (p1 as u64) << 56;
     let values: Vec<u64> = (0..3)
-        .flat_map(|r| net.reps[r].commits_from(0).to_vec())
+        .flat_map(|r| net.r(r as u8).commits_from(0).to_vec())
         .filter(|(k, _)| *k == key)
         .map(|(_, h)| h)
         .collect();
@@ -377,8 +341,8 @@ fn sutra_counterexample_commits_one_value() {
         values.iter().all(|v| *v == values[0]),
         "instance p1.0 committed with different attributes: {values:?}"
     );
-    assert_eq!(net.reps[0].executed_order(), net.reps[1].executed_order());
-    assert_eq!(net.reps[1].executed_order(), net.reps[2].executed_order());
+    assert_eq!(net.r(0).executed_order(), net.r(1).executed_order());
+    assert_eq!(net.r(1).executed_order(), net.r(2).executed_order());
 }
 
 #[test]
@@ -401,13 +365,13 @@ fn commit_is_announced_to_a_leader_that_missed_it() {
         net.tick_all(250_000_000);
         net.run();
     }
-    assert!(net.reps[0].executed_order().contains(&(0, 0)));
-    assert_eq!(net.reps[0].executed_order(), net.reps[1].executed_order());
+    assert!(net.r(0).executed_order().contains(&(0, 0)));
+    assert_eq!(net.r(0).executed_order(), net.r(1).executed_order());
     // Executed everywhere: every replica has forgotten the instance and its key.
     for r in 0..3 {
-        assert_eq!(net.reps[r].everywhere_executed(), &[1, 1, 0]);
-        assert!(net.reps[r].instance(0, 0).is_none());
-        assert_eq!(net.reps[r].conflict_keys(), 0);
+        assert_eq!(net.r(r as u8).everywhere_executed(), &[1, 1, 0]);
+        assert!(net.r(r as u8).instance(0, 0).is_none());
+        assert_eq!(net.r(r as u8).conflict_keys(), 0);
     }
 }
 
@@ -450,8 +414,8 @@ fn a_superseded_leader_learns_a_commit_nobody_sent_it() {
         net.tick_all(50_000_000);
         net.run();
     }
-    assert!(net.reps[0].executed_order().contains(&(0, 0)));
-    assert_eq!(net.reps[0].executed_order(), net.reps[1].executed_order());
+    assert!(net.r(0).executed_order().contains(&(0, 0)));
+    assert_eq!(net.r(0).executed_order(), net.r(1).executed_order());
 }
 
 /// Runs `rounds` rounds in which every replica proposes a conflicting command
@@ -480,11 +444,12 @@ fn conflict_stream(inflight: usize, rounds: usize) -> (u64, Vec<u64>, Net) {
             let m = net.queue.remove(j).expect("in range");
             net.deliver(m);
         }
-        for r in &net.reps {
+        for r in 0..net.n as u8 {
+            let r = net.r(r);
             worst = worst.max(r.committed_count() - r.executed_count());
         }
         if round % 500 == 499 {
-            executed_at.push(net.reps[0].executed_count());
+            executed_at.push(net.r(0).executed_count());
         }
     }
     (worst, executed_at, net)
@@ -510,9 +475,9 @@ fn a_steady_stream_of_conflicts_keeps_executing() {
         assert!(w[1] > w[0] + 100, "execution stalled: {executed_at:?}");
     }
     net.run();
-    let order = net.reps[0].executed_order().to_vec();
-    assert_eq!(net.reps[1].executed_order(), &order[..]);
-    assert_eq!(net.reps[2].executed_order(), &order[..]);
+    let order = net.r(0).executed_order().to_vec();
+    assert_eq!(net.r(1).executed_order(), &order[..]);
+    assert_eq!(net.r(2).executed_order(), &order[..]);
 }
 
 /// Replicas 0 (the command leader) and 4 go down; replica 2 learns that
@@ -577,8 +542,8 @@ fn try_preaccept_refuted_by_a_committed_conflict_restarts() {
     );
     assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
     // The command (3, 0) is ordered before (0, 0) or after it, alike everywhere.
-    assert_eq!(net.reps[1].executed_order(), net.reps[2].executed_order());
-    assert_eq!(net.reps[2].executed_order(), net.reps[3].executed_order());
+    assert_eq!(net.r(1).executed_order(), net.r(2).executed_order());
+    assert_eq!(net.r(2).executed_order(), net.r(3).executed_order());
 }
 
 /// A restarted replica must not refute a TryPreAccept with an instance that
@@ -604,7 +569,7 @@ fn a_restarted_replica_does_not_refute_with_what_everyone_executed() {
         net.run();
     }
     assert_eq!(
-        net.reps[4].everywhere_executed()[2],
+        net.r(4).everywhere_executed()[2],
         1,
         "replica 4 knows J ran everywhere"
     );
@@ -646,11 +611,11 @@ fn one_heartbeat_allocates_a_bounded_number_of_waits() {
         r.handle_progress(now, 0, fresh_progress(100_000, 3), fx)
     });
     assert!(
-        net.reps[1].instance(0, 63).is_some(),
+        net.r(1).instance(0, 63).is_some(),
         "waits on the first ones"
     );
     assert!(
-        net.reps[1].instance(0, 64).is_none() && net.reps[1].instance(0, 99_999).is_none(),
+        net.r(1).instance(0, 64).is_none() && net.r(1).instance(0, 99_999).is_none(),
         "allocated nothing past the bound"
     );
 }
@@ -673,7 +638,7 @@ fn a_replica_behind_the_horizon_installs_a_snapshot_and_converges() {
         net.run();
     }
     assert!(
-        net.reps[0].instance(0, 0).is_none(),
+        net.r(0).instance(0, 0).is_none(),
         "replica 0 forgot its first instances"
     );
     net.down[2] = false;
@@ -681,21 +646,26 @@ fn a_replica_behind_the_horizon_installs_a_snapshot_and_converges() {
         net.tick_all(20_000_000);
         net.run();
     }
-    let (installed, _) = net.reps[2].snapshots();
+    let (installed, _) = net.r(2).snapshots();
     assert_eq!(installed, 1, "replica 2 installed a snapshot");
     // The installed snapshot is the base of a compacted log, not a record
     // appended to a growing one.
-    assert!(net.snaps[2].is_some(), "no snapshot file");
-    let log = genericsmr::durable::parse_records(&net.disks[2]).expect("parses");
+    // The disk as replay reads it: the snapshot file's record, then the log.
+    let recs = genericsmr::durable::parse_records(&net.disk[2]).expect("parses");
+    assert_eq!(
+        recs.first().and_then(|r| r.first()),
+        Some(&2),
+        "no snapshot file"
+    );
     assert!(
-        log.iter().all(|r| r.first() != Some(&2)),
+        recs[1..].iter().all(|r| r.first() != Some(&2)),
         "a snapshot entry in the log"
     );
-    let sent: u64 = (0..2).map(|r| net.reps[r].snapshots().1).sum();
+    let sent: u64 = (0..2).map(|r| net.r(r as u8).snapshots().1).sum();
     assert!(sent >= 1);
     for r in 0..2 {
-        assert_eq!(net.reps[r].state().digest(), net.reps[2].state().digest());
-        assert_eq!(net.reps[r].executed_count(), net.reps[2].executed_count());
+        assert_eq!(net.r(r as u8).state().digest(), net.r(2).state().digest());
+        assert_eq!(net.r(r as u8).executed_count(), net.r(2).executed_count());
     }
     // It serves: a command it leads commits and executes everywhere.
     net.propose(2, put(12, 1, "k0"));
@@ -705,10 +675,10 @@ fn a_replica_behind_the_horizon_installs_a_snapshot_and_converges() {
         net.run();
     }
     for r in 0..2 {
-        assert_eq!(net.reps[r].state().digest(), net.reps[2].state().digest());
+        assert_eq!(net.r(r as u8).state().digest(), net.r(2).state().digest());
     }
     // And it restarts from its log, snapshot included, to the same state.
-    let before = net.reps[2].state().digest();
+    let before = net.r(2).state().digest();
     net.restart(2);
-    assert_eq!(net.reps[2].state().digest(), before);
+    assert_eq!(net.r(2).state().digest(), before);
 }
