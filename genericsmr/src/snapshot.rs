@@ -118,6 +118,27 @@ impl Default for TransferConfig {
     }
 }
 
+/// The sending side: the chunks answering peer `from`'s request `req`
+/// for `snapshot`, or none (with a warning) when the snapshot is larger
+/// than `cfg` lets a peer take.
+pub fn serve(
+    from: ReplicaId,
+    req: &SnapshotRequest,
+    snapshot: &Snapshot,
+    cfg: &TransferConfig,
+) -> Option<Vec<SnapshotChunk>> {
+    let bytes = snapshot.to_bytes();
+    if bytes.len() as u64 > cfg.max_bytes {
+        tracing::warn!(
+            peer = from,
+            bytes = bytes.len(),
+            "snapshot larger than the transfer limit: not sent"
+        );
+        return None;
+    }
+    Some(chunks(req.nonce, &bytes, cfg.chunk_bytes))
+}
+
 /// The chunks of `snapshot` for the request `nonce`, in order.
 pub fn chunks(nonce: u64, snapshot: &Bytes, chunk_bytes: usize) -> Vec<SnapshotChunk> {
     let total = snapshot.len() as u64;

@@ -150,17 +150,11 @@ impl Replica {
         m: SnapshotRequest,
         fx: &mut Effects<PaxosMsg>,
     ) {
-        let bytes = self.snapshot().to_bytes();
-        if bytes.len() as u64 > self.cfg.transfer.max_bytes {
-            tracing::warn!(
-                peer = from,
-                bytes = bytes.len(),
-                "snapshot larger than the transfer limit: not sent"
-            );
+        let Some(chunks) = snapshot::serve(from, &m, &self.snapshot(), &self.cfg.transfer) else {
             return;
-        }
+        };
         self.snapshots_sent += 1;
-        for c in snapshot::chunks(m.nonce, &bytes, self.cfg.transfer.chunk_bytes) {
+        for c in chunks {
             fx.send(from, PaxosMsg::SnapshotChunk(c));
         }
     }

@@ -10,7 +10,7 @@
 
 use genericsmr::protocol::{Caps, Protocol, Rejoin};
 
-use crate::{run, seeds, Config};
+use crate::{run_seeds, seeds, Config, Seeds};
 
 /// One scenario of the suite.
 pub struct Scenario {
@@ -128,9 +128,11 @@ pub fn check<P: Protocol>(name: &str) {
         return;
     }
     let count = (seeds() / s.divisor).max(1);
-    let mut failed = Vec::new();
-    let (mut acked, mut snapshots) = (0, 0);
-    for seed in 0..count {
+    let Seeds {
+        failed,
+        acked,
+        snapshots,
+    } = run_seeds::<P>(count, |seed| {
         let mut cfg = (s.config)(seed);
         // A run without disks is only for protocols that recover without
         // their votes; one without a durable log has no disk to keep.
@@ -139,18 +141,8 @@ pub fn check<P: Protocol>(name: &str) {
             (true, Rejoin::Recovers) => cfg.durable,
             (true, _) => true,
         };
-        let r = run::<P>(&cfg, false);
-        acked += r.acked;
-        snapshots += r.snapshots_installed;
-        if !r.ok() {
-            failed.push((
-                seed,
-                r.violation.clone(),
-                r.checker.verdict,
-                r.checker.violation.map(|v| v.explanation),
-            ));
-        }
-    }
+        cfg
+    });
     assert!(
         failed.is_empty(),
         "{name}: failing seeds (replay with bench sim --protocol {} --seed N --trace, and the scenario's settings): {failed:#?}",

@@ -853,15 +853,29 @@ pub fn check_seeds<R: Protocol>(protocol: &str, mk: impl Fn(u64) -> Config) {
     check_seed_count::<R>(protocol, seeds(), mk)
 }
 
-/// [`check_seeds`] over seeds `0..count`.
-pub fn check_seed_count<R: Protocol>(protocol: &str, count: u64, mk: impl Fn(u64) -> Config) {
-    let mut failed = Vec::new();
-    let mut acked = 0;
+/// What a run of many seeds found.
+pub struct Seeds {
+    /// Every failing seed: (seed, broken invariant, verdict, the checker's explanation).
+    pub failed: Vec<(u64, Option<String>, checker::Verdict, Option<String>)>,
+    /// Operations acknowledged over all seeds.
+    pub acked: u64,
+    /// Snapshots installed over all seeds.
+    pub snapshots: u64,
+}
+
+/// Runs seeds `0..count` with the configuration `mk` gives each.
+pub fn run_seeds<R: Protocol>(count: u64, mk: impl Fn(u64) -> Config) -> Seeds {
+    let mut s = Seeds {
+        failed: Vec::new(),
+        acked: 0,
+        snapshots: 0,
+    };
     for seed in 0..count {
         let r = run::<R>(&mk(seed), false);
-        acked += r.acked;
+        s.acked += r.acked;
+        s.snapshots += r.snapshots_installed;
         if !r.ok() {
-            failed.push((
+            s.failed.push((
                 seed,
                 r.violation.clone(),
                 r.checker.verdict,
@@ -869,6 +883,12 @@ pub fn check_seed_count<R: Protocol>(protocol: &str, count: u64, mk: impl Fn(u64
             ));
         }
     }
+    s
+}
+
+/// [`check_seeds`] over seeds `0..count`.
+pub fn check_seed_count<R: Protocol>(protocol: &str, count: u64, mk: impl Fn(u64) -> Config) {
+    let Seeds { failed, acked, .. } = run_seeds::<R>(count, mk);
     assert!(
         failed.is_empty(),
         "failing seeds (replay with bench sim --protocol {protocol} --seed N --trace): {failed:#?}"
