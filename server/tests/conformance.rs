@@ -17,12 +17,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use checker::HistoryStats;
-use common::{assert_linearizable, bounded_for, checked_workload, Checked, Cluster, Opts};
+use common::{bounded_for, Cluster, Load, Opts};
 use genericsmr::messages::{fault, FaultRequest};
 use protocols::{Caps, Info, Rejoin};
 
@@ -72,56 +69,6 @@ fn cluster(p: &Info, extra: &[&str]) -> Cluster {
     )
 }
 
-/// A workload running against a cluster.
-struct Load {
-    stop: Arc<AtomicBool>,
-    done: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<Checked>,
-}
-
-impl Load {
-    /// Starts the workload on every replica of `c`.
-    fn start(c: &Cluster) -> Load {
-        let addrs: Vec<String> = (0..c.n()).map(|i| c.client_addr(i)).collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(checked_workload(
-            addrs,
-            CLIENTS,
-            KEYS,
-            stop.clone(),
-            done.clone(),
-        ));
-        Load { stop, done, task }
-    }
-
-    /// Waits until `n` more operations are answered.
-    async fn more(&self, n: usize, what: &str) {
-        common::wait_for_more(&self.done, n, what).await
-    }
-
-    /// Operations answered so far.
-    fn answered(&self) -> usize {
-        self.done.load(Ordering::Relaxed)
-    }
-
-    /// Stops the clients and checks their history: able to fail, and
-    /// linearizable.
-    async fn finish(self, p: &Info, scenario: &str) {
-        self.stop.store(true, Ordering::Relaxed);
-        let checked = self.task.await.expect("workload");
-        let stats = HistoryStats::of(&checked.history);
-        println!("{scenario} / {}: {stats:?}", p.name);
-        assert!(
-            stats.vacuous().is_none(),
-            "{scenario} / {}: the history cannot show a violation: {:?}",
-            p.name,
-            stats.vacuous()
-        );
-        assert_linearizable(&checked.history);
-    }
-}
-
 /// The replica a scenario treats as "the leader": the one that leads, or
 /// for a leaderless protocol replica 0 (a command leader with clients on it).
 async fn leader(c: &Cluster, p: &Info) -> usize {
@@ -164,11 +111,11 @@ async fn a_leader_killed_under_load() {
         |p| async move {
             let mut c = cluster(&p, &[]);
             let l = leader(&c, &p).await;
-            let load = Load::start(&c);
+            let load = Load::start(&c, CLIENTS, KEYS);
             load.more(200, "load before the kill").await;
             c.kill(l);
             load.more(300, "load after the leader's death").await;
-            load.finish(&p, "leader killed").await;
+            load.finish(&format!("leader killed / {}", p.name)).await;
             c.converged(Duration::from_secs(30)).await;
         },
     )
@@ -186,11 +133,11 @@ async fn a_follower_killed_under_load() {
             let mut c = cluster(&p, &[]);
             let l = leader(&c, &p).await;
             let f = (l + 1) % 3;
-            let load = Load::start(&c);
+            let load = Load::start(&c, CLIENTS, KEYS);
             load.more(200, "load before the kill").await;
             c.kill(f);
             load.more(300, "load after the follower's death").await;
-            load.finish(&p, "follower killed").await;
+            load.finish(&format!("follower killed / {}", p.name)).await;
             c.converged(Duration::from_secs(30)).await;
         },
     )
@@ -204,14 +151,14 @@ async fn a_restart_with_the_durable_log_catches_up() {
     for_each("durable restart", restarts, |p| async move {
         let mut c = cluster(&p, &[]);
         let f = (leader(&c, &p).await + 1) % 3;
-        let load = Load::start(&c);
+        let load = Load::start(&c, CLIENTS, KEYS);
         load.more(150, "load before the kill").await;
         c.kill(f);
         load.more(300, "load while it is down").await;
         c.restart(f, true);
         c.converged(Duration::from_secs(30)).await;
         load.more(150, "load after the restart").await;
-        load.finish(&p, "durable restart").await;
+        load.finish(&format!("durable restart / {}", p.name)).await;
         let d = c.converged(Duration::from_secs(30)).await;
         assert!(
             c.running().contains(&f),
@@ -230,14 +177,15 @@ async fn lag_past_compaction_then_a_restart() {
     for_each("lag past compaction", restarts, |p| async move {
         let mut c = cluster(&p, &["--gc-horizon", "64"]);
         let f = (leader(&c, &p).await + 1) % 3;
-        let load = Load::start(&c);
+        let load = Load::start(&c, CLIENTS, KEYS);
         load.more(100, "load before the kill").await;
         c.kill(f);
         load.more(1500, "load past the horizon").await;
         c.restart(f, true);
         c.converged(Duration::from_secs(40)).await;
         load.more(100, "load after the restart").await;
-        load.finish(&p, "lag past compaction").await;
+        load.finish(&format!("lag past compaction / {}", p.name))
+            .await;
         c.converged(Duration::from_secs(30)).await;
     })
     .await
@@ -249,7 +197,7 @@ async fn lag_past_compaction_then_a_restart() {
 async fn every_replica_killed_at_once_then_all_restarted() {
     for_each("whole group killed", restarts, |p| async move {
         let mut c = cluster(&p, &[]);
-        let load = Load::start(&c);
+        let load = Load::start(&c, CLIENTS, KEYS);
         load.more(300, "load before the kills").await;
         for i in 0..3 {
             c.kill(i);
@@ -258,7 +206,8 @@ async fn every_replica_killed_at_once_then_all_restarted() {
             c.restart(i, true);
         }
         load.more(300, "load after the restarts").await;
-        load.finish(&p, "whole group killed").await;
+        load.finish(&format!("whole group killed / {}", p.name))
+            .await;
         c.converged(Duration::from_secs(30)).await;
     })
     .await
@@ -271,7 +220,7 @@ async fn losing_a_majority_blocks_without_lying_then_recovers() {
     for_each("majority lost", restarts, |p| async move {
         let mut c = cluster(&p, &[]);
         let l = leader(&c, &p).await;
-        let load = Load::start(&c);
+        let load = Load::start(&c, CLIENTS, KEYS);
         load.more(200, "load before the kills").await;
         let others: Vec<usize> = (0..3).filter(|i| *i != l).collect();
         for &i in &others {
@@ -291,7 +240,7 @@ async fn losing_a_majority_blocks_without_lying_then_recovers() {
             c.restart(i, true);
         }
         load.more(300, "load after the majority came back").await;
-        load.finish(&p, "majority lost").await;
+        load.finish(&format!("majority lost / {}", p.name)).await;
         c.converged(Duration::from_secs(30)).await;
     })
     .await
@@ -307,14 +256,14 @@ async fn a_partition_then_heal() {
         |p| async move {
             let c = cluster(&p, &["--control"]);
             let l = leader(&c, &p).await;
-            let load = Load::start(&c);
+            let load = Load::start(&c, CLIENTS, KEYS);
             load.more(200, "load before the partition").await;
             let others: u64 = (0..3).filter(|i| *i != l).map(|i| 1u64 << i).sum();
             fault_at(&c, l, fault::PARTITION, others).await;
             load.more(300, "load during the partition").await;
             fault_at(&c, l, fault::HEAL, 0).await;
             load.more(200, "load after the heal").await;
-            load.finish(&p, "partition").await;
+            load.finish(&format!("partition / {}", p.name)).await;
             c.converged(Duration::from_secs(30)).await;
         },
     )
@@ -346,7 +295,7 @@ async fn garbage_on_every_port() {
         |_| true,
         |p| async move {
             let c = cluster(&p, &[]);
-            let load = Load::start(&c);
+            let load = Load::start(&c, CLIENTS, KEYS);
             load.more(100, "load before the garbage").await;
             let info = client::admin::cluster(&c.master_addr, Duration::from_secs(2))
                 .await
@@ -371,7 +320,7 @@ async fn garbage_on_every_port() {
                 }
             }
             load.more(200, "load after the garbage").await;
-            load.finish(&p, "garbage").await;
+            load.finish(&format!("garbage / {}", p.name)).await;
             c.converged(Duration::from_secs(30)).await;
         },
     )

@@ -4,14 +4,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use client::admin;
-use common::{
-    assert_linearizable, bounded_for, checked_workload, wait_for, Checked, Cluster, Opts,
-};
+use common::{bounded_for, wait_for, Cluster, Load, Opts};
 use genericsmr::messages::{codes, fault, role, FaultRequest};
 
 /// The election timeout these tests give the servers (the default is 1 s).
@@ -30,42 +26,6 @@ fn opts(election_ms: u64, control: bool) -> Opts {
 
 /// A checked workload over every replica's address (clients follow the
 /// replicas' NotLeader hints; they never ask the master).
-struct Load {
-    stop: Arc<AtomicBool>,
-    done: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<Checked>,
-}
-
-impl Load {
-    async fn start(c: &Cluster, clients: usize, keys: u64) -> Load {
-        let addrs = (0..c.n()).map(|i| c.client_addr(i)).collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(checked_workload(
-            addrs,
-            clients,
-            keys,
-            stop.clone(),
-            done.clone(),
-        ));
-        Load { stop, done, task }
-    }
-
-    async fn progress(&self, n: usize, what: &str) {
-        common::wait_for_more(&self.done, n, what).await
-    }
-
-    /// Stops the clients and checks their history: linearizable and not vacuous.
-    async fn finish(self) -> Checked {
-        self.stop.store(true, Ordering::Relaxed);
-        let h = self.task.await.expect("workload");
-        assert!(h.acked > 50, "only {} operations acknowledged", h.acked);
-        assert!(h.reads_with_value > 0, "no read returned a value");
-        assert_linearizable(&h.history);
-        h
-    }
-}
-
 /// The replica (of those running) that reports leading, with its ballot.
 async fn leading(c: &Cluster, not: Option<usize>) -> Option<(usize, u64)> {
     for i in c.running() {
@@ -93,16 +53,16 @@ async fn failover(without_master: bool, master_flags: Vec<String>) -> Duration {
         },
     );
     let old = c.leader().await;
-    let load = Load::start(&c, 3, 4).await;
-    load.progress(100, "operations before the faults").await;
+    let load = Load::start(&c, 3, 4);
+    load.more(100, "operations before the faults").await;
     // A cluster in steady state, not one still starting: the master has had
     // two pings (100 ms apart) to hear every follower promise the leader's
     // ballot, and the followers' heartbeats have settled.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    load.progress(50, "operations in steady state").await;
+    load.more(50, "operations in steady state").await;
     if without_master {
         c.kill_master();
-        load.progress(50, "operations with the master gone").await;
+        load.more(50, "operations with the master gone").await;
     }
     let killed = Instant::now();
     c.kill(old);
@@ -112,8 +72,9 @@ async fn failover(without_master: bool, master_flags: Vec<String>) -> Duration {
     .await;
     let took = killed.elapsed();
     assert_ne!(new, old);
-    load.progress(100, "operations under the new leader").await;
-    let h = load.finish().await;
+    load.more(100, "operations under the new leader").await;
+    let h = load.finish("elections").await;
+    assert!(h.acked > 50, "only {} operations acknowledged", h.acked);
     println!(
         "failover {} the master: replica {new} led {took:?} after replica {old} was killed; {} operations acknowledged",
         if without_master { "without" } else { "with" },
@@ -203,8 +164,8 @@ async fn a_leader_cut_off_from_the_master_is_not_deposed() {
         );
         let leader = c.leader().await;
         let ballot = c.status(leader).await.expect("status").ballot;
-        let load = Load::start(&c, 3, 4).await;
-        load.progress(100, "operations before the cut").await;
+        let load = Load::start(&c, 3, 4);
+        load.more(100, "operations before the cut").await;
         let cut = FaultRequest {
             nonce: 1,
             kind: fault::PHASE,
@@ -234,7 +195,7 @@ async fn a_leader_cut_off_from_the_master_is_not_deposed() {
             + Duration::from_millis(4 * common::FAST_LIVENESS_TIMEOUT_MS)
                 .max(Duration::from_millis(4 * ELECTION_MS));
         while Instant::now() < until {
-            load.progress(20, "operations while cut off from the master")
+            load.more(20, "operations while cut off from the master")
                 .await;
         }
         for i in 0..c.n() {
@@ -272,8 +233,9 @@ async fn a_leader_cut_off_from_the_master_is_not_deposed() {
         .await;
         assert_eq!(now, next);
         assert!(b > ballot);
-        load.progress(50, "operations under the new leader").await;
-        load.finish().await;
+        load.more(50, "operations under the new leader").await;
+        let h = load.finish("elections").await;
+        assert!(h.acked > 50, "only {} operations acknowledged", h.acked);
     })
     .await;
 }
@@ -291,11 +253,11 @@ async fn steady_load_sees_no_election() {
         let c = Cluster::start(3, Opts::default());
         let leader = c.leader().await;
         let ballot = c.status(leader).await.expect("status").ballot;
-        let load = Load::start(&c, 2, 16).await;
+        let load = Load::start(&c, 2, 16);
         let until = Instant::now() + Duration::from_secs(secs);
         let mut samples = 0;
         while Instant::now() < until {
-            load.progress(10, "steady operations").await;
+            load.more(10, "steady operations").await;
             for i in 0..c.n() {
                 let s = c.status(i).await.expect("status");
                 assert_eq!(s.ballot, ballot, "replica {i}: the ballot moved after {samples} samples");
@@ -303,7 +265,8 @@ async fn steady_load_sees_no_election() {
             samples += 1;
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        let h = load.finish().await;
+        let h = load.finish("elections").await;
+    assert!(h.acked > 50, "only {} operations acknowledged", h.acked);
         println!(
             "{secs} s of steady load: {} operations acknowledged, {samples} samples, 0 leader changes",
             h.acked

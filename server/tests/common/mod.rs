@@ -403,3 +403,53 @@ pub async fn wait_for_more(counter: &std::sync::atomic::AtomicUsize, n: usize, w
     })
     .await
 }
+
+/// A [`checked_workload`] running against every replica of a cluster.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<Checked>,
+}
+
+impl Load {
+    /// Starts `clients` clients on `keys` keys, client `k` first at replica `k % n`.
+    pub fn start(c: &Cluster, clients: usize, keys: u64) -> Load {
+        let addrs = (0..c.n()).map(|i| c.client_addr(i)).collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = tokio::spawn(checked_workload(
+            addrs,
+            clients,
+            keys,
+            stop.clone(),
+            done.clone(),
+        ));
+        Load { stop, done, task }
+    }
+
+    /// Waits until `n` more operations are answered.
+    pub async fn more(&self, n: usize, what: &str) {
+        wait_for_more(&self.done, n, what).await
+    }
+
+    /// Operations answered so far.
+    pub fn answered(&self) -> usize {
+        self.done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops the clients and checks their history: able to show a violation
+    /// (reads that saw values, keys written twice), and linearizable.
+    pub async fn finish(self, what: &str) -> Checked {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let checked = self.task.await.expect("workload");
+        let stats = checker::HistoryStats::of(&checked.history);
+        println!("{what}: {stats:?}");
+        assert!(
+            stats.vacuous().is_none(),
+            "{what}: the history cannot show a violation: {:?}",
+            stats.vacuous()
+        );
+        assert_linearizable(&checked.history);
+        checked
+    }
+}
