@@ -113,6 +113,23 @@ pub fn scenarios() -> Vec<Scenario> {
             divisor: 8,
             needs_snapshots: true,
         },
+        Scenario {
+            name: "compaction by bytes",
+            // Entry counts far off, 2 kB of commands or records between
+            // compactions, and a long outage: the bytes alone make the
+            // others compact past the replica that was down.
+            applies: always,
+            config: |s| {
+                let mut c = Config::new(s);
+                c.outage = true;
+                c.durable = s % 2 == 0;
+                c.tuning.gc_horizon = None;
+                c.tuning.compact_bytes = Some(2048);
+                c
+            },
+            divisor: 8,
+            needs_snapshots: true,
+        },
     ]
 }
 
@@ -206,8 +223,12 @@ macro_rules! conformance_tests {
                 $crate::conformance::check::<$p>("lag past compaction")
             }
             #[test]
+            fn compaction_by_bytes() {
+                $crate::conformance::check::<$p>("compaction by bytes")
+            }
+            #[test]
             fn every_scenario_has_a_test() {
-                assert_eq!($crate::conformance::scenarios().len(), 7);
+                assert_eq!($crate::conformance::scenarios().len(), 8);
             }
         }
     };

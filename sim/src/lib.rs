@@ -53,6 +53,9 @@ pub struct Tuning {
     pub chunk_bytes: Option<usize>,
     /// Gaps in a client's executed sequence numbers the dedup table keeps.
     pub max_gaps: Option<usize>,
+    /// Bytes of executed commands (or of durable records) that trigger a
+    /// compaction, whatever the entry counts say.
+    pub compact_bytes: Option<usize>,
     /// Election timeout of protocols whose replicas elect their own leader.
     pub election_timeout_ns: Option<u64>,
 }
@@ -69,6 +72,7 @@ impl Tuning {
             // A lost chunk is asked for again as soon as a lost vote would be.
             snapshot_timeout_ns: Some(400_000_000),
             max_gaps: self.max_gaps,
+            compact_bytes: self.compact_bytes,
             election_timeout_ns: self.election_timeout_ns,
             record_commits: true,
             ..Settings::new(id, n)
@@ -146,6 +150,9 @@ impl Config {
                 window: None,
                 chunk_bytes: (seed % 2 == 1).then_some(256),
                 max_gaps: (seed % 4 == 3).then_some(4),
+                // One seed in four compacts by bytes: a few kB, crossed
+                // within a run whatever its entry counts.
+                compact_bytes: (seed % 4 == 2).then_some(2048),
                 // Short enough that elections happen within a run's faults.
                 election_timeout_ns: Some(300_000_000),
             },
