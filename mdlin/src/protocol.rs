@@ -4,7 +4,9 @@
 
 use genericsmr::effects::Effects;
 use genericsmr::messages::{LogRequest, Ping, Propose, StatusReply};
-use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Rejoin, Settings};
+use genericsmr::protocol::{
+    Audit, Boot, BootError, Caps, ChainedOp, Executed, Protocol, Registrar, Rejoin, Settings,
+};
 use genericsmr::rpc_table::{class, Source};
 use genericsmr::wire::Marshal;
 use genericsmr::ConnId;
@@ -13,7 +15,7 @@ use crate::messages::*;
 use crate::replica::{Config, CoordMode, Replica, SlotState};
 
 /// Parameters only MDLin has (`server --param NAME=VALUE`).
-const PARAMS: [&str; 2] = ["coord", "coord-timeout-ms"];
+const PARAMS: [&str; 3] = ["coord", "coord-timeout-ms", "announce-ms"];
 
 impl Config {
     /// The configuration `s` asks for (the defaults of [`Config::new`] where
@@ -33,6 +35,12 @@ impl Config {
                 BootError::Settings(format!("coord-timeout-ms must be milliseconds, not {ms:?}"))
             })?;
             cfg.coord_timeout_ns = ms.saturating_mul(1_000_000);
+        }
+        if let Some(ms) = s.param("announce-ms") {
+            let ms: u64 = ms.parse().map_err(|_| {
+                BootError::Settings(format!("announce-ms must be milliseconds, not {ms:?}"))
+            })?;
+            cfg.announce_ns = ms.saturating_mul(1_000_000);
         }
         if let Some(v) = s.election_timeout_ns {
             cfg.election_timeout_ns = v;
@@ -57,6 +65,9 @@ impl Protocol for Replica {
         sharded_mesh: true,
         multi_dispatch: true,
     };
+    // Even seeds coordinate in fast mode, odd ones in safe mode.
+    const SIM_VARIANTS: &'static [&'static [(&'static str, &'static str)]] =
+        &[&[("coord", "fast")], &[("coord", "safe")]];
     type Msg = MdlMsg;
 
     fn codes() -> &'static [(u8, &'static str)] {
@@ -155,5 +166,55 @@ impl Protocol for Replica {
                 (i as u64, xxhash_rust::xxh3::xxh3_64(&b))
             })
             .collect()
+    }
+
+    fn chained_request(op: &ChainedOp) -> Vec<(u8, MdlMsg)> {
+        let pred = op.pred.map(|(seq, shard)| Pred { seq, shard });
+        let mut out = vec![(
+            op.shard,
+            MdlMsg::Propose(MdlPropose {
+                cmd: op.cmd.clone(),
+                shard_seq: op.shard_seq,
+                pred,
+            }),
+        )];
+        // The predecessor's leader tells this operation's leader when to follow.
+        if let Some(p) = pred {
+            out.push((
+                p.shard,
+                MdlMsg::CoordReq(CoordReq {
+                    pred: OpId {
+                        client: op.cmd.client,
+                        seq: p.seq,
+                    },
+                    succ: OpId::of(&op.cmd),
+                    succ_shard: op.shard,
+                }),
+            ));
+        }
+        out
+    }
+
+    fn audit(&self) -> Audit {
+        let executed = self
+            .exec_order()
+            .iter()
+            .zip(self.exec_timestamps())
+            .map(|(o, t)| Executed {
+                client: o.client,
+                seq: o.seq,
+                stamp: *t,
+            })
+            .collect();
+        let leading = self.is_leader() && self.in_flight() > 0;
+        Audit {
+            executed,
+            in_flight: if leading { self.in_flight() } else { 0 },
+            in_flight_detail: if leading {
+                self.describe_in_flight()
+            } else {
+                String::new()
+            },
+        }
     }
 }
