@@ -73,8 +73,9 @@ impl Log {
     }
 
     /// Entries from `from` on, as long as they fit `max_bytes` (at least
-    /// one) and number at most `max_count`: the range `from ..= end` returned.
-    pub fn span(&self, from: u64, max_bytes: usize, max_count: usize) -> u64 {
+    /// one) and number at most `max_count`: the end of the range `from ..=
+    /// end`, and the bytes of commands in it.
+    pub fn span(&self, from: u64, max_bytes: usize, max_count: usize) -> (u64, usize) {
         let (mut bytes, mut count) = (0, 0);
         let mut end = from - 1;
         while end < self.last() && count < max_count {
@@ -86,7 +87,7 @@ impl Log {
             count += 1;
             end += 1;
         }
-        end
+        (end, bytes)
     }
 
     /// First index of the run of entries with term `t` that ends at `i`

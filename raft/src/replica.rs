@@ -55,6 +55,9 @@ pub struct Config {
     /// AppendEntries in flight to one follower before the leader waits for
     /// an answer (pipelining depth).
     pub max_inflight: usize,
+    /// Bytes of commands in flight to one follower before the leader waits
+    /// for an answer (bounds what a follower far behind is sent at once).
+    pub max_inflight_bytes: usize,
     /// Executed entries kept in memory for followers that lag; a follower
     /// further behind gets a snapshot.
     pub keep_executed: u64,
@@ -97,6 +100,7 @@ impl Config {
             max_msg_bytes: 4 << 20,
             max_msg_entries: 4096,
             max_inflight: 256,
+            max_inflight_bytes: 64 << 20,
             keep_executed: 1 << 16,
             compact_every: 1 << 16,
             compact_bytes: 64 << 20,
@@ -122,8 +126,11 @@ pub(crate) struct Progress {
     pub next: u64,
     /// Highest index known to match the leader's log.
     pub matched: u64,
-    /// AppendEntries in flight: (first, last) index of each, oldest first.
-    pub inflight: VecDeque<(u64, u64)>,
+    /// AppendEntries in flight: (first, last) index and bytes of commands
+    /// of each, oldest first.
+    pub inflight: VecDeque<(u64, u64, usize)>,
+    /// Bytes of commands in flight (the sum over `inflight`).
+    pub inflight_bytes: usize,
     /// When the oldest unanswered AppendEntries went out (or last progress).
     pub sent_at: u64,
     /// When the follower last answered (CheckQuorum).

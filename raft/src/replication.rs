@@ -36,10 +36,11 @@ impl Replica {
     pub(crate) fn replicate(&mut self, now: u64, heartbeat: bool, fx: &mut Effects<RaftMsg>) {
         let me = self.cfg.id;
         let (last, base, commit, term) = (self.log.last(), self.log.base(), self.commit, self.term);
-        let (max_bytes, max_count, depth) = (
+        let (max_bytes, max_count, depth, depth_bytes) = (
             self.cfg.max_msg_bytes,
             self.cfg.max_msg_entries,
             self.cfg.max_inflight,
+            self.cfg.max_inflight_bytes,
         );
         let retransmit = self.cfg.retransmit_ns;
         let Role::Leader(l) = &mut self.role else {
@@ -76,7 +77,10 @@ impl Replica {
                 if heartbeat {
                     add(base, false, j);
                 }
-            } else if p.next <= last && p.inflight.len() < depth {
+            } else if p.next <= last
+                && p.inflight.len() < depth
+                && (p.inflight.is_empty() || p.inflight_bytes < depth_bytes)
+            {
                 add(p.next - 1, true, j);
             } else if heartbeat {
                 // Probe at the next index when nothing is in flight; else
@@ -100,14 +104,15 @@ impl Replica {
                 continue;
             };
             let entries = if with {
-                let end = self.log.span(prev + 1, max_bytes, max_count);
+                let (end, bytes) = self.log.span(prev + 1, max_bytes, max_count);
                 for j in 0..self.cfg.n {
                     if peers & (1 << j) != 0 {
                         let p = &mut l.progress[j];
                         if p.inflight.is_empty() {
                             p.sent_at = now;
                         }
-                        p.inflight.push_back((prev + 1, end));
+                        p.inflight.push_back((prev + 1, end, bytes));
+                        p.inflight_bytes += bytes;
                         p.next = end + 1;
                     }
                 }
@@ -135,10 +140,11 @@ impl Replica {
             return;
         };
         for p in l.progress.iter_mut() {
-            if let Some(&(first, _)) = p.inflight.front() {
+            if let Some(&(first, _, _)) = p.inflight.front() {
                 if now.saturating_sub(p.sent_at) >= rt {
                     // Lost somewhere: start again from the oldest unanswered.
                     p.inflight.clear();
+                    p.inflight_bytes = 0;
                     p.next = first.max(p.matched + 1);
                 }
             }
@@ -280,8 +286,12 @@ impl Replica {
                 p.next = p.next.max(m.index + 1);
                 p.sent_at = now;
                 p.compacted_at = None;
-                while p.inflight.front().is_some_and(|&(_, e)| e <= m.index) {
+                while let Some(&(_, e, b)) = p.inflight.front() {
+                    if e > m.index {
+                        break;
+                    }
                     p.inflight.pop_front();
+                    p.inflight_bytes -= b;
                 }
                 self.maybe_commit(fx);
                 self.advance_transfer(now, fx);
@@ -299,6 +309,7 @@ impl Replica {
             };
             p.next = hinted.clamp(p.matched + 1, m.index.max(p.matched + 1));
             p.inflight.clear();
+            p.inflight_bytes = 0;
             p.sent_at = now;
         }
         self.replicate(now, false, fx);

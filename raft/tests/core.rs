@@ -268,3 +268,44 @@ fn compacted_logs_restart_and_a_lagging_follower_installs_a_snapshot() {
         assert_eq!(net.r(i).state().digest(), net.r(l[0]).state().digest());
     }
 }
+
+/// A narrow pipeline (2 messages of at most 3 entries in flight): a
+/// follower that missed 30 entries catches up without the leader ever
+/// having more than that in flight to it.
+#[test]
+fn a_follower_behind_catches_up_through_a_bounded_pipeline() {
+    let mut net = net_with(3, |c| {
+        c.max_inflight = 2;
+        c.max_msg_entries = 3;
+    });
+    elect(&mut net, 0);
+    net.partition(&[2], &[0, 1]);
+    for seq in 1..=30 {
+        assert_eq!(put(&mut net, 0, 1, seq), ReplyStatus::Ok);
+    }
+    net.heal();
+    let mut most = 0;
+    for _ in 0..(3 * T / STEP) {
+        while let Some(m) = net.queue.pop_front() {
+            let in_flight = net
+                .queue
+                .iter()
+                .chain(std::iter::once(&m))
+                .filter(|(f, t, m)| {
+                    *f == 0
+                        && *t == 2
+                        && matches!(m, RaftMsg::AppendEntries(a) if !a.entries.is_empty())
+                })
+                .count();
+            most = most.max(in_flight);
+            if let RaftMsg::AppendEntries(a) = &m.2 {
+                assert!(a.entries.len() <= 3);
+            }
+            net.deliver(m);
+        }
+        net.tick_all(STEP);
+    }
+    assert!(most <= 2, "{most} AppendEntries in flight");
+    assert_eq!(net.r(2).applied(), net.r(0).applied());
+    assert_eq!(net.r(2).state().digest(), net.r(0).state().digest());
+}
