@@ -30,7 +30,7 @@ impl Replica {
         let transferring = matches!(&self.role, Role::Leader(l) if l.transfer.is_some());
         if !self.is_leader() || transferring {
             let hint = match &self.role {
-                Role::Leader(l) => l.transfer.map(|(to, _)| to),
+                Role::Leader(l) => l.transfer.map(|(to, _, _)| to),
                 _ => self.leader,
             };
             return fx.reply(conn, reject(client, seq, ReplyStatus::NotLeader, hint));

@@ -257,7 +257,7 @@ impl Replica {
         let Role::Leader(l) = &mut self.role else {
             return;
         };
-        let Some((to, until)) = l.transfer else {
+        let Some((to, until, sent)) = l.transfer else {
             return;
         };
         if now >= until {
@@ -265,11 +265,10 @@ impl Replica {
             l.transfer = None;
             return;
         }
-        if l.progress[to as usize].matched == last {
+        if !sent && l.progress[to as usize].matched == last {
             info!(to, term, "handing leadership over");
             fx.send(to, RaftMsg::TimeoutNow(TimeoutNow { term }));
-            // Stop sending it more: it campaigns now.
-            l.transfer = Some((to, until.min(now + self.cfg.election_timeout_ns.max(1))));
+            l.transfer = Some((to, until, true));
         }
     }
 
@@ -313,7 +312,7 @@ impl Replica {
             return;
         }
         info!(to, "leadership transfer requested");
-        l.transfer = Some((to, until));
+        l.transfer = Some((to, until, false));
         self.replicate(now, false, fx);
         self.advance_transfer(now, fx);
     }

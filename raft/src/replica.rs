@@ -148,8 +148,9 @@ pub(crate) struct Leading {
     pub since: u64,
     /// When heartbeats last went out.
     pub heartbeat_at: u64,
-    /// A leadership transfer under way: to whom, until when.
-    pub transfer: Option<(ReplicaId, u64)>,
+    /// A leadership transfer under way: to whom, until when, and whether
+    /// `TimeoutNow` went out already.
+    pub transfer: Option<(ReplicaId, u64, bool)>,
 }
 
 /// The role a replica plays.
