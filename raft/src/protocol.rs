@@ -71,10 +71,15 @@ impl Config {
 }
 
 impl Replica {
-    /// Starts a replica with `cfg` as [`Protocol::boot`] does (for tests
-    /// that set the configuration directly).
-    pub fn boot_with(cfg: Config, boot: Boot) -> Result<Replica, BootError> {
+    /// Starts a replica with `cfg` at `now` as [`Protocol::boot`] does (for
+    /// tests that set the configuration directly). The election timer's
+    /// draws are seeded from the replica's id and the boot time: every life
+    /// of a replica draws differently, and a simulated run (virtual time)
+    /// still replays exactly.
+    pub fn boot_with(cfg: Config, boot: Boot, now: u64) -> Result<Replica, BootError> {
+        let seed = (cfg.id as u64) ^ now.rotate_left(8);
         let mut r = Replica::new(cfg);
+        r.election = genericsmr::election::ElectionTimer::new(seed, r.cfg.election_timeout_ns);
         match boot {
             Boot::Fresh => {}
             Boot::Durable(records) => r
@@ -123,10 +128,10 @@ impl Protocol for Replica {
     fn boot(
         s: &Settings,
         boot: Boot,
-        _now: u64,
+        now: u64,
         _fx: &mut Effects<RaftMsg>,
     ) -> Result<Self, BootError> {
-        Replica::boot_with(Config::from_settings(s)?, boot)
+        Replica::boot_with(Config::from_settings(s)?, boot, now)
     }
 
     fn handle(&mut self, now: u64, src: Source, m: RaftMsg, fx: &mut Effects<RaftMsg>) {

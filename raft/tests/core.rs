@@ -21,13 +21,13 @@ const STEP: u64 = 5_000_000;
 fn net_with(n: usize, f: impl Fn(&mut Config) + 'static) -> Net<Replica> {
     Net::new(
         n,
-        Box::new(move |i, boot, _now, _fx| {
+        Box::new(move |i, boot, now, _fx| {
             let mut c = Config::new(i, n);
             c.election_timeout_ns = T;
             c.heartbeat_ns = 10_000_000;
             c.retransmit_ns = 40_000_000;
             f(&mut c);
-            Replica::boot_with(c, boot).expect("boots")
+            Replica::boot_with(c, boot, now).expect("boots")
         }),
     )
 }

@@ -287,8 +287,9 @@ fn a_replay_with_a_hole_or_garbage_is_an_error_naming_the_record() {
             cmds: vec![],
         })
     };
-    let boot =
-        |recs: Vec<Bytes>| raft::Replica::boot_with(raft::Config::new(0, 3), Boot::Durable(recs));
+    let boot = |recs: Vec<Bytes>| {
+        raft::Replica::boot_with(raft::Config::new(0, 3), Boot::Durable(recs), 0)
+    };
     assert!(boot(vec![entry(1), entry(2)]).is_ok());
     let e = boot(vec![entry(1), entry(3)]).unwrap_err().to_string();
     assert!(e.contains("record 1") && e.contains("entry 3"), "{e}");
