@@ -5,7 +5,7 @@
 //! ([`Record::Entry`]; one at an index already held replaces it and
 //! everything after, as a conflicting append does in memory), and after a
 //! compaction a base record ([`Record::Snapshot`]) standing for every entry
-//! up to its index. The commit index is not kept: a restarted replica
+//! up to its index. [`Record::Truncate`] voids a suffix (see there). The commit index is not kept: a restarted replica
 //! learns it from the leader again.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -39,6 +39,14 @@ pub enum Record {
     /// A snapshot ([`genericsmr::snapshot::Snapshot::to_bytes`]) standing
     /// for every entry up to its index: the base record of a compacted log.
     Snapshot(Bytes),
+    /// Every entry after `after` is void: written to the old log just before
+    /// a compaction to a snapshot that did not match the log, so that a
+    /// crash between the two steps of that compaction (the new snapshot,
+    /// then the old log) does not bring back the entries it dropped.
+    Truncate {
+        /// The last index kept.
+        after: u64,
+    },
 }
 
 impl Record {
@@ -69,6 +77,10 @@ impl Marshal for Record {
                 buf.put_u8(3);
                 b.marshal(buf);
             }
+            Record::Truncate { after } => {
+                buf.put_u8(4);
+                after.marshal(buf);
+            }
         }
     }
 }
@@ -86,6 +98,9 @@ impl Unmarshal for Record {
                 cmds: Vec::unmarshal(r)?,
             },
             3 => Record::Snapshot(Bytes::unmarshal(r)?),
+            4 => Record::Truncate {
+                after: r.u64("after")?,
+            },
             v => {
                 return Err(WireError::Invalid {
                     what: "record kind",
@@ -160,6 +175,9 @@ impl Replica {
                     }
                     self.log.truncate_after(index - 1);
                     self.log.push(Entry { term, cmds });
+                }
+                Record::Truncate { after } => {
+                    self.log.truncate_after(after.max(self.log.base()));
                 }
                 Record::Snapshot(b) => {
                     let snap = genericsmr::snapshot::Snapshot::from_bytes(b)

@@ -165,9 +165,13 @@ impl Replica {
             // not match its log is not from this group's history.
             return Ok(false);
         }
-        self.load_snapshot(snap)?;
+        let reset = self.load_snapshot(snap)?;
         self.snapshots_installed += 1;
         if fx.keeps_records() {
+            if reset {
+                // Into the old log, before the compaction replaces it.
+                fx.persist(&Record::Truncate { after: index });
+            }
             self.compact_durable(snap.to_bytes(), fx);
         }
         // Clients waiting here on commands the snapshot ran get their answer.
@@ -190,23 +194,26 @@ impl Replica {
     /// Takes the state of `snap` (at restart from the snapshot file, or when
     /// installing a peer's): swaps the state machine and makes the
     /// snapshot's point the base of the log and the executed point.
-    pub(crate) fn load_snapshot(&mut self, snap: &Snapshot) -> Result<(), WireError> {
+    /// Returns whether the log was dropped (it did not hold the snapshot's
+    /// last entry).
+    pub(crate) fn load_snapshot(&mut self, snap: &Snapshot) -> Result<bool, WireError> {
         let (index, term) = read_point(snap)?;
         let mut r = Reader::new(snap.state.clone());
         let sm = self.sm.decode_image(&mut r)?;
         r.finish()?;
         if index < self.applied {
-            return Ok(()); // older than what we executed: nothing to take
+            return Ok(false); // older than what we executed: nothing to take
         }
-        if self.log.term(index) == Some(term) && index <= self.log.last() {
-            self.log.compact_to(index);
-        } else {
+        let reset = !(self.log.term(index) == Some(term) && index <= self.log.last());
+        if reset {
             self.log.reset(index, term);
+        } else {
+            self.log.compact_to(index);
         }
         self.exec_bytes = 0;
         self.sm = sm;
         self.applied = index;
         self.commit = self.commit.max(index);
-        Ok(())
+        Ok(reset)
     }
 }
