@@ -22,6 +22,7 @@ pub const REPRODUCE_EXAMPLES: &str = "Examples:
   bench reproduce epaxos-conflicts --quick --out /tmp/ec
   bench reproduce epaxos-wan                              the full run (three repetitions, medians)
   bench reproduce mdlin-wan --quick
+  bench reproduce mdlin-singledc --quick --only shards-3 --step-duration 0.5s   a smoke test
 
 Every experiment writes <NAME>.csv and <NAME>.md (published values beside ours, and why they
 differ), its plots (.png and .svg), reproduce.json (what ran, how long) and the raw sweeps
@@ -63,6 +64,10 @@ pub struct ReproduceArgs {
     /// Length of each step's load, overriding the experiment's (e.g. 2s, for a smoke test).
     #[arg(long, value_parser = crate::bench_cli::parse_duration)]
     pub step_duration: Option<f64>,
+    /// Run only these sweeps of the experiment (their labels, as under runs/:
+    /// e.g. shards-3 or replicas-3); the tables show "-" for the rest.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
     /// List the experiments and what a run of each costs.
     #[arg(long)]
     pub list: bool,
@@ -124,6 +129,7 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
         quick: a.quick,
         out,
         step_duration_s: a.step_duration,
+        only: a.only,
         bench: std::env::current_exe()?,
     };
     let done = bench::reproduce::run(&name, &opts)?;

@@ -60,8 +60,30 @@ pub struct Options {
     pub out: PathBuf,
     /// Each step's load, overriding the plan's (warm-up and cool-down shrink with it).
     pub step_duration_s: Option<f64>,
+    /// Run only the sweeps with these labels (empty: all).
+    pub only: Vec<String>,
     /// The `bench` binary that runs the sweeps (the running one).
     pub bench: PathBuf,
+}
+
+impl Options {
+    /// The command line that runs `name` with these options (output folder aside).
+    pub fn command(&self, name: &str) -> String {
+        let mut c = format!("bench reproduce {name}");
+        if self.quick {
+            c.push_str(" --quick");
+        }
+        if !self.only.is_empty() {
+            c.push_str(&format!(" --only {}", self.only.join(",")));
+        }
+        if let Some(d) = self.step_duration_s {
+            c.push_str(&format!(
+                " --step-duration {}s",
+                crate::plot::axis::number(d, false)
+            ));
+        }
+        c
+    }
 }
 
 /// What a reproduction wrote.
@@ -98,6 +120,18 @@ pub fn run(name: &str, opts: &Options) -> anyhow::Result<Done> {
     let mut plan = (e.plan)(opts.quick);
     if let Some(d) = opts.step_duration_s {
         plan.set_step_duration(d);
+    }
+    if !opts.only.is_empty() {
+        let labels: Vec<&str> = plan.sweeps.iter().map(|s| s.label.as_str()).collect();
+        for o in &opts.only {
+            anyhow::ensure!(
+                labels.contains(&o.as_str()),
+                "{} has no sweep '{o}'; it has: {}",
+                e.name,
+                labels.join(", ")
+            );
+        }
+        plan.sweeps.retain(|s| opts.only.contains(&s.label));
     }
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
@@ -136,11 +170,10 @@ pub fn run(name: &str, opts: &Options) -> anyhow::Result<Done> {
     let mut files = Vec::new();
     let elapsed_s = start.elapsed().as_secs_f64();
     let mut md = format!(
-        "# {}\n\n{}\n\nMade by `bench reproduce {}{}` in {:.0} s ({} runs, {} repetition{} each; medians over repetitions). Sweeps run: {}.\n\n",
+        "# {}\n\n{}\n\nMade by `{}` in {:.0} s ({} runs in all, {} repetition{} of each sweep; medians over repetitions). Sweeps run: {}.\n\n",
         e.name,
         e.about,
-        e.name,
-        if opts.quick { " --quick" } else { "" },
+        opts.command(e.name),
         elapsed_s,
         plan.runs(),
         plan.repeats,
@@ -169,6 +202,7 @@ pub fn run(name: &str, opts: &Options) -> anyhow::Result<Done> {
     let meta = serde_json::json!({
         "experiment": e.name,
         "quick": opts.quick,
+        "command": opts.command(e.name),
         "elapsed_s": elapsed_s,
         "runs": plan.runs(),
         "repeats": plan.repeats,
