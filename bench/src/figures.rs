@@ -412,3 +412,70 @@ pub fn write_all(dir: &Path, charts: &[(&str, Chart)]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::{Mode, Spec};
+    use crate::outputs::SecondRow;
+
+    fn run(duration_s: f64, elapsed_s: f64, ok: &[u64]) -> RunDir {
+        let spec = Spec {
+            mode: Mode::Closed { window: 1 },
+            clients: 1,
+            duration_s,
+            warmup_s: 0.5,
+            cooldown_s: 0.5,
+            mix: crate::workload::Mix::default(),
+            seed: 1,
+            attempt_timeout_ms: 1000,
+            op_timeout_ms: 1000,
+            wan: None,
+            spread: false,
+            fanout: 1,
+            multi_dispatch: false,
+        };
+        let d = crate::report::Deployment {
+            protocol: "paxos".into(),
+            replicas: 3,
+            shards: 1,
+            server_flags: Vec::new(),
+        };
+        let m = crate::stats::merge(&[]);
+        RunDir {
+            dir: "x".into(),
+            report: crate::report::Report::new(d, &spec, &m, duration_s - 1.0, elapsed_s),
+            seconds: ok
+                .iter()
+                .map(|ok| SecondRow {
+                    ok: *ok,
+                    failed: 0,
+                    timed_out: 0,
+                    mean_latency_us: 100.0,
+                })
+                .collect(),
+            spectrum: Vec::new(),
+            op_spectrum: Vec::new(),
+        }
+    }
+
+    fn points(r: &RunDir) -> Vec<(f64, f64)> {
+        throughput_over_time(&[Drawn::by_protocol(r)]).series[0]
+            .points
+            .clone()
+    }
+
+    #[test]
+    fn a_partial_last_second_is_no_drop() {
+        // Load ends at 3 s; a few answers arrive just after it.
+        let p = points(&run(3.0, 3.05, &[100, 100, 100, 2]));
+        assert_eq!(p, [(0.5, 100.0), (1.5, 100.0), (2.5, 100.0)]);
+        // Load ends at 3.5 s: the last half second at its own rate.
+        let p = points(&run(3.5, 3.5, &[100, 100, 100, 50]));
+        assert_eq!(p[3], (3.25, 100.0));
+        // Warm-up and cool-down are shaded.
+        let c = throughput_over_time(&[Drawn::by_protocol(&run(3.5, 3.5, &[1, 1, 1, 1]))]);
+        let b: Vec<(f64, f64)> = c.bands.iter().map(|b| (b.from, b.to)).collect();
+        assert_eq!(b, [(0.0, 0.5), (3.0, 3.5)]);
+    }
+}
