@@ -21,28 +21,28 @@ pub struct Compared {
     pub table: String,
 }
 
-/// A short name for an input folder: its last component, or the whole path
-/// when two inputs end alike.
+/// A short name for each input folder: its last path components, as few
+/// as keep the names apart.
 fn names(dirs: &[PathBuf]) -> Vec<String> {
-    let last: Vec<String> = dirs
+    let parts: Vec<Vec<String>> = dirs
         .iter()
         .map(|d| {
-            d.file_name().map_or_else(
-                || d.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            )
+            d.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
         })
         .collect();
-    last.iter()
-        .zip(dirs)
-        .map(|(n, d)| {
-            if last.iter().filter(|m| *m == n).count() > 1 {
-                d.display().to_string()
-            } else {
-                n.clone()
-            }
+    let tail = |p: &Vec<String>, k: usize| p[p.len().saturating_sub(k)..].join("/");
+    let longest = parts.iter().map(Vec::len).max().unwrap_or(1);
+    let k = (1..=longest)
+        .find(|k| {
+            let names: Vec<String> = parts.iter().map(|p| tail(p, *k)).collect();
+            names
+                .iter()
+                .all(|n| names.iter().filter(|m| *m == n).count() == 1)
         })
-        .collect()
+        .unwrap_or(longest);
+    parts.iter().map(|p| tail(p, k)).collect()
 }
 
 /// One row of the comparison table.
@@ -179,6 +179,19 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> anyhow::Result<Compared> {
     std::fs::write(out.join("compare.html"), page.finish())?;
     files.push(out.join("compare.html"));
     Ok(Compared { files, table: md })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn inputs_are_named_by_as_few_components_as_keep_them_apart() {
+        let d = |s: &str| std::path::PathBuf::from(s);
+        assert_eq!(super::names(&[d("/a/x"), d("/b/y")]), ["x", "y"]);
+        assert_eq!(
+            super::names(&[d("/t/s3/rep-1"), d("/t/s9/rep-1")]),
+            ["s3/rep-1", "s9/rep-1"]
+        );
+    }
 }
 
 /// A CSV field, quoted when it holds a comma or a quote.

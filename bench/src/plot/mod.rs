@@ -85,8 +85,8 @@ pub struct Chart {
     pub marks: Vec<(f64, f64)>,
     /// Legend entry of the marks.
     pub marks_label: String,
-    /// Where the legend goes (where the lines are not).
-    pub legend: SeriesLabelPosition,
+    /// Where the legend goes; `None`: the corner the lines cross least.
+    pub legend: Option<SeriesLabelPosition>,
 }
 
 /// Pixel size of every plot.
@@ -104,13 +104,13 @@ impl Chart {
             bands_label: String::new(),
             marks: Vec::new(),
             marks_label: String::new(),
-            legend: SeriesLabelPosition::UpperLeft,
+            legend: None,
         }
     }
 
     /// The same chart with its legend at `at`.
     pub fn legend(mut self, at: SeriesLabelPosition) -> Chart {
-        self.legend = at;
+        self.legend = Some(at);
         self
     }
 
@@ -162,6 +162,40 @@ impl Chart {
             }
         }
         (self.x.range(xs.0, xs.1), self.y.range(ys.0, ys.1))
+    }
+
+    /// The corner of the plot whose legend-sized box the lines cross least
+    /// (sampled along every segment, in drawn space).
+    fn emptiest_corner(&self, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> SeriesLabelPosition {
+        let entries = self.series.len()
+            + usize::from(!self.marks.is_empty())
+            + usize::from(!self.bands.is_empty());
+        let (w, h) = (0.42, (0.06 * entries as f64 + 0.03).min(0.9));
+        let mut count = [0usize; 4];
+        for s in &self.series {
+            let pts = self.space(&s.points);
+            for seg in pts.windows(2) {
+                for k in 0..=20 {
+                    let f = k as f64 / 20.0;
+                    let x = (seg[0].0 + (seg[1].0 - seg[0].0) * f - x0) / (x1 - x0);
+                    let y = (seg[0].1 + (seg[1].1 - seg[0].1) * f - y0) / (y1 - y0);
+                    let (left, right, top, bottom) = (x < w, x > 1.0 - w, y > 1.0 - h, y < h);
+                    count[0] += usize::from(left && top);
+                    count[1] += usize::from(right && top);
+                    count[2] += usize::from(left && bottom);
+                    count[3] += usize::from(right && bottom);
+                }
+            }
+        }
+        let corners = [
+            SeriesLabelPosition::UpperLeft,
+            SeriesLabelPosition::UpperRight,
+            SeriesLabelPosition::LowerLeft,
+            SeriesLabelPosition::LowerRight,
+        ];
+        // The first corner with the fewest crossings (upper left on a tie).
+        let best = (0..4).min_by_key(|i| count[*i]).unwrap_or(0);
+        corners[best].clone()
     }
 
     fn draw<DB: DrawingBackend>(
@@ -221,7 +255,11 @@ impl Chart {
         }
         if !self.series.is_empty() || !self.marks.is_empty() || !self.bands.is_empty() {
             c.configure_series_labels()
-                .position(self.legend.clone())
+                .position(
+                    self.legend
+                        .clone()
+                        .unwrap_or_else(|| self.emptiest_corner((x0, x1), (y0, y1))),
+                )
                 .label_font(("sans-serif", 15))
                 .background_style(WHITE.mix(0.85))
                 .border_style(RGBColor(150, 150, 150))
