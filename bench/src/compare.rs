@@ -181,6 +181,15 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> anyhow::Result<Compared> {
     Ok(Compared { files, table: md })
 }
 
+/// A CSV field, quoted when it holds a comma or a quote.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -191,14 +200,5 @@ mod tests {
             super::names(&[d("/t/s3/rep-1"), d("/t/s9/rep-1")]),
             ["s3/rep-1", "s9/rep-1"]
         );
-    }
-}
-
-/// A CSV field, quoted when it holds a comma or a quote.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
