@@ -58,7 +58,7 @@ pub struct Page {
 const STYLE: &str = "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}\
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px}\
 td{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3;text-align:left}\
-figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}.verdict{font-size:120%;padding:6px 10px;display:inline-block}\
+figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}figcaption{color:#555;font-size:90%}.verdict{font-size:120%;padding:6px 10px;display:inline-block}\
 .ok{background:#dff3df}.bad{background:#f8d7d7}.none{background:#eee}code{background:#f3f3f3;padding:0 3px}";
 
 impl Page {
