@@ -23,6 +23,7 @@ pub const REPRODUCE_EXAMPLES: &str = "Examples:
   bench reproduce epaxos-wan                              the full run (three repetitions, medians)
   bench reproduce mdlin-wan --quick
   bench reproduce mdlin-singledc --quick --only shards-3 --step-duration 0.5s   a smoke test
+  bench reproduce epaxos-wan --replot                     tables and plots again from run/reproduce/epaxos-wan/runs
 
 Every experiment writes <NAME>.csv and <NAME>.md (published values beside ours, and why they
 differ), its plots (.png and .svg), reproduce.json (what ran, how long) and the raw sweeps
@@ -68,6 +69,9 @@ pub struct ReproduceArgs {
     /// e.g. shards-3 or replicas-3); the tables show "-" for the rest.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Run nothing: make the tables and plots again from the sweeps a run left in DIR/runs/.
+    #[arg(long)]
+    pub replot: bool,
     /// List the experiments and what a run of each costs.
     #[arg(long)]
     pub list: bool,
@@ -130,6 +134,7 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
         out,
         step_duration_s: a.step_duration,
         only: a.only,
+        replot: a.replot,
         bench: std::env::current_exe()?,
     };
     let done = bench::reproduce::run(&name, &opts)?;

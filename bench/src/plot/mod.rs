@@ -164,13 +164,20 @@ impl Chart {
         (self.x.range(xs.0, xs.1), self.y.range(ys.0, ys.1))
     }
 
-    /// The corner of the plot whose legend-sized box the lines cross least
-    /// (sampled along every segment, in drawn space).
-    fn emptiest_corner(&self, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> SeriesLabelPosition {
+    /// Where an automatic legend goes: the corner of the plot whose
+    /// legend-sized box the lines cross least (sampled along every segment,
+    /// in drawn space); when every corner is crossed, the top of the y range
+    /// is raised to make room and the legend goes upper right. Returns the
+    /// corner and the (maybe raised) top.
+    fn place_legend(
+        &self,
+        (x0, x1): (f64, f64),
+        (y0, y1): (f64, f64),
+    ) -> (SeriesLabelPosition, f64) {
         let entries = self.series.len()
             + usize::from(!self.marks.is_empty())
             + usize::from(!self.bands.is_empty());
-        let (w, h) = (0.42, (0.06 * entries as f64 + 0.03).min(0.9));
+        let (w, h) = (0.42, (0.055 * entries as f64 + 0.04).min(0.6));
         let mut count = [0usize; 4];
         for s in &self.series {
             let pts = self.space(&s.points);
@@ -195,7 +202,13 @@ impl Chart {
         ];
         // The first corner with the fewest crossings (upper left on a tie).
         let best = (0..4).min_by_key(|i| count[*i]).unwrap_or(0);
-        corners[best].clone()
+        if count[best] == 0 {
+            return (corners[best].clone(), y1);
+        }
+        (
+            SeriesLabelPosition::UpperRight,
+            y1 + (y1 - y0) * h / (1.0 - h),
+        )
     }
 
     fn draw<DB: DrawingBackend>(
@@ -204,6 +217,10 @@ impl Chart {
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
         root.fill(&WHITE)?;
         let ((x0, x1), (y0, y1)) = self.bounds();
+        let (corner, y1) = match &self.legend {
+            Some(at) => (at.clone(), y1),
+            None => self.place_legend((x0, x1), (y0, y1)),
+        };
         let (xb, xl) = self.x.ticks(x0, x1);
         let (yb, yl) = self.y.ticks(y0, y1);
         let (xlab, ylab) = (labeller(&self.x, &xb), labeller(&self.y, &yb));
@@ -255,11 +272,7 @@ impl Chart {
         }
         if !self.series.is_empty() || !self.marks.is_empty() || !self.bands.is_empty() {
             c.configure_series_labels()
-                .position(
-                    self.legend
-                        .clone()
-                        .unwrap_or_else(|| self.emptiest_corner((x0, x1), (y0, y1))),
-                )
+                .position(corner)
                 .label_font(("sans-serif", 15))
                 .background_style(WHITE.mix(0.85))
                 .border_style(RGBColor(150, 150, 150))

@@ -60,6 +60,9 @@ pub struct Options {
     pub out: PathBuf,
     /// Each step's load, overriding the plan's (warm-up and cool-down shrink with it).
     pub step_duration_s: Option<f64>,
+    /// Run nothing: make the tables and plots again from the sweeps an
+    /// earlier run left in `out/runs/` (e.g. after a change to a plot).
+    pub replot: bool,
     /// Run only the sweeps with these labels (empty: all).
     pub only: Vec<String>,
     /// The `bench` binary that runs the sweeps (the running one).
@@ -75,6 +78,9 @@ impl Options {
         }
         if !self.only.is_empty() {
             c.push_str(&format!(" --only {}", self.only.join(",")));
+        }
+        if self.replot {
+            c.push_str(" --replot");
         }
         if let Some(d) = self.step_duration_s {
             c.push_str(&format!(
@@ -136,18 +142,23 @@ pub fn run(name: &str, opts: &Options) -> anyhow::Result<Done> {
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
     let start = Instant::now();
-    eprintln!(
-        "{}{}: {} sweeps, {} runs, about {:.1} min",
-        e.name,
-        if opts.quick { " (quick)" } else { "" },
-        plan.sweeps.len() * plan.repeats,
-        plan.runs(),
-        plan.estimate_s() / 60.0
-    );
+    if !opts.replot {
+        eprintln!(
+            "{}{}: {} sweeps, {} runs, about {:.1} min",
+            e.name,
+            if opts.quick { " (quick)" } else { "" },
+            plan.sweeps.len() * plan.repeats,
+            plan.runs(),
+            plan.estimate_s() / 60.0
+        );
+    }
     let mut results = Results::default();
     let total = plan.sweeps.len() * plan.repeats;
     let mut k = 0;
-    for rep in 0..plan.repeats {
+    if opts.replot {
+        reload(&mut results, &plan, &opts.out)?;
+    }
+    for rep in (0..plan.repeats).filter(|_| !opts.replot) {
         for s in &plan.sweeps {
             k += 1;
             let dir = opts
@@ -168,13 +179,27 @@ pub fn run(name: &str, opts: &Options) -> anyhow::Result<Done> {
     }
     let tables = (e.tables)(&results)?;
     let mut files = Vec::new();
-    let elapsed_s = start.elapsed().as_secs_f64();
+    let mut elapsed_s = start.elapsed().as_secs_f64();
+    let mut command = opts.command(e.name);
+    let mut made = format!("`{command}` in {elapsed_s:.0} s");
+    if opts.replot {
+        // The run that measured, not the redrawing, made the numbers.
+        let old = std::fs::read_to_string(opts.out.join("reproduce.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .context("--replot needs the reproduce.json of the run that measured")?;
+        elapsed_s = old["elapsed_s"].as_f64().unwrap_or(f64::NAN);
+        command = old["command"].as_str().unwrap_or("?").to_string();
+        made = format!(
+            "`{command}` in {elapsed_s:.0} s; tables and plots redrawn by `{}`",
+            opts.command(e.name)
+        );
+    }
     let mut md = format!(
-        "# {}\n\n{}\n\nMade by `{}` in {:.0} s ({} runs in all, {} repetition{} of each sweep; medians over repetitions). Sweeps run: {}.\n\n",
+        "# {}\n\n{}\n\nMade by {} ({} runs in all, {} repetition{} of each sweep; medians over repetitions). Sweeps run: {}.\n\n",
         e.name,
         e.about,
-        opts.command(e.name),
-        elapsed_s,
+        made,
         plan.runs(),
         plan.repeats,
         if plan.repeats == 1 { "" } else { "s" },
@@ -202,7 +227,7 @@ pub fn run(name: &str, opts: &Options) -> anyhow::Result<Done> {
     let meta = serde_json::json!({
         "experiment": e.name,
         "quick": opts.quick,
-        "command": opts.command(e.name),
+        "command": command,
         "elapsed_s": elapsed_s,
         "runs": plan.runs(),
         "repeats": plan.repeats,
@@ -224,6 +249,28 @@ pub fn run(name: &str, opts: &Options) -> anyhow::Result<Done> {
         files,
         elapsed_s,
     })
+}
+
+/// Reads back every repetition of every sweep an earlier run left.
+fn reload(results: &mut Results, plan: &Plan, out: &Path) -> anyhow::Result<()> {
+    for s in &plan.sweeps {
+        for rep in 0..plan.repeats {
+            let dir = out
+                .join("runs")
+                .join(&s.label)
+                .join(format!("rep-{}", rep + 1));
+            if dir.join("sweep.json").is_file() {
+                results.add(&s.label, crate::outputs::open_sweep(&dir)?);
+            }
+        }
+        anyhow::ensure!(
+            !results.sweeps(&s.label).is_empty(),
+            "--replot: no sweep {} in {} (run the experiment first)",
+            s.label,
+            out.join("runs").display()
+        );
+    }
+    Ok(())
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> anyhow::Result<()> {
