@@ -378,6 +378,30 @@ fn a_tiny_reproduction_writes_its_tables_and_plots() {
         &["throughput_latency", "steps_throughput", "steps_latency"],
     );
 
+    // The tables and plots again from the same runs, nothing run.
+    std::fs::remove_file(out.join("mdlin-singledc-ratio.png")).unwrap();
+    run(
+        &[
+            "reproduce",
+            "mdlin-singledc",
+            "--quick",
+            "--only",
+            "shards-3",
+            "--replot",
+            "--out",
+            o,
+        ],
+        Duration::from_secs(30),
+    );
+    assert_png(&out.join("mdlin-singledc-ratio.png"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("mdlin-singledc.csv")).unwrap(),
+        csv,
+        "the same numbers"
+    );
+    let md = std::fs::read_to_string(out.join("mdlin-singledc.md")).unwrap();
+    assert!(md.contains("tables and plots redrawn by"), "{md}");
+
     // An unknown experiment or sweep is a clear error.
     for args in [
         vec!["reproduce", "no-such"],
