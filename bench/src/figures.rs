@@ -61,12 +61,11 @@ pub fn spectrum(runs: &[Drawn]) -> Chart {
         .filter(|v| *v > 0.0)
         .fold(f64::MAX, f64::min);
     let (unit, div) = latency_unit(max);
-    let label = format!("latency ({unit})");
     // A log axis once the tail is far above the body, else the body is flat.
     let y = if max / min.max(1e-9) > 20.0 {
-        Axis::log(format!("{label}, log scale"))
+        Axis::log(format!("latency ({unit}, log scale)"))
     } else {
-        Axis::linear(label).from_zero()
+        Axis::linear(format!("latency ({unit})")).from_zero()
     };
     let mut c = Chart::new(
         "Latency by percentile",
