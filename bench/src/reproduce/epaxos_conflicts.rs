@@ -106,7 +106,9 @@ fn tables(r: &Results) -> anyhow::Result<Vec<Table>> {
         .iter()
         .flat_map(|n| CONFLICTS.iter().map(move |c| (*n, *c)))
         .filter_map(|(n, c)| {
-            r.median_ratio(&label(n), LEADERLESS, BASE, &step(c), |x| x.throughput_ops_s)
+            r.median_ratio(&label(n), LEADERLESS, BASE, &step(c), |x| {
+                x.throughput_ops_s
+            })
         })
         .collect();
     let lo = ratios.iter().copied().reduce(f64::min);

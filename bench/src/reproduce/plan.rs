@@ -22,11 +22,12 @@ pub struct SweepPlan {
     pub servers: usize,
 }
 
-/// Seconds a cluster takes to start and stop, per server and in all.
-const START_S: f64 = 2.0;
-const START_PER_SERVER_S: f64 = 0.15;
+/// Seconds a cluster takes to start and stop, in all and per server
+/// (measured: the full runs take their load time and a few seconds more).
+const START_S: f64 = 1.0;
+const START_PER_SERVER_S: f64 = 0.05;
 /// Seconds between two steps of a sweep (reports, plots).
-const STEP_OVERHEAD_S: f64 = 0.8;
+const STEP_OVERHEAD_S: f64 = 0.1;
 
 impl SweepPlan {
     /// A sweep of `protocols` over `steps` with `flags`.
