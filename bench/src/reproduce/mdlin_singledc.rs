@@ -111,22 +111,22 @@ fn deployments<T>(f: impl FnOnce(&[Deployment]) -> T) -> T {
 }
 
 fn tables(r: &Results) -> anyhow::Result<Vec<Table>> {
-    let header = ratio::header("shards", &FANOUTS);
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    let mut t = Table::new(
+    let mut t = ratio::table(
         "mdlin-singledc",
         "MDLin / Multi-Paxos, p50 request latency, single datacenter",
-        &header,
+        "shards",
+        &FANOUTS,
     );
     deployments(|ds| {
         for d in ds {
             t.rows.extend(ratio::rows(r, d, &FANOUTS));
         }
     });
-    let mut lat = Table::new(
+    let mut lat = ratio::table(
         "mdlin-singledc-latency",
         "p50 request latency (ms), Multi-Paxos and MDLin",
-        &header,
+        "shards",
+        &FANOUTS,
     );
     for s in SHARDS {
         for p in [BASE, MDL] {

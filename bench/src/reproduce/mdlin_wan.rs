@@ -81,12 +81,11 @@ fn plan(quick: bool) -> Plan {
 }
 
 fn tables(r: &Results) -> anyhow::Result<Vec<Table>> {
-    let header = ratio::header("topology", &FULL);
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    let mut t = Table::new(
+    let mut t = ratio::table(
         "mdlin-wan",
         "MDLin / Multi-Paxos, p50 request latency, wide area, 3 shards",
-        &header,
+        "topology",
+        &FULL,
     );
     deployments(|ds| {
         for d in ds {

@@ -44,6 +44,13 @@ pub fn header(first: &str, fanouts: &[f64]) -> Vec<String> {
     h
 }
 
+/// An empty table with that header.
+pub fn table(id: &str, title: &str, first: &str, fanouts: &[f64]) -> super::Table {
+    let h = header(first, fanouts);
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    super::Table::new(id, title, &h)
+}
+
 /// A row: the deployment's name, what the row is, then its cells.
 pub fn row(name: &str, what: &str, cells: impl Iterator<Item = String>) -> Vec<String> {
     [name.to_string(), what.to_string()]
