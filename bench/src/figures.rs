@@ -8,7 +8,6 @@ use std::path::Path;
 use crate::outputs::{RunDir, SweepDir, SweepRow};
 use crate::plot::palette::protocol_slot;
 use crate::plot::{Axis, Band, Chart, Dash, Series};
-use plotters::chart::SeriesLabelPosition as At;
 
 /// A run to draw, with its legend name and palette slot.
 pub struct Drawn<'a> {
@@ -108,8 +107,7 @@ pub fn cdf(runs: &[Drawn]) -> Chart {
         "Latency CDF",
         Axis::log(format!("latency ({unit}, log scale)")),
         Axis::linear("percentile (%)").from_zero(),
-    )
-    .legend(At::LowerRight);
+    );
     for d in runs {
         c.series.push(Series::new(
             d.name.clone(),
@@ -197,8 +195,7 @@ pub fn throughput_over_time(runs: &[Drawn]) -> Chart {
         Axis::linear("throughput (operations/s)")
             .integer()
             .from_zero(),
-    )
-    .legend(At::LowerRight);
+    );
     windows(&mut c, runs);
     for d in runs {
         let pts = per_second(d.run, |s, len| Some(s.ok as f64 / len));
@@ -225,8 +222,7 @@ pub fn latency_over_time(runs: &[Drawn]) -> Chart {
         "Latency over time (mean of each second)",
         Axis::linear("time since start (s)").integer(),
         Axis::linear(format!("mean latency ({unit})")).from_zero(),
-    )
-    .legend(At::LowerRight);
+    );
     windows(&mut c, runs);
     for d in runs {
         let pts = per_second(d.run, |s, _| (s.ok > 0).then_some(s.mean_latency_us / div));
@@ -338,6 +334,23 @@ fn step_axis(kind: &str) -> Axis {
     }
 }
 
+/// The x axis of the per-step plots, ticked at the steps when they are few.
+fn steps_axis(kind: &str, sweeps: &[DrawnSweep]) -> Axis {
+    let mut values: Vec<f64> = sweeps
+        .iter()
+        .flat_map(|s| s.sweep.rows.iter())
+        .filter_map(|r| Some(r.parameter()?.1))
+        .collect();
+    values.sort_by(f64::total_cmp);
+    values.dedup();
+    let axis = step_axis(kind);
+    if values.len() <= 10 {
+        axis.ticks_at(&values)
+    } else {
+        axis
+    }
+}
+
 /// The parameter a sweep stepped, when every row names one of one kind.
 fn stepped(sweeps: &[DrawnSweep]) -> Option<String> {
     let mut kind = None;
@@ -355,12 +368,11 @@ pub fn steps_throughput(sweeps: &[DrawnSweep]) -> Option<Chart> {
     let kind = stepped(sweeps)?;
     let mut c = Chart::new(
         "Throughput by step",
-        step_axis(&kind),
+        steps_axis(&kind, sweeps),
         Axis::linear("throughput (operations/s)")
             .integer()
             .from_zero(),
-    )
-    .legend(At::LowerRight);
+    );
     for s in sweeps {
         for (name, colour, rows) in s.groups() {
             let pts = rows
@@ -382,7 +394,7 @@ pub fn steps_latency(sweeps: &[DrawnSweep]) -> Option<Chart> {
     } else {
         Axis::linear(format!("request latency ({unit})")).from_zero()
     };
-    let mut c = Chart::new("Latency by step", step_axis(&kind), y);
+    let mut c = Chart::new("Latency by step", steps_axis(&kind, sweeps), y);
     percentile_lines(&mut c, sweeps, div, |r| Some(r.parameter()?.1));
     Some(c)
 }
