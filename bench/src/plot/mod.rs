@@ -177,7 +177,20 @@ impl Chart {
         let entries = self.series.len()
             + usize::from(!self.marks.is_empty())
             + usize::from(!self.bands.is_empty());
-        let (w, h) = (0.42, (0.055 * entries as f64 + 0.04).min(0.6));
+        // The legend's size as a share of the plot (about 20 of 450 pixels
+        // per entry, 7.5 pixels per character of 790 across, and padding).
+        let longest = self
+            .series
+            .iter()
+            .map(|s| s.name.chars().count())
+            .chain([
+                self.marks_label.chars().count(),
+                self.bands_label.chars().count(),
+            ])
+            .max()
+            .unwrap_or(0);
+        let w = ((longest as f64 * 7.5 + 60.0) / 790.0).min(0.9);
+        let h = (0.042 * entries as f64 + 0.03).min(0.6);
         let mut count = [0usize; 4];
         for s in &self.series {
             let pts = self.space(&s.points);

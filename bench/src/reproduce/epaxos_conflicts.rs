@@ -130,8 +130,7 @@ fn plots(r: &Results) -> Vec<(String, Chart)> {
         Axis::linear("throughput (operations/s)")
             .integer()
             .from_zero(),
-    )
-    .legend(plotters::chart::SeriesLabelPosition::LowerRight);
+    );
     let mut out = Vec::new();
     for (n, dash) in REPLICAS.iter().zip([Dash::Solid, Dash::Dashed]) {
         let l = label(*n);

@@ -87,8 +87,7 @@ pub fn chart(title: &str, r: &Results, ds: &[Deployment], fanouts: &[f64]) -> Ch
         title,
         Axis::log("fan-out (operations per request, log scale)").ticks_at(fanouts),
         Axis::linear("latency ratio (MDLin / Multi-Paxos)").from_zero(),
-    )
-    .legend(plotters::chart::SeriesLabelPosition::UpperRight);
+    );
     for (i, d) in ds.iter().enumerate() {
         let o = fanouts
             .iter()
