@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context;
 use bench::driver::{Mode, Progress, Spec};
 use bench::local::{own_bin_dir, ClusterSpec, LocalCluster};
-use bench::plot::{Chart, Line};
 use bench::report::Report;
 use bench::route::Route;
 use bench::workload::Mix;
@@ -40,7 +39,10 @@ const EXAMPLES: &str = "Examples:
   bench sim --seed 17 --trace                  replay one seed, event by event
   bench chaos --duration 60s --seed 7          kills, restarts, partitions and slow links under load; then checks
   bench chaos --protocol mdlin --shards 2 --fanout 2 --duration 20s --seed 3   the same per shard, MDL-checked
-  bench transport                              the transport's ceiling, no protocol";
+  bench transport                              the transport's ceiling, no protocol
+  bench report run/bench/123                   one HTML page: summary, check verdict, plots inline
+  bench compare run/a run/b                    overlay runs or sweeps
+  bench reproduce mdlin-singledc --quick       a published experiment: table and plots";
 
 const CHAOS_EXAMPLES: &str = "Examples:
   bench chaos --duration 60s --seed 7                     Multi-Paxos, durable: kills and restarts, partitions, slow links
@@ -69,6 +71,16 @@ enum Cmd {
     Check(CheckArgs),
     /// List the registered protocols and what each declares (docs/protocols.md).
     Protocols,
+    /// Write one self-contained HTML page (summary, check verdict, SVG plots) for a run or a sweep.
+    #[command(after_help = crate::results_cli::REPORT_EXAMPLES)]
+    Report(crate::results_cli::ReportArgs),
+    /// Overlay several runs or sweeps: shared plots, a table and a page.
+    #[command(after_help = crate::results_cli::COMPARE_EXAMPLES)]
+    Compare(crate::results_cli::CompareArgs),
+    /// Run one of the published experiments and write its table (published values beside
+    /// ours) and its plots.
+    #[command(after_help = crate::results_cli::REPRODUCE_EXAMPLES)]
+    Reproduce(crate::results_cli::ReproduceArgs),
     /// (internal) The echo server `bench transport` measures.
     #[command(hide = true)]
     TransportEcho {
@@ -315,7 +327,7 @@ impl ClusterArgs {
     }
 }
 
-fn parse_duration(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<f64, String> {
     let (num, unit) = s.trim().split_at(
         s.trim()
             .find(|c: char| c.is_ascii_alphabetic())
@@ -648,6 +660,9 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Chaos(a) => chaos_cmd(&rt, a),
+        Cmd::Report(a) => crate::results_cli::report(a),
+        Cmd::Compare(a) => crate::results_cli::compare(a),
+        Cmd::Reproduce(a) => crate::results_cli::reproduce(a),
         Cmd::TransportEcho { port } => bench::transport_bench::serve_echo(port),
         Cmd::Transport(a) => rt.block_on(transport(a)),
     }
@@ -853,7 +868,7 @@ async fn experiment(
     }
     bench::report::write_run(out, &report, &m)?;
     print!("{}", report.summary());
-    println!("  files        {}/report.json, timeseries.csv, latency.hgrm, latency_cdf.png/.svg, throughput.png/.svg", out.display());
+    println!("  files        {}/report.json, timeseries.csv, latency.hgrm, latency_percentiles, latency_cdf, throughput, latency_over_time (.png/.svg)", out.display());
     Ok(report)
 }
 
@@ -874,8 +889,6 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
     let out = a.load.out_dir();
     std::fs::create_dir_all(&out)?;
     let mut rows = Vec::new();
-    let mut lines50 = Vec::new();
-    let mut lines99 = Vec::new();
     for proto in &a.cluster.protocol {
         let mut cargs = a.cluster.clone();
         cargs.protocol = vec![proto.clone()];
@@ -921,7 +934,6 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
                 })
                 .collect::<anyhow::Result<_>>()?
         };
-        let (mut p50, mut p99) = (Vec::new(), Vec::new());
         for (name, mut spec) in steps {
             spec.wan = a.cluster.wan_clients()?;
             // Clients of a leader go to the leader whatever --spread says.
@@ -938,19 +950,9 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
                 fresh: false, // one cluster serves every step
             };
             let r = rt.block_on(experiment(target, &spec, None, &dir))?;
-            p50.push((r.throughput_ops_s, r.latency_us.p50));
-            p99.push((r.throughput_ops_s, r.latency_us.p99));
             rows.push((proto.clone(), name, r));
         }
         drop(cluster);
-        lines50.push(Line {
-            name: format!("{proto} p50"),
-            points: p50,
-        });
-        lines99.push(Line {
-            name: format!("{proto} p99"),
-            points: p99,
-        });
     }
     let mut csv = String::from("protocol,step,throughput_ops_s,p50_us,p90_us,p99_us,p999_us,max_us,ops_ok,ops_failed,ops_timed_out\n");
     for (p, step, r) in &rows {
@@ -979,18 +981,10 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
         .map(|(p, s, r)| serde_json::json!({"protocol": p, "step": s, "report": r}))
         .collect();
     std::fs::write(out.join("sweep.json"), serde_json::to_string_pretty(&json)?)?;
-    let mut lines = lines50;
-    lines.extend(lines99);
-    Chart {
-        title: "Throughput vs latency",
-        x_label: "throughput (ops/s)",
-        y_label: "latency (us)",
-        log_x: false,
-        lines,
-        marks: Vec::new(),
-    }
-    .write(&out.join("throughput_latency"))?;
-    println!("\n{csv}\nfiles: {0}/sweep.csv, sweep.json, throughput_latency.png/.svg (and one folder per run)", out.display());
+    // The plots are drawn from the files, as `bench report` draws them.
+    let drawn = bench::outputs::open_sweep(&out)?;
+    bench::figures::write_all(&out, &bench::figures::sweep_charts(&drawn))?;
+    println!("\n{csv}\nfiles: {0}/sweep.csv, sweep.json, throughput_latency.png/.svg, steps_throughput and steps_latency .png/.svg (and one folder per run)", out.display());
     Ok(())
 }
 

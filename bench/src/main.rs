@@ -6,3 +6,4 @@ fn main() -> anyhow::Result<()> {
 }
 
 mod bench_cli;
+mod results_cli;

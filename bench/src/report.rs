@@ -8,7 +8,6 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::driver::Spec;
-use crate::plot::{Chart, Line};
 use crate::stats::{Latency, Merged};
 
 /// Version of the `report.json` schema; bumped on any incompatible change.
@@ -313,66 +312,6 @@ pub fn timeseries_csv(m: &Merged) -> String {
     s
 }
 
-/// The latency CDF of one or more runs, one line each.
-pub fn latency_cdf(runs: &[(String, &Histogram<u64>)], stem: &Path) -> anyhow::Result<()> {
-    let lines = runs
-        .iter()
-        .map(|(name, h)| Line {
-            name: name.clone(),
-            points: if h.is_empty() {
-                Vec::new()
-            } else {
-                h.iter_quantiles(5)
-                    .map(|v| {
-                        (
-                            v.value_iterated_to() as f64 / 1e3,
-                            v.quantile_iterated_to() * 100.0,
-                        )
-                    })
-                    .collect()
-            },
-        })
-        .collect();
-    Chart {
-        title: "Latency CDF",
-        x_label: "latency (us, log scale)",
-        y_label: "percentile",
-        log_x: true,
-        lines,
-        marks: Vec::new(),
-    }
-    .write(stem)
-}
-
-/// Throughput second by second, with seconds that saw failures marked.
-pub fn throughput_over_time(m: &Merged, name: &str, stem: &Path) -> anyhow::Result<()> {
-    let points: Vec<(f64, f64)> = m
-        .series
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (i as f64, b.ok as f64))
-        .collect();
-    let marks = m
-        .series
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| b.failed + b.timed_out > 0)
-        .map(|(i, b)| (i as f64, b.ok as f64))
-        .collect();
-    Chart {
-        title: "Throughput over time",
-        x_label: "second",
-        y_label: "operations per second",
-        log_x: false,
-        lines: vec![Line {
-            name: name.to_string(),
-            points,
-        }],
-        marks,
-    }
-    .write(stem)
-}
-
 /// Writes every file of one run into `out`.
 pub fn write_run(out: &Path, report: &Report, m: &Merged) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
@@ -382,24 +321,12 @@ pub fn write_run(out: &Path, report: &Report, m: &Merged) -> anyhow::Result<()> 
     )?;
     std::fs::write(out.join("timeseries.csv"), timeseries_csv(m))?;
     std::fs::write(out.join("latency.hgrm"), hgrm(&m.hist))?;
-    let mut name = format!("{} x{}", report.protocol, report.replicas);
-    if report.shards > 1 {
-        name.push_str(&format!(" x{} shards", report.shards));
-    }
     if report.workload.fanout > 1 {
         std::fs::write(out.join("op_latency.hgrm"), hgrm(&m.op_hist))?;
-        latency_cdf(
-            &[
-                (format!("{name}, requests"), &m.hist),
-                (format!("{name}, operations"), &m.op_hist),
-            ],
-            &out.join("latency_cdf"),
-        )?;
-    } else {
-        latency_cdf(&[(name.clone(), &m.hist)], &out.join("latency_cdf"))?;
     }
-    throughput_over_time(m, &name, &out.join("throughput"))?;
-    Ok(())
+    // The plots are drawn from the files, as `bench report` draws them.
+    let run = crate::outputs::open_run(out)?;
+    crate::figures::write_all(out, &crate::figures::run_charts(&run))
 }
 
 /// Prints a violation's witness as a table and writes it to `file` as
