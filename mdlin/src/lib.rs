@@ -37,6 +37,7 @@ mod protocol;
 mod replica;
 mod restore;
 pub mod simulator;
+mod snapshot;
 
 pub use paxos::messages::ballot;
 pub use replica::{Config, CoordMode, Replica, Slot, SlotState};

@@ -6,7 +6,6 @@ use genericsmr::effects::Effects;
 use genericsmr::messages::{LogRequest, Ping, Propose, StatusReply};
 use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Rejoin, Settings};
 use genericsmr::rpc_table::{class, Source};
-use genericsmr::wire::Marshal;
 use genericsmr::ConnId;
 
 use crate::messages::*;
@@ -41,6 +40,24 @@ impl Config {
             cfg.hint_quiet_ns = v;
         }
         cfg.record_order = s.record_commits;
+        // The horizon sets how much is kept and how often compaction runs,
+        // as for Multi-Paxos.
+        if let Some(h) = s.gc_horizon {
+            cfg.compaction.keep_executed = h;
+            cfg.compaction.compact_every = h;
+        }
+        if let Some(v) = s.compact_bytes {
+            cfg.compaction.compact_bytes = v;
+        }
+        if let Some(v) = s.window {
+            cfg.slot_window = v;
+        }
+        if let Some(v) = s.snapshot_chunk {
+            cfg.transfer.chunk_bytes = v;
+        }
+        if let Some(v) = s.snapshot_timeout_ns {
+            cfg.transfer.timeout_ns = v;
+        }
         Ok(cfg)
     }
 }
@@ -78,6 +95,9 @@ impl Protocol for Replica {
         r.peer(MdlMsg::SuccTsReply);
         r.peer(MdlMsg::CatchupRequest);
         r.peer(MdlMsg::CatchupReply);
+        r.peer(MdlMsg::Compacted);
+        r.peer(MdlMsg::SnapshotRequest);
+        r.peer(MdlMsg::SnapshotChunk);
     }
 
     fn boot(
@@ -145,15 +165,20 @@ impl Protocol for Replica {
         Replica::flush(self, now, fx)
     }
 
+    fn snapshot(&self) -> Option<genericsmr::snapshot::Snapshot> {
+        Some(Replica::snapshot(self))
+    }
+
+    fn snapshots(&self) -> (u64, u64) {
+        let (installed, sent, _) = Replica::snapshots(self);
+        (installed, sent)
+    }
+
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
-        let slots = self.log().iter().enumerate().skip(from as usize);
-        slots
+        self.log
+            .from(from)
             .filter(|(_, s)| s.state == SlotState::Committed)
-            .map(|(i, s)| {
-                let mut b = bytes::BytesMut::new();
-                s.entry.marshal(&mut b);
-                (i as u64, xxhash_rust::xxh3::xxh3_64(&b))
-            })
+            .map(|(i, s)| (i, crate::control::entry_hash(&s.entry)))
             .collect()
     }
 }
