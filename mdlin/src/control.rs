@@ -99,7 +99,7 @@ impl Replica {
             duplicates: self.sm.duplicates(),
             digest_hi: (d >> 64) as u64,
             digest_lo: d as u64,
-            catchup_fetched: 0,
+            catchup_fetched: self.catchup_fetched,
             replayed: self.replayed,
             keys: self.sm.kv().len() as u64,
         }

@@ -426,7 +426,8 @@ impl Replica {
             return;
         }
         for r in m.slots {
-            if r.committed && self.slot_in_window(r.slot) {
+            if r.committed && self.slot_in_window(r.slot) && !self.log.committed_at(r.slot) {
+                self.catchup_fetched += 1;
                 self.learn_chosen(r.slot, r.ballot, r.entry, fx);
             }
         }

@@ -12,7 +12,7 @@ use crate::messages::*;
 use crate::replica::{Config, CoordMode, Replica, SlotState};
 
 /// Parameters only MDLin has (`server --param NAME=VALUE`).
-const PARAMS: [&str; 2] = ["coord", "coord-timeout-ms"];
+const PARAMS: [&str; 3] = ["coord", "coord-timeout-ms", "keep-ms"];
 
 impl Config {
     /// The configuration `s` asks for (the defaults of [`Config::new`] where
@@ -27,11 +27,11 @@ impl Config {
         if let Some(m) = s.param("coord") {
             cfg.mode = m.parse::<CoordMode>().map_err(BootError::Settings)?;
         }
-        if let Some(ms) = s.param("coord-timeout-ms") {
-            let ms: u64 = ms.parse().map_err(|_| {
-                BootError::Settings(format!("coord-timeout-ms must be milliseconds, not {ms:?}"))
-            })?;
-            cfg.coord_timeout_ns = ms.saturating_mul(1_000_000);
+        if let Some(ns) = ms_param(s, "coord-timeout-ms")? {
+            cfg.coord_timeout_ns = ns;
+        }
+        if let Some(ns) = ms_param(s, "keep-ms")? {
+            cfg.keep_ns = ns;
         }
         if let Some(v) = s.election_timeout_ns {
             cfg.election_timeout_ns = v;
@@ -60,6 +60,18 @@ impl Config {
         }
         Ok(cfg)
     }
+}
+
+/// Parameter `name`, in milliseconds, as nanoseconds.
+fn ms_param(s: &Settings, name: &str) -> Result<Option<u64>, BootError> {
+    s.param(name)
+        .map(|ms| {
+            let ms: u64 = ms.parse().map_err(|_| {
+                BootError::Settings(format!("{name} must be milliseconds, not {ms:?}"))
+            })?;
+            Ok(ms.saturating_mul(1_000_000))
+        })
+        .transpose()
 }
 
 impl Protocol for Replica {

@@ -268,6 +268,8 @@ pub struct Replica {
     /// Highest chosen prefix any leader announced.
     pub(crate) known_commit: u64,
     pub(crate) catchup_at: u64,
+    /// Chosen slots learned from catch-up replies.
+    pub(crate) catchup_fetched: u64,
     pub(crate) sm: StateMachine,
     pub(crate) leader_hint: Option<ReplicaId>,
     /// Current leader of every shard (global ids), from leaders'
@@ -353,6 +355,7 @@ impl Replica {
             early_accepts: BTreeMap::new(),
             known_commit: 0,
             catchup_at: 0,
+            catchup_fetched: 0,
             sm: StateMachine::default(),
             leader_hint: None,
             shard_leaders: vec![None; shards],
