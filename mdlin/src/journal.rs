@@ -108,10 +108,7 @@ impl Replica {
         m: Accept,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.slot_in_window(m.slot)
-            || !self.heard(from, now)
-            || !self.sane_ballot(from, m.ballot)
-        {
+        if !self.slot_in_window(m.slot) || !self.heard(from, now) || !ballot::sane(from, m.ballot) {
             return;
         }
         if m.ballot < self.promised {
@@ -226,7 +223,7 @@ impl Replica {
         m: AcceptReply,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.heard(from, now) || !self.sane_ballot(from, m.promised) {
+        if !self.heard(from, now) || !ballot::sane(from, m.promised) {
             return;
         }
         let Role::Leader { ballot, .. } = self.role else {
@@ -343,7 +340,7 @@ impl Replica {
             // Another shard's leader announcing itself.
             return self.note_shard_leader(from, m.ballot);
         }
-        if !self.heard(from, now) || !self.sane_ballot(from, m.ballot) {
+        if !self.heard(from, now) || !ballot::sane(from, m.ballot) {
             return;
         }
         if m.ballot < self.promised {
@@ -588,7 +585,7 @@ impl Replica {
         m: Prepare,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.heard(from, now) || !self.sane_ballot(from, m.ballot) {
+        if !self.heard(from, now) || !ballot::sane(from, m.ballot) {
             return;
         }
         // A Prepare at the ballot already promised is the candidate asking
@@ -638,7 +635,7 @@ impl Replica {
         fx: &mut Effects<MdlMsg>,
     ) {
         if !self.heard(from, now)
-            || !self.sane_ballot(from, m.promised)
+            || !ballot::sane(from, m.promised)
             || m.slots.iter().any(|r| !ballot::valid(r.ballot))
         {
             return;

@@ -40,24 +40,9 @@ impl Config {
             cfg.hint_quiet_ns = v;
         }
         cfg.record_order = s.record_commits;
-        // The horizon sets how much is kept and how often compaction runs,
-        // as for Multi-Paxos.
-        if let Some(h) = s.gc_horizon {
-            cfg.compaction.keep_executed = h;
-            cfg.compaction.compact_every = h;
-        }
-        if let Some(v) = s.compact_bytes {
-            cfg.compaction.compact_bytes = v;
-        }
-        if let Some(v) = s.window {
-            cfg.slot_window = v;
-        }
-        if let Some(v) = s.snapshot_chunk {
-            cfg.transfer.chunk_bytes = v;
-        }
-        if let Some(v) = s.snapshot_timeout_ns {
-            cfg.transfer.timeout_ns = v;
-        }
+        cfg.compaction = cfg.compaction.with_settings(s);
+        cfg.transfer = cfg.transfer.with_settings(s);
+        cfg.slot_window = s.window.unwrap_or(cfg.slot_window);
         Ok(cfg)
     }
 }

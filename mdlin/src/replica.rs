@@ -538,20 +538,6 @@ impl Replica {
         slot <= self.commit_index.saturating_add(self.cfg.slot_window)
     }
 
-    /// Whether a ballot from a peer could have been made by a correct
-    /// replica; anything else is dropped with a warning.
-    pub(crate) fn sane_ballot(&self, from: ReplicaId, b: u64) -> bool {
-        let ok = crate::ballot::valid(b);
-        if !ok {
-            tracing::warn!(
-                peer = from,
-                ballot = b,
-                "dropping a message with an impossible ballot"
-            );
-        }
-        ok
-    }
-
     /// The receive prelude of every journal message: whether `from` is a
     /// replica of this shard (anything else is dropped), noting when it was
     /// last heard from (thrifty sends go to the freshest peers).

@@ -12,14 +12,14 @@
 //! [`Compacted`] and fetches the snapshot. Leader state (operations in
 //! flight) is never in a snapshot: a replica installs one only as a follower.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
 use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
-use genericsmr::wire::{Marshal, Reader, Unmarshal, WireError};
+use genericsmr::wire::{Reader, Unmarshal, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
-use crate::messages::{MdlMsg, OpId, Pred, Record};
+use crate::messages::{MdlMsg, OpId, Pred};
 use crate::replica::{Replica, Role};
 
 /// A committed operation not yet ordered (round 1 chosen).
@@ -92,8 +92,6 @@ impl Replica {
     /// This replica's snapshot: its state at its executed point. Sorted
     /// wherever a map is behind it, so equal states give equal bytes.
     pub fn snapshot(&self) -> Snapshot {
-        let mut state = BytesMut::new();
-        self.sm.encode_image(&mut state);
         let mut unordered: Vec<_> = self.unordered.iter().collect();
         unordered.sort_unstable_by_key(|(op, _)| **op);
         let mut failed: Vec<OpId> = self.failed.iter().copied().collect();
@@ -134,12 +132,7 @@ impl Replica {
             shard_ts: self.shard_ts,
             fences: self.fences.clone(),
         };
-        let mut protocol = BytesMut::new();
-        part.marshal(&mut protocol);
-        Snapshot {
-            state: state.freeze(),
-            protocol: protocol.freeze(),
-        }
+        Snapshot::of(&self.sm, &part)
     }
 
     /// Compacts the journal once enough is executed, and the durable log with it.
@@ -156,11 +149,11 @@ impl Replica {
     }
 
     /// Replaces the durable log by `snap` (at the executed point) and the
-    /// records still needed above it.
+    /// records still needed above it (every vote: MDLin has no variant that
+    /// forgets them).
     fn compact_durable(&self, snap: Bytes, fx: &mut Effects<MdlMsg>) {
-        fx.compact(&Record::Snapshot(snap));
-        self.log
-            .persist_above(self.executed, self.promised, true, fx);
+        let (executed, promised) = (self.executed, self.promised);
+        self.log.compact_durable(snap, executed, promised, true, fx);
     }
 
     /// Tells `to` that `slot` is compacted here.
@@ -205,15 +198,20 @@ impl Replica {
             return;
         }
         let snap = self.snapshot();
-        if let Some(chunks) = snapshot::serve(from, &m, &snap, &self.cfg.transfer) {
+        if snapshot::answer(
+            from,
+            &m,
+            &snap,
+            &self.cfg.transfer,
+            MdlMsg::SnapshotChunk,
+            fx,
+        ) {
             self.snapshot_counts.1 += 1;
-            chunks
-                .into_iter()
-                .for_each(|c| fx.send(from, MdlMsg::SnapshotChunk(c)));
         }
     }
 
-    /// A piece of the snapshot this replica asked for; the last one installs it.
+    /// A piece of the snapshot this replica asked for; the last one installs
+    /// it, and ordinary catch-up goes on above it.
     pub fn handle_snapshot_chunk(
         &mut self,
         now: u64,
@@ -224,20 +222,13 @@ impl Replica {
         if !self.heard(from, now) {
             return;
         }
-        let snap = match self.fetch.on_chunk(now, from, c) {
-            Ok(Some(snap)) => snap,
-            Ok(None) => return,
-            Err(e) => return tracing::warn!(peer = from, error = %e, "snapshot transfer failed"),
+        let Some(snap) = self.fetch.receive(now, from, c) else {
+            return;
         };
-        match self.install(now, &snap, fx) {
-            Ok(true) => {
-                tracing::info!(peer = from, slot = self.executed, "snapshot installed");
-                // Ordinary catch-up goes on above it.
-                self.catchup_at = 0;
-                self.catch_up(now, fx);
-            }
-            Ok(false) => tracing::info!(peer = from, "snapshot not needed"),
-            Err(e) => tracing::warn!(peer = from, error = %e, "snapshot refused"),
+        let done = self.install(now, &snap, fx);
+        if snapshot::installed(from, done) {
+            self.catchup_at = 0;
+            self.catch_up(now, fx);
         }
     }
 

@@ -132,22 +132,7 @@ fn msg_s() -> impl Strategy<Value = MdlMsg> {
         slots_s().prop_map(|slots| MdlMsg::CatchupReply(CatchupReply { slots })),
         u().prop_map(|what| MdlMsg::Compacted(Compacted { what })),
         u().prop_map(|nonce| MdlMsg::SnapshotRequest(SnapshotRequest { nonce })),
-        (
-            u(),
-            u(),
-            u(),
-            u(),
-            proptest::collection::vec(any::<u8>(), 0..32)
-        )
-            .prop_map(|(nonce, total, offset, checksum, data)| {
-                MdlMsg::SnapshotChunk(SnapshotChunk {
-                    nonce,
-                    total,
-                    offset,
-                    checksum,
-                    data: Bytes::from(data),
-                })
-            }),
+        snapshot_chunk_s().prop_map(MdlMsg::SnapshotChunk),
     ]
 }
 

@@ -65,6 +65,20 @@ pub struct Compaction {
     pub compact_bytes: usize,
 }
 
+impl Compaction {
+    /// These settings with what `s` sets: `--gc-horizon` sets both how much
+    /// is kept and how often compaction runs (so short simulated runs
+    /// compact many times), `--compact-mb` the byte bound.
+    pub fn with_settings(mut self, s: &genericsmr::protocol::Settings) -> Self {
+        if let Some(h) = s.gc_horizon {
+            self.keep_executed = h;
+            self.compact_every = h;
+        }
+        self.compact_bytes = s.compact_bytes.unwrap_or(self.compact_bytes);
+        self
+    }
+}
+
 impl Default for Compaction {
     fn default() -> Self {
         Compaction {
@@ -167,7 +181,7 @@ impl<V: Value> Log<V> {
     /// slots executed: drops the executed slots below the `keep_executed`
     /// newest (and all but a quarter of `compact_bytes` of them). Returns
     /// whether it compacted; the caller then compacts its durable log too
-    /// ([`Log::persist_above`]).
+    /// ([`Log::compact_durable`]).
     pub fn maybe_compact(&mut self, executed: u64, c: &Compaction) -> bool {
         let due = c.keep_executed.saturating_add(c.compact_every.max(1));
         let by_slots = executed.saturating_sub(self.base) >= due;
@@ -215,17 +229,19 @@ impl<V: Value> Log<V> {
         self.exec_bytes = 0;
     }
 
-    /// The records that rebuild, above snapshot point `from`, what a
-    /// compacted durable log must keep: the promise, then every vote
+    /// Asks the driver to replace the durable log by `snapshot` (taken at
+    /// slot `from`, the executed point) as its base record and what a
+    /// compacted log must keep above it: the promise, then every vote
     /// (unless `keep_votes` is off, a broken variant) and chosen value.
-    /// Queued after [`Effects::compact`] with the snapshot as base.
-    pub fn persist_above<M>(
+    pub fn compact_durable<M>(
         &self,
+        snapshot: Bytes,
         from: u64,
         promised: u64,
         keep_votes: bool,
         fx: &mut Effects<M>,
     ) {
+        fx.compact(&Record::<V>::Snapshot(snapshot));
         fx.persist(&Record::<V>::Promise { ballot: promised });
         for (slot, s) in self.from(from) {
             match s.state {

@@ -36,6 +36,20 @@ pub mod ballot {
     pub fn valid(b: u64) -> bool {
         round(b) < MAX_ROUND
     }
+    /// [`valid`], with a warning naming peer `from` when not: a message
+    /// with such a ballot is dropped (peer ports are meant for a trusted
+    /// network, but a broken peer must not wedge a replica).
+    pub fn sane(from: ReplicaId, b: u64) -> bool {
+        let ok = valid(b);
+        if !ok {
+            tracing::warn!(
+                peer = from,
+                ballot = b,
+                "dropping a message with an impossible ballot"
+            );
+        }
+        ok
+    }
 }
 
 /// Phase 1a: a candidate asks for promises for every slot from `from_slot` on.

@@ -508,15 +508,7 @@ impl Replica {
     /// anything else is dropped with a warning (peer ports are meant for a
     /// trusted network, but a broken peer must not wedge us).
     pub(crate) fn sane_ballot(&self, from: u8, b: u64) -> bool {
-        let ok = crate::messages::ballot::valid(b);
-        if !ok {
-            tracing::warn!(
-                peer = from,
-                ballot = b,
-                "dropping a message with an impossible ballot"
-            );
-        }
-        ok
+        crate::messages::ballot::sane(from, b)
     }
 
     /// The current leader (or a candidate we promised) was heard from at `now`.

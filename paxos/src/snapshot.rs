@@ -16,28 +16,21 @@
 //! handler: state machine swapped, executed and commit index set to the
 //! snapshot's slot, slots below dropped; ordinary catch-up continues above.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use genericsmr::effects::{accepted, reject, Effects};
 use genericsmr::messages::ReplyStatus;
 use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
 use genericsmr::state::Check;
-use genericsmr::wire::{Marshal, Reader, WireError};
+use genericsmr::wire::{Reader, WireError};
 use genericsmr::ReplicaId;
 
-use crate::messages::{PaxosMsg, Record};
+use crate::messages::PaxosMsg;
 use crate::replica::{Replica, Role};
 
 impl Replica {
     /// This replica's snapshot: its state machine at its executed point.
     pub fn snapshot(&self) -> Snapshot {
-        let mut state = BytesMut::new();
-        self.sm.encode_image(&mut state);
-        let mut protocol = BytesMut::new();
-        self.executed.marshal(&mut protocol);
-        Snapshot {
-            state: state.freeze(),
-            protocol: protocol.freeze(),
-        }
+        Snapshot::of(&self.sm, &self.executed)
     }
 
     /// Compacts once enough is executed (see [`crate::Config::compact_every`]).
@@ -58,10 +51,8 @@ impl Replica {
     /// Asks the driver to replace the durable log by `snap` (a snapshot at
     /// the executed point) and the records still needed above it.
     fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<PaxosMsg>) {
-        fx.compact(&Record::Snapshot(snap));
-        let keep_votes = self.keeps_votes();
-        self.log
-            .persist_above(self.executed, self.promised, keep_votes, fx);
+        let (keep, executed, promised) = (self.keeps_votes(), self.executed, self.promised);
+        self.log.compact_durable(snap, executed, promised, keep, fx);
     }
 
     /// Tells `to` that `slot` is compacted here.
@@ -107,16 +98,21 @@ impl Replica {
         m: SnapshotRequest,
         fx: &mut Effects<PaxosMsg>,
     ) {
-        let Some(chunks) = snapshot::serve(from, &m, &self.snapshot(), &self.cfg.transfer) else {
-            return;
-        };
-        self.snapshots_sent += 1;
-        for c in chunks {
-            fx.send(from, PaxosMsg::SnapshotChunk(c));
+        let snap = self.snapshot();
+        if snapshot::answer(
+            from,
+            &m,
+            &snap,
+            &self.cfg.transfer,
+            PaxosMsg::SnapshotChunk,
+            fx,
+        ) {
+            self.snapshots_sent += 1;
         }
     }
 
-    /// A piece of the snapshot this replica asked for; the last one installs it.
+    /// A piece of the snapshot this replica asked for; the last one installs
+    /// it, and ordinary catch-up goes on above it.
     pub fn handle_snapshot_chunk(
         &mut self,
         now: u64,
@@ -125,20 +121,12 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
-        match self.fetch.on_chunk(now, from, c) {
-            Ok(None) => {}
-            Ok(Some(snap)) => match self.install(&snap, fx) {
-                Ok(true) => {
-                    tracing::info!(peer = from, slot = self.executed, "snapshot installed");
-                    // Go on with ordinary catch-up above the snapshot.
-                    if self.commit_index < self.known_commit {
-                        self.fetch_from(now, from, fx);
-                    }
-                }
-                Ok(false) => tracing::info!(peer = from, "snapshot not needed"),
-                Err(e) => tracing::warn!(peer = from, error = %e, "snapshot refused"),
-            },
-            Err(e) => tracing::warn!(peer = from, error = %e, "snapshot transfer failed"),
+        let Some(snap) = self.fetch.receive(now, from, c) else {
+            return;
+        };
+        let done = self.install(&snap, fx);
+        if snapshot::installed(from, done) && self.commit_index < self.known_commit {
+            self.fetch_from(now, from, fx);
         }
     }
 
