@@ -132,9 +132,11 @@ struct SimArgs {
     /// Replicas.
     #[arg(long, default_value_t = 3)]
     replicas: usize,
-    /// MDLin: shards of --replicas replicas each (every seed alternates fast and safe coordination).
-    #[arg(long, default_value_t = 2)]
-    shards: usize,
+    /// Shards of --replicas replicas each (default: 2 for a multi-dispatch
+    /// protocol such as MDLin, whose clients then chain operations across
+    /// shards; 1 otherwise).
+    #[arg(long)]
+    shards: Option<usize>,
     /// Virtual time with faults (then everything heals and settles).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     duration: f64,
@@ -148,8 +150,9 @@ struct SimArgs {
     #[arg(long, default_value_t = 0.02)]
     drop: f64,
     /// Replicas restart without their persisted state (recovery instead of
-    /// replay); MDLin: crashed replicas stay down instead of restarting on
-    /// their journals (half the seeds do).
+    /// replay); a protocol that cannot recover without its votes (MDLin):
+    /// crashed replicas stay down instead of restarting on their disks (half
+    /// the multi-dispatch seeds do).
     #[arg(long)]
     no_durable: bool,
     /// No crashes.
@@ -1176,10 +1179,6 @@ fn protocols_table() -> String {
 
 /// `bench sim`: exit status 0 when every seed passed, 1 otherwise.
 fn sim_cmd(a: SimArgs) -> anyhow::Result<()> {
-    // Sharded multi-dispatch deployments have their own simulator for now.
-    if protocols::caps(&a.protocol).multi_dispatch {
-        return mdlin_sim(a);
-    }
     let name = a.protocol.clone();
     protocols::visit(&name, SimRuns(a)).context(protocols::unknown(&name))?
 }
@@ -1194,9 +1193,27 @@ impl protocols::Visit for SimRuns {
     }
 }
 
-fn sim_runs<R: protocols::Protocol>(a: SimArgs) -> anyhow::Result<()> {
-    let config = |seed: u64| sim::Config {
+/// The configuration of one `bench sim` seed: for a multi-dispatch
+/// protocol, sharded deployments under the chained clients' chaos mix
+/// (`sim::Config::chained_chaos`), judged by both MDL checkers; otherwise
+/// closed-loop clients under random crashes, partitions and loss.
+fn sim_config(a: &SimArgs, caps: protocols::Caps, seed: u64) -> sim::Config {
+    let shards = a.shards.unwrap_or(if caps.multi_dispatch { 2 } else { 1 });
+    if caps.multi_dispatch {
+        let mut c = sim::Config::chained_chaos(seed, shards, a.replicas, !a.no_crashes, a.drop);
+        c.clients = a.clients;
+        c.keys = a.keys;
+        if a.no_durable {
+            // Crashed replicas stay down (they cannot rejoin without their votes).
+            c.durable = false;
+            c.restart_after_ns = None;
+            c.triggers.retain(|t| !matches!(t.then, sim::Then::Outage));
+        }
+        return c;
+    }
+    sim::Config {
         n: a.replicas,
+        shards,
         duration_ns: (a.duration * 1e9) as u64,
         clients: a.clients,
         keys: a.keys,
@@ -1205,7 +1222,17 @@ fn sim_runs<R: protocols::Protocol>(a: SimArgs) -> anyhow::Result<()> {
         partitions: !a.no_partitions,
         durable: !a.no_durable,
         ..sim::Config::new(seed)
-    };
+    }
+}
+
+fn sim_runs<R: protocols::Protocol>(a: SimArgs) -> anyhow::Result<()> {
+    let shards = sim_config(&a, R::CAPS, 0).shards;
+    anyhow::ensure!(
+        shards >= 1 && shards * a.replicas <= genericsmr::MAX_REPLICAS,
+        "--shards times --replicas must be between 1 and {}",
+        genericsmr::MAX_REPLICAS
+    );
+    let config = |seed: u64| sim_config(&a, R::CAPS, seed);
     if let Some(seed) = a.seed {
         let r = sim::run::<R>(&config(seed), a.trace);
         let mut out = std::io::stdout().lock();
@@ -1259,63 +1286,13 @@ fn sim_runs<R: protocols::Protocol>(a: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// MDLin runs whole sharded deployments (--shards shards of --replicas)
-/// under the chaos mix of its tests, each checked by both MDL checkers.
-fn mdlin_sim(a: SimArgs) -> anyhow::Result<()> {
-    let (first, last) = match (a.seed, a.seeds.split_once("..")) {
-        (Some(s), _) => (s, s),
-        (None, Some((f, l))) => (f.trim().parse::<u64>()?, l.trim().parse::<u64>()?),
-        (None, None) => {
-            let s = a.seeds.trim().parse::<u64>()?;
-            (s, s)
-        }
-    };
-    anyhow::ensure!(first <= last, "--seeds FIRST..LAST needs FIRST <= LAST");
-    anyhow::ensure!(
-        a.shards >= 1 && a.shards * a.replicas <= genericsmr::MAX_REPLICAS,
-        "--shards times --replicas must be between 1 and {}",
-        genericsmr::MAX_REPLICAS
-    );
-    let t = std::time::Instant::now();
-    let (mut failed, mut ops) = (Vec::new(), 0);
-    for seed in first..=last {
-        let drop = (a.drop * 1000.0).round() as u32;
-        let mut cfg = mdlin::simulator::chaos(seed, a.shards, a.replicas, !a.no_crashes, drop);
-        cfg.clients = a.clients;
-        cfg.keys = a.keys as usize;
-        if a.no_durable {
-            // Crashed replicas stay down (an MDLin replica needs its votes).
-            cfg.restart_after_ns = None;
-            cfg.outages.clear();
-        }
-        let r = mdlin::simulator::run(&cfg);
-        ops += r.history.len();
-        if let Err(e) = mdlin::simulator::verify(&r) {
-            println!("seed {seed} ({:?} mode): {e}", cfg.mode);
-            failed.push(seed);
-        }
-    }
-    println!(
-        "{} seeds, {} failed{}; {ops} operations, {:.1} s",
-        last - first + 1,
-        failed.len(),
-        if failed.is_empty() {
-            String::new()
-        } else {
-            format!(" ({failed:?})")
-        },
-        t.elapsed().as_secs_f64()
-    );
-    if !failed.is_empty() {
-        std::process::exit(1);
-    }
-    Ok(())
-}
-
 fn print_sim(r: &sim::Report) {
     let what = match (&r.violation, &r.checker.violation) {
         (Some(v), _) => v.clone(),
-        (None, Some(c)) => format!("history not linearizable: {}", c.explanation),
+        (None, Some(c)) => format!(
+            "history not linearizable (MDL, for multi-dispatch clients): {}",
+            c.explanation
+        ),
         (None, None) if r.checker.verdict != checker::Verdict::Ok => {
             format!("checker: {:?}", r.checker.verdict)
         }

@@ -11,6 +11,7 @@
 
 use bytes::Bytes;
 
+use crate::command::Command;
 use crate::effects::Effects;
 use crate::messages::{LogRequest, Ping, Propose, StatusReply};
 use crate::rpc_table::{RpcTable, Source};
@@ -177,6 +178,50 @@ pub enum BootError {
     Replay(String),
 }
 
+/// One operation of a multi-dispatch client ([`Caps::multi_dispatch`]), as
+/// the simulator's chained clients hand it to [`Protocol::chained_request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainedOp {
+    /// The command; its `(client, seq)` names the operation.
+    pub cmd: Command,
+    /// The shard that owns the command's key ([`crate::shard::shard_of`]).
+    pub shard: u8,
+    /// How many operations this client sent to that shard before this one
+    /// (a per-shard count, so the shard can admit them in issue order).
+    pub shard_seq: u64,
+    /// The client's operation still outstanding when this one was issued,
+    /// which this one must follow: its `seq` and shard. `None` for an
+    /// operation issued with nothing outstanding.
+    pub pred: Option<(u64, u8)>,
+}
+
+/// One client operation a replica executed, for checkers that compare the
+/// order replicas executed in with the clients' history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Executed {
+    /// The operation's client session.
+    pub client: u64,
+    /// The operation's sequence number in that session.
+    pub seq: u64,
+    /// Where the protocol placed it, if it orders by number across groups
+    /// (MDLin's timestamp): strictly increasing along a shard's execution and
+    /// above the chain predecessor's. 0 for a protocol without one.
+    pub stamp: u64,
+}
+
+/// What a replica shows a checker from inside (see [`Protocol::audit`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// The client operations it executed, in order (kept only with
+    /// [`Settings::record_commits`]).
+    pub executed: Vec<Executed>,
+    /// Client operations it holds as a leader but has neither executed nor
+    /// failed: after a settled run, a leader holding any is stuck.
+    pub in_flight: usize,
+    /// What those operations wait for, for failure messages.
+    pub in_flight_detail: String,
+}
+
 /// Registers a protocol's own message types in the rpc table: each type
 /// code goes into the lane it is drained from, with the classes of
 /// connection it is accepted on.
@@ -211,6 +256,10 @@ pub trait Protocol: Sized + Send + 'static {
     const ABOUT: &'static str;
     /// What it declares about itself.
     const CAPS: Caps;
+    /// Parameter sets (`Settings::params`) the simulator alternates between
+    /// by seed: seed `s` runs `SIM_VARIANTS[s % len]`, so that every mode a
+    /// protocol has is crossed by the same seeds. Empty: its defaults only.
+    const SIM_VARIANTS: &'static [&'static [(&'static str, &'static str)]] = &[];
     /// Its own messages (between replicas, and any client message beyond
     /// the shared `Propose`).
     type Msg: Frame + Clone + std::fmt::Debug + Send + 'static;
@@ -261,5 +310,20 @@ pub trait Protocol: Sized + Send + 'static {
     /// without snapshots).
     fn snapshots(&self) -> (u64, u64) {
         (0, 0)
+    }
+    /// The messages a multi-dispatch client sends for `op`, each with the
+    /// shard whose leader it goes to (the operation itself to its shard, and
+    /// whatever its predecessor's shard must hear). Empty for a protocol
+    /// without [`Caps::multi_dispatch`]; the simulator's chained clients and
+    /// their scripted delays work through this.
+    fn chained_request(op: &ChainedOp) -> Vec<(u8, Self::Msg)> {
+        let _ = op;
+        Vec::new()
+    }
+    /// What this replica executed and still works on, for the simulator's
+    /// checks of multi-dispatch histories; empty for a protocol that does
+    /// not say.
+    fn audit(&self) -> Audit {
+        Audit::default()
     }
 }

@@ -19,10 +19,10 @@
 //! recovers the journal with phase 1 and then re-places committed but
 //! unordered operations (`failover.rs`). With a durable log the journal's
 //! promises, votes and commits are persisted and a restarted replica
-//! replays them (`restore.rs`). [`simulator`] drives whole sharded
-//! deployments deterministically; [`Replica`] implements
+//! replays them (`restore.rs`). [`Replica`] implements
 //! [`genericsmr::protocol::Protocol`], through which the shared runtime
-//! drives one replica. The design and its safety argument: `docs/mdlin.md`.
+//! drives one replica and the shared simulator (`sim`, a dev-dependency)
+//! whole sharded deployments with chained clients. The design and its safety argument: `docs/mdlin.md`.
 
 #![warn(missing_docs)]
 
@@ -36,7 +36,6 @@ pub mod messages;
 mod protocol;
 mod replica;
 mod restore;
-pub mod simulator;
 mod snapshot;
 
 pub use paxos::messages::ballot;

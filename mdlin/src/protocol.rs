@@ -4,7 +4,9 @@
 
 use genericsmr::effects::Effects;
 use genericsmr::messages::{LogRequest, Ping, Propose, StatusReply};
-use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Rejoin, Settings};
+use genericsmr::protocol::{
+    Audit, Boot, BootError, Caps, ChainedOp, Executed, Protocol, Registrar, Rejoin, Settings,
+};
 use genericsmr::rpc_table::{class, Source};
 use genericsmr::ConnId;
 
@@ -12,7 +14,7 @@ use crate::messages::*;
 use crate::replica::{Config, CoordMode, Replica, SlotState};
 
 /// Parameters only MDLin has (`server --param NAME=VALUE`).
-const PARAMS: [&str; 3] = ["coord", "coord-timeout-ms", "keep-ms"];
+const PARAMS: [&str; 4] = ["coord", "coord-timeout-ms", "announce-ms", "keep-ms"];
 
 impl Config {
     /// The configuration `s` asks for (the defaults of [`Config::new`] where
@@ -32,6 +34,9 @@ impl Config {
         }
         if let Some(ns) = ms_param(s, "keep-ms")? {
             cfg.keep_ns = ns;
+        }
+        if let Some(ns) = ms_param(s, "announce-ms")? {
+            cfg.announce_ns = ns;
         }
         if let Some(v) = s.election_timeout_ns {
             cfg.election_timeout_ns = v;
@@ -71,6 +76,9 @@ impl Protocol for Replica {
         sharded_mesh: true,
         multi_dispatch: true,
     };
+    // Even seeds coordinate in fast mode, odd ones in safe mode.
+    const SIM_VARIANTS: &'static [&'static [(&'static str, &'static str)]] =
+        &[&[("coord", "fast")], &[("coord", "safe")]];
     type Msg = MdlMsg;
 
     fn codes() -> &'static [(u8, &'static str)] {
@@ -177,5 +185,55 @@ impl Protocol for Replica {
             .filter(|(_, s)| s.state == SlotState::Committed)
             .map(|(i, s)| (i, crate::control::entry_hash(&s.entry)))
             .collect()
+    }
+
+    fn chained_request(op: &ChainedOp) -> Vec<(u8, MdlMsg)> {
+        let pred = op.pred.map(|(seq, shard)| Pred { seq, shard });
+        let mut out = vec![(
+            op.shard,
+            MdlMsg::Propose(MdlPropose {
+                cmd: op.cmd.clone(),
+                shard_seq: op.shard_seq,
+                pred,
+            }),
+        )];
+        // The predecessor's leader tells this operation's leader when to follow.
+        if let Some(p) = pred {
+            out.push((
+                p.shard,
+                MdlMsg::CoordReq(CoordReq {
+                    pred: OpId {
+                        client: op.cmd.client,
+                        seq: p.seq,
+                    },
+                    succ: OpId::of(&op.cmd),
+                    succ_shard: op.shard,
+                }),
+            ));
+        }
+        out
+    }
+
+    fn audit(&self) -> Audit {
+        let executed = self
+            .exec_order()
+            .iter()
+            .zip(self.exec_timestamps())
+            .map(|(o, t)| Executed {
+                client: o.client,
+                seq: o.seq,
+                stamp: *t,
+            })
+            .collect();
+        let leading = self.is_leader() && self.in_flight() > 0;
+        Audit {
+            executed,
+            in_flight: if leading { self.in_flight() } else { 0 },
+            in_flight_detail: if leading {
+                self.describe_in_flight()
+            } else {
+                String::new()
+            },
+        }
     }
 }

@@ -1,21 +1,146 @@
-//! Whole sharded deployments in the deterministic simulator, checked by both
+//! Whole sharded deployments in the shared deterministic simulator (`sim`),
+//! with chained multi-dispatch clients and scripted faults, checked by both
 //! MDL checkers: the black-box search over the client history and the
-//! white-box checks over every replica's executed order.
+//! white-box checks over every replica's executed order. MDLin also runs the
+//! shared conformance scenarios (`sim::conformance_tests!`).
 
 use checker::history::Outcome;
 use checker::linear::Options;
 use checker::Verdict;
-use mdlin::simulator::{
-    chaos, check_timestamps, run, verify, Crash, CrashOnCoord, DeposeOnCoord, Isolate, Script,
-    SimConfig, SimReport,
+use mdlin::messages::{CoordReply, MdlMsg, OpId};
+use mdlin::{CoordMode, Replica};
+use sim::{
+    ClientDelay, Config as SimConfig, MsgMatch, Report as SimReport, Script, Then, Trigger, When,
 };
-use mdlin::CoordMode;
 
-/// Runs both checkers, the liveness expectations and the timestamp rule;
-/// panics with the seed.
+sim::conformance_tests!(mdlin::Replica);
+
+/// A chained run of the shared engine as MDLin's scenarios had it: leaders
+/// from the master only (no announcements, no elections).
+fn base(seed: u64) -> SimConfig {
+    let mut c = SimConfig::chained(seed);
+    c.params.push(("announce-ms".into(), "0".into()));
+    c.params.push(("coord".into(), "fast".into()));
+    c
+}
+
+/// The shared chaos mix as MDLin's scenarios had it: no announcements, and
+/// the scripted crash at a shard leader's first coordination reply rather
+/// than at any message to another shard.
+fn chaos(seed: u64, shards: usize, n: usize, crashes: bool, drop: f64) -> SimConfig {
+    let mut c = SimConfig::chained_chaos(seed, shards, n, crashes, drop);
+    c.params.push(("announce-ms".into(), "0".into()));
+    for t in &mut c.triggers {
+        if let When::SendsAcross { msg, .. } = &mut t.when {
+            *msg = coord_reply();
+            if let Then::Crash { escape, .. } = &mut t.then {
+                let reply = CoordReply {
+                    succ: OpId::default(),
+                    pred: OpId::default(),
+                    ok: true,
+                    ts: 0,
+                    ballot: 0,
+                };
+                if escape.test(&MdlMsg::CoordReply(reply)) {
+                    *escape = coord_reply();
+                }
+            }
+        }
+    }
+    c
+}
+
+/// Runs one configuration on MDLin.
+fn run(cfg: &SimConfig) -> SimReport {
+    sim::run::<Replica>(cfg, false)
+}
+
+/// Sets the coordination mode.
+fn set_mode(cfg: &mut SimConfig, mode: CoordMode) {
+    let m = match mode {
+        CoordMode::Fast => "fast",
+        CoordMode::Safe => "safe",
+    };
+    cfg.params.push(("coord".into(), m.into()));
+}
+
+/// The chained workload of `cfg`.
+fn chains(cfg: &mut SimConfig) -> &mut sim::Chains {
+    cfg.chains.as_mut().expect("a chained run")
+}
+
+/// Crashed replicas keep their disks and restart this long after.
+fn restart_after(cfg: &mut SimConfig, ns: u64) {
+    cfg.durable = true;
+    cfg.restart_after_ns = Some(ns);
+}
+
+/// Coordination replies (predecessor's leader to successor's leader).
+fn coord_reply() -> MsgMatch {
+    MsgMatch::new(|m: &MdlMsg| matches!(m, MdlMsg::CoordReply(_)))
+}
+
+/// Crash `shard`'s leader at its first coordination reply to another shard
+/// after `after` (letting that reply out if `reply_escapes`).
+fn crash_on_coord(shard: usize, reply_escapes: bool, after: u64) -> Trigger {
+    Trigger {
+        shard,
+        when: When::SendsAcross {
+            after,
+            msg: coord_reply(),
+        },
+        then: Then::Crash {
+            escape: if reply_escapes {
+                coord_reply()
+            } else {
+                MsgMatch::none()
+            },
+            replies_escape: false,
+        },
+    }
+}
+
+/// A script: client `client` issues `ops` at `start_ns`, its messages to
+/// shard s held `shard_delay[s]` longer, its coordination requests to shard
+/// s `coord_delay[s]` longer still.
+fn script(
+    cfg: &mut SimConfig,
+    client: usize,
+    start_ns: u64,
+    ops: Vec<(bool, String)>,
+    shard_delay: &[u64],
+    coord_delay: &[u64],
+) {
+    chains(cfg).scripts.push(Script { start_ns, ops });
+    for (shard, d) in shard_delay.iter().enumerate().filter(|(_, d)| **d > 0) {
+        cfg.client_delays.push(ClientDelay {
+            client,
+            shard,
+            msg: MsgMatch::any(),
+            extra_ns: *d,
+        });
+    }
+    for (shard, d) in coord_delay.iter().enumerate().filter(|(_, d)| **d > 0) {
+        cfg.client_delays.push(ClientDelay {
+            client,
+            shard,
+            msg: MsgMatch::new(|m: &MdlMsg| matches!(m, MdlMsg::CoordReq(_))),
+            extra_ns: *d,
+        });
+    }
+}
+
+/// Both MDL checkers, agreement, convergence, the order stamps (MDLin's
+/// timestamps) and nothing stuck at a leader; panics with the seed.
 fn check(name: &str, cfg: &SimConfig, r: &SimReport) {
-    if let Err(e) = verify(r).and_then(|()| check_timestamps(r)) {
-        panic!("{name} seed {}: {e}", cfg.seed);
+    if !r.ok() {
+        panic!(
+            "{name} seed {}: {:?} / checker {:?}: {:?}",
+            cfg.seed,
+            r.violation,
+            r.checker.verdict,
+            r.checker.violation.as_ref().map(|v| &v.explanation)
+        );
     }
 }
 
@@ -26,15 +151,14 @@ fn modes() -> [CoordMode; 2] {
 /// Crashes the leader of shard `seed % shards` at `at`, and on every third
 /// seed the next shard's leader 3 ms later.
 fn crash_leaders(cfg: &mut SimConfig, seed: u64, at: u64) {
-    cfg.crashes.push(Crash {
-        at,
-        shard: (seed % cfg.shards as u64) as u8,
-    });
+    let shards = cfg.shards as u64;
+    cfg.triggers
+        .push(Trigger::crash_at(at, (seed % shards) as usize));
     if seed.is_multiple_of(3) {
-        cfg.crashes.push(Crash {
-            at: at + 3_000_000,
-            shard: ((seed + 1) % cfg.shards as u64) as u8,
-        });
+        cfg.triggers.push(Trigger::crash_at(
+            at + 3_000_000,
+            ((seed + 1) % shards) as usize,
+        ));
     }
 }
 
@@ -42,8 +166,8 @@ fn crash_leaders(cfg: &mut SimConfig, seed: u64, at: u64) {
 fn failure_free_runs_are_mdl_and_every_operation_succeeds() {
     for mode in modes() {
         for seed in 0..40 {
-            let mut cfg = SimConfig::new(seed);
-            cfg.mode = mode;
+            let mut cfg = base(seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 1 + (seed as usize % 3);
             let r = run(&cfg);
             check("failure-free", &cfg, &r);
@@ -70,10 +194,10 @@ fn failure_free_runs_are_mdl_and_every_operation_succeeds() {
 fn leader_crashes_at_random_moments_keep_mdl() {
     for mode in modes() {
         for seed in 0..60 {
-            let mut cfg = SimConfig::new(1000 + seed);
-            cfg.mode = mode;
+            let mut cfg = base(1000 + seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 2 + (seed as usize % 2);
-            cfg.requests = 25;
+            chains(&mut cfg).requests = 25;
             let at = 30_000_000 + (seed * 7_919_000) % 150_000_000;
             crash_leaders(&mut cfg, seed, at);
             let r = run(&cfg);
@@ -87,11 +211,11 @@ fn leader_crashes_at_random_moments_keep_mdl() {
 fn lossy_reordering_network_keeps_mdl() {
     for mode in modes() {
         for seed in 0..30 {
-            let mut cfg = SimConfig::new(2000 + seed);
-            cfg.mode = mode;
+            let mut cfg = base(2000 + seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 3;
-            cfg.drop_per_mille = 30;
-            cfg.jitter_ns = 3_000_000;
+            cfg.drop = 0.03;
+            cfg.delay_ns = (500_000, 3_500_000);
             let r = run(&cfg);
             check("lossy", &cfg, &r);
         }
@@ -106,16 +230,13 @@ fn lossy_reordering_network_keeps_mdl() {
 fn predecessor_leader_crashes_after_its_coordination_reply() {
     for mode in modes() {
         for seed in 0..40 {
-            let mut cfg = SimConfig::new(3000 + seed);
-            cfg.mode = mode;
+            let mut cfg = base(3000 + seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 2;
             cfg.keys = 6;
-            cfg.fanout = 6;
-            cfg.crash_on_coord.push(CrashOnCoord {
-                shard: (seed % 2) as u8,
-                reply_escapes: true,
-                after: 40_000_000,
-            });
+            chains(&mut cfg).fanout = 6;
+            cfg.triggers
+                .push(crash_on_coord((seed % 2) as usize, true, 40_000_000));
             let r = run(&cfg);
             assert!(
                 !r.crashed.is_empty(),
@@ -132,15 +253,12 @@ fn predecessor_leader_crashes_after_its_coordination_reply() {
 fn predecessor_leader_crashes_before_its_coordination_reply() {
     for mode in modes() {
         for seed in 0..40 {
-            let mut cfg = SimConfig::new(4000 + seed);
-            cfg.mode = mode;
+            let mut cfg = base(4000 + seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 2;
-            cfg.fanout = 6;
-            cfg.crash_on_coord.push(CrashOnCoord {
-                shard: (seed % 2) as u8,
-                reply_escapes: false,
-                after: 40_000_000,
-            });
+            chains(&mut cfg).fanout = 6;
+            cfg.triggers
+                .push(crash_on_coord((seed % 2) as usize, false, 40_000_000));
             let r = run(&cfg);
             assert!(
                 !r.crashed.is_empty(),
@@ -158,16 +276,15 @@ fn predecessor_leader_crashes_before_its_coordination_reply() {
 fn latency_follows_the_model() {
     let t = 1_000_000;
     let base = |fanout: usize, single: bool| {
-        let mut cfg = SimConfig::new(7);
+        let mut cfg = base(7);
         cfg.shards = 3;
         cfg.keys = 1000;
         cfg.clients = 1;
-        cfg.requests = 20;
-        cfg.fanout = fanout;
-        cfg.random_fanout = false;
-        cfg.single_dispatch = single;
-        cfg.one_way_ns = t;
-        cfg.jitter_ns = 0;
+        chains(&mut cfg).requests = 20;
+        chains(&mut cfg).fanout = fanout;
+        chains(&mut cfg).random_fanout = false;
+        chains(&mut cfg).single_dispatch = single;
+        cfg.delay_ns = (t, t);
         let r = run(&cfg);
         check("latency", &cfg, &r);
         let mut l = r.request_latency_ns.clone();
@@ -195,12 +312,12 @@ fn a_stalled_chain_fails_its_suffix_and_only_its_suffix() {
     for mode in modes() {
         let mut failed = 0;
         for seed in 0..20 {
-            let mut cfg = SimConfig::new(5000 + seed);
-            cfg.mode = mode;
+            let mut cfg = base(5000 + seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 2;
-            cfg.fanout = 5;
-            cfg.requests = 8;
-            cfg.lose_per_mille = 100;
+            chains(&mut cfg).fanout = 5;
+            chains(&mut cfg).requests = 8;
+            chains(&mut cfg).lose_per_mille = 100;
             let r = run(&cfg);
             check("stalled-chain", &cfg, &r);
             failed += r
@@ -224,7 +341,7 @@ fn chaos_seeds_keep_mdl() {
         .unwrap_or(120);
     for seed in 0..seeds {
         let shards = 1 + (seed as usize / 2) % 3;
-        let drop = (seed % 4) as u32 * 10;
+        let drop = (seed % 4) as f64 * 0.01;
         let cfg = chaos(10_000 + seed, shards, 3, true, drop);
         let r = run(&cfg);
         check("chaos", &cfg, &r);
@@ -240,27 +357,28 @@ fn chaos_seeds_keep_mdl() {
 fn replicas_restart_on_their_durable_journals() {
     for mode in modes() {
         for seed in 0..30 {
-            let mut cfg = SimConfig::new(7000 + seed);
-            cfg.mode = mode;
+            let mut cfg = base(7000 + seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 2 + (seed as usize % 2);
-            cfg.requests = 25;
+            chains(&mut cfg).requests = 25;
             cfg.keys = 12;
-            cfg.restart_after_ns = Some(50_000_000 + seed * 10_000_000);
+            restart_after(&mut cfg, 50_000_000 + seed * 10_000_000);
             let at = 30_000_000 + (seed * 7_919_000) % 100_000_000;
-            let victim = (seed % cfg.shards as u64) as u8;
+            let victim = (seed % cfg.shards as u64) as usize;
             if seed % 2 == 0 {
                 crash_leaders(&mut cfg, seed, at);
             }
-            cfg.outages.push(Crash {
-                at: at + 20_000_000,
+            cfg.triggers.push(Trigger {
                 shard: victim,
+                when: When::At(at + 20_000_000),
+                then: Then::Outage,
             });
             let r = run(&cfg);
             let n = cfg.n;
             let whole = r
                 .crashed
                 .iter()
-                .filter(|(_, id)| *id as usize / n == victim as usize)
+                .filter(|(_, id)| *id as usize / n == victim)
                 .count();
             assert!(whole >= n, "seed {seed}: the whole shard went down");
             assert_eq!(
@@ -271,7 +389,7 @@ fn replicas_restart_on_their_durable_journals() {
             check("restart", &cfg, &r);
             // The restarted shard's replicas executed one order, and it is
             // the longest: nothing executed before the outage went missing.
-            let logs = &r.logs[victim as usize];
+            let logs = &r.logs[victim];
             let longest = logs.iter().max_by_key(|l| l.len()).expect("replicas");
             for l in logs {
                 assert_eq!(l[..], longest[..l.len()], "seed {seed}: a prefix");
@@ -302,10 +420,13 @@ fn replicas_restart_on_their_durable_journals() {
 #[test]
 fn an_operation_whose_predecessor_was_never_chosen_fails_after_recovery() {
     for seed in [26236, 32060] {
-        let mut cfg = chaos(seed, 2, 3, true, 50);
+        let mut cfg = chaos(seed, 2, 3, true, 0.05);
         cfg.clients = 3;
         cfg.keys = 3;
-        assert!(cfg.restart_after_ns.is_some() && !cfg.outages.is_empty());
+        assert!(
+            cfg.restart_after_ns.is_some()
+                && cfg.triggers.iter().any(|t| matches!(t.then, Then::Outage))
+        );
         let r = run(&cfg);
         check("orphan", &cfg, &r);
     }
@@ -318,15 +439,17 @@ fn an_operation_whose_predecessor_was_never_chosen_fails_after_recovery() {
 fn a_stale_leader_cut_off_and_back_does_no_harm() {
     for mode in modes() {
         for seed in 0..30 {
-            let mut cfg = SimConfig::new(6000 + seed);
-            cfg.mode = mode;
+            let mut cfg = base(6000 + seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 2;
-            cfg.fanout = 6;
-            cfg.requests = 25;
-            cfg.isolations.push(Isolate {
-                at: 30_000_000 + seed * 2_000_000,
-                shard: (seed % 2) as u8,
-                heal_after: 200_000_000,
+            chains(&mut cfg).fanout = 6;
+            chains(&mut cfg).requests = 25;
+            cfg.triggers.push(Trigger {
+                shard: (seed % 2) as usize,
+                when: When::At(30_000_000 + seed * 2_000_000),
+                then: Then::Isolate {
+                    heal_after: 200_000_000,
+                },
             });
             let r = run(&cfg);
             assert!(!r.crashed.is_empty(), "seed {seed}: the cut happened");
@@ -343,13 +466,22 @@ fn a_leader_crashing_right_after_a_failure_reply_never_revives_the_operation() {
     for mode in modes() {
         let mut crashed = 0;
         for seed in 0..20 {
-            let mut cfg = SimConfig::new(7000 + seed);
-            cfg.mode = mode;
+            let mut cfg = base(7000 + seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 2;
-            cfg.fanout = 5;
-            cfg.requests = 10;
-            cfg.lose_per_mille = 150;
-            cfg.crash_on_fail = vec![0, 1];
+            chains(&mut cfg).fanout = 5;
+            chains(&mut cfg).requests = 10;
+            chains(&mut cfg).lose_per_mille = 150;
+            for shard in [0, 1] {
+                cfg.triggers.push(Trigger {
+                    shard,
+                    when: When::RepliesFailed,
+                    then: Then::Crash {
+                        escape: MsgMatch::none(),
+                        replies_escape: true,
+                    },
+                });
+            }
             let r = run(&cfg);
             crashed += r.crashed.len();
             check("crash-after-fail", &cfg, &r);
@@ -367,14 +499,14 @@ fn a_leader_crashing_right_after_a_failure_reply_never_revives_the_operation() {
 fn both_leaders_of_a_back_and_forth_chain_crash_at_once() {
     for mode in modes() {
         for seed in 0..30 {
-            let mut cfg = SimConfig::new(8000 + seed);
-            cfg.mode = mode;
+            let mut cfg = base(8000 + seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 2;
-            cfg.fanout = 8;
-            cfg.random_fanout = false;
-            cfg.requests = 20;
+            chains(&mut cfg).fanout = 8;
+            chains(&mut cfg).random_fanout = false;
+            chains(&mut cfg).requests = 20;
             let at = 30_000_000 + seed * 3_000_000;
-            cfg.crashes = vec![Crash { at, shard: 0 }, Crash { at, shard: 1 }];
+            cfg.triggers = vec![Trigger::crash_at(at, 0), Trigger::crash_at(at, 1)];
             let r = run(&cfg);
             assert_eq!(r.crashed.len(), 2, "seed {seed}: both leaders crashed");
             check("both-leaders", &cfg, &r);
@@ -404,26 +536,17 @@ fn h1_never_reads_the_second_write_without_the_first() {
     for mode in modes() {
         let mut seen = std::collections::HashSet::new();
         for seed in 0..120u64 {
-            let mut cfg = SimConfig::new(9000 + seed);
-            cfg.mode = mode;
+            let mut cfg = base(9000 + seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 2;
-            cfg.requests = 1;
-            cfg.jitter_ns = 3_000_000;
+            chains(&mut cfg).requests = 1;
+            cfg.delay_ns = (500_000, 3_500_000);
             let d = |i: u64| [(i % 3) * 1_500_000, (i / 3 % 3) * 1_500_000].to_vec();
-            cfg.scripts = vec![
-                Script {
-                    start_ns: 20_000_000,
-                    ops: vec![(true, x.clone()), (true, y.clone())],
-                    shard_delay_ns: d(seed),
-                    coord_delay_ns: Vec::new(),
-                },
-                Script {
-                    start_ns: 20_000_000 + (seed % 7) * 700_000,
-                    ops: vec![(false, y.clone()), (false, x.clone())],
-                    shard_delay_ns: d(seed / 9),
-                    coord_delay_ns: Vec::new(),
-                },
-            ];
+            let w = vec![(true, x.clone()), (true, y.clone())];
+            script(&mut cfg, 0, 20_000_000, w, &d(seed), &[]);
+            let r2 = vec![(false, y.clone()), (false, x.clone())];
+            let start = 20_000_000 + (seed % 7) * 700_000;
+            script(&mut cfg, 1, start, r2, &d(seed / 9), &[]);
             let r = run(&cfg);
             check("h1", &cfg, &r);
             let read = |key: &str| {
@@ -458,26 +581,17 @@ fn h4_forced_arrivals_stay_acyclic() {
     let (a, b) = (k[0].clone(), k[1].clone());
     for mode in modes() {
         for seed in 0..40u64 {
-            let mut cfg = SimConfig::new(9500 + seed);
-            cfg.mode = mode;
+            let mut cfg = base(9500 + seed);
+            set_mode(&mut cfg, mode);
             cfg.shards = 2;
-            cfg.requests = 1;
-            cfg.jitter_ns = 200_000;
+            chains(&mut cfg).requests = 1;
+            cfg.delay_ns = (500_000, 700_000);
             let hold = 3_000_000 + (seed % 5) * 500_000;
-            cfg.scripts = vec![
-                Script {
-                    start_ns: 20_000_000,
-                    ops: vec![(true, a.clone()), (true, b.clone())],
-                    shard_delay_ns: vec![hold, 0],
-                    coord_delay_ns: Vec::new(),
-                },
-                Script {
-                    start_ns: 20_000_000 + (seed % 3) * 100_000,
-                    ops: vec![(true, b.clone()), (true, a.clone())],
-                    shard_delay_ns: vec![0, hold],
-                    coord_delay_ns: Vec::new(),
-                },
-            ];
+            let one = vec![(true, a.clone()), (true, b.clone())];
+            script(&mut cfg, 0, 20_000_000, one, &[hold, 0], &[]);
+            let two = vec![(true, b.clone()), (true, a.clone())];
+            let start = 20_000_000 + (seed % 3) * 100_000;
+            script(&mut cfg, 1, start, two, &[0, hold], &[]);
             let r = run(&cfg);
             check("h4", &cfg, &r);
             assert!(r.history.iter().all(|h| h.outcome == Outcome::Ok));
@@ -520,33 +634,33 @@ fn h4_forced_arrivals_stay_acyclic() {
 fn a_deposed_leader_cannot_coordinate_through_a_successor_shard_failover() {
     let k = keys_on("fence-", 3);
     let (a, b, c) = (k[0].clone(), k[1].clone(), k[2].clone());
-    let mut cfg = SimConfig::new(77);
-    cfg.mode = CoordMode::Fast;
+    let mut cfg = base(77);
+    set_mode(&mut cfg, CoordMode::Fast);
     cfg.shards = 3;
-    cfg.requests = 1;
-    cfg.jitter_ns = 0;
-    cfg.scripts = vec![
-        Script {
-            start_ns: 20_200_000,
-            ops: vec![(true, c.clone()), (true, a.clone()), (true, c.clone())],
-            shard_delay_ns: Vec::new(),
-            coord_delay_ns: Vec::new(),
+    chains(&mut cfg).requests = 1;
+    cfg.delay_ns = (500_000, 500_000);
+    let one = vec![(true, c.clone()), (true, a.clone()), (true, c.clone())];
+    script(&mut cfg, 0, 20_200_000, one, &[], &[]);
+    let two = vec![(true, c.clone()), (true, a.clone()), (true, b.clone())];
+    // s reaches B only after B1 is gone (then with the retry, at B2), and
+    // the request p -> s reaches A1 after the master named B2.
+    script(
+        &mut cfg,
+        1,
+        20_000_000,
+        two,
+        &[0, 50_000_000, 0],
+        &[80_000_000, 0, 0],
+    );
+    cfg.triggers.push(Trigger {
+        shard: 0,
+        when: When::SendsAcross {
+            after: 0,
+            msg: coord_reply(),
         },
-        Script {
-            start_ns: 20_000_000,
-            ops: vec![(true, c.clone()), (true, a.clone()), (true, b.clone())],
-            // s reaches B only after B1 is gone (then with the retry, at B2).
-            shard_delay_ns: vec![0, 50_000_000, 0],
-            // The request p -> s reaches A1 after the master named B2.
-            coord_delay_ns: vec![80_000_000, 0, 0],
-        },
-    ];
-    cfg.depose_on_coord
-        .push(DeposeOnCoord { shard: 0, after: 0 });
-    cfg.crashes.push(Crash {
-        at: 50_000_000,
-        shard: 1,
+        then: Then::Depose,
     });
+    cfg.triggers.push(Trigger::crash_at(50_000_000, 1));
     let r = run(&cfg);
     let deposed: Vec<u8> = r.crashed.iter().map(|(_, id)| *id).collect();
     assert_eq!(deposed, vec![0, 3], "A1 deposed, then B1 crashed");
@@ -566,19 +680,17 @@ fn a_deposed_leader_cannot_coordinate_through_a_successor_shard_failover() {
 fn without_the_master_a_crashed_shard_leader_is_replaced_by_election() {
     for mode in modes() {
         for seed in 0..12 {
-            let mut cfg = SimConfig::new(9000 + seed);
-            cfg.mode = mode;
-            cfg.oracle = false;
-            cfg.election_timeout_ns = 300_000_000;
-            cfg.announce_ns = 100_000_000;
+            let mut cfg = base(9000 + seed);
+            set_mode(&mut cfg, mode);
+            cfg.master = false;
+            cfg.tuning.election_timeout_ns = Some(300_000_000);
+            cfg.params.push(("announce-ms".into(), "100".into()));
             cfg.shards = 2 + (seed as usize % 2);
-            cfg.requests = 200;
+            chains(&mut cfg).requests = 200;
             // After the first elections (within 2T) and some traffic.
             let at = 900_000_000 + seed * 37_000_000;
-            cfg.crashes.push(Crash {
-                at,
-                shard: (seed % cfg.shards as u64) as u8,
-            });
+            cfg.triggers
+                .push(Trigger::crash_at(at, (seed % cfg.shards as u64) as usize));
             let r = run(&cfg);
             assert_eq!(r.crashed.len(), 1, "seed {seed}: the crash happened");
             check("election", &cfg, &r);
@@ -615,22 +727,24 @@ fn without_the_master_elections_survive_loss_crashes_and_cuts() {
         .unwrap_or(40);
     for mode in modes() {
         for seed in 0..n {
-            let mut cfg = SimConfig::new(20000 + seed);
-            cfg.mode = mode;
-            cfg.oracle = false;
-            cfg.election_timeout_ns = 300_000_000;
-            cfg.announce_ns = 100_000_000;
+            let mut cfg = base(20000 + seed);
+            set_mode(&mut cfg, mode);
+            cfg.master = false;
+            cfg.tuning.election_timeout_ns = Some(300_000_000);
+            cfg.params.push(("announce-ms".into(), "100".into()));
             cfg.shards = 2 + (seed as usize % 2);
-            cfg.requests = 100;
-            cfg.drop_per_mille = if seed % 2 == 0 { 30 } else { 0 };
-            cfg.jitter_ns = 2_000_000;
+            chains(&mut cfg).requests = 100;
+            cfg.drop = if seed % 2 == 0 { 0.03 } else { 0.0 };
+            cfg.delay_ns = (500_000, 2_500_000);
             let at = 700_000_000 + (seed * 7_919_000) % 600_000_000;
             crash_leaders(&mut cfg, seed, at);
             if seed % 4 == 1 {
-                cfg.isolations.push(Isolate {
-                    at: at + 500_000_000,
-                    shard: ((seed + 1) % cfg.shards as u64) as u8,
-                    heal_after: 700_000_000,
+                cfg.triggers.push(Trigger {
+                    shard: ((seed + 1) % cfg.shards as u64) as usize,
+                    when: When::At(at + 500_000_000),
+                    then: Then::Isolate {
+                        heal_after: 700_000_000,
+                    },
                 });
             }
             let r = run(&cfg);

@@ -14,13 +14,24 @@
 //! converged (and, unless the protocol is leaderless, that one leads), and runs the linearizability checker on
 //! the clients' history (which also catches a lost acknowledged write).
 //!
+//! Deployments may be sharded ([`Config::shards`]): S groups of N replicas,
+//! keys mapped to shards by `genericsmr::shard::shard_of`. A protocol with a
+//! sharded mesh (`Caps::sharded_mesh`) runs over every replica with global
+//! ids; any other runs one independent group per shard with local ids.
+//! Protocols with `Caps::multi_dispatch` can be driven by chained
+//! multi-dispatch clients instead ([`Config::chains`], see [`chains`]),
+//! whose histories the MDL checkers judge. Scripted faults ([`triggers`])
+//! fire on what replicas send or reply, or at a time.
+//!
 //! A protocol plugs in by implementing [`genericsmr::protocol::Protocol`],
 //! the same trait the runtime drives.
 
 #![warn(missing_docs)]
 
+pub mod chains;
 pub mod conformance;
 pub mod manual;
+pub mod triggers;
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -35,9 +46,13 @@ use genericsmr::{ConnId, ReplicaId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use genericsmr::protocol::Settings;
+pub use chains::{Chains, Script};
+use genericsmr::messages::Ping;
 pub use genericsmr::protocol::{Boot, Protocol};
+use genericsmr::protocol::{Rejoin, Settings};
 use genericsmr::rpc_table::Source;
+use genericsmr::shard::shard_of;
+pub use triggers::{ClientDelay, MsgMatch, Then, Trigger, When};
 
 /// Thresholds a simulation sets low, so that a run of a few hundred
 /// operations crosses what a deployment meets after many thousands. `None`
@@ -122,6 +137,26 @@ pub struct Config {
     /// One replica is down for most of the faulty phase (long enough for the
     /// others to forget what it needs, with a low `gc_horizon`).
     pub outage: bool,
+    /// Shards of `n` replicas each (1: one group).
+    pub shards: usize,
+    /// Multi-dispatch clients instead of closed-loop ones (protocols with
+    /// `Caps::multi_dispatch`); the faulty phase then ends when they have
+    /// issued all their requests (or at `duration_ns`).
+    pub chains: Option<Chains>,
+    /// Scripted faults.
+    pub triggers: Vec<Trigger>,
+    /// Extra delays of some clients' messages.
+    pub client_delays: Vec<ClientDelay>,
+    /// Replicas crashed by a trigger restart this long after (ns); `None`:
+    /// they stay down until the faulty phase ends.
+    pub restart_after_ns: Option<u64>,
+    /// Replicas send phase-2 messages to a bare majority only.
+    pub thrifty: bool,
+    /// Protocol parameters (`Settings::params`), after the seed's variant
+    /// (`Protocol::SIM_VARIANTS`), so these win.
+    pub params: Vec<(String, String)>,
+    /// How often the master looks at the replicas (ns).
+    pub master_every_ns: u64,
 }
 
 impl Config {
@@ -157,7 +192,118 @@ impl Config {
                 election_timeout_ns: Some(300_000_000),
             },
             outage: seed.is_multiple_of(3),
+            shards: 1,
+            chains: None,
+            triggers: Vec::new(),
+            client_delays: Vec::new(),
+            restart_after_ns: None,
+            thrifty: false,
+            params: Vec::new(),
+            master_every_ns: 50_000_000,
         }
+    }
+
+    /// A failure-free multi-dispatch run: 2 shards of 3, 3 chained clients
+    /// of 15 requests of 1 to 4 operations on 4 keys, one-way delays of 0.5
+    /// to 1 ms, no disks, leaders appointed by the master (elections off:
+    /// an election timeout of 0), which looks every 20 ms. Faults come from
+    /// the fields and triggers a test sets.
+    pub fn chained(seed: u64) -> Self {
+        Config {
+            shards: 2,
+            duration_ns: 60_000_000_000,
+            keys: 4,
+            drop: 0.0,
+            dup: 0.0,
+            delay_ns: (500_000, 1_000_000),
+            crashes: false,
+            partitions: false,
+            durable: false,
+            suspicion: 0.0,
+            outage: false,
+            max_events: 20_000_000,
+            chains: Some(Chains::default()),
+            tuning: Tuning {
+                election_timeout_ns: Some(0),
+                ..Tuning::default()
+            },
+            master_every_ns: 20_000_000,
+            ..Config::new(seed)
+        }
+    }
+
+    /// The chaos mix of multi-dispatch runs (tests and `bench sim`), for
+    /// `seed`: thrifty replicas every third seed, fanout up to 8 on 5 keys,
+    /// jittery links losing `drop`, sometimes stalled chains, and (with
+    /// `crashes`) one leader crash: every fourth seed a leader is cut off
+    /// for a while and then back (a stale leader), every third one crashes
+    /// as it sends its first message to another shard (half of them let
+    /// that message out), the others at a time; every seventh another
+    /// shard's leader crashes too. Half the seeds keep disks and restart
+    /// crashed replicas on them, and one in eight of those also crashes a
+    /// whole shard at once.
+    pub fn chained_chaos(seed: u64, shards: usize, n: usize, crashes: bool, drop: f64) -> Self {
+        let mut c = Config::chained(seed);
+        c.shards = shards;
+        c.n = n;
+        c.thrifty = seed % 3 == 2;
+        c.keys = 5;
+        c.drop = drop;
+        c.delay_ns = (500_000, 2_500_000);
+        if let Some(ch) = c.chains.as_mut() {
+            ch.fanout = 8;
+            ch.requests = 12;
+            ch.lose_per_mille = if seed.is_multiple_of(5) { 50 } else { 0 };
+        }
+        if !crashes {
+            return c;
+        }
+        let sh = (seed % shards as u64) as usize;
+        if seed % 4 == 1 {
+            c.triggers.push(Trigger {
+                shard: sh,
+                when: When::At(25_000_000 + (seed % 50) * 1_000_000),
+                then: Then::Isolate {
+                    heal_after: 150_000_000 + (seed % 7) * 50_000_000,
+                },
+            });
+        } else if seed.is_multiple_of(3) {
+            let escape = if seed.is_multiple_of(2) {
+                MsgMatch::any()
+            } else {
+                MsgMatch::none()
+            };
+            c.triggers.push(Trigger {
+                shard: sh,
+                when: When::SendsAcross {
+                    after: 30_000_000,
+                    msg: MsgMatch::any(),
+                },
+                then: Then::Crash {
+                    escape,
+                    replies_escape: false,
+                },
+            });
+        } else {
+            c.triggers
+                .push(Trigger::crash_at(25_000_000 + (seed % 100) * 1_000_000, sh));
+        }
+        if seed.is_multiple_of(7) && shards > 1 {
+            c.triggers
+                .push(Trigger::crash_at(40_000_000, (sh + 1) % shards));
+        }
+        if seed % 8 >= 4 {
+            c.durable = true;
+            c.restart_after_ns = Some(100_000_000 + (seed % 5) * 100_000_000);
+            if seed % 64 >= 56 {
+                c.triggers.push(Trigger {
+                    shard: (sh + 1) % shards,
+                    when: When::At(60_000_000 + (seed % 40) * 1_000_000),
+                    then: Then::Outage,
+                });
+            }
+        }
+        c
     }
 }
 
@@ -181,6 +327,20 @@ pub struct Report {
     pub snapshots_installed: u64,
     /// Restarts that began from a durable snapshot (a compacted log).
     pub snapshot_boots: u64,
+    /// The clients' history (with chain links in multi-dispatch runs).
+    pub history: Vec<Record>,
+    /// In multi-dispatch runs, `logs[shard][i]`: the executed order of the
+    /// shard's i-th live replica, as (client, seq).
+    pub logs: Vec<Vec<Vec<(u64, u64)>>>,
+    /// Latency of each multi-dispatch request answered in full (ns).
+    pub request_latency_ns: Vec<u64>,
+    /// Scripted crashes, cuts and depositions: (time, replica).
+    pub crashed: Vec<(u64, ReplicaId)>,
+    /// Restarts of crashed replicas.
+    pub restarts: u64,
+    /// Per shard, the live replica leading it at the end (the highest
+    /// ballot if several think so), if any.
+    pub leaders: Vec<Option<ReplicaId>>,
 }
 
 impl Report {
@@ -201,18 +361,35 @@ enum Kind<M> {
         to: ReplicaId,
         cmd: Command,
     },
+    /// A multi-dispatch client's message.
+    ClientMsg {
+        client: usize,
+        to: ReplicaId,
+        msg: M,
+    },
     Reply {
         client: usize,
         reply: ProposeReply,
     },
     Tick(ReplicaId),
     ClientTimer(usize),
+    /// A multi-dispatch client's next request.
+    Issue(usize),
+    /// A multi-dispatch client's retry of one operation.
+    Retry {
+        client: usize,
+        idx: usize,
+    },
     Crash,
     Outage,
     Restart(ReplicaId),
     Partition,
     Heal,
     Master,
+    /// A trigger's time.
+    Trigger(usize),
+    /// The end of a scripted cut.
+    Uncut(ReplicaId),
 }
 
 struct Event<M> {
@@ -250,15 +427,17 @@ struct Node<R> {
 struct Client {
     id: u64,
     seq: u64,
-    target: ReplicaId,
+    /// The replica (local id) it sends to, per shard.
+    target: Vec<ReplicaId>,
     op: Option<(Command, u64, u64)>, // command, invoked at, last sent at
 }
 
 const TICK: u64 = 5_000_000;
-const MASTER_EVERY: u64 = 50_000_000;
 const ATTEMPT: u64 = 300_000_000;
 const GIVE_UP: u64 = 3_000_000_000;
 const SETTLE: u64 = 4_000_000_000;
+/// The connection the master's pings come on (its answers are dropped).
+const MASTER_CONN: ConnId = ConnId::MAX;
 
 struct Sim<R: Protocol> {
     cfg: Config,
@@ -266,13 +445,30 @@ struct Sim<R: Protocol> {
     now: u64,
     seq: u64,
     queue: BinaryHeap<Event<R::Msg>>,
+    /// Every replica of every shard, by global id.
     nodes: Vec<Node<R>>,
     /// side[i]: which side of the current partition replica i is on.
     side: Vec<u8>,
+    /// Cut off from everyone by a trigger (but running).
+    cut: Vec<bool>,
+    /// Cut off from its own shard by a trigger, for good (but running).
+    deposed: Vec<bool>,
     clients: Vec<Client>,
+    chain_clients: Vec<chains::ChainClient>,
     history: Vec<Record>,
-    chosen: HashMap<u64, (u64, ReplicaId)>,
-    asked: Option<(ReplicaId, u64)>,
+    /// Per shard: position -> (hash of what was first seen committed there, by whom).
+    chosen: Vec<HashMap<u64, (u64, ReplicaId)>>,
+    /// Per shard: whom the master asked to lead, and when.
+    asked: Vec<Option<(ReplicaId, u64)>>,
+    /// Per shard: the leader the master sees (global id).
+    leaders: Vec<Option<ReplicaId>>,
+    /// Which triggers fired.
+    fired: Vec<bool>,
+    crashed: Vec<(u64, ReplicaId)>,
+    restarts: u64,
+    latencies: Vec<u64>,
+    /// When the faulty phase ends (ns).
+    fault_end: u64,
     violation: Option<String>,
     trace: Option<Vec<String>>,
     acked: u64,
@@ -284,13 +480,19 @@ struct Sim<R: Protocol> {
 
 /// Runs one simulation.
 pub fn run<R: Protocol>(cfg: &Config, trace: bool) -> Report {
+    let total = cfg.n * cfg.shards.max(1);
+    let mut cfg = cfg.clone();
+    cfg.shards = cfg.shards.max(1);
+    if let Some(ch) = &cfg.chains {
+        cfg.clients = cfg.clients.max(ch.scripts.len());
+    }
+    let chained = cfg.chains.is_some();
     let mut s: Sim<R> = Sim {
-        cfg: cfg.clone(),
         rng: SmallRng::seed_from_u64(cfg.seed),
         now: 0,
         seq: 0,
         queue: BinaryHeap::new(),
-        nodes: (0..cfg.n)
+        nodes: (0..total)
             .map(|_| Node {
                 core: None,
                 disk: BytesMut::new(),
@@ -298,36 +500,54 @@ pub fn run<R: Protocol>(cfg: &Config, trace: bool) -> Report {
                 checked_upto: 0,
             })
             .collect(),
-        side: vec![0; cfg.n],
-        clients: (0..cfg.clients)
+        side: vec![0; total],
+        cut: vec![false; total],
+        deposed: vec![false; total],
+        clients: (0..if chained { 0 } else { cfg.clients })
             .map(|c| Client {
                 id: (cfg.seed << 8) | (c as u64 + 1),
                 seq: 0,
-                target: 0,
+                target: vec![0; cfg.shards],
                 op: None,
             })
             .collect(),
+        chain_clients: (0..if chained { cfg.clients } else { 0 })
+            .map(|_| chains::ChainClient::default())
+            .collect(),
         history: Vec::new(),
-        chosen: HashMap::new(),
-        asked: None,
+        chosen: vec![HashMap::new(); cfg.shards],
+        asked: vec![None; cfg.shards],
+        leaders: vec![None; cfg.shards],
+        fired: vec![false; cfg.triggers.len()],
+        crashed: Vec::new(),
+        restarts: 0,
+        latencies: Vec::new(),
+        fault_end: cfg.duration_ns,
         violation: None,
         trace: trace.then(Vec::new),
         acked: 0,
         snapshots_installed: 0,
         snapshot_boots: 0,
         fx: Effects::default(),
+        cfg,
     };
-    for r in 0..cfg.n {
+    let cfg = s.cfg.clone();
+    for r in 0..total {
         s.boot(r as ReplicaId, Boot::Fresh);
         s.at(TICK, Kind::Tick(r as ReplicaId));
     }
-    if cfg.master {
+    if cfg.master || chained {
+        // Without the master, its looks only tell chained clients who leads.
         s.at(1_000_000, Kind::Master);
     }
-    for c in 0..cfg.clients {
+    for c in 0..s.clients.len() {
         let t = s.rng.gen_range(10_000_000..50_000_000);
         s.at(t, Kind::ClientTimer(c));
     }
+    if chained {
+        s.start_chains();
+    }
+    s.schedule_triggers();
     if cfg.crashes {
         let t = s.rng.gen_range(100_000_000..600_000_000);
         s.at(t, Kind::Crash);
@@ -340,11 +560,10 @@ pub fn run<R: Protocol>(cfg: &Config, trace: bool) -> Report {
         let t = s.rng.gen_range(100_000_000..800_000_000);
         s.at(t, Kind::Partition);
     }
-    let end = cfg.duration_ns + SETTLE;
     s.at(cfg.duration_ns, Kind::Heal);
     let mut events = 0;
     while let Some(e) = s.queue.pop() {
-        if e.time > end || s.violation.is_some() {
+        if e.time > s.fault_end + SETTLE || s.violation.is_some() {
             break;
         }
         events += 1;
@@ -357,17 +576,40 @@ pub fn run<R: Protocol>(cfg: &Config, trace: bool) -> Report {
         }
         s.now = e.time;
         s.handle(e.kind);
+        if chained && s.faulty() && s.chains_done() {
+            // Every request is answered: heal, and let the replicas settle.
+            s.fault_end = s.now;
+            s.at(s.now, Kind::Heal);
+        }
     }
     s.finish();
-    let verdict = checker::check(&s.history, &checker::linear::Options::default());
+    let (logs, stamps) = if chained {
+        s.executed_logs()
+    } else {
+        Default::default()
+    };
+    if chained && s.violation.is_none() {
+        s.violation = s.check_chains(&logs, &stamps).err();
+    }
+    let verdict = if chained {
+        let mut r = checker::mdl::check_mdl(&s.history, &checker::linear::Options::default());
+        // The search never calls a history vacuous (HistoryStats::judge does).
+        if r.verdict == checker::Verdict::Vacuous {
+            r.verdict = checker::Verdict::Ok;
+        }
+        r
+    } else {
+        checker::check(&s.history, &checker::linear::Options::default())
+    };
     let live: u64 = s
         .nodes
         .iter()
         .filter_map(|n| n.core.as_ref())
         .map(|c| c.snapshots().0)
         .sum();
+    let leaders = (0..s.cfg.shards).map(|sh| s.leading(sh, false)).collect();
     Report {
-        seed: cfg.seed,
+        seed: s.cfg.seed,
         events,
         acked: s.acked,
         violation: s.violation,
@@ -375,10 +617,50 @@ pub fn run<R: Protocol>(cfg: &Config, trace: bool) -> Report {
         trace: s.trace.unwrap_or_default(),
         snapshots_installed: s.snapshots_installed + live,
         snapshot_boots: s.snapshot_boots,
+        history: s.history,
+        logs,
+        request_latency_ns: s.latencies,
+        crashed: s.crashed,
+        restarts: s.restarts,
+        leaders,
     }
 }
 
 impl<R: Protocol> Sim<R> {
+    /// Replicas in the deployment.
+    fn total(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The shard of replica `g`.
+    fn shard(&self, g: ReplicaId) -> usize {
+        genericsmr::shard::shard_of_replica(g, self.cfg.n)
+    }
+
+    /// The global ids of shard `sh`'s replicas.
+    fn members(&self, sh: usize) -> std::ops::Range<usize> {
+        genericsmr::shard::members(sh, self.cfg.n)
+    }
+
+    /// The replica of shard `sh` that leads as far as one can see (up, not
+    /// cut off or deposed, and of the highest ballot if several claim it);
+    /// `visible` also leaves out those the master cannot see.
+    fn leading(&self, sh: usize, visible: bool) -> Option<ReplicaId> {
+        self.members(sh)
+            .filter(|r| !self.cut[*r] && !self.deposed[*r])
+            .filter(|r| !visible || !self.faulty() || self.side[*r] == 0)
+            .filter_map(|r| self.nodes[r].core.as_ref().map(|c| (r, c.status(0))))
+            .filter(|(_, s)| s.role == role::LEADER)
+            .max_by_key(|(_, s)| s.ballot)
+            .map(|(r, _)| r as ReplicaId)
+    }
+
+    /// The leader of shard `sh` a client believes in (the master's view, or
+    /// the shard's first replica).
+    fn leader_of(&self, sh: usize) -> ReplicaId {
+        self.leaders[sh].unwrap_or(self.members(sh).start as ReplicaId)
+    }
+
     /// Crashes replica `r`: its core is gone (what it persisted stays).
     fn kill(&mut self, r: ReplicaId) {
         if let Some(c) = self.nodes[r as usize].core.take() {
@@ -402,12 +684,33 @@ impl<R: Protocol> Sim<R> {
     }
 
     fn faulty(&self) -> bool {
-        self.now < self.cfg.duration_ns
+        self.now < self.fault_end
+    }
+
+    /// Whether a crashed replica can come back: with its disk, or by
+    /// recovering without one.
+    fn can_restart(&self) -> bool {
+        self.cfg.durable || R::CAPS.rejoin == Rejoin::Recovers
     }
 
     fn boot(&mut self, r: ReplicaId, how: Boot) {
         let mut fx = std::mem::take(&mut self.fx);
-        let settings = self.cfg.tuning.settings(r, self.cfg.n);
+        let n = self.cfg.n;
+        let id = if R::CAPS.sharded_mesh {
+            r
+        } else {
+            genericsmr::shard::local_id(r, n)
+        };
+        let mut settings = self.cfg.tuning.settings(id, n);
+        settings.shards = self.cfg.shards;
+        settings.thrifty = self.cfg.thrifty;
+        if !R::SIM_VARIANTS.is_empty() {
+            let v = R::SIM_VARIANTS[(self.cfg.seed % R::SIM_VARIANTS.len() as u64) as usize];
+            settings
+                .params
+                .extend(v.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        }
+        settings.params.extend(self.cfg.params.iter().cloned());
         // The simulator's own settings and records: a failure is a bug worth a loud stop.
         let core = R::boot(&settings, how, self.now, &mut fx)
             .unwrap_or_else(|e| panic!("replica {r} cannot boot: {e}"));
@@ -415,6 +718,7 @@ impl<R: Protocol> Sim<R> {
         self.nodes[r as usize].checked_upto = 0;
         self.fx = fx;
         self.effects(r);
+        self.check_agreement(r);
     }
 
     /// Runs `f` on replica `r` (if it is up), then carries out its effects.
@@ -446,14 +750,30 @@ impl<R: Protocol> Sim<R> {
                 None => node.disk.extend_from_slice(&disk.records),
             }
         }
+        if !self.cfg.triggers.is_empty() {
+            self.step_triggers(r);
+        }
         let sends: Vec<(Dest, R::Msg)> = self.fx.sends.drain(..).collect();
+        let n = self.cfg.n;
+        let base = self.members(self.shard(r)).start;
         for (dest, msg) in sends {
-            for j in dest.targets(r, self.cfg.n) {
+            let to: Vec<ReplicaId> = if R::CAPS.sharded_mesh {
+                dest.targets(r, self.total()).collect()
+            } else {
+                let me = genericsmr::shard::local_id(r, n);
+                dest.targets(me, n)
+                    .map(|j| (base + j as usize) as ReplicaId)
+                    .collect()
+            };
+            for j in to {
                 self.send(r, j, msg.clone());
             }
         }
         let replies: Vec<(ConnId, Reply)> = self.fx.replies.drain(..).collect();
         for (conn, reply) in replies {
+            if self.cut[r as usize] {
+                continue;
+            }
             if let Reply::Propose(p) = reply {
                 let d = self.delay();
                 self.at(
@@ -472,7 +792,20 @@ impl<R: Protocol> Sim<R> {
         self.rng.gen_range(lo..=hi.max(lo))
     }
 
+    /// Whether messages between `a` and `b` are lost for good: a trigger cut
+    /// one off, or deposed one and they share a shard.
+    fn severed(&self, a: ReplicaId, b: ReplicaId) -> bool {
+        let (a, b) = (a as usize, b as usize);
+        self.cut[a]
+            || self.cut[b]
+            || (self.shard(a as ReplicaId) == self.shard(b as ReplicaId)
+                && (self.deposed[a] || self.deposed[b]))
+    }
+
     fn send(&mut self, from: ReplicaId, to: ReplicaId, msg: R::Msg) {
+        if self.severed(from, to) {
+            return;
+        }
         if self.faulty() {
             if self.side[from as usize] != self.side[to as usize]
                 || self.rng.gen_bool(self.cfg.drop)
@@ -505,11 +838,12 @@ impl<R: Protocol> Sim<R> {
         let from = self.nodes[r as usize].checked_upto;
         let committed = core.committed_from(from);
         let commit_index = core.status(0).commit_index;
+        let sh = self.shard(r);
         for (slot, h) in committed {
-            let (first, by) = *self.chosen.entry(slot).or_insert((h, r));
+            let (first, by) = *self.chosen[sh].entry(slot).or_insert((h, r));
             if first != h && self.violation.is_none() {
                 self.violation = Some(format!(
-                    "agreement: replica {r} committed a different value in slot {slot} than replica {by}"
+                    "agreement: replica {r} committed a different value in shard {sh}'s slot {slot} than replica {by}"
                 ));
             }
         }
@@ -522,10 +856,22 @@ impl<R: Protocol> Sim<R> {
                 if self.faulty() && self.side[from as usize] != self.side[to as usize] {
                     return; // a partition cut it off in flight
                 }
+                if self.severed(from, to) {
+                    return;
+                }
                 self.log(|| format!("{from} -> {to}  {}", short(&msg)));
-                self.on(to, |c, now, fx| c.handle(now, Source::Peer(from), msg, fx));
+                // The core knows its peers by local id, unless it spans every shard.
+                let src = if R::CAPS.sharded_mesh {
+                    from
+                } else {
+                    genericsmr::shard::local_id(from, self.cfg.n)
+                };
+                self.on(to, |c, now, fx| c.handle(now, Source::Peer(src), msg, fx));
             }
             Kind::Propose { client, to, cmd } => {
+                if self.cut[to as usize] {
+                    return;
+                }
                 self.log(|| {
                     format!(
                         "client {client} -> {to}  {} {:?} seq {}",
@@ -538,18 +884,35 @@ impl<R: Protocol> Sim<R> {
                     c.propose(now, client as ConnId, Propose { cmd }, fx)
                 });
             }
-            Kind::Reply { client, reply } => self.client_reply(client, reply),
+            Kind::ClientMsg { client, to, msg } => {
+                if self.cut[to as usize] {
+                    return;
+                }
+                self.log(|| format!("client {client} -> {to}  {}", short(&msg)));
+                self.on(to, |c, now, fx| {
+                    c.handle(now, Source::Conn(client as ConnId), msg, fx)
+                });
+            }
+            Kind::Reply { client, reply } => {
+                if self.cfg.chains.is_some() {
+                    self.chain_reply(client, reply)
+                } else {
+                    self.client_reply(client, reply)
+                }
+            }
             Kind::Tick(r) => {
                 self.on(r, |c, now, fx| c.tick(now, fx));
                 self.at(self.now + TICK, Kind::Tick(r));
             }
             Kind::ClientTimer(c) => self.client_timer(c),
+            Kind::Issue(c) => self.issue(c),
+            Kind::Retry { client, idx } => self.retry(client, idx),
             Kind::Crash => self.crash(),
             Kind::Outage => {
-                let up: Vec<ReplicaId> = (0..self.cfg.n as ReplicaId)
+                let up: Vec<ReplicaId> = (0..self.total() as ReplicaId)
                     .filter(|r| self.nodes[*r as usize].core.is_some())
                     .collect();
-                if up.len() == self.cfg.n {
+                if up.len() == self.total() {
                     let r = up[self.rng.gen_range(0..up.len())];
                     self.kill(r);
                     self.log(|| format!("crash replica {r} for a long outage"));
@@ -558,8 +921,8 @@ impl<R: Protocol> Sim<R> {
                 }
             }
             Kind::Restart(r) => {
-                if self.nodes[r as usize].core.is_some() {
-                    return; // restarted already
+                if self.nodes[r as usize].core.is_some() || !self.can_restart() {
+                    return; // restarted already, or it stays down
                 }
                 let how = if self.cfg.durable {
                     let node = &self.nodes[r as usize];
@@ -591,13 +954,14 @@ impl<R: Protocol> Sim<R> {
                         }
                     )
                 });
+                self.restarts += 1;
                 self.boot(r, how);
             }
             Kind::Partition => {
                 if !self.faulty() {
                     return;
                 }
-                let n = self.cfg.n;
+                let n = self.total();
                 let cut = self.rng.gen_range(1..n);
                 let mut ids: Vec<usize> = (0..n).collect();
                 for i in (1..n).rev() {
@@ -614,14 +978,16 @@ impl<R: Protocol> Sim<R> {
                 self.at(self.now + heal, Kind::Heal);
             }
             Kind::Heal => {
-                self.side = vec![0; self.cfg.n];
+                self.side = vec![0; self.total()];
                 self.log(|| "heal".into());
                 if self.faulty() {
-                    let next = self.rng.gen_range(200_000_000..900_000_000);
-                    self.at(self.now + next, Kind::Partition);
+                    if self.cfg.partitions {
+                        let next = self.rng.gen_range(200_000_000..900_000_000);
+                        self.at(self.now + next, Kind::Partition);
+                    }
                 } else {
                     // The faulty phase is over: every crashed replica comes back.
-                    for r in 0..self.cfg.n as ReplicaId {
+                    for r in 0..self.total() as ReplicaId {
                         if self.nodes[r as usize].core.is_none() {
                             self.at(self.now + 1, Kind::Restart(r));
                         }
@@ -630,7 +996,12 @@ impl<R: Protocol> Sim<R> {
             }
             Kind::Master => {
                 self.master();
-                self.at(self.now + MASTER_EVERY, Kind::Master);
+                self.at(self.now + self.cfg.master_every_ns, Kind::Master);
+            }
+            Kind::Trigger(i) => self.timed_trigger(i),
+            Kind::Uncut(r) => {
+                self.cut[r as usize] = false;
+                self.log(|| format!("replica {r} is back"));
             }
         }
     }
@@ -640,20 +1011,27 @@ impl<R: Protocol> Sim<R> {
             return;
         }
         let f = (self.cfg.n - 1) / 2;
+        let sh = if self.cfg.shards > 1 {
+            self.rng.gen_range(0..self.cfg.shards)
+        } else {
+            0
+        };
         // A replica still recovering lost state counts as down: losing state on
         // more than F replicas at once is outside what any protocol promises.
         let down = self
-            .nodes
-            .iter()
-            .filter(|n| {
-                n.core
+            .members(sh)
+            .filter(|r| {
+                self.nodes[*r]
+                    .core
                     .as_ref()
                     .is_none_or(|c| c.status(0).role == role::RECOVERING)
             })
             .count();
         if down < f {
-            let up: Vec<ReplicaId> = (0..self.cfg.n as ReplicaId)
-                .filter(|r| self.nodes[*r as usize].core.is_some())
+            let up: Vec<ReplicaId> = self
+                .members(sh)
+                .filter(|r| self.nodes[*r].core.is_some())
+                .map(|r| r as ReplicaId)
                 .collect();
             let r = up[self.rng.gen_range(0..up.len())];
             self.kill(r);
@@ -665,37 +1043,71 @@ impl<R: Protocol> Sim<R> {
         self.at(self.now + next, Kind::Crash);
     }
 
-    /// The master: if no replica it can see leads, ask the most up-to-date one.
-    /// It sits on side 0 of a partition and sees only that side, and now and
-    /// then it suspects a live leader wrongly, as a real failure detector does:
-    /// both give the protocol competing leaders to survive.
+    /// The master, for each shard: if no replica it can see leads, ask the
+    /// most up-to-date one. It sits on side 0 of a partition and sees only
+    /// that side, and now and then it suspects a live leader wrongly, as a
+    /// real failure detector does: both give the protocol competing leaders
+    /// to survive. For a sharded mesh it then tells every replica who leads
+    /// each shard (in its ping, as the real master does). Without
+    /// `Config::master` it only updates the leaders chained clients send to.
     fn master(&mut self) {
-        let visible = |s: &Self, r: usize| !s.faulty() || s.side[r] == 0;
-        let statuses: Vec<StatusReply> = (0..self.cfg.n)
-            .filter(|r| visible(self, *r))
-            .filter_map(|r| self.nodes[r].core.as_ref().map(|c| c.status(0)))
-            .collect();
-        let false_suspicion = self.faulty() && self.rng.gen_bool(self.cfg.suspicion);
-        if statuses.iter().any(|s| s.role == role::LEADER) && !false_suspicion {
-            return;
+        for sh in 0..self.cfg.shards {
+            self.leaders[sh] = self.leading(sh, true);
+            if !self.cfg.master {
+                continue;
+            }
+            let visible =
+                |s: &Self, r: usize| (!s.faulty() || s.side[r] == 0) && !s.cut[r] && !s.deposed[r];
+            let statuses: Vec<StatusReply> = self
+                .members(sh)
+                .filter(|r| visible(self, *r))
+                .filter_map(|r| self.nodes[r].core.as_ref().map(|c| (r, c.status(0))))
+                .map(|(r, mut s)| {
+                    s.replica = r as ReplicaId;
+                    s
+                })
+                .collect();
+            let false_suspicion = self.faulty() && self.rng.gen_bool(self.cfg.suspicion);
+            if statuses.iter().any(|s| s.role == role::LEADER) && !false_suspicion {
+                continue;
+            }
+            if !false_suspicion
+                && self.asked[sh].is_some_and(|(r, t)| {
+                    self.now < t + 500_000_000 && self.nodes[r as usize].core.is_some()
+                })
+            {
+                continue;
+            }
+            let best = statuses
+                .iter()
+                .filter(|s| s.role != role::RECOVERING)
+                .max_by_key(|s| (s.commit_index, std::cmp::Reverse(s.replica)))
+                .map(|s| s.replica);
+            if let Some(r) = best {
+                self.log(|| format!("master asks replica {r} to lead"));
+                self.asked[sh] = Some((r, self.now));
+                self.on(r, |c, now, fx| c.be_leader(now, false, fx));
+            }
         }
-        if !false_suspicion
-            && self.asked.is_some_and(|(r, t)| {
-                self.now < t + 500_000_000 && self.nodes[r as usize].core.is_some()
-            })
-        {
-            return;
+        if self.cfg.master && R::CAPS.sharded_mesh {
+            let leaders = self.leaders.clone();
+            for r in 0..self.total() {
+                if !self.cut[r] {
+                    let p = Ping {
+                        nonce: 0,
+                        leaders: leaders.clone(),
+                    };
+                    self.on(r as ReplicaId, |c, _, fx| c.ping(MASTER_CONN, p, fx));
+                }
+            }
         }
-        let best = statuses
-            .iter()
-            .filter(|s| s.role != role::RECOVERING)
-            .max_by_key(|s| (s.commit_index, std::cmp::Reverse(s.replica)))
-            .map(|s| s.replica);
-        if let Some(r) = best {
-            self.log(|| format!("master asks replica {r} to lead"));
-            self.asked = Some((r, self.now));
-            self.on(r, |c, now, fx| c.be_leader(now, false, fx));
-        }
+    }
+
+    /// The closed-loop client's shard and replica for `cmd`.
+    fn target(&self, c: usize, cmd: &Command) -> (usize, ReplicaId) {
+        let sh = shard_of(&cmd.key, self.cfg.shards as u32) as usize;
+        let local = self.clients[c].target[sh];
+        (sh, (self.members(sh).start + local as usize) as ReplicaId)
     }
 
     fn client_timer(&mut self, c: usize) {
@@ -713,7 +1125,8 @@ impl<R: Protocol> Sim<R> {
                     }
                 } else if now.saturating_sub(sent) > ATTEMPT {
                     let n = self.cfg.n as ReplicaId;
-                    self.clients[c].target = (self.clients[c].target + 1) % n;
+                    let (sh, _) = self.target(c, &cmd);
+                    self.clients[c].target[sh] = (self.clients[c].target[sh] + 1) % n;
                     self.resend(c);
                 }
             }
@@ -753,7 +1166,7 @@ impl<R: Protocol> Sim<R> {
             return;
         };
         self.clients[c].op = Some((cmd.clone(), invoked, self.now));
-        let to = self.clients[c].target;
+        let (_, to) = self.target(c, &cmd);
         let d = self.delay();
         self.at(self.now + d, Kind::Propose { client: c, to, cmd });
     }
@@ -781,8 +1194,11 @@ impl<R: Protocol> Sim<R> {
             }
             ReplyStatus::NotLeader | ReplyStatus::Unavailable => {
                 let n = self.cfg.n as ReplicaId;
-                let hint = r.leader.filter(|h| *h != self.clients[c].target);
-                self.clients[c].target = hint.unwrap_or((self.clients[c].target + 1) % n);
+                let (sh, _) = self.target(c, &cmd);
+                let now = self.clients[c].target[sh];
+                // A global id (sharded mesh) or a local one: the local id either way.
+                let hint = r.leader.map(|h| h % n).filter(|h| *h != now);
+                self.clients[c].target[sh] = hint.unwrap_or((now + 1) % n);
                 self.resend(c);
             }
             ReplyStatus::Stale | ReplyStatus::TooLarge | ReplyStatus::Failed => {
@@ -804,43 +1220,64 @@ impl<R: Protocol> Sim<R> {
                     .push(Record::of(&cmd, invoked, None, Outcome::Unknown));
             }
         }
+        if self.cfg.chains.is_some() {
+            self.finish_chains();
+        }
         if self.violation.is_some() {
             return;
         }
-        let st: Vec<StatusReply> = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.core.as_ref().map(|c| c.status(0)))
-            .collect();
-        if st.len() < self.cfg.n {
-            self.violation = Some("a replica is still down after the settle phase".into());
-        } else if let Some(s) = st.iter().find(|s| s.executed != s.commit_index) {
-            // A stall: committed but never executed (on every replica alike,
-            // the convergence check below would not see it).
-            self.violation = Some(format!(
-                "replica {} executed {} of the {} it committed after the settle phase",
-                s.replica, s.executed, s.commit_index
-            ));
-        } else if let Some(s) = st
-            .iter()
-            .find(|s| s.digest() != st[0].digest() || s.executed != st[0].executed)
-        {
-            self.violation = Some(format!(
-                "replicas did not converge after healing: replica {} executed {} (digest {:032x}), replica {} executed {} (digest {:032x})",
-                st[0].replica,
-                st[0].executed,
-                st[0].digest(),
-                s.replica,
-                s.executed,
-                s.digest()
-            ));
-        } else if self.acked > 0 && st[0].executed == 0 {
+        let mut executed = 0;
+        for sh in 0..self.cfg.shards {
+            // Deposed replicas never learn their shard went on without them.
+            let members: Vec<usize> = self.members(sh).filter(|r| !self.deposed[*r]).collect();
+            let st: Vec<StatusReply> = members
+                .iter()
+                .filter_map(|r| {
+                    let mut s = self.nodes[*r].core.as_ref()?.status(0);
+                    s.replica = *r as ReplicaId;
+                    Some(s)
+                })
+                .collect();
+            let v = if st.len() < members.len() && self.can_restart() {
+                Some("a replica is still down after the settle phase".to_string())
+            } else if st.is_empty() {
+                Some(format!("every replica of shard {sh} is down"))
+            } else if let Some(s) = st.iter().find(|s| s.executed != s.commit_index) {
+                // A stall: committed but never executed (on every replica alike,
+                // the convergence check below would not see it).
+                Some(format!(
+                    "replica {} executed {} of the {} it committed after the settle phase",
+                    s.replica, s.executed, s.commit_index
+                ))
+            } else if let Some(s) = st
+                .iter()
+                .find(|s| s.digest() != st[0].digest() || s.executed != st[0].executed)
+            {
+                Some(format!(
+                    "replicas did not converge after healing: replica {} executed {} (digest {:032x}), replica {} executed {} (digest {:032x})",
+                    st[0].replica,
+                    st[0].executed,
+                    st[0].digest(),
+                    s.replica,
+                    s.executed,
+                    s.digest()
+                ))
+            } else if !R::CAPS.leaderless && !st.iter().any(|s| s.role == role::LEADER) {
+                Some(format!("no leader of shard {sh} after the settle phase"))
+            } else {
+                None
+            };
+            if v.is_some() {
+                self.violation = v;
+                return;
+            }
+            executed += st[0].executed;
+        }
+        if self.acked > 0 && executed == 0 {
             self.violation = Some(format!(
                 "the clients got {} answers but no replica executed anything",
                 self.acked
             ));
-        } else if !R::CAPS.leaderless && !st.iter().any(|s| s.role == role::LEADER) {
-            self.violation = Some("no leader after the settle phase".into());
         }
     }
 }
