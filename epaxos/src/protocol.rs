@@ -41,12 +41,7 @@ impl Config {
         if let Some(v) = s.compact_bytes {
             cfg.compact_bytes = v;
         }
-        if let Some(v) = s.snapshot_chunk {
-            cfg.transfer.chunk_bytes = v;
-        }
-        if let Some(v) = s.snapshot_timeout_ns {
-            cfg.transfer.timeout_ns = v;
-        }
+        cfg.transfer = cfg.transfer.with_settings(s);
         if let Some(v) = s.max_gaps {
             cfg.dedup.max_gaps = v;
         }

@@ -34,13 +34,13 @@
 
 use std::collections::HashSet;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use genericsmr::command::Command;
 use genericsmr::effects::{accepted, reject, Effects};
 use genericsmr::messages::ReplyStatus;
 use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
 use genericsmr::state::Check;
-use genericsmr::wire::{decode_body, Marshal, Reader, WireError};
+use genericsmr::wire::{decode_body, Reader, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
 use crate::commit::instance_key;
@@ -91,8 +91,6 @@ wire_struct!(Executed {
 impl Replica {
     /// This replica's snapshot.
     pub fn snapshot(&self) -> Snapshot {
-        let mut state = BytesMut::new();
-        self.state.encode_image(&mut state);
         let mut above = Vec::new();
         for (l, sp) in self.spaces.iter().enumerate() {
             for i in sp.executed_upto..sp.end() {
@@ -113,12 +111,7 @@ impl Replica {
             executed: self.executed,
             above,
         };
-        let mut protocol = BytesMut::new();
-        f.marshal(&mut protocol);
-        Snapshot {
-            state: state.freeze(),
-            protocol: protocol.freeze(),
-        }
+        Snapshot::of(&self.state, &f)
     }
 
     /// Compacts the durable log once [`crate::Config::compact_every`]
@@ -254,12 +247,16 @@ impl Replica {
         m: SnapshotRequest,
         fx: &mut Effects<EpaxosMsg>,
     ) {
-        let Some(chunks) = snapshot::serve(from, &m, &self.snapshot(), &self.cfg.transfer) else {
-            return;
-        };
-        self.snapshots_sent += 1;
-        for c in chunks {
-            fx.send(from, EpaxosMsg::SnapshotChunk(c));
+        let snap = self.snapshot();
+        if snapshot::answer(
+            from,
+            &m,
+            &snap,
+            &self.cfg.transfer,
+            EpaxosMsg::SnapshotChunk,
+            fx,
+        ) {
+            self.snapshots_sent += 1;
         }
     }
 
@@ -271,14 +268,9 @@ impl Replica {
         c: SnapshotChunk,
         fx: &mut Effects<EpaxosMsg>,
     ) {
-        match self.fetch.on_chunk(now, from, c) {
-            Ok(None) => {}
-            Ok(Some(snap)) => match self.install(&snap, fx) {
-                Ok(true) => tracing::info!(peer = from, "snapshot installed"),
-                Ok(false) => tracing::info!(peer = from, "snapshot not needed or not usable"),
-                Err(e) => tracing::warn!(peer = from, error = %e, "snapshot refused"),
-            },
-            Err(e) => tracing::warn!(peer = from, error = %e, "snapshot transfer failed"),
+        if let Some(snap) = self.fetch.receive(now, from, c) {
+            let done = self.install(&snap, fx);
+            snapshot::installed(from, done);
         }
     }
 

@@ -188,22 +188,7 @@ fn msg_s() -> impl Strategy<Value = EpaxosMsg> {
         }),
         any::<u64>().prop_map(|what| EpaxosMsg::Compacted(Compacted { what })),
         any::<u64>().prop_map(|nonce| EpaxosMsg::SnapshotRequest(SnapshotRequest { nonce })),
-        (
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            bytes_s()
-        )
-            .prop_map(
-                |(nonce, total, offset, checksum, data)| EpaxosMsg::SnapshotChunk(SnapshotChunk {
-                    nonce,
-                    total,
-                    offset,
-                    checksum,
-                    data,
-                })
-            ),
+        snapshot_chunk_s().prop_map(EpaxosMsg::SnapshotChunk),
     ]
 }
 

@@ -41,6 +41,18 @@ pub struct Snapshot {
 crate::wire_struct!(Snapshot { state, protocol });
 
 impl Snapshot {
+    /// The snapshot of state machine `sm` with the protocol's part `protocol`.
+    pub fn of(sm: &crate::state::StateMachine, protocol: &impl Marshal) -> Snapshot {
+        let mut state = BytesMut::new();
+        sm.encode_image(&mut state);
+        let mut p = BytesMut::new();
+        protocol.marshal(&mut p);
+        Snapshot {
+            state: state.freeze(),
+            protocol: p.freeze(),
+        }
+    }
+
     /// The snapshot as one byte string (what is chunked and persisted).
     pub fn to_bytes(&self) -> Bytes {
         let mut b = BytesMut::with_capacity(8 + self.state.len() + self.protocol.len());
@@ -116,6 +128,51 @@ impl Default for TransferConfig {
             timeout_ns: 2_000_000_000,
         }
     }
+}
+
+impl TransferConfig {
+    /// These settings with what `s` sets (`--snapshot-chunk`, the transfer timeout).
+    pub fn with_settings(mut self, s: &crate::protocol::Settings) -> Self {
+        if let Some(v) = s.snapshot_chunk {
+            self.chunk_bytes = v;
+        }
+        if let Some(v) = s.snapshot_timeout_ns {
+            self.timeout_ns = v;
+        }
+        self
+    }
+}
+
+/// The sending side in one call: answers peer `from`'s request `req` with
+/// the chunks of `snapshot` (see [`serve`]), each wrapped by `wrap`. Returns
+/// whether it answered.
+pub fn answer<M>(
+    from: ReplicaId,
+    req: &SnapshotRequest,
+    snapshot: &Snapshot,
+    cfg: &TransferConfig,
+    wrap: fn(SnapshotChunk) -> M,
+    fx: &mut crate::effects::Effects<M>,
+) -> bool {
+    let Some(chunks) = serve(from, req, snapshot, cfg) else {
+        return false;
+    };
+    for c in chunks {
+        fx.send(from, wrap(c));
+    }
+    true
+}
+
+/// Logs how installing a snapshot from `from` went; returns whether it was
+/// installed (`Ok(false)`: not needed, older than what the replica has).
+pub fn installed<E: std::fmt::Display>(from: ReplicaId, r: Result<bool, E>) -> bool {
+    let done = matches!(r, Ok(true));
+    match r {
+        Ok(true) => tracing::info!(peer = from, "snapshot installed"),
+        Ok(false) => tracing::info!(peer = from, "snapshot not needed or not usable"),
+        Err(e) => tracing::warn!(peer = from, error = %e, "snapshot refused"),
+    }
+    done
 }
 
 /// The sending side: the chunks answering peer `from`'s request `req`
@@ -277,6 +334,14 @@ impl Fetch {
             self.current = None;
         }
         stalled
+    }
+
+    /// [`Fetch::on_chunk`], with a failed transfer logged (it starts over).
+    pub fn receive(&mut self, now: u64, from: ReplicaId, c: SnapshotChunk) -> Option<Snapshot> {
+        self.on_chunk(now, from, c).unwrap_or_else(|e| {
+            tracing::warn!(peer = from, error = %e, "snapshot transfer failed");
+            None
+        })
     }
 
     /// A chunk from `from`: the whole snapshot once every byte arrived and

@@ -17,6 +17,24 @@ pub fn bytes_s() -> impl Strategy<Value = Bytes> + Clone {
     proptest::collection::vec(any::<u8>(), 0..32).prop_map(Bytes::from)
 }
 
+/// Arbitrary snapshot chunks (every protocol that forgets sends them).
+pub fn snapshot_chunk_s() -> impl Strategy<Value = crate::snapshot::SnapshotChunk> + Clone {
+    (
+        (any::<u64>(), any::<u64>()),
+        (any::<u64>(), any::<u64>()),
+        bytes_s(),
+    )
+        .prop_map(|((nonce, total), (offset, checksum), data)| {
+            crate::snapshot::SnapshotChunk {
+                nonce,
+                total,
+                offset,
+                checksum,
+                data,
+            }
+        })
+}
+
 /// Arbitrary commands, every operation and field.
 pub fn command_s() -> impl Strategy<Value = Command> + Clone {
     let op = prop_oneof![

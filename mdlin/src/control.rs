@@ -58,6 +58,9 @@ impl Replica {
             MdlMsg::SuccTsReply(m) => self.handle_succ_ts_reply(now, m, fx),
             MdlMsg::CatchupRequest(m) => self.handle_catchup_request(from, m, fx),
             MdlMsg::CatchupReply(m) => self.handle_catchup_reply(from, m, fx),
+            MdlMsg::Compacted(m) => self.handle_compacted(now, from, m, fx),
+            MdlMsg::SnapshotRequest(m) => self.handle_snapshot_request(from, m, fx),
+            MdlMsg::SnapshotChunk(m) => self.handle_snapshot_chunk(now, from, m, fx),
         }
     }
 
@@ -91,12 +94,12 @@ impl Replica {
             leader: self.hint(),
             commit_index: self.commit_index,
             executed: self.executed,
-            log_len: self.log.len() as u64,
+            log_len: self.log.end(),
             applied: self.sm.applied(),
             duplicates: self.sm.duplicates(),
             digest_hi: (d >> 64) as u64,
             digest_lo: d as u64,
-            catchup_fetched: 0,
+            catchup_fetched: self.catchup_fetched,
             replayed: self.replayed,
             keys: self.sm.kv().len() as u64,
         }
@@ -109,21 +112,17 @@ impl Replica {
 
     /// Answers a log request with a hash of each non-empty slot's entry.
     pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<MdlMsg>) {
+        // Slots compacted away are not described (the reply starts higher).
+        let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
         let slots = self
             .log
-            .iter()
-            .enumerate()
-            .skip(m.from as usize)
-            .take(m.count.min(MAX_LOG_REPLY) as usize)
+            .from(m.from)
+            .take_while(|(i, _)| *i < end)
             .filter(|(_, s)| s.state != SlotState::Empty)
-            .map(|(i, s)| {
-                let mut b = bytes::BytesMut::new();
-                s.entry.marshal(&mut b);
-                SlotDigest {
-                    slot: i as u64,
-                    committed: s.state == SlotState::Committed,
-                    hash: xxhash_rust::xxh3::xxh3_64(&b),
-                }
+            .map(|(slot, s)| SlotDigest {
+                slot,
+                committed: s.state == SlotState::Committed,
+                hash: entry_hash(&s.entry),
             })
             .collect();
         fx.reply(
@@ -134,4 +133,11 @@ impl Replica {
             }),
         );
     }
+}
+
+/// A 64-bit hash of a journal entry's encoding (equal entries, equal hashes).
+pub(crate) fn entry_hash(e: &crate::messages::Entry) -> u64 {
+    let mut b = bytes::BytesMut::new();
+    e.marshal(&mut b);
+    xxhash_rust::xxh3::xxh3_64(&b)
 }

@@ -16,13 +16,19 @@ impl Replica {
     /// Executes every chosen slot not executed yet.
     pub(crate) fn execute(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         while self.executed < self.commit_index {
-            let i = self.executed as usize;
-            debug_assert_eq!(self.log[i].state, SlotState::Committed);
-            let entry = std::mem::replace(&mut self.log[i].entry, Entry::Noop);
+            let i = self.executed;
+            // base <= executed < commit_index <= end: the slot is held.
+            let Some(s) = self.log.get_mut(i) else { break };
+            debug_assert_eq!(s.state, SlotState::Committed);
+            let entry = std::mem::take(&mut s.entry);
             self.apply_entry(now, &entry, fx);
-            self.log[i].entry = entry;
+            if let Some(s) = self.log.get_mut(i) {
+                s.entry = entry;
+            }
+            self.log.executed_slot(i);
             self.executed += 1;
         }
+        self.maybe_compact(fx);
     }
 
     fn bump_seq(&mut self, client: u64, shard_seq: u64) {

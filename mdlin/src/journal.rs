@@ -72,7 +72,8 @@ impl Replica {
         fx: &mut Effects<MdlMsg>,
     ) {
         let me = self.cfg.id;
-        let s = self.slot_mut(slot);
+        // A leader proposes above its commit index, never below the base.
+        let Some(s) = self.slot_mut(slot) else { return };
         if s.state != SlotState::Committed {
             // The leader's own vote counts toward the majority: durable
             // before any Accept leaves.
@@ -107,7 +108,7 @@ impl Replica {
         m: Accept,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.slot_in_window(m.slot) || !self.heard(from, now) {
+        if !self.slot_in_window(m.slot) || !self.heard(from, now) || !ballot::sane(from, m.ballot) {
             return;
         }
         if m.ballot < self.promised {
@@ -170,8 +171,12 @@ impl Replica {
     /// Accepts a slot that satisfies the prefix rule, and says so.
     fn vote(&mut self, from: ReplicaId, m: Accept, fx: &mut Effects<MdlMsg>) {
         let upto = self.prefix.1;
-        let s = self.slot_mut(m.slot);
-        if s.state != SlotState::Committed {
+        // A compacted slot was chosen and executed here: the vote is
+        // acknowledged without changing anything, as for any chosen slot.
+        if let Some(s) = self
+            .slot_mut(m.slot)
+            .filter(|s| s.state != SlotState::Committed)
+        {
             // Durable before the AcceptReply (the driver persists first).
             fx.persist(&Encoded(|b: &mut BytesMut| {
                 Record::encode_accepted(b, m.slot, m.ballot, &m.entry)
@@ -198,7 +203,7 @@ impl Replica {
             self.prefix = (b, self.commit_index);
         }
         let mut i = self.prefix.1;
-        while let Some(s) = self.log.get(i as usize) {
+        while let Some(s) = self.log.get(i) {
             let ok = s.state == SlotState::Committed
                 || (s.state == SlotState::Accepted && s.ballot == b);
             if !ok {
@@ -218,7 +223,7 @@ impl Replica {
         m: AcceptReply,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.heard(from, now) {
+        if !self.heard(from, now) || !ballot::sane(from, m.promised) {
             return;
         }
         let Role::Leader { ballot, .. } = self.role else {
@@ -233,7 +238,7 @@ impl Replica {
         if m.ballot != ballot {
             return;
         }
-        let Some(s) = self.log.get_mut(m.slot as usize) else {
+        let Some(s) = self.log.get_mut(m.slot) else {
             return;
         };
         if s.state != SlotState::Accepted || s.ballot != ballot {
@@ -249,7 +254,9 @@ impl Replica {
     /// Leader: the slot is chosen; peers that did not get the accept get the value.
     fn choose(&mut self, slot: u64, fx: &mut Effects<MdlMsg>) {
         let peers = self.peers();
-        let s = &mut self.log[slot as usize];
+        let Some(s) = self.log.get_mut(slot) else {
+            return;
+        };
         if s.state != SlotState::Committed {
             fx.persist(&Record::CommitMark { slot });
         }
@@ -270,7 +277,7 @@ impl Replica {
     pub(crate) fn advance_commit(&mut self) {
         while self
             .log
-            .get(self.commit_index as usize)
+            .get(self.commit_index)
             .is_some_and(|s| s.state == SlotState::Committed)
         {
             self.commit_index += 1;
@@ -300,10 +307,12 @@ impl Replica {
     /// Records that `slot` is chosen with `entry` (learned from a commit or a
     /// catch-up reply, not from this replica's own vote count).
     fn learn_chosen(&mut self, slot: u64, ballot: u64, entry: Entry, fx: &mut Effects<MdlMsg>) {
-        let s = self.slot_mut(slot);
+        let Some(s) = self.slot_mut(slot) else {
+            return; // compacted: chosen and executed here long ago
+        };
         if s.state != SlotState::Committed {
             fx.persist(&Encoded(|b: &mut BytesMut| {
-                Record::encode_chosen(b, slot, ballot, &entry)
+                Record::encode_chosen(b, slot, &entry)
             }));
             s.state = SlotState::Committed;
             s.ballot = ballot;
@@ -331,7 +340,7 @@ impl Replica {
             // Another shard's leader announcing itself.
             return self.note_shard_leader(from, m.ballot);
         }
-        if !self.heard(from, now) {
+        if !self.heard(from, now) || !ballot::sane(from, m.ballot) {
             return;
         }
         if m.ballot < self.promised {
@@ -343,9 +352,7 @@ impl Replica {
         }
         self.leader_hint = Some(ballot::owner(m.ballot));
         self.election.heard_leader(now);
-        let end = m.up_to.min(self.log.len() as u64);
-        for i in self.commit_index..end {
-            let s = &mut self.log[i as usize];
+        for (i, s) in self.log.range_mut(self.commit_index, m.up_to) {
             if s.state == SlotState::Accepted && s.ballot == m.ballot {
                 s.state = SlotState::Committed;
                 fx.persist(&Record::CommitMark { slot: i });
@@ -384,16 +391,20 @@ impl Replica {
         if !self.same_shard(from) {
             return;
         }
-        let slots: Vec<SlotReport> = (m.from_slot..self.commit_index)
+        if m.from_slot < self.log.base() {
+            // Never silence: the asker fetches our snapshot instead.
+            return self.compacted(from, m.from_slot, fx);
+        }
+        let slots: Vec<SlotReport> = self
+            .log
+            .from(m.from_slot)
+            .take_while(|(i, _)| *i < self.commit_index)
             .take(m.max.min(CATCHUP_CHUNK) as usize)
-            .map(|i| {
-                let s = &self.log[i as usize];
-                SlotReport {
-                    slot: i,
-                    ballot: s.ballot,
-                    committed: true,
-                    entry: s.entry.clone(),
-                }
+            .map(|(i, s)| SlotReport {
+                slot: i,
+                ballot: s.ballot,
+                committed: true,
+                entry: s.entry.clone(),
             })
             .collect();
         if !slots.is_empty() {
@@ -412,7 +423,8 @@ impl Replica {
             return;
         }
         for r in m.slots {
-            if r.committed && self.slot_in_window(r.slot) {
+            if r.committed && self.slot_in_window(r.slot) && !self.log.committed_at(r.slot) {
+                self.catchup_fetched += 1;
                 self.learn_chosen(r.slot, r.ballot, r.entry, fx);
             }
         }
@@ -540,10 +552,10 @@ impl Replica {
         fx.persist(&Record::Promise { ballot: b });
         let me = self.cfg.id;
         let mut best = BTreeMap::new();
-        for (i, s) in self.log.iter().enumerate().skip(self.commit_index as usize) {
+        for (i, s) in self.log.from(self.commit_index) {
             if s.state != SlotState::Empty {
                 best.insert(
-                    i as u64,
+                    i,
                     (s.ballot, s.state == SlotState::Committed, s.entry.clone()),
                 );
             }
@@ -573,10 +585,12 @@ impl Replica {
         m: Prepare,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.heard(from, now) {
+        if !self.heard(from, now) || !ballot::sane(from, m.ballot) {
             return;
         }
-        if m.ballot <= self.promised {
+        // A Prepare at the ballot already promised is the candidate asking
+        // again (its reply was lost): answered again, as in Multi-Paxos.
+        if m.ballot < self.promised || (m.ballot == self.promised && self.is_leader()) {
             let r = PrepareReply {
                 ballot: m.ballot,
                 ok: false,
@@ -585,15 +599,19 @@ impl Replica {
             };
             return fx.send(from, MdlMsg::PrepareReply(r));
         }
+        if m.from_slot < self.log.base() {
+            // Slots the candidate lacks are compacted here: a report without
+            // them would let it fill chosen slots with no-ops. It fetches
+            // our snapshot instead (no promise).
+            return self.compacted(from, m.from_slot, fx);
+        }
         self.observe_ballot(m.ballot, fx);
         let slots = self
             .log
-            .iter()
-            .enumerate()
-            .skip(m.from_slot as usize)
+            .from(m.from_slot)
             .filter(|(_, s)| s.state != SlotState::Empty)
             .map(|(i, s)| SlotReport {
-                slot: i as u64,
+                slot: i,
                 ballot: s.ballot,
                 committed: s.state == SlotState::Committed,
                 entry: s.entry.clone(),
@@ -616,7 +634,10 @@ impl Replica {
         m: PrepareReply,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.heard(from, now) {
+        if !self.heard(from, now)
+            || !ballot::sane(from, m.promised)
+            || m.slots.iter().any(|r| !ballot::valid(r.ballot))
+        {
             return;
         }
         if !m.ok {
@@ -684,10 +705,12 @@ impl Replica {
         for slot in c.from_slot..end {
             match best.remove(&slot) {
                 Some((b, true, entry)) => {
-                    let s = self.slot_mut(slot);
+                    let Some(s) = self.slot_mut(slot) else {
+                        continue; // compacted: chosen and executed here
+                    };
                     if s.state != SlotState::Committed {
                         fx.persist(&Encoded(|buf: &mut BytesMut| {
-                            Record::encode_chosen(buf, slot, b, &entry)
+                            Record::encode_chosen(buf, slot, &entry)
                         }));
                     }
                     s.state = SlotState::Committed;
@@ -732,8 +755,7 @@ impl Replica {
             } => {
                 let (ballot, end) = (*ballot, *next_slot);
                 let mut resend = Vec::new();
-                for i in self.commit_index..end.min(self.log.len() as u64) {
-                    let s = &mut self.log[i as usize];
+                for (i, s) in self.log.range_mut(self.commit_index, end) {
                     if s.state == SlotState::Accepted
                         && now.saturating_sub(s.sent_at) >= self.cfg.retransmit_ns
                     {

@@ -36,6 +36,7 @@ pub mod messages;
 mod protocol;
 mod replica;
 mod restore;
+mod snapshot;
 
 pub use paxos::messages::ballot;
 pub use replica::{Config, CoordMode, Replica, Slot, SlotState};

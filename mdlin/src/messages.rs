@@ -14,6 +14,8 @@ use genericsmr::messages::codes::MDLIN_BASE;
 use genericsmr::wire::{Frame, Marshal, Message, Reader, Unmarshal, WireError};
 use genericsmr::wire_struct;
 
+pub use genericsmr::snapshot::{Compacted, SnapshotChunk, SnapshotRequest};
+
 /// Identifies one operation: its client and the client's issue index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct OpId {
@@ -118,9 +120,10 @@ wire_struct!(
 );
 
 /// What one slot of a shard's journal holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Entry {
     /// Nothing (fills a hole a new leader found).
+    #[default]
     Noop,
     /// Round 1: the operation is replicated (with its predecessor, so a new
     /// leader can coordinate it again), not yet ordered.
@@ -202,6 +205,16 @@ impl Marshal for Entry {
                 shard.marshal(buf);
                 ballot.marshal(buf);
             }
+        }
+    }
+}
+
+impl paxos::log::Value for Entry {
+    /// Roughly its encoded size (what compaction by bytes counts).
+    fn held_bytes(&self) -> usize {
+        match self {
+            Entry::Pending { cmd, .. } | Entry::Head { cmd, .. } => 32 + cmd.wire_len(),
+            _ => 24,
         }
     }
 }
@@ -439,6 +452,13 @@ pub enum MdlMsg {
     CatchupRequest(CatchupRequest),
     /// See [`CatchupReply`].
     CatchupReply(CatchupReply),
+    /// See [`Compacted`]: what was asked for is below this replica's
+    /// compaction point; fetch its snapshot.
+    Compacted(Compacted),
+    /// See [`SnapshotRequest`].
+    SnapshotRequest(SnapshotRequest),
+    /// See [`SnapshotChunk`].
+    SnapshotChunk(SnapshotChunk),
 }
 
 impl Frame for MdlMsg {
@@ -457,12 +477,15 @@ impl Frame for MdlMsg {
             MdlMsg::SuccTsReply(m) => m.encode_frame(out),
             MdlMsg::CatchupRequest(m) => m.encode_frame(out),
             MdlMsg::CatchupReply(m) => m.encode_frame(out),
+            MdlMsg::Compacted(m) => m.encode_frame(out),
+            MdlMsg::SnapshotRequest(m) => m.encode_frame(out),
+            MdlMsg::SnapshotChunk(m) => m.encode_frame(out),
         }
     }
 }
 
 /// Codes of every message, for documentation and tests.
-pub const CODES: [(u8, &str); 13] = [
+pub const CODES: [(u8, &str); 16] = [
     (MdlPropose::CODE, MdlPropose::NAME),
     (CoordReq::CODE, CoordReq::NAME),
     (CoordReply::CODE, CoordReply::NAME),
@@ -476,113 +499,16 @@ pub const CODES: [(u8, &str); 13] = [
     (SuccTsReply::CODE, SuccTsReply::NAME),
     (CatchupRequest::CODE, CatchupRequest::NAME),
     (CatchupReply::CODE, CatchupReply::NAME),
+    (Compacted::CODE, Compacted::NAME),
+    (SnapshotRequest::CODE, SnapshotRequest::NAME),
+    (SnapshotChunk::CODE, SnapshotChunk::NAME),
 ];
 
 /// What an MDLin replica's durable log holds (`server --durable`), replayed
-/// in order at restart: what a Paxos acceptor must not forget (its promise,
-/// its votes) and what it learned was chosen, so that a restart need not
-/// fetch it again. Everything else (execution, the state machine, fences,
-/// timestamps) is rebuilt by executing the chosen journal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    /// A promise not to accept below `ballot` (also a candidate's own).
-    Promise {
-        /// The promised ballot.
-        ballot: u64,
-    },
-    /// A vote: `entry` accepted in `slot` at `ballot` (a leader's own vote too).
-    Accepted {
-        /// The journal slot.
-        slot: u64,
-        /// The ballot of the vote.
-        ballot: u64,
-        /// The accepted entry.
-        entry: Entry,
-    },
-    /// The entry already accepted in `slot` is chosen.
-    CommitMark {
-        /// The journal slot.
-        slot: u64,
-    },
-    /// `entry` is chosen for `slot` (learned from a commit, a catch-up or phase 1).
-    Chosen {
-        /// The journal slot.
-        slot: u64,
-        /// The ballot it was chosen at.
-        ballot: u64,
-        /// The chosen entry.
-        entry: Entry,
-    },
-}
-
-impl Record {
-    /// The encoding of `Record::Accepted`, from a borrowed entry.
-    pub fn encode_accepted(buf: &mut BytesMut, slot: u64, ballot: u64, entry: &Entry) {
-        buf.put_u8(2);
-        slot.marshal(buf);
-        ballot.marshal(buf);
-        entry.marshal(buf);
-    }
-
-    /// The encoding of `Record::Chosen`, from a borrowed entry.
-    pub fn encode_chosen(buf: &mut BytesMut, slot: u64, ballot: u64, entry: &Entry) {
-        buf.put_u8(4);
-        slot.marshal(buf);
-        ballot.marshal(buf);
-        entry.marshal(buf);
-    }
-}
-
-impl Marshal for Record {
-    fn marshal(&self, buf: &mut BytesMut) {
-        match self {
-            Record::Promise { ballot } => {
-                buf.put_u8(1);
-                ballot.marshal(buf);
-            }
-            Record::Accepted {
-                slot,
-                ballot,
-                entry,
-            } => Record::encode_accepted(buf, *slot, *ballot, entry),
-            Record::CommitMark { slot } => {
-                buf.put_u8(3);
-                slot.marshal(buf);
-            }
-            Record::Chosen {
-                slot,
-                ballot,
-                entry,
-            } => Record::encode_chosen(buf, *slot, *ballot, entry),
-        }
-    }
-}
-
-impl Unmarshal for Record {
-    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
-        Ok(match r.u8("record kind")? {
-            1 => Record::Promise {
-                ballot: r.u64("ballot")?,
-            },
-            2 => Record::Accepted {
-                slot: r.u64("slot")?,
-                ballot: r.u64("ballot")?,
-                entry: Entry::unmarshal(r)?,
-            },
-            3 => Record::CommitMark {
-                slot: r.u64("slot")?,
-            },
-            4 => Record::Chosen {
-                slot: r.u64("slot")?,
-                ballot: r.u64("ballot")?,
-                entry: Entry::unmarshal(r)?,
-            },
-            v => {
-                return Err(WireError::Invalid {
-                    what: "record kind",
-                    value: v as u64,
-                })
-            }
-        })
-    }
-}
+/// in order at restart: the records of the shared Multi-Paxos log
+/// ([`paxos::log::Record`]) with journal entries as values: the promise, the
+/// votes, what it learned was chosen, and after a compaction the snapshot
+/// standing for every slot below its point. Everything else (execution,
+/// fences, timestamps) is rebuilt by executing the chosen journal above the
+/// snapshot.
+pub type Record = paxos::log::Record<Entry>;

@@ -8,14 +8,13 @@ use genericsmr::protocol::{
     Audit, Boot, BootError, Caps, ChainedOp, Executed, Protocol, Registrar, Rejoin, Settings,
 };
 use genericsmr::rpc_table::{class, Source};
-use genericsmr::wire::Marshal;
 use genericsmr::ConnId;
 
 use crate::messages::*;
 use crate::replica::{Config, CoordMode, Replica, SlotState};
 
 /// Parameters only MDLin has (`server --param NAME=VALUE`).
-const PARAMS: [&str; 3] = ["coord", "coord-timeout-ms", "announce-ms"];
+const PARAMS: [&str; 4] = ["coord", "coord-timeout-ms", "announce-ms", "keep-ms"];
 
 impl Config {
     /// The configuration `s` asks for (the defaults of [`Config::new`] where
@@ -30,17 +29,14 @@ impl Config {
         if let Some(m) = s.param("coord") {
             cfg.mode = m.parse::<CoordMode>().map_err(BootError::Settings)?;
         }
-        if let Some(ms) = s.param("coord-timeout-ms") {
-            let ms: u64 = ms.parse().map_err(|_| {
-                BootError::Settings(format!("coord-timeout-ms must be milliseconds, not {ms:?}"))
-            })?;
-            cfg.coord_timeout_ns = ms.saturating_mul(1_000_000);
+        if let Some(ns) = ms_param(s, "coord-timeout-ms")? {
+            cfg.coord_timeout_ns = ns;
         }
-        if let Some(ms) = s.param("announce-ms") {
-            let ms: u64 = ms.parse().map_err(|_| {
-                BootError::Settings(format!("announce-ms must be milliseconds, not {ms:?}"))
-            })?;
-            cfg.announce_ns = ms.saturating_mul(1_000_000);
+        if let Some(ns) = ms_param(s, "keep-ms")? {
+            cfg.keep_ns = ns;
+        }
+        if let Some(ns) = ms_param(s, "announce-ms")? {
+            cfg.announce_ns = ns;
         }
         if let Some(v) = s.election_timeout_ns {
             cfg.election_timeout_ns = v;
@@ -49,8 +45,23 @@ impl Config {
             cfg.hint_quiet_ns = v;
         }
         cfg.record_order = s.record_commits;
+        cfg.compaction = cfg.compaction.with_settings(s);
+        cfg.transfer = cfg.transfer.with_settings(s);
+        cfg.slot_window = s.window.unwrap_or(cfg.slot_window);
         Ok(cfg)
     }
+}
+
+/// Parameter `name`, in milliseconds, as nanoseconds.
+fn ms_param(s: &Settings, name: &str) -> Result<Option<u64>, BootError> {
+    s.param(name)
+        .map(|ms| {
+            let ms: u64 = ms.parse().map_err(|_| {
+                BootError::Settings(format!("{name} must be milliseconds, not {ms:?}"))
+            })?;
+            Ok(ms.saturating_mul(1_000_000))
+        })
+        .transpose()
 }
 
 impl Protocol for Replica {
@@ -89,6 +100,9 @@ impl Protocol for Replica {
         r.peer(MdlMsg::SuccTsReply);
         r.peer(MdlMsg::CatchupRequest);
         r.peer(MdlMsg::CatchupReply);
+        r.peer(MdlMsg::Compacted);
+        r.peer(MdlMsg::SnapshotRequest);
+        r.peer(MdlMsg::SnapshotChunk);
     }
 
     fn boot(
@@ -156,15 +170,20 @@ impl Protocol for Replica {
         Replica::flush(self, now, fx)
     }
 
+    fn snapshot(&self) -> Option<genericsmr::snapshot::Snapshot> {
+        Some(Replica::snapshot(self))
+    }
+
+    fn snapshots(&self) -> (u64, u64) {
+        let (installed, sent, _) = Replica::snapshots(self);
+        (installed, sent)
+    }
+
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
-        let slots = self.log().iter().enumerate().skip(from as usize);
-        slots
+        self.log
+            .from(from)
             .filter(|(_, s)| s.state == SlotState::Committed)
-            .map(|(i, s)| {
-                let mut b = bytes::BytesMut::new();
-                s.entry.marshal(&mut b);
-                (i as u64, xxhash_rust::xxh3::xxh3_64(&b))
-            })
+            .map(|(i, s)| (i, crate::control::entry_hash(&s.entry)))
             .collect()
     }
 

@@ -97,6 +97,18 @@ pub struct Config {
     /// coordination without the master. 0: no announcements (other shards'
     /// leaders then come only from the master's pings).
     pub announce_ns: u64,
+    /// When the journal is compacted (in memory, and on disk when durable):
+    /// executed slots kept for peers catching up slot by slot, how often,
+    /// and the byte bound (`--gc-horizon`, `--compact-mb`; see
+    /// [`paxos::log::Compaction`]). A peer behind the compaction point gets
+    /// a snapshot.
+    pub compaction: paxos::log::Compaction,
+    /// Snapshot transfer: chunk size, largest snapshot, retry timeout.
+    pub transfer: genericsmr::snapshot::TransferConfig,
+    /// How far past its commit index a replica takes slot numbers from
+    /// peers (accepts, commits, catch-up), so that a confused peer cannot
+    /// size the journal; the same default as Multi-Paxos's.
+    pub slot_window: u64,
 }
 
 impl Config {
@@ -118,6 +130,9 @@ impl Config {
             election_timeout_ns: 1_000_000_000,
             hint_quiet_ns: 200_000_000,
             announce_ns: 500_000_000,
+            compaction: Default::default(),
+            transfer: Default::default(),
+            slot_window: 1 << 22,
         }
     }
 
@@ -148,46 +163,10 @@ pub(crate) fn bit(id: ReplicaId) -> u64 {
     1u64 << id
 }
 
-/// Status of a journal slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlotState {
-    /// Nothing accepted.
-    Empty,
-    /// Accepted at `ballot`, not known to be chosen.
-    Accepted,
-    /// Chosen.
-    Committed,
-}
+pub use paxos::log::SlotState;
 
-/// One journal slot.
-#[derive(Debug, Clone)]
-pub struct Slot {
-    /// Status.
-    pub state: SlotState,
-    /// Ballot the entry was accepted at.
-    pub ballot: u64,
-    /// The entry.
-    pub entry: Entry,
-    /// Leader: replicas that accepted at the leader's ballot.
-    pub(crate) acks: u64,
-    /// Leader: when the accept was last sent.
-    pub(crate) sent_at: u64,
-    /// Leader: replicas the accept went to.
-    pub(crate) sent_to: u64,
-}
-
-impl Default for Slot {
-    fn default() -> Self {
-        Slot {
-            state: SlotState::Empty,
-            ballot: 0,
-            entry: Entry::Noop,
-            acks: 0,
-            sent_at: 0,
-            sent_to: 0,
-        }
-    }
-}
+/// One journal slot: a slot of the shared Multi-Paxos log holding an [`Entry`].
+pub type Slot = paxos::log::Slot<Entry>;
 
 /// How far an operation's coordination got at its leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,7 +250,13 @@ pub struct Replica {
     pub(crate) cfg: Config,
     pub(crate) role: Role,
     pub(crate) promised: u64,
-    pub(crate) log: Vec<Slot>,
+    /// The journal from its base on; slots below the base are executed and
+    /// compacted away (their effect is in the state and the snapshot).
+    pub(crate) log: paxos::log::Log<Entry>,
+    /// The snapshot being fetched from a peer, if any.
+    pub(crate) fetch: genericsmr::snapshot::Fetch,
+    /// Snapshots installed from peers, snapshots sent, compactions.
+    pub(crate) snapshot_counts: (u64, u64, u64),
     /// Every slot below is chosen here.
     pub(crate) commit_index: u64,
     /// Every slot below is executed here.
@@ -283,6 +268,8 @@ pub struct Replica {
     /// Highest chosen prefix any leader announced.
     pub(crate) known_commit: u64,
     pub(crate) catchup_at: u64,
+    /// Chosen slots learned from catch-up replies.
+    pub(crate) catchup_fetched: u64,
     pub(crate) sm: StateMachine,
     pub(crate) leader_hint: Option<ReplicaId>,
     /// Current leader of every shard (global ids), from leaders'
@@ -353,18 +340,22 @@ impl Replica {
         assert!((cfg.id as usize) < cfg.n * cfg.shards);
         let total = cfg.n * cfg.shards;
         let shards = cfg.shards;
+        let transfer = cfg.transfer;
         let election = ElectionTimer::new(cfg.id as u64, cfg.election_timeout_ns);
         Replica {
             cfg,
             role: Role::Follower,
             promised: 0,
-            log: Vec::new(),
+            log: Default::default(),
+            fetch: genericsmr::snapshot::Fetch::new(transfer),
+            snapshot_counts: (0, 0, 0),
             commit_index: 0,
             executed: 0,
             prefix: (0, 0),
             early_accepts: BTreeMap::new(),
             known_commit: 0,
             catchup_at: 0,
+            catchup_fetched: 0,
             sm: StateMachine::default(),
             leader_hint: None,
             shard_leaders: vec![None; shards],
@@ -418,9 +409,20 @@ impl Replica {
         self.promised
     }
 
-    /// The journal.
+    /// The journal slots held, from [`Replica::log_base`] on.
     pub fn log(&self) -> &[Slot] {
-        &self.log
+        self.log.slots()
+    }
+
+    /// The first journal slot held; the slots below are compacted away.
+    pub fn log_base(&self) -> u64 {
+        self.log.base()
+    }
+
+    /// Snapshots installed from peers, snapshots sent to peers, and
+    /// compactions of this replica's journal.
+    pub fn snapshots(&self) -> (u64, u64, u64) {
+        self.snapshot_counts
     }
 
     /// Every slot below this is chosen here.
@@ -524,18 +526,16 @@ impl Replica {
         self.cfg.members() & !bit(self.cfg.id)
     }
 
-    pub(crate) fn slot_mut(&mut self, slot: u64) -> &mut Slot {
-        let i = slot as usize;
-        if i >= self.log.len() {
-            self.log.resize_with(i + 1, Slot::default);
-        }
-        &mut self.log[i]
+    /// Slot `slot`, created if past the end; `None` if compacted away
+    /// (executed here: chosen, and nothing about it changes).
+    pub(crate) fn slot_mut(&mut self, slot: u64) -> Option<&mut Slot> {
+        self.log.create(slot)
     }
 
     /// Whether a slot number from a peer is within reach (keeps a confused
-    /// peer from sizing the journal).
+    /// peer from sizing the journal; see [`Config::slot_window`]).
     pub(crate) fn slot_in_window(&self, slot: u64) -> bool {
-        slot <= self.commit_index.saturating_add(1 << 20)
+        slot <= self.commit_index.saturating_add(self.cfg.slot_window)
     }
 
     /// The receive prelude of every journal message: whether `from` is a

@@ -15,8 +15,10 @@ use bytes::Bytes;
 use genericsmr::effects::Effects;
 use genericsmr::wire::{decode_body, WireError};
 
+use genericsmr::snapshot::Snapshot;
+
 use crate::messages::{MdlMsg, Record};
-use crate::replica::{Replica, SlotState};
+use crate::replica::Replica;
 
 /// Most slots one record may reach beyond the journal replayed so far (a
 /// bound on what a damaged record can make the replica allocate).
@@ -34,13 +36,13 @@ pub enum RestoreError {
         source: WireError,
     },
     /// A record names a slot far beyond the journal.
-    #[error("record {index} names slot {slot}, beyond the journal of {len} slots")]
+    #[error("record {index} names slot {slot}, beyond the journal's end at slot {len}")]
     SlotOutOfReach {
         /// Its position in the log.
         index: usize,
         /// The slot it names.
         slot: u64,
-        /// The journal length when it was replayed.
+        /// The journal's end when it was replayed.
         len: u64,
     },
 }
@@ -55,52 +57,23 @@ impl Replica {
             let rec = decode_body::<Record>(r.clone())
                 .map_err(|source| RestoreError::Decode { index, source })?;
             let slot = match &rec {
-                Record::Promise { .. } => None,
+                Record::Promise { .. } | Record::Snapshot(_) => None,
                 Record::Accepted { slot, .. }
                 | Record::CommitMark { slot }
                 | Record::Chosen { slot, .. } => Some(*slot),
             };
             if let Some(slot) = slot {
-                let len = self.log.len() as u64;
+                let len = self.log.end();
                 if slot > len.saturating_add(MAX_SLOT_AHEAD) {
                     return Err(RestoreError::SlotOutOfReach { index, slot, len });
                 }
             }
-            match rec {
-                Record::Promise { ballot } => self.promised = self.promised.max(ballot),
-                Record::Accepted {
-                    slot,
-                    ballot,
-                    entry,
-                } => {
-                    self.promised = self.promised.max(ballot);
-                    let s = self.slot_mut(slot);
-                    if s.state != SlotState::Committed {
-                        s.state = SlotState::Accepted;
-                        s.ballot = ballot;
-                        s.entry = entry;
-                    }
-                }
-                // Marks the vote recorded last for the slot, as when it was written.
-                Record::CommitMark { slot } => {
-                    if let Some(s) = self.log.get_mut(slot as usize) {
-                        if s.state == SlotState::Accepted {
-                            s.state = SlotState::Committed;
-                        }
-                    }
-                }
-                Record::Chosen {
-                    slot,
-                    ballot,
-                    entry,
-                } => {
-                    let s = self.slot_mut(slot);
-                    if s.state != SlotState::Committed {
-                        s.state = SlotState::Committed;
-                        s.ballot = ballot;
-                        s.entry = entry;
-                    }
-                }
+            if let Some(b) = self.log.replay(rec, &mut self.promised) {
+                // The snapshot file's base record: the state at its point.
+                let snap = Snapshot::from_bytes(b)
+                    .map_err(|source| RestoreError::Decode { index, source })?;
+                self.load_snapshot(now, &snap)
+                    .map_err(|source| RestoreError::Decode { index, source })?;
             }
         }
         self.advance_commit();
@@ -119,7 +92,8 @@ impl Replica {
             records = records.len(),
             promised = self.promised,
             commit_index = self.commit_index,
-            journal = self.log.len(),
+            journal_base = self.log.base(),
+            journal_end = self.log.end(),
             "restored the journal from the durable log"
         );
         Ok(())

@@ -715,3 +715,72 @@ fn a_new_shard_leader_announces_itself_to_the_other_shards() {
     });
     assert!(announced, "{:?}", fx.sends);
 }
+
+/// A candidate whose PrepareReply was lost asks again at the same ballot:
+/// the follower that promised it answers again (as in Multi-Paxos), so the
+/// candidate can still win without a new round.
+#[test]
+fn a_prepare_repeated_at_the_promised_ballot_is_answered_again() {
+    let mut f = replica(1, 1, CoordMode::Fast);
+    let mut c = replica(0, 1, CoordMode::Fast);
+    let mut fx = Effects::default();
+    c.handle_be_leader(0, &mut fx);
+    let ballot = prepare_ballot(&fx);
+    let p = Prepare {
+        ballot,
+        from_slot: 0,
+    };
+    let mut first = Effects::default();
+    f.handle_prepare(MS, 0, p.clone(), &mut first);
+    // That reply is lost; the candidate retransmits.
+    let mut again = Effects::default();
+    f.handle_prepare(2 * MS, 0, p, &mut again);
+    let reply = again
+        .sends
+        .iter()
+        .find_map(|(_, m)| match m {
+            MdlMsg::PrepareReply(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a reply");
+    assert!(reply.ok, "{reply:?}");
+    let mut fx = Effects::default();
+    c.handle_prepare_reply(3 * MS, 1, reply, &mut fx);
+    assert!(c.is_leader());
+}
+
+/// A ballot no correct replica could make (its round past `ballot::MAX_ROUND`)
+/// is dropped: it neither moves the promise nor gets an answer, so a broken
+/// peer cannot wedge the shard.
+#[test]
+fn an_impossible_ballot_is_dropped() {
+    let mut f = replica(1, 1, CoordMode::Fast);
+    let bad = u64::MAX;
+    let mut fx = Effects::default();
+    f.handle_prepare(
+        MS,
+        0,
+        Prepare {
+            ballot: bad,
+            from_slot: 0,
+        },
+        &mut fx,
+    );
+    let a = Accept {
+        ballot: bad,
+        slot: 0,
+        entry: Entry::Noop,
+    };
+    f.handle_accept(MS, 0, a, &mut fx);
+    f.handle_commit_short(
+        MS,
+        0,
+        CommitShort {
+            ballot: bad,
+            up_to: 1,
+        },
+        &mut fx,
+    );
+    assert_eq!(f.promised(), 0);
+    assert!(fx.sends.is_empty(), "{:?}", fx.sends);
+}

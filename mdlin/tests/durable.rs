@@ -14,17 +14,22 @@ use mdlin::{Replica, SlotState};
 
 const MS: u64 = 1_000_000;
 
-fn settings(id: ReplicaId) -> Settings {
+fn settings(id: ReplicaId, horizon: Option<u64>) -> Settings {
     Settings {
         record_commits: true,
         // Leaders change only when a test says so.
         election_timeout_ns: Some(0),
+        gc_horizon: horizon,
         ..Settings::new(id, 3)
     }
 }
 
 fn boot(id: ReplicaId, b: Boot) -> Result<Replica, BootError> {
-    Replica::boot(&settings(id), b, 0, &mut Effects::default())
+    boot_with(id, b, None)
+}
+
+fn boot_with(id: ReplicaId, b: Boot, horizon: Option<u64>) -> Result<Replica, BootError> {
+    Replica::boot(&settings(id, horizon), b, 0, &mut Effects::default())
 }
 
 /// One shard of three with manual delivery. Each replica's outbox is made
@@ -40,9 +45,14 @@ struct Net {
 
 impl Net {
     fn new() -> Net {
+        Net::with_horizon(None)
+    }
+
+    /// With `--gc-horizon` `horizon` on every replica (`None`: the default).
+    fn with_horizon(horizon: Option<u64>) -> Net {
         Net {
             rs: (0..3)
-                .map(|i| boot(i, Boot::Fresh).expect("fresh boot"))
+                .map(|i| boot_with(i, Boot::Fresh, horizon).expect("fresh boot"))
                 .collect(),
             disk: vec![BytesMut::new(); 3],
             queue: VecDeque::new(),
@@ -57,7 +67,17 @@ impl Net {
         let mut fx = Effects::default();
         f(&mut self.rs[i as usize], now, &mut fx);
         self.rs[i as usize].flush(now, &mut fx);
-        self.disk[i as usize].extend_from_slice(&fx.take_persist());
+        // As the driver does: a compaction replaces the log by its base
+        // record and what was persisted after it.
+        let d = fx.take_disk();
+        let disk = &mut self.disk[i as usize];
+        match d.compaction {
+            Some((at, base)) => {
+                *disk = base;
+                disk.extend_from_slice(&d.records[at..]);
+            }
+            None => disk.extend_from_slice(&d.records),
+        }
         for (dest, m) in fx.sends {
             let to: Vec<ReplicaId> = match dest {
                 Dest::Peer(p) => vec![p],
@@ -286,4 +306,145 @@ fn bad_records_and_amnesia_refuse_the_boot() {
         Err(BootError::Replay(_))
     ));
     assert!(boot(0, Boot::Amnesia).is_err());
+}
+
+/// Proposes puts `seqs` of client 7 at leader 0 (every fifth one a read),
+/// one at a time, delivering what `keep` lets through after each, with a
+/// heartbeat every ten.
+fn run_ops(
+    net: &mut Net,
+    seqs: std::ops::RangeInclusive<u64>,
+    keep: impl Fn(ReplicaId, ReplicaId, &MdlMsg) -> bool + Copy,
+) {
+    for seq in seqs {
+        let key = format!("k{}", seq % 7);
+        let cmd = if seq % 5 == 0 {
+            Command::get(7, seq, Bytes::from(key))
+        } else {
+            put(7, seq, &key)
+        };
+        let p = MdlPropose {
+            cmd,
+            shard_seq: UNSEQUENCED,
+            pred: None,
+        };
+        net.on(0, |r, now, fx| r.handle_propose(now, 9, p, fx));
+        net.deliver(keep);
+        if seq % 10 == 0 {
+            // A heartbeat tells the followers what is chosen.
+            net.now += 100 * MS;
+            net.on(0, |r, now, fx| r.tick(now, fx));
+            net.deliver(keep);
+        }
+    }
+    // Heartbeats tell the followers what is chosen (the second one what
+    // the leader appended on the first tick).
+    for _ in 0..2 {
+        net.now += 1_000 * MS;
+        net.on(0, |r, now, fx| r.tick(now, fx));
+        net.deliver(keep);
+    }
+}
+
+fn digest(r: &Replica) -> (u64, u64, u64) {
+    let s = r.status(1);
+    (s.digest_hi, s.digest_lo, s.applied)
+}
+
+/// With `--gc-horizon 8` every replica's journal and durable log stay a few
+/// horizons long over 300 operations, and a restart from the compacted
+/// records (the snapshot first) gives back the same state and journal end.
+#[test]
+fn the_journal_compacts_at_the_horizon_and_restarts_from_the_snapshot() {
+    let mut net = Net::with_horizon(Some(8));
+    net.on(0, |r, now, fx| r.handle_be_leader(now, fx));
+    net.deliver(|_, _, _| true);
+    // Client 8's chain ops wait for predecessors that never come: the
+    // first fails by timeout (a tombstone), the second stays committed
+    // but unordered; both must be in every snapshot.
+    let chained = |seq: u64, shard_seq: u64| MdlPropose {
+        cmd: put(8, seq, "c"),
+        shard_seq,
+        pred: Some(Pred {
+            seq: seq - 1,
+            shard: 0,
+        }),
+    };
+    let p = chained(50, 0);
+    net.on(0, |r, now, fx| r.handle_propose(now, 8, p, fx));
+    run_ops(&mut net, 1..=150, |_, _, _| true);
+    net.now += 4_000 * MS;
+    net.on(0, |r, now, fx| r.tick(now, fx));
+    net.deliver(|_, _, _| true);
+    let p = chained(60, 1);
+    net.on(0, |r, now, fx| r.handle_propose(now, 8, p, fx));
+    run_ops(&mut net, 151..=300, |_, _, _| true);
+    let end = net.rs[0].executed();
+    assert!(end >= 300, "every operation executed: {end}");
+    for i in 0..3u8 {
+        let r = &net.rs[i as usize];
+        assert_eq!(r.executed(), end, "replica {i}");
+        assert!(
+            r.log_base() >= end - 16,
+            "replica {i}: base {}",
+            r.log_base()
+        );
+        assert!(
+            r.log().len() <= 17,
+            "replica {i}: {} slots held",
+            r.log().len()
+        );
+        assert!(r.snapshots().2 >= 10, "replica {i}: {:?}", r.snapshots());
+        let recs = net.records(i);
+        assert!(recs.len() <= 60, "replica {i}: {} records", recs.len());
+        let back = boot_with(i, Boot::Durable(recs), Some(8)).expect("replay");
+        assert_eq!(back.executed(), end, "replica {i}");
+        assert_eq!(back.commit_index(), r.commit_index(), "replica {i}");
+        assert_eq!(digest(&back), digest(r), "replica {i}");
+        assert_eq!(back.promised(), r.promised(), "replica {i}");
+        // Everything execution built besides the store, too.
+        assert!(
+            back.snapshot() == r.snapshot(),
+            "replica {i}: snapshots differ"
+        );
+        assert_eq!(
+            back.state().kv().get(b"k1"),
+            r.state().kv().get(b"k1"),
+            "replica {i}"
+        );
+    }
+    assert_eq!(net.rs[0].state().kv().get(b"k1"), Some(&b"v7.288"[..]));
+}
+
+/// Replica 2 is cut off while the others run 100 operations past several
+/// compactions; reconnected, its catch-up is answered `Compacted`, it
+/// installs the leader's snapshot (persisting it as its base record), and
+/// then votes again: with replica 1 cut off instead, operations still commit.
+#[test]
+fn a_replica_behind_the_compaction_point_installs_a_snapshot_and_votes_again() {
+    let mut net = Net::with_horizon(Some(8));
+    net.on(0, |r, now, fx| r.handle_be_leader(now, fx));
+    net.deliver(|_, _, _| true);
+    run_ops(&mut net, 1..=100, |from, to, _| from != 2 && to != 2);
+    assert!(net.rs[0].log_base() > 50, "{}", net.rs[0].log_base());
+    assert_eq!(net.rs[2].executed(), 0);
+    for _ in 0..3 {
+        net.now += 1_000 * MS;
+        net.on(0, |r, now, fx| r.tick(now, fx));
+        net.on(2, |r, now, fx| r.tick(now, fx));
+        net.deliver(|_, _, _| true);
+    }
+    let (installed, _, _) = net.rs[2].snapshots();
+    assert_eq!(installed, 1);
+    assert_eq!(net.rs[0].snapshots().1, 1, "the leader sent one");
+    assert_eq!(net.rs[2].executed(), net.rs[0].executed());
+    assert_eq!(digest(&net.rs[2]), digest(&net.rs[0]));
+
+    let before = net.rs[0].executed();
+    run_ops(&mut net, 101..=130, |from, to, _| from != 1 && to != 1);
+    assert!(net.rs[0].executed() >= before + 30, "replica 2 votes again");
+    assert_eq!(digest(&net.rs[2]), digest(&net.rs[0]));
+    let back = boot_with(2, Boot::Durable(net.records(2)), Some(8)).expect("replay");
+    assert_eq!(digest(&back), digest(&net.rs[2]));
+    assert_eq!(back.state().kv().get(b"k4"), Some(&b"v7.123"[..]));
 }

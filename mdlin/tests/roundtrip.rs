@@ -60,21 +60,12 @@ fn slot_report_s() -> impl Strategy<Value = SlotReport> {
 fn record_s() -> impl Strategy<Value = Record> {
     prop_oneof![
         any::<u64>().prop_map(|ballot| Record::Promise { ballot }),
-        (any::<u64>(), any::<u64>(), entry_s()).prop_map(|(slot, ballot, entry)| {
-            Record::Accepted {
-                slot,
-                ballot,
-                entry,
-            }
-        }),
+        (any::<u64>(), any::<u64>(), entry_s())
+            .prop_map(|(slot, ballot, cmds)| { Record::Accepted { slot, ballot, cmds } }),
         any::<u64>().prop_map(|slot| Record::CommitMark { slot }),
-        (any::<u64>(), any::<u64>(), entry_s()).prop_map(|(slot, ballot, entry)| {
-            Record::Chosen {
-                slot,
-                ballot,
-                entry,
-            }
-        }),
+        (any::<u64>(), entry_s()).prop_map(|(slot, cmds)| Record::Chosen { slot, cmds }),
+        proptest::collection::vec(any::<u8>(), 0..64)
+            .prop_map(|b| Record::Snapshot(Bytes::from(b))),
     ]
 }
 
@@ -139,6 +130,9 @@ fn msg_s() -> impl Strategy<Value = MdlMsg> {
             MdlMsg::CatchupRequest(CatchupRequest { from_slot, max })
         }),
         slots_s().prop_map(|slots| MdlMsg::CatchupReply(CatchupReply { slots })),
+        u().prop_map(|what| MdlMsg::Compacted(Compacted { what })),
+        u().prop_map(|nonce| MdlMsg::SnapshotRequest(SnapshotRequest { nonce })),
+        snapshot_chunk_s().prop_map(MdlMsg::SnapshotChunk),
     ]
 }
 
@@ -175,6 +169,9 @@ fn decode(code: u8, body: Bytes) -> Option<Result<MdlMsg, WireError>> {
         c if c == SuccTsReply::CODE => as_msg(body, M::SuccTsReply),
         c if c == CatchupRequest::CODE => as_msg(body, M::CatchupRequest),
         c if c == CatchupReply::CODE => as_msg(body, M::CatchupReply),
+        c if c == Compacted::CODE => as_msg(body, M::Compacted),
+        c if c == SnapshotRequest::CODE => as_msg(body, M::SnapshotRequest),
+        c if c == SnapshotChunk::CODE => as_msg(body, M::SnapshotChunk),
         _ => return None,
     })
 }

@@ -28,7 +28,7 @@ impl Replica {
             };
             return fx.send(from, PaxosMsg::PrepareReply(r));
         }
-        if m.from_slot < self.base {
+        if m.from_slot < self.log.base() {
             // Slots the candidate lacks are compacted here: we cannot report
             // them, and a report without them would let it fill chosen slots
             // with no-ops. It fetches our snapshot instead (no promise).
@@ -37,15 +37,12 @@ impl Replica {
         self.observe_ballot(m.ballot, fx);
         // We promised this candidate: give it a full timeout to win.
         self.heard_leader(now);
-        let base = self.base;
         let slots = self
             .log
-            .iter()
-            .enumerate()
-            .skip((m.from_slot - base) as usize)
+            .from(m.from_slot)
             .filter(|(_, s)| s.state != SlotState::Empty)
-            .map(|(i, s)| SlotReport {
-                slot: base + i as u64,
+            .map(|(slot, s)| SlotReport {
+                slot,
                 ballot: s.ballot,
                 committed: s.state == SlotState::Committed,
                 cmds: s.cmds().into_owned(),
@@ -218,38 +215,10 @@ impl Replica {
     pub fn restore(&mut self, records: &[bytes::Bytes]) -> Result<(), genericsmr::wire::WireError> {
         let mut fx = Effects::default();
         for r in records {
-            match genericsmr::wire::decode_body::<Record>(r.clone())? {
-                Record::Promise { ballot } => self.promised = self.promised.max(ballot),
-                // Records of slots below a snapshot are covered by it (a
-                // crash mid-compaction replays the old log after the new
-                // snapshot): `slot_mut` skips them.
-                Record::Accepted { slot, ballot, cmds } => {
-                    self.promised = self.promised.max(ballot);
-                    if let Some(s) = self.slot_mut(slot) {
-                        if s.state != SlotState::Committed {
-                            s.state = SlotState::Accepted;
-                            s.ballot = ballot;
-                            s.set_cmds(cmds);
-                        }
-                    }
-                }
-                Record::CommitMark { slot } => {
-                    if let Some(s) = self.slot_mut(slot) {
-                        if s.state == SlotState::Accepted {
-                            s.state = SlotState::Committed;
-                        }
-                    }
-                }
-                Record::Chosen { slot, cmds } => {
-                    if let Some(s) = self.slot_mut(slot) {
-                        s.state = SlotState::Committed;
-                        s.set_cmds(cmds);
-                    }
-                }
-                Record::Snapshot(b) => {
-                    let snap = genericsmr::snapshot::Snapshot::from_bytes(b)?;
-                    self.load_snapshot(&snap)?;
-                }
+            let rec = genericsmr::wire::decode_body::<Record>(r.clone())?;
+            if let Some(b) = self.log.replay(rec, &mut self.promised) {
+                let snap = genericsmr::snapshot::Snapshot::from_bytes(b)?;
+                self.load_snapshot(&snap)?;
             }
         }
         self.replayed = records.len() as u64;

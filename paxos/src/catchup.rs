@@ -64,7 +64,7 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
-        if m.from_slot < self.base {
+        if m.from_slot < self.log.base() {
             // Never silence: the asker fetches our snapshot instead.
             return self.compacted(from, m.from_slot, fx);
         }

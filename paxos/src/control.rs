@@ -71,7 +71,7 @@ impl Replica {
     pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<PaxosMsg>) {
         // Slots compacted away are not described (the reply starts higher).
         let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
-        let slots = (m.from.max(self.base)..end.min(self.log_end()))
+        let slots = (m.from.max(self.log.base())..end.min(self.log_end()))
             .filter_map(|i| Some((i, self.slot(i)?)))
             .filter(|(_, s)| s.state != SlotState::Empty)
             .map(|(i, s)| SlotDigest {
@@ -114,11 +114,9 @@ impl Replica {
     /// The commands of every committed slot held (not compacted away), by
     /// slot (for the simulator's agreement check).
     pub fn committed_slots(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        let base = self.base;
         self.log
-            .iter()
-            .enumerate()
+            .from(0)
             .filter(|(_, s)| s.state == SlotState::Committed)
-            .map(move |(i, s)| (base + i as u64, s.hash()))
+            .map(|(i, s)| (i, s.hash()))
     }
 }

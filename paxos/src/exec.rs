@@ -19,10 +19,13 @@ impl Replica {
         self.known_commit = self.known_commit.max(self.commit_index);
         while self.executed < self.commit_index {
             // base <= executed < commit_index <= log_end: the slot is held.
-            let slot = (self.executed - self.base) as usize;
-            for i in 0..self.log[slot].live_cmds().len() {
-                let out = self.sm.execute_checked(&self.log[slot].live_cmds()[i]);
-                let c = &self.log[slot].live_cmds()[i];
+            let slot = self.executed;
+            let Some(s) = self.log.get_mut(slot) else {
+                break;
+            };
+            let cmds = std::mem::take(&mut s.entry).into_cmds();
+            for c in &cmds {
+                let out = self.sm.execute_checked(c);
                 if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {
                     let r = match out {
                         Some(out) => accepted(c.client, c.seq, self.cfg.id, out),
@@ -31,8 +34,11 @@ impl Replica {
                     fx.reply(conn, r);
                 }
             }
-            self.log[slot].pack();
-            self.exec_bytes += self.log[slot].packed_len();
+            if let Some(s) = self.log.get_mut(slot) {
+                s.set_cmds(cmds);
+                s.pack();
+            }
+            self.log.executed_slot(slot);
             self.executed += 1;
         }
         self.maybe_compact(fx);
@@ -46,10 +52,7 @@ impl Replica {
             return;
         }
         // An executed slot is packed; its waiting commands were answered then.
-        let Some(i) = slot.checked_sub(self.base) else {
-            return;
-        };
-        let Some(s) = self.log.get(i as usize) else {
+        let Some(s) = self.log.get(slot) else {
             return;
         };
         for c in s.live_cmds() {

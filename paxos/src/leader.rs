@@ -139,14 +139,11 @@ impl Replica {
                 let Role::Leader { next_slot, .. } = &mut self.role else {
                     unreachable!()
                 };
-                // Never propose into a slot already known to be chosen.
-                let (base, held) = (self.base, &self.log);
-                // Compacted slots are chosen too.
-                *next_slot = (*next_slot).max(base);
-                while held
-                    .get((*next_slot - base) as usize)
-                    .is_some_and(|s| s.state == SlotState::Committed)
-                {
+                // Never propose into a slot already known to be chosen
+                // (compacted slots are chosen too).
+                let held = &self.log;
+                *next_slot = (*next_slot).max(held.base());
+                while held.committed_at(*next_slot) {
                     *next_slot += 1;
                 }
                 if *next_slot > window_end {
@@ -327,16 +324,10 @@ impl Replica {
         fx.persist(&Record::Promise { ballot: b });
         let from_slot = self.commit_index;
         let mut best = BTreeMap::new();
-        let base = self.base;
-        for (i, s) in self
-            .log
-            .iter()
-            .enumerate()
-            .skip((from_slot - base) as usize)
-        {
+        for (slot, s) in self.log.from(from_slot) {
             if s.state != SlotState::Empty {
                 best.insert(
-                    base + i as u64,
+                    slot,
                     (
                         s.ballot,
                         s.state == SlotState::Committed,
@@ -488,9 +479,7 @@ impl Replica {
                     self.announce_commit(now, b, fx);
                 }
                 let mut resent = 0;
-                let (base, log_end) = (self.base, self.log_end());
-                for slot in self.commit_index..end.min(log_end) {
-                    let s = &mut self.log[(slot - base) as usize];
+                for (slot, s) in self.log.range_mut(self.commit_index, end) {
                     if s.state == SlotState::Accepted
                         && s.ballot == b
                         && now.saturating_sub(s.sent_at) >= rt

@@ -24,9 +24,10 @@ mod catchup;
 mod control;
 mod exec;
 mod leader;
+pub mod log;
 pub mod messages;
 mod protocol;
 mod replica;
 mod snapshot;
 
-pub use replica::{Config, Replica, Slot, SlotState};
+pub use replica::{Batch, Config, Replica, Slot, SlotState};

@@ -5,11 +5,11 @@
 //! upper bits are a round number, so ballots are totally ordered and unique per
 //! replica (see [`ballot`]).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::BytesMut;
 use genericsmr::command::Command;
 use genericsmr::messages::codes::PAXOS_BASE;
 pub use genericsmr::snapshot::{Compacted, SnapshotChunk, SnapshotRequest};
-use genericsmr::wire::{Frame, Marshal, Message, Reader, Unmarshal, WireError};
+use genericsmr::wire::{Frame, Message};
 use genericsmr::{wire_struct, ReplicaId};
 
 /// Ballot arithmetic.
@@ -35,6 +35,20 @@ pub mod ballot {
     /// Whether `b` is a ballot a correct replica could have made.
     pub fn valid(b: u64) -> bool {
         round(b) < MAX_ROUND
+    }
+    /// [`valid`], with a warning naming peer `from` when not: a message
+    /// with such a ballot is dropped (peer ports are meant for a trusted
+    /// network, but a broken peer must not wedge a replica).
+    pub fn sane(from: ReplicaId, b: u64) -> bool {
+        let ok = valid(b);
+        if !ok {
+            tracing::warn!(
+                peer = from,
+                ballot = b,
+                "dropping a message with an impossible ballot"
+            );
+        }
+        ok
     }
 }
 
@@ -269,109 +283,9 @@ impl Frame for PaxosMsg {
     }
 }
 
-/// What the durable log holds; replayed in order at start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    /// A promise not to accept below `ballot`.
-    Promise {
-        /// The promised ballot.
-        ballot: u64,
-    },
-    /// A vote: `cmds` accepted in `slot` at `ballot`.
-    Accepted {
-        /// The slot.
-        slot: u64,
-        /// The ballot of the vote.
-        ballot: u64,
-        /// The accepted commands.
-        cmds: Vec<Command>,
-    },
-    /// The value already accepted in `slot` is chosen.
-    CommitMark {
-        /// The slot.
-        slot: u64,
-    },
-    /// `cmds` is chosen for `slot` (learned from a Commit or catch-up).
-    Chosen {
-        /// The slot.
-        slot: u64,
-        /// The chosen commands.
-        cmds: Vec<Command>,
-    },
-    /// A snapshot ([`genericsmr::snapshot::Snapshot::to_bytes`]) standing for
-    /// every slot below its point: the base record of a compacted log, kept
-    /// in the snapshot file and replayed first.
-    Snapshot(Bytes),
-}
-
-impl Marshal for Record {
-    fn marshal(&self, buf: &mut BytesMut) {
-        match self {
-            Record::Promise { ballot } => {
-                buf.put_u8(1);
-                ballot.marshal(buf);
-            }
-            Record::Accepted { slot, ballot, cmds } => {
-                Record::encode_accepted(buf, *slot, *ballot, cmds)
-            }
-            Record::CommitMark { slot } => {
-                buf.put_u8(3);
-                slot.marshal(buf);
-            }
-            Record::Chosen { slot, cmds } => Record::encode_chosen(buf, *slot, cmds),
-            Record::Snapshot(b) => {
-                buf.put_u8(5);
-                b.marshal(buf);
-            }
-        }
-    }
-}
-
-impl Record {
-    /// The encoding of `Record::Accepted`, from borrowed commands.
-    pub fn encode_accepted(buf: &mut BytesMut, slot: u64, ballot: u64, cmds: &[Command]) {
-        buf.put_u8(2);
-        slot.marshal(buf);
-        ballot.marshal(buf);
-        cmds.marshal(buf);
-    }
-
-    /// The encoding of `Record::Chosen`, from borrowed commands.
-    pub fn encode_chosen(buf: &mut BytesMut, slot: u64, cmds: &[Command]) {
-        buf.put_u8(4);
-        slot.marshal(buf);
-        cmds.marshal(buf);
-    }
-}
-
-impl Unmarshal for Record {
-    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
-        Ok(match r.u8("record kind")? {
-            1 => Record::Promise {
-                ballot: r.u64("ballot")?,
-            },
-            2 => Record::Accepted {
-                slot: r.u64("slot")?,
-                ballot: r.u64("ballot")?,
-                cmds: Vec::unmarshal(r)?,
-            },
-            3 => Record::CommitMark {
-                slot: r.u64("slot")?,
-            },
-            4 => Record::Chosen {
-                slot: r.u64("slot")?,
-                cmds: Vec::unmarshal(r)?,
-            },
-            5 => Record::Snapshot(Bytes::unmarshal(r)?),
-            v => {
-                return Err(WireError::Invalid {
-                    what: "record kind",
-                    value: v as u64,
-                })
-            }
-        })
-    }
-}
+/// What the durable log holds; replayed in order at start (the records of
+/// the shared log, [`crate::log::Record`], with batches of commands).
+pub type Record = crate::log::Record<Vec<Command>>;
 
 /// Codes of every message, for documentation and tests.
 pub const CODES: [(u8, &str); 13] = [

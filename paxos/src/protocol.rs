@@ -51,12 +51,7 @@ impl Config {
         if let Some(v) = s.compact_bytes {
             cfg.compact_bytes = v;
         }
-        if let Some(v) = s.snapshot_chunk {
-            cfg.transfer.chunk_bytes = v;
-        }
-        if let Some(v) = s.snapshot_timeout_ns {
-            cfg.transfer.timeout_ns = v;
-        }
+        cfg.transfer = cfg.transfer.with_settings(s);
         if let Some(b) = variant(s, Replica::NAME, crate::broken::BUILT, Broken::named)? {
             if b == Broken::ForgetAccepts && !s.durable {
                 return Err(BootError::Settings(

@@ -21,6 +21,7 @@ use genericsmr::state::StateMachine;
 use genericsmr::wire::{decode_body, Marshal};
 use genericsmr::{ConnId, ReplicaId};
 
+use crate::log::Log;
 use crate::messages::{bit, PaxosMsg, Record};
 pub(crate) use genericsmr::effects::{accepted, reject};
 
@@ -148,105 +149,108 @@ impl Config {
         }
     }
 
+    /// The compaction settings of the log.
+    pub fn compaction(&self) -> crate::log::Compaction {
+        crate::log::Compaction {
+            keep_executed: self.keep_executed,
+            compact_every: self.compact_every,
+            compact_bytes: self.compact_bytes,
+        }
+    }
+
     /// Votes needed for a quorum (a majority, counting this replica).
     pub fn quorum(&self) -> usize {
         self.n / 2 + 1
     }
 }
 
-/// Status of a log slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlotState {
-    /// Nothing accepted here.
-    Empty,
-    /// A value accepted at `Slot::ballot`, not known to be chosen.
-    Accepted,
-    /// The chosen value.
-    Committed,
-}
+pub use crate::log::SlotState;
 
-/// One log slot.
-#[derive(Debug, Clone)]
-pub struct Slot {
-    /// Status.
-    pub state: SlotState,
-    /// Ballot at which `cmds` was accepted.
-    pub ballot: u64,
-    /// The batch of commands (empty for a no-op) while the slot is not executed.
+/// One slot of the Multi-Paxos log.
+pub type Slot = crate::log::Slot<Batch>;
+
+/// What a Multi-Paxos slot holds: a batch of commands (empty for a no-op).
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The commands while the slot is not executed.
     cmds: Vec<Command>,
     /// Once executed: the batch's wire encoding only. The log keeps
     /// `keep_executed` executed slots (for catch-up), and this keeps them at
     /// about a third of the memory, releasing the decoded commands and the
     /// receive buffers their bytes pointed into.
     packed: Option<Bytes>,
-    /// Leader only: replicas that accepted at the leader's ballot.
-    pub(crate) acks: u64,
-    /// Leader only: replicas the Accept went to.
-    pub(crate) sent_to: u64,
-    /// Leader only: when the Accept was last sent.
-    pub(crate) sent_at: u64,
 }
 
-impl Default for Slot {
-    fn default() -> Self {
-        Slot {
-            state: SlotState::Empty,
-            ballot: 0,
-            cmds: Vec::new(),
-            packed: None,
-            acks: 0,
-            sent_to: 0,
-            sent_at: 0,
+impl Batch {
+    /// The commands (empty once packed: executed slots are).
+    pub(crate) fn into_cmds(self) -> Vec<Command> {
+        self.cmds
+    }
+}
+
+impl From<Vec<Command>> for Batch {
+    fn from(cmds: Vec<Command>) -> Self {
+        Batch { cmds, packed: None }
+    }
+}
+
+impl Marshal for Batch {
+    /// The encoding of the commands (`Vec<Command>`'s), packed or not.
+    fn marshal(&self, buf: &mut BytesMut) {
+        match &self.packed {
+            Some(b) => buf.extend_from_slice(b),
+            None => self.cmds.marshal(buf),
         }
+    }
+}
+
+impl crate::log::Value for Batch {
+    fn held_bytes(&self) -> usize {
+        self.packed.as_ref().map_or(0, |b| b.len())
     }
 }
 
 impl Slot {
     /// The slot's commands (decoded again if the slot was packed).
     pub fn cmds(&self) -> Cow<'_, [Command]> {
-        match &self.packed {
+        match &self.entry.packed {
             // We encoded these bytes ourselves: they decode.
             Some(b) => {
                 Cow::Owned(decode_body::<Vec<Command>>(b.clone()).expect("a packed slot decodes"))
             }
-            None => Cow::Borrowed(&self.cmds),
+            None => Cow::Borrowed(&self.entry.cmds),
         }
     }
 
     /// The commands of a slot that is not packed (empty once it is).
     pub(crate) fn live_cmds(&self) -> &[Command] {
-        &self.cmds
+        &self.entry.cmds
     }
 
     /// Replaces the slot's commands.
     pub(crate) fn set_cmds(&mut self, cmds: Vec<Command>) {
-        self.cmds = cmds;
-        self.packed = None;
+        self.entry = Batch::from(cmds);
     }
 
     /// Keeps only the encoding of an executed slot's commands.
-    /// Bytes of the packed commands (0 until the slot is executed).
-    pub(crate) fn packed_len(&self) -> usize {
-        self.packed.as_ref().map_or(0, |b| b.len())
-    }
-
     pub(crate) fn pack(&mut self) {
-        if self.packed.is_none() {
+        let e = &mut self.entry;
+        if e.packed.is_none() {
             let mut b =
-                BytesMut::with_capacity(4 + self.cmds.iter().map(Command::wire_len).sum::<usize>());
-            self.cmds.marshal(&mut b);
-            self.packed = Some(b.freeze());
-            self.cmds = Vec::new();
+                BytesMut::with_capacity(4 + e.cmds.iter().map(Command::wire_len).sum::<usize>());
+            e.cmds.marshal(&mut b);
+            e.packed = Some(b.freeze());
+            e.cmds = Vec::new();
         }
     }
 
     /// A 64-bit hash of the commands' encoding (equal values, equal hashes).
     pub(crate) fn hash(&self) -> u64 {
-        match &self.packed {
+        match &self.entry.packed {
             Some(b) => xxhash_rust::xxh3::xxh3_64(b),
             None => {
                 let mut b = BytesMut::new();
-                self.cmds.marshal(&mut b);
+                self.entry.cmds.marshal(&mut b);
                 xxhash_rust::xxh3::xxh3_64(&b)
             }
         }
@@ -254,9 +258,9 @@ impl Slot {
 
     /// Roughly how many bytes the commands take on the wire.
     pub(crate) fn wire_len(&self) -> usize {
-        match &self.packed {
+        match &self.entry.packed {
             Some(b) => b.len(),
-            None => self.cmds.iter().map(Command::wire_len).sum(),
+            None => self.entry.cmds.iter().map(Command::wire_len).sum(),
         }
     }
 }
@@ -302,11 +306,9 @@ pub struct Replica {
     pub(crate) role: Role,
     /// Highest ballot promised; never decreases.
     pub(crate) promised: u64,
-    /// The log from slot `base` on: `log[i]` is slot `base + i`. Slots below
-    /// `base` are executed and compacted away (see [`Config::keep_executed`]).
-    pub(crate) log: Vec<Slot>,
-    /// The first slot held in `log`; never above `executed`.
-    pub(crate) base: u64,
+    /// The log from its base on; slots below the base (never above
+    /// `executed`) are executed and compacted away (see [`Config::keep_executed`]).
+    pub(crate) log: Log<Batch>,
     /// The snapshot being fetched from a peer, if any.
     pub(crate) fetch: genericsmr::snapshot::Fetch,
     /// Snapshots installed from peers.
@@ -315,9 +317,6 @@ pub struct Replica {
     pub(crate) snapshots_sent: u64,
     /// Compactions of the log so far.
     pub(crate) compactions: u64,
-    /// Bytes of the packed commands of the executed slots held (from the
-    /// base up to the executed point), for [`Config::compact_bytes`].
-    pub(crate) exec_bytes: usize,
     /// Every slot below this is committed here.
     pub(crate) commit_index: u64,
     /// Every slot below this is executed here.
@@ -362,13 +361,11 @@ impl Replica {
             cfg,
             role: Role::Follower,
             promised: 0,
-            log: Vec::new(),
-            base: 0,
+            log: Log::default(),
             fetch,
             snapshots_installed: 0,
             snapshots_sent: 0,
             compactions: 0,
-            exec_bytes: 0,
             commit_index: 0,
             executed: 0,
             known_commit: 0,
@@ -421,24 +418,23 @@ impl Replica {
     /// The slots held, from [`Replica::log_base`] on: `log()[i]` is slot
     /// `log_base() + i` (the slots below are compacted away).
     pub fn log(&self) -> &[Slot] {
-        &self.log
+        self.log.slots()
     }
 
     /// The first slot held in memory; every slot below it is executed and
     /// compacted away.
     pub fn log_base(&self) -> u64 {
-        self.base
+        self.log.base()
     }
 
     /// One past the highest slot held.
     pub fn log_end(&self) -> u64 {
-        self.base + self.log.len() as u64
+        self.log.end()
     }
 
     /// Slot `slot`, if held (not compacted away, not past the end).
     pub fn slot(&self, slot: u64) -> Option<&Slot> {
-        let i = slot.checked_sub(self.base)?;
-        self.log.get(usize::try_from(i).ok()?)
+        self.log.get(slot)
     }
 
     /// Snapshots installed from peers, snapshots sent to peers, and
@@ -484,25 +480,17 @@ impl Replica {
     /// Slot `slot`, created (with every slot before it) if past the end;
     /// `None` if compacted away. Callers bound `slot` by the window first.
     pub(crate) fn slot_mut(&mut self, slot: u64) -> Option<&mut Slot> {
-        let i = slot.checked_sub(self.base)? as usize;
-        if i >= self.log.len() {
-            self.log.resize_with(i + 1, Slot::default);
-        }
-        self.log.get_mut(i)
+        self.log.create(slot)
     }
 
     /// Slot `slot` if held, for changes that do not create it.
     pub(crate) fn slot_get_mut(&mut self, slot: u64) -> Option<&mut Slot> {
-        let i = slot.checked_sub(self.base)?;
-        self.log.get_mut(usize::try_from(i).ok()?)
+        self.log.get_mut(slot)
     }
 
     /// Whether `slot` is known chosen here (compacted slots were executed).
     pub(crate) fn committed_at(&self, slot: u64) -> bool {
-        slot < self.base
-            || self
-                .slot(slot)
-                .is_some_and(|s| s.state == SlotState::Committed)
+        self.log.committed_at(slot)
     }
 
     /// The last slot within reach of our log (see [`Config::slot_window`]).
@@ -520,15 +508,7 @@ impl Replica {
     /// anything else is dropped with a warning (peer ports are meant for a
     /// trusted network, but a broken peer must not wedge us).
     pub(crate) fn sane_ballot(&self, from: u8, b: u64) -> bool {
-        let ok = crate::messages::ballot::valid(b);
-        if !ok {
-            tracing::warn!(
-                peer = from,
-                ballot = b,
-                "dropping a message with an impossible ballot"
-            );
-        }
-        ok
+        crate::messages::ballot::sane(from, b)
     }
 
     /// The current leader (or a candidate we promised) was heard from at `now`.

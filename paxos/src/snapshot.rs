@@ -16,60 +16,30 @@
 //! handler: state machine swapped, executed and commit index set to the
 //! snapshot's slot, slots below dropped; ordinary catch-up continues above.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use genericsmr::effects::{accepted, reject, Effects};
 use genericsmr::messages::ReplyStatus;
 use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
 use genericsmr::state::Check;
-use genericsmr::wire::{Encoded, Marshal, Reader, WireError};
+use genericsmr::wire::{Reader, WireError};
 use genericsmr::ReplicaId;
 
-use crate::messages::{PaxosMsg, Record};
-use crate::replica::{Replica, Role, SlotState};
+use crate::messages::PaxosMsg;
+use crate::replica::{Replica, Role};
 
 impl Replica {
     /// This replica's snapshot: its state machine at its executed point.
     pub fn snapshot(&self) -> Snapshot {
-        let mut state = BytesMut::new();
-        self.sm.encode_image(&mut state);
-        let mut protocol = BytesMut::new();
-        self.executed.marshal(&mut protocol);
-        Snapshot {
-            state: state.freeze(),
-            protocol: protocol.freeze(),
-        }
+        Snapshot::of(&self.sm, &self.executed)
     }
 
     /// Compacts once enough is executed (see [`crate::Config::compact_every`]).
     pub(crate) fn maybe_compact(&mut self, fx: &mut Effects<PaxosMsg>) {
-        let keep = self.cfg.keep_executed;
-        let due = keep.saturating_add(self.cfg.compact_every.max(1));
-        let by_slots = self.executed.saturating_sub(self.base) >= due;
-        let by_bytes = self.exec_bytes >= self.cfg.compact_bytes.max(1);
-        if !by_slots && !by_bytes {
+        if !self
+            .log
+            .maybe_compact(self.executed, &self.cfg.compaction())
+        {
             return;
-        }
-        // Keep `keep` executed slots, and no more than a quarter of the byte
-        // bound of them.
-        let mut to = self.executed.saturating_sub(keep).max(self.base);
-        let mut kept = 0;
-        let mut s = self.executed;
-        while s > to {
-            let b = self.slot(s - 1).map_or(0, |x| x.packed_len());
-            if kept + b > self.cfg.compact_bytes / 4 {
-                to = s;
-                break;
-            }
-            kept += b;
-            s -= 1;
-        }
-        let drop = ((to - self.base) as usize).min(self.log.len());
-        let dropped: usize = self.log.drain(..drop).map(|x| x.packed_len()).sum();
-        self.exec_bytes = self.exec_bytes.saturating_sub(dropped);
-        self.base = to;
-        // Keep the capacity from growing past a few compaction intervals.
-        if self.log.capacity() > 4 * self.log.len().max(1024) {
-            self.log.shrink_to_fit();
         }
         self.compactions += 1;
         if fx.keeps_records() {
@@ -81,30 +51,8 @@ impl Replica {
     /// Asks the driver to replace the durable log by `snap` (a snapshot at
     /// the executed point) and the records still needed above it.
     fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<PaxosMsg>) {
-        fx.compact(&Record::Snapshot(snap));
-        fx.persist(&Record::Promise {
-            ballot: self.promised,
-        });
-        let keep_votes = self.keeps_votes();
-        for slot in self.executed..self.log_end() {
-            let Some(s) = self.slot(slot) else { break };
-            match s.state {
-                SlotState::Empty => {}
-                SlotState::Accepted if keep_votes => {
-                    let cmds = s.cmds();
-                    fx.persist(&Encoded(|b: &mut BytesMut| {
-                        Record::encode_accepted(b, slot, s.ballot, &cmds)
-                    }));
-                }
-                SlotState::Accepted => {}
-                SlotState::Committed => {
-                    let cmds = s.cmds();
-                    fx.persist(&Encoded(|b: &mut BytesMut| {
-                        Record::encode_chosen(b, slot, &cmds)
-                    }));
-                }
-            }
-        }
+        let (keep, executed, promised) = (self.keeps_votes(), self.executed, self.promised);
+        self.log.compact_durable(snap, executed, promised, keep, fx);
     }
 
     /// Tells `to` that `slot` is compacted here.
@@ -150,16 +98,21 @@ impl Replica {
         m: SnapshotRequest,
         fx: &mut Effects<PaxosMsg>,
     ) {
-        let Some(chunks) = snapshot::serve(from, &m, &self.snapshot(), &self.cfg.transfer) else {
-            return;
-        };
-        self.snapshots_sent += 1;
-        for c in chunks {
-            fx.send(from, PaxosMsg::SnapshotChunk(c));
+        let snap = self.snapshot();
+        if snapshot::answer(
+            from,
+            &m,
+            &snap,
+            &self.cfg.transfer,
+            PaxosMsg::SnapshotChunk,
+            fx,
+        ) {
+            self.snapshots_sent += 1;
         }
     }
 
-    /// A piece of the snapshot this replica asked for; the last one installs it.
+    /// A piece of the snapshot this replica asked for; the last one installs
+    /// it, and ordinary catch-up goes on above it.
     pub fn handle_snapshot_chunk(
         &mut self,
         now: u64,
@@ -168,20 +121,12 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
-        match self.fetch.on_chunk(now, from, c) {
-            Ok(None) => {}
-            Ok(Some(snap)) => match self.install(&snap, fx) {
-                Ok(true) => {
-                    tracing::info!(peer = from, slot = self.executed, "snapshot installed");
-                    // Go on with ordinary catch-up above the snapshot.
-                    if self.commit_index < self.known_commit {
-                        self.fetch_from(now, from, fx);
-                    }
-                }
-                Ok(false) => tracing::info!(peer = from, "snapshot not needed"),
-                Err(e) => tracing::warn!(peer = from, error = %e, "snapshot refused"),
-            },
-            Err(e) => tracing::warn!(peer = from, error = %e, "snapshot transfer failed"),
+        let Some(snap) = self.fetch.receive(now, from, c) else {
+            return;
+        };
+        let done = self.install(&snap, fx);
+        if snapshot::installed(from, done) && self.commit_index < self.known_commit {
+            self.fetch_from(now, from, fx);
         }
     }
 
@@ -237,11 +182,7 @@ impl Replica {
         if slot < self.executed {
             return Ok(()); // older than what we executed: nothing to take
         }
-        let drop = ((slot - self.base).min(self.log.len() as u64)) as usize;
-        self.log.drain(..drop);
-        self.base = slot;
-        // Nothing executed is held below the new executed point.
-        self.exec_bytes = 0;
+        self.log.rebase(slot);
         self.sm = sm;
         self.executed = slot;
         self.commit_index = self.commit_index.max(slot);

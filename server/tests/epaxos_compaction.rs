@@ -6,25 +6,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::{bounded_for, Cluster, Opts};
+use common::{bounded_for, folder_bytes, Cluster, Opts};
 
 /// Instances kept per leader, and executed between compactions.
 const HORIZON: u64 = 64;
-
-/// Bytes of every file in `dir`.
-fn folder_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|it| {
-            it.filter_map(|e| e.ok()?.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_folders_stay_bounded_and_restarts_from_compacted_logs_agree() {

@@ -383,6 +383,18 @@ pub async fn checked_workload(
     }
 }
 
+/// Bytes of every file in `dir` (a replica's data folder).
+pub fn folder_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Checks a history for linearizability; panics with the counterexample.
 pub fn assert_linearizable(history: &[checker::history::Record]) {
     let r = checker::check(history, &checker::linear::Options::default());

@@ -1,0 +1,305 @@
+//! Journal compaction and state transfer below the compaction point, on the
+//! shared log ([`paxos::log`]) and the shared transfer ([`genericsmr::snapshot`]).
+//!
+//! A snapshot is the state at the executed point: the state machine image,
+//! plus what executing the journal built besides (committed but unordered
+//! operations, tombstones, admission counters, fences, the shard timestamp,
+//! and the timestamps kept for late coordination requests). Once enough is
+//! executed ([`paxos::log::Compaction`]), the journal below
+//! `executed - keep_executed` is dropped; a durable replica rewrites its log
+//! as that snapshot plus the records above it. A peer asking for a compacted
+//! slot (catch-up, or the Prepare of a candidate that far behind) is answered
+//! [`Compacted`] and fetches the snapshot. Leader state (operations in
+//! flight) is never in a snapshot: a replica installs one only as a follower.
+
+use bytes::Bytes;
+use genericsmr::command::Command;
+use genericsmr::effects::Effects;
+use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
+use genericsmr::wire::{Reader, Unmarshal, WireError};
+use genericsmr::{wire_struct, ReplicaId};
+
+use crate::messages::{MdlMsg, OpId, Pred};
+use crate::replica::{Replica, Role};
+
+/// A committed operation not yet ordered (round 1 chosen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unordered {
+    /// The operation.
+    cmd: Command,
+    /// Its per (client, shard) admission counter.
+    shard_seq: u64,
+    /// Its chain predecessor.
+    pred: Option<Pred>,
+}
+wire_struct!(Unordered {
+    cmd,
+    shard_seq,
+    pred
+});
+
+/// A client's next admission counter on this shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NextSeq {
+    /// The client.
+    client: u64,
+    /// Its next `shard_seq`.
+    next: u64,
+}
+wire_struct!(NextSeq { client, next });
+
+/// A timestamp kept for late coordination requests (see `Replica::remember`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Known {
+    /// The operation safe to follow.
+    op: OpId,
+    /// Its timestamp.
+    ts: u64,
+    /// The predecessor it succeeded, if any.
+    pred: Option<OpId>,
+}
+wire_struct!(Known { op, ts, pred });
+
+/// What an MDLin snapshot holds besides the state machine image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Part {
+    /// The executed point: every slot below is in the snapshot.
+    slot: u64,
+    /// Committed, unordered operations.
+    unordered: Vec<Unordered>,
+    /// Failed operations.
+    failed: Vec<OpId>,
+    /// Admission counters.
+    next_seq: Vec<NextSeq>,
+    /// Timestamps kept for late requests, oldest first.
+    known: Vec<Known>,
+    /// The shard timestamp.
+    shard_ts: u64,
+    /// The fence per shard.
+    fences: Vec<u64>,
+}
+wire_struct!(Part {
+    slot,
+    unordered,
+    failed,
+    next_seq,
+    known,
+    shard_ts,
+    fences
+});
+
+impl Replica {
+    /// This replica's snapshot: its state at its executed point. Sorted
+    /// wherever a map is behind it, so equal states give equal bytes.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut unordered: Vec<_> = self.unordered.iter().collect();
+        unordered.sort_unstable_by_key(|(op, _)| **op);
+        let mut failed: Vec<OpId> = self.failed.iter().copied().collect();
+        failed.sort_unstable();
+        let mut next_seq: Vec<_> = self
+            .next_shard_seq
+            .iter()
+            .map(|(c, n)| NextSeq {
+                client: *c,
+                next: *n,
+            })
+            .collect();
+        next_seq.sort_unstable_by_key(|n| n.client);
+        let known = self
+            .known_order
+            .iter()
+            .filter_map(|(_, op, pred)| {
+                Some(Known {
+                    op: *op,
+                    ts: *self.known_ts.get(op)?,
+                    pred: *pred,
+                })
+            })
+            .collect();
+        let part = Part {
+            slot: self.executed,
+            unordered: unordered
+                .into_iter()
+                .map(|(_, (cmd, shard_seq, pred))| Unordered {
+                    cmd: cmd.clone(),
+                    shard_seq: *shard_seq,
+                    pred: *pred,
+                })
+                .collect(),
+            failed,
+            next_seq,
+            known,
+            shard_ts: self.shard_ts,
+            fences: self.fences.clone(),
+        };
+        Snapshot::of(&self.sm, &part)
+    }
+
+    /// Compacts the journal once enough is executed, and the durable log with it.
+    pub(crate) fn maybe_compact(&mut self, fx: &mut Effects<MdlMsg>) {
+        if !self.log.maybe_compact(self.executed, &self.cfg.compaction) {
+            return;
+        }
+        self.snapshot_counts.2 += 1;
+        // Accepts held for the prefix rule below the base will never be voted.
+        self.early_accepts = self.early_accepts.split_off(&self.log.base());
+        if fx.keeps_records() {
+            self.compact_durable(self.snapshot().to_bytes(), fx);
+        }
+    }
+
+    /// Replaces the durable log by `snap` (at the executed point) and the
+    /// records still needed above it (every vote: MDLin has no variant that
+    /// forgets them).
+    fn compact_durable(&self, snap: Bytes, fx: &mut Effects<MdlMsg>) {
+        let (executed, promised) = (self.executed, self.promised);
+        self.log.compact_durable(snap, executed, promised, true, fx);
+    }
+
+    /// Tells `to` that `slot` is compacted here.
+    pub(crate) fn compacted(&self, to: ReplicaId, slot: u64, fx: &mut Effects<MdlMsg>) {
+        fx.send(to, MdlMsg::Compacted(Compacted { what: slot }));
+    }
+
+    /// A peer of this shard compacted a slot this replica asked about: fetch
+    /// its snapshot (a candidate that far behind stops campaigning).
+    pub fn handle_compacted(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: Compacted,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        if !self.heard(from, now) || m.what < self.executed {
+            return; // not of this shard, or an old answer
+        }
+        if !matches!(self.role, Role::Follower) {
+            tracing::info!(
+                peer = from,
+                commit_index = self.commit_index,
+                "behind a peer's compaction point: stepping down to fetch its snapshot"
+            );
+            self.step_down(fx);
+        }
+        if let Some((to, req)) = self.fetch.start(now, from) {
+            tracing::info!(peer = to, slot = m.what, "asking for a snapshot");
+            fx.send(to, MdlMsg::SnapshotRequest(req));
+        }
+    }
+
+    /// A peer of this shard asks for this replica's snapshot: it goes in chunks.
+    pub fn handle_snapshot_request(
+        &mut self,
+        from: ReplicaId,
+        m: SnapshotRequest,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        if !self.same_shard(from) {
+            return;
+        }
+        let snap = self.snapshot();
+        if snapshot::answer(
+            from,
+            &m,
+            &snap,
+            &self.cfg.transfer,
+            MdlMsg::SnapshotChunk,
+            fx,
+        ) {
+            self.snapshot_counts.1 += 1;
+        }
+    }
+
+    /// A piece of the snapshot this replica asked for; the last one installs
+    /// it, and ordinary catch-up goes on above it.
+    pub fn handle_snapshot_chunk(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        c: SnapshotChunk,
+        fx: &mut Effects<MdlMsg>,
+    ) {
+        if !self.heard(from, now) {
+            return;
+        }
+        let Some(snap) = self.fetch.receive(now, from, c) else {
+            return;
+        };
+        let done = self.install(now, &snap, fx);
+        if snapshot::installed(from, done) {
+            self.catchup_at = 0;
+            self.catch_up(now, fx);
+        }
+    }
+
+    /// Installs `snap` if it is ahead of what this replica executed, as a
+    /// follower, persisting it first (a durable compaction at its point).
+    fn install(
+        &mut self,
+        now: u64,
+        snap: &Snapshot,
+        fx: &mut Effects<MdlMsg>,
+    ) -> Result<bool, WireError> {
+        let slot = snapshot::read_protocol(&snap.protocol, Part::unmarshal)?.slot;
+        if slot <= self.executed {
+            return Ok(false);
+        }
+        if !matches!(self.role, Role::Follower) {
+            self.step_down(fx);
+        }
+        self.load_snapshot(now, snap)?;
+        self.snapshot_counts.0 += 1;
+        if fx.keeps_records() {
+            self.compact_durable(snap.to_bytes(), fx);
+        }
+        Ok(true)
+    }
+
+    /// Takes the state of `snap` (at restart from the snapshot file, or when
+    /// installing a peer's): the state machine and everything execution
+    /// built, and the journal from the snapshot's point on.
+    pub(crate) fn load_snapshot(&mut self, now: u64, snap: &Snapshot) -> Result<(), WireError> {
+        let part = snapshot::read_protocol(&snap.protocol, Part::unmarshal)?;
+        let mut r = Reader::new(snap.state.clone());
+        let sm = self.sm.decode_image(&mut r)?;
+        r.finish()?;
+        if part.slot < self.executed {
+            return Ok(()); // older than what we executed: nothing to take
+        }
+        if part.fences.len() != self.cfg.shards {
+            return Err(WireError::Invalid {
+                what: "snapshot fences (one per shard)",
+                value: part.fences.len() as u64,
+            });
+        }
+        self.sm = sm;
+        self.unordered = part
+            .unordered
+            .into_iter()
+            .map(|u| (OpId::of(&u.cmd), (u.cmd, u.shard_seq, u.pred)))
+            .collect();
+        self.failed = part.failed.into_iter().collect();
+        self.next_shard_seq = part
+            .next_seq
+            .into_iter()
+            .map(|n| (n.client, n.next))
+            .collect();
+        self.known_ts.clear();
+        self.succ_index.clear();
+        self.known_order.clear();
+        for k in part.known {
+            self.remember(now, k.op, k.ts, k.pred);
+        }
+        self.shard_ts = part.shard_ts;
+        self.fences = part.fences;
+        let slot = part.slot;
+        self.log.rebase(slot);
+        self.executed = slot;
+        self.commit_index = self.commit_index.max(slot);
+        self.known_commit = self.known_commit.max(slot);
+        self.announced = self.announced.max(slot);
+        self.early_accepts = self.early_accepts.split_off(&slot);
+        self.advance_commit();
+        Ok(())
+    }
+}

@@ -1,0 +1,402 @@
+//! The Multi-Paxos log, generic over what a slot holds: slots from a base
+//! (everything below is executed and compacted away), the durable records of
+//! an acceptor, their replay at restart, and compaction in memory and on disk.
+//!
+//! Multi-Paxos puts a batch of commands in a slot ([`crate::replica::Batch`]);
+//! MDLin puts one journal entry (`mdlin::messages::Entry`). What the two do
+//! differently with the log (MDLin's prefix rule, what executing a slot
+//! means) stays in each protocol; the slots, records, replay and compaction
+//! are this one module.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use genericsmr::effects::Effects;
+use genericsmr::wire::{Encoded, Marshal, Reader, Unmarshal, WireError};
+
+/// What a slot of the log holds: encodable (for votes, commits and records)
+/// and sized (for compaction by bytes).
+pub trait Value: Marshal + Default + Clone + std::fmt::Debug {
+    /// Bytes it keeps in memory once executed (what compaction by bytes counts).
+    fn held_bytes(&self) -> usize;
+}
+
+/// Status of a log slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlotState {
+    /// Nothing accepted here.
+    #[default]
+    Empty,
+    /// A value accepted at `Slot::ballot`, not known to be chosen.
+    Accepted,
+    /// The chosen value.
+    Committed,
+}
+
+/// One log slot.
+#[derive(Debug, Clone, Default)]
+pub struct Slot<V> {
+    /// Status.
+    pub state: SlotState,
+    /// Ballot at which the value was accepted.
+    pub ballot: u64,
+    /// The value (a no-op by default).
+    pub entry: V,
+    /// Leader only: replicas that accepted at the leader's ballot.
+    pub acks: u64,
+    /// Leader only: replicas the Accept went to.
+    pub sent_to: u64,
+    /// Leader only: when the Accept was last sent.
+    pub sent_at: u64,
+}
+
+/// Settings of compaction, shared by every protocol on this log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// Executed slots kept in memory below the executed point, for peers
+    /// that catch up slot by slot; a peer further behind is answered
+    /// `Compacted` and fetches a snapshot (`--gc-horizon`).
+    pub keep_executed: u64,
+    /// Compaction runs once this many slots more than `keep_executed` are
+    /// executed: slots below `executed - keep_executed` are dropped, and a
+    /// durable replica rewrites its log as a snapshot plus what lies above.
+    pub compact_every: u64,
+    /// Compaction also runs once the executed slots held reach this many
+    /// bytes ([`Value::held_bytes`]), keeping the newest quarter of that:
+    /// a bound in slots alone does not bound memory when slots are large.
+    pub compact_bytes: usize,
+}
+
+impl Compaction {
+    /// These settings with what `s` sets: `--gc-horizon` sets both how much
+    /// is kept and how often compaction runs (so short simulated runs
+    /// compact many times), `--compact-mb` the byte bound.
+    pub fn with_settings(mut self, s: &genericsmr::protocol::Settings) -> Self {
+        if let Some(h) = s.gc_horizon {
+            self.keep_executed = h;
+            self.compact_every = h;
+        }
+        self.compact_bytes = s.compact_bytes.unwrap_or(self.compact_bytes);
+        self
+    }
+}
+
+impl Default for Compaction {
+    fn default() -> Self {
+        Compaction {
+            keep_executed: 1 << 16,
+            compact_every: 1 << 16,
+            compact_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The log from slot `base` on.
+#[derive(Debug, Clone, Default)]
+pub struct Log<V> {
+    base: u64,
+    slots: Vec<Slot<V>>,
+    /// Bytes held by the executed slots above the base (for compaction by bytes).
+    exec_bytes: usize,
+}
+
+impl<V: Value> Log<V> {
+    /// The first slot held; every slot below is executed and compacted away.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// One past the highest slot held.
+    pub fn end(&self) -> u64 {
+        self.base + self.slots.len() as u64
+    }
+
+    /// The slots held: `slots()[i]` is slot `base() + i`.
+    pub fn slots(&self) -> &[Slot<V>] {
+        &self.slots
+    }
+
+    /// The slots held from `from` on, with their numbers.
+    pub fn from(&self, from: u64) -> impl Iterator<Item = (u64, &Slot<V>)> {
+        let base = self.base;
+        let skip = from.saturating_sub(base).min(self.slots.len() as u64) as usize;
+        self.slots[skip..]
+            .iter()
+            .enumerate()
+            .map(move |(i, s)| (base + (skip + i) as u64, s))
+    }
+
+    /// The slots held from `from` to `to` (exclusive), mutably, with their numbers.
+    pub fn range_mut(&mut self, from: u64, to: u64) -> impl Iterator<Item = (u64, &mut Slot<V>)> {
+        let base = self.base;
+        let len = self.slots.len() as u64;
+        let a = from.saturating_sub(base).min(len) as usize;
+        let b = (to.saturating_sub(base).min(len) as usize).max(a);
+        self.slots[a..b]
+            .iter_mut()
+            .enumerate()
+            .map(move |(i, s)| (base + (a + i) as u64, s))
+    }
+
+    /// Slot `slot`, if held.
+    pub fn get(&self, slot: u64) -> Option<&Slot<V>> {
+        let i = slot.checked_sub(self.base)?;
+        self.slots.get(usize::try_from(i).ok()?)
+    }
+
+    /// Slot `slot` if held, for changes that do not create it.
+    pub fn get_mut(&mut self, slot: u64) -> Option<&mut Slot<V>> {
+        let i = slot.checked_sub(self.base)?;
+        self.slots.get_mut(usize::try_from(i).ok()?)
+    }
+
+    /// Slot `slot`, created (with every slot before it) if past the end;
+    /// `None` if compacted away. Callers bound `slot` by their window first.
+    pub fn create(&mut self, slot: u64) -> Option<&mut Slot<V>> {
+        let i = usize::try_from(slot.checked_sub(self.base)?).ok()?;
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, Slot::default);
+        }
+        self.slots.get_mut(i)
+    }
+
+    /// Whether `slot` is known chosen (compacted slots were executed).
+    pub fn committed_at(&self, slot: u64) -> bool {
+        slot < self.base
+            || self
+                .get(slot)
+                .is_some_and(|s| s.state == SlotState::Committed)
+    }
+
+    /// Notes that `slot` was executed (for compaction by bytes).
+    pub fn executed_slot(&mut self, slot: u64) {
+        let b = self.get(slot).map_or(0, |s| s.entry.held_bytes());
+        self.exec_bytes += b;
+    }
+
+    /// Bytes held by executed slots above the base.
+    pub fn exec_bytes(&self) -> usize {
+        self.exec_bytes
+    }
+
+    /// Compacts the log in memory if `c` says it is due with `executed`
+    /// slots executed: drops the executed slots below the `keep_executed`
+    /// newest (and all but a quarter of `compact_bytes` of them). Returns
+    /// whether it compacted; the caller then compacts its durable log too
+    /// ([`Log::compact_durable`]).
+    pub fn maybe_compact(&mut self, executed: u64, c: &Compaction) -> bool {
+        let due = c.keep_executed.saturating_add(c.compact_every.max(1));
+        let by_slots = executed.saturating_sub(self.base) >= due;
+        let by_bytes = self.exec_bytes >= c.compact_bytes.max(1);
+        if !by_slots && !by_bytes {
+            return false;
+        }
+        let mut to = executed.saturating_sub(c.keep_executed).max(self.base);
+        let mut kept = 0;
+        let mut s = executed;
+        while s > to {
+            let b = self.get(s - 1).map_or(0, |x| x.entry.held_bytes());
+            if kept + b > c.compact_bytes / 4 {
+                to = s;
+                break;
+            }
+            kept += b;
+            s -= 1;
+        }
+        self.drop_below(to);
+        true
+    }
+
+    /// Drops every slot below `to` (executed ones: a compaction, or a
+    /// snapshot that covers them), which becomes the base.
+    pub fn drop_below(&mut self, to: u64) {
+        if to <= self.base {
+            return;
+        }
+        let drop = ((to - self.base).min(self.slots.len() as u64)) as usize;
+        let dropped: usize = self.slots.drain(..drop).map(|x| x.entry.held_bytes()).sum();
+        self.exec_bytes = self.exec_bytes.saturating_sub(dropped);
+        self.base = to;
+        // Keep the capacity from growing past a few compaction intervals.
+        if self.slots.capacity() > 4 * self.slots.len().max(1024) {
+            self.slots.shrink_to_fit();
+        }
+    }
+
+    /// Takes a snapshot's point `slot` as the base (at restart from the
+    /// snapshot file, or installing a peer's): every slot below is dropped.
+    pub fn rebase(&mut self, slot: u64) {
+        self.drop_below(slot);
+        // Nothing executed is held below the new executed point.
+        self.exec_bytes = 0;
+    }
+
+    /// Asks the driver to replace the durable log by `snapshot` (taken at
+    /// slot `from`, the executed point) as its base record and what a
+    /// compacted log must keep above it: the promise, then every vote
+    /// (unless `keep_votes` is off, a broken variant) and chosen value.
+    pub fn compact_durable<M>(
+        &self,
+        snapshot: Bytes,
+        from: u64,
+        promised: u64,
+        keep_votes: bool,
+        fx: &mut Effects<M>,
+    ) {
+        fx.compact(&Record::<V>::Snapshot(snapshot));
+        fx.persist(&Record::<V>::Promise { ballot: promised });
+        for (slot, s) in self.from(from) {
+            match s.state {
+                SlotState::Empty => {}
+                SlotState::Accepted if keep_votes => fx.persist(&Encoded(|b: &mut BytesMut| {
+                    Record::<V>::encode_accepted(b, slot, s.ballot, &s.entry)
+                })),
+                SlotState::Accepted => {}
+                SlotState::Committed => fx.persist(&Encoded(|b: &mut BytesMut| {
+                    Record::<V>::encode_chosen(b, slot, &s.entry)
+                })),
+            }
+        }
+    }
+
+    /// Applies one durable record at restart. Records of slots below the
+    /// base are covered by the snapshot (a crash mid-compaction replays the
+    /// old log after the new snapshot) and skipped. A snapshot record is
+    /// returned for the protocol to load (it then calls [`Log::rebase`]).
+    pub fn replay<W: Into<V>>(&mut self, rec: Record<W>, promised: &mut u64) -> Option<Bytes> {
+        match rec {
+            Record::Promise { ballot } => *promised = (*promised).max(ballot),
+            Record::Accepted { slot, ballot, cmds } => {
+                *promised = (*promised).max(ballot);
+                if let Some(s) = self.create(slot) {
+                    if s.state != SlotState::Committed {
+                        s.state = SlotState::Accepted;
+                        s.ballot = ballot;
+                        s.entry = cmds.into();
+                    }
+                }
+            }
+            // Marks the vote recorded last for the slot, as when it was written.
+            Record::CommitMark { slot } => {
+                if let Some(s) = self.get_mut(slot) {
+                    if s.state == SlotState::Accepted {
+                        s.state = SlotState::Committed;
+                    }
+                }
+            }
+            Record::Chosen { slot, cmds } => {
+                if let Some(s) = self.create(slot) {
+                    s.state = SlotState::Committed;
+                    s.entry = cmds.into();
+                }
+            }
+            Record::Snapshot(b) => return Some(b),
+        }
+        None
+    }
+}
+
+/// What an acceptor's durable log holds, replayed in order at start:
+/// what it must not forget (its promise and its votes), what it learned was
+/// chosen, and after a compaction the snapshot standing for everything below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record<V> {
+    /// A promise not to accept below `ballot` (also a candidate's own).
+    Promise {
+        /// The promised ballot.
+        ballot: u64,
+    },
+    /// A vote: `cmds` accepted in `slot` at `ballot` (a leader's own vote too).
+    Accepted {
+        /// The slot.
+        slot: u64,
+        /// The ballot of the vote.
+        ballot: u64,
+        /// The accepted value (Multi-Paxos: a batch of commands; MDLin: a
+        /// journal entry).
+        cmds: V,
+    },
+    /// The value already accepted in `slot` is chosen.
+    CommitMark {
+        /// The slot.
+        slot: u64,
+    },
+    /// `cmds` is chosen for `slot` (learned from a Commit, catch-up or phase 1).
+    Chosen {
+        /// The slot.
+        slot: u64,
+        /// The chosen value.
+        cmds: V,
+    },
+    /// A snapshot ([`genericsmr::snapshot::Snapshot::to_bytes`]) standing for
+    /// every slot below its point: the base record of a compacted log, kept
+    /// in the snapshot file and replayed first.
+    Snapshot(Bytes),
+}
+
+impl<V> Record<V> {
+    /// The encoding of `Record::Accepted`, from a borrowed value.
+    pub fn encode_accepted<T: Marshal + ?Sized>(buf: &mut BytesMut, slot: u64, ballot: u64, v: &T) {
+        buf.put_u8(2);
+        slot.marshal(buf);
+        ballot.marshal(buf);
+        v.marshal(buf);
+    }
+
+    /// The encoding of `Record::Chosen`, from a borrowed value.
+    pub fn encode_chosen<T: Marshal + ?Sized>(buf: &mut BytesMut, slot: u64, v: &T) {
+        buf.put_u8(4);
+        slot.marshal(buf);
+        v.marshal(buf);
+    }
+}
+
+impl<V: Marshal> Marshal for Record<V> {
+    fn marshal(&self, buf: &mut BytesMut) {
+        match self {
+            Record::Promise { ballot } => {
+                buf.put_u8(1);
+                ballot.marshal(buf);
+            }
+            Record::Accepted { slot, ballot, cmds } => {
+                Self::encode_accepted(buf, *slot, *ballot, cmds)
+            }
+            Record::CommitMark { slot } => {
+                buf.put_u8(3);
+                slot.marshal(buf);
+            }
+            Record::Chosen { slot, cmds } => Self::encode_chosen(buf, *slot, cmds),
+            Record::Snapshot(b) => {
+                buf.put_u8(5);
+                b.marshal(buf);
+            }
+        }
+    }
+}
+
+impl<V: Unmarshal> Unmarshal for Record<V> {
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        Ok(match r.u8("record kind")? {
+            1 => Record::Promise {
+                ballot: r.u64("ballot")?,
+            },
+            2 => Record::Accepted {
+                slot: r.u64("slot")?,
+                ballot: r.u64("ballot")?,
+                cmds: V::unmarshal(r)?,
+            },
+            3 => Record::CommitMark {
+                slot: r.u64("slot")?,
+            },
+            4 => Record::Chosen {
+                slot: r.u64("slot")?,
+                cmds: V::unmarshal(r)?,
+            },
+            5 => Record::Snapshot(Bytes::unmarshal(r)?),
+            v => {
+                return Err(WireError::Invalid {
+                    what: "record kind",
+                    value: v as u64,
+                })
+            }
+        })
+    }
+}
