@@ -1,4 +1,4 @@
-//! Mencius peer messages (type codes 0x90..=0x99, plus the shared snapshot
+//! Mencius peer messages (type codes 0xa0..=0xa9, plus the shared snapshot
 //! messages of [`genericsmr::snapshot`]) and the durable records.
 //!
 //! Ballot 0 of a slot belongs to its owner (`slot mod n`), which proposes
@@ -12,7 +12,7 @@ use genericsmr::wire::{Frame, Marshal, Message, Reader, Unmarshal, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
 /// The first type code of Mencius's own messages.
-pub const BASE: u8 = 0x90;
+pub const BASE: u8 = 0xa0;
 
 /// Ballot arithmetic.
 pub mod ballot {

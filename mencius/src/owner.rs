@@ -12,7 +12,7 @@ use genericsmr::ConnId;
 
 use crate::broken::Broken;
 use crate::messages::{bit, Accept, AcceptReply, Commit, MenciusMsg, Record, Skip};
-use crate::replica::{accepted, hash_cmds, reject, Replica, SlotState};
+use crate::replica::{accepted, reject, Replica, SlotState};
 
 impl Replica {
     /// A client proposal: queued for this replica's next own slot.
@@ -225,9 +225,7 @@ impl Replica {
         let Some(mine) = self.own_inflight.remove(&slot) else {
             return;
         };
-        let won = self
-            .slot(slot)
-            .is_some_and(|s| hash_cmds(&s.cmds) == hash_cmds(&mine));
+        let won = self.slot(slot).is_some_and(|s| s.cmds == mine);
         if !won {
             for c in mine {
                 if self.waiting.contains_key(&(c.client, c.seq)) {
