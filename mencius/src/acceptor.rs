@@ -23,6 +23,8 @@ impl Replica {
         self.apply_skip(from, m.skip_from, m.skip_to, fx);
         if m.ballot == 0 {
             self.max_seen = self.max_seen.max(m.slot.saturating_add(1));
+            let ahead = m.slot.saturating_add(self.cfg.n as u64);
+            self.skip_limit = self.skip_limit.max(ahead.min(self.window_end()));
         }
         if m.slot < self.base {
             return fx.send(from, MenciusMsg::Compacted(Compacted { what: m.slot }));

@@ -154,6 +154,7 @@ impl Replica {
         let from = self.next_own.max(self.first_of(me, self.base));
         let limit = self
             .max_seen
+            .max(self.skip_limit)
             .min(self.executed.saturating_add(self.cfg.window));
         if from >= limit {
             return;

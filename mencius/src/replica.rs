@@ -222,6 +222,11 @@ pub struct Replica {
     /// One past the highest slot an owner proposed in, as far as we know
     /// (own slots below it that we did not use are skipped).
     pub(crate) max_seen: u64,
+    /// Own slots below this are skipped even past `max_seen`: an owner's
+    /// Accept for slot `s` makes us skip our slots up to `s + n`, so that a
+    /// lone client's next command at that owner finds them decided already
+    /// and executes on its own majority, not on every replica's skip.
+    pub(crate) skip_limit: u64,
     /// The next own slot to propose in: every own slot below it is proposed
     /// in, skipped or revoked.
     pub(crate) next_own: u64,
@@ -279,6 +284,7 @@ impl Replica {
             executed: 0,
             known_commit: 0,
             max_seen: 0,
+            skip_limit: 0,
             next_own,
             skip_unsent: None,
             last_skip: (0, 0),
