@@ -68,7 +68,7 @@ macro_rules! registry {
 }
 
 // The one list. Adding a protocol: its crate, this line, and docs.
-registry! { paxos::Replica, epaxos::Replica, mdlin::Replica, raft::Replica }
+registry! { paxos::Replica, epaxos::Replica, mdlin::Replica, raft::Replica, mencius::Replica }
 
 /// The protocol a tool runs when none is named.
 pub const DEFAULT: &str = NAMES[0];

@@ -1,0 +1,1 @@
+sim::conformance_tests!(mencius::Replica);
