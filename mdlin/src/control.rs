@@ -2,17 +2,11 @@
 //! and operators.
 
 use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{
-    role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest,
-};
-use genericsmr::wire::Marshal;
+use genericsmr::messages::{role, LogReply, LogRequest, Ping, Pong, StatusReply, StatusRequest};
 use genericsmr::{ConnId, ReplicaId};
 
 use crate::messages::MdlMsg;
-use crate::replica::{Replica, Role, SlotState};
-
-/// Most slots described by one log reply.
-pub const MAX_LOG_REPLY: u32 = 65_536;
+use crate::replica::{Replica, Role};
 
 impl Replica {
     /// Timers: elections, retransmissions, heartbeats, leader announcements,
@@ -112,19 +106,7 @@ impl Replica {
 
     /// Answers a log request with a hash of each non-empty slot's entry.
     pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<MdlMsg>) {
-        // Slots compacted away are not described (the reply starts higher).
-        let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
-        let slots = self
-            .log
-            .from(m.from)
-            .take_while(|(i, _)| *i < end)
-            .filter(|(_, s)| s.state != SlotState::Empty)
-            .map(|(slot, s)| SlotDigest {
-                slot,
-                committed: s.state == SlotState::Committed,
-                hash: entry_hash(&s.entry),
-            })
-            .collect();
+        let slots = self.log.digests(m.from, m.count);
         fx.reply(
             conn,
             Reply::Log(LogReply {
@@ -133,11 +115,4 @@ impl Replica {
             }),
         );
     }
-}
-
-/// A 64-bit hash of a journal entry's encoding (equal entries, equal hashes).
-pub(crate) fn entry_hash(e: &crate::messages::Entry) -> u64 {
-    let mut b = bytes::BytesMut::new();
-    e.marshal(&mut b);
-    xxhash_rust::xxh3::xxh3_64(&b)
 }

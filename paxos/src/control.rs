@@ -1,16 +1,11 @@
 //! Requests from the master and from operators: liveness, leadership, status.
 
 use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{
-    role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest,
-};
+use genericsmr::messages::{role, LogReply, LogRequest, Ping, Pong, StatusReply, StatusRequest};
 use genericsmr::ConnId;
 
 use crate::messages::PaxosMsg;
-use crate::replica::{Replica, Role, SlotState};
-
-/// Most slots described by one log reply.
-pub const MAX_LOG_REPLY: u32 = 65_536;
+use crate::replica::{Replica, Role};
 
 impl Replica {
     /// Timers: heartbeats, retransmissions, elections, catch-up and recovery.
@@ -69,17 +64,7 @@ impl Replica {
 
     /// Answers a log request with a hash of each non-empty slot's value.
     pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<PaxosMsg>) {
-        // Slots compacted away are not described (the reply starts higher).
-        let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
-        let slots = (m.from.max(self.log.base())..end.min(self.log_end()))
-            .filter_map(|i| Some((i, self.slot(i)?)))
-            .filter(|(_, s)| s.state != SlotState::Empty)
-            .map(|(i, s)| SlotDigest {
-                slot: i,
-                committed: s.state == SlotState::Committed,
-                hash: s.hash(),
-            })
-            .collect();
+        let slots = self.log.digests(m.from, m.count);
         fx.reply(
             conn,
             Reply::Log(LogReply {
@@ -114,9 +99,6 @@ impl Replica {
     /// The commands of every committed slot held (not compacted away), by
     /// slot (for the simulator's agreement check).
     pub fn committed_slots(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.log
-            .from(0)
-            .filter(|(_, s)| s.state == SlotState::Committed)
-            .map(|(i, s)| (i, s.hash()))
+        self.log.committed(0)
     }
 }
