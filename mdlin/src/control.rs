@@ -2,7 +2,7 @@
 //! and operators.
 
 use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{role, LogReply, LogRequest, Ping, Pong, StatusReply, StatusRequest};
+use genericsmr::messages::{role, LogRequest, Ping, Pong, StatusReply, StatusRequest};
 use genericsmr::{ConnId, ReplicaId};
 
 use crate::messages::MdlMsg;
@@ -75,7 +75,6 @@ impl Replica {
 
     /// A snapshot of the replica's state.
     pub fn status(&self, nonce: u64) -> StatusReply {
-        let d = self.sm.digest();
         StatusReply {
             nonce,
             replica: self.local_id(),
@@ -89,13 +88,9 @@ impl Replica {
             commit_index: self.commit_index,
             executed: self.executed,
             log_len: self.log.end(),
-            applied: self.sm.applied(),
-            duplicates: self.sm.duplicates(),
-            digest_hi: (d >> 64) as u64,
-            digest_lo: d as u64,
             catchup_fetched: self.catchup_fetched,
             replayed: self.replayed,
-            keys: self.sm.kv().len() as u64,
+            ..self.sm.status()
         }
     }
 
@@ -106,13 +101,6 @@ impl Replica {
 
     /// Answers a log request with a hash of each non-empty slot's entry.
     pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<MdlMsg>) {
-        let slots = self.log.digests(m.from, m.count);
-        fx.reply(
-            conn,
-            Reply::Log(LogReply {
-                nonce: m.nonce,
-                slots,
-            }),
-        );
+        fx.reply(conn, Reply::Log(self.log.answer(&m)));
     }
 }

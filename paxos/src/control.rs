@@ -1,7 +1,7 @@
 //! Requests from the master and from operators: liveness, leadership, status.
 
 use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{role, LogReply, LogRequest, Ping, Pong, StatusReply, StatusRequest};
+use genericsmr::messages::{role, LogRequest, Ping, Pong, StatusReply, StatusRequest};
 use genericsmr::ConnId;
 
 use crate::messages::PaxosMsg;
@@ -32,7 +32,6 @@ impl Replica {
 
     /// A snapshot of the replica's state.
     pub fn status(&self, nonce: u64) -> StatusReply {
-        let d = self.sm.digest();
         StatusReply {
             nonce,
             replica: self.cfg.id,
@@ -47,13 +46,9 @@ impl Replica {
             commit_index: self.commit_index,
             executed: self.executed,
             log_len: self.log_end(),
-            applied: self.sm.applied(),
-            duplicates: self.sm.duplicates(),
-            digest_hi: (d >> 64) as u64,
-            digest_lo: d as u64,
             catchup_fetched: self.catchup_fetched,
             replayed: self.replayed,
-            keys: self.sm.kv().len() as u64,
+            ..self.sm.status()
         }
     }
 
@@ -64,14 +59,7 @@ impl Replica {
 
     /// Answers a log request with a hash of each non-empty slot's value.
     pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<PaxosMsg>) {
-        let slots = self.log.digests(m.from, m.count);
-        fx.reply(
-            conn,
-            Reply::Log(LogReply {
-                nonce: m.nonce,
-                slots,
-            }),
-        );
+        fx.reply(conn, Reply::Log(self.log.answer(&m)));
     }
 }
 

@@ -10,7 +10,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use genericsmr::effects::Effects;
-use genericsmr::messages::SlotDigest;
+use genericsmr::messages::{LogReply, LogRequest, SlotDigest};
 use genericsmr::wire::{Encoded, Marshal, Reader, Unmarshal, WireError};
 
 /// What a slot of the log holds: encodable (for votes, commits and records)
@@ -143,12 +143,13 @@ impl<V: Value> Log<V> {
             .map(|(i, s)| (i, s.entry.digest()))
     }
 
-    /// A digest of each non-empty slot held among the `count` (at most
-    /// [`MAX_LOG_REPLY`]) from `from` on: what a log request is answered with.
+    /// The answer to a log request: a digest of each non-empty slot held
+    /// among the `m.count` (at most [`MAX_LOG_REPLY`]) from `m.from` on.
     /// Slots compacted away are not described (the reply starts higher).
-    pub fn digests(&self, from: u64, count: u32) -> Vec<SlotDigest> {
-        let end = from.saturating_add(count.min(MAX_LOG_REPLY) as u64);
-        self.from(from)
+    pub fn answer(&self, m: &LogRequest) -> LogReply {
+        let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
+        let slots = self
+            .from(m.from)
             .take_while(|(i, _)| *i < end)
             .filter(|(_, s)| s.state != SlotState::Empty)
             .map(|(slot, s)| SlotDigest {
@@ -156,7 +157,11 @@ impl<V: Value> Log<V> {
                 committed: s.state == SlotState::Committed,
                 hash: s.entry.digest(),
             })
-            .collect()
+            .collect();
+        LogReply {
+            nonce: m.nonce,
+            slots,
+        }
     }
 
     /// The slots held from `from` to `to` (exclusive), mutably, with their numbers.
