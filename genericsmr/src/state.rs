@@ -463,6 +463,20 @@ impl StateMachine {
         self.duplicates
     }
 
+    /// Its part of a status reply (applied, duplicates, digest, keys); the
+    /// replica fills in the rest.
+    pub fn status(&self) -> crate::messages::StatusReply {
+        let d = self.digest();
+        crate::messages::StatusReply {
+            applied: self.applied,
+            duplicates: self.duplicates,
+            digest_hi: (d >> 64) as u64,
+            digest_lo: d as u64,
+            keys: self.kv.len() as u64,
+            ..Default::default()
+        }
+    }
+
     /// Gaps in clients' executed sequence numbers given up on (see [`Limits::max_gaps`]).
     pub fn gaps_given_up(&self) -> u64 {
         self.gaps_given_up

@@ -2,17 +2,11 @@
 //! and operators.
 
 use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{
-    role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest,
-};
-use genericsmr::wire::Marshal;
+use genericsmr::messages::{role, LogRequest, Ping, Pong, StatusReply, StatusRequest};
 use genericsmr::{ConnId, ReplicaId};
 
 use crate::messages::MdlMsg;
-use crate::replica::{Replica, Role, SlotState};
-
-/// Most slots described by one log reply.
-pub const MAX_LOG_REPLY: u32 = 65_536;
+use crate::replica::{Replica, Role};
 
 impl Replica {
     /// Timers: elections, retransmissions, heartbeats, leader announcements,
@@ -81,7 +75,6 @@ impl Replica {
 
     /// A snapshot of the replica's state.
     pub fn status(&self, nonce: u64) -> StatusReply {
-        let d = self.sm.digest();
         StatusReply {
             nonce,
             replica: self.local_id(),
@@ -95,13 +88,9 @@ impl Replica {
             commit_index: self.commit_index,
             executed: self.executed,
             log_len: self.log.end(),
-            applied: self.sm.applied(),
-            duplicates: self.sm.duplicates(),
-            digest_hi: (d >> 64) as u64,
-            digest_lo: d as u64,
             catchup_fetched: self.catchup_fetched,
             replayed: self.replayed,
-            keys: self.sm.kv().len() as u64,
+            ..self.sm.status()
         }
     }
 
@@ -112,32 +101,6 @@ impl Replica {
 
     /// Answers a log request with a hash of each non-empty slot's entry.
     pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<MdlMsg>) {
-        // Slots compacted away are not described (the reply starts higher).
-        let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
-        let slots = self
-            .log
-            .from(m.from)
-            .take_while(|(i, _)| *i < end)
-            .filter(|(_, s)| s.state != SlotState::Empty)
-            .map(|(slot, s)| SlotDigest {
-                slot,
-                committed: s.state == SlotState::Committed,
-                hash: entry_hash(&s.entry),
-            })
-            .collect();
-        fx.reply(
-            conn,
-            Reply::Log(LogReply {
-                nonce: m.nonce,
-                slots,
-            }),
-        );
+        fx.reply(conn, Reply::Log(self.log.answer(&m)));
     }
-}
-
-/// A 64-bit hash of a journal entry's encoding (equal entries, equal hashes).
-pub(crate) fn entry_hash(e: &crate::messages::Entry) -> u64 {
-    let mut b = bytes::BytesMut::new();
-    e.marshal(&mut b);
-    xxhash_rust::xxh3::xxh3_64(&b)
 }

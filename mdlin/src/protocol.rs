@@ -11,7 +11,7 @@ use genericsmr::rpc_table::{class, Source};
 use genericsmr::ConnId;
 
 use crate::messages::*;
-use crate::replica::{Config, CoordMode, Replica, SlotState};
+use crate::replica::{Config, CoordMode, Replica};
 
 /// Parameters only MDLin has (`server --param NAME=VALUE`).
 const PARAMS: [&str; 4] = ["coord", "coord-timeout-ms", "announce-ms", "keep-ms"];
@@ -180,11 +180,7 @@ impl Protocol for Replica {
     }
 
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
-        self.log
-            .from(from)
-            .filter(|(_, s)| s.state == SlotState::Committed)
-            .map(|(i, s)| (i, crate::control::entry_hash(&s.entry)))
-            .collect()
+        self.log.committed(from).collect()
     }
 
     fn chained_request(op: &ChainedOp) -> Vec<(u8, MdlMsg)> {

@@ -1,16 +1,11 @@
 //! Requests from the master and from operators: liveness, leadership, status.
 
 use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{
-    role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest,
-};
+use genericsmr::messages::{role, LogRequest, Ping, Pong, StatusReply, StatusRequest};
 use genericsmr::ConnId;
 
 use crate::messages::PaxosMsg;
-use crate::replica::{Replica, Role, SlotState};
-
-/// Most slots described by one log reply.
-pub const MAX_LOG_REPLY: u32 = 65_536;
+use crate::replica::{Replica, Role};
 
 impl Replica {
     /// Timers: heartbeats, retransmissions, elections, catch-up and recovery.
@@ -37,7 +32,6 @@ impl Replica {
 
     /// A snapshot of the replica's state.
     pub fn status(&self, nonce: u64) -> StatusReply {
-        let d = self.sm.digest();
         StatusReply {
             nonce,
             replica: self.cfg.id,
@@ -52,13 +46,9 @@ impl Replica {
             commit_index: self.commit_index,
             executed: self.executed,
             log_len: self.log_end(),
-            applied: self.sm.applied(),
-            duplicates: self.sm.duplicates(),
-            digest_hi: (d >> 64) as u64,
-            digest_lo: d as u64,
             catchup_fetched: self.catchup_fetched,
             replayed: self.replayed,
-            keys: self.sm.kv().len() as u64,
+            ..self.sm.status()
         }
     }
 
@@ -69,24 +59,7 @@ impl Replica {
 
     /// Answers a log request with a hash of each non-empty slot's value.
     pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<PaxosMsg>) {
-        // Slots compacted away are not described (the reply starts higher).
-        let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
-        let slots = (m.from.max(self.log.base())..end.min(self.log_end()))
-            .filter_map(|i| Some((i, self.slot(i)?)))
-            .filter(|(_, s)| s.state != SlotState::Empty)
-            .map(|(i, s)| SlotDigest {
-                slot: i,
-                committed: s.state == SlotState::Committed,
-                hash: s.hash(),
-            })
-            .collect();
-        fx.reply(
-            conn,
-            Reply::Log(LogReply {
-                nonce: m.nonce,
-                slots,
-            }),
-        );
+        fx.reply(conn, Reply::Log(self.log.answer(&m)));
     }
 }
 
@@ -114,9 +87,6 @@ impl Replica {
     /// The commands of every committed slot held (not compacted away), by
     /// slot (for the simulator's agreement check).
     pub fn committed_slots(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.log
-            .from(0)
-            .filter(|(_, s)| s.state == SlotState::Committed)
-            .map(|(i, s)| (i, s.hash()))
+        self.log.committed(0)
     }
 }

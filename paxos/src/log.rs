@@ -10,6 +10,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use genericsmr::effects::Effects;
+use genericsmr::messages::{LogReply, LogRequest, SlotDigest};
 use genericsmr::wire::{Encoded, Marshal, Reader, Unmarshal, WireError};
 
 /// What a slot of the log holds: encodable (for votes, commits and records)
@@ -17,7 +18,18 @@ use genericsmr::wire::{Encoded, Marshal, Reader, Unmarshal, WireError};
 pub trait Value: Marshal + Default + Clone + std::fmt::Debug {
     /// Bytes it keeps in memory once executed (what compaction by bytes counts).
     fn held_bytes(&self) -> usize;
+
+    /// A 64-bit hash of its encoding (equal values, equal hashes), which
+    /// operators and the simulator compare across replicas.
+    fn digest(&self) -> u64 {
+        let mut b = BytesMut::new();
+        self.marshal(&mut b);
+        xxhash_rust::xxh3::xxh3_64(&b)
+    }
 }
+
+/// Most slots described by one log reply.
+pub const MAX_LOG_REPLY: u32 = 65_536;
 
 /// Status of a log slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -122,6 +134,34 @@ impl<V: Value> Log<V> {
             .iter()
             .enumerate()
             .map(move |(i, s)| (base + (skip + i) as u64, s))
+    }
+
+    /// The committed slots held from `from` on, with their numbers and digests.
+    pub fn committed(&self, from: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.from(from)
+            .filter(|(_, s)| s.state == SlotState::Committed)
+            .map(|(i, s)| (i, s.entry.digest()))
+    }
+
+    /// The answer to a log request: a digest of each non-empty slot held
+    /// among the `m.count` (at most [`MAX_LOG_REPLY`]) from `m.from` on.
+    /// Slots compacted away are not described (the reply starts higher).
+    pub fn answer(&self, m: &LogRequest) -> LogReply {
+        let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
+        let slots = self
+            .from(m.from)
+            .take_while(|(i, _)| *i < end)
+            .filter(|(_, s)| s.state != SlotState::Empty)
+            .map(|(slot, s)| SlotDigest {
+                slot,
+                committed: s.state == SlotState::Committed,
+                hash: s.entry.digest(),
+            })
+            .collect();
+        LogReply {
+            nonce: m.nonce,
+            slots,
+        }
     }
 
     /// The slots held from `from` to `to` (exclusive), mutably, with their numbers.

@@ -161,12 +161,6 @@ impl Protocol for Replica {
     }
 
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
-        let base = self.log_base();
-        let slots = self.log().iter().enumerate();
-        slots
-            .skip(from.saturating_sub(base) as usize)
-            .filter(|(_, s)| s.state == crate::SlotState::Committed)
-            .map(|(i, s)| (base + i as u64, s.hash()))
-            .collect()
+        self.log.committed(from).collect()
     }
 }

@@ -208,6 +208,19 @@ impl crate::log::Value for Batch {
     fn held_bytes(&self) -> usize {
         self.packed.as_ref().map_or(0, |b| b.len())
     }
+
+    /// Hashes the commands' encoding, packed or not, without re-encoding a
+    /// packed slot.
+    fn digest(&self) -> u64 {
+        match &self.packed {
+            Some(b) => xxhash_rust::xxh3::xxh3_64(b),
+            None => {
+                let mut b = BytesMut::new();
+                self.cmds.marshal(&mut b);
+                xxhash_rust::xxh3::xxh3_64(&b)
+            }
+        }
+    }
 }
 
 impl Slot {
@@ -241,18 +254,6 @@ impl Slot {
             e.cmds.marshal(&mut b);
             e.packed = Some(b.freeze());
             e.cmds = Vec::new();
-        }
-    }
-
-    /// A 64-bit hash of the commands' encoding (equal values, equal hashes).
-    pub(crate) fn hash(&self) -> u64 {
-        match &self.entry.packed {
-            Some(b) => xxhash_rust::xxh3::xxh3_64(b),
-            None => {
-                let mut b = BytesMut::new();
-                self.entry.cmds.marshal(&mut b);
-                xxhash_rust::xxh3::xxh3_64(&b)
-            }
         }
     }
 
