@@ -52,6 +52,8 @@ impl Replica {
                 slot: m.slot,
                 ok: false,
                 promised: s.promised,
+                skip_from: 0,
+                skip_to: 0,
             };
             return fx.send(from, MenciusMsg::AcceptReply(r));
         }
@@ -62,13 +64,35 @@ impl Replica {
         s.state = SlotState::Accepted;
         s.ballot = m.ballot;
         s.cmds = m.cmds;
+        let (skip_from, skip_to) = self.skip_for_reply(from, m.ballot, fx);
         let r = AcceptReply {
             ballot: m.ballot,
             slot: m.slot,
             ok: true,
             promised: m.ballot,
+            skip_from,
+            skip_to,
         };
         fx.send(from, MenciusMsg::AcceptReply(r));
+    }
+
+    /// The skip to carry on our vote for an owner's Accept: with nothing of
+    /// our own to propose in this burst, the own slots the Accept lets us
+    /// skip are skipped now, so the owner learns them with the vote (and can
+    /// execute on its majority) instead of from a separate Skip. With
+    /// proposals queued, the skip waits for them, as before.
+    fn skip_for_reply(&mut self, to: u8, ballot: u64, fx: &mut Effects<MenciusMsg>) -> (u64, u64) {
+        if ballot != 0 || !self.pending.is_empty() {
+            return (0, 0);
+        }
+        self.skip_unused(fx);
+        match self.skip_unsent {
+            Some(r) => {
+                self.skip_told |= crate::messages::bit(to);
+                r
+            }
+            None => (0, 0),
+        }
     }
 
     /// A slot is chosen at a ballot: commit our vote if it is at that

@@ -76,13 +76,21 @@ pub struct AcceptReply {
     pub ok: bool,
     /// The acceptor's promise for the slot (above `ballot` on refusal).
     pub promised: u64,
+    /// With `skip_to`: the replier's own slots in `[skip_from, skip_to)` are
+    /// skipped (equal: none). The owner learns the skip with the vote, so it
+    /// needs no separate Skip from the replier.
+    pub skip_from: u64,
+    /// End of the replier's skipped range (exclusive).
+    pub skip_to: u64,
 }
 wire_struct!(
     AcceptReply {
         ballot,
         slot,
         ok,
-        promised
+        promised,
+        skip_from,
+        skip_to
     } = BASE + 1
 );
 

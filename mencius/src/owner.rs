@@ -79,12 +79,21 @@ impl Replica {
         }
         self.skip_unused(fx);
         if let Some((from, to)) = self.skip_unsent.take() {
-            self.last_broadcast = now;
-            fx.broadcast(MenciusMsg::Skip(Skip {
-                from,
-                to,
-                commit_index: self.commit_index,
-            }));
+            // Peers that got this skip on our AcceptReply need no Skip.
+            let rest = self.all_peers() & !std::mem::take(&mut self.skip_told);
+            if rest == self.all_peers() {
+                self.last_broadcast = now;
+            }
+            if rest != 0 {
+                fx.send_set(
+                    rest,
+                    MenciusMsg::Skip(Skip {
+                        from,
+                        to,
+                        commit_index: self.commit_index,
+                    }),
+                );
+            }
         }
         self.advance(fx);
     }
@@ -128,6 +137,7 @@ impl Replica {
         s.cmds = cmds.clone();
         self.own_inflight.insert(slot, cmds.clone());
         let (skip_from, skip_to) = self.skip_unsent.take().unwrap_or((slot, slot));
+        self.skip_told = 0;
         self.last_broadcast = now;
         fx.broadcast(MenciusMsg::Accept(Accept {
             ballot: 0,
@@ -180,6 +190,7 @@ impl Replica {
             Some((a, b)) if b == from => Some((a, s)),
             _ => Some((from, s)),
         };
+        self.skip_told = 0; // the range grew: nobody holds all of it
     }
 
     /// Phase 2b at the proposer: a majority decides the slot.
@@ -191,7 +202,11 @@ impl Replica {
         fx: &mut Effects<MenciusMsg>,
     ) {
         self.heard(from, now);
-        if !self.sane_ballot(m.promised) || !m.ok {
+        if !self.sane_ballot(m.promised) {
+            return;
+        }
+        self.apply_skip(from, m.skip_from, m.skip_to, fx);
+        if !m.ok {
             return;
         }
         let Some(s) = self.slot_get_mut(m.slot) else {

@@ -232,6 +232,9 @@ pub struct Replica {
     pub(crate) next_own: u64,
     /// Own slots skipped since the last skip went out: `[from, to)`.
     pub(crate) skip_unsent: Option<(u64, u64)>,
+    /// Peers (a bit per replica) that already hold `skip_unsent`: it rode
+    /// on our AcceptReply to them, so the burst's Skip need not go there.
+    pub(crate) skip_told: u64,
     /// The latest own skip, repeated in heartbeats (a lost Skip would
     /// otherwise hold the others until they ask).
     pub(crate) last_skip: (u64, u64),
@@ -287,6 +290,7 @@ impl Replica {
             skip_limit: 0,
             next_own,
             skip_unsent: None,
+            skip_told: 0,
             last_skip: (0, 0),
             max_round: 0,
             sm,

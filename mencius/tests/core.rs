@@ -211,3 +211,19 @@ fn hostile_peer_messages_are_dropped() {
     );
     assert_eq!(net.r(0).executed(), net.r(0).commit_index());
 }
+
+/// A lone client at replica 0 with every Skip to replica 0 lost: the others'
+/// skips ride on their AcceptReplies, so each write still executes at its
+/// owner once a majority voted. Before they did, the second write waited on
+/// slots 1 and 2, which only a Skip decided at replica 0.
+#[test]
+fn an_owner_learns_skips_from_the_votes() {
+    let mut net = net(3, |c| c.revoke_timeout_ns = 0);
+    net.drops.push((1, 0, "Skip"));
+    net.drops.push((2, 0, "Skip"));
+    for seq in 1..=4u64 {
+        net.submit(0, 1, Command::put(10, seq, "k", format!("v{seq}")));
+        net.run();
+        assert!(ok_value(&net, 10, seq).is_some(), "write {seq} answered");
+    }
+}

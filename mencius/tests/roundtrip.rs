@@ -58,14 +58,18 @@ fn msg_s() -> impl Strategy<Value = MenciusMsg> {
                 skip_to,
             })
         }),
-        (u(), u(), any::<bool>(), u()).prop_map(|(ballot, slot, ok, promised)| {
-            MenciusMsg::AcceptReply(AcceptReply {
-                ballot,
-                slot,
-                ok,
-                promised,
-            })
-        }),
+        (u(), u(), any::<bool>(), u(), u(), u()).prop_map(
+            |(ballot, slot, ok, promised, skip_from, skip_to)| {
+                MenciusMsg::AcceptReply(AcceptReply {
+                    ballot,
+                    slot,
+                    ok,
+                    promised,
+                    skip_from,
+                    skip_to,
+                })
+            }
+        ),
         (u(), u()).prop_map(|(ballot, slot)| MenciusMsg::Commit(Commit { ballot, slot })),
         (u(), u(), u()).prop_map(|(from, to, commit_index)| MenciusMsg::Skip(Skip {
             from,
