@@ -1226,14 +1226,6 @@ fn sim_runs<R: protocols::Protocol>(a: SimArgs) -> anyhow::Result<()> {
         "--shards times --replicas must be between 1 and {}",
         genericsmr::MAX_REPLICAS
     );
-    anyhow::ensure!(
-        !a.no_durable
-            || a.no_crashes
-            || R::CAPS.multi_dispatch
-            || R::CAPS.rejoin == protocols::Rejoin::Recovers,
-        "{} replicas need their votes after a crash: drop --no-durable (or add --no-crashes)",
-        R::NAME
-    );
     let config = |seed: u64| sim_config(&a, R::CAPS, seed);
     if let Some(seed) = a.seed {
         let r = sim::run::<R>(&config(seed), a.trace);
