@@ -100,6 +100,10 @@ pub struct Settings {
     /// Bytes of executed commands held in memory before a compaction (the
     /// bound that holds when batches make entries large).
     pub compact_bytes: Option<usize>,
+    /// A durable compaction waits until what was executed since the last
+    /// one holds this percentage of the last snapshot's bytes, so snapshot
+    /// writes stay in proportion to the log (0: compact at every threshold).
+    pub snapshot_ratio: Option<u32>,
     /// How far a slot or instance number may run ahead of what is executed.
     pub window: Option<u64>,
     /// Bytes of snapshot in one message.

@@ -151,7 +151,7 @@ impl Replica {
     /// Replaces the durable log by `snap` (at the executed point) and the
     /// records still needed above it (every vote: MDLin has no variant that
     /// forgets them).
-    fn compact_durable(&self, snap: Bytes, fx: &mut Effects<MdlMsg>) {
+    fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<MdlMsg>) {
         let (executed, promised) = (self.executed, self.promised);
         self.log.compact_durable(snap, executed, promised, true, fx);
     }

@@ -20,6 +20,8 @@ fn settings(id: ReplicaId, horizon: Option<u64>) -> Settings {
         // Leaders change only when a test says so.
         election_timeout_ns: Some(0),
         gc_horizon: horizon,
+        // Compaction exactly at the horizon, whatever the snapshot's size.
+        snapshot_ratio: Some(0),
         ..Settings::new(id, 3)
     }
 }

@@ -75,6 +75,12 @@ pub struct Compaction {
     /// bytes ([`Value::held_bytes`]), keeping the newest quarter of that:
     /// a bound in slots alone does not bound memory when slots are large.
     pub compact_bytes: usize,
+    /// A durable compaction waits until the slots executed since the last
+    /// one hold this percentage of the last snapshot's bytes
+    /// (`--snapshot-ratio`): a snapshot costs its whole size, so with a
+    /// large state and small slots, compacting at every threshold would
+    /// write far more snapshot than log and stall the replica while it does.
+    pub snapshot_ratio: u32,
 }
 
 impl Compaction {
@@ -87,6 +93,7 @@ impl Compaction {
             self.compact_every = h;
         }
         self.compact_bytes = s.compact_bytes.unwrap_or(self.compact_bytes);
+        self.snapshot_ratio = s.snapshot_ratio.unwrap_or(self.snapshot_ratio);
         self
     }
 }
@@ -97,6 +104,7 @@ impl Default for Compaction {
             keep_executed: 1 << 16,
             compact_every: 1 << 16,
             compact_bytes: 64 << 20,
+            snapshot_ratio: 100,
         }
     }
 }
@@ -108,6 +116,11 @@ pub struct Log<V> {
     slots: Vec<Slot<V>>,
     /// Bytes held by the executed slots above the base (for compaction by bytes).
     exec_bytes: usize,
+    /// Bytes of the slots executed since the last compaction.
+    since_compaction: usize,
+    /// Size of the last snapshot written to the durable log, for
+    /// [`Compaction::snapshot_ratio`].
+    snapshot_bytes: usize,
 }
 
 impl<V: Value> Log<V> {
@@ -210,6 +223,7 @@ impl<V: Value> Log<V> {
     pub fn executed_slot(&mut self, slot: u64) {
         let b = self.get(slot).map_or(0, |s| s.entry.held_bytes());
         self.exec_bytes += b;
+        self.since_compaction += b;
     }
 
     /// Bytes held by executed slots above the base.
@@ -219,16 +233,21 @@ impl<V: Value> Log<V> {
 
     /// Compacts the log in memory if `c` says it is due with `executed`
     /// slots executed: drops the executed slots below the `keep_executed`
-    /// newest (and all but a quarter of `compact_bytes` of them). Returns
-    /// whether it compacted; the caller then compacts its durable log too
+    /// newest (and all but a quarter of `compact_bytes` of them), once the
+    /// slots executed since the last compaction also hold
+    /// `snapshot_ratio` percent of the last durable snapshot's bytes.
+    /// Returns whether it compacted; the caller then compacts its durable log too
     /// ([`Log::compact_durable`]).
     pub fn maybe_compact(&mut self, executed: u64, c: &Compaction) -> bool {
         let due = c.keep_executed.saturating_add(c.compact_every.max(1));
         let by_slots = executed.saturating_sub(self.base) >= due;
         let by_bytes = self.exec_bytes >= c.compact_bytes.max(1);
-        if !by_slots && !by_bytes {
+        let amortized = self.since_compaction as u128 * 100
+            >= self.snapshot_bytes as u128 * c.snapshot_ratio as u128;
+        if (!by_slots && !by_bytes) || !amortized {
             return false;
         }
+        self.since_compaction = 0;
         let mut to = executed.saturating_sub(c.keep_executed).max(self.base);
         let mut kept = 0;
         let mut s = executed;
@@ -274,13 +293,14 @@ impl<V: Value> Log<V> {
     /// compacted log must keep above it: the promise, then every vote
     /// (unless `keep_votes` is off, a broken variant) and chosen value.
     pub fn compact_durable<M>(
-        &self,
+        &mut self,
         snapshot: Bytes,
         from: u64,
         promised: u64,
         keep_votes: bool,
         fx: &mut Effects<M>,
     ) {
+        self.snapshot_bytes = snapshot.len();
         fx.compact(&Record::<V>::Snapshot(snapshot));
         fx.persist(&Record::<V>::Promise { ballot: promised });
         for (slot, s) in self.from(from) {
@@ -438,5 +458,65 @@ impl<V: Unmarshal> Unmarshal for Record<V> {
                 })
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot value that holds 100 bytes.
+    #[derive(Debug, Clone, Default)]
+    struct Hundred(u32);
+
+    impl Marshal for Hundred {
+        fn marshal(&self, b: &mut BytesMut) {
+            b.put_u32_le(self.0);
+        }
+    }
+
+    impl Value for Hundred {
+        fn held_bytes(&self) -> usize {
+            100
+        }
+    }
+
+    /// Appends and executes slots up to `to`.
+    fn execute(log: &mut Log<Hundred>, to: u64) {
+        for s in log.end()..to {
+            if let Some(slot) = log.create(s) {
+                slot.state = SlotState::Committed;
+                slot.entry = Hundred(s as u32);
+            }
+            log.executed_slot(s);
+        }
+    }
+
+    /// After a durable snapshot of 1,000 bytes, the next compaction waits
+    /// until 1,000 bytes more are executed (10 slots), however low the
+    /// horizon; with the ratio at 0 it comes at the horizon (slot 6).
+    #[test]
+    fn a_durable_compaction_waits_for_the_log_to_match_the_last_snapshot() {
+        for (ratio, next_at) in [(100, 14), (50, 9), (0, 6)] {
+            let c = Compaction {
+                keep_executed: 2,
+                compact_every: 2,
+                compact_bytes: usize::MAX,
+                snapshot_ratio: ratio,
+            };
+            let mut log = Log::<Hundred>::default();
+            execute(&mut log, 4);
+            assert!(log.maybe_compact(4, &c), "the first compaction is due");
+            assert_eq!(log.base(), 2);
+            let mut fx = Effects::<()>::default();
+            log.compact_durable(Bytes::from(vec![0u8; 1000]), 4, 0, true, &mut fx);
+            let mut at = 4;
+            while !log.maybe_compact(at, &c) {
+                at += 1;
+                execute(&mut log, at);
+                assert!(at <= 20, "ratio {ratio}: no compaction by slot {at}");
+            }
+            assert_eq!(at, next_at, "ratio {ratio}");
+        }
     }
 }

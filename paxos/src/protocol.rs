@@ -51,6 +51,7 @@ impl Config {
         if let Some(v) = s.compact_bytes {
             cfg.compact_bytes = v;
         }
+        cfg.snapshot_ratio = s.snapshot_ratio.unwrap_or(cfg.snapshot_ratio);
         cfg.transfer = cfg.transfer.with_settings(s);
         if let Some(b) = variant(s, Replica::NAME, crate::broken::BUILT, Broken::named)? {
             if b == Broken::ForgetAccepts && !s.durable {

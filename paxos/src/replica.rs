@@ -76,6 +76,8 @@ pub struct Config {
     /// that: with batching a slot may hold thousands of commands, so a
     /// bound in slots alone does not bound memory.
     pub compact_bytes: usize,
+    /// See [`crate::log::Compaction::snapshot_ratio`].
+    pub snapshot_ratio: u32,
     /// Snapshot transfer: chunk size, largest snapshot, retry timeout.
     pub transfer: genericsmr::snapshot::TransferConfig,
     /// Proposals held at most while waiting for a slot; more are refused.
@@ -122,6 +124,7 @@ impl Config {
             keep_executed: 1 << 16,
             compact_every: 1 << 16,
             compact_bytes: 64 << 20,
+            snapshot_ratio: 100,
             transfer: Default::default(),
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
@@ -155,6 +158,7 @@ impl Config {
             keep_executed: self.keep_executed,
             compact_every: self.compact_every,
             compact_bytes: self.compact_bytes,
+            snapshot_ratio: self.snapshot_ratio,
         }
     }
 

@@ -1931,6 +1931,8 @@ fn memory_and_disk_stay_bounded_over_many_slots() {
     let mut net = Net::with(1, |c| {
         c.keep_executed = 100;
         c.compact_every = 50;
+        // Exactly every 50 slots, whatever the snapshot's size.
+        c.snapshot_ratio = 0;
     });
     open_logs(&mut net, &dir);
     net.elect(0);
@@ -1973,6 +1975,7 @@ fn large_batches_are_compacted_by_bytes() {
         c.compact_every = 1 << 20;
         c.compact_bytes = 4096;
         c.batch = true;
+        c.snapshot_ratio = 0;
     });
     net.elect(0);
     let mut most = 0;

@@ -120,6 +120,12 @@ struct Args {
     /// bounds neither memory nor files.
     #[arg(long, default_value_t = 64)]
     compact_mb: usize,
+    /// Multi-Paxos and MDLin: a durable compaction waits until the log
+    /// executed since the last one holds this percentage of the last
+    /// snapshot's size, so snapshot writes stay in proportion to the log
+    /// however large the state is (0: compact at every threshold).
+    #[arg(long, default_value_t = 100)]
+    snapshot_ratio: u32,
     /// Bytes of snapshot in one message when a peer catches up by snapshot
     /// (at most half of --max-frame).
     #[arg(long, default_value_t = 1 << 20)]
@@ -412,6 +418,7 @@ fn settings(a: &Args, id: ReplicaId, n: usize, shards: usize) -> Settings {
         max_frame: Some(a.max_frame),
         gc_horizon: Some(a.gc_horizon),
         compact_bytes: Some(a.compact_mb.max(1) << 20),
+        snapshot_ratio: Some(a.snapshot_ratio),
         window: None,
         snapshot_chunk: Some(a.snapshot_chunk),
         snapshot_timeout_ns: None,
