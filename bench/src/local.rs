@@ -329,6 +329,11 @@ impl LocalCluster {
         format!("127.0.0.1:{}", self.replicas[id].peer_port)
     }
 
+    /// The data folder of replica `id` (used with `durable`).
+    pub fn data_dir(&self, id: usize) -> &Path {
+        &self.replicas[id].data_dir
+    }
+
     /// Ids (global) of the replicas whose process runs.
     pub fn running(&self) -> Vec<usize> {
         (0..self.n())

@@ -121,6 +121,11 @@ impl Cluster {
         self.local.kill(id)
     }
 
+    /// The data folder of replica `id` (durable clusters).
+    pub fn data_dir(&self, id: usize) -> &std::path::Path {
+        self.local.data_dir(id)
+    }
+
     /// Kills the master with SIGKILL.
     pub fn kill_master(&mut self) {
         self.local.kill_master()
