@@ -30,6 +30,7 @@ pub mod admin;
 mod conn;
 pub mod faults;
 pub mod mdl;
+pub mod pipe;
 mod session;
 
 pub use mdl::{Issued, MdlClient, MdlFuture};

@@ -285,6 +285,7 @@ const HELP: &str = "commands: put KEY VALUE | get KEY | delete KEY | cas KEY OLD
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    client::pipe::end_quietly_on_closed_pipe();
     genericsmr::logging::init("warn");
     let mut a = Args::parse();
     if a.master.is_none() && a.replicas.is_empty() {
