@@ -374,7 +374,10 @@ impl Replica {
         }
         // Clients waiting here on commands the snapshot ran get their answer.
         let me = self.cfg.id;
-        let waiting = std::mem::take(&mut self.waiting);
+        // In a fixed order: effects must not depend on hash seeds, so a
+        // simulated run replays exactly from its seed.
+        let mut waiting: Vec<_> = std::mem::take(&mut self.waiting).into_iter().collect();
+        waiting.sort_unstable();
         for ((client, seq), conn) in waiting {
             match self.state.check(client, seq) {
                 Check::Done(o) => fx.reply(conn, accepted(client, seq, me, o.clone())),

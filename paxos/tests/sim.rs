@@ -146,19 +146,6 @@ fn a_broken_paxos_is_caught_by_the_simulator_and_by_the_checker() {
     );
 }
 
-/// A seed replays exactly: same events, same history (nothing in the cores or
-/// the engine may depend on hash seeds or the clock).
-#[test]
-fn a_seed_replays_exactly() {
-    for seed in [3, 17, 42] {
-        let a = run::<Replica>(&Config::new(seed), true);
-        let b = run::<Replica>(&Config::new(seed), true);
-        assert_eq!(a.events, b.events, "seed {seed}");
-        assert_eq!(a.trace, b.trace, "seed {seed}");
-        assert!(a.trace.len() > 1000);
-    }
-}
-
 /// A low horizon (32 slots kept, compaction every 32) with a long outage and
 /// crashes: replicas that fall behind what the others compacted install
 /// snapshots, durable ones restart from their snapshot file, and every run

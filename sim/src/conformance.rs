@@ -167,6 +167,48 @@ pub fn scenarios() -> Vec<Scenario> {
     ]
 }
 
+/// Seeds of "every fault" that [`replays`] runs twice each.
+const REPLAY_SEEDS: u64 = 40;
+
+/// `cfg` as protocol `P` can run it: a run without disks is only for
+/// protocols that recover without their votes; one without a durable log
+/// has no disk to keep.
+fn fit<P: Protocol>(mut cfg: Config) -> Config {
+    cfg.durable = match (P::CAPS.durable, P::CAPS.rejoin) {
+        (false, _) => false,
+        (true, Rejoin::Recovers) => cfg.durable,
+        (true, _) => true,
+    };
+    cfg
+}
+
+/// Runs the first seeds of "every fault" twice each in one process and
+/// requires the same run, event for event: a failing seed is only worth
+/// reporting if the seed brings the failure back.
+pub fn replays<P: Protocol>() {
+    for seed in 0..REPLAY_SEEDS {
+        let cfg = fit::<P>(Config::new(seed));
+        let (a, b) = (crate::run::<P>(&cfg, true), crate::run::<P>(&cfg, true));
+        if let Some(i) =
+            (0..a.trace.len().max(b.trace.len())).find(|&i| a.trace.get(i) != b.trace.get(i))
+        {
+            panic!(
+                "{}: seed {seed} ran differently twice; first difference at event {i}:\n  {:?}\n  {:?}",
+                P::NAME,
+                a.trace.get(i),
+                b.trace.get(i)
+            );
+        }
+        assert_eq!(
+            (a.events, a.acked, a.history.len()),
+            (b.events, b.acked, b.history.len()),
+            "{}: seed {seed} ran differently twice",
+            P::NAME
+        );
+        assert!(!a.trace.is_empty(), "{}: seed {seed}: no trace", P::NAME);
+    }
+}
+
 /// Runs scenario `name` on protocol `P` and panics listing every failing
 /// seed, with how to replay it.
 pub fn check<P: Protocol>(name: &str) {
@@ -183,17 +225,7 @@ pub fn check<P: Protocol>(name: &str) {
         failed,
         acked,
         snapshots,
-    } = run_seeds::<P>(count, |seed| {
-        let mut cfg = (s.config)(seed);
-        // A run without disks is only for protocols that recover without
-        // their votes; one without a durable log has no disk to keep.
-        cfg.durable = match (P::CAPS.durable, P::CAPS.rejoin) {
-            (false, _) => false,
-            (true, Rejoin::Recovers) => cfg.durable,
-            (true, _) => true,
-        };
-        cfg
-    });
+    } = run_seeds::<P>(count, |seed| fit::<P>((s.config)(seed)));
     assert!(
         failed.is_empty(),
         "{name}: failing seeds (replay with bench sim --protocol {} --seed N --trace, and the scenario's settings): {failed:#?}",
@@ -267,6 +299,10 @@ macro_rules! conformance_tests {
             #[test]
             fn chained_clients() {
                 $crate::conformance::check::<$p>("chained clients")
+            }
+            #[test]
+            fn a_seed_replays_exactly() {
+                $crate::conformance::replays::<$p>()
             }
             #[test]
             fn every_scenario_has_a_test() {
