@@ -92,7 +92,7 @@ impl Replica {
             MdlMsg::Accept(Accept {
                 ballot,
                 slot,
-                entry,
+                cmds: entry,
             }),
         );
         if self.majority(bit(me)) {
@@ -179,11 +179,11 @@ impl Replica {
         {
             // Durable before the AcceptReply (the driver persists first).
             fx.persist(&Encoded(|b: &mut BytesMut| {
-                Record::encode_accepted(b, m.slot, m.ballot, &m.entry)
+                Record::encode_accepted(b, m.slot, m.ballot, &m.cmds)
             }));
             s.state = SlotState::Accepted;
             s.ballot = m.ballot;
-            s.entry = m.entry;
+            s.entry = m.cmds;
         }
         if m.slot == upto {
             self.prefix.1 = upto + 1;
@@ -266,7 +266,7 @@ impl Replica {
             let c = Commit {
                 ballot: s.ballot,
                 slot,
-                entry: s.entry.clone(),
+                cmds: s.entry.clone(),
             };
             fx.send_set(missing, MdlMsg::Commit(c));
         }
@@ -300,7 +300,7 @@ impl Replica {
         if self.leader_hint == Some(from) && !self.is_leader() {
             self.election.heard_leader(now);
         }
-        self.learn_chosen(m.slot, m.ballot, m.entry, fx);
+        self.learn_chosen(m.slot, m.ballot, m.cmds, fx);
         self.chosen_learned(fx);
     }
 
@@ -404,7 +404,7 @@ impl Replica {
                 slot: i,
                 ballot: s.ballot,
                 committed: true,
-                entry: s.entry.clone(),
+                cmds: s.entry.clone(),
             })
             .collect();
         if !slots.is_empty() {
@@ -425,7 +425,7 @@ impl Replica {
         for r in m.slots {
             if r.committed && self.slot_in_window(r.slot) && !self.log.committed_at(r.slot) {
                 self.catchup_fetched += 1;
-                self.learn_chosen(r.slot, r.ballot, r.entry, fx);
+                self.learn_chosen(r.slot, r.ballot, r.cmds, fx);
             }
         }
         self.chosen_learned(fx);
@@ -614,7 +614,7 @@ impl Replica {
                 slot: i,
                 ballot: s.ballot,
                 committed: s.state == SlotState::Committed,
-                entry: s.entry.clone(),
+                cmds: s.entry.clone(),
             })
             .collect();
         let r = PrepareReply {
@@ -662,7 +662,7 @@ impl Replica {
                 continue;
             }
             if r.committed || r.ballot > e.0 {
-                *e = (r.ballot, r.committed, r.entry);
+                *e = (r.ballot, r.committed, r.cmds);
             }
         }
         self.maybe_lead(now, fx);
@@ -722,7 +722,7 @@ impl Replica {
                         MdlMsg::Commit(Commit {
                             ballot: b,
                             slot,
-                            entry,
+                            cmds: entry,
                         }),
                     );
                 }
@@ -771,7 +771,7 @@ impl Replica {
                         MdlMsg::Accept(Accept {
                             ballot,
                             slot,
-                            entry,
+                            cmds: entry,
                         }),
                     );
                 }

@@ -107,7 +107,7 @@ fn a_follower_never_acks_a_slot_whose_predecessor_slot_it_lacks() {
     let acc = |slot| Accept {
         ballot: b,
         slot,
-        entry: Entry::Noop,
+        cmds: Entry::Noop,
     };
     f.handle_accept(0, 0, acc(1), &mut fx);
     assert!(
@@ -137,7 +137,7 @@ fn a_follower_never_acks_a_slot_whose_predecessor_slot_it_lacks() {
         Accept {
             ballot: b2,
             slot: 2,
-            entry: Entry::Noop,
+            cmds: Entry::Noop,
         },
         &mut fx,
     );
@@ -161,7 +161,7 @@ fn a_head_takes_one_round_and_replies_after_execution() {
     l.flush(MS, &mut fx);
     let a = accepts(&fx);
     assert_eq!(a.len(), 1);
-    assert!(matches!(a[0].entry, Entry::Head { .. }));
+    assert!(matches!(a[0].cmds, Entry::Head { .. }));
     assert!(
         replies(&fx).is_empty(),
         "no reply before the slot is chosen"
@@ -247,7 +247,7 @@ fn a_failure_is_replicated_before_anyone_hears_of_it() {
     l.tick(timeout + 3 * MS, &mut fx);
     let fail: Vec<_> = accepts(&fx)
         .into_iter()
-        .filter(|a| matches!(a.entry, Entry::Fail { .. }))
+        .filter(|a| matches!(a.cmds, Entry::Fail { .. }))
         .collect();
     assert_eq!(fail.len(), 1, "the failure is proposed");
     assert!(
@@ -320,7 +320,7 @@ fn the_timestamp_exceeds_the_predecessors_and_the_shards() {
     let out = ack_all(&mut l, 2 * MS, &fx);
     let ts: Vec<u64> = accepts(&out)
         .iter()
-        .filter_map(|a| match a.entry {
+        .filter_map(|a| match a.cmds {
             Entry::Order { ts, .. } => Some(ts),
             _ => None,
         })
@@ -344,7 +344,7 @@ fn the_timestamp_exceeds_the_predecessors_and_the_shards() {
     );
     let head: Vec<u64> = accepts(&fx)
         .iter()
-        .filter_map(|a| match a.entry {
+        .filter_map(|a| match a.cmds {
             Entry::Head { ts, .. } => Some(ts),
             _ => None,
         })
@@ -555,7 +555,7 @@ fn a_fence_entry_survives_the_wire() {
     let a = Accept {
         ballot: mdlin::ballot::make(3, 4),
         slot: 9,
-        entry: Entry::Fence {
+        cmds: Entry::Fence {
             shard: 2,
             ballot: mdlin::ballot::make(5, 7),
         },
@@ -581,7 +581,7 @@ fn a_successor_query_is_answered_only_once_its_fence_is_chosen() {
     };
     let mut fx = Effects::default();
     l.handle_succ_ts_request(MS, 4, q.clone(), &mut fx);
-    let fence: Vec<Entry> = accepts(&fx).into_iter().map(|a| a.entry).collect();
+    let fence: Vec<Entry> = accepts(&fx).into_iter().map(|a| a.cmds).collect();
     assert_eq!(
         fence,
         vec![Entry::Fence {
@@ -627,7 +627,7 @@ fn a_successor_query_is_answered_only_once_its_fence_is_chosen() {
     let orders = |fx: &Effects<MdlMsg>| -> Vec<u64> {
         accepts(fx)
             .iter()
-            .filter_map(|a| match a.entry {
+            .filter_map(|a| match a.cmds {
                 Entry::Order { ts, .. } => Some(ts),
                 _ => None,
             })
@@ -769,7 +769,7 @@ fn an_impossible_ballot_is_dropped() {
     let a = Accept {
         ballot: bad,
         slot: 0,
-        entry: Entry::Noop,
+        cmds: Entry::Noop,
     };
     f.handle_accept(MS, 0, a, &mut fx);
     f.handle_commit_short(

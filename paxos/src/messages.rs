@@ -52,34 +52,25 @@ pub mod ballot {
     }
 }
 
-/// Phase 1a: a candidate asks for promises for every slot from `from_slot` on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prepare {
-    /// The candidate's ballot.
-    pub ballot: u64,
-    /// The candidate's first unchosen slot; acceptors report what they hold from here on.
-    pub from_slot: u64,
-}
-wire_struct!(Prepare { ballot, from_slot } = PAXOS_BASE);
+crate::value_free_messages!(
+    prepare = PAXOS_BASE,
+    accept_reply = PAXOS_BASE + 3,
+    commit_short = PAXOS_BASE + 5,
+    catchup_request = PAXOS_BASE + 6,
+);
 
-/// What an acceptor holds for one slot, reported in phase 1.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotReport {
-    /// The slot.
-    pub slot: u64,
-    /// The ballot at which the acceptor accepted `cmds`.
-    pub ballot: u64,
-    /// Whether the acceptor knows `cmds` is chosen (then the candidate adopts it as is).
-    pub committed: bool,
-    /// The accepted commands.
-    pub cmds: Vec<Command>,
+impl crate::multi::messages::Codes for Vec<Command> {
+    const ACCEPT: u8 = PAXOS_BASE + 2;
+    const COMMIT: u8 = PAXOS_BASE + 4;
 }
-wire_struct!(SlotReport {
-    slot,
-    ballot,
-    committed,
-    cmds
-});
+
+/// Phase 2a: the leader asks acceptors to accept a batch of commands
+/// (empty for a no-op) in a slot.
+pub type Accept = crate::multi::messages::Accept<Vec<Command>>;
+/// The batch chosen for a slot, sent in full to replicas that may not hold it.
+pub type Commit = crate::multi::messages::Commit<Vec<Command>>;
+/// What an acceptor holds for one slot, reported in phase 1.
+pub type SlotReport = crate::multi::messages::SlotReport<Vec<Command>>;
 
 /// Phase 1b: an acceptor's promise (or refusal).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,78 +95,6 @@ wire_struct!(
         slots
     } = PAXOS_BASE + 1
 );
-
-/// Phase 2a: the leader asks acceptors to accept `cmds` in `slot`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accept {
-    /// The leader's ballot.
-    pub ballot: u64,
-    /// The log slot.
-    pub slot: u64,
-    /// The batch of commands proposed for the slot (empty for a no-op).
-    pub cmds: Vec<Command>,
-}
-wire_struct!(Accept { ballot, slot, cmds } = PAXOS_BASE + 2);
-
-/// Phase 2b: an acceptor's vote (or refusal).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcceptReply {
-    /// The ballot of the [`Accept`] answered.
-    pub ballot: u64,
-    /// The slot answered.
-    pub slot: u64,
-    /// Whether the acceptor accepted.
-    pub ok: bool,
-    /// The acceptor's promised ballot; above `ballot` on refusal, telling the leader to step down.
-    pub promised: u64,
-}
-wire_struct!(
-    AcceptReply {
-        ballot,
-        slot,
-        ok,
-        promised
-    } = PAXOS_BASE + 3
-);
-
-/// The value chosen for a slot, sent in full to replicas that may not hold it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Commit {
-    /// The sender's ballot (informational: the value is chosen whatever it is).
-    pub ballot: u64,
-    /// The slot.
-    pub slot: u64,
-    /// The chosen commands.
-    pub cmds: Vec<Command>,
-}
-wire_struct!(Commit { ballot, slot, cmds } = PAXOS_BASE + 4);
-
-/// Every slot below `up_to` is chosen. Doubles as the leader's heartbeat.
-///
-/// A receiver that accepted a slot at exactly `ballot` holds the chosen value: the
-/// sender proposed it, and a leader whose own proposal is overruled by a value
-/// chosen at a higher ballot steps down instead of announcing it. (A vote at a
-/// ballot above `ballot` proves nothing: the sender may have learned the slot was
-/// chosen at a still higher ballot.) For any other slot it fetches the value
-/// through catch-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitShort {
-    /// The leader's ballot.
-    pub ballot: u64,
-    /// Exclusive bound of the chosen prefix.
-    pub up_to: u64,
-}
-wire_struct!(CommitShort { ballot, up_to } = PAXOS_BASE + 5);
-
-/// A lagging replica asks for committed slots from `from_slot` on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatchupRequest {
-    /// First slot wanted.
-    pub from_slot: u64,
-    /// Most slots wanted in one reply.
-    pub max: u32,
-}
-wire_struct!(CatchupRequest { from_slot, max } = PAXOS_BASE + 6);
 
 /// One committed slot in a [`CatchupReply`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,203 @@
+//! Multi-Paxos messages generic over the slot value `V`.
+//!
+//! The messages that carry a value ([`Accept`], [`Commit`], [`SlotReport`])
+//! are generic types: `Accept<Vec<Command>>` in Multi-Paxos,
+//! `Accept<Entry>` in MDLin. Their wire codes come from the value type
+//! ([`Codes`]), so each protocol keeps its own code range. The messages
+//! without a value are declared by [`value_free_messages!`](crate::value_free_messages),
+//! once per protocol under that protocol's codes.
+
+use bytes::BytesMut;
+use genericsmr::wire::{Marshal, Message, Reader, Unmarshal, WireError};
+
+/// A slot value that travels in Multi-Paxos messages, with the wire codes of
+/// the messages that carry it (each protocol has its own code range).
+pub trait Codes: Marshal + Unmarshal + Send + 'static {
+    /// Code of [`Accept`] carrying this value.
+    const ACCEPT: u8;
+    /// Code of [`Commit`] carrying this value.
+    const COMMIT: u8;
+}
+
+/// Phase 2a: the leader asks acceptors to accept `cmds` in `slot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept<V> {
+    /// The leader's ballot.
+    pub ballot: u64,
+    /// The log slot.
+    pub slot: u64,
+    /// The value proposed for the slot (a batch of commands, empty for a
+    /// no-op, in Multi-Paxos; a journal entry in MDLin).
+    pub cmds: V,
+}
+
+/// The value chosen for a slot, sent in full to replicas that may not hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit<V> {
+    /// The sender's ballot (informational: the value is chosen whatever it is).
+    pub ballot: u64,
+    /// The slot.
+    pub slot: u64,
+    /// The chosen value.
+    pub cmds: V,
+}
+
+/// What an acceptor holds for one slot, reported in phase 1 (and in MDLin's
+/// catch-up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotReport<V> {
+    /// The slot.
+    pub slot: u64,
+    /// The ballot at which the acceptor accepted `cmds`.
+    pub ballot: u64,
+    /// Whether the acceptor knows `cmds` is chosen (then a candidate adopts it as is).
+    pub committed: bool,
+    /// The accepted value.
+    pub cmds: V,
+}
+
+// Fields written back to back, as `genericsmr::wire_struct!` writes them.
+
+impl<V: Marshal> Marshal for Accept<V> {
+    #[inline]
+    fn marshal(&self, buf: &mut BytesMut) {
+        self.ballot.marshal(buf);
+        self.slot.marshal(buf);
+        self.cmds.marshal(buf);
+    }
+}
+
+impl<V: Unmarshal> Unmarshal for Accept<V> {
+    const MIN_ENCODED: usize = 16 + V::MIN_ENCODED;
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        Ok(Accept {
+            ballot: u64::unmarshal(r)?,
+            slot: u64::unmarshal(r)?,
+            cmds: V::unmarshal(r)?,
+        })
+    }
+}
+
+impl<V: Codes> Message for Accept<V> {
+    const CODE: u8 = V::ACCEPT;
+    const NAME: &'static str = "Accept";
+}
+
+impl<V: Marshal> Marshal for Commit<V> {
+    #[inline]
+    fn marshal(&self, buf: &mut BytesMut) {
+        self.ballot.marshal(buf);
+        self.slot.marshal(buf);
+        self.cmds.marshal(buf);
+    }
+}
+
+impl<V: Unmarshal> Unmarshal for Commit<V> {
+    const MIN_ENCODED: usize = 16 + V::MIN_ENCODED;
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        Ok(Commit {
+            ballot: u64::unmarshal(r)?,
+            slot: u64::unmarshal(r)?,
+            cmds: V::unmarshal(r)?,
+        })
+    }
+}
+
+impl<V: Codes> Message for Commit<V> {
+    const CODE: u8 = V::COMMIT;
+    const NAME: &'static str = "Commit";
+}
+
+impl<V: Marshal> Marshal for SlotReport<V> {
+    fn marshal(&self, buf: &mut BytesMut) {
+        self.slot.marshal(buf);
+        self.ballot.marshal(buf);
+        self.committed.marshal(buf);
+        self.cmds.marshal(buf);
+    }
+}
+
+impl<V: Unmarshal> Unmarshal for SlotReport<V> {
+    const MIN_ENCODED: usize = 17 + V::MIN_ENCODED;
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        Ok(SlotReport {
+            slot: u64::unmarshal(r)?,
+            ballot: u64::unmarshal(r)?,
+            committed: bool::unmarshal(r)?,
+            cmds: V::unmarshal(r)?,
+        })
+    }
+}
+
+/// Declares the Multi-Paxos messages that carry no slot value (`Prepare`,
+/// `AcceptReply`, `CommitShort`, `CatchupRequest`) in the calling module,
+/// under the caller's wire codes: one declaration for every protocol on the
+/// shared log. The caller depends on `genericsmr` and `bytes`.
+#[macro_export]
+macro_rules! value_free_messages {
+    (
+        prepare = $prepare:expr,
+        accept_reply = $accept_reply:expr,
+        commit_short = $commit_short:expr,
+        catchup_request = $catchup_request:expr $(,)?
+    ) => {
+        /// Phase 1a: a candidate asks for promises for every slot from `from_slot` on.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Prepare {
+            /// The candidate's ballot.
+            pub ballot: u64,
+            /// The candidate's first unchosen slot; acceptors report what they hold from here on.
+            pub from_slot: u64,
+        }
+        ::genericsmr::wire_struct!(Prepare { ballot, from_slot } = $prepare);
+
+        /// Phase 2b: an acceptor's vote (or refusal) on one slot.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct AcceptReply {
+            /// The ballot of the accept answered.
+            pub ballot: u64,
+            /// The slot answered.
+            pub slot: u64,
+            /// Whether the acceptor accepted.
+            pub ok: bool,
+            /// The acceptor's promised ballot; above `ballot` on refusal,
+            /// telling the leader to step down.
+            pub promised: u64,
+        }
+        ::genericsmr::wire_struct!(
+            AcceptReply {
+                ballot,
+                slot,
+                ok,
+                promised
+            } = $accept_reply
+        );
+
+        /// Every slot below `up_to` is chosen. Doubles as the leader's heartbeat.
+        ///
+        /// A receiver that accepted a slot at exactly `ballot` holds the chosen
+        /// value: the sender proposed it, and a leader whose own proposal is
+        /// overruled by a value chosen at a higher ballot steps down instead of
+        /// announcing it. (A vote at a ballot above `ballot` proves nothing: the
+        /// sender may have learned the slot was chosen at a still higher
+        /// ballot.) For any other slot it fetches the value through catch-up.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct CommitShort {
+            /// The leader's ballot.
+            pub ballot: u64,
+            /// Exclusive bound of the chosen prefix.
+            pub up_to: u64,
+        }
+        ::genericsmr::wire_struct!(CommitShort { ballot, up_to } = $commit_short);
+
+        /// A lagging replica asks for chosen slots from `from_slot` on.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct CatchupRequest {
+            /// First slot wanted.
+            pub from_slot: u64,
+            /// Most slots wanted in one reply.
+            pub max: u32,
+        }
+        ::genericsmr::wire_struct!(CatchupRequest { from_slot, max } = $catchup_request);
+    };
+}
