@@ -219,6 +219,19 @@ impl paxos::log::Value for Entry {
     }
 }
 
+impl paxos::multi::value::Carried for Entry {
+    type Wire = Entry;
+    fn to_wire(&self) -> Entry {
+        self.clone()
+    }
+    fn from_wire(e: Entry) -> Self {
+        e
+    }
+    fn same(&self, e: &Entry) -> bool {
+        self == e
+    }
+}
+
 impl Unmarshal for Entry {
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         Ok(match r.u8("entry kind")? {
@@ -269,6 +282,7 @@ paxos::value_free_messages!(
 impl paxos::multi::messages::Codes for Entry {
     const ACCEPT: u8 = MDLIN_BASE + 3;
     const COMMIT: u8 = MDLIN_BASE + 5;
+    const PREPARE_REPLY: u8 = MDLIN_BASE + 8;
 }
 
 /// Leader -> followers: accept a journal entry in a slot.
@@ -279,25 +293,7 @@ pub type Commit = paxos::multi::messages::Commit<Entry>;
 pub type SlotReport = paxos::multi::messages::SlotReport<Entry>;
 
 /// Follower -> candidate: a promise (with the journal from `from_slot`) or a refusal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrepareReply {
-    /// The ballot answered.
-    pub ballot: u64,
-    /// Whether the promise was given.
-    pub ok: bool,
-    /// The follower's promised ballot.
-    pub promised: u64,
-    /// Every non-empty slot at or after the prepare's `from_slot`.
-    pub slots: Vec<SlotReport>,
-}
-wire_struct!(
-    PrepareReply {
-        ballot,
-        ok,
-        promised,
-        slots
-    } = MDLIN_BASE + 8
-);
+pub type PrepareReply = paxos::multi::messages::PrepareReply<Entry>;
 
 /// A recovering shard leader -> every shard leader: for each of `ops`, the
 /// timestamp of its chain successor if you have ordered or coordinated one.

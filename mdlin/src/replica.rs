@@ -201,15 +201,7 @@ pub(crate) struct LiveOp {
 pub(crate) type WaitingCr = (OpId, u8, Option<ReplicaId>, u64);
 
 /// A candidate's phase-1 progress.
-#[derive(Debug)]
-pub(crate) struct Candidate {
-    pub ballot: u64,
-    pub from_slot: u64,
-    pub promises: u64,
-    pub sent_at: u64,
-    /// Best report per slot: (ballot, committed, entry).
-    pub best: BTreeMap<u64, (u64, bool, Entry)>,
-}
+pub(crate) type Candidate = paxos::multi::phase1::Candidate<Entry>;
 
 /// A new leader's re-placement of committed but unordered operations.
 #[derive(Debug, Default)]

@@ -31,6 +31,7 @@ fn leader(shards: usize, mode: CoordMode) -> Replica {
                 ballot,
                 ok: true,
                 promised: ballot,
+                commit_index: 0,
                 slots: vec![],
             },
             &mut fx,
@@ -450,6 +451,7 @@ fn a_held_accept_is_voted_when_catch_up_fills_its_gap() {
             ballot,
             ok: true,
             promised: ballot,
+            commit_index: 0,
             slots: vec![],
         };
         l.handle_prepare_reply(0, f, r, &mut fx);
@@ -704,6 +706,7 @@ fn a_new_shard_leader_announces_itself_to_the_other_shards() {
             ballot,
             ok: true,
             promised: ballot,
+            commit_index: 0,
             slots: vec![],
         };
         l.handle_prepare_reply(0, f, r, &mut fx);

@@ -118,6 +118,7 @@ fn msg_s() -> impl Strategy<Value = MdlMsg> {
                 ballot,
                 ok,
                 promised,
+                commit_index: promised,
                 slots,
             })
         }),

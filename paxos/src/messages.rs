@@ -62,6 +62,7 @@ crate::value_free_messages!(
 impl crate::multi::messages::Codes for Vec<Command> {
     const ACCEPT: u8 = PAXOS_BASE + 2;
     const COMMIT: u8 = PAXOS_BASE + 4;
+    const PREPARE_REPLY: u8 = PAXOS_BASE + 1;
 }
 
 /// Phase 2a: the leader asks acceptors to accept a batch of commands
@@ -73,28 +74,7 @@ pub type Commit = crate::multi::messages::Commit<Vec<Command>>;
 pub type SlotReport = crate::multi::messages::SlotReport<Vec<Command>>;
 
 /// Phase 1b: an acceptor's promise (or refusal).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrepareReply {
-    /// The ballot of the [`Prepare`] answered.
-    pub ballot: u64,
-    /// Whether the promise was given.
-    pub ok: bool,
-    /// The acceptor's highest promised ballot (higher than `ballot` on refusal).
-    pub promised: u64,
-    /// The acceptor's commit index, so the candidate learns how far the group got.
-    pub commit_index: u64,
-    /// Every non-empty slot at or after the prepare's `from_slot`.
-    pub slots: Vec<SlotReport>,
-}
-wire_struct!(
-    PrepareReply {
-        ballot,
-        ok,
-        promised,
-        commit_index,
-        slots
-    } = PAXOS_BASE + 1
-);
+pub type PrepareReply = crate::multi::messages::PrepareReply<Vec<Command>>;
 
 /// One committed slot in a [`CatchupReply`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -223,6 +223,26 @@ impl crate::log::Value for Batch {
     }
 }
 
+impl crate::multi::value::Carried for Batch {
+    type Wire = Vec<Command>;
+    fn to_wire(&self) -> Vec<Command> {
+        match &self.packed {
+            // We encoded these bytes ourselves: they decode.
+            Some(b) => decode_body::<Vec<Command>>(b.clone()).expect("a packed slot decodes"),
+            None => self.cmds.clone(),
+        }
+    }
+    fn from_wire(cmds: Vec<Command>) -> Self {
+        Batch::from(cmds)
+    }
+    fn same(&self, w: &Vec<Command>) -> bool {
+        match &self.packed {
+            Some(_) => self.to_wire() == *w,
+            None => self.cmds == *w,
+        }
+    }
+}
+
 impl Slot {
     /// The slot's commands (decoded again if the slot was packed).
     pub fn cmds(&self) -> Cow<'_, [Command]> {
@@ -267,17 +287,7 @@ impl Slot {
 }
 
 /// A candidate's phase-1 progress.
-#[derive(Debug)]
-pub(crate) struct Candidate {
-    pub ballot: u64,
-    pub from_slot: u64,
-    pub promises: u64,
-    pub sent_at: u64,
-    /// Best report per slot: (ballot, committed, cmds).
-    pub best: std::collections::BTreeMap<u64, (u64, bool, Vec<Command>)>,
-    /// Campaigns so far for the current request to lead.
-    pub attempts: u32,
-}
+pub(crate) type Candidate = crate::multi::phase1::Candidate<Vec<Command>>;
 
 /// A restarted replica without durable state, learning before it may vote.
 #[derive(Debug)]
@@ -528,14 +538,8 @@ impl Replica {
             Role::Recovering(_) => self.election.heard_leader(now),
             Role::Follower => {
                 let behind = self.commit_index < self.known_commit;
-                if self.election.due(now, behind) {
-                    tracing::info!(
-                        promised = self.promised,
-                        commit_index = self.commit_index,
-                        failures = self.election.failures(),
-                        "no word from a leader within the election timeout: campaigning"
-                    );
-                    self.election.campaigned(now);
+                let (promised, ci) = (self.promised, self.commit_index);
+                if self.election.follower_due(now, behind, promised, ci) {
                     // No immediate re-campaign on refusal: the backed-off timer decides.
                     self.campaign(now, self.promised, crate::leader::MAX_CAMPAIGNS, fx);
                 }

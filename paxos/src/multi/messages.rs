@@ -17,6 +17,8 @@ pub trait Codes: Marshal + Unmarshal + Send + 'static {
     const ACCEPT: u8;
     /// Code of [`Commit`] carrying this value.
     const COMMIT: u8;
+    /// Code of [`PrepareReply`] carrying this value.
+    const PREPARE_REPLY: u8;
 }
 
 /// Phase 2a: the leader asks acceptors to accept `cmds` in `slot`.
@@ -54,6 +56,42 @@ pub struct SlotReport<V> {
     pub committed: bool,
     /// The accepted value.
     pub cmds: V,
+}
+
+/// Phase 1b: an acceptor's promise (or refusal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareReply<V> {
+    /// The ballot of the Prepare answered.
+    pub ballot: u64,
+    /// Whether the promise was given.
+    pub ok: bool,
+    /// The acceptor's highest promised ballot (higher than `ballot` on refusal).
+    pub promised: u64,
+    /// The acceptor's commit index, so the candidate learns how far the group got.
+    pub commit_index: u64,
+    /// Every non-empty slot at or after the prepare's `from_slot` (none on refusal).
+    pub slots: Vec<SlotReport<V>>,
+}
+
+impl<V> PrepareReply<V> {
+    /// The refusal of a Prepare at `ballot` by an acceptor that promised
+    /// `promised` (or leads at it).
+    pub fn refusal(ballot: u64, promised: u64, commit_index: u64) -> Self {
+        PrepareReply {
+            ballot,
+            ok: false,
+            promised,
+            commit_index,
+            slots: Vec::new(),
+        }
+    }
+}
+
+/// Whether an acceptor that promised `promised` refuses a Prepare or an
+/// Accept at `ballot`: one below its promise, or one at its own ballot while
+/// it leads (another replica cannot own it; a stale copy of its own).
+pub fn refuses(ballot: u64, promised: u64, leading: bool) -> bool {
+    ballot < promised || (ballot == promised && leading)
 }
 
 // Fields written back to back, as `genericsmr::wire_struct!` writes them.
@@ -127,6 +165,34 @@ impl<V: Unmarshal> Unmarshal for SlotReport<V> {
             cmds: V::unmarshal(r)?,
         })
     }
+}
+
+impl<V: Marshal> Marshal for PrepareReply<V> {
+    fn marshal(&self, buf: &mut BytesMut) {
+        self.ballot.marshal(buf);
+        self.ok.marshal(buf);
+        self.promised.marshal(buf);
+        self.commit_index.marshal(buf);
+        self.slots.marshal(buf);
+    }
+}
+
+impl<V: Unmarshal> Unmarshal for PrepareReply<V> {
+    const MIN_ENCODED: usize = 8 + 1 + 8 + 8 + 4;
+    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+        Ok(PrepareReply {
+            ballot: u64::unmarshal(r)?,
+            ok: bool::unmarshal(r)?,
+            promised: u64::unmarshal(r)?,
+            commit_index: u64::unmarshal(r)?,
+            slots: Vec::unmarshal(r)?,
+        })
+    }
+}
+
+impl<V: Codes> Message for PrepareReply<V> {
+    const CODE: u8 = V::PREPARE_REPLY;
+    const NAME: &'static str = "PrepareReply";
 }
 
 /// Declares the Multi-Paxos messages that carry no slot value (`Prepare`,
