@@ -146,17 +146,18 @@ impl ElectionTimer {
         now >= self.deadline.saturating_add(extra)
     }
 
-    /// A follower's tick at `now`: whether to campaign ([`Self::due`]); if
-    /// so the campaign is counted ([`Self::campaigned`]) and logged with the
+    /// A follower's tick at `now`: whether to campaign ([`Self::due`], behind
+    /// when `commit_index` is below the highest `known_commit` heard); if so
+    /// the campaign is counted ([`Self::campaigned`]) and logged with the
     /// replica's `promised` ballot and `commit_index`.
     pub fn follower_due(
         &mut self,
         now: u64,
-        behind: bool,
         promised: u64,
         commit_index: u64,
+        known_commit: u64,
     ) -> bool {
-        if !self.due(now, behind) {
+        if !self.due(now, commit_index < known_commit) {
             return false;
         }
         tracing::info!(

@@ -100,12 +100,7 @@ impl Replica {
             return;
         }
         if m.ballot < self.promised {
-            let r = AcceptReply {
-                ballot: m.ballot,
-                slot: m.slot,
-                ok: false,
-                promised: self.promised,
-            };
+            let r = AcceptReply::answer(m.ballot, m.slot, false, self.promised);
             return fx.send(from, MdlMsg::AcceptReply(r));
         }
         self.observe_ballot(m.ballot, fx);
@@ -128,12 +123,7 @@ impl Replica {
             self.vote(from, m, fx);
             return self.vote_held(fx);
         }
-        let r = AcceptReply {
-            ballot: m.ballot,
-            slot: m.slot,
-            ok: true,
-            promised: self.promised,
-        };
+        let r = AcceptReply::answer(m.ballot, m.slot, true, self.promised);
         fx.send(from, MdlMsg::AcceptReply(r));
     }
 
@@ -168,12 +158,7 @@ impl Replica {
         if m.slot == upto {
             self.prefix.1 = upto + 1;
         }
-        let r = AcceptReply {
-            ballot: m.ballot,
-            slot: m.slot,
-            ok: true,
-            promised: self.promised,
-        };
+        let r = AcceptReply::answer(m.ballot, m.slot, true, self.promised);
         fx.send(from, MdlMsg::AcceptReply(r));
     }
 
@@ -452,9 +437,8 @@ impl Replica {
             // from refusals; leaders have nobody to wait for.
             Role::Leader { .. } | Role::Candidate(_) => self.election.heard_leader(now),
             Role::Follower => {
-                let behind = self.commit_index < self.known_commit;
-                let (promised, ci) = (self.promised, self.commit_index);
-                if self.election.follower_due(now, behind, promised, ci) {
+                let (p, ci, known) = (self.promised, self.commit_index, self.known_commit);
+                if self.election.follower_due(now, p, ci, known) {
                     self.campaign(now, fx);
                 }
             }

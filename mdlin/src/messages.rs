@@ -11,7 +11,7 @@
 use bytes::{BufMut, BytesMut};
 use genericsmr::command::Command;
 use genericsmr::messages::codes::MDLIN_BASE;
-use genericsmr::wire::{Frame, Marshal, Message, Reader, Unmarshal, WireError};
+use genericsmr::wire::{Frame, Marshal, Reader, Unmarshal, WireError};
 use genericsmr::wire_struct;
 
 pub use genericsmr::snapshot::{Compacted, SnapshotChunk, SnapshotRequest};
@@ -395,23 +395,11 @@ impl Frame for MdlMsg {
 }
 
 /// Codes of every message, for documentation and tests.
-pub const CODES: [(u8, &str); 16] = [
-    (MdlPropose::CODE, MdlPropose::NAME),
-    (CoordReq::CODE, CoordReq::NAME),
-    (CoordReply::CODE, CoordReply::NAME),
-    (Accept::CODE, Accept::NAME),
-    (AcceptReply::CODE, AcceptReply::NAME),
-    (Commit::CODE, Commit::NAME),
-    (CommitShort::CODE, CommitShort::NAME),
-    (Prepare::CODE, Prepare::NAME),
-    (PrepareReply::CODE, PrepareReply::NAME),
-    (SuccTsRequest::CODE, SuccTsRequest::NAME),
-    (SuccTsReply::CODE, SuccTsReply::NAME),
-    (CatchupRequest::CODE, CatchupRequest::NAME),
-    (CatchupReply::CODE, CatchupReply::NAME),
-    (Compacted::CODE, Compacted::NAME),
-    (SnapshotRequest::CODE, SnapshotRequest::NAME),
-    (SnapshotChunk::CODE, SnapshotChunk::NAME),
+#[rustfmt::skip]
+pub const CODES: [(u8, &str); 16] = genericsmr::message_codes![
+    MdlPropose, CoordReq, CoordReply, Accept, AcceptReply, Commit, CommitShort,
+    Prepare, PrepareReply, SuccTsRequest, SuccTsReply, CatchupRequest, CatchupReply,
+    Compacted, SnapshotRequest, SnapshotChunk,
 ];
 
 /// What an MDLin replica's durable log holds (`server --durable`), replayed

@@ -40,12 +40,7 @@ impl Replica {
         let refuse = (m.ballot < self.promised && !self.cfg.broken_accept_below_promise)
             || (m.ballot == self.promised && self.is_leader());
         if refuse || !self.slot_in_window(m.slot) {
-            let r = AcceptReply {
-                ballot: m.ballot,
-                slot: m.slot,
-                ok: false,
-                promised: self.promised,
-            };
+            let r = AcceptReply::answer(m.ballot, m.slot, false, self.promised);
             return fx.send(from, PaxosMsg::AcceptReply(r));
         }
         self.observe_ballot(m.ballot, fx);
@@ -57,12 +52,7 @@ impl Replica {
         if let Some(s) = self.slot_mut(m.slot) {
             s.vote(m.slot, m.ballot, m.cmds, keep, fx);
         }
-        let r = AcceptReply {
-            ballot: m.ballot,
-            slot: m.slot,
-            ok: true,
-            promised: self.promised,
-        };
+        let r = AcceptReply::answer(m.ballot, m.slot, true, self.promised);
         fx.send(from, PaxosMsg::AcceptReply(r));
     }
 

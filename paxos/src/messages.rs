@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use genericsmr::command::Command;
 use genericsmr::messages::codes::PAXOS_BASE;
 pub use genericsmr::snapshot::{Compacted, SnapshotChunk, SnapshotRequest};
-use genericsmr::wire::{Frame, Message};
+use genericsmr::wire::Frame;
 use genericsmr::{wire_struct, ReplicaId};
 
 /// Ballot arithmetic.
@@ -187,20 +187,10 @@ impl Frame for PaxosMsg {
 pub type Record = crate::log::Record<Vec<Command>>;
 
 /// Codes of every message, for documentation and tests.
-pub const CODES: [(u8, &str); 13] = [
-    (Prepare::CODE, Prepare::NAME),
-    (PrepareReply::CODE, PrepareReply::NAME),
-    (Accept::CODE, Accept::NAME),
-    (AcceptReply::CODE, AcceptReply::NAME),
-    (Commit::CODE, Commit::NAME),
-    (CommitShort::CODE, CommitShort::NAME),
-    (CatchupRequest::CODE, CatchupRequest::NAME),
-    (CatchupReply::CODE, CatchupReply::NAME),
-    (RecoveryQuery::CODE, RecoveryQuery::NAME),
-    (RecoveryInfo::CODE, RecoveryInfo::NAME),
-    (Compacted::CODE, Compacted::NAME),
-    (SnapshotRequest::CODE, SnapshotRequest::NAME),
-    (SnapshotChunk::CODE, SnapshotChunk::NAME),
+#[rustfmt::skip]
+pub const CODES: [(u8, &str); 13] = genericsmr::message_codes![
+    Prepare, PrepareReply, Accept, AcceptReply, Commit, CommitShort, CatchupRequest,
+    CatchupReply, RecoveryQuery, RecoveryInfo, Compacted, SnapshotRequest, SnapshotChunk,
 ];
 
 /// Replica id helper used by several modules.

@@ -537,9 +537,8 @@ impl Replica {
             Role::Leader { .. } | Role::Candidate(_) => self.election.heard_leader(now),
             Role::Recovering(_) => self.election.heard_leader(now),
             Role::Follower => {
-                let behind = self.commit_index < self.known_commit;
-                let (promised, ci) = (self.promised, self.commit_index);
-                if self.election.follower_due(now, behind, promised, ci) {
+                let (promised, known) = (self.promised, self.known_commit);
+                if (self.election).follower_due(now, promised, self.commit_index, known) {
                     // No immediate re-campaign on refusal: the backed-off timer decides.
                     self.campaign(now, self.promised, crate::leader::MAX_CAMPAIGNS, fx);
                 }

@@ -94,106 +94,62 @@ pub fn refuses(ballot: u64, promised: u64, leading: bool) -> bool {
     ballot < promised || (ballot == promised && leading)
 }
 
-// Fields written back to back, as `genericsmr::wire_struct!` writes them.
-
-impl<V: Marshal> Marshal for Accept<V> {
-    #[inline]
-    fn marshal(&self, buf: &mut BytesMut) {
-        self.ballot.marshal(buf);
-        self.slot.marshal(buf);
-        self.cmds.marshal(buf);
-    }
+/// `genericsmr::wire_struct!` for a struct generic over the value `V`: the
+/// fields written back to back, and with `= CODE, NAME` a message whose code
+/// is the value's ([`Codes`]).
+macro_rules! generic_wire_struct {
+    ($ty:ident { $($field:ident: $fty:ty),* $(,)? }) => {
+        impl<V: Marshal> Marshal for $ty<V> {
+            #[inline]
+            fn marshal(&self, buf: &mut BytesMut) {
+                $( self.$field.marshal(buf); )*
+            }
+        }
+        impl<V: Unmarshal> Unmarshal for $ty<V> {
+            const MIN_ENCODED: usize = 0 $( + <$fty as Unmarshal>::MIN_ENCODED )*;
+            fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+                Ok($ty { $( $field: <$fty as Unmarshal>::unmarshal(r)?, )* })
+            }
+        }
+    };
+    ($ty:ident { $($field:ident: $fty:ty),* $(,)? } = $code:ident) => {
+        generic_wire_struct!($ty { $($field: $fty),* });
+        impl<V: Codes> Message for $ty<V> {
+            const CODE: u8 = V::$code;
+            const NAME: &'static str = stringify!($ty);
+        }
+    };
 }
 
-impl<V: Unmarshal> Unmarshal for Accept<V> {
-    const MIN_ENCODED: usize = 16 + V::MIN_ENCODED;
-    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
-        Ok(Accept {
-            ballot: u64::unmarshal(r)?,
-            slot: u64::unmarshal(r)?,
-            cmds: V::unmarshal(r)?,
-        })
-    }
-}
-
-impl<V: Codes> Message for Accept<V> {
-    const CODE: u8 = V::ACCEPT;
-    const NAME: &'static str = "Accept";
-}
-
-impl<V: Marshal> Marshal for Commit<V> {
-    #[inline]
-    fn marshal(&self, buf: &mut BytesMut) {
-        self.ballot.marshal(buf);
-        self.slot.marshal(buf);
-        self.cmds.marshal(buf);
-    }
-}
-
-impl<V: Unmarshal> Unmarshal for Commit<V> {
-    const MIN_ENCODED: usize = 16 + V::MIN_ENCODED;
-    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
-        Ok(Commit {
-            ballot: u64::unmarshal(r)?,
-            slot: u64::unmarshal(r)?,
-            cmds: V::unmarshal(r)?,
-        })
-    }
-}
-
-impl<V: Codes> Message for Commit<V> {
-    const CODE: u8 = V::COMMIT;
-    const NAME: &'static str = "Commit";
-}
-
-impl<V: Marshal> Marshal for SlotReport<V> {
-    fn marshal(&self, buf: &mut BytesMut) {
-        self.slot.marshal(buf);
-        self.ballot.marshal(buf);
-        self.committed.marshal(buf);
-        self.cmds.marshal(buf);
-    }
-}
-
-impl<V: Unmarshal> Unmarshal for SlotReport<V> {
-    const MIN_ENCODED: usize = 17 + V::MIN_ENCODED;
-    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
-        Ok(SlotReport {
-            slot: u64::unmarshal(r)?,
-            ballot: u64::unmarshal(r)?,
-            committed: bool::unmarshal(r)?,
-            cmds: V::unmarshal(r)?,
-        })
-    }
-}
-
-impl<V: Marshal> Marshal for PrepareReply<V> {
-    fn marshal(&self, buf: &mut BytesMut) {
-        self.ballot.marshal(buf);
-        self.ok.marshal(buf);
-        self.promised.marshal(buf);
-        self.commit_index.marshal(buf);
-        self.slots.marshal(buf);
-    }
-}
-
-impl<V: Unmarshal> Unmarshal for PrepareReply<V> {
-    const MIN_ENCODED: usize = 8 + 1 + 8 + 8 + 4;
-    fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
-        Ok(PrepareReply {
-            ballot: u64::unmarshal(r)?,
-            ok: bool::unmarshal(r)?,
-            promised: u64::unmarshal(r)?,
-            commit_index: u64::unmarshal(r)?,
-            slots: Vec::unmarshal(r)?,
-        })
-    }
-}
-
-impl<V: Codes> Message for PrepareReply<V> {
-    const CODE: u8 = V::PREPARE_REPLY;
-    const NAME: &'static str = "PrepareReply";
-}
+generic_wire_struct!(
+    Accept {
+        ballot: u64,
+        slot: u64,
+        cmds: V
+    } = ACCEPT
+);
+generic_wire_struct!(
+    Commit {
+        ballot: u64,
+        slot: u64,
+        cmds: V
+    } = COMMIT
+);
+generic_wire_struct!(SlotReport {
+    slot: u64,
+    ballot: u64,
+    committed: bool,
+    cmds: V
+});
+generic_wire_struct!(
+    PrepareReply {
+        ballot: u64,
+        ok: bool,
+        promised: u64,
+        commit_index: u64,
+        slots: Vec<SlotReport<V>>
+    } = PREPARE_REPLY
+);
 
 /// Declares the Multi-Paxos messages that carry no slot value (`Prepare`,
 /// `AcceptReply`, `CommitShort`, `CatchupRequest`) in the calling module,
@@ -229,6 +185,18 @@ macro_rules! value_free_messages {
             /// The acceptor's promised ballot; above `ballot` on refusal,
             /// telling the leader to step down.
             pub promised: u64,
+        }
+        impl AcceptReply {
+            /// The answer to an accept at `ballot` for `slot` by an acceptor
+            /// that promised `promised`: a vote when `ok`, else a refusal.
+            pub fn answer(ballot: u64, slot: u64, ok: bool, promised: u64) -> Self {
+                AcceptReply {
+                    ok,
+                    promised,
+                    ballot,
+                    slot,
+                }
+            }
         }
         ::genericsmr::wire_struct!(
             AcceptReply {
