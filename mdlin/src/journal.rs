@@ -531,13 +531,25 @@ impl Replica {
             }
             return;
         }
+        self.known_commit = self.known_commit.max(m.commit_index);
+        let window_end = self.commit_index.saturating_add(self.cfg.slot_window);
         let Role::Candidate(c) = &mut self.role else {
             return;
         };
         if m.ballot != c.ballot {
             return;
         }
-        c.merge(from, m.slots);
+        if c.merge(from, m.slots, window_end).is_err() {
+            // Too far behind to lead (see `Candidate::merge`): a fresher
+            // replica campaigns while this one catches up from the leader.
+            info!(
+                peer = from,
+                peer_commit_index = m.commit_index,
+                commit_index = self.commit_index,
+                "too far behind to lead: catching up instead"
+            );
+            return self.step_down(fx);
+        }
         self.maybe_lead(now, fx);
     }
 

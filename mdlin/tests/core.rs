@@ -787,3 +787,38 @@ fn an_impossible_ballot_is_dropped() {
     assert_eq!(f.promised(), 0);
     assert!(fx.sends.is_empty(), "{:?}", fx.sends);
 }
+
+/// A phase-1 report of a slot past the candidate's window (from a peer far
+/// ahead, or a broken one) must not size the journal: the candidate does not
+/// lead on it (as in Multi-Paxos) and learns how far the group got.
+#[test]
+fn a_phase1_report_past_the_window_does_not_size_the_journal() {
+    let mut c = Config::new(0, 3, 1);
+    c.slot_window = 64;
+    let mut l = Replica::new(c);
+    let mut fx = Effects::default();
+    l.handle_be_leader(0, &mut fx);
+    let ballot = prepare_ballot(&fx);
+    let far = SlotReport {
+        slot: 10_000,
+        ballot: (1 << 8) | 1,
+        committed: true,
+        cmds: Entry::Noop,
+    };
+    for f in [1, 2] {
+        let r = PrepareReply {
+            ballot,
+            ok: true,
+            promised: ballot,
+            commit_index: 10_001,
+            slots: vec![far.clone()],
+        };
+        l.handle_prepare_reply(0, f, r, &mut fx);
+    }
+    assert!(!l.is_leader(), "led on a report past its window");
+    assert!(
+        l.log().len() <= 65,
+        "the journal grew to {} slots",
+        l.log().len()
+    );
+}

@@ -306,13 +306,11 @@ impl Replica {
 
     /// Phase 1b at the candidate: merge the report; a majority makes us leader.
     ///
-    /// A report of a slot past our window (see [`crate::Config::slot_window`])
-    /// means the reporter's commit index is far ahead of ours: slots up there
-    /// may be chosen, and we can neither ignore them (we would propose new
-    /// values into them) nor take them in (a confused peer could size our log).
-    /// So we refuse to lead: step down and fetch the chosen prefix from that
-    /// peer. A more up-to-date replica's timer fires (ours waits longer while we
-    /// are behind); once caught up, we are within the window of every report.
+    /// A report of a slot past our window (see [`crate::Config::slot_window`]
+    /// and [`crate::multi::phase1::Candidate::merge`]): we refuse to lead, step
+    /// down and fetch the chosen prefix from that peer. A more up-to-date
+    /// replica's timer fires (ours waits longer while we are behind); once
+    /// caught up, we are within the window of every report.
     pub fn handle_prepare_reply(
         &mut self,
         now: u64,
@@ -347,7 +345,7 @@ impl Replica {
         if c.promises & bit(from) != 0 {
             return;
         }
-        if m.slots.iter().any(|r| r.slot > window_end) {
+        if c.merge(from, m.slots, window_end).is_err() {
             info!(
                 peer = from,
                 peer_commit_index = m.commit_index,
@@ -357,7 +355,6 @@ impl Replica {
             self.step_down(fx);
             return self.fetch_from(now, from, fx);
         }
-        c.merge(from, m.slots);
         let promises = c.promises;
         if self.majority(promises) {
             self.become_leader(now, fx);

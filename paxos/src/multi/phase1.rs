@@ -55,8 +55,23 @@ impl<W: Clone + Default> Candidate<W> {
         }
     }
 
-    /// Counts `from`'s promise and merges its report.
-    pub fn merge(&mut self, from: ReplicaId, slots: Vec<SlotReport<W>>) {
+    /// Counts `from`'s promise and merges its report, unless it reports a
+    /// slot past `window_end` (then `Err` with that slot, and nothing counts).
+    ///
+    /// Such a report means the reporter's commit index is far ahead of the
+    /// candidate's: the slots up there may be chosen, and the candidate can
+    /// neither ignore them (it would propose new values into them) nor take
+    /// them in (a confused peer could size its log). It must not lead; it
+    /// steps down and catches up instead, and a fresher replica leads.
+    pub fn merge(
+        &mut self,
+        from: ReplicaId,
+        slots: Vec<SlotReport<W>>,
+        window_end: u64,
+    ) -> Result<(), u64> {
+        if let Some(r) = slots.iter().find(|r| r.slot > window_end) {
+            return Err(r.slot);
+        }
         self.promises |= 1u64 << from;
         for r in slots {
             if r.slot < self.from_slot {
@@ -67,6 +82,7 @@ impl<W: Clone + Default> Candidate<W> {
                 *e = (r.ballot, r.committed, r.cmds);
             }
         }
+        Ok(())
     }
 
     /// One past the highest slot reported (at least `from_slot`): the new
