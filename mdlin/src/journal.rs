@@ -540,14 +540,7 @@ impl Replica {
             return;
         }
         if c.merge(from, m.slots, window_end).is_err() {
-            // Too far behind to lead (see `Candidate::merge`): a fresher
-            // replica campaigns while this one catches up from the leader.
-            info!(
-                peer = from,
-                peer_commit_index = m.commit_index,
-                commit_index = self.commit_index,
-                "too far behind to lead: catching up instead"
-            );
+            // A fresher replica campaigns while this one catches up from the leader.
             return self.step_down(fx);
         }
         self.maybe_lead(now, fx);

@@ -346,12 +346,6 @@ impl Replica {
             return;
         }
         if c.merge(from, m.slots, window_end).is_err() {
-            info!(
-                peer = from,
-                peer_commit_index = m.commit_index,
-                commit_index = self.commit_index,
-                "too far behind to lead: catching up instead"
-            );
             self.step_down(fx);
             return self.fetch_from(now, from, fx);
         }

@@ -70,6 +70,12 @@ impl<W: Clone + Default> Candidate<W> {
         window_end: u64,
     ) -> Result<(), u64> {
         if let Some(r) = slots.iter().find(|r| r.slot > window_end) {
+            tracing::info!(
+                peer = from,
+                slot = r.slot,
+                window_end,
+                "too far behind to lead: catching up instead"
+            );
             return Err(r.slot);
         }
         self.promises |= 1u64 << from;
