@@ -355,6 +355,8 @@ pub struct Replica {
 }
 
 impl Replica {
+    crate::replica_accessors!();
+
     /// A fresh replica with an empty log.
     pub fn new(cfg: Config) -> Self {
         assert!(cfg.n >= 1 && cfg.n <= genericsmr::MAX_REPLICAS && (cfg.id as usize) < cfg.n);
@@ -396,11 +398,6 @@ impl Replica {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
     /// Whether this replica is an active leader.
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader { .. })
@@ -409,33 +406,6 @@ impl Replica {
     /// Whether this replica is still recovering and must not vote.
     pub fn is_recovering(&self) -> bool {
         matches!(self.role, Role::Recovering(_))
-    }
-
-    /// Highest promised ballot.
-    pub fn promised(&self) -> u64 {
-        self.promised
-    }
-
-    /// Every slot below this is committed here.
-    pub fn commit_index(&self) -> u64 {
-        self.commit_index
-    }
-
-    /// Every slot below this is executed here.
-    pub fn executed(&self) -> u64 {
-        self.executed
-    }
-
-    /// The slots held, from [`Replica::log_base`] on: `log()[i]` is slot
-    /// `log_base() + i` (the slots below are compacted away).
-    pub fn log(&self) -> &[Slot] {
-        self.log.slots()
-    }
-
-    /// The first slot held in memory; every slot below it is executed and
-    /// compacted away.
-    pub fn log_base(&self) -> u64 {
-        self.log.base()
     }
 
     /// One past the highest slot held.
@@ -456,11 +426,6 @@ impl Replica {
             self.snapshots_sent,
             self.compactions,
         )
-    }
-
-    /// The state machine.
-    pub fn state(&self) -> &StateMachine {
-        &self.sm
     }
 
     /// Committed slots fetched from peers.
@@ -488,12 +453,6 @@ impl Replica {
         true
     }
 
-    /// Slot `slot`, created (with every slot before it) if past the end;
-    /// `None` if compacted away. Callers bound `slot` by the window first.
-    pub(crate) fn slot_mut(&mut self, slot: u64) -> Option<&mut Slot> {
-        self.log.create(slot)
-    }
-
     /// Slot `slot` if held, for changes that do not create it.
     pub(crate) fn slot_get_mut(&mut self, slot: u64) -> Option<&mut Slot> {
         self.log.get_mut(slot)
@@ -507,12 +466,6 @@ impl Replica {
     /// The last slot within reach of our log (see [`Config::slot_window`]).
     pub(crate) fn window_end(&self) -> u64 {
         self.commit_index.saturating_add(self.cfg.slot_window)
-    }
-
-    /// Whether a slot number from a peer is within reach of our log: keeps a
-    /// confused or hostile peer from sizing it.
-    pub(crate) fn slot_in_window(&self, slot: u64) -> bool {
-        slot <= self.window_end()
     }
 
     /// Whether a ballot from a peer could have been made by a correct replica;
@@ -544,10 +497,6 @@ impl Replica {
                 }
             }
         }
-    }
-
-    pub(crate) fn majority(&self, votes: u64) -> bool {
-        votes.count_ones() as usize >= self.cfg.quorum()
     }
 
     pub(crate) fn all_peers(&self) -> u64 {
