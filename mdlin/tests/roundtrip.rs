@@ -51,7 +51,7 @@ fn slot_report_s() -> impl Strategy<Value = SlotReport> {
             slot,
             ballot,
             committed,
-            entry,
+            cmds: entry,
         },
     )
 }
@@ -96,7 +96,7 @@ fn msg_s() -> impl Strategy<Value = MdlMsg> {
         (u(), u(), entry_s()).prop_map(|(ballot, slot, entry)| MdlMsg::Accept(Accept {
             ballot,
             slot,
-            entry
+            cmds: entry
         })),
         (u(), u(), any::<bool>(), u()).prop_map(|(ballot, slot, ok, promised)| {
             MdlMsg::AcceptReply(AcceptReply {
@@ -109,7 +109,7 @@ fn msg_s() -> impl Strategy<Value = MdlMsg> {
         (u(), u(), entry_s()).prop_map(|(ballot, slot, entry)| MdlMsg::Commit(Commit {
             ballot,
             slot,
-            entry
+            cmds: entry
         })),
         (u(), u()).prop_map(|(ballot, up_to)| MdlMsg::CommitShort(CommitShort { ballot, up_to })),
         (u(), u()).prop_map(|(ballot, from_slot)| MdlMsg::Prepare(Prepare { ballot, from_slot })),
@@ -118,6 +118,7 @@ fn msg_s() -> impl Strategy<Value = MdlMsg> {
                 ballot,
                 ok,
                 promised,
+                commit_index: promised,
                 slots,
             })
         }),
@@ -220,8 +221,8 @@ proptest! {
     /// to itself, and its strict prefixes are rejected.
     #[test]
     fn journal_entries_roundtrip(s in slot_report_s()) {
-        let body = encoded(&s.entry);
-        prop_assert_eq!(&decode_body::<Entry>(body.clone()).unwrap(), &s.entry);
+        let body = encoded(&s.cmds);
+        prop_assert_eq!(&decode_body::<Entry>(body.clone()).unwrap(), &s.cmds);
         check_truncations::<Entry>(&body);
         let body = encoded(&s);
         prop_assert_eq!(&decode_body::<SlotReport>(body.clone()).unwrap(), &s);
