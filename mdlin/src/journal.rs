@@ -18,8 +18,8 @@ use crate::messages::{
     Accept, AcceptReply, CatchupReply, CatchupRequest, Commit, CommitShort, Entry, MdlMsg, Prepare,
     PrepareReply, Record, SlotReport,
 };
-use crate::replica::{bit, Candidate, Recovery, Replica, Role, SlotState};
-use paxos::multi::votes::{Phase1b, Tally};
+use crate::replica::{Candidate, Recovery, Replica, Role, SlotState};
+use paxos::multi::host::Host;
 
 /// Most accepts a follower holds while an earlier one is missing.
 const MAX_EARLY_ACCEPTS: usize = 8192;
@@ -46,46 +46,11 @@ impl Replica {
     /// `quorum - 1` lowest ids among those heard from lately (a stable set,
     /// so followers see consecutive slots and the prefix rule never waits).
     fn accept_targets(&self, now: u64) -> u64 {
-        let peers = self.peers();
-        if !self.cfg.thrifty {
-            return peers;
-        }
-        let mut ids: Vec<ReplicaId> = (0..64u8).filter(|j| peers & bit(*j) != 0).collect();
-        let lately = |j: &ReplicaId| {
-            now.saturating_sub(self.last_heard[*j as usize]) <= self.cfg.retransmit_ns
-        };
-        ids.sort_by_key(|j| (!lately(j), *j));
-        ids.iter()
-            .take(self.cfg.quorum() - 1)
-            .fold(0, |s, j| s | bit(*j))
-    }
-
-    fn propose_at(
-        &mut self,
-        now: u64,
-        ballot: u64,
-        slot: u64,
-        entry: Entry,
-        targets: u64,
-        fx: &mut Effects<MdlMsg>,
-    ) {
-        let me = self.cfg.id;
-        // A leader proposes above its commit index, never below the base.
-        let Some(s) = self.slot_mut(slot) else { return };
-        // The leader's own vote counts toward the majority: durable before
-        // any Accept leaves.
-        s.propose(slot, ballot, entry.clone(), me, targets, now, true, fx);
-        fx.send_set(
-            targets,
-            MdlMsg::Accept(Accept {
-                ballot,
-                slot,
-                cmds: entry,
-            }),
-        );
-        if self.majority(bit(me)) {
-            self.choose(slot, fx);
-        }
+        let rt = self.cfg.retransmit_ns;
+        let lately = |j: ReplicaId| now.saturating_sub(self.last_heard[j as usize]) <= rt;
+        let stable = |j: ReplicaId| (!lately(j), j);
+        let (thrifty, quorum) = (self.cfg.thrifty, self.cfg.quorum());
+        paxos::multi::targets::phase2_targets(self.peers(), thrifty, quorum, stable)
     }
 
     /// Follower: vote on a slot (see the prefix rule in the module docs).
@@ -188,39 +153,7 @@ impl Replica {
         m: AcceptReply,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.heard(from, now) || !ballot::sane(from, m.promised) {
-            return;
-        }
-        let Role::Leader { ballot, .. } = self.role else {
-            return;
-        };
-        match (self.log).tally(ballot, from, m.slot, m.ok, m.ballot, m.promised) {
-            Tally::Outvoted(b) => self.observe_ballot(b, fx),
-            Tally::Counted(acks) if self.majority(acks) => self.choose(m.slot, fx),
-            _ => {}
-        }
-    }
-
-    /// Leader: the slot is chosen; peers that did not get the accept get the value.
-    fn choose(&mut self, slot: u64, fx: &mut Effects<MdlMsg>) {
-        let peers = self.peers();
-        let Some(s) = self.log.get_mut(slot) else {
-            return;
-        };
-        if s.state != SlotState::Committed {
-            fx.persist(&Record::CommitMark { slot });
-        }
-        s.state = SlotState::Committed;
-        let missing = peers & !s.sent_to & !s.acks;
-        if missing != 0 {
-            let c = Commit {
-                ballot: s.ballot,
-                slot,
-                cmds: s.entry.clone(),
-            };
-            fx.send_set(missing, MdlMsg::Commit(c));
-        }
-        self.advance_commit();
+        self.on_accept_reply(now, from, m.slot, m.ok, m.ballot, m.promised, fx);
     }
 
     /// Moves the commit index over chosen slots.
@@ -498,17 +431,7 @@ impl Replica {
         if !self.heard(from, now) || !ballot::sane(from, m.ballot) {
             return;
         }
-        let (promised, ci, leading) = (self.promised, self.commit_index, self.is_leader());
-        match (self.log).check_prepare(m.ballot, m.from_slot, promised, ci, leading) {
-            Phase1b::Refuse(r) => return fx.send(from, MdlMsg::PrepareReply(r)),
-            Phase1b::Compacted => return self.compacted(from, m.from_slot, fx),
-            Phase1b::Promise => {}
-        }
-        self.observe_ballot(m.ballot, fx);
-        let r = self
-            .log
-            .promise(m.ballot, self.promised, self.commit_index, m.from_slot);
-        fx.send(from, MdlMsg::PrepareReply(r));
+        self.answer_prepare(from, m.ballot, m.from_slot, fx);
     }
 
     /// Candidate: collect promises; a majority makes this replica the leader.
@@ -611,41 +534,14 @@ impl Replica {
     /// Leader and candidate timers: retransmissions and heartbeats.
     pub(crate) fn tick_journal(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         let peers = self.peers();
-        match &mut self.role {
-            Role::Candidate(c) => {
-                if let Some(missing) = c.retransmit(now, self.cfg.retransmit_ns, peers) {
-                    let p = Prepare {
-                        ballot: c.ballot,
-                        from_slot: c.from_slot,
-                    };
-                    fx.send_set(missing, MdlMsg::Prepare(p));
-                }
-            }
+        let rt = self.cfg.retransmit_ns;
+        match self.role {
+            Role::Candidate(_) => self.resend_prepare(now, rt, peers, fx),
             Role::Leader {
                 ballot, next_slot, ..
             } => {
-                let (ballot, end) = (*ballot, *next_slot);
-                let mut resend = Vec::new();
-                for (i, s) in self.log.range_mut(self.commit_index, end) {
-                    if s.state == SlotState::Accepted
-                        && now.saturating_sub(s.sent_at) >= self.cfg.retransmit_ns
-                    {
-                        s.sent_at = now;
-                        s.sent_to = peers;
-                        resend.push((i, s.acks, s.entry.clone()));
-                    }
-                }
                 // In slot order, so followers' prefixes fill from the front.
-                for (slot, acks, entry) in resend {
-                    fx.send_set(
-                        peers & !acks,
-                        MdlMsg::Accept(Accept {
-                            ballot,
-                            slot,
-                            cmds: entry,
-                        }),
-                    );
-                }
+                self.resend_accepts(now, ballot, next_slot, rt, peers, fx);
                 if now.saturating_sub(self.last_heartbeat) >= self.cfg.heartbeat_ns
                     || self.commit_index > self.announced
                 {

@@ -11,7 +11,7 @@
 use bytes::{BufMut, BytesMut};
 use genericsmr::command::Command;
 use genericsmr::messages::codes::MDLIN_BASE;
-use genericsmr::wire::{Frame, Marshal, Reader, Unmarshal, WireError};
+use genericsmr::wire::{Marshal, Reader, Unmarshal, WireError};
 use genericsmr::wire_struct;
 
 pub use genericsmr::snapshot::{Compacted, SnapshotChunk, SnapshotRequest};
@@ -333,74 +333,24 @@ pub struct CatchupReply {
 }
 wire_struct!(CatchupReply { slots } = MDLIN_BASE + 12);
 
-/// Every message an MDLin replica sends to another replica.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MdlMsg {
-    /// See [`MdlPropose`] (from a client only).
-    Propose(MdlPropose),
-    /// See [`CoordReq`] (a leader retrying on behalf of a waiting successor).
-    CoordReq(CoordReq),
-    /// See [`CoordReply`].
-    CoordReply(CoordReply),
-    /// See [`Accept`].
-    Accept(Accept),
-    /// See [`AcceptReply`].
-    AcceptReply(AcceptReply),
-    /// See [`Commit`].
-    Commit(Commit),
-    /// See [`CommitShort`].
-    CommitShort(CommitShort),
-    /// See [`Prepare`].
-    Prepare(Prepare),
-    /// See [`PrepareReply`].
-    PrepareReply(PrepareReply),
-    /// See [`SuccTsRequest`].
-    SuccTsRequest(SuccTsRequest),
-    /// See [`SuccTsReply`].
-    SuccTsReply(SuccTsReply),
-    /// See [`CatchupRequest`].
-    CatchupRequest(CatchupRequest),
-    /// See [`CatchupReply`].
-    CatchupReply(CatchupReply),
-    /// See [`Compacted`]: what was asked for is below this replica's
-    /// compaction point; fetch its snapshot.
-    Compacted(Compacted),
-    /// See [`SnapshotRequest`].
-    SnapshotRequest(SnapshotRequest),
-    /// See [`SnapshotChunk`].
-    SnapshotChunk(SnapshotChunk),
-}
-
-impl Frame for MdlMsg {
-    fn encode_frame(&self, out: &mut BytesMut) {
-        match self {
-            MdlMsg::Propose(m) => m.encode_frame(out),
-            MdlMsg::CoordReq(m) => m.encode_frame(out),
-            MdlMsg::CoordReply(m) => m.encode_frame(out),
-            MdlMsg::Accept(m) => m.encode_frame(out),
-            MdlMsg::AcceptReply(m) => m.encode_frame(out),
-            MdlMsg::Commit(m) => m.encode_frame(out),
-            MdlMsg::CommitShort(m) => m.encode_frame(out),
-            MdlMsg::Prepare(m) => m.encode_frame(out),
-            MdlMsg::PrepareReply(m) => m.encode_frame(out),
-            MdlMsg::SuccTsRequest(m) => m.encode_frame(out),
-            MdlMsg::SuccTsReply(m) => m.encode_frame(out),
-            MdlMsg::CatchupRequest(m) => m.encode_frame(out),
-            MdlMsg::CatchupReply(m) => m.encode_frame(out),
-            MdlMsg::Compacted(m) => m.encode_frame(out),
-            MdlMsg::SnapshotRequest(m) => m.encode_frame(out),
-            MdlMsg::SnapshotChunk(m) => m.encode_frame(out),
-        }
+paxos::peer_messages! {
+    /// Every message an MDLin replica sends to another replica.
+    MdlMsg {
+        /// See [`MdlPropose`] (from a client only).
+        Propose(MdlPropose),
+        /// See [`CoordReq`] (a leader retrying on behalf of a waiting successor).
+        CoordReq(CoordReq),
+        /// See [`CoordReply`].
+        CoordReply(CoordReply),
+        ;
+        /// See [`SuccTsRequest`].
+        SuccTsRequest(SuccTsRequest),
+        /// See [`SuccTsReply`].
+        SuccTsReply(SuccTsReply),
+        /// See [`CatchupReply`].
+        CatchupReply(CatchupReply),
     }
 }
-
-/// Codes of every message, for documentation and tests.
-#[rustfmt::skip]
-pub const CODES: [(u8, &str); 16] = genericsmr::message_codes![
-    MdlPropose, CoordReq, CoordReply, Accept, AcceptReply, Commit, CommitShort,
-    Prepare, PrepareReply, SuccTsRequest, SuccTsReply, CatchupRequest, CatchupReply,
-    Compacted, SnapshotRequest, SnapshotChunk,
-];
 
 /// What an MDLin replica's durable log holds (`server --durable`), replayed
 /// in order at restart: the records of the shared Multi-Paxos log

@@ -20,7 +20,7 @@ use genericsmr::messages::ReplyStatus;
 use genericsmr::state::StateMachine;
 use genericsmr::{ConnId, ReplicaId};
 
-use crate::messages::{Entry, MdlMsg, MdlPropose, OpId, Pred};
+use crate::messages::{Entry, MdlMsg, MdlPropose, OpId, Pred, Prepare};
 
 /// When a coordination reply may be sent for an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -450,15 +450,6 @@ impl Replica {
         }
     }
 
-    /// The replica believed to lead this shard.
-    pub fn leader_hint(&self) -> Option<ReplicaId> {
-        if self.is_leader() {
-            Some(self.cfg.id)
-        } else {
-            self.leader_hint
-        }
-    }
-
     /// This replica's id inside its shard: clients get ids inside the shard
     /// in replies, as from every sharded protocol.
     pub(crate) fn local_id(&self) -> ReplicaId {
@@ -496,32 +487,6 @@ impl Replica {
     /// anyone else are dropped).
     pub(crate) fn same_shard(&self, from: ReplicaId) -> bool {
         (from as usize) < 64 && self.cfg.members() & bit(from) != 0
-    }
-
-    /// Notes a higher ballot: step down from leading or campaigning.
-    pub(crate) fn observe_ballot(&mut self, b: u64, fx: &mut Effects<MdlMsg>) {
-        if b > self.promised {
-            // Durable before anything queued with it is sent (a PrepareReply).
-            self.promised = b;
-            fx.persist(&crate::messages::Record::Promise { ballot: b });
-            // Someone newer runs the shard (or is trying to): give it a full
-            // timeout before competing.
-            self.election.heard_leader(self.now);
-        }
-        let mine = match &self.role {
-            Role::Leader { ballot, .. } => Some(*ballot),
-            Role::Candidate(c) => Some(c.ballot),
-            Role::Follower => None,
-        };
-        let owner = crate::ballot::owner(b);
-        if mine.is_some_and(|m| b > m) {
-            tracing::info!(ballot = b, "a higher ballot exists: stepping down");
-            self.leader_hint = Some(owner);
-            self.step_down(fx);
-        }
-        if !self.is_leader() && b >= self.promised && self.same_shard(owner) {
-            self.leader_hint = Some(owner);
-        }
     }
 
     /// Stops leading: every operation in flight here is told to go elsewhere.
@@ -589,6 +554,18 @@ impl Replica {
                 }
             }
         }
+    }
+}
+
+paxos::impl_host! {
+    Replica: Entry, MdlMsg;
+
+    fn may_lead_here(&self, owner: ReplicaId) -> bool {
+        self.same_shard(owner)
+    }
+    #[inline]
+    fn after_chosen(&mut self, _slot: u64, _fx: &mut Effects<MdlMsg>) {
+        self.advance_commit();
     }
 }
 

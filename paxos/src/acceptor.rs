@@ -4,8 +4,8 @@ use genericsmr::command::Command;
 use genericsmr::effects::Effects;
 
 use crate::messages::{Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, Record};
+use crate::multi::host::Host;
 use crate::multi::value::Carried;
-use crate::multi::votes::Phase1b;
 use crate::replica::{Replica, Role, SlotState};
 
 impl Replica {
@@ -16,19 +16,10 @@ impl Replica {
         if self.is_recovering() || !self.sane_ballot(from, m.ballot) {
             return;
         }
-        let (promised, ci, leading) = (self.promised, self.commit_index, self.is_leader());
-        match (self.log).check_prepare(m.ballot, m.from_slot, promised, ci, leading) {
-            Phase1b::Refuse(r) => return fx.send(from, PaxosMsg::PrepareReply(r)),
-            Phase1b::Compacted => return self.compacted(from, m.from_slot, fx),
-            Phase1b::Promise => {}
+        if self.answer_prepare(from, m.ballot, m.from_slot, fx) {
+            // We promised this candidate: give it a full timeout to win.
+            self.heard_leader(now);
         }
-        self.observe_ballot(m.ballot, fx);
-        // We promised this candidate: give it a full timeout to win.
-        self.heard_leader(now);
-        let r = self
-            .log
-            .promise(m.ballot, self.promised, self.commit_index, m.from_slot);
-        fx.send(from, PaxosMsg::PrepareReply(r));
     }
 
     /// Phase 2a: vote for the value unless a higher ballot was promised.

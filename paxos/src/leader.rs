@@ -9,10 +9,10 @@ use genericsmr::ConnId;
 use tracing::info;
 
 use crate::messages::{
-    ballot, bit, Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, PrepareReply, Record,
+    ballot, bit, AcceptReply, CommitShort, PaxosMsg, Prepare, PrepareReply, Record,
 };
-use crate::multi::votes::Tally;
-use crate::replica::{accepted, reject, Candidate, Replica, Role, SlotState};
+use crate::multi::host::Host;
+use crate::replica::{accepted, reject, Candidate, Replica, Role};
 
 /// Phase-1 attempts per request to lead (from the master or an operator)
 /// before leaving it to the election timers.
@@ -173,40 +173,9 @@ impl Replica {
     /// The peers phase-2 messages go to: all of them, or with `thrifty` the
     /// `quorum - 1` heard from most recently.
     fn phase2_targets(&self, _now: u64) -> u64 {
-        let all = self.all_peers();
-        if !self.cfg.thrifty {
-            return all;
-        }
-        let mut peers: Vec<u8> = (0..self.cfg.n as u8)
-            .filter(|j| all & bit(*j) != 0)
-            .collect();
-        peers.sort_by_key(|j| std::cmp::Reverse(self.last_heard[*j as usize]));
-        peers
-            .iter()
-            .take(self.cfg.quorum() - 1)
-            .fold(0, |s, j| s | bit(*j))
-    }
-
-    /// Votes for `cmds` in `slot` ourselves and asks `targets` to accept it.
-    pub(crate) fn propose_at(
-        &mut self,
-        now: u64,
-        ballot: u64,
-        slot: u64,
-        cmds: Vec<Command>,
-        targets: u64,
-        fx: &mut Effects<PaxosMsg>,
-    ) {
-        let me = self.cfg.id;
-        let keep = self.keeps_votes();
-        // Leaders propose at or above their commit index, never below the base.
-        let Some(s) = self.slot_mut(slot) else { return };
-        s.propose(slot, ballot, cmds.clone(), me, targets, now, keep, fx);
-        fx.send_set(targets, PaxosMsg::Accept(Accept { ballot, slot, cmds }));
-        if self.majority(bit(me)) {
-            // A group of one decides alone.
-            self.commit_slot(slot, fx);
-        }
+        let heard = |j: u8| std::cmp::Reverse(self.last_heard[j as usize]);
+        let (thrifty, quorum) = (self.cfg.thrifty, self.cfg.quorum());
+        crate::multi::targets::phase2_targets(self.peers(), thrifty, quorum, heard)
     }
 
     /// Phase 2b: count the vote; a majority commits the slot.
@@ -217,42 +186,7 @@ impl Replica {
         m: AcceptReply,
         fx: &mut Effects<PaxosMsg>,
     ) {
-        self.heard(from, now);
-        if !self.sane_ballot(from, m.promised) {
-            return;
-        }
-        let Role::Leader { ballot, .. } = self.role else {
-            return;
-        };
-        match (self.log).tally(ballot, from, m.slot, m.ok, m.ballot, m.promised) {
-            Tally::Outvoted(b) => self.observe_ballot(b, fx),
-            Tally::Counted(acks) if self.majority(acks) => self.commit_slot(m.slot, fx),
-            _ => {}
-        }
-    }
-
-    /// Marks a slot chosen at the leader and tells replicas that lack the value.
-    pub(crate) fn commit_slot(&mut self, slot: u64, fx: &mut Effects<PaxosMsg>) {
-        let thrifty = self.cfg.thrifty;
-        let all = self.all_peers();
-        let Some(s) = self.slot_get_mut(slot) else {
-            return;
-        };
-        s.state = SlotState::Committed;
-        fx.persist(&Record::CommitMark { slot });
-        if thrifty {
-            let missing = all & !s.sent_to & !s.acks;
-            if missing != 0 {
-                let c = Commit {
-                    ballot: s.ballot,
-                    slot,
-                    cmds: s.cmds().into_owned(),
-                };
-                fx.send_set(missing, PaxosMsg::Commit(c));
-            }
-        }
-        self.reply_on_commit(slot, fx);
-        self.advance(fx);
+        self.on_accept_reply(now, from, m.slot, m.ok, m.ballot, m.promised, fx);
     }
 
     /// The master asks this replica to lead: run phase 1 with a ballot above
@@ -370,7 +304,7 @@ impl Replica {
         };
         self.leader_hint = Some(self.cfg.id);
         let mut best = c.best;
-        let all = self.all_peers();
+        let all = self.peers();
         for slot in c.from_slot..end {
             if self.committed_at(slot) {
                 // Learned to be chosen while campaigning: nothing to propose.
@@ -389,51 +323,27 @@ impl Replica {
     /// Leader and candidate timers: heartbeats and retransmission of unanswered messages.
     pub(crate) fn tick_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
         let rt = self.cfg.retransmit_ns;
-        let all = self.all_peers();
-        match &mut self.role {
-            Role::Candidate(c) => {
-                if let Some(missing) = c.retransmit(now, rt, all) {
-                    let p = Prepare {
-                        ballot: c.ballot,
-                        from_slot: c.from_slot,
-                    };
-                    fx.send_set(missing, PaxosMsg::Prepare(p));
-                }
-            }
+        let all = self.peers();
+        match self.role {
+            Role::Candidate(_) => self.resend_prepare(now, rt, all, fx),
             Role::Leader { ballot, next_slot } => {
-                let (b, end) = (*ballot, *next_slot);
                 if now.saturating_sub(self.last_heartbeat) >= self.cfg.heartbeat_ns {
-                    self.announce_commit(now, b, fx);
+                    self.announce_commit(now, ballot, fx);
                 }
-                let mut resent = 0;
-                for (slot, s) in self.log.range_mut(self.commit_index, end) {
-                    if s.state == SlotState::Accepted
-                        && s.ballot == b
-                        && now.saturating_sub(s.sent_at) >= rt
-                    {
-                        s.sent_at = now;
-                        s.sent_to = all;
-                        let a = Accept {
-                            ballot: b,
-                            slot,
-                            cmds: s.cmds().into_owned(),
-                        };
-                        fx.send_set(all & !s.acks, PaxosMsg::Accept(a));
-                        resent += 1;
-                        if resent >= 4096 {
-                            break; // spread a large backlog over several ticks
-                        }
-                    }
-                }
+                self.resend_accepts(now, ballot, next_slot, rt, all, fx);
             }
             _ => {}
         }
     }
 
-    pub(crate) fn heard(&mut self, from: u8, now: u64) {
+    /// The receive prelude of every peer message: notes when `from` was
+    /// heard (thrifty sends go to the freshest peers). Every peer may talk
+    /// to a Multi-Paxos replica: always true.
+    pub(crate) fn heard(&mut self, from: u8, now: u64) -> bool {
         self.now = now;
         if let Some(h) = self.last_heard.get_mut(from as usize) {
             *h = now;
         }
+        true
     }
 }

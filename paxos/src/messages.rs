@@ -5,11 +5,9 @@
 //! upper bits are a round number, so ballots are totally ordered and unique per
 //! replica (see [`ballot`]).
 
-use bytes::BytesMut;
 use genericsmr::command::Command;
 use genericsmr::messages::codes::PAXOS_BASE;
 pub use genericsmr::snapshot::{Compacted, SnapshotChunk, SnapshotRequest};
-use genericsmr::wire::Frame;
 use genericsmr::{wire_struct, ReplicaId};
 
 /// Ballot arithmetic.
@@ -131,67 +129,22 @@ wire_struct!(
     } = PAXOS_BASE + 9
 );
 
-/// Every Multi-Paxos peer message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PaxosMsg {
-    /// Phase 1a.
-    Prepare(Prepare),
-    /// Phase 1b.
-    PrepareReply(PrepareReply),
-    /// Phase 2a.
-    Accept(Accept),
-    /// Phase 2b.
-    AcceptReply(AcceptReply),
-    /// Full commit.
-    Commit(Commit),
-    /// Commit of a prefix / heartbeat.
-    CommitShort(CommitShort),
-    /// Catch-up request.
-    CatchupRequest(CatchupRequest),
-    /// Catch-up reply.
-    CatchupReply(CatchupReply),
-    /// Recovery question.
-    RecoveryQuery(RecoveryQuery),
-    /// Recovery answer.
-    RecoveryInfo(RecoveryInfo),
-    /// What was asked for is compacted at the sender (shared code 0x21).
-    Compacted(Compacted),
-    /// A request for the sender's snapshot (shared code 0x22).
-    SnapshotRequest(SnapshotRequest),
-    /// A piece of a snapshot (shared code 0x23).
-    SnapshotChunk(SnapshotChunk),
-}
-
-impl Frame for PaxosMsg {
-    fn encode_frame(&self, out: &mut BytesMut) {
-        match self {
-            PaxosMsg::Prepare(m) => m.encode_frame(out),
-            PaxosMsg::PrepareReply(m) => m.encode_frame(out),
-            PaxosMsg::Accept(m) => m.encode_frame(out),
-            PaxosMsg::AcceptReply(m) => m.encode_frame(out),
-            PaxosMsg::Commit(m) => m.encode_frame(out),
-            PaxosMsg::CommitShort(m) => m.encode_frame(out),
-            PaxosMsg::CatchupRequest(m) => m.encode_frame(out),
-            PaxosMsg::CatchupReply(m) => m.encode_frame(out),
-            PaxosMsg::RecoveryQuery(m) => m.encode_frame(out),
-            PaxosMsg::RecoveryInfo(m) => m.encode_frame(out),
-            PaxosMsg::Compacted(m) => m.encode_frame(out),
-            PaxosMsg::SnapshotRequest(m) => m.encode_frame(out),
-            PaxosMsg::SnapshotChunk(m) => m.encode_frame(out),
-        }
+crate::peer_messages! {
+    /// Every Multi-Paxos peer message.
+    PaxosMsg {
+        ;
+        /// Catch-up reply.
+        CatchupReply(CatchupReply),
+        /// Recovery question.
+        RecoveryQuery(RecoveryQuery),
+        /// Recovery answer.
+        RecoveryInfo(RecoveryInfo),
     }
 }
 
 /// What the durable log holds; replayed in order at start (the records of
 /// the shared log, [`crate::log::Record`], with batches of commands).
 pub type Record = crate::log::Record<Vec<Command>>;
-
-/// Codes of every message, for documentation and tests.
-#[rustfmt::skip]
-pub const CODES: [(u8, &str); 13] = genericsmr::message_codes![
-    Prepare, PrepareReply, Accept, AcceptReply, Commit, CommitShort, CatchupRequest,
-    CatchupReply, RecoveryQuery, RecoveryInfo, Compacted, SnapshotRequest, SnapshotChunk,
-];
 
 /// Replica id helper used by several modules.
 pub(crate) fn bit(id: ReplicaId) -> u64 {

@@ -22,7 +22,7 @@ use genericsmr::wire::{decode_body, Marshal};
 use genericsmr::{ConnId, ReplicaId};
 
 use crate::log::Log;
-use crate::messages::{bit, PaxosMsg, Record};
+use crate::messages::{bit, PaxosMsg, Prepare};
 pub(crate) use genericsmr::effects::{accepted, reject};
 
 /// Settings of one replica.
@@ -437,15 +437,6 @@ impl Replica {
         self.catchup_fetched
     }
 
-    /// The replica believed to lead.
-    pub fn leader_hint(&self) -> Option<ReplicaId> {
-        if self.is_leader() {
-            Some(self.cfg.id)
-        } else {
-            self.leader_hint
-        }
-    }
-
     /// Whether votes (Accepted records) go to the durable log before they are
     /// acknowledged: always, unless broken on purpose ([`crate::broken`]).
     #[inline]
@@ -455,11 +446,6 @@ impl Replica {
             return false;
         }
         true
-    }
-
-    /// Slot `slot` if held, for changes that do not create it.
-    pub(crate) fn slot_get_mut(&mut self, slot: u64) -> Option<&mut Slot> {
-        self.log.get_mut(slot)
     }
 
     /// Whether `slot` is known chosen here (compacted slots were executed).
@@ -503,38 +489,14 @@ impl Replica {
         }
     }
 
-    pub(crate) fn all_peers(&self) -> u64 {
+    /// The other replicas of the group, as a bit set.
+    pub(crate) fn peers(&self) -> u64 {
         let all = if self.cfg.n == 64 {
             u64::MAX
         } else {
             (1u64 << self.cfg.n) - 1
         };
         all & !bit(self.cfg.id)
-    }
-
-    /// Notes a higher ballot: step down from leading or campaigning.
-    pub(crate) fn observe_ballot(&mut self, b: u64, fx: &mut Effects<PaxosMsg>) {
-        if b > self.promised {
-            self.promised = b;
-            fx.persist(&Record::Promise { ballot: b });
-            // Someone newer runs the group (or is trying to): give it a full
-            // timeout before competing.
-            self.election.heard_leader(self.now);
-        }
-        let mine = match &self.role {
-            Role::Leader { ballot, .. } => Some(*ballot),
-            Role::Candidate(c) => Some(c.ballot),
-            _ => None,
-        };
-        if mine.is_some_and(|m| b > m) {
-            tracing::info!(ballot = b, "a higher ballot exists: stepping down");
-            // Refusals sent by step_down name the owner of the higher ballot.
-            self.leader_hint = Some(crate::messages::ballot::owner(b));
-            self.step_down(fx);
-        }
-        if !self.is_leader() && b >= self.promised {
-            self.leader_hint = Some(crate::messages::ballot::owner(b));
-        }
     }
 
     /// Stops leading or campaigning; every proposal in flight here is told to go elsewhere.
@@ -551,5 +513,22 @@ impl Replica {
         for ((client, seq), conn) in waiting {
             fx.reply(conn, reject(client, seq, ReplyStatus::NotLeader, hint));
         }
+    }
+}
+
+crate::impl_host! {
+    Replica: Batch, PaxosMsg;
+
+    fn may_lead_here(&self, _owner: ReplicaId) -> bool {
+        true
+    }
+    #[inline]
+    fn keeps_votes(&self) -> bool {
+        Replica::keeps_votes(self)
+    }
+    #[inline]
+    fn after_chosen(&mut self, slot: u64, fx: &mut Effects<PaxosMsg>) {
+        self.reply_on_commit(slot, fx);
+        self.advance(fx);
     }
 }

@@ -6,7 +6,8 @@
 ///
 /// The replica has the fields `cfg` (a `Config` with `quorum()` and
 /// `slot_window`), `promised`, `log` (a [`crate::log::Log`] of its `Slot`s),
-/// `commit_index`, `executed` and `sm` (a `StateMachine`); the names
+/// `commit_index`, `executed`, `leader_hint` and `sm` (a `StateMachine`)
+/// and the method `is_leader`; the names
 /// `Config`, `Slot` and `StateMachine` are in scope where it is used.
 #[macro_export]
 macro_rules! replica_accessors {
@@ -41,6 +42,15 @@ macro_rules! replica_accessors {
         /// and compacted away.
         pub fn log_base(&self) -> u64 {
             self.log.base()
+        }
+
+        /// The replica believed to lead (this one when it leads).
+        pub fn leader_hint(&self) -> Option<genericsmr::ReplicaId> {
+            if self.is_leader() {
+                Some(self.cfg.id)
+            } else {
+                self.leader_hint
+            }
         }
 
         /// The state machine.

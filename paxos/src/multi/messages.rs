@@ -235,3 +235,68 @@ macro_rules! value_free_messages {
         ::genericsmr::wire_struct!(CatchupRequest { from_slot, max } = $catchup_request);
     };
 }
+
+/// Declares a protocol's peer message enum `$name` and its
+/// [`Frame`](genericsmr::wire::Frame) encoding: first the messages every
+/// protocol on the shared log exchanges (Prepare, PrepareReply, Accept,
+/// AcceptReply, Commit, CommitShort, CatchupRequest; each is the type of
+/// that name in scope where it is used) between the protocol's own
+/// variants listed before the `;` and those after it, then the snapshot
+/// messages (Compacted, SnapshotRequest, SnapshotChunk). It also declares
+/// `CODES`, every message's code and name in that order (each protocol's
+/// table starts at its base code).
+#[macro_export]
+macro_rules! peer_messages {
+    (
+        $(#[$m:meta])* $name:ident {
+            $($(#[$fm:meta])* $f:ident($ft:ty),)*
+            ;
+            $($(#[$vm:meta])* $v:ident($t:ty)),* $(,)?
+        }
+    ) => {
+        $crate::peer_messages!(@enum $(#[$m])* $name {
+            $($(#[$fm])* $f($ft),)*
+            /// Phase 1a: a candidate asks for promises.
+            Prepare(Prepare),
+            /// Phase 1b: a promise (with the slots held) or a refusal.
+            PrepareReply(PrepareReply),
+            /// Phase 2a: the leader proposes a value for a slot.
+            Accept(Accept),
+            /// Phase 2b: a vote or a refusal.
+            AcceptReply(AcceptReply),
+            /// A chosen value, in full.
+            Commit(Commit),
+            /// A chosen prefix; the leader's heartbeat.
+            CommitShort(CommitShort),
+            /// A lagging replica asks for chosen slots.
+            CatchupRequest(CatchupRequest),
+            $($(#[$vm])* $v($t),)*
+            /// What was asked for is compacted at the sender (shared code 0x21).
+            Compacted(Compacted),
+            /// A request for the sender's snapshot (shared code 0x22).
+            SnapshotRequest(SnapshotRequest),
+            /// A piece of a snapshot (shared code 0x23).
+            SnapshotChunk(SnapshotChunk),
+        });
+    };
+    (@enum $(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident($t:ty),)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vm])* $v($t),)*
+        }
+
+        impl ::genericsmr::wire::Frame for $name {
+            fn encode_frame(&self, out: &mut ::bytes::BytesMut) {
+                match self {
+                    $($name::$v(m) => ::genericsmr::wire::Frame::encode_frame(m, out),)*
+                }
+            }
+        }
+
+        /// The code and name of every message, in the order of the enum,
+        /// for documentation and tests.
+        pub const CODES: [(u8, &str); [$(stringify!($v)),*].len()] =
+            ::genericsmr::message_codes![$($t),*];
+    };
+}

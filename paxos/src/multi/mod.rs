@@ -9,6 +9,8 @@
 //! - [`votes`]: the per-slot steps (vote, learn, a leader's own vote and the
 //!   votes it counts, phase-1 reports, commits by a chosen prefix);
 //! - [`phase1`]: a candidate's promises and the best value per slot;
+//! - [`targets`]: whom a leader's Accepts go to (thrifty or not);
+//! - [`host`]: the handler steps written once over a replica ([`host::Host`]);
 //! - [`accessors`]: a replica's accessors, by [`replica_accessors!`](crate::replica_accessors).
 //!
 //! What the protocols do differently stays in each: MDLin's prefix rule
@@ -17,7 +19,9 @@
 //! with thrifty sends, and what follows a slot chosen or a leadership won.
 
 pub mod accessors;
+pub mod host;
 pub mod messages;
 pub mod phase1;
+pub mod targets;
 pub mod value;
 pub mod votes;

@@ -9,7 +9,7 @@ use crate::multi::messages::Codes;
 /// same journal entry.
 pub trait Carried: Value {
     /// What messages and durable records carry for this value.
-    type Wire: Codes + Clone;
+    type Wire: Codes + Clone + Default;
     /// A copy to send.
     fn to_wire(&self) -> Self::Wire;
     /// The value for a slot, from what was received.
