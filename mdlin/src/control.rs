@@ -4,6 +4,7 @@
 use genericsmr::effects::Effects;
 use genericsmr::messages::{role, StatusReply};
 use genericsmr::ReplicaId;
+use paxos::multi::host::Host;
 
 use crate::messages::MdlMsg;
 use crate::replica::{Replica, Role};

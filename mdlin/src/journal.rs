@@ -9,7 +9,6 @@
 //! order could contradict what another shard's clients observed.
 
 use genericsmr::effects::Effects;
-use genericsmr::election::OnHint;
 use genericsmr::ReplicaId;
 use tracing::info;
 
@@ -19,7 +18,7 @@ use crate::messages::{
     PrepareReply, Record, SlotReport,
 };
 use crate::replica::{Candidate, Recovery, Replica, Role, SlotState};
-use paxos::multi::host::Host;
+use paxos::multi::host::{Host, Promise};
 
 /// Most accepts a follower holds while an earlier one is missing.
 const MAX_EARLY_ACCEPTS: usize = 8192;
@@ -48,9 +47,7 @@ impl Replica {
     fn accept_targets(&self, now: u64) -> u64 {
         let rt = self.cfg.retransmit_ns;
         let lately = |j: ReplicaId| now.saturating_sub(self.last_heard[j as usize]) <= rt;
-        let stable = |j: ReplicaId| (!lately(j), j);
-        let (thrifty, quorum) = (self.cfg.thrifty, self.cfg.quorum());
-        paxos::multi::targets::phase2_targets(self.peers(), thrifty, quorum, stable)
+        self.accept_targets_by(|j| (!lately(j), j))
     }
 
     /// Follower: vote on a slot (see the prefix rule in the module docs).
@@ -360,35 +357,11 @@ impl Replica {
         );
     }
 
-    /// Election timer: a follower whose shard leader stayed silent for its
-    /// randomized timeout campaigns (the `BeLeader` path). A replica that
-    /// knows its journal is behind waits longer, so a fresher one normally
-    /// goes first.
-    pub(crate) fn tick_election(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        match self.role {
-            // Candidates retransmit their Prepare and learn of a higher ballot
-            // from refusals; leaders have nobody to wait for.
-            Role::Leader { .. } | Role::Candidate(_) => self.election.heard_leader(now),
-            Role::Follower => {
-                let (p, ci, known) = (self.promised, self.commit_index, self.known_commit);
-                if self.election.follower_due(now, p, ci, known) {
-                    self.campaign(now, fx);
-                }
-            }
-        }
-    }
-
     /// The master lost sight of the shard leader and suggests this replica
-    /// take over: with elections on, campaign once the leader has been silent
-    /// here too for [`crate::Config::hint_quiet_ns`]; with elections off, obey at once.
+    /// take over (see [`Host::on_master_hint`]).
     pub fn handle_leader_hint(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         self.now = now;
-        let follower = matches!(self.role, Role::Follower);
-        match (self.election).on_master_hint(now, follower, self.cfg.hint_quiet_ns) {
-            OnHint::Lead => self.handle_be_leader(now, fx),
-            OnHint::Tick => self.tick_election(now, fx),
-            OnHint::Nothing => {}
-        }
+        self.on_master_hint(now, fx);
     }
 
     /// The master (or an operator) asks this replica to lead its shard: run phase 1.
@@ -398,7 +371,7 @@ impl Replica {
     }
 
     /// Runs phase 1 with the next ballot of ours above anything promised.
-    fn campaign(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+    pub(crate) fn campaign(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         if self.is_leader() {
             return;
         }
@@ -442,31 +415,15 @@ impl Replica {
         m: PrepareReply,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.heard(from, now)
-            || !ballot::sane(from, m.promised)
-            || m.slots.iter().any(|r| !ballot::valid(r.ballot))
-        {
-            return;
-        }
-        if !m.ok {
-            if m.promised > self.promised {
-                self.observe_ballot(m.promised, fx);
+        match self.take_promise(now, from, m) {
+            Promise::Refused { promised, .. } if promised > self.promised => {
+                self.observe_ballot(promised, fx);
             }
-            return;
-        }
-        self.known_commit = self.known_commit.max(m.commit_index);
-        let window_end = self.commit_index.saturating_add(self.cfg.slot_window);
-        let Role::Candidate(c) = &mut self.role else {
-            return;
-        };
-        if m.ballot != c.ballot {
-            return;
-        }
-        if c.merge(from, m.slots, window_end).is_err() {
             // A fresher replica campaigns while this one catches up from the leader.
-            return self.step_down(fx);
+            Promise::Behind => self.step_down(fx),
+            Promise::Counted(_) => self.maybe_lead(now, fx),
+            _ => {}
         }
-        self.maybe_lead(now, fx);
     }
 
     /// Becomes leader once a majority promised: re-proposes every reported

@@ -567,6 +567,9 @@ paxos::impl_host! {
     fn after_chosen(&mut self, _slot: u64, _fx: &mut Effects<MdlMsg>) {
         self.advance_commit();
     }
+    fn campaign_on_timeout(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        self.campaign(now, fx);
+    }
 }
 
 /// The predecessor's [`OpId`] (same client).

@@ -1,6 +1,7 @@
 //! Timers, the replica's status (which the master's probe and operators
 //! read), and the dispatch of peer messages.
 
+use crate::multi::host::Host;
 use genericsmr::effects::Effects;
 use genericsmr::messages::{role, StatusReply};
 

@@ -2,7 +2,6 @@
 
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
-use genericsmr::election::OnHint;
 use genericsmr::messages::{Propose, ReplyStatus};
 use genericsmr::state::Check;
 use genericsmr::ConnId;
@@ -11,7 +10,7 @@ use tracing::info;
 use crate::messages::{
     ballot, bit, AcceptReply, CommitShort, PaxosMsg, Prepare, PrepareReply, Record,
 };
-use crate::multi::host::Host;
+use crate::multi::host::{Host, Promise};
 use crate::replica::{accepted, reject, Candidate, Replica, Role};
 
 /// Phase-1 attempts per request to lead (from the master or an operator)
@@ -173,9 +172,7 @@ impl Replica {
     /// The peers phase-2 messages go to: all of them, or with `thrifty` the
     /// `quorum - 1` heard from most recently.
     fn phase2_targets(&self, _now: u64) -> u64 {
-        let heard = |j: u8| std::cmp::Reverse(self.last_heard[j as usize]);
-        let (thrifty, quorum) = (self.cfg.thrifty, self.cfg.quorum());
-        crate::multi::targets::phase2_targets(self.peers(), thrifty, quorum, heard)
+        self.accept_targets_by(|j| std::cmp::Reverse(self.last_heard[j as usize]))
     }
 
     /// Phase 2b: count the vote; a majority commits the slot.
@@ -199,17 +196,10 @@ impl Replica {
         }
     }
 
-    /// The master lost sight of the leader and suggests we take over: with
-    /// elections on, campaign once we too have not heard the leader for
-    /// `hint_quiet_ns` (so a leader cut off from the master alone stays);
-    /// with elections off, obey at once as before.
+    /// The master lost sight of the leader and suggests we take over (see
+    /// [`Host::on_master_hint`]).
     pub fn handle_leader_hint(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        let follower = matches!(self.role, Role::Follower);
-        match (self.election).on_master_hint(now, follower, self.cfg.hint_quiet_ns) {
-            OnHint::Lead => self.handle_be_leader(now, fx),
-            OnHint::Tick => self.tick_election(now, fx),
-            OnHint::Nothing => {}
-        }
+        self.on_master_hint(now, fx);
     }
 
     /// Runs phase 1 with the next ballot of ours above `above`.
@@ -252,40 +242,26 @@ impl Replica {
         m: PrepareReply,
         fx: &mut Effects<PaxosMsg>,
     ) {
-        self.heard(from, now);
-        if !self.sane_ballot(from, m.promised) || m.slots.iter().any(|r| !ballot::valid(r.ballot)) {
-            return;
-        }
-        self.known_commit = self.known_commit.max(m.commit_index);
-        let window_end = self.window_end();
-        let Role::Candidate(c) = &mut self.role else {
-            return;
-        };
-        if m.ballot != c.ballot {
-            return;
-        }
-        if !m.ok {
-            // Someone promised higher. Campaign again above it a few times (our view of
-            // the ballots may just be stale), then give up and let the election timers
-            // decide: unbounded retries would let two candidates duel forever. A
-            // campaign the timer started starts at MAX_CAMPAIGNS: no retry here.
-            let (above, attempts) = (m.promised, c.attempts);
-            self.observe_ballot(above, fx);
-            if attempts < MAX_CAMPAIGNS {
-                self.campaign(now, above, attempts + 1, fx);
+        match self.take_promise(now, from, m) {
+            Promise::Refused {
+                promised,
+                current: Some(attempts),
+            } => {
+                // Someone promised higher. Campaign again above it a few times (our view of
+                // the ballots may just be stale), then give up and let the election timers
+                // decide: unbounded retries would let two candidates duel forever. A
+                // campaign the timer started starts at MAX_CAMPAIGNS: no retry here.
+                self.observe_ballot(promised, fx);
+                if attempts < MAX_CAMPAIGNS {
+                    self.campaign(now, promised, attempts + 1, fx);
+                }
             }
-            return;
-        }
-        if c.promises & bit(from) != 0 {
-            return;
-        }
-        if c.merge(from, m.slots, window_end).is_err() {
-            self.step_down(fx);
-            return self.fetch_from(now, from, fx);
-        }
-        let promises = c.promises;
-        if self.majority(promises) {
-            self.become_leader(now, fx);
+            Promise::Behind => {
+                self.step_down(fx);
+                self.fetch_from(now, from, fx);
+            }
+            Promise::Counted(promises) if self.majority(promises) => self.become_leader(now, fx),
+            _ => {}
         }
     }
 

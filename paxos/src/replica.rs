@@ -470,25 +470,6 @@ impl Replica {
         self.election.heard_leader(now);
     }
 
-    /// Election timer: a follower whose leader stayed silent for its
-    /// randomized timeout campaigns. A replica that knows its log is behind
-    /// waits longer, so a fresher one normally goes first.
-    pub(crate) fn tick_election(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        match self.role {
-            // Leading: nobody to wait for. Candidates retransmit their Prepare
-            // and learn of a higher ballot from refusals.
-            Role::Leader { .. } | Role::Candidate(_) => self.election.heard_leader(now),
-            Role::Recovering(_) => self.election.heard_leader(now),
-            Role::Follower => {
-                let (promised, known) = (self.promised, self.known_commit);
-                if (self.election).follower_due(now, promised, self.commit_index, known) {
-                    // No immediate re-campaign on refusal: the backed-off timer decides.
-                    self.campaign(now, self.promised, crate::leader::MAX_CAMPAIGNS, fx);
-                }
-            }
-        }
-    }
-
     /// The other replicas of the group, as a bit set.
     pub(crate) fn peers(&self) -> u64 {
         let all = if self.cfg.n == 64 {
@@ -530,5 +511,9 @@ crate::impl_host! {
     fn after_chosen(&mut self, slot: u64, fx: &mut Effects<PaxosMsg>) {
         self.reply_on_commit(slot, fx);
         self.advance(fx);
+    }
+    fn campaign_on_timeout(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        // No immediate re-campaign on refusal: the backed-off timer decides.
+        self.campaign(now, self.promised, crate::leader::MAX_CAMPAIGNS, fx);
     }
 }

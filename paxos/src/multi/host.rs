@@ -10,7 +10,7 @@
 //! dispatch on the vote path.
 
 use genericsmr::effects::Effects;
-use genericsmr::election::ElectionTimer;
+use genericsmr::election::{ElectionTimer, OnHint};
 use genericsmr::ReplicaId;
 
 use crate::log::{Log, Record, SlotState};
@@ -26,6 +26,26 @@ pub type WireOf<H> = <<H as Host>::Value as Carried>::Wire;
 /// Most accepts a leader resends in one tick: a large backlog is spread
 /// over several ticks rather than sent in one burst.
 pub const MAX_RESEND: usize = 4096;
+
+/// What a PrepareReply did to this replica's campaign ([`Host::take_promise`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Promise {
+    /// Nothing: from a peer not admitted, insane, stale or a duplicate.
+    Ignored,
+    /// A refusal naming the refuser's promise; `current` holds the
+    /// campaign's attempts so far when it answers the campaign running.
+    Refused {
+        /// The refuser's promised ballot.
+        promised: u64,
+        /// The running campaign's attempts, if the refusal answers it.
+        current: Option<u32>,
+    },
+    /// The report names a slot past this replica's window: it is too far
+    /// behind to lead and should catch up instead.
+    Behind,
+    /// The promise is counted: the promises so far, as a bit set.
+    Counted(u64),
+}
 
 /// A replica on the shared Multi-Paxos log, as the shared steps see it.
 pub trait Host {
@@ -55,10 +75,33 @@ pub trait Host {
     fn leading_ballot(&self) -> Option<u64>;
     /// The ballot it leads or campaigns at, if either.
     fn own_ballot(&self) -> Option<u64>;
+    /// Whether it follows (neither leads, campaigns nor recovers).
+    fn is_follower(&self) -> bool;
+    /// The highest commit index heard from anyone.
+    fn known_commit_index(&self) -> u64;
+    /// Notes a commit index heard from a peer.
+    fn heard_commit(&mut self, commit_index: u64);
+    /// How far past its commit index it takes slot numbers from peers
+    /// (`Config::slot_window`).
+    fn slot_window(&self) -> u64;
+    /// How long the leader must be silent before the master's hint makes
+    /// this replica campaign (`Config::hint_quiet_ns`).
+    fn hint_quiet_ns(&self) -> u64;
+    /// Runs phase 1 at once, as asked by the master or an operator.
+    fn be_leader(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
+    /// Runs phase 1 because the leader stayed silent past the election
+    /// timeout.
+    fn campaign_on_timeout(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
     /// The candidate's phase-1 progress, if campaigning.
     fn candidate_mut(&mut self) -> Option<&mut Candidate<WireOf<Self>>>;
+    /// Votes needed for a quorum (a majority, counting this replica).
+    fn quorum(&self) -> usize;
     /// Whether `votes` (a bit set of replicas) is a quorum.
-    fn is_quorum(&self, votes: u64) -> bool;
+    fn is_quorum(&self, votes: u64) -> bool {
+        votes.count_ones() as usize >= self.quorum()
+    }
+    /// Whether Accepts go to a bare quorum only (`Config::thrifty`).
+    fn thrifty(&self) -> bool;
     /// The election timer.
     fn election_mut(&mut self) -> &mut ElectionTimer;
     /// The time of the event being handled.
@@ -119,6 +162,43 @@ pub trait Host {
         let r = self.log_ref().promise(ballot, promised, ci, from_slot);
         fx.send(from, Self::prepare_reply_msg(r));
         true
+    }
+
+    /// Phase 1b at a candidate: a PrepareReply from `from`, checked and
+    /// merged into the campaign's best values (what follows is the
+    /// protocol's own: campaigning again, catching up, leading).
+    fn take_promise(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: PrepareReply<WireOf<Self>>,
+    ) -> Promise {
+        if !self.admit(from, now)
+            || !ballot::sane(from, m.promised)
+            || m.slots.iter().any(|r| !ballot::valid(r.ballot))
+        {
+            return Promise::Ignored;
+        }
+        self.heard_commit(m.commit_index);
+        let window_end = self.committed_below().saturating_add(self.slot_window());
+        let c = self.candidate_mut().filter(|c| c.ballot == m.ballot);
+        if !m.ok {
+            let current = c.map(|c| c.attempts);
+            return Promise::Refused {
+                promised: m.promised,
+                current,
+            };
+        }
+        let Some(c) = c else {
+            return Promise::Ignored;
+        };
+        if c.promises & (1u64 << from) != 0 {
+            return Promise::Ignored;
+        }
+        if c.merge(from, m.slots, window_end).is_err() {
+            return Promise::Behind;
+        }
+        Promise::Counted(c.promises)
     }
 
     /// Phase 2b at the leader: an AcceptReply from `from` about `slot` (its
@@ -237,6 +317,44 @@ pub trait Host {
         }
     }
 
+    /// The peers a leader's Accepts go to: every peer, or with thrifty
+    /// sends a bare quorum's worth, the first by `rank`, lowest first (see
+    /// [`crate::multi::targets::phase2_targets`]).
+    fn accept_targets_by<K: Ord>(&self, rank: impl Fn(ReplicaId) -> K) -> u64 {
+        let (peers, thrifty, quorum) = (self.peer_set(), self.thrifty(), self.quorum());
+        crate::multi::targets::phase2_targets(peers, thrifty, quorum, rank)
+    }
+
+    /// Election timer: a follower whose leader stayed silent for its
+    /// randomized timeout campaigns. A replica that knows its log is behind
+    /// waits longer, so a fresher one normally goes first. Anyone else
+    /// restarts the timer: a leader has nobody to wait for, a candidate
+    /// retransmits its Prepare and learns of a higher ballot from refusals,
+    /// a recovering replica may not campaign.
+    fn tick_election(&mut self, now: u64, fx: &mut Effects<Self::Msg>) {
+        if !self.is_follower() {
+            return self.election_mut().heard_leader(now);
+        }
+        let (p, ci) = (self.promised_ballot(), self.committed_below());
+        let known = self.known_commit_index();
+        if self.election_mut().follower_due(now, p, ci, known) {
+            self.campaign_on_timeout(now, fx);
+        }
+    }
+
+    /// The master lost sight of the leader and suggests this replica take
+    /// over: with elections on, it campaigns once the leader has been
+    /// silent here too for [`Host::hint_quiet_ns`] (so a leader cut off
+    /// from the master alone stays); with elections off, at once.
+    fn on_master_hint(&mut self, now: u64, fx: &mut Effects<Self::Msg>) {
+        let (follower, quiet) = (self.is_follower(), self.hint_quiet_ns());
+        match self.election_mut().on_master_hint(now, follower, quiet) {
+            OnHint::Lead => self.be_leader(now, fx),
+            OnHint::Tick => self.tick_election(now, fx),
+            OnHint::Nothing => {}
+        }
+    }
+
     /// Candidate: resends its Prepare to the peers of `peers` that have not
     /// promised, once `retransmit_ns` passed since it was last sent.
     fn resend_prepare(
@@ -296,13 +414,15 @@ pub trait Host {
 /// Implements [`Host`] for a replica type `$ty` whose slots hold `$value`
 /// and whose message enum is `$msg`, with the required methods every
 /// replica on the shared log has the same way, then the items given after
-/// the `;` (what is its own: at least `may_lead_here` and `after_chosen`).
+/// the `;` (what is its own: at least `may_lead_here`, `after_chosen` and
+/// `campaign_on_timeout`).
 ///
 /// The common methods come from the fields `log`, `promised`,
-/// `commit_index`, `cfg` (with `id` and `quorum()`), `election`, `now` and
-/// `leader_hint`; the enum `Role` (with `Leader { ballot, .. }` and
-/// `Candidate(c)`); the inherent methods `heard` (the receive prelude),
-/// `peers`, `step_down` and `compacted`; and the variants `Prepare`,
+/// `commit_index`, `known_commit`, `cfg` (with `id`, `hint_quiet_ns`,
+/// `slot_window`, `thrifty` and `quorum()`), `election`, `now` and `leader_hint`; the enum `Role` (with
+/// `Follower`, `Leader { ballot, .. }` and `Candidate(c)`); the inherent
+/// methods `heard` (the receive prelude), `peers`, `step_down`,
+/// `compacted` and `handle_be_leader`; and the variants `Prepare`,
 /// `PrepareReply`, `Accept` and `Commit` of `$msg` (the name `Prepare` is
 /// in scope where it is used).
 #[macro_export]
@@ -343,6 +463,24 @@ macro_rules! impl_host {
                     _ => None,
                 }
             }
+            fn is_follower(&self) -> bool {
+                matches!(self.role, Role::Follower)
+            }
+            fn known_commit_index(&self) -> u64 {
+                self.known_commit
+            }
+            fn heard_commit(&mut self, commit_index: u64) {
+                self.known_commit = self.known_commit.max(commit_index);
+            }
+            fn slot_window(&self) -> u64 {
+                self.cfg.slot_window
+            }
+            fn hint_quiet_ns(&self) -> u64 {
+                self.cfg.hint_quiet_ns
+            }
+            fn be_leader(&mut self, now: u64, fx: &mut genericsmr::effects::Effects<$msg>) {
+                <$ty>::handle_be_leader(self, now, fx);
+            }
             fn candidate_mut(
                 &mut self,
             ) -> Option<&mut $crate::multi::phase1::Candidate<$crate::multi::host::WireOf<Self>>>
@@ -353,8 +491,11 @@ macro_rules! impl_host {
                 }
             }
             #[inline]
-            fn is_quorum(&self, votes: u64) -> bool {
-                votes.count_ones() as usize >= self.cfg.quorum()
+            fn quorum(&self) -> usize {
+                self.cfg.quorum()
+            }
+            fn thrifty(&self) -> bool {
+                self.cfg.thrifty
             }
             fn election_mut(&mut self) -> &mut genericsmr::election::ElectionTimer {
                 &mut self.election
