@@ -306,7 +306,9 @@ fn latency_follows_the_model() {
 
 /// A client stalls mid-chain: one operation reaches its leader seconds
 /// late. Its successors fail (suffix closure) and stay failed when it shows
-/// up; it may still take effect itself.
+/// up; it may still take effect itself (unless a successor's coordination
+/// request waited a whole coordination timeout for it at its leader, which
+/// then fails it too).
 #[test]
 fn a_stalled_chain_fails_its_suffix_and_only_its_suffix() {
     for mode in modes() {
