@@ -776,8 +776,14 @@ async fn experiment(
             }
         })
     };
+    let changes = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let watcher = master.map(|m| tokio::spawn(watch_leaders(m.to_string(), changes.clone())));
     let res = bench::driver::run(spec, route, history.is_some(), progress).await;
     ticker.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    let leader_changes = std::mem::take(&mut *changes.lock());
     bar.finish_and_clear();
     let res = res?;
     let m = bench::stats::merge(&res.clients);
@@ -792,6 +798,7 @@ async fn experiment(
         server_flags,
     };
     let mut report = Report::new(deployment, spec, &m, measured, res.elapsed_s);
+    report.leader_changes = leader_changes;
     if let Some(w) = &spec.wan {
         let leaders = match master {
             Some(m) => client::admin::cluster(m, Duration::from_secs(2))
@@ -870,6 +877,42 @@ async fn experiment(
     print!("{}", report.summary());
     println!("  files        {}/report.json, timeseries.csv, latency.hgrm, latency_percentiles, latency_cdf, throughput, latency_over_time (.png/.svg)", out.display());
     Ok(report)
+}
+
+/// Asks the master for every shard's leader every 250 ms, from the start of
+/// the load until aborted, and records each change in `changes` (a shard's
+/// first leader, named while the load starts, is not a change). A master
+/// that does not answer in time is asked again; it changes nothing.
+async fn watch_leaders(
+    master: String,
+    changes: Arc<parking_lot::Mutex<Vec<bench::report::LeaderChange>>>,
+) {
+    let start = std::time::Instant::now();
+    let mut last: Option<Vec<Option<u8>>> = None;
+    let mut known = Vec::new();
+    loop {
+        if let Ok(info) = client::admin::cluster(&master, Duration::from_millis(500)).await {
+            let now: Vec<Option<u8>> = (0..info.shard_count()).map(|s| info.leader_of(s)).collect();
+            known.resize(known.len().max(now.len()), false);
+            if let Some(before) = &last {
+                let t_s = start.elapsed().as_secs_f64();
+                let mut c = changes.lock();
+                for (shard, (from, to)) in before.iter().zip(&now).enumerate() {
+                    known[shard] |= from.is_some();
+                    if from != to && known[shard] {
+                        c.push(bench::report::LeaderChange {
+                            t_s,
+                            shard,
+                            from: *from,
+                            to: *to,
+                        });
+                    }
+                }
+            }
+            last = Some(now);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 fn progress_bar(spec: &Spec) -> indicatif::ProgressBar {
@@ -954,11 +997,11 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
         }
         drop(cluster);
     }
-    let mut csv = String::from("protocol,step,throughput_ops_s,p50_us,p90_us,p99_us,p999_us,max_us,ops_ok,ops_failed,ops_timed_out\n");
+    let mut csv = String::from("protocol,step,throughput_ops_s,p50_us,p90_us,p99_us,p999_us,max_us,ops_ok,ops_failed,ops_timed_out,leader_changes\n");
     for (p, step, r) in &rows {
         let l = &r.latency_us;
         csv.push_str(&format!(
-            "{p},{step},{:.0},{:.1},{:.1},{:.1},{:.1},{:.1},{},{},{}\n",
+            "{p},{step},{:.0},{:.1},{:.1},{:.1},{:.1},{:.1},{},{},{},{}\n",
             r.throughput_ops_s,
             l.p50,
             l.p90,
@@ -967,7 +1010,8 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
             l.max,
             r.ops_ok,
             r.ops_failed,
-            r.ops_timed_out
+            r.ops_timed_out,
+            r.leader_changes.len()
         ));
     }
     std::fs::write(out.join("sweep.csv"), &csv)?;

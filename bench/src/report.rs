@@ -72,6 +72,25 @@ pub struct Report {
     /// With an emulated WAN: latency at each client site.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_site: Vec<SiteLatency>,
+    /// Every change of a shard's leader the master reported during the run
+    /// (polled every 250 ms; runs with a master only). A run whose leaders
+    /// moved measured failovers too, whether a fault or an overload caused
+    /// them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leader_changes: Vec<LeaderChange>,
+}
+
+/// A shard's leader as the master named it, changed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LeaderChange {
+    /// Seconds from the start of the load.
+    pub t_s: f64,
+    /// The shard.
+    pub shard: usize,
+    /// The leader before (`None`: none known).
+    pub from: Option<u8>,
+    /// The leader after (`None`: none known, e.g. while it fails over).
+    pub to: Option<u8>,
 }
 
 /// Latency seen by the clients at one site of an emulated WAN.
@@ -145,6 +164,7 @@ impl Report {
             checker: None,
             history: None,
             by_site: Vec::new(),
+            leader_changes: Vec::new(),
         }
     }
 
@@ -223,6 +243,19 @@ impl Report {
                     b.latency_us.p99 / 1e3
                 );
             }
+        }
+        if let Some(first) = self.leader_changes.first() {
+            let fmt = |l: Option<u8>| l.map_or("none".to_string(), |l| l.to_string());
+            let _ = writeln!(
+                s,
+                "  leaders      moved {} time{} (first at {:.1} s, shard {}: {} -> {}): these figures include failovers",
+                self.leader_changes.len(),
+                if self.leader_changes.len() == 1 { "" } else { "s" },
+                first.t_s,
+                first.shard,
+                fmt(first.from),
+                fmt(first.to)
+            );
         }
         if let Some(c) = &self.checker {
             let verdict = c.get("verdict").and_then(|v| v.as_str()).unwrap_or("?");

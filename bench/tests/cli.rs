@@ -94,6 +94,8 @@ fn local_run_writes_report_csv_hgrm_plots_and_history() {
     assert_eq!(r["throughput_ops_s"], r["throughput_requests_s"]);
     assert!(r["throughput_ops_s"].as_f64().unwrap() > 100.0);
     assert_eq!(r["ops_failed"], 0);
+    // Nothing moved the leader (the one named at the start is not a change).
+    assert!(r.get("leader_changes").is_none(), "{}", r["leader_changes"]);
     let csv = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
     assert!(csv.starts_with("second,ok_ops") && csv.lines().count() >= 4);
     assert!(std::fs::read_to_string(out.join("latency.hgrm"))
@@ -257,6 +259,38 @@ fn local_run_writes_report_csv_hgrm_plots_and_history() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("vacuous: no reads"), "{text}");
+}
+
+/// A run whose leader is moved records the move in report.json and says so
+/// in its summary, so failover figures are not read as steady state.
+#[test]
+fn a_leader_change_during_a_run_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, faults) = (dir.path().join("r"), dir.path().join("f.toml"));
+    std::fs::write(&faults, "[[step]]\nat = \"1s\"\ndo = \"set-leader 2\"\n").unwrap();
+    let stdout = run(
+        &[
+            "local",
+            "--duration",
+            "3s",
+            "--clients",
+            "2",
+            "--faults",
+            faults.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(stdout.contains("leaders      moved"), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let changes = r["leader_changes"].as_array().expect("leader_changes");
+    let last = changes.last().expect("a change");
+    assert_eq!(last["to"], 2, "{changes:?}");
+    assert_eq!(last["shard"], 0);
+    let t = last["t_s"].as_f64().unwrap();
+    assert!((0.9..2.5).contains(&t), "moved at {t} s");
 }
 
 #[test]

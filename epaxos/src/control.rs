@@ -3,19 +3,14 @@
 
 use std::cmp::Reverse;
 
-use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{
-    role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply, StatusRequest,
-};
+use genericsmr::effects::Effects;
+use genericsmr::messages::{role, LogReply, LogRequest, SlotDigest, StatusReply};
 use genericsmr::wire::decode_body;
-use genericsmr::{ConnId, ReplicaId};
+use genericsmr::ReplicaId;
 
 use crate::commit::instance_key;
 use crate::messages::*;
 use crate::replica::{Replica, Status};
-
-/// Most instances described by one log reply.
-pub const MAX_LOG_REPLY: u32 = 65_536;
 
 /// A durable record that does not decode.
 #[derive(Debug, thiserror::Error)]
@@ -184,23 +179,9 @@ impl Replica {
         self.maybe_compact(fx);
     }
 
-    /// The master's liveness probe. Every replica leads its own commands.
-    pub fn handle_ping(&mut self, conn: ConnId, m: Ping, fx: &mut Effects<EpaxosMsg>) {
-        let p = Pong {
-            nonce: m.nonce,
-            replica: self.cfg.id,
-            ballot: 0,
-            leader: true,
-            commit_index: self.committed,
-            recovering: false,
-        };
-        fx.reply(conn, Reply::Pong(p));
-    }
-
     /// A snapshot of the replica's state. `commit_index` and `executed` count
     /// instances; `ballot` is 0 (ballots are per instance).
     pub fn status(&self, nonce: u64) -> StatusReply {
-        let d = self.state.digest();
         StatusReply {
             nonce,
             replica: self.cfg.id,
@@ -210,24 +191,16 @@ impl Replica {
             commit_index: self.committed,
             executed: self.executed,
             log_len: self.spaces.iter().map(|s| s.end()).sum(),
-            applied: self.state.applied(),
-            duplicates: self.state.duplicates(),
-            digest_hi: (d >> 64) as u64,
-            digest_lo: d as u64,
             catchup_fetched: self.recoveries,
             replayed: self.replayed,
-            keys: self.state.kv().len() as u64,
+            ..self.state.status()
         }
     }
 
-    /// Answers a status request.
-    pub fn handle_status(&mut self, conn: ConnId, m: StatusRequest, fx: &mut Effects<EpaxosMsg>) {
-        fx.reply(conn, Reply::Status(self.status(m.nonce)));
-    }
-
-    /// Answers a log request: held instances in (leader, instance) order,
-    /// numbered `leader << 56 | instance`, from that number on.
-    pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<EpaxosMsg>) {
+    /// The answer to a log request: held instances in (leader, instance)
+    /// order, numbered `leader << 56 | instance`, from that number on, at
+    /// most `m.count` (and [`LogRequest::MAX_SLOTS`]) of them.
+    pub fn log_reply(&self, m: &LogRequest) -> LogReply {
         let mut slots = Vec::new();
         'all: for (l, sp) in self.spaces.iter().enumerate() {
             for i in sp.base..sp.end() {
@@ -235,7 +208,7 @@ impl Replica {
                 if key < m.from {
                     continue;
                 }
-                if slots.len() >= m.count.min(MAX_LOG_REPLY) as usize {
+                if slots.len() >= m.count.min(LogRequest::MAX_SLOTS) as usize {
                     break 'all;
                 }
                 if let Some(x) = sp.get(i).filter(|x| x.status != Status::None) {
@@ -247,13 +220,10 @@ impl Replica {
                 }
             }
         }
-        fx.reply(
-            conn,
-            Reply::Log(LogReply {
-                nonce: m.nonce,
-                slots,
-            }),
-        );
+        LogReply {
+            nonce: m.nonce,
+            slots,
+        }
     }
 
     /// Delivers any peer message (the simulator's entry point).

@@ -3,10 +3,8 @@
 
 use genericsmr::broken::variant;
 use genericsmr::effects::Effects;
-use genericsmr::messages::{LogRequest, Ping, Propose, StatusReply};
+use genericsmr::messages::{LogReply, LogRequest};
 use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Rejoin, Settings};
-use genericsmr::rpc_table::Source;
-use genericsmr::ConnId;
 
 use crate::broken::Broken;
 use crate::messages::*;
@@ -84,9 +82,11 @@ impl Protocol for Replica {
         r.peer(EpaxosMsg::Progress);
         r.peer(EpaxosMsg::TryPreAccept);
         r.peer(EpaxosMsg::TryPreAcceptReply);
-        r.peer(EpaxosMsg::Compacted);
-        r.peer(EpaxosMsg::SnapshotRequest);
-        r.peer(EpaxosMsg::SnapshotChunk);
+        r.snapshots(
+            EpaxosMsg::Compacted,
+            EpaxosMsg::SnapshotRequest,
+            EpaxosMsg::SnapshotChunk,
+        );
     }
 
     fn boot(
@@ -108,43 +108,17 @@ impl Protocol for Replica {
         Ok(r)
     }
 
-    fn handle(&mut self, now: u64, src: Source, m: EpaxosMsg, fx: &mut Effects<EpaxosMsg>) {
-        self.handle_peer(now, src.peer_id(), m, fx)
-    }
-
-    fn propose(&mut self, now: u64, conn: ConnId, p: Propose, fx: &mut Effects<EpaxosMsg>) {
-        self.handle_propose(now, conn, p, fx)
-    }
+    genericsmr::inherent!(handle, propose, status, tick, flush, snapshot);
 
     /// Every replica leads its own commands: nothing to do.
     fn be_leader(&mut self, _now: u64, _hint: bool, _fx: &mut Effects<EpaxosMsg>) {}
 
-    fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<EpaxosMsg>) {
-        self.handle_ping(conn, p, fx)
-    }
-
-    fn status(&self, nonce: u64) -> StatusReply {
-        Replica::status(self, nonce)
-    }
-
-    fn log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<EpaxosMsg>) {
-        self.handle_log_request(conn, m, fx)
-    }
-
-    fn tick(&mut self, now: u64, fx: &mut Effects<EpaxosMsg>) {
-        Replica::tick(self, now, fx)
-    }
-
-    fn flush(&mut self, now: u64, fx: &mut Effects<EpaxosMsg>) {
-        Replica::flush(self, now, fx)
+    fn log(&self, m: &LogRequest) -> LogReply {
+        self.log_reply(m)
     }
 
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
         self.commits_from(from).to_vec()
-    }
-
-    fn snapshot(&self) -> Option<genericsmr::snapshot::Snapshot> {
-        Some(Replica::snapshot(self))
     }
 
     fn snapshots(&self) -> (u64, u64) {

@@ -36,11 +36,9 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use genericsmr::command::Command;
-use genericsmr::effects::{accepted, reject, Effects};
-use genericsmr::messages::ReplyStatus;
+use genericsmr::effects::Effects;
 use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
-use genericsmr::state::Check;
-use genericsmr::wire::{decode_body, Reader, WireError};
+use genericsmr::wire::{decode_body, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
 use crate::commit::instance_key;
@@ -201,13 +199,7 @@ impl Replica {
         peer: ReplicaId,
         fx: &mut Effects<EpaxosMsg>,
     ) {
-        if let Some((to, req)) = self.fetch.start(now, peer) {
-            tracing::info!(
-                peer = to,
-                "behind what a peer has forgotten: asking it for a snapshot"
-            );
-            fx.send(to, EpaxosMsg::SnapshotRequest(req));
-        }
+        self.fetch.ask(now, peer, EpaxosMsg::SnapshotRequest, fx);
     }
 
     /// Tells `to` that instance `(l, i)` is forgotten here.
@@ -247,15 +239,8 @@ impl Replica {
         m: SnapshotRequest,
         fx: &mut Effects<EpaxosMsg>,
     ) {
-        let snap = self.snapshot();
-        if snapshot::answer(
-            from,
-            &m,
-            &snap,
-            &self.cfg.transfer,
-            EpaxosMsg::SnapshotChunk,
-            fx,
-        ) {
+        let cfg = self.cfg.transfer;
+        if cfg.answer(from, &m, &self.snapshot(), EpaxosMsg::SnapshotChunk, fx) {
             self.snapshots_sent += 1;
         }
     }
@@ -308,9 +293,7 @@ impl Replica {
         }) {
             return Err(bad("snapshot instance above the frontier"));
         }
-        let mut r = Reader::new(snap.state.clone());
-        let sm = self.state.decode_image(&mut r)?;
-        r.finish()?;
+        let sm = snap.state_machine(&self.state)?;
         let behind = (0..n).any(|l| f.executed_upto[l] > self.spaces[l].executed_upto);
         let usable = (0..n).all(|l| self.spaces[l].base <= f.executed_upto[l]);
         if !(behind || base) || !usable {
@@ -373,20 +356,7 @@ impl Replica {
             self.compact_durable(snap.to_bytes(), fx);
         }
         // Clients waiting here on commands the snapshot ran get their answer.
-        let me = self.cfg.id;
-        // In a fixed order: effects must not depend on hash seeds, so a
-        // simulated run replays exactly from its seed.
-        let mut waiting: Vec<_> = std::mem::take(&mut self.waiting).into_iter().collect();
-        waiting.sort_unstable();
-        for ((client, seq), conn) in waiting {
-            match self.state.check(client, seq) {
-                Check::Done(o) => fx.reply(conn, accepted(client, seq, me, o.clone())),
-                Check::Stale => fx.reply(conn, reject(client, seq, ReplyStatus::Stale, Some(me))),
-                Check::Fresh => {
-                    self.waiting.insert((client, seq), conn);
-                }
-            }
-        }
+        snapshot::answer_waiting(&self.state, self.cfg.id, &mut self.waiting, fx);
         // What it unblocked runs at the end of the burst (`flush`); at a
         // restart, in the order the log recorded after the snapshot.
         Ok(true)

@@ -22,6 +22,18 @@
 /// Most doublings of the deadline range after failed campaigns.
 const MAX_BACKOFF_SHIFT: u32 = 4;
 
+/// What a replica does with the master's hint that its leader is gone
+/// ([`ElectionTimer::on_master_hint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnHint {
+    /// Elections are off: campaign at once, as the master asks.
+    Lead,
+    /// The hint is taken: run the election tick now.
+    Tick,
+    /// Not a follower: nothing to do.
+    Nothing,
+}
+
 /// Election bookkeeping of one replica: when the leader was last heard, when
 /// to campaign, how many campaigns in a row failed.
 #[derive(Debug, Clone)]
@@ -132,6 +144,50 @@ impl ElectionTimer {
             0
         };
         now >= self.deadline.saturating_add(extra)
+    }
+
+    /// A follower's tick at `now`: whether to campaign ([`Self::due`], behind
+    /// when `commit_index` is below the highest `known_commit` heard); if so
+    /// the campaign is counted ([`Self::campaigned`]) and logged with the
+    /// replica's `promised` ballot and `commit_index`.
+    pub fn follower_due(
+        &mut self,
+        now: u64,
+        promised: u64,
+        commit_index: u64,
+        known_commit: u64,
+    ) -> bool {
+        if !self.due(now, commit_index < known_commit) {
+            return false;
+        }
+        tracing::info!(
+            promised,
+            commit_index,
+            failures = self.failures,
+            "no word from the leader within the election timeout: campaigning"
+        );
+        self.campaigned(now);
+        true
+    }
+
+    /// The master lost sight of the leader and suggests this replica take
+    /// over, at `now`: with elections off, it obeys ([`OnHint::Lead`]); a
+    /// `follower` takes the hint ([`Self::hint`], then [`OnHint::Tick`]:
+    /// campaign once the leader has been silent here too for `quiet_ns`, so a
+    /// leader cut off from the master alone stays); anyone else ignores it.
+    pub fn on_master_hint(&mut self, now: u64, follower: bool, quiet_ns: u64) -> OnHint {
+        if !self.enabled() {
+            return OnHint::Lead;
+        }
+        if !follower {
+            return OnHint::Nothing;
+        }
+        tracing::info!(
+            silent_ms = now.saturating_sub(self.last_heard) / 1_000_000,
+            "the master lost sight of the leader: campaigning if it stays silent here too"
+        );
+        self.hint(quiet_ns);
+        OnHint::Tick
     }
 
     fn rearm(&mut self, now: u64) {

@@ -266,6 +266,28 @@ pub struct LogRequest {
 }
 crate::wire_struct!(LogRequest { nonce, from, count } = codes::LOG_REQUEST);
 
+impl LogRequest {
+    /// Most slots described by one reply, whatever `count` asks.
+    pub const MAX_SLOTS: u32 = 65_536;
+
+    /// The end (exclusive) of the slots this request covers: `count` from
+    /// `from`, at most [`LogRequest::MAX_SLOTS`].
+    pub fn end(&self) -> u64 {
+        self.from
+            .saturating_add(self.count.min(Self::MAX_SLOTS) as u64)
+    }
+
+    /// The reply describing `slots` (in slot order, from `from` or later),
+    /// those past [`LogRequest::end`] left out.
+    pub fn answer(&self, slots: impl IntoIterator<Item = SlotDigest>) -> LogReply {
+        let end = self.end();
+        LogReply {
+            nonce: self.nonce,
+            slots: slots.into_iter().take_while(|d| d.slot < end).collect(),
+        }
+    }
+}
+
 /// The digest of one log slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotDigest {
@@ -430,6 +452,21 @@ crate::wire_struct!(
         recovering
     } = codes::PONG
 );
+
+impl Pong {
+    /// The answer to a ping, from the replica's status: its id, ballot and
+    /// commit index, whether it leads, whether it is still recovering.
+    pub fn of(s: &StatusReply) -> Pong {
+        Pong {
+            nonce: s.nonce,
+            replica: s.replica,
+            ballot: s.ballot,
+            leader: s.role == role::LEADER,
+            commit_index: s.commit_index,
+            recovering: s.role == role::RECOVERING,
+        }
+    }
+}
 
 /// Master -> replica: take over leadership (run phase 1 with a higher ballot).
 /// With [`BeLeader::HINT`] set in the nonce, sent by the master itself over its

@@ -13,7 +13,8 @@ use bytes::Bytes;
 
 use crate::command::Command;
 use crate::effects::Effects;
-use crate::messages::{LogRequest, Ping, Propose, StatusReply};
+use crate::effects::Reply;
+use crate::messages::{LogReply, LogRequest, Ping, Pong, Propose, StatusReply};
 use crate::rpc_table::{RpcTable, Source};
 use crate::runtime::Inbound;
 use crate::wire::{Frame, Message};
@@ -244,6 +245,18 @@ impl<M: Send + 'static> Registrar<'_, M> {
             });
     }
 
+    /// The shared snapshot messages of [`crate::snapshot`], between replicas.
+    pub fn snapshots(
+        &mut self,
+        compacted: fn(crate::snapshot::Compacted) -> M,
+        request: fn(crate::snapshot::SnapshotRequest) -> M,
+        chunk: fn(crate::snapshot::SnapshotChunk) -> M,
+    ) {
+        self.peer(compacted);
+        self.peer(request);
+        self.peer(chunk);
+    }
+
     /// A message from clients (or, with `class::PEER` in `classes`, also
     /// from peers), drained after every peer message.
     pub fn client<T: Message + 'static>(&mut self, classes: u8, wrap: fn(T) -> M) {
@@ -289,13 +302,19 @@ pub trait Protocol: Sized + Send + 'static {
     /// The master or an operator asks this replica to lead; a `hint` only
     /// makes it campaign if it has not heard its leader for a while.
     fn be_leader(&mut self, now: u64, hint: bool, fx: &mut Effects<Self::Msg>);
-    /// The master's liveness probe on connection `conn` (answered by the core
-    /// so that a hung core looks dead).
-    fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<Self::Msg>);
+    /// The master's liveness probe on connection `conn`, answered by the
+    /// core (so that a hung core looks dead) from its [`Protocol::status`].
+    /// A protocol that learns something from the probe (MDLin: every
+    /// shard's leader) overrides this and answers the same way.
+    fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<Self::Msg>) {
+        fx.reply(conn, Reply::Pong(Pong::of(&self.status(p.nonce))));
+    }
     /// Role, ballot, commit and execution counters, digest.
     fn status(&self, nonce: u64) -> StatusReply;
-    /// A request for part of the log, answered on `conn`.
-    fn log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<Self::Msg>);
+    /// The answer to a request for part of the log: a digest of each slot
+    /// (or instance) held in the range asked, at most
+    /// [`LogRequest::MAX_SLOTS`] of them.
+    fn log(&self, m: &LogRequest) -> LogReply;
     /// Timers (retransmissions, heartbeats, elections); called every few ms.
     fn tick(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
     /// End of a burst of messages (batching, execution).
@@ -330,4 +349,92 @@ pub trait Protocol: Sized + Send + 'static {
     fn audit(&self) -> Audit {
         Audit::default()
     }
+}
+
+/// Implements, inside an `impl Protocol for T` block, the [`Protocol`]
+/// methods named, each by calling the core's inherent method that does the
+/// work (which handler tests and the core itself call directly), so that a
+/// protocol lists them instead of forwarding each by hand:
+///
+/// | method | calls |
+/// |---|---|
+/// | `handle` | `handle_peer(now, src.peer_id(), m, fx)` |
+/// | `propose` | `handle_propose(now, conn, p, fx)` |
+/// | `be_leader` | `handle_leader_hint(now, fx)` for a hint, else `handle_be_leader(now, fx)` |
+/// | `status` | `status(nonce)` |
+/// | `tick`, `flush` | `tick(now, fx)`, `flush(now, fx)` |
+/// | `snapshot` | `snapshot()`, which always has one |
+/// | `snapshots` | `snapshots()`, a triple whose first two are installed and sent |
+///
+/// A name whose inherent method is missing would call the trait method
+/// itself: rustc's `unconditional_recursion` lint says so.
+///
+/// ```text
+/// impl Protocol for Replica {
+///     ...
+///     genericsmr::inherent!(handle, propose, status, tick, flush, snapshot);
+/// }
+/// ```
+#[macro_export]
+macro_rules! inherent {
+    ($($method:ident),+ $(,)?) => {
+        $( $crate::inherent!(@ $method); )+
+    };
+    (@handle) => {
+        fn handle(
+            &mut self,
+            now: u64,
+            src: $crate::rpc_table::Source,
+            m: Self::Msg,
+            fx: &mut $crate::effects::Effects<Self::Msg>,
+        ) {
+            Self::handle_peer(self, now, src.peer_id(), m, fx)
+        }
+    };
+    (@propose) => {
+        fn propose(
+            &mut self,
+            now: u64,
+            conn: $crate::ConnId,
+            p: $crate::messages::Propose,
+            fx: &mut $crate::effects::Effects<Self::Msg>,
+        ) {
+            Self::handle_propose(self, now, conn, p, fx)
+        }
+    };
+    (@be_leader) => {
+        fn be_leader(&mut self, now: u64, hint: bool, fx: &mut $crate::effects::Effects<Self::Msg>) {
+            if hint {
+                Self::handle_leader_hint(self, now, fx)
+            } else {
+                Self::handle_be_leader(self, now, fx)
+            }
+        }
+    };
+    (@status) => {
+        fn status(&self, nonce: u64) -> $crate::messages::StatusReply {
+            Self::status(self, nonce)
+        }
+    };
+    (@tick) => {
+        fn tick(&mut self, now: u64, fx: &mut $crate::effects::Effects<Self::Msg>) {
+            Self::tick(self, now, fx)
+        }
+    };
+    (@flush) => {
+        fn flush(&mut self, now: u64, fx: &mut $crate::effects::Effects<Self::Msg>) {
+            Self::flush(self, now, fx)
+        }
+    };
+    (@snapshot) => {
+        fn snapshot(&self) -> Option<$crate::snapshot::Snapshot> {
+            Some(Self::snapshot(self))
+        }
+    };
+    (@snapshots) => {
+        fn snapshots(&self) -> (u64, u64) {
+            let (installed, sent, _) = Self::snapshots(self);
+            (installed, sent)
+        }
+    };
 }

@@ -89,7 +89,7 @@ pub fn deliver<P: Protocol>(
         // set-leader always moves leadership.
         Inbound::BeLeader(b) => core.be_leader(now, b.is_hint(), fx),
         Inbound::Status(s) => fx.reply(src.conn_id(), Reply::Status(core.status(s.nonce))),
-        Inbound::Log(l) => core.log_request(src.conn_id(), l, fx),
+        Inbound::Log(l) => fx.reply(src.conn_id(), Reply::Log(core.log(&l))),
         Inbound::Propose(p) => core.propose(now, src.conn_id(), p, fx),
         Inbound::Msg(m) => core.handle(now, src, m, fx),
     }

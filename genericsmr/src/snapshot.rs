@@ -64,6 +64,51 @@ impl Snapshot {
     pub fn from_bytes(b: Bytes) -> Result<Snapshot, WireError> {
         crate::wire::decode_body(b)
     }
+
+    /// The state machine in the snapshot, decoded with the limits of `like`
+    /// (the replica's own state machine); trailing bytes are an error.
+    pub fn state_machine(
+        &self,
+        like: &crate::state::StateMachine,
+    ) -> Result<crate::state::StateMachine, WireError> {
+        let mut r = Reader::new(self.state.clone());
+        let sm = like.decode_image(&mut r)?;
+        r.finish()?;
+        Ok(sm)
+    }
+
+    /// The protocol part of a snapshot that stands for one point of a log:
+    /// the slot (or index) it was taken at, a lone `u64`.
+    pub fn slot(&self) -> Result<u64, WireError> {
+        read_protocol(&self.protocol, |r| r.u64("snapshot slot"))
+    }
+}
+
+/// Answers the clients waiting on this replica for commands a snapshot it
+/// just installed ran (or found stale), in (client, seq) order so that the
+/// effects do not depend on hash seeds; those still to run stay waiting.
+pub fn answer_waiting<M, S: std::hash::BuildHasher + Default>(
+    sm: &crate::state::StateMachine,
+    me: ReplicaId,
+    waiting: &mut std::collections::HashMap<(crate::command::ClientId, u64), crate::ConnId, S>,
+    fx: &mut crate::effects::Effects<M>,
+) {
+    use crate::effects::{accepted, reject};
+    use crate::state::Check;
+    let mut all: Vec<_> = std::mem::take(waiting).into_iter().collect();
+    all.sort_unstable();
+    for ((client, seq), conn) in all {
+        match sm.check(client, seq) {
+            Check::Done(o) => fx.reply(conn, accepted(client, seq, me, o.clone())),
+            Check::Stale => fx.reply(
+                conn,
+                reject(client, seq, crate::messages::ReplyStatus::Stale, Some(me)),
+            ),
+            Check::Fresh => {
+                waiting.insert((client, seq), conn);
+            }
+        }
+    }
 }
 
 /// Replica -> replica: what you asked about is compacted here; ask for my
@@ -131,6 +176,26 @@ impl Default for TransferConfig {
 }
 
 impl TransferConfig {
+    /// The sending side in one call: answers peer `from`'s request `req`
+    /// with the chunks of `snapshot` (see [`serve`]), each wrapped by
+    /// `wrap`. Returns whether it answered.
+    pub fn answer<M>(
+        &self,
+        from: ReplicaId,
+        req: &SnapshotRequest,
+        snapshot: &Snapshot,
+        wrap: fn(SnapshotChunk) -> M,
+        fx: &mut crate::effects::Effects<M>,
+    ) -> bool {
+        let Some(chunks) = serve(from, req, snapshot, self) else {
+            return false;
+        };
+        for c in chunks {
+            fx.send(from, wrap(c));
+        }
+        true
+    }
+
     /// These settings with what `s` sets (`--snapshot-chunk`, the transfer timeout).
     pub fn with_settings(mut self, s: &crate::protocol::Settings) -> Self {
         if let Some(v) = s.snapshot_chunk {
@@ -141,26 +206,6 @@ impl TransferConfig {
         }
         self
     }
-}
-
-/// The sending side in one call: answers peer `from`'s request `req` with
-/// the chunks of `snapshot` (see [`serve`]), each wrapped by `wrap`. Returns
-/// whether it answered.
-pub fn answer<M>(
-    from: ReplicaId,
-    req: &SnapshotRequest,
-    snapshot: &Snapshot,
-    cfg: &TransferConfig,
-    wrap: fn(SnapshotChunk) -> M,
-    fx: &mut crate::effects::Effects<M>,
-) -> bool {
-    let Some(chunks) = serve(from, req, snapshot, cfg) else {
-        return false;
-    };
-    for c in chunks {
-        fx.send(from, wrap(c));
-    }
-    true
 }
 
 /// Logs how installing a snapshot from `from` went; returns whether it was
@@ -316,6 +361,27 @@ impl Fetch {
             at: now,
         });
         Some((peer, SnapshotRequest { nonce }))
+    }
+
+    /// [`Fetch::start`], with the request sent through `fx` as `wrap`
+    /// makes it: this replica is behind what `peer` has compacted. Returns
+    /// whether a request left.
+    pub fn ask<M>(
+        &mut self,
+        now: u64,
+        peer: ReplicaId,
+        wrap: fn(SnapshotRequest) -> M,
+        fx: &mut crate::effects::Effects<M>,
+    ) -> bool {
+        let Some((to, req)) = self.start(now, peer) else {
+            return false;
+        };
+        tracing::info!(
+            peer = to,
+            "behind what a peer has compacted: asking it for a snapshot"
+        );
+        fx.send(to, wrap(req));
+        true
     }
 
     /// How many requests were sent so far.
@@ -506,6 +572,37 @@ mod tests {
             small.on_chunk(0, 1, c),
             Err(TransferError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn waiting_clients_are_answered_in_order_and_the_rest_keep_waiting() {
+        use crate::command::Command;
+        use crate::effects::{Effects, Reply};
+        use crate::state::StateMachine;
+        let mut sm = StateMachine::default();
+        for client in 1..=20u64 {
+            sm.execute(&Command::put(client, 1, "k", "v"));
+        }
+        // Every client's seq 1 ran; seq 2 did not.
+        let mut waiting = std::collections::HashMap::new();
+        for client in (1..=20u64).rev() {
+            waiting.insert((client, 1), client * 10);
+            waiting.insert((client, 2), client * 10 + 1);
+        }
+        let mut fx = Effects::<()>::without_persistence();
+        answer_waiting(&sm, 3, &mut waiting, &mut fx);
+        let answered: Vec<u64> = fx.replies.iter().map(|(conn, _)| *conn).collect();
+        let want: Vec<u64> = (1..=20u64).map(|c| c * 10).collect();
+        assert_eq!(
+            answered, want,
+            "in (client, seq) order, whatever the hash seeds"
+        );
+        assert!(fx
+            .replies
+            .iter()
+            .all(|(_, r)| matches!(r, Reply::Propose(p) if p.leader == Some(3))));
+        assert_eq!(waiting.len(), 20, "what did not run keeps waiting");
+        assert!(waiting.keys().all(|(_, seq)| *seq == 2));
     }
 
     #[test]

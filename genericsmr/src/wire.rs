@@ -441,6 +441,19 @@ macro_rules! wire_struct {
     };
 }
 
+/// The `(code, name)` of each listed [`Message`] type, as an array: a
+/// protocol's table of codes, for documentation and tests.
+///
+/// ```text
+/// pub const CODES: [(u8, &str); 2] = message_codes![Ping, Pong];
+/// ```
+#[macro_export]
+macro_rules! message_codes {
+    ($($ty:ty),* $(,)?) => {
+        [$((<$ty as $crate::wire::Message>::CODE, <$ty as $crate::wire::Message>::NAME)),*]
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

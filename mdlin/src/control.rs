@@ -1,9 +1,9 @@
-//! Timers, the end-of-burst step, peer dispatch, and requests from the master
-//! and operators.
+//! Timers, the end-of-burst step, peer dispatch, and the replica's status
+//! (which the master's probe and operators read).
 
-use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{role, LogRequest, Ping, Pong, StatusReply, StatusRequest};
-use genericsmr::{ConnId, ReplicaId};
+use genericsmr::effects::Effects;
+use genericsmr::messages::{role, StatusReply};
+use genericsmr::ReplicaId;
 
 use crate::messages::MdlMsg;
 use crate::replica::{Replica, Role};
@@ -58,21 +58,6 @@ impl Replica {
         }
     }
 
-    /// The master's liveness probe, answered by the core so a hung core looks dead.
-    /// The ping also names every shard's leader, which coordination needs.
-    pub fn handle_ping(&mut self, conn: ConnId, m: Ping, fx: &mut Effects<MdlMsg>) {
-        self.set_shard_leaders(&m.leaders);
-        let p = Pong {
-            nonce: m.nonce,
-            replica: self.local_id(),
-            ballot: self.promised,
-            leader: self.is_leader(),
-            commit_index: self.commit_index,
-            recovering: false,
-        };
-        fx.reply(conn, Reply::Pong(p));
-    }
-
     /// A snapshot of the replica's state.
     pub fn status(&self, nonce: u64) -> StatusReply {
         StatusReply {
@@ -92,15 +77,5 @@ impl Replica {
             replayed: self.replayed,
             ..self.sm.status()
         }
-    }
-
-    /// Answers a status request.
-    pub fn handle_status(&mut self, conn: ConnId, m: StatusRequest, fx: &mut Effects<MdlMsg>) {
-        fx.reply(conn, Reply::Status(self.status(m.nonce)));
-    }
-
-    /// Answers a log request with a hash of each non-empty slot's entry.
-    pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<MdlMsg>) {
-        fx.reply(conn, Reply::Log(self.log.answer(&m)));
     }
 }

@@ -8,11 +8,8 @@
 //! successor could vanish while a later entry survives, and the recovered
 //! order could contradict what another shard's clients observed.
 
-use std::collections::BTreeMap;
-
-use bytes::BytesMut;
 use genericsmr::effects::Effects;
-use genericsmr::wire::Encoded;
+use genericsmr::election::OnHint;
 use genericsmr::ReplicaId;
 use tracing::info;
 
@@ -22,6 +19,7 @@ use crate::messages::{
     PrepareReply, Record, SlotReport,
 };
 use crate::replica::{bit, Candidate, Recovery, Replica, Role, SlotState};
+use paxos::multi::votes::{Phase1b, Tally};
 
 /// Most accepts a follower holds while an earlier one is missing.
 const MAX_EARLY_ACCEPTS: usize = 8192;
@@ -74,25 +72,15 @@ impl Replica {
         let me = self.cfg.id;
         // A leader proposes above its commit index, never below the base.
         let Some(s) = self.slot_mut(slot) else { return };
-        if s.state != SlotState::Committed {
-            // The leader's own vote counts toward the majority: durable
-            // before any Accept leaves.
-            fx.persist(&Encoded(|b: &mut BytesMut| {
-                Record::encode_accepted(b, slot, ballot, &entry)
-            }));
-            s.state = SlotState::Accepted;
-            s.ballot = ballot;
-            s.entry = entry.clone();
-        }
-        s.acks = bit(me);
-        s.sent_at = now;
-        s.sent_to = targets;
+        // The leader's own vote counts toward the majority: durable before
+        // any Accept leaves.
+        s.propose(slot, ballot, entry.clone(), me, targets, now, true, fx);
         fx.send_set(
             targets,
             MdlMsg::Accept(Accept {
                 ballot,
                 slot,
-                entry,
+                cmds: entry,
             }),
         );
         if self.majority(bit(me)) {
@@ -112,12 +100,7 @@ impl Replica {
             return;
         }
         if m.ballot < self.promised {
-            let r = AcceptReply {
-                ballot: m.ballot,
-                slot: m.slot,
-                ok: false,
-                promised: self.promised,
-            };
+            let r = AcceptReply::answer(m.ballot, m.slot, false, self.promised);
             return fx.send(from, MdlMsg::AcceptReply(r));
         }
         self.observe_ballot(m.ballot, fx);
@@ -140,12 +123,7 @@ impl Replica {
             self.vote(from, m, fx);
             return self.vote_held(fx);
         }
-        let r = AcceptReply {
-            ballot: m.ballot,
-            slot: m.slot,
-            ok: true,
-            promised: self.promised,
-        };
+        let r = AcceptReply::answer(m.ballot, m.slot, true, self.promised);
         fx.send(from, MdlMsg::AcceptReply(r));
     }
 
@@ -173,27 +151,14 @@ impl Replica {
         let upto = self.prefix.1;
         // A compacted slot was chosen and executed here: the vote is
         // acknowledged without changing anything, as for any chosen slot.
-        if let Some(s) = self
-            .slot_mut(m.slot)
-            .filter(|s| s.state != SlotState::Committed)
-        {
+        if let Some(s) = self.slot_mut(m.slot) {
             // Durable before the AcceptReply (the driver persists first).
-            fx.persist(&Encoded(|b: &mut BytesMut| {
-                Record::encode_accepted(b, m.slot, m.ballot, &m.entry)
-            }));
-            s.state = SlotState::Accepted;
-            s.ballot = m.ballot;
-            s.entry = m.entry;
+            s.vote(m.slot, m.ballot, m.cmds, true, fx);
         }
         if m.slot == upto {
             self.prefix.1 = upto + 1;
         }
-        let r = AcceptReply {
-            ballot: m.ballot,
-            slot: m.slot,
-            ok: true,
-            promised: self.promised,
-        };
+        let r = AcceptReply::answer(m.ballot, m.slot, true, self.promised);
         fx.send(from, MdlMsg::AcceptReply(r));
     }
 
@@ -229,25 +194,10 @@ impl Replica {
         let Role::Leader { ballot, .. } = self.role else {
             return;
         };
-        if !m.ok {
-            if m.promised > ballot {
-                self.observe_ballot(m.promised, fx);
-            }
-            return;
-        }
-        if m.ballot != ballot {
-            return;
-        }
-        let Some(s) = self.log.get_mut(m.slot) else {
-            return;
-        };
-        if s.state != SlotState::Accepted || s.ballot != ballot {
-            return;
-        }
-        s.acks |= bit(from);
-        let acks = s.acks;
-        if self.majority(acks) {
-            self.choose(m.slot, fx);
+        match (self.log).tally(ballot, from, m.slot, m.ok, m.ballot, m.promised) {
+            Tally::Outvoted(b) => self.observe_ballot(b, fx),
+            Tally::Counted(acks) if self.majority(acks) => self.choose(m.slot, fx),
+            _ => {}
         }
     }
 
@@ -266,7 +216,7 @@ impl Replica {
             let c = Commit {
                 ballot: s.ballot,
                 slot,
-                entry: s.entry.clone(),
+                cmds: s.entry.clone(),
             };
             fx.send_set(missing, MdlMsg::Commit(c));
         }
@@ -300,7 +250,7 @@ impl Replica {
         if self.leader_hint == Some(from) && !self.is_leader() {
             self.election.heard_leader(now);
         }
-        self.learn_chosen(m.slot, m.ballot, m.entry, fx);
+        self.learn_chosen(m.slot, m.ballot, m.cmds, fx);
         self.chosen_learned(fx);
     }
 
@@ -310,13 +260,8 @@ impl Replica {
         let Some(s) = self.slot_mut(slot) else {
             return; // compacted: chosen and executed here long ago
         };
-        if s.state != SlotState::Committed {
-            fx.persist(&Encoded(|b: &mut BytesMut| {
-                Record::encode_chosen(b, slot, &entry)
-            }));
-            s.state = SlotState::Committed;
+        if s.learn(slot, entry, fx) {
             s.ballot = ballot;
-            s.entry = entry;
         }
     }
 
@@ -352,12 +297,8 @@ impl Replica {
         }
         self.leader_hint = Some(ballot::owner(m.ballot));
         self.election.heard_leader(now);
-        for (i, s) in self.log.range_mut(self.commit_index, m.up_to) {
-            if s.state == SlotState::Accepted && s.ballot == m.ballot {
-                s.state = SlotState::Committed;
-                fx.persist(&Record::CommitMark { slot: i });
-            }
-        }
+        self.log
+            .commit_voted_at(self.commit_index, m.up_to, m.ballot, fx);
         self.advance_commit();
         self.known_commit = self.known_commit.max(m.up_to);
     }
@@ -400,12 +341,8 @@ impl Replica {
             .from(m.from_slot)
             .take_while(|(i, _)| *i < self.commit_index)
             .take(m.max.min(CATCHUP_CHUNK) as usize)
-            .map(|(i, s)| SlotReport {
-                slot: i,
-                ballot: s.ballot,
-                committed: true,
-                entry: s.entry.clone(),
-            })
+            // Every slot below the commit index is chosen: reported committed.
+            .map(|(i, s)| s.report(i))
             .collect();
         if !slots.is_empty() {
             fx.send(from, MdlMsg::CatchupReply(CatchupReply { slots }));
@@ -425,7 +362,7 @@ impl Replica {
         for r in m.slots {
             if r.committed && self.slot_in_window(r.slot) && !self.log.committed_at(r.slot) {
                 self.catchup_fetched += 1;
-                self.learn_chosen(r.slot, r.ballot, r.entry, fx);
+                self.learn_chosen(r.slot, r.ballot, r.cmds, fx);
             }
         }
         self.chosen_learned(fx);
@@ -500,15 +437,8 @@ impl Replica {
             // from refusals; leaders have nobody to wait for.
             Role::Leader { .. } | Role::Candidate(_) => self.election.heard_leader(now),
             Role::Follower => {
-                let behind = self.commit_index < self.known_commit;
-                if self.election.due(now, behind) {
-                    info!(
-                        promised = self.promised,
-                        commit_index = self.commit_index,
-                        failures = self.election.failures(),
-                        "no word from the shard leader within the election timeout: campaigning"
-                    );
-                    self.election.campaigned(now);
+                let (p, ci, known) = (self.promised, self.commit_index, self.known_commit);
+                if self.election.follower_due(now, p, ci, known) {
                     self.campaign(now, fx);
                 }
             }
@@ -520,16 +450,11 @@ impl Replica {
     /// here too for [`crate::Config::hint_quiet_ns`]; with elections off, obey at once.
     pub fn handle_leader_hint(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         self.now = now;
-        if !self.election.enabled() {
-            return self.handle_be_leader(now, fx);
-        }
-        if matches!(self.role, Role::Follower) {
-            info!(
-                silent_ms = now.saturating_sub(self.election.last_heard()) / 1_000_000,
-                "the master lost sight of the shard leader: campaigning if it stays silent here too"
-            );
-            self.election.hint(self.cfg.hint_quiet_ns);
-            self.tick_election(now, fx);
+        let follower = matches!(self.role, Role::Follower);
+        match (self.election).on_master_hint(now, follower, self.cfg.hint_quiet_ns) {
+            OnHint::Lead => self.handle_be_leader(now, fx),
+            OnHint::Tick => self.tick_election(now, fx),
+            OnHint::Nothing => {}
         }
     }
 
@@ -550,23 +475,8 @@ impl Replica {
         // Its own promise: a restart must not campaign at this ballot again.
         self.promised = b;
         fx.persist(&Record::Promise { ballot: b });
-        let me = self.cfg.id;
-        let mut best = BTreeMap::new();
-        for (i, s) in self.log.from(self.commit_index) {
-            if s.state != SlotState::Empty {
-                best.insert(
-                    i,
-                    (s.ballot, s.state == SlotState::Committed, s.entry.clone()),
-                );
-            }
-        }
-        self.role = Role::Candidate(Candidate {
-            ballot: b,
-            from_slot: self.commit_index,
-            promises: bit(me),
-            sent_at: now,
-            best,
-        });
+        let c = Candidate::new(&self.log, b, self.commit_index, self.cfg.id, now);
+        self.role = Role::Candidate(c);
         fx.send_set(
             self.peers(),
             MdlMsg::Prepare(Prepare {
@@ -588,41 +498,16 @@ impl Replica {
         if !self.heard(from, now) || !ballot::sane(from, m.ballot) {
             return;
         }
-        // A Prepare at the ballot already promised is the candidate asking
-        // again (its reply was lost): answered again, as in Multi-Paxos.
-        if m.ballot < self.promised || (m.ballot == self.promised && self.is_leader()) {
-            let r = PrepareReply {
-                ballot: m.ballot,
-                ok: false,
-                promised: self.promised,
-                slots: Vec::new(),
-            };
-            return fx.send(from, MdlMsg::PrepareReply(r));
-        }
-        if m.from_slot < self.log.base() {
-            // Slots the candidate lacks are compacted here: a report without
-            // them would let it fill chosen slots with no-ops. It fetches
-            // our snapshot instead (no promise).
-            return self.compacted(from, m.from_slot, fx);
+        let (promised, ci, leading) = (self.promised, self.commit_index, self.is_leader());
+        match (self.log).check_prepare(m.ballot, m.from_slot, promised, ci, leading) {
+            Phase1b::Refuse(r) => return fx.send(from, MdlMsg::PrepareReply(r)),
+            Phase1b::Compacted => return self.compacted(from, m.from_slot, fx),
+            Phase1b::Promise => {}
         }
         self.observe_ballot(m.ballot, fx);
-        let slots = self
+        let r = self
             .log
-            .from(m.from_slot)
-            .filter(|(_, s)| s.state != SlotState::Empty)
-            .map(|(i, s)| SlotReport {
-                slot: i,
-                ballot: s.ballot,
-                committed: s.state == SlotState::Committed,
-                entry: s.entry.clone(),
-            })
-            .collect();
-        let r = PrepareReply {
-            ballot: m.ballot,
-            ok: true,
-            promised: self.promised,
-            slots,
-        };
+            .promise(m.ballot, self.promised, self.commit_index, m.from_slot);
         fx.send(from, MdlMsg::PrepareReply(r));
     }
 
@@ -646,24 +531,17 @@ impl Replica {
             }
             return;
         }
+        self.known_commit = self.known_commit.max(m.commit_index);
+        let window_end = self.commit_index.saturating_add(self.cfg.slot_window);
         let Role::Candidate(c) = &mut self.role else {
             return;
         };
         if m.ballot != c.ballot {
             return;
         }
-        c.promises |= bit(from);
-        for r in m.slots {
-            if r.slot < c.from_slot {
-                continue;
-            }
-            let e = c.best.entry(r.slot).or_insert((0, false, Entry::Noop));
-            if e.1 {
-                continue;
-            }
-            if r.committed || r.ballot > e.0 {
-                *e = (r.ballot, r.committed, r.entry);
-            }
+        if c.merge(from, m.slots, window_end).is_err() {
+            // A fresher replica campaigns while this one catches up from the leader.
+            return self.step_down(fx);
         }
         self.maybe_lead(now, fx);
     }
@@ -681,7 +559,7 @@ impl Replica {
         let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else {
             unreachable!()
         };
-        let end = c.best.keys().next_back().map_or(c.from_slot, |s| s + 1);
+        let end = c.end();
         info!(
             ballot = c.ballot,
             from = c.from_slot,
@@ -708,21 +586,15 @@ impl Replica {
                     let Some(s) = self.slot_mut(slot) else {
                         continue; // compacted: chosen and executed here
                     };
-                    if s.state != SlotState::Committed {
-                        fx.persist(&Encoded(|buf: &mut BytesMut| {
-                            Record::encode_chosen(buf, slot, &entry)
-                        }));
-                    }
-                    s.state = SlotState::Committed;
+                    s.learn(slot, entry.clone(), fx);
                     s.ballot = b;
-                    s.entry = entry.clone();
                     // Peers may lack it; they ignore a commit they already have.
                     fx.send_set(
                         peers,
                         MdlMsg::Commit(Commit {
                             ballot: b,
                             slot,
-                            entry,
+                            cmds: entry,
                         }),
                     );
                 }
@@ -741,13 +613,12 @@ impl Replica {
         let peers = self.peers();
         match &mut self.role {
             Role::Candidate(c) => {
-                if now.saturating_sub(c.sent_at) >= self.cfg.retransmit_ns {
-                    c.sent_at = now;
+                if let Some(missing) = c.retransmit(now, self.cfg.retransmit_ns, peers) {
                     let p = Prepare {
                         ballot: c.ballot,
                         from_slot: c.from_slot,
                     };
-                    fx.send_set(peers & !c.promises, MdlMsg::Prepare(p));
+                    fx.send_set(missing, MdlMsg::Prepare(p));
                 }
             }
             Role::Leader {
@@ -771,7 +642,7 @@ impl Replica {
                         MdlMsg::Accept(Accept {
                             ballot,
                             slot,
-                            entry,
+                            cmds: entry,
                         }),
                     );
                 }

@@ -11,7 +11,7 @@
 use bytes::{BufMut, BytesMut};
 use genericsmr::command::Command;
 use genericsmr::messages::codes::MDLIN_BASE;
-use genericsmr::wire::{Frame, Marshal, Message, Reader, Unmarshal, WireError};
+use genericsmr::wire::{Frame, Marshal, Reader, Unmarshal, WireError};
 use genericsmr::wire_struct;
 
 pub use genericsmr::snapshot::{Compacted, SnapshotChunk, SnapshotRequest};
@@ -219,6 +219,19 @@ impl paxos::log::Value for Entry {
     }
 }
 
+impl paxos::multi::value::Carried for Entry {
+    type Wire = Entry;
+    fn to_wire(&self) -> Entry {
+        self.clone()
+    }
+    fn from_wire(e: Entry) -> Self {
+        e
+    }
+    fn same(&self, e: &Entry) -> bool {
+        self == e
+    }
+}
+
 impl Unmarshal for Entry {
     fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
         Ok(match r.u8("entry kind")? {
@@ -254,126 +267,33 @@ impl Unmarshal for Entry {
     }
 }
 
-/// Leader -> followers: accept `entry` in `slot` at `ballot`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accept {
-    /// The leader's ballot.
-    pub ballot: u64,
-    /// The journal slot.
-    pub slot: u64,
-    /// What the slot holds.
-    pub entry: Entry,
-}
-wire_struct!(
-    Accept {
-        ballot,
-        slot,
-        entry
-    } = MDLIN_BASE + 3
+// The journal's Multi-Paxos messages are the paxos crate's, under MDLin's
+// codes. A CommitShort from a replica of another shard is a leader
+// announcement, "I lead my shard at `ballot`" (`up_to` is ignored there;
+// see `Config::announce_ns`). An AcceptReply also refuses a slot whose
+// earlier slots the follower does not all hold (the prefix rule).
+paxos::value_free_messages!(
+    prepare = MDLIN_BASE + 7,
+    accept_reply = MDLIN_BASE + 4,
+    commit_short = MDLIN_BASE + 6,
+    catchup_request = MDLIN_BASE + 11,
 );
 
-/// Follower -> leader: the vote on one slot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcceptReply {
-    /// The ballot of the accept answered.
-    pub ballot: u64,
-    /// The slot.
-    pub slot: u64,
-    /// Whether the follower accepted; it refuses a lower ballot, and a slot
-    /// whose earlier slots it does not all hold (the prefix rule).
-    pub ok: bool,
-    /// The follower's promised ballot (higher than `ballot` on a ballot refusal).
-    pub promised: u64,
+impl paxos::multi::messages::Codes for Entry {
+    const ACCEPT: u8 = MDLIN_BASE + 3;
+    const COMMIT: u8 = MDLIN_BASE + 5;
+    const PREPARE_REPLY: u8 = MDLIN_BASE + 8;
 }
-wire_struct!(
-    AcceptReply {
-        ballot,
-        slot,
-        ok,
-        promised
-    } = MDLIN_BASE + 4
-);
 
-/// Leader -> a follower that may lack the value: `slot` is chosen with `entry`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Commit {
-    /// The ballot it was chosen at.
-    pub ballot: u64,
-    /// The slot.
-    pub slot: u64,
-    /// The chosen entry.
-    pub entry: Entry,
-}
-wire_struct!(
-    Commit {
-        ballot,
-        slot,
-        entry
-    } = MDLIN_BASE + 5
-);
-
-/// Leader -> followers: every slot below `up_to` is chosen with the value
-/// accepted at `ballot`; also the leader's heartbeat. Leader -> replicas of
-/// the other shards: a leader announcement, "I lead my shard at `ballot`"
-/// (`up_to` is ignored there; see `Config::announce_ns`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitShort {
-    /// The leader's ballot.
-    pub ballot: u64,
-    /// The chosen prefix.
-    pub up_to: u64,
-}
-wire_struct!(CommitShort { ballot, up_to } = MDLIN_BASE + 6);
-
-/// New leader -> its shard: promise `ballot` and report every slot from `from_slot` on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prepare {
-    /// The candidate's ballot.
-    pub ballot: u64,
-    /// The candidate's first slot not known chosen.
-    pub from_slot: u64,
-}
-wire_struct!(Prepare { ballot, from_slot } = MDLIN_BASE + 7);
-
+/// Leader -> followers: accept a journal entry in a slot.
+pub type Accept = paxos::multi::messages::Accept<Entry>;
+/// Leader -> a follower that may lack the value: a slot is chosen with an entry.
+pub type Commit = paxos::multi::messages::Commit<Entry>;
 /// What an acceptor holds in one slot, reported in phase 1 and in catch-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotReport {
-    /// The slot.
-    pub slot: u64,
-    /// The ballot the entry was accepted at.
-    pub ballot: u64,
-    /// Whether the acceptor knows the entry is chosen.
-    pub committed: bool,
-    /// The entry.
-    pub entry: Entry,
-}
-wire_struct!(SlotReport {
-    slot,
-    ballot,
-    committed,
-    entry
-});
+pub type SlotReport = paxos::multi::messages::SlotReport<Entry>;
 
 /// Follower -> candidate: a promise (with the journal from `from_slot`) or a refusal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrepareReply {
-    /// The ballot answered.
-    pub ballot: u64,
-    /// Whether the promise was given.
-    pub ok: bool,
-    /// The follower's promised ballot.
-    pub promised: u64,
-    /// Every non-empty slot at or after the prepare's `from_slot`.
-    pub slots: Vec<SlotReport>,
-}
-wire_struct!(
-    PrepareReply {
-        ballot,
-        ok,
-        promised,
-        slots
-    } = MDLIN_BASE + 8
-);
+pub type PrepareReply = paxos::multi::messages::PrepareReply<Entry>;
 
 /// A recovering shard leader -> every shard leader: for each of `ops`, the
 /// timestamp of its chain successor if you have ordered or coordinated one.
@@ -404,16 +324,6 @@ pub struct SuccTsReply {
     pub ts: Vec<u64>,
 }
 wire_struct!(SuccTsReply { nonce, shard, ts } = MDLIN_BASE + 10);
-
-/// A lagging follower -> the leader: send the chosen entries from `from_slot`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatchupRequest {
-    /// First slot wanted.
-    pub from_slot: u64,
-    /// Most slots wanted.
-    pub max: u32,
-}
-wire_struct!(CatchupRequest { from_slot, max } = MDLIN_BASE + 11);
 
 /// Leader -> follower: chosen slots (each reported as committed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -485,23 +395,11 @@ impl Frame for MdlMsg {
 }
 
 /// Codes of every message, for documentation and tests.
-pub const CODES: [(u8, &str); 16] = [
-    (MdlPropose::CODE, MdlPropose::NAME),
-    (CoordReq::CODE, CoordReq::NAME),
-    (CoordReply::CODE, CoordReply::NAME),
-    (Accept::CODE, Accept::NAME),
-    (AcceptReply::CODE, AcceptReply::NAME),
-    (Commit::CODE, Commit::NAME),
-    (CommitShort::CODE, CommitShort::NAME),
-    (Prepare::CODE, Prepare::NAME),
-    (PrepareReply::CODE, PrepareReply::NAME),
-    (SuccTsRequest::CODE, SuccTsRequest::NAME),
-    (SuccTsReply::CODE, SuccTsReply::NAME),
-    (CatchupRequest::CODE, CatchupRequest::NAME),
-    (CatchupReply::CODE, CatchupReply::NAME),
-    (Compacted::CODE, Compacted::NAME),
-    (SnapshotRequest::CODE, SnapshotRequest::NAME),
-    (SnapshotChunk::CODE, SnapshotChunk::NAME),
+#[rustfmt::skip]
+pub const CODES: [(u8, &str); 16] = genericsmr::message_codes![
+    MdlPropose, CoordReq, CoordReply, Accept, AcceptReply, Commit, CommitShort,
+    Prepare, PrepareReply, SuccTsRequest, SuccTsReply, CatchupRequest, CatchupReply,
+    Compacted, SnapshotRequest, SnapshotChunk,
 ];
 
 /// What an MDLin replica's durable log holds (`server --durable`), replayed

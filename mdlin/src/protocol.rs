@@ -2,8 +2,8 @@
 //! [`Replica`]. Its replicas talk over one mesh of every shard (global ids),
 //! and its clients send chained multi-dispatch requests beside plain ones.
 
-use genericsmr::effects::Effects;
-use genericsmr::messages::{LogRequest, Ping, Propose, StatusReply};
+use genericsmr::effects::{Effects, Reply};
+use genericsmr::messages::{LogReply, LogRequest, Ping, Pong, Propose};
 use genericsmr::protocol::{
     Audit, Boot, BootError, Caps, ChainedOp, Executed, Protocol, Registrar, Rejoin, Settings,
 };
@@ -100,9 +100,11 @@ impl Protocol for Replica {
         r.peer(MdlMsg::SuccTsReply);
         r.peer(MdlMsg::CatchupRequest);
         r.peer(MdlMsg::CatchupReply);
-        r.peer(MdlMsg::Compacted);
-        r.peer(MdlMsg::SnapshotRequest);
-        r.peer(MdlMsg::SnapshotChunk);
+        r.snapshots(
+            MdlMsg::Compacted,
+            MdlMsg::SnapshotRequest,
+            MdlMsg::SnapshotChunk,
+        );
     }
 
     fn boot(
@@ -142,41 +144,16 @@ impl Protocol for Replica {
         self.handle_plain_propose(now, conn, p, fx)
     }
 
-    fn be_leader(&mut self, now: u64, hint: bool, fx: &mut Effects<MdlMsg>) {
-        if hint {
-            self.handle_leader_hint(now, fx)
-        } else {
-            self.handle_be_leader(now, fx)
-        }
-    }
+    genericsmr::inherent!(be_leader, status, tick, flush, snapshot, snapshots);
 
+    /// The probe also names every shard's leader, which coordination needs.
     fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<MdlMsg>) {
-        self.handle_ping(conn, p, fx)
+        self.set_shard_leaders(&p.leaders);
+        fx.reply(conn, Reply::Pong(Pong::of(&Replica::status(self, p.nonce))));
     }
 
-    fn status(&self, nonce: u64) -> StatusReply {
-        Replica::status(self, nonce)
-    }
-
-    fn log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<MdlMsg>) {
-        self.handle_log_request(conn, m, fx)
-    }
-
-    fn tick(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        Replica::tick(self, now, fx)
-    }
-
-    fn flush(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        Replica::flush(self, now, fx)
-    }
-
-    fn snapshot(&self) -> Option<genericsmr::snapshot::Snapshot> {
-        Some(Replica::snapshot(self))
-    }
-
-    fn snapshots(&self) -> (u64, u64) {
-        let (installed, sent, _) = Replica::snapshots(self);
-        (installed, sent)
+    fn log(&self, m: &LogRequest) -> LogReply {
+        self.log.answer(m)
     }
 
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {

@@ -201,15 +201,7 @@ pub(crate) struct LiveOp {
 pub(crate) type WaitingCr = (OpId, u8, Option<ReplicaId>, u64);
 
 /// A candidate's phase-1 progress.
-#[derive(Debug)]
-pub(crate) struct Candidate {
-    pub ballot: u64,
-    pub from_slot: u64,
-    pub promises: u64,
-    pub sent_at: u64,
-    /// Best report per slot: (ballot, committed, entry).
-    pub best: BTreeMap<u64, (u64, bool, Entry)>,
-}
+pub(crate) type Candidate = paxos::multi::phase1::Candidate<Entry>;
 
 /// A new leader's re-placement of committed but unordered operations.
 #[derive(Debug, Default)]
@@ -333,6 +325,8 @@ pub struct Replica {
 }
 
 impl Replica {
+    paxos::replica_accessors!();
+
     /// A fresh replica.
     pub fn new(cfg: Config) -> Self {
         assert!(cfg.n >= 1 && cfg.shards >= 1);
@@ -389,11 +383,6 @@ impl Replica {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
     /// Whether this replica leads its shard (recovering or not).
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader { .. })
@@ -404,40 +393,10 @@ impl Replica {
         matches!(&self.role, Role::Leader { recovery, .. } if recovery.ops.is_empty() && recovery.started)
     }
 
-    /// The highest ballot promised.
-    pub fn promised(&self) -> u64 {
-        self.promised
-    }
-
-    /// The journal slots held, from [`Replica::log_base`] on.
-    pub fn log(&self) -> &[Slot] {
-        self.log.slots()
-    }
-
-    /// The first journal slot held; the slots below are compacted away.
-    pub fn log_base(&self) -> u64 {
-        self.log.base()
-    }
-
     /// Snapshots installed from peers, snapshots sent to peers, and
     /// compactions of this replica's journal.
     pub fn snapshots(&self) -> (u64, u64, u64) {
         self.snapshot_counts
-    }
-
-    /// Every slot below this is chosen here.
-    pub fn commit_index(&self) -> u64 {
-        self.commit_index
-    }
-
-    /// Every slot below this is executed here.
-    pub fn executed(&self) -> u64 {
-        self.executed
-    }
-
-    /// The state machine.
-    pub fn state(&self) -> &StateMachine {
-        &self.sm
     }
 
     /// The operations executed here, in order (empty unless `record_order`).
@@ -517,25 +476,9 @@ impl Replica {
         self.leader_hint().and_then(|g| g.checked_sub(first))
     }
 
-    pub(crate) fn majority(&self, votes: u64) -> bool {
-        votes.count_ones() as usize >= self.cfg.quorum()
-    }
-
     /// This shard's other replicas.
     pub(crate) fn peers(&self) -> u64 {
         self.cfg.members() & !bit(self.cfg.id)
-    }
-
-    /// Slot `slot`, created if past the end; `None` if compacted away
-    /// (executed here: chosen, and nothing about it changes).
-    pub(crate) fn slot_mut(&mut self, slot: u64) -> Option<&mut Slot> {
-        self.log.create(slot)
-    }
-
-    /// Whether a slot number from a peer is within reach (keeps a confused
-    /// peer from sizing the journal; see [`Config::slot_window`]).
-    pub(crate) fn slot_in_window(&self, slot: u64) -> bool {
-        slot <= self.commit_index.saturating_add(self.cfg.slot_window)
     }
 
     /// The receive prelude of every journal message: whether `from` is a

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
 use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
-use genericsmr::wire::{Reader, Unmarshal, WireError};
+use genericsmr::wire::{Unmarshal, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
 use crate::messages::{MdlMsg, OpId, Pred};
@@ -181,10 +181,7 @@ impl Replica {
             );
             self.step_down(fx);
         }
-        if let Some((to, req)) = self.fetch.start(now, from) {
-            tracing::info!(peer = to, slot = m.what, "asking for a snapshot");
-            fx.send(to, MdlMsg::SnapshotRequest(req));
-        }
+        self.fetch.ask(now, from, MdlMsg::SnapshotRequest, fx);
     }
 
     /// A peer of this shard asks for this replica's snapshot: it goes in chunks.
@@ -197,15 +194,8 @@ impl Replica {
         if !self.same_shard(from) {
             return;
         }
-        let snap = self.snapshot();
-        if snapshot::answer(
-            from,
-            &m,
-            &snap,
-            &self.cfg.transfer,
-            MdlMsg::SnapshotChunk,
-            fx,
-        ) {
+        let cfg = self.cfg.transfer;
+        if cfg.answer(from, &m, &self.snapshot(), MdlMsg::SnapshotChunk, fx) {
             self.snapshot_counts.1 += 1;
         }
     }
@@ -260,9 +250,7 @@ impl Replica {
     /// built, and the journal from the snapshot's point on.
     pub(crate) fn load_snapshot(&mut self, now: u64, snap: &Snapshot) -> Result<(), WireError> {
         let part = snapshot::read_protocol(&snap.protocol, Part::unmarshal)?;
-        let mut r = Reader::new(snap.state.clone());
-        let sm = self.sm.decode_image(&mut r)?;
-        r.finish()?;
+        let sm = snap.state_machine(&self.sm)?;
         if part.slot < self.executed {
             return Ok(()); // older than what we executed: nothing to take
         }

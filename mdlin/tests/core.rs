@@ -31,6 +31,7 @@ fn leader(shards: usize, mode: CoordMode) -> Replica {
                 ballot,
                 ok: true,
                 promised: ballot,
+                commit_index: 0,
                 slots: vec![],
             },
             &mut fx,
@@ -107,7 +108,7 @@ fn a_follower_never_acks_a_slot_whose_predecessor_slot_it_lacks() {
     let acc = |slot| Accept {
         ballot: b,
         slot,
-        entry: Entry::Noop,
+        cmds: Entry::Noop,
     };
     f.handle_accept(0, 0, acc(1), &mut fx);
     assert!(
@@ -137,7 +138,7 @@ fn a_follower_never_acks_a_slot_whose_predecessor_slot_it_lacks() {
         Accept {
             ballot: b2,
             slot: 2,
-            entry: Entry::Noop,
+            cmds: Entry::Noop,
         },
         &mut fx,
     );
@@ -161,7 +162,7 @@ fn a_head_takes_one_round_and_replies_after_execution() {
     l.flush(MS, &mut fx);
     let a = accepts(&fx);
     assert_eq!(a.len(), 1);
-    assert!(matches!(a[0].entry, Entry::Head { .. }));
+    assert!(matches!(a[0].cmds, Entry::Head { .. }));
     assert!(
         replies(&fx).is_empty(),
         "no reply before the slot is chosen"
@@ -247,7 +248,7 @@ fn a_failure_is_replicated_before_anyone_hears_of_it() {
     l.tick(timeout + 3 * MS, &mut fx);
     let fail: Vec<_> = accepts(&fx)
         .into_iter()
-        .filter(|a| matches!(a.entry, Entry::Fail { .. }))
+        .filter(|a| matches!(a.cmds, Entry::Fail { .. }))
         .collect();
     assert_eq!(fail.len(), 1, "the failure is proposed");
     assert!(
@@ -311,7 +312,7 @@ fn a_predecessor_never_admitted_fails_after_the_coordination_timeout() {
     let fails = |fx: &Effects<MdlMsg>| {
         accepts(fx)
             .into_iter()
-            .filter(|a| matches!(a.entry, Entry::Fail { op } if op == req.pred))
+            .filter(|a| matches!(a.cmds, Entry::Fail { op } if op == req.pred))
             .count()
     };
     let mut fx = Effects::default();
@@ -364,7 +365,7 @@ fn a_predecessor_never_admitted_fails_after_the_coordination_timeout() {
     assert!(
         accepts(&fx)
             .iter()
-            .any(|a| matches!(&a.entry, Entry::Head { cmd, .. } if cmd.seq == 4)),
+            .any(|a| matches!(&a.cmds, Entry::Head { cmd, .. } if cmd.seq == 4)),
         "the next operation is admitted"
     );
     assert!(l.exec_order().is_empty(), "nothing took effect yet");
@@ -399,7 +400,7 @@ fn the_timestamp_exceeds_the_predecessors_and_the_shards() {
     let out = ack_all(&mut l, 2 * MS, &fx);
     let ts: Vec<u64> = accepts(&out)
         .iter()
-        .filter_map(|a| match a.entry {
+        .filter_map(|a| match a.cmds {
             Entry::Order { ts, .. } => Some(ts),
             _ => None,
         })
@@ -423,7 +424,7 @@ fn the_timestamp_exceeds_the_predecessors_and_the_shards() {
     );
     let head: Vec<u64> = accepts(&fx)
         .iter()
-        .filter_map(|a| match a.entry {
+        .filter_map(|a| match a.cmds {
             Entry::Head { ts, .. } => Some(ts),
             _ => None,
         })
@@ -539,6 +540,7 @@ fn a_held_accept_is_voted_when_catch_up_fills_its_gap() {
             ballot,
             ok: true,
             promised: ballot,
+            commit_index: 0,
             slots: vec![],
         };
         l.handle_prepare_reply(0, f, r, &mut fx);
@@ -644,7 +646,7 @@ fn a_fence_entry_survives_the_wire() {
     let a = Accept {
         ballot: mdlin::ballot::make(3, 4),
         slot: 9,
-        entry: Entry::Fence {
+        cmds: Entry::Fence {
             shard: 2,
             ballot: mdlin::ballot::make(5, 7),
         },
@@ -670,7 +672,7 @@ fn a_successor_query_is_answered_only_once_its_fence_is_chosen() {
     };
     let mut fx = Effects::default();
     l.handle_succ_ts_request(MS, 4, q.clone(), &mut fx);
-    let fence: Vec<Entry> = accepts(&fx).into_iter().map(|a| a.entry).collect();
+    let fence: Vec<Entry> = accepts(&fx).into_iter().map(|a| a.cmds).collect();
     assert_eq!(
         fence,
         vec![Entry::Fence {
@@ -716,7 +718,7 @@ fn a_successor_query_is_answered_only_once_its_fence_is_chosen() {
     let orders = |fx: &Effects<MdlMsg>| -> Vec<u64> {
         accepts(fx)
             .iter()
-            .filter_map(|a| match a.entry {
+            .filter_map(|a| match a.cmds {
                 Entry::Order { ts, .. } => Some(ts),
                 _ => None,
             })
@@ -793,6 +795,7 @@ fn a_new_shard_leader_announces_itself_to_the_other_shards() {
             ballot,
             ok: true,
             promised: ballot,
+            commit_index: 0,
             slots: vec![],
         };
         l.handle_prepare_reply(0, f, r, &mut fx);
@@ -858,7 +861,7 @@ fn an_impossible_ballot_is_dropped() {
     let a = Accept {
         ballot: bad,
         slot: 0,
-        entry: Entry::Noop,
+        cmds: Entry::Noop,
     };
     f.handle_accept(MS, 0, a, &mut fx);
     f.handle_commit_short(
@@ -872,4 +875,39 @@ fn an_impossible_ballot_is_dropped() {
     );
     assert_eq!(f.promised(), 0);
     assert!(fx.sends.is_empty(), "{:?}", fx.sends);
+}
+
+/// A phase-1 report of a slot past the candidate's window (from a peer far
+/// ahead, or a broken one) must not size the journal: the candidate does not
+/// lead on it (as in Multi-Paxos) and learns how far the group got.
+#[test]
+fn a_phase1_report_past_the_window_does_not_size_the_journal() {
+    let mut c = Config::new(0, 3, 1);
+    c.slot_window = 64;
+    let mut l = Replica::new(c);
+    let mut fx = Effects::default();
+    l.handle_be_leader(0, &mut fx);
+    let ballot = prepare_ballot(&fx);
+    let far = SlotReport {
+        slot: 10_000,
+        ballot: (1 << 8) | 1,
+        committed: true,
+        cmds: Entry::Noop,
+    };
+    for f in [1, 2] {
+        let r = PrepareReply {
+            ballot,
+            ok: true,
+            promised: ballot,
+            commit_index: 10_001,
+            slots: vec![far.clone()],
+        };
+        l.handle_prepare_reply(0, f, r, &mut fx);
+    }
+    assert!(!l.is_leader(), "led on a report past its window");
+    assert!(
+        l.log().len() <= 65,
+        "the journal grew to {} slots",
+        l.log().len()
+    );
 }

@@ -243,7 +243,7 @@ fn a_vote_and_a_promise_survive_a_restart() {
     assert_eq!(reply.slots.len(), 1, "the vote is reported: {reply:?}");
     assert_eq!(reply.slots[0].slot, 0);
     assert_eq!(reply.slots[0].ballot, old_ballot);
-    assert_eq!(reply.slots[0].entry, voted[0].2);
+    assert_eq!(reply.slots[0].cmds, voted[0].2);
     assert!(!reply.slots[0].committed);
     let new_ballot = reply.ballot;
     net.queue.retain(|(_, to, _)| *to == 2);
@@ -256,7 +256,7 @@ fn a_vote_and_a_promise_survive_a_restart() {
     let stale = Accept {
         ballot: old_ballot,
         slot: 1,
-        entry: Entry::Noop,
+        cmds: Entry::Noop,
     };
     net.on(1, |r, now, fx| {
         r.handle_peer(now, 0, MdlMsg::Accept(stale), fx)

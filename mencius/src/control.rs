@@ -1,15 +1,11 @@
-//! Timers, the master's probe, status and log requests, and the dispatch of
-//! peer messages.
+//! Timers, the replica's status (which the master's probe and operators
+//! read), log digests, and the dispatch of peer messages.
 
-use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply};
-use genericsmr::ConnId;
+use genericsmr::effects::Effects;
+use genericsmr::messages::{role, LogReply, LogRequest, SlotDigest, StatusReply};
 
 use crate::messages::{MenciusMsg, Skip};
 use crate::replica::{Replica, SlotState};
-
-/// Most slots described by one log reply.
-pub const MAX_LOG_REPLY: u32 = 65_536;
 
 impl Replica {
     /// Timers: retransmissions, heartbeats, catch-up, revocation.
@@ -30,23 +26,8 @@ impl Replica {
         self.fetch.expire(now);
     }
 
-    /// The master's liveness probe. Every replica coordinates its own slots,
-    /// so each reports itself as leading.
-    pub fn handle_ping(&mut self, conn: ConnId, m: Ping, fx: &mut Effects<MenciusMsg>) {
-        let p = Pong {
-            nonce: m.nonce,
-            replica: self.cfg.id,
-            ballot: self.max_round,
-            leader: true,
-            commit_index: self.commit_index,
-            recovering: false,
-        };
-        fx.reply(conn, Reply::Pong(p));
-    }
-
     /// Role, ballot round, commit and execution counters, digest.
     pub fn status(&self, nonce: u64) -> StatusReply {
-        let d = self.sm.digest();
         StatusReply {
             nonce,
             replica: self.cfg.id,
@@ -56,40 +37,25 @@ impl Replica {
             commit_index: self.commit_index,
             executed: self.executed,
             log_len: self.log_end(),
-            applied: self.sm.applied(),
-            duplicates: self.sm.duplicates(),
-            digest_hi: (d >> 64) as u64,
-            digest_lo: d as u64,
             catchup_fetched: self.catchup_fetched,
             replayed: self.replayed,
-            keys: self.sm.kv().len() as u64,
+            ..self.sm.status()
         }
     }
 
-    /// Answers a log request with a hash of each non-empty slot's value.
-    pub fn handle_log_request(
-        &mut self,
-        conn: ConnId,
-        m: LogRequest,
-        fx: &mut Effects<MenciusMsg>,
-    ) {
-        let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
-        let slots = (m.from.max(self.base)..end.min(self.log_end()))
-            .filter_map(|i| Some((i, self.slot(i)?)))
-            .filter(|(_, s)| s.state != SlotState::Empty)
-            .map(|(i, s)| SlotDigest {
-                slot: i,
-                committed: s.state == SlotState::Committed,
-                hash: s.hash(),
-            })
-            .collect();
-        fx.reply(
-            conn,
-            Reply::Log(LogReply {
-                nonce: m.nonce,
-                slots,
-            }),
-        );
+    /// The answer to a log request: a hash of each non-empty slot's value
+    /// held in the range.
+    pub fn log_reply(&self, m: &LogRequest) -> LogReply {
+        m.answer(
+            (m.from.max(self.base)..m.end().min(self.log_end()))
+                .filter_map(|i| Some((i, self.slot(i)?)))
+                .filter(|(_, s)| s.state != SlotState::Empty)
+                .map(|(i, s)| SlotDigest {
+                    slot: i,
+                    committed: s.state == SlotState::Committed,
+                    hash: s.hash(),
+                }),
+        )
     }
 
     /// Delivers any peer message.

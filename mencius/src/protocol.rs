@@ -3,10 +3,8 @@
 
 use genericsmr::broken::variant;
 use genericsmr::effects::Effects;
-use genericsmr::messages::{LogRequest, Ping, Propose, StatusReply};
+use genericsmr::messages::{LogReply, LogRequest};
 use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Rejoin, Settings};
-use genericsmr::rpc_table::Source;
-use genericsmr::ConnId;
 
 use crate::broken::Broken;
 use crate::messages::*;
@@ -95,9 +93,11 @@ impl Protocol for Replica {
         r.peer(MenciusMsg::RevokeReply);
         r.peer(MenciusMsg::CatchupRequest);
         r.peer(MenciusMsg::CatchupReply);
-        r.peer(MenciusMsg::Compacted);
-        r.peer(MenciusMsg::SnapshotRequest);
-        r.peer(MenciusMsg::SnapshotChunk);
+        r.snapshots(
+            MenciusMsg::Compacted,
+            MenciusMsg::SnapshotRequest,
+            MenciusMsg::SnapshotChunk,
+        );
     }
 
     fn boot(
@@ -119,47 +119,16 @@ impl Protocol for Replica {
         Ok(r)
     }
 
-    fn handle(&mut self, now: u64, src: Source, m: MenciusMsg, fx: &mut Effects<MenciusMsg>) {
-        self.handle_peer(now, src.peer_id(), m, fx)
-    }
-
-    fn propose(&mut self, now: u64, conn: ConnId, p: Propose, fx: &mut Effects<MenciusMsg>) {
-        self.handle_propose(now, conn, p, fx)
-    }
+    genericsmr::inherent!(handle, propose, status, tick, flush, snapshot, snapshots);
 
     /// Every replica coordinates its own slots: nothing to do.
     fn be_leader(&mut self, _now: u64, _hint: bool, _fx: &mut Effects<MenciusMsg>) {}
 
-    fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<MenciusMsg>) {
-        self.handle_ping(conn, p, fx)
-    }
-
-    fn status(&self, nonce: u64) -> StatusReply {
-        Replica::status(self, nonce)
-    }
-
-    fn log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<MenciusMsg>) {
-        self.handle_log_request(conn, m, fx)
-    }
-
-    fn tick(&mut self, now: u64, fx: &mut Effects<MenciusMsg>) {
-        Replica::tick(self, now, fx)
-    }
-
-    fn flush(&mut self, now: u64, fx: &mut Effects<MenciusMsg>) {
-        Replica::flush(self, now, fx)
+    fn log(&self, m: &LogRequest) -> LogReply {
+        self.log_reply(m)
     }
 
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
         self.committed_slots(from)
-    }
-
-    fn snapshot(&self) -> Option<genericsmr::snapshot::Snapshot> {
-        Some(Replica::snapshot(self))
-    }
-
-    fn snapshots(&self) -> (u64, u64) {
-        let (installed, sent, _) = Replica::snapshots(self);
-        (installed, sent)
     }
 }

@@ -9,11 +9,9 @@
 //! answered `Compacted` and fetches the snapshot.
 
 use bytes::{Bytes, BytesMut};
-use genericsmr::effects::{accepted, reject, Effects};
-use genericsmr::messages::ReplyStatus;
+use genericsmr::effects::Effects;
 use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
-use genericsmr::state::Check;
-use genericsmr::wire::{Encoded, Marshal, Reader, WireError};
+use genericsmr::wire::{Encoded, WireError};
 use genericsmr::ReplicaId;
 
 use crate::messages::{MenciusMsg, Record};
@@ -22,14 +20,7 @@ use crate::replica::{Replica, SlotState};
 impl Replica {
     /// This replica's snapshot: its state machine at its executed point.
     pub fn snapshot(&self) -> Snapshot {
-        let mut state = BytesMut::new();
-        self.sm.encode_image(&mut state);
-        let mut protocol = BytesMut::new();
-        self.executed.marshal(&mut protocol);
-        Snapshot {
-            state: state.freeze(),
-            protocol: protocol.freeze(),
-        }
+        Snapshot::of(&self.sm, &self.executed)
     }
 
     /// Compacts once enough is executed.
@@ -116,14 +107,7 @@ impl Replica {
         if m.what < self.executed {
             return; // an old answer
         }
-        if let Some((to, req)) = self.fetch.start(now, from) {
-            tracing::info!(
-                peer = to,
-                slot = m.what,
-                "behind what a peer compacted: asking for its snapshot"
-            );
-            fx.send(to, MenciusMsg::SnapshotRequest(req));
-        }
+        self.fetch.ask(now, from, MenciusMsg::SnapshotRequest, fx);
     }
 
     /// A peer asks for our snapshot: it goes in chunks.
@@ -133,12 +117,9 @@ impl Replica {
         m: SnapshotRequest,
         fx: &mut Effects<MenciusMsg>,
     ) {
-        let Some(chunks) = snapshot::serve(from, &m, &self.snapshot(), &self.cfg.transfer) else {
-            return;
-        };
-        self.snapshots_sent += 1;
-        for c in chunks {
-            fx.send(from, MenciusMsg::SnapshotChunk(c));
+        let cfg = self.cfg.transfer;
+        if cfg.answer(from, &m, &self.snapshot(), MenciusMsg::SnapshotChunk, fx) {
+            self.snapshots_sent += 1;
         }
     }
 
@@ -151,18 +132,13 @@ impl Replica {
         fx: &mut Effects<MenciusMsg>,
     ) {
         self.heard(from, now);
-        match self.fetch.on_chunk(now, from, c) {
-            Ok(None) => {}
-            Ok(Some(snap)) => match self.install(&snap, fx) {
-                Ok(true) => {
-                    tracing::info!(peer = from, slot = self.executed, "snapshot installed");
-                    self.catchup_sent_at = None;
-                    self.request_catchup(now, Some(from), fx);
-                }
-                Ok(false) => tracing::info!(peer = from, "snapshot not needed"),
-                Err(e) => tracing::warn!(peer = from, error = %e, "snapshot refused"),
-            },
-            Err(e) => tracing::warn!(peer = from, error = %e, "snapshot transfer failed"),
+        let Some(snap) = self.fetch.receive(now, from, c) else {
+            return;
+        };
+        let done = self.install(&snap, fx);
+        if snapshot::installed(from, done) {
+            self.catchup_sent_at = None;
+            self.request_catchup(now, Some(from), fx);
         }
     }
 
@@ -173,7 +149,7 @@ impl Replica {
         snap: &Snapshot,
         fx: &mut Effects<MenciusMsg>,
     ) -> Result<bool, WireError> {
-        let slot = snapshot::read_protocol(&snap.protocol, |r| r.u64("snapshot slot"))?;
+        let slot = snap.slot()?;
         if slot <= self.executed {
             return Ok(false);
         }
@@ -189,18 +165,7 @@ impl Replica {
                 self.pending.extend(cmds);
             }
         }
-        let me = self.cfg.id;
-        let mut waiting: Vec<_> = self.waiting.drain().collect();
-        waiting.sort_unstable(); // effects must not depend on hash seeds
-        for ((client, seq), conn) in waiting {
-            match self.sm.check(client, seq) {
-                Check::Done(o) => fx.reply(conn, accepted(client, seq, me, o.clone())),
-                Check::Stale => fx.reply(conn, reject(client, seq, ReplyStatus::Stale, Some(me))),
-                Check::Fresh => {
-                    self.waiting.insert((client, seq), conn);
-                }
-            }
-        }
+        snapshot::answer_waiting(&self.sm, self.cfg.id, &mut self.waiting, fx);
         let waiting = &self.waiting;
         self.pending
             .retain(|c| waiting.contains_key(&(c.client, c.seq)));
@@ -211,10 +176,8 @@ impl Replica {
     /// Takes the state of `snap`: swaps the state machine and drops every
     /// slot below its point, which becomes the executed point.
     pub(crate) fn load_snapshot(&mut self, snap: &Snapshot) -> Result<(), WireError> {
-        let slot = snapshot::read_protocol(&snap.protocol, |r| r.u64("snapshot slot"))?;
-        let mut r = Reader::new(snap.state.clone());
-        let sm = self.sm.decode_image(&mut r)?;
-        r.finish()?;
+        let slot = snap.slot()?;
+        let sm = snap.state_machine(&self.sm)?;
         if slot < self.executed {
             return Ok(());
         }

@@ -1,13 +1,11 @@
 //! The acceptor and learner side: promises, votes and commits.
 
-use bytes::BytesMut;
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
-use genericsmr::wire::Encoded;
 
-use crate::messages::{
-    Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, PrepareReply, Record, SlotReport,
-};
+use crate::messages::{Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, Record};
+use crate::multi::value::Carried;
+use crate::multi::votes::Phase1b;
 use crate::replica::{Replica, Role, SlotState};
 
 impl Replica {
@@ -18,43 +16,18 @@ impl Replica {
         if self.is_recovering() || !self.sane_ballot(from, m.ballot) {
             return;
         }
-        if m.ballot < self.promised || (m.ballot == self.promised && self.is_leader()) {
-            let r = PrepareReply {
-                ballot: m.ballot,
-                ok: false,
-                promised: self.promised,
-                commit_index: self.commit_index,
-                slots: Vec::new(),
-            };
-            return fx.send(from, PaxosMsg::PrepareReply(r));
-        }
-        if m.from_slot < self.log.base() {
-            // Slots the candidate lacks are compacted here: we cannot report
-            // them, and a report without them would let it fill chosen slots
-            // with no-ops. It fetches our snapshot instead (no promise).
-            return self.compacted(from, m.from_slot, fx);
+        let (promised, ci, leading) = (self.promised, self.commit_index, self.is_leader());
+        match (self.log).check_prepare(m.ballot, m.from_slot, promised, ci, leading) {
+            Phase1b::Refuse(r) => return fx.send(from, PaxosMsg::PrepareReply(r)),
+            Phase1b::Compacted => return self.compacted(from, m.from_slot, fx),
+            Phase1b::Promise => {}
         }
         self.observe_ballot(m.ballot, fx);
         // We promised this candidate: give it a full timeout to win.
         self.heard_leader(now);
-        let slots = self
+        let r = self
             .log
-            .from(m.from_slot)
-            .filter(|(_, s)| s.state != SlotState::Empty)
-            .map(|(slot, s)| SlotReport {
-                slot,
-                ballot: s.ballot,
-                committed: s.state == SlotState::Committed,
-                cmds: s.cmds().into_owned(),
-            })
-            .collect();
-        let r = PrepareReply {
-            ballot: m.ballot,
-            ok: true,
-            promised: self.promised,
-            commit_index: self.commit_index,
-            slots,
-        };
+            .promise(m.ballot, self.promised, self.commit_index, m.from_slot);
         fx.send(from, PaxosMsg::PrepareReply(r));
     }
 
@@ -67,12 +40,7 @@ impl Replica {
         let refuse = (m.ballot < self.promised && !self.cfg.broken_accept_below_promise)
             || (m.ballot == self.promised && self.is_leader());
         if refuse || !self.slot_in_window(m.slot) {
-            let r = AcceptReply {
-                ballot: m.ballot,
-                slot: m.slot,
-                ok: false,
-                promised: self.promised,
-            };
+            let r = AcceptReply::answer(m.ballot, m.slot, false, self.promised);
             return fx.send(from, PaxosMsg::AcceptReply(r));
         }
         self.observe_ballot(m.ballot, fx);
@@ -81,25 +49,10 @@ impl Replica {
         let keep = self.keeps_votes();
         // A compacted slot was chosen and executed here: as for any chosen
         // slot, the vote is acknowledged without changing anything.
-        if let Some(s) = self
-            .slot_mut(m.slot)
-            .filter(|s| s.state != SlotState::Committed)
-        {
-            if keep {
-                fx.persist(&Encoded(|b: &mut BytesMut| {
-                    Record::encode_accepted(b, m.slot, m.ballot, &m.cmds)
-                }));
-            }
-            s.state = SlotState::Accepted;
-            s.ballot = m.ballot;
-            s.set_cmds(m.cmds);
+        if let Some(s) = self.slot_mut(m.slot) {
+            s.vote(m.slot, m.ballot, m.cmds, keep, fx);
         }
-        let r = AcceptReply {
-            ballot: m.ballot,
-            slot: m.slot,
-            ok: true,
-            promised: self.promised,
-        };
+        let r = AcceptReply::answer(m.ballot, m.slot, true, self.promised);
         fx.send(from, PaxosMsg::AcceptReply(r));
     }
 
@@ -141,19 +94,11 @@ impl Replica {
             self.leader_hint = Some(crate::messages::ballot::owner(m.ballot));
         }
         self.known_commit = self.known_commit.max(m.up_to);
-        let end = m.up_to.min(self.log_end());
-        for slot in self.commit_index..end {
-            let Some(s) = self.slot_get_mut(slot) else {
-                continue;
-            };
-            // Only a vote at exactly the sender's ballot is known to carry the value it
-            // counted as chosen: its commit index may include slots it learned were chosen
-            // at higher ballots, where a vote at a ballot >= its own can hold another value.
-            if s.state == SlotState::Accepted && s.ballot == m.ballot {
-                s.state = SlotState::Committed;
-                fx.persist(&Record::CommitMark { slot });
-            }
-        }
+        // Only a vote at exactly the sender's ballot is known to carry the value it
+        // counted as chosen: its commit index may include slots it learned were chosen
+        // at higher ballots, where a vote at a ballot >= its own can hold another value.
+        self.log
+            .commit_voted_at(self.commit_index, m.up_to, m.ballot, fx);
         self.advance(fx);
         if self.commit_index < self.known_commit {
             self.request_catchup(now, Some(from), fx);
@@ -179,17 +124,9 @@ impl Replica {
         // A different value chosen where we proposed at our own ballot: a higher
         // ballot chose it, so we no longer lead (and must not announce this slot in
         // a CommitShort at our ballot, which would commit our value at its voters).
-        let overruled = leading
-            && s.state == SlotState::Accepted
-            && s.ballot == ballot
-            && *s.cmds() != cmds[..];
-        if s.state != SlotState::Committed {
-            fx.persist(&Encoded(|b: &mut BytesMut| {
-                Record::encode_chosen(b, slot, &cmds)
-            }));
-            s.state = SlotState::Committed;
-            s.set_cmds(cmds);
-        }
+        let overruled =
+            leading && s.state == SlotState::Accepted && s.ballot == ballot && !s.entry.same(&cmds);
+        s.learn(slot, cmds, fx);
         if tell {
             let c = Commit {
                 ballot,

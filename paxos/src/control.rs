@@ -1,8 +1,8 @@
-//! Requests from the master and from operators: liveness, leadership, status.
+//! Timers, the replica's status (which the master's probe and operators
+//! read), and the dispatch of peer messages.
 
-use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{role, LogRequest, Ping, Pong, StatusReply, StatusRequest};
-use genericsmr::ConnId;
+use genericsmr::effects::Effects;
+use genericsmr::messages::{role, StatusReply};
 
 use crate::messages::PaxosMsg;
 use crate::replica::{Replica, Role};
@@ -14,20 +14,6 @@ impl Replica {
         self.tick_election(now, fx);
         self.tick_leader(now, fx);
         self.tick_learner(now, fx);
-    }
-
-    /// The master's liveness probe, answered by the core itself so that a hung
-    /// core looks dead.
-    pub fn handle_ping(&mut self, conn: ConnId, m: Ping, fx: &mut Effects<PaxosMsg>) {
-        let p = Pong {
-            nonce: m.nonce,
-            replica: self.cfg.id,
-            ballot: self.promised,
-            leader: self.is_leader(),
-            commit_index: self.commit_index,
-            recovering: self.is_recovering(),
-        };
-        fx.reply(conn, Reply::Pong(p));
     }
 
     /// A snapshot of the replica's state.
@@ -50,16 +36,6 @@ impl Replica {
             replayed: self.replayed,
             ..self.sm.status()
         }
-    }
-
-    /// Answers a status request.
-    pub fn handle_status(&mut self, conn: ConnId, m: StatusRequest, fx: &mut Effects<PaxosMsg>) {
-        fx.reply(conn, Reply::Status(self.status(m.nonce)));
-    }
-
-    /// Answers a log request with a hash of each non-empty slot's value.
-    pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<PaxosMsg>) {
-        fx.reply(conn, Reply::Log(self.log.answer(&m)));
     }
 }
 

@@ -1,19 +1,17 @@
 //! Proposals, phase 1 as a candidate, and phase 2 as the leader.
 
-use std::collections::BTreeMap;
-
-use bytes::BytesMut;
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
+use genericsmr::election::OnHint;
 use genericsmr::messages::{Propose, ReplyStatus};
 use genericsmr::state::Check;
-use genericsmr::wire::Encoded;
 use genericsmr::ConnId;
 use tracing::info;
 
 use crate::messages::{
     ballot, bit, Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, PrepareReply, Record,
 };
+use crate::multi::votes::Tally;
 use crate::replica::{accepted, reject, Candidate, Replica, Role, SlotState};
 
 /// Phase-1 attempts per request to lead (from the master or an operator)
@@ -203,17 +201,7 @@ impl Replica {
         let keep = self.keeps_votes();
         // Leaders propose at or above their commit index, never below the base.
         let Some(s) = self.slot_mut(slot) else { return };
-        if keep {
-            fx.persist(&Encoded(|b: &mut BytesMut| {
-                Record::encode_accepted(b, slot, ballot, &cmds)
-            }));
-        }
-        s.state = SlotState::Accepted;
-        s.ballot = ballot;
-        s.acks = bit(me);
-        s.sent_to = targets;
-        s.sent_at = now;
-        s.set_cmds(cmds.clone());
+        s.propose(slot, ballot, cmds.clone(), me, targets, now, keep, fx);
         fx.send_set(targets, PaxosMsg::Accept(Accept { ballot, slot, cmds }));
         if self.majority(bit(me)) {
             // A group of one decides alone.
@@ -236,25 +224,10 @@ impl Replica {
         let Role::Leader { ballot, .. } = self.role else {
             return;
         };
-        if !m.ok {
-            if m.promised > ballot {
-                self.observe_ballot(m.promised, fx);
-            }
-            return;
-        }
-        if m.ballot != ballot {
-            return;
-        }
-        let Some(s) = self.slot_get_mut(m.slot) else {
-            return;
-        };
-        if s.state != SlotState::Accepted || s.ballot != ballot {
-            return;
-        }
-        s.acks |= bit(from);
-        let acks = s.acks;
-        if self.majority(acks) {
-            self.commit_slot(m.slot, fx);
+        match (self.log).tally(ballot, from, m.slot, m.ok, m.ballot, m.promised) {
+            Tally::Outvoted(b) => self.observe_ballot(b, fx),
+            Tally::Counted(acks) if self.majority(acks) => self.commit_slot(m.slot, fx),
+            _ => {}
         }
     }
 
@@ -297,16 +270,11 @@ impl Replica {
     /// `hint_quiet_ns` (so a leader cut off from the master alone stays);
     /// with elections off, obey at once as before.
     pub fn handle_leader_hint(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        if !self.election.enabled() {
-            return self.handle_be_leader(now, fx);
-        }
-        if matches!(self.role, Role::Follower) {
-            info!(
-                silent_ms = now.saturating_sub(self.election.last_heard()) / 1_000_000,
-                "the master lost sight of the leader: campaigning if it stays silent here too"
-            );
-            self.election.hint(self.cfg.hint_quiet_ns);
-            self.tick_election(now, fx);
+        let follower = matches!(self.role, Role::Follower);
+        match (self.election).on_master_hint(now, follower, self.cfg.hint_quiet_ns) {
+            OnHint::Lead => self.handle_be_leader(now, fx),
+            OnHint::Tick => self.tick_election(now, fx),
+            OnHint::Nothing => {}
         }
     }
 
@@ -323,28 +291,10 @@ impl Replica {
         self.promised = b;
         fx.persist(&Record::Promise { ballot: b });
         let from_slot = self.commit_index;
-        let mut best = BTreeMap::new();
-        for (slot, s) in self.log.from(from_slot) {
-            if s.state != SlotState::Empty {
-                best.insert(
-                    slot,
-                    (
-                        s.ballot,
-                        s.state == SlotState::Committed,
-                        s.cmds().into_owned(),
-                    ),
-                );
-            }
-        }
         info!(ballot = b, from_slot, "starting phase 1");
-        self.role = Role::Candidate(Candidate {
-            ballot: b,
-            from_slot,
-            promises: bit(me),
-            sent_at: now,
-            best,
-            attempts,
-        });
+        let mut c = Candidate::new(&self.log, b, from_slot, me, now);
+        c.attempts = attempts;
+        self.role = Role::Candidate(c);
         fx.broadcast(PaxosMsg::Prepare(Prepare {
             ballot: b,
             from_slot,
@@ -356,13 +306,11 @@ impl Replica {
 
     /// Phase 1b at the candidate: merge the report; a majority makes us leader.
     ///
-    /// A report of a slot past our window (see [`crate::Config::slot_window`])
-    /// means the reporter's commit index is far ahead of ours: slots up there
-    /// may be chosen, and we can neither ignore them (we would propose new
-    /// values into them) nor take them in (a confused peer could size our log).
-    /// So we refuse to lead: step down and fetch the chosen prefix from that
-    /// peer. A more up-to-date replica's timer fires (ours waits longer while we
-    /// are behind); once caught up, we are within the window of every report.
+    /// A report of a slot past our window (see [`crate::Config::slot_window`]
+    /// and [`crate::multi::phase1::Candidate::merge`]): we refuse to lead, step
+    /// down and fetch the chosen prefix from that peer. A more up-to-date
+    /// replica's timer fires (ours waits longer while we are behind); once
+    /// caught up, we are within the window of every report.
     pub fn handle_prepare_reply(
         &mut self,
         now: u64,
@@ -397,25 +345,9 @@ impl Replica {
         if c.promises & bit(from) != 0 {
             return;
         }
-        if m.slots.iter().any(|r| r.slot > window_end) {
-            info!(
-                peer = from,
-                peer_commit_index = m.commit_index,
-                commit_index = self.commit_index,
-                "too far behind to lead: catching up instead"
-            );
+        if c.merge(from, m.slots, window_end).is_err() {
             self.step_down(fx);
             return self.fetch_from(now, from, fx);
-        }
-        c.promises |= bit(from);
-        for r in m.slots {
-            if r.slot < c.from_slot {
-                continue;
-            }
-            let e = c.best.entry(r.slot).or_insert((0, false, Vec::new()));
-            if !e.1 && (r.committed || r.ballot > e.0) {
-                *e = (r.ballot, r.committed, r.cmds);
-            }
         }
         let promises = c.promises;
         if self.majority(promises) {
@@ -430,12 +362,7 @@ impl Replica {
             return;
         };
         let b = c.ballot;
-        let end = c
-            .best
-            .keys()
-            .next_back()
-            .map_or(c.from_slot, |s| s + 1)
-            .max(c.from_slot);
+        let end = c.end();
         info!(ballot = b, from = c.from_slot, to = end, "elected leader");
         self.role = Role::Leader {
             ballot: b,
@@ -464,14 +391,14 @@ impl Replica {
         let rt = self.cfg.retransmit_ns;
         let all = self.all_peers();
         match &mut self.role {
-            Role::Candidate(c) if now.saturating_sub(c.sent_at) >= rt => {
-                c.sent_at = now;
-                let missing = !c.promises & all;
-                let p = Prepare {
-                    ballot: c.ballot,
-                    from_slot: c.from_slot,
-                };
-                fx.send_set(missing, PaxosMsg::Prepare(p));
+            Role::Candidate(c) => {
+                if let Some(missing) = c.retransmit(now, rt, all) {
+                    let p = Prepare {
+                        ballot: c.ballot,
+                        from_slot: c.from_slot,
+                    };
+                    fx.send_set(missing, PaxosMsg::Prepare(p));
+                }
             }
             Role::Leader { ballot, next_slot } => {
                 let (b, end) = (*ballot, *next_slot);

@@ -26,6 +26,7 @@ mod exec;
 mod leader;
 pub mod log;
 pub mod messages;
+pub mod multi;
 mod protocol;
 mod replica;
 mod snapshot;

@@ -29,7 +29,7 @@ pub trait Value: Marshal + Default + Clone + std::fmt::Debug {
 }
 
 /// Most slots described by one log reply.
-pub const MAX_LOG_REPLY: u32 = 65_536;
+pub const MAX_LOG_REPLY: u32 = LogRequest::MAX_SLOTS;
 
 /// Status of a log slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,21 +160,17 @@ impl<V: Value> Log<V> {
     /// among the `m.count` (at most [`MAX_LOG_REPLY`]) from `m.from` on.
     /// Slots compacted away are not described (the reply starts higher).
     pub fn answer(&self, m: &LogRequest) -> LogReply {
-        let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
-        let slots = self
-            .from(m.from)
-            .take_while(|(i, _)| *i < end)
-            .filter(|(_, s)| s.state != SlotState::Empty)
-            .map(|(slot, s)| SlotDigest {
-                slot,
-                committed: s.state == SlotState::Committed,
-                hash: s.entry.digest(),
-            })
-            .collect();
-        LogReply {
-            nonce: m.nonce,
-            slots,
-        }
+        let end = m.end();
+        m.answer(
+            self.from(m.from)
+                .take_while(|(i, _)| *i < end)
+                .filter(|(_, s)| s.state != SlotState::Empty)
+                .map(|(slot, s)| SlotDigest {
+                    slot,
+                    committed: s.state == SlotState::Committed,
+                    hash: s.entry.digest(),
+                }),
+        )
     }
 
     /// The slots held from `from` to `to` (exclusive), mutably, with their numbers.

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use genericsmr::command::Command;
 use genericsmr::messages::codes::PAXOS_BASE;
 pub use genericsmr::snapshot::{Compacted, SnapshotChunk, SnapshotRequest};
-use genericsmr::wire::{Frame, Message};
+use genericsmr::wire::Frame;
 use genericsmr::{wire_struct, ReplicaId};
 
 /// Ballot arithmetic.
@@ -52,130 +52,29 @@ pub mod ballot {
     }
 }
 
-/// Phase 1a: a candidate asks for promises for every slot from `from_slot` on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prepare {
-    /// The candidate's ballot.
-    pub ballot: u64,
-    /// The candidate's first unchosen slot; acceptors report what they hold from here on.
-    pub from_slot: u64,
-}
-wire_struct!(Prepare { ballot, from_slot } = PAXOS_BASE);
+crate::value_free_messages!(
+    prepare = PAXOS_BASE,
+    accept_reply = PAXOS_BASE + 3,
+    commit_short = PAXOS_BASE + 5,
+    catchup_request = PAXOS_BASE + 6,
+);
 
-/// What an acceptor holds for one slot, reported in phase 1.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotReport {
-    /// The slot.
-    pub slot: u64,
-    /// The ballot at which the acceptor accepted `cmds`.
-    pub ballot: u64,
-    /// Whether the acceptor knows `cmds` is chosen (then the candidate adopts it as is).
-    pub committed: bool,
-    /// The accepted commands.
-    pub cmds: Vec<Command>,
+impl crate::multi::messages::Codes for Vec<Command> {
+    const ACCEPT: u8 = PAXOS_BASE + 2;
+    const COMMIT: u8 = PAXOS_BASE + 4;
+    const PREPARE_REPLY: u8 = PAXOS_BASE + 1;
 }
-wire_struct!(SlotReport {
-    slot,
-    ballot,
-    committed,
-    cmds
-});
+
+/// Phase 2a: the leader asks acceptors to accept a batch of commands
+/// (empty for a no-op) in a slot.
+pub type Accept = crate::multi::messages::Accept<Vec<Command>>;
+/// The batch chosen for a slot, sent in full to replicas that may not hold it.
+pub type Commit = crate::multi::messages::Commit<Vec<Command>>;
+/// What an acceptor holds for one slot, reported in phase 1.
+pub type SlotReport = crate::multi::messages::SlotReport<Vec<Command>>;
 
 /// Phase 1b: an acceptor's promise (or refusal).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrepareReply {
-    /// The ballot of the [`Prepare`] answered.
-    pub ballot: u64,
-    /// Whether the promise was given.
-    pub ok: bool,
-    /// The acceptor's highest promised ballot (higher than `ballot` on refusal).
-    pub promised: u64,
-    /// The acceptor's commit index, so the candidate learns how far the group got.
-    pub commit_index: u64,
-    /// Every non-empty slot at or after the prepare's `from_slot`.
-    pub slots: Vec<SlotReport>,
-}
-wire_struct!(
-    PrepareReply {
-        ballot,
-        ok,
-        promised,
-        commit_index,
-        slots
-    } = PAXOS_BASE + 1
-);
-
-/// Phase 2a: the leader asks acceptors to accept `cmds` in `slot`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accept {
-    /// The leader's ballot.
-    pub ballot: u64,
-    /// The log slot.
-    pub slot: u64,
-    /// The batch of commands proposed for the slot (empty for a no-op).
-    pub cmds: Vec<Command>,
-}
-wire_struct!(Accept { ballot, slot, cmds } = PAXOS_BASE + 2);
-
-/// Phase 2b: an acceptor's vote (or refusal).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcceptReply {
-    /// The ballot of the [`Accept`] answered.
-    pub ballot: u64,
-    /// The slot answered.
-    pub slot: u64,
-    /// Whether the acceptor accepted.
-    pub ok: bool,
-    /// The acceptor's promised ballot; above `ballot` on refusal, telling the leader to step down.
-    pub promised: u64,
-}
-wire_struct!(
-    AcceptReply {
-        ballot,
-        slot,
-        ok,
-        promised
-    } = PAXOS_BASE + 3
-);
-
-/// The value chosen for a slot, sent in full to replicas that may not hold it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Commit {
-    /// The sender's ballot (informational: the value is chosen whatever it is).
-    pub ballot: u64,
-    /// The slot.
-    pub slot: u64,
-    /// The chosen commands.
-    pub cmds: Vec<Command>,
-}
-wire_struct!(Commit { ballot, slot, cmds } = PAXOS_BASE + 4);
-
-/// Every slot below `up_to` is chosen. Doubles as the leader's heartbeat.
-///
-/// A receiver that accepted a slot at exactly `ballot` holds the chosen value: the
-/// sender proposed it, and a leader whose own proposal is overruled by a value
-/// chosen at a higher ballot steps down instead of announcing it. (A vote at a
-/// ballot above `ballot` proves nothing: the sender may have learned the slot was
-/// chosen at a still higher ballot.) For any other slot it fetches the value
-/// through catch-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitShort {
-    /// The leader's ballot.
-    pub ballot: u64,
-    /// Exclusive bound of the chosen prefix.
-    pub up_to: u64,
-}
-wire_struct!(CommitShort { ballot, up_to } = PAXOS_BASE + 5);
-
-/// A lagging replica asks for committed slots from `from_slot` on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatchupRequest {
-    /// First slot wanted.
-    pub from_slot: u64,
-    /// Most slots wanted in one reply.
-    pub max: u32,
-}
-wire_struct!(CatchupRequest { from_slot, max } = PAXOS_BASE + 6);
+pub type PrepareReply = crate::multi::messages::PrepareReply<Vec<Command>>;
 
 /// One committed slot in a [`CatchupReply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,20 +187,10 @@ impl Frame for PaxosMsg {
 pub type Record = crate::log::Record<Vec<Command>>;
 
 /// Codes of every message, for documentation and tests.
-pub const CODES: [(u8, &str); 13] = [
-    (Prepare::CODE, Prepare::NAME),
-    (PrepareReply::CODE, PrepareReply::NAME),
-    (Accept::CODE, Accept::NAME),
-    (AcceptReply::CODE, AcceptReply::NAME),
-    (Commit::CODE, Commit::NAME),
-    (CommitShort::CODE, CommitShort::NAME),
-    (CatchupRequest::CODE, CatchupRequest::NAME),
-    (CatchupReply::CODE, CatchupReply::NAME),
-    (RecoveryQuery::CODE, RecoveryQuery::NAME),
-    (RecoveryInfo::CODE, RecoveryInfo::NAME),
-    (Compacted::CODE, Compacted::NAME),
-    (SnapshotRequest::CODE, SnapshotRequest::NAME),
-    (SnapshotChunk::CODE, SnapshotChunk::NAME),
+#[rustfmt::skip]
+pub const CODES: [(u8, &str); 13] = genericsmr::message_codes![
+    Prepare, PrepareReply, Accept, AcceptReply, Commit, CommitShort, CatchupRequest,
+    CatchupReply, RecoveryQuery, RecoveryInfo, Compacted, SnapshotRequest, SnapshotChunk,
 ];
 
 /// Replica id helper used by several modules.

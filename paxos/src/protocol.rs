@@ -3,10 +3,8 @@
 
 use genericsmr::broken::variant;
 use genericsmr::effects::Effects;
-use genericsmr::messages::{LogRequest, Ping, Propose, StatusReply};
+use genericsmr::messages::{LogReply, LogRequest};
 use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Rejoin, Settings};
-use genericsmr::rpc_table::Source;
-use genericsmr::ConnId;
 
 use crate::broken::Broken;
 use crate::messages::*;
@@ -94,9 +92,11 @@ impl Protocol for Replica {
         r.peer(PaxosMsg::CatchupReply);
         r.peer(PaxosMsg::RecoveryQuery);
         r.peer(PaxosMsg::RecoveryInfo);
-        r.peer(PaxosMsg::Compacted);
-        r.peer(PaxosMsg::SnapshotRequest);
-        r.peer(PaxosMsg::SnapshotChunk);
+        r.snapshots(
+            PaxosMsg::Compacted,
+            PaxosMsg::SnapshotRequest,
+            PaxosMsg::SnapshotChunk,
+        );
     }
 
     fn boot(
@@ -116,49 +116,10 @@ impl Protocol for Replica {
         Ok(r)
     }
 
-    fn handle(&mut self, now: u64, src: Source, m: PaxosMsg, fx: &mut Effects<PaxosMsg>) {
-        self.handle_peer(now, src.peer_id(), m, fx)
-    }
+    genericsmr::inherent!(handle, propose, be_leader, status, tick, flush, snapshot, snapshots);
 
-    fn propose(&mut self, now: u64, conn: ConnId, p: Propose, fx: &mut Effects<PaxosMsg>) {
-        self.handle_propose(now, conn, p, fx)
-    }
-
-    fn be_leader(&mut self, now: u64, hint: bool, fx: &mut Effects<PaxosMsg>) {
-        if hint {
-            self.handle_leader_hint(now, fx)
-        } else {
-            self.handle_be_leader(now, fx)
-        }
-    }
-
-    fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<PaxosMsg>) {
-        self.handle_ping(conn, p, fx)
-    }
-
-    fn status(&self, nonce: u64) -> StatusReply {
-        Replica::status(self, nonce)
-    }
-
-    fn log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<PaxosMsg>) {
-        self.handle_log_request(conn, m, fx)
-    }
-
-    fn tick(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        Replica::tick(self, now, fx)
-    }
-
-    fn flush(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        Replica::flush(self, now, fx)
-    }
-
-    fn snapshot(&self) -> Option<genericsmr::snapshot::Snapshot> {
-        Some(Replica::snapshot(self))
-    }
-
-    fn snapshots(&self) -> (u64, u64) {
-        let (installed, sent, _) = Replica::snapshots(self);
-        (installed, sent)
+    fn log(&self, m: &LogRequest) -> LogReply {
+        self.log.answer(m)
     }
 
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {

@@ -227,6 +227,26 @@ impl crate::log::Value for Batch {
     }
 }
 
+impl crate::multi::value::Carried for Batch {
+    type Wire = Vec<Command>;
+    fn to_wire(&self) -> Vec<Command> {
+        match &self.packed {
+            // We encoded these bytes ourselves: they decode.
+            Some(b) => decode_body::<Vec<Command>>(b.clone()).expect("a packed slot decodes"),
+            None => self.cmds.clone(),
+        }
+    }
+    fn from_wire(cmds: Vec<Command>) -> Self {
+        Batch::from(cmds)
+    }
+    fn same(&self, w: &Vec<Command>) -> bool {
+        match &self.packed {
+            Some(_) => self.to_wire() == *w,
+            None => self.cmds == *w,
+        }
+    }
+}
+
 impl Slot {
     /// The slot's commands (decoded again if the slot was packed).
     pub fn cmds(&self) -> Cow<'_, [Command]> {
@@ -271,17 +291,7 @@ impl Slot {
 }
 
 /// A candidate's phase-1 progress.
-#[derive(Debug)]
-pub(crate) struct Candidate {
-    pub ballot: u64,
-    pub from_slot: u64,
-    pub promises: u64,
-    pub sent_at: u64,
-    /// Best report per slot: (ballot, committed, cmds).
-    pub best: std::collections::BTreeMap<u64, (u64, bool, Vec<Command>)>,
-    /// Campaigns so far for the current request to lead.
-    pub attempts: u32,
-}
+pub(crate) type Candidate = crate::multi::phase1::Candidate<Vec<Command>>;
 
 /// A restarted replica without durable state, learning before it may vote.
 #[derive(Debug)]
@@ -349,6 +359,8 @@ pub struct Replica {
 }
 
 impl Replica {
+    crate::replica_accessors!();
+
     /// A fresh replica with an empty log.
     pub fn new(cfg: Config) -> Self {
         assert!(cfg.n >= 1 && cfg.n <= genericsmr::MAX_REPLICAS && (cfg.id as usize) < cfg.n);
@@ -390,11 +402,6 @@ impl Replica {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
     /// Whether this replica is an active leader.
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader { .. })
@@ -403,33 +410,6 @@ impl Replica {
     /// Whether this replica is still recovering and must not vote.
     pub fn is_recovering(&self) -> bool {
         matches!(self.role, Role::Recovering(_))
-    }
-
-    /// Highest promised ballot.
-    pub fn promised(&self) -> u64 {
-        self.promised
-    }
-
-    /// Every slot below this is committed here.
-    pub fn commit_index(&self) -> u64 {
-        self.commit_index
-    }
-
-    /// Every slot below this is executed here.
-    pub fn executed(&self) -> u64 {
-        self.executed
-    }
-
-    /// The slots held, from [`Replica::log_base`] on: `log()[i]` is slot
-    /// `log_base() + i` (the slots below are compacted away).
-    pub fn log(&self) -> &[Slot] {
-        self.log.slots()
-    }
-
-    /// The first slot held in memory; every slot below it is executed and
-    /// compacted away.
-    pub fn log_base(&self) -> u64 {
-        self.log.base()
     }
 
     /// One past the highest slot held.
@@ -450,11 +430,6 @@ impl Replica {
             self.snapshots_sent,
             self.compactions,
         )
-    }
-
-    /// The state machine.
-    pub fn state(&self) -> &StateMachine {
-        &self.sm
     }
 
     /// Committed slots fetched from peers.
@@ -482,12 +457,6 @@ impl Replica {
         true
     }
 
-    /// Slot `slot`, created (with every slot before it) if past the end;
-    /// `None` if compacted away. Callers bound `slot` by the window first.
-    pub(crate) fn slot_mut(&mut self, slot: u64) -> Option<&mut Slot> {
-        self.log.create(slot)
-    }
-
     /// Slot `slot` if held, for changes that do not create it.
     pub(crate) fn slot_get_mut(&mut self, slot: u64) -> Option<&mut Slot> {
         self.log.get_mut(slot)
@@ -501,12 +470,6 @@ impl Replica {
     /// The last slot within reach of our log (see [`Config::slot_window`]).
     pub(crate) fn window_end(&self) -> u64 {
         self.commit_index.saturating_add(self.cfg.slot_window)
-    }
-
-    /// Whether a slot number from a peer is within reach of our log: keeps a
-    /// confused or hostile peer from sizing it.
-    pub(crate) fn slot_in_window(&self, slot: u64) -> bool {
-        slot <= self.window_end()
     }
 
     /// Whether a ballot from a peer could have been made by a correct replica;
@@ -531,24 +494,13 @@ impl Replica {
             Role::Leader { .. } | Role::Candidate(_) => self.election.heard_leader(now),
             Role::Recovering(_) => self.election.heard_leader(now),
             Role::Follower => {
-                let behind = self.commit_index < self.known_commit;
-                if self.election.due(now, behind) {
-                    tracing::info!(
-                        promised = self.promised,
-                        commit_index = self.commit_index,
-                        failures = self.election.failures(),
-                        "no word from a leader within the election timeout: campaigning"
-                    );
-                    self.election.campaigned(now);
+                let (promised, known) = (self.promised, self.known_commit);
+                if (self.election).follower_due(now, promised, self.commit_index, known) {
                     // No immediate re-campaign on refusal: the backed-off timer decides.
                     self.campaign(now, self.promised, crate::leader::MAX_CAMPAIGNS, fx);
                 }
             }
         }
-    }
-
-    pub(crate) fn majority(&self, votes: u64) -> bool {
-        votes.count_ones() as usize >= self.cfg.quorum()
     }
 
     pub(crate) fn all_peers(&self) -> u64 {

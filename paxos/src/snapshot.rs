@@ -17,11 +17,9 @@
 //! snapshot's slot, slots below dropped; ordinary catch-up continues above.
 
 use bytes::Bytes;
-use genericsmr::effects::{accepted, reject, Effects};
-use genericsmr::messages::ReplyStatus;
+use genericsmr::effects::Effects;
 use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
-use genericsmr::state::Check;
-use genericsmr::wire::{Reader, WireError};
+use genericsmr::wire::WireError;
 use genericsmr::ReplicaId;
 
 use crate::messages::PaxosMsg;
@@ -81,14 +79,7 @@ impl Replica {
             );
             self.step_down(fx);
         }
-        if let Some((to, req)) = self.fetch.start(now, from) {
-            tracing::info!(
-                peer = to,
-                slot = m.what,
-                "behind what a peer has compacted: asking it for a snapshot"
-            );
-            fx.send(to, PaxosMsg::SnapshotRequest(req));
-        }
+        self.fetch.ask(now, from, PaxosMsg::SnapshotRequest, fx);
     }
 
     /// A peer asks for this replica's snapshot: it goes in chunks.
@@ -98,15 +89,8 @@ impl Replica {
         m: SnapshotRequest,
         fx: &mut Effects<PaxosMsg>,
     ) {
-        let snap = self.snapshot();
-        if snapshot::answer(
-            from,
-            &m,
-            &snap,
-            &self.cfg.transfer,
-            PaxosMsg::SnapshotChunk,
-            fx,
-        ) {
+        let cfg = self.cfg.transfer;
+        if cfg.answer(from, &m, &self.snapshot(), PaxosMsg::SnapshotChunk, fx) {
             self.snapshots_sent += 1;
         }
     }
@@ -138,7 +122,7 @@ impl Replica {
         snap: &Snapshot,
         fx: &mut Effects<PaxosMsg>,
     ) -> Result<bool, WireError> {
-        let slot = snapshot::read_protocol(&snap.protocol, |r| r.u64("snapshot slot"))?;
+        let slot = snap.slot()?;
         if slot <= self.executed {
             return Ok(false);
         }
@@ -154,19 +138,7 @@ impl Replica {
         if fx.keeps_records() {
             self.compact_durable(snap.to_bytes(), fx);
         }
-        // Clients waiting here on commands the snapshot ran get their answer.
-        let me = self.cfg.id;
-        let mut waiting: Vec<_> = self.waiting.drain().collect();
-        waiting.sort_unstable(); // effects must not depend on hash seeds
-        for ((client, seq), conn) in waiting {
-            match self.sm.check(client, seq) {
-                Check::Done(o) => fx.reply(conn, accepted(client, seq, me, o.clone())),
-                Check::Stale => fx.reply(conn, reject(client, seq, ReplyStatus::Stale, Some(me))),
-                Check::Fresh => {
-                    self.waiting.insert((client, seq), conn);
-                }
-            }
-        }
+        snapshot::answer_waiting(&self.sm, self.cfg.id, &mut self.waiting, fx);
         self.advance(fx);
         Ok(true)
     }
@@ -175,10 +147,8 @@ impl Replica {
     /// installing a peer's): swaps the state machine and drops every slot
     /// below the snapshot's point, which becomes the executed point.
     pub(crate) fn load_snapshot(&mut self, snap: &Snapshot) -> Result<(), WireError> {
-        let slot = snapshot::read_protocol(&snap.protocol, |r| r.u64("snapshot slot"))?;
-        let mut r = Reader::new(snap.state.clone());
-        let sm = self.sm.decode_image(&mut r)?;
-        r.finish()?;
+        let slot = snap.slot()?;
+        let sm = snap.state_machine(&self.sm)?;
         if slot < self.executed {
             return Ok(()); // older than what we executed: nothing to take
         }

@@ -1,7 +1,7 @@
 //! Multi-Paxos under the deterministic simulator: many seeds with crashes,
 //! restarts, partitions, loss, duplication and reordering.
 
-use genericsmr::messages::{LogRequest, Ping, Propose, StatusReply};
+use genericsmr::messages::{LogReply, LogRequest, Propose, StatusReply};
 use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Settings};
 use genericsmr::rpc_table::Source;
 use paxos::messages::PaxosMsg;
@@ -80,14 +80,11 @@ impl Protocol for Broken {
     fn be_leader(&mut self, now: u64, hint: bool, fx: &mut Fx) {
         Protocol::be_leader(&mut self.0, now, hint, fx)
     }
-    fn ping(&mut self, conn: u64, p: Ping, fx: &mut Fx) {
-        Protocol::ping(&mut self.0, conn, p, fx)
-    }
     fn status(&self, nonce: u64) -> StatusReply {
         Protocol::status(&self.0, nonce)
     }
-    fn log_request(&mut self, conn: u64, m: LogRequest, fx: &mut Fx) {
-        Protocol::log_request(&mut self.0, conn, m, fx)
+    fn log(&self, m: &LogRequest) -> LogReply {
+        Protocol::log(&self.0, m)
     }
     fn tick(&mut self, now: u64, fx: &mut Fx) {
         Protocol::tick(&mut self.0, now, fx)

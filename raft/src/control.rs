@@ -1,17 +1,14 @@
-//! Timers, and requests from the master and operators: liveness, status,
-//! log digests; and the dispatch of peer messages.
+//! Timers, the replica's status (which the master's probe and operators
+//! read), log digests, and the dispatch of peer messages.
 
 use bytes::BytesMut;
-use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{role, LogReply, LogRequest, Ping, Pong, SlotDigest, StatusReply};
+use genericsmr::effects::Effects;
+use genericsmr::messages::{role, LogReply, LogRequest, SlotDigest, StatusReply};
 use genericsmr::wire::Marshal;
-use genericsmr::{ConnId, ReplicaId};
+use genericsmr::ReplicaId;
 
 use crate::messages::{Entry, RaftMsg};
 use crate::replica::{Replica, Role};
-
-/// Most entries described by one log reply.
-pub const MAX_LOG_REPLY: u32 = 65_536;
 
 /// A 64-bit hash of an entry (its term and commands): equal entries, equal hashes.
 pub fn entry_hash(e: &Entry) -> u64 {
@@ -31,23 +28,9 @@ impl Replica {
         }
     }
 
-    /// The master's liveness probe, answered by the core itself.
-    pub fn handle_ping(&mut self, conn: ConnId, m: Ping, fx: &mut Effects<RaftMsg>) {
-        let p = Pong {
-            nonce: m.nonce,
-            replica: self.cfg.id,
-            ballot: self.ballot(),
-            leader: self.is_leader(),
-            commit_index: self.commit,
-            recovering: false,
-        };
-        fx.reply(conn, Reply::Pong(p));
-    }
-
     /// Role, term (as a ballot: term above the followed replica's id),
     /// commit and execution points, digest.
     pub fn status(&self, nonce: u64) -> StatusReply {
-        let d = self.sm.digest();
         StatusReply {
             nonce,
             replica: self.cfg.id,
@@ -61,34 +44,23 @@ impl Replica {
             commit_index: self.commit,
             executed: self.applied,
             log_len: self.log.last(),
-            applied: self.sm.applied(),
-            duplicates: self.sm.duplicates(),
-            digest_hi: (d >> 64) as u64,
-            digest_lo: d as u64,
             catchup_fetched: 0,
             replayed: self.replayed,
-            keys: self.sm.kv().len() as u64,
+            ..self.sm.status()
         }
     }
 
-    /// Answers a log request with a hash of each entry held in the range.
-    pub fn handle_log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<RaftMsg>) {
-        let end = m.from.saturating_add(m.count.min(MAX_LOG_REPLY) as u64);
-        let slots = (m.from.max(self.log.base() + 1)..end.min(self.log.last() + 1))
-            .filter_map(|i| Some((i, self.log.get(i)?)))
-            .map(|(i, e)| SlotDigest {
-                slot: i,
-                committed: i <= self.commit,
-                hash: entry_hash(e),
-            })
-            .collect();
-        fx.reply(
-            conn,
-            Reply::Log(LogReply {
-                nonce: m.nonce,
-                slots,
-            }),
-        );
+    /// The answer to a log request: a hash of each entry held in the range.
+    pub fn log_reply(&self, m: &LogRequest) -> LogReply {
+        m.answer(
+            (m.from.max(self.log.base() + 1)..m.end().min(self.log.last() + 1))
+                .filter_map(|i| Some((i, self.log.get(i)?)))
+                .map(|(i, e)| SlotDigest {
+                    slot: i,
+                    committed: i <= self.commit,
+                    hash: entry_hash(e),
+                }),
+        )
     }
 
     /// (index, hash) of every committed entry held from `from` on.

@@ -22,7 +22,7 @@ mod replica;
 mod replication;
 mod snapshot;
 
-pub use control::{entry_hash, MAX_LOG_REPLY};
+pub use control::entry_hash;
 pub use durable::{Record, RestoreError};
 pub use messages::RaftMsg;
 pub use replica::{Config, Replica};

@@ -3,10 +3,8 @@
 
 use genericsmr::broken::variant;
 use genericsmr::effects::Effects;
-use genericsmr::messages::{LogRequest, Ping, Propose, StatusReply};
+use genericsmr::messages::{LogReply, LogRequest};
 use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Rejoin, Settings};
-use genericsmr::rpc_table::Source;
-use genericsmr::ConnId;
 
 use crate::broken::Broken;
 use crate::messages::*;
@@ -120,9 +118,11 @@ impl Protocol for Replica {
         r.peer(RaftMsg::AppendEntriesReply);
         r.peer(RaftMsg::TimeoutNow);
         r.peer(RaftMsg::HandOver);
-        r.peer(RaftMsg::Compacted);
-        r.peer(RaftMsg::SnapshotRequest);
-        r.peer(RaftMsg::SnapshotChunk);
+        r.snapshots(
+            RaftMsg::Compacted,
+            RaftMsg::SnapshotRequest,
+            RaftMsg::SnapshotChunk,
+        );
     }
 
     fn boot(
@@ -134,40 +134,14 @@ impl Protocol for Replica {
         Replica::boot_with(Config::from_settings(s)?, boot, now)
     }
 
-    fn handle(&mut self, now: u64, src: Source, m: RaftMsg, fx: &mut Effects<RaftMsg>) {
-        self.handle_peer(now, src.peer_id(), m, fx)
-    }
-
-    fn propose(&mut self, now: u64, conn: ConnId, p: Propose, fx: &mut Effects<RaftMsg>) {
-        self.handle_propose(now, conn, p, fx)
-    }
+    genericsmr::inherent!(handle, propose, status, tick, flush, snapshot);
 
     fn be_leader(&mut self, now: u64, hint: bool, fx: &mut Effects<RaftMsg>) {
         self.handle_be_leader(now, hint, fx)
     }
 
-    fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<RaftMsg>) {
-        self.handle_ping(conn, p, fx)
-    }
-
-    fn status(&self, nonce: u64) -> StatusReply {
-        Replica::status(self, nonce)
-    }
-
-    fn log_request(&mut self, conn: ConnId, m: LogRequest, fx: &mut Effects<RaftMsg>) {
-        self.handle_log_request(conn, m, fx)
-    }
-
-    fn tick(&mut self, now: u64, fx: &mut Effects<RaftMsg>) {
-        Replica::tick(self, now, fx)
-    }
-
-    fn flush(&mut self, now: u64, fx: &mut Effects<RaftMsg>) {
-        Replica::flush(self, now, fx)
-    }
-
-    fn snapshot(&self) -> Option<genericsmr::snapshot::Snapshot> {
-        Some(Replica::snapshot(self))
+    fn log(&self, m: &LogRequest) -> LogReply {
+        self.log_reply(m)
     }
 
     fn snapshots(&self) -> (u64, u64) {

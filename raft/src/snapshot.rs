@@ -16,11 +16,9 @@
 //! kept if its entry there has the snapshot's term, else dropped.
 
 use bytes::{Bytes, BytesMut};
-use genericsmr::effects::{accepted, reject, Effects};
-use genericsmr::messages::ReplyStatus;
+use genericsmr::effects::Effects;
 use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
-use genericsmr::state::Check;
-use genericsmr::wire::{Marshal, Reader, WireError};
+use genericsmr::wire::{Encoded, Marshal, WireError};
 use genericsmr::ReplicaId;
 
 use crate::durable::Record;
@@ -35,18 +33,14 @@ fn read_point(s: &Snapshot) -> Result<(u64, u64), WireError> {
 impl Replica {
     /// This replica's snapshot: its state machine at its executed point.
     pub fn snapshot(&self) -> Snapshot {
-        let mut state = BytesMut::new();
-        self.sm.encode_image(&mut state);
-        let mut protocol = BytesMut::new();
-        self.applied.marshal(&mut protocol);
-        self.log
-            .term(self.applied)
-            .unwrap_or(0)
-            .marshal(&mut protocol);
-        Snapshot {
-            state: state.freeze(),
-            protocol: protocol.freeze(),
-        }
+        let term = self.log.term(self.applied).unwrap_or(0);
+        Snapshot::of(
+            &self.sm,
+            &Encoded(|b: &mut BytesMut| {
+                self.applied.marshal(b);
+                term.marshal(b);
+            }),
+        )
     }
 
     /// Compacts once enough is executed.
@@ -104,14 +98,7 @@ impl Replica {
         if m.what.saturating_sub(1) <= self.applied {
             return; // we have executed that far: the snapshot brings nothing
         }
-        if let Some((to, req)) = self.fetch.start(now, from) {
-            tracing::info!(
-                peer = to,
-                index = m.what,
-                "behind what the leader compacted: asking it for a snapshot"
-            );
-            fx.send(to, RaftMsg::SnapshotRequest(req));
-        }
+        self.fetch.ask(now, from, RaftMsg::SnapshotRequest, fx);
     }
 
     /// A peer asks for our snapshot: it goes in chunks.
@@ -121,12 +108,9 @@ impl Replica {
         m: SnapshotRequest,
         fx: &mut Effects<RaftMsg>,
     ) {
-        let Some(chunks) = snapshot::serve(from, &m, &self.snapshot(), &self.cfg.transfer) else {
-            return;
-        };
-        self.snapshots_sent += 1;
-        for c in chunks {
-            fx.send(from, RaftMsg::SnapshotChunk(c));
+        let cfg = self.cfg.transfer;
+        if cfg.answer(from, &m, &self.snapshot(), RaftMsg::SnapshotChunk, fx) {
+            self.snapshots_sent += 1;
         }
     }
 
@@ -138,14 +122,9 @@ impl Replica {
         c: SnapshotChunk,
         fx: &mut Effects<RaftMsg>,
     ) {
-        match self.fetch.on_chunk(now, from, c) {
-            Ok(None) => {}
-            Ok(Some(snap)) => match self.install(&snap, fx) {
-                Ok(true) => tracing::info!(peer = from, index = self.applied, "snapshot installed"),
-                Ok(false) => tracing::info!(peer = from, "snapshot not needed"),
-                Err(e) => tracing::warn!(peer = from, error = %e, "snapshot refused"),
-            },
-            Err(e) => tracing::warn!(peer = from, error = %e, "snapshot transfer failed"),
+        if let Some(snap) = self.fetch.receive(now, from, c) {
+            let done = self.install(&snap, fx);
+            snapshot::installed(from, done);
         }
     }
 
@@ -174,19 +153,7 @@ impl Replica {
             }
             self.compact_durable(snap.to_bytes(), fx);
         }
-        // Clients waiting here on commands the snapshot ran get their answer.
-        let me = self.cfg.id;
-        let mut waiting: Vec<_> = self.waiting.drain().collect();
-        waiting.sort_unstable(); // effects must not depend on hash seeds
-        for ((client, seq), conn) in waiting {
-            match self.sm.check(client, seq) {
-                Check::Done(o) => fx.reply(conn, accepted(client, seq, me, o.clone())),
-                Check::Stale => fx.reply(conn, reject(client, seq, ReplyStatus::Stale, Some(me))),
-                Check::Fresh => {
-                    self.waiting.insert((client, seq), conn);
-                }
-            }
-        }
+        snapshot::answer_waiting(&self.sm, self.cfg.id, &mut self.waiting, fx);
         self.apply(fx);
         Ok(true)
     }
@@ -198,9 +165,7 @@ impl Replica {
     /// last entry).
     pub(crate) fn load_snapshot(&mut self, snap: &Snapshot) -> Result<bool, WireError> {
         let (index, term) = read_point(snap)?;
-        let mut r = Reader::new(snap.state.clone());
-        let sm = self.sm.decode_image(&mut r)?;
-        r.finish()?;
+        let sm = snap.state_machine(&self.sm)?;
         if index < self.applied {
             return Ok(false); // older than what we executed: nothing to take
         }

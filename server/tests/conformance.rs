@@ -19,7 +19,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bounded_for, Cluster, Load, Opts};
+use common::{bounded_for, folder_and_snapshot_bytes, Cluster, Load, Opts, FOLDER_SLACK};
 use genericsmr::messages::{fault, FaultRequest};
 use protocols::{Caps, Info, Rejoin};
 
@@ -31,25 +31,6 @@ const CLIENTS: usize = 4;
 
 /// Keys of every scenario's workload (few: every key is written and read often).
 const KEYS: u64 = 6;
-
-/// What a compacted data folder may hold besides twice its snapshot: the
-/// records of a few horizons of 64 entries, the identity file. A log of
-/// 1,500 operations takes well over 100,000 bytes.
-const FOLDER_SLACK: u64 = 40_000;
-
-/// Bytes of every file in `dir`, and of its snapshot files.
-fn folder_and_snapshot_bytes(dir: &std::path::Path) -> (u64, u64) {
-    let snap: u64 = std::fs::read_dir(dir)
-        .map(|it| {
-            it.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0);
-    (common::folder_bytes(dir), snap)
-}
 
 /// The protocols a scenario runs against: every registered one for which
 /// `applies` holds, narrowed by `CONFORMANCE_PROTOCOLS`.

@@ -400,6 +400,25 @@ pub fn folder_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// What a compacted data folder may hold besides twice its snapshot: the
+/// records of a few horizons of 64 entries, the identity file. A log of
+/// 1,500 operations takes well over 100,000 bytes.
+pub const FOLDER_SLACK: u64 = 40_000;
+
+/// Bytes of every file in `dir`, and of its snapshot files.
+pub fn folder_and_snapshot_bytes(dir: &std::path::Path) -> (u64, u64) {
+    let snap: u64 = std::fs::read_dir(dir)
+        .map(|it| {
+            it.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    (folder_bytes(dir), snap)
+}
+
 /// Checks a history for linearizability; panics with the counterexample.
 pub fn assert_linearizable(history: &[checker::history::Record]) {
     let r = checker::check(history, &checker::linear::Options::default());

@@ -1,0 +1,237 @@
+//! Multi-Paxos messages generic over the slot value `V`.
+//!
+//! The messages that carry a value ([`Accept`], [`Commit`], [`SlotReport`])
+//! are generic types: `Accept<Vec<Command>>` in Multi-Paxos,
+//! `Accept<Entry>` in MDLin. Their wire codes come from the value type
+//! ([`Codes`]), so each protocol keeps its own code range. The messages
+//! without a value are declared by [`value_free_messages!`](crate::value_free_messages),
+//! once per protocol under that protocol's codes.
+
+use bytes::BytesMut;
+use genericsmr::wire::{Marshal, Message, Reader, Unmarshal, WireError};
+
+/// A slot value that travels in Multi-Paxos messages, with the wire codes of
+/// the messages that carry it (each protocol has its own code range).
+pub trait Codes: Marshal + Unmarshal + Send + 'static {
+    /// Code of [`Accept`] carrying this value.
+    const ACCEPT: u8;
+    /// Code of [`Commit`] carrying this value.
+    const COMMIT: u8;
+    /// Code of [`PrepareReply`] carrying this value.
+    const PREPARE_REPLY: u8;
+}
+
+/// Phase 2a: the leader asks acceptors to accept `cmds` in `slot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept<V> {
+    /// The leader's ballot.
+    pub ballot: u64,
+    /// The log slot.
+    pub slot: u64,
+    /// The value proposed for the slot (a batch of commands, empty for a
+    /// no-op, in Multi-Paxos; a journal entry in MDLin).
+    pub cmds: V,
+}
+
+/// The value chosen for a slot, sent in full to replicas that may not hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit<V> {
+    /// The sender's ballot (informational: the value is chosen whatever it is).
+    pub ballot: u64,
+    /// The slot.
+    pub slot: u64,
+    /// The chosen value.
+    pub cmds: V,
+}
+
+/// What an acceptor holds for one slot, reported in phase 1 (and in MDLin's
+/// catch-up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotReport<V> {
+    /// The slot.
+    pub slot: u64,
+    /// The ballot at which the acceptor accepted `cmds`.
+    pub ballot: u64,
+    /// Whether the acceptor knows `cmds` is chosen (then a candidate adopts it as is).
+    pub committed: bool,
+    /// The accepted value.
+    pub cmds: V,
+}
+
+/// Phase 1b: an acceptor's promise (or refusal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareReply<V> {
+    /// The ballot of the Prepare answered.
+    pub ballot: u64,
+    /// Whether the promise was given.
+    pub ok: bool,
+    /// The acceptor's highest promised ballot (higher than `ballot` on refusal).
+    pub promised: u64,
+    /// The acceptor's commit index, so the candidate learns how far the group got.
+    pub commit_index: u64,
+    /// Every non-empty slot at or after the prepare's `from_slot` (none on refusal).
+    pub slots: Vec<SlotReport<V>>,
+}
+
+impl<V> PrepareReply<V> {
+    /// The refusal of a Prepare at `ballot` by an acceptor that promised
+    /// `promised` (or leads at it).
+    pub fn refusal(ballot: u64, promised: u64, commit_index: u64) -> Self {
+        PrepareReply {
+            ballot,
+            ok: false,
+            promised,
+            commit_index,
+            slots: Vec::new(),
+        }
+    }
+}
+
+/// Whether an acceptor that promised `promised` refuses a Prepare or an
+/// Accept at `ballot`: one below its promise, or one at its own ballot while
+/// it leads (another replica cannot own it; a stale copy of its own).
+pub fn refuses(ballot: u64, promised: u64, leading: bool) -> bool {
+    ballot < promised || (ballot == promised && leading)
+}
+
+/// `genericsmr::wire_struct!` for a struct generic over the value `V`: the
+/// fields written back to back, and with `= CODE, NAME` a message whose code
+/// is the value's ([`Codes`]).
+macro_rules! generic_wire_struct {
+    ($ty:ident { $($field:ident: $fty:ty),* $(,)? }) => {
+        impl<V: Marshal> Marshal for $ty<V> {
+            #[inline]
+            fn marshal(&self, buf: &mut BytesMut) {
+                $( self.$field.marshal(buf); )*
+            }
+        }
+        impl<V: Unmarshal> Unmarshal for $ty<V> {
+            const MIN_ENCODED: usize = 0 $( + <$fty as Unmarshal>::MIN_ENCODED )*;
+            fn unmarshal(r: &mut Reader) -> Result<Self, WireError> {
+                Ok($ty { $( $field: <$fty as Unmarshal>::unmarshal(r)?, )* })
+            }
+        }
+    };
+    ($ty:ident { $($field:ident: $fty:ty),* $(,)? } = $code:ident) => {
+        generic_wire_struct!($ty { $($field: $fty),* });
+        impl<V: Codes> Message for $ty<V> {
+            const CODE: u8 = V::$code;
+            const NAME: &'static str = stringify!($ty);
+        }
+    };
+}
+
+generic_wire_struct!(
+    Accept {
+        ballot: u64,
+        slot: u64,
+        cmds: V
+    } = ACCEPT
+);
+generic_wire_struct!(
+    Commit {
+        ballot: u64,
+        slot: u64,
+        cmds: V
+    } = COMMIT
+);
+generic_wire_struct!(SlotReport {
+    slot: u64,
+    ballot: u64,
+    committed: bool,
+    cmds: V
+});
+generic_wire_struct!(
+    PrepareReply {
+        ballot: u64,
+        ok: bool,
+        promised: u64,
+        commit_index: u64,
+        slots: Vec<SlotReport<V>>
+    } = PREPARE_REPLY
+);
+
+/// Declares the Multi-Paxos messages that carry no slot value (`Prepare`,
+/// `AcceptReply`, `CommitShort`, `CatchupRequest`) in the calling module,
+/// under the caller's wire codes: one declaration for every protocol on the
+/// shared log. The caller depends on `genericsmr` and `bytes`.
+#[macro_export]
+macro_rules! value_free_messages {
+    (
+        prepare = $prepare:expr,
+        accept_reply = $accept_reply:expr,
+        commit_short = $commit_short:expr,
+        catchup_request = $catchup_request:expr $(,)?
+    ) => {
+        /// Phase 1a: a candidate asks for promises for every slot from `from_slot` on.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Prepare {
+            /// The candidate's ballot.
+            pub ballot: u64,
+            /// The candidate's first unchosen slot; acceptors report what they hold from here on.
+            pub from_slot: u64,
+        }
+        ::genericsmr::wire_struct!(Prepare { ballot, from_slot } = $prepare);
+
+        /// Phase 2b: an acceptor's vote (or refusal) on one slot.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct AcceptReply {
+            /// The ballot of the accept answered.
+            pub ballot: u64,
+            /// The slot answered.
+            pub slot: u64,
+            /// Whether the acceptor accepted.
+            pub ok: bool,
+            /// The acceptor's promised ballot; above `ballot` on refusal,
+            /// telling the leader to step down.
+            pub promised: u64,
+        }
+        impl AcceptReply {
+            /// The answer to an accept at `ballot` for `slot` by an acceptor
+            /// that promised `promised`: a vote when `ok`, else a refusal.
+            pub fn answer(ballot: u64, slot: u64, ok: bool, promised: u64) -> Self {
+                AcceptReply {
+                    ok,
+                    promised,
+                    ballot,
+                    slot,
+                }
+            }
+        }
+        ::genericsmr::wire_struct!(
+            AcceptReply {
+                ballot,
+                slot,
+                ok,
+                promised
+            } = $accept_reply
+        );
+
+        /// Every slot below `up_to` is chosen. Doubles as the leader's heartbeat.
+        ///
+        /// A receiver that accepted a slot at exactly `ballot` holds the chosen
+        /// value: the sender proposed it, and a leader whose own proposal is
+        /// overruled by a value chosen at a higher ballot steps down instead of
+        /// announcing it. (A vote at a ballot above `ballot` proves nothing: the
+        /// sender may have learned the slot was chosen at a still higher
+        /// ballot.) For any other slot it fetches the value through catch-up.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct CommitShort {
+            /// The leader's ballot.
+            pub ballot: u64,
+            /// Exclusive bound of the chosen prefix.
+            pub up_to: u64,
+        }
+        ::genericsmr::wire_struct!(CommitShort { ballot, up_to } = $commit_short);
+
+        /// A lagging replica asks for chosen slots from `from_slot` on.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct CatchupRequest {
+            /// First slot wanted.
+            pub from_slot: u64,
+            /// Most slots wanted in one reply.
+            pub max: u32,
+        }
+        ::genericsmr::wire_struct!(CatchupRequest { from_slot, max } = $catchup_request);
+    };
+}
