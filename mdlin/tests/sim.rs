@@ -486,7 +486,7 @@ fn two_shards_recovering_at_once_do_not_wait_on_each_other() {
 /// promise (an order entry never survives without the ones before it from
 /// the same leader) does not hold across ballots. Before answers waited for
 /// execution this seed ran differently and passed; the fix belongs in the
-/// journal's phase 1 (`mdlin/src/journal.rs`, rewritten meanwhile).
+/// journal's phase 1 (`mdlin/src/journal.rs`, `paxos/src/multi/phase1.rs`).
 #[test]
 #[ignore = "open defect: phase 1 keeps an old ballot's order entry above a slot a newer ballot rewrote"]
 fn an_old_ballots_order_entry_does_not_survive_above_a_rewritten_slot() {
