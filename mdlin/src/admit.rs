@@ -66,6 +66,14 @@ impl Replica {
             }
         }
         if self.settled(op, conn, fx) {
+            // A predecessor failed before it arrived (`fail_unadmitted`)
+            // still takes its number, or the client's later operations here
+            // would wait for it.
+            let next = self.next_admission(op.client);
+            if m.shard_seq != UNSEQUENCED && m.shard_seq == next {
+                self.admit_next.insert(op.client, next + 1);
+                self.release_buffered(now, op.client, fx);
+            }
             return;
         }
         if m.shard_seq == UNSEQUENCED {
@@ -73,12 +81,7 @@ impl Replica {
             // for safety: coordination orders them).
             return self.start(now, conn, m, fx);
         }
-        let next = self
-            .admit_next
-            .get(&op.client)
-            .copied()
-            .or_else(|| self.next_shard_seq.get(&op.client).copied())
-            .unwrap_or(0);
+        let next = self.next_admission(op.client);
         if m.shard_seq < next {
             // Admitted before but neither live nor remembered: its outcome is forgotten.
             return fx.reply(
@@ -98,8 +101,20 @@ impl Replica {
             return;
         }
         self.admit(now, conn, m, fx);
-        // Release what waited for this one.
-        let client = op.client;
+        self.release_buffered(now, op.client, fx);
+    }
+
+    /// The `shard_seq` the leader admits next from `client`.
+    fn next_admission(&self, client: u64) -> u64 {
+        self.admit_next
+            .get(&client)
+            .copied()
+            .or_else(|| self.next_shard_seq.get(&client).copied())
+            .unwrap_or(0)
+    }
+
+    /// Admits the client's buffered proposals that are next in line.
+    fn release_buffered(&mut self, now: u64, client: u64, fx: &mut Effects<MdlMsg>) {
         loop {
             let next = self.admit_next.get(&client).copied().unwrap_or(0);
             let Some(buf) = self.buffered.get_mut(&client) else {

@@ -5,17 +5,20 @@
 //! predecessor is safe to follow. At CC it takes timestamp
 //! `max(pred_ts + 1, shard_ts)` and its order entry is appended. Its own
 //! successor's request is answered at CC in fast mode, or once its order
-//! entry is chosen and executed in safe mode. An operation still waiting
-//! after `coord_timeout` fails: the failure is replicated (a `Fail` entry)
-//! before the client or any successor hears of it, and every later request
-//! for it is answered with a failure, so failures close the suffix of a chain.
+//! entry is chosen and executed in safe mode; its client is answered once it
+//! executes, in both modes. An operation still waiting after `coord_timeout`
+//! fails: the failure is replicated (a `Fail` entry) before the client or any
+//! successor hears of it, and every later request for it is answered with a
+//! failure, so failures close the suffix of a chain. A predecessor this
+//! leader was asked for over a whole `coord_timeout` and never admitted fails
+//! the same way (see [`Replica::fail_unadmitted`]).
 
-use genericsmr::command::{Op, Outcome};
-use genericsmr::effects::{accepted, Effects};
+use genericsmr::effects::Effects;
+use genericsmr::state::Check;
 use genericsmr::ReplicaId;
 
 use crate::messages::{CoordReply, CoordReq, Entry, MdlMsg, OpId};
-use crate::replica::{pred_id, Coord, CoordMode, Replica, Role};
+use crate::replica::{pred_id, Coord, CoordMode, LiveOp, Replica, Role};
 
 /// Most coordination requests queued for predecessors this leader has not seen.
 const MAX_WAITING_CRS: usize = 1 << 20;
@@ -116,6 +119,10 @@ impl Replica {
             }
             return;
         };
+        if o.coord == Coord::Failing {
+            // Failing already (perhaps before it arrived: `fail_unadmitted`).
+            return;
+        }
         let Some(p) = o.pred.filter(|p| pred_id(m.succ, *p) == m.pred) else {
             tracing::warn!(
                 ?m,
@@ -188,31 +195,10 @@ impl Replica {
             self.remember(now, op, ts, pred);
             self.answer_waiting(op, true, ts, fx);
         }
+        // The client hears when the order entry executes, whatever the
+        // operation: only a chosen position survives a failover (see
+        // `run` in `exec.rs`, and docs/mdlin.md on seed 21794).
         self.append(now, Entry::Order { op, ts }, fx);
-        if self.cfg.mode == CoordMode::Fast {
-            self.answer_blind_write(op, fx);
-        }
-    }
-
-    /// Fast mode: a put or delete is answered once CC and its order entry
-    /// is appended, as Multi-Paxos answers a write once its slot is chosen. Its
-    /// effect needs no result and it will take effect: its round 1 is chosen
-    /// and its predecessor is safe. Nothing admitted later can be ordered
-    /// before it, here or after a failover: later entries here come after its
-    /// order entry (if one of them is chosen, so is this one, by the prefix
-    /// rule), and a new leader re-places it before serving anything new.
-    fn answer_blind_write(&mut self, op: OpId, fx: &mut Effects<MdlMsg>) {
-        let blind = self
-            .unordered
-            .get(&op)
-            .is_some_and(|(cmd, ..)| matches!(cmd.op, Op::Put | Op::Delete));
-        if !blind {
-            return;
-        }
-        let me = self.local_id();
-        if let Some(conn) = self.ops.get_mut(&op).and_then(|o| o.conn.take()) {
-            fx.reply(conn, accepted(op.client, op.seq, me, Outcome::default()));
-        }
     }
 
     /// Fails an operation that is not CC: replicate the failure first; the
@@ -275,7 +261,67 @@ impl Replica {
             w.retain(|(.., t)| now.saturating_sub(*t) < keep);
             !w.is_empty()
         });
+        self.fail_unadmitted(now, fx);
         self.expire_buffered(now, fx);
         self.drain_local(now, fx);
+    }
+
+    /// Fails every predecessor asked for over a whole coordination timeout
+    /// that this leader never admitted (nor executed or failed): a replicated
+    /// `Fail`, so no leader of this shard admits it later, and its waiting
+    /// successors hear `ok = false` once it executes.
+    ///
+    /// Safe: nothing is CC before its predecessor is committed, so such a
+    /// successor told no one anything. Needed: a successor that a new leader
+    /// re-placed (fast mode) never fails by timeout, since it may have
+    /// coordinated its own successor; when two shards recover at once, each
+    /// can re-place an operation whose predecessor is a new proposal the
+    /// other holds until its own recovery ends, and both waited for good
+    /// (`bench sim` seeds 21820 and 22750 of `--shards 2 --drop 0.05 --keys 5`).
+    /// Only a leader whose inherited journal is executed decides this: its
+    /// journal then holds everything chosen, so the predecessor was never
+    /// committed here.
+    pub(crate) fn fail_unadmitted(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        let ready = matches!(&self.role, Role::Leader { recovery, .. } if recovery.started);
+        if !ready {
+            return;
+        }
+        let limit = self.cfg.coord_timeout_ns;
+        let mut stale: Vec<OpId> = self
+            .waiting_crs
+            .iter()
+            .filter(|(p, w)| {
+                w.iter().any(|(.., t)| now.saturating_sub(*t) >= limit) && self.unadmitted(**p)
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        stale.sort_unstable();
+        for op in stale {
+            tracing::debug!(?op, "a predecessor never admitted: failing it");
+            // Live until its failure executes: a proposal of it meanwhile is
+            // answered then (`admit.rs`, `settled`).
+            self.ops.insert(
+                op,
+                LiveOp {
+                    pred: None,
+                    committed: false,
+                    coord: Coord::Failing,
+                    conn: None,
+                    since: now,
+                    recovered: false,
+                },
+            );
+            self.append(now, Entry::Fail { op }, fx);
+        }
+    }
+
+    /// Whether nothing here knows `op`: not live, not committed, not
+    /// executed, not failed.
+    fn unadmitted(&self, op: OpId) -> bool {
+        !self.ops.contains_key(&op)
+            && !self.unordered.contains_key(&op)
+            && !self.failed.contains(&op)
+            && !self.known_ts.contains_key(&op)
+            && matches!(self.sm.check(op.client, op.seq), Check::Fresh)
     }
 }

@@ -292,6 +292,85 @@ fn a_failure_is_replicated_before_anyone_hears_of_it() {
     assert!(l.exec_order().is_empty(), "it never took effect");
 }
 
+/// A predecessor asked for over a whole coordination timeout and never
+/// admitted fails (replicated first): its successor, which a recovering
+/// leader may be waiting on for good, hears `ok = false`; the predecessor,
+/// when it comes, gets the failure and still takes its admission number.
+/// (Without this, `bench sim` seeds 21820 and 22750 left two recovering
+/// shard leaders waiting on each other.)
+#[test]
+fn a_predecessor_never_admitted_fails_after_the_coordination_timeout() {
+    let mut l = leader(2, CoordMode::Fast);
+    let timeout = l.config().coord_timeout_ns;
+    let req = CoordReq {
+        pred: OpId { client: 1, seq: 2 },
+        succ: OpId { client: 1, seq: 3 },
+        succ_shard: 1,
+    };
+    let mut fx = Effects::default();
+    l.handle_coord_req(MS, Some(3), req.clone(), &mut fx);
+    let fails = |fx: &Effects<MdlMsg>| {
+        accepts(fx)
+            .into_iter()
+            .filter(|a| matches!(a.cmds, Entry::Fail { op } if op == req.pred))
+            .count()
+    };
+    let mut fx = Effects::default();
+    l.tick(timeout, &mut fx);
+    assert_eq!(fails(&fx), 0, "not before a whole timeout");
+    let mut fx = Effects::default();
+    l.tick(timeout + 2 * MS, &mut fx);
+    assert_eq!(fails(&fx), 1, "the failure is proposed");
+    assert!(
+        !fx.sends
+            .iter()
+            .any(|(_, m)| matches!(m, MdlMsg::CoordReply(_))),
+        "no successor is told before it is chosen"
+    );
+    let out = ack_all(&mut l, timeout + 3 * MS, &fx);
+    let told: Vec<_> = out
+        .sends
+        .iter()
+        .filter_map(|(d, m)| match m {
+            MdlMsg::CoordReply(r) => Some((*d, r.succ, r.ok)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, vec![(Dest::Peer(3), req.succ, false)]);
+    // The late predecessor is told it failed, and the client's next
+    // operation here is admitted at once rather than buffered behind it.
+    let mut fx = Effects::default();
+    l.handle_propose(
+        timeout + 4 * MS,
+        9,
+        MdlPropose {
+            cmd: put(1, 2, "x"),
+            shard_seq: 0,
+            pred: Some(Pred { seq: 1, shard: 1 }),
+        },
+        &mut fx,
+    );
+    l.handle_propose(
+        timeout + 4 * MS,
+        9,
+        MdlPropose {
+            cmd: put(1, 4, "y"),
+            shard_seq: 1,
+            pred: None,
+        },
+        &mut fx,
+    );
+    l.flush(timeout + 4 * MS, &mut fx);
+    assert_eq!(replies(&fx), vec![(2, ReplyStatus::Failed)]);
+    assert!(
+        accepts(&fx)
+            .iter()
+            .any(|a| matches!(&a.cmds, Entry::Head { cmd, .. } if cmd.seq == 4)),
+        "the next operation is admitted"
+    );
+    assert!(l.exec_order().is_empty(), "nothing took effect yet");
+}
+
 #[test]
 fn the_timestamp_exceeds_the_predecessors_and_the_shards() {
     let mut l = leader(2, CoordMode::Fast);
@@ -396,7 +475,17 @@ fn safe_mode_answers_a_successor_only_once_the_order_is_chosen() {
             .iter()
             .any(|(_, m)| matches!(m, MdlMsg::CoordReply(r) if r.ok && r.ts == 6));
         assert_eq!(at_cc, mode == CoordMode::Fast, "{mode:?}: reply at CC");
+        // The client hears only once the order entry is chosen and executed,
+        // in both modes: a put answered at CC could be re-placed after later
+        // operations by a new leader if its order entry were lost (fails
+        // with fast mode's early answer to puts, `bench sim` seed 21794).
+        assert_eq!(replies(&round1), vec![], "{mode:?}: no answer at CC");
         let round2 = ack_all(&mut l, 3 * MS, &round1);
+        assert_eq!(
+            replies(&round2),
+            vec![(2, ReplyStatus::Ok)],
+            "{mode:?}: answered at execution"
+        );
         let at_order = round2
             .sends
             .iter()

@@ -149,15 +149,8 @@ pub fn scenarios() -> Vec<Scenario> {
             // shards, under the chained chaos mix (crashes and cuts of shard
             // leaders, some as they first send to another shard, stalled
             // chains, up to 3% loss), judged by both MDL checkers.
-            //
-            // Seeds from 1, as `bench sim` runs them: seed 0 (both shard
-            // leaders crash within 10 ms, disks kept, no restart until the
-            // end) leaves operations waiting for coordination after both
-            // shards recovered, an open defect of MDLin's recovery (issue
-            // 15's progress notes), kept out of the default range.
             applies: |c| c.multi_dispatch,
-            config: |s| {
-                let seed = s + 1;
+            config: |seed| {
                 let shards = 2 + (seed % 2) as usize;
                 Config::chained_chaos(seed, shards, 3, true, (seed % 4) as f64 * 0.01)
             },
