@@ -173,7 +173,7 @@ impl Replica {
             );
             return true;
         }
-        match self.sm.check(op.client, op.seq) {
+        match self.px.sm.check(op.client, op.seq) {
             Check::Done(out) => {
                 fx.reply(
                     conn,

@@ -13,7 +13,7 @@ impl Replica {
     /// Timers: elections, retransmissions, heartbeats, leader announcements,
     /// coordination retries and timeouts, catch-up.
     pub fn tick(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        self.now = now;
+        self.px.now = now;
         self.tick_election(now, fx);
         self.tick_journal(now, fx);
         self.announce(now, fx);
@@ -29,7 +29,7 @@ impl Replica {
             self.execute(now, fx);
             self.drain_local(now, fx);
             self.progress_recovery(now, fx);
-            if self.local.is_empty() && self.executed == self.commit_index {
+            if self.local.is_empty() && self.px.executed == self.px.commit_index {
                 break;
             }
         }
@@ -37,7 +37,7 @@ impl Replica {
 
     /// Any peer message.
     pub fn handle_peer(&mut self, now: u64, from: ReplicaId, m: MdlMsg, fx: &mut Effects<MdlMsg>) {
-        self.now = now;
+        self.px.now = now;
         match m {
             // Only clients propose (the rpc table takes it from no peer).
             MdlMsg::Propose(_) => {}
@@ -69,14 +69,14 @@ impl Replica {
                 Role::Candidate(_) => role::CANDIDATE,
                 Role::Leader { .. } => role::LEADER,
             },
-            ballot: self.promised,
+            ballot: self.px.promised,
             leader: self.hint(),
-            commit_index: self.commit_index,
-            executed: self.executed,
-            log_len: self.log.end(),
-            catchup_fetched: self.catchup_fetched,
-            replayed: self.replayed,
-            ..self.sm.status()
+            commit_index: self.px.commit_index,
+            executed: self.px.executed,
+            log_len: self.px.log.end(),
+            catchup_fetched: self.px.catchup_fetched,
+            replayed: self.px.replayed,
+            ..self.px.sm.status()
         }
     }
 }

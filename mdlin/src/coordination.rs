@@ -76,7 +76,7 @@ impl Replica {
         ts: u64,
         fx: &mut Effects<MdlMsg>,
     ) {
-        let ballot = self.promised;
+        let ballot = self.px.promised;
         let r = CoordReply {
             succ,
             pred,
@@ -322,6 +322,6 @@ impl Replica {
             && !self.unordered.contains_key(&op)
             && !self.failed.contains(&op)
             && !self.known_ts.contains_key(&op)
-            && matches!(self.sm.check(op.client, op.seq), Check::Fresh)
+            && matches!(self.px.sm.check(op.client, op.seq), Check::Fresh)
     }
 }

@@ -15,18 +15,20 @@ use crate::replica::{pred_id, CoordMode, Replica, SlotState};
 impl Replica {
     /// Executes every chosen slot not executed yet.
     pub(crate) fn execute(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        while self.executed < self.commit_index {
-            let i = self.executed;
+        while self.px.executed < self.px.commit_index {
+            let i = self.px.executed;
             // base <= executed < commit_index <= end: the slot is held.
-            let Some(s) = self.log.get_mut(i) else { break };
+            let Some(s) = self.px.log.get_mut(i) else {
+                break;
+            };
             debug_assert_eq!(s.state, SlotState::Committed);
             let entry = std::mem::take(&mut s.entry);
             self.apply_entry(now, &entry, fx);
-            if let Some(s) = self.log.get_mut(i) {
+            if let Some(s) = self.px.log.get_mut(i) {
                 s.entry = entry;
             }
-            self.log.executed_slot(i);
-            self.executed += 1;
+            self.px.log.executed_slot(i);
+            self.px.executed += 1;
         }
         self.maybe_compact(fx);
     }
@@ -49,7 +51,8 @@ impl Replica {
             } => {
                 let op = OpId::of(cmd);
                 self.bump_seq(op.client, *shard_seq);
-                let done = self.failed.contains(&op) || self.sm.lookup(op.client, op.seq).is_some();
+                let done =
+                    self.failed.contains(&op) || self.px.sm.lookup(op.client, op.seq).is_some();
                 if done {
                     return;
                 }
@@ -63,7 +66,7 @@ impl Replica {
             }
             Entry::Order { op, ts } => {
                 let Some((cmd, _, pred)) = self.unordered.remove(op) else {
-                    if self.sm.lookup(op.client, op.seq).is_none() {
+                    if self.px.sm.lookup(op.client, op.seq).is_none() {
                         tracing::error!(?op, "an order entry for an operation never replicated");
                     }
                     return;
@@ -77,7 +80,7 @@ impl Replica {
             }
             Entry::Fail { op } => {
                 self.unordered.remove(op);
-                if self.sm.lookup(op.client, op.seq).is_some() {
+                if self.px.sm.lookup(op.client, op.seq).is_some() {
                     tracing::error!(?op, "a failure entry for an executed operation");
                     return;
                 }
@@ -109,11 +112,11 @@ impl Replica {
     ) {
         let op = OpId::of(cmd);
         self.shard_ts = self.shard_ts.max(ts + 1);
-        if self.sm.lookup(op.client, op.seq).is_some() {
+        if self.px.sm.lookup(op.client, op.seq).is_some() {
             // Ordered twice (a retry after failover): it took effect once.
             return;
         }
-        let Some(out) = self.sm.execute_checked(cmd) else {
+        let Some(out) = self.px.sm.execute_checked(cmd) else {
             return;
         };
         if self.cfg.record_order {

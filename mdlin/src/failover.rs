@@ -49,7 +49,7 @@ impl Replica {
     /// Leader: once the inherited journal is executed, start re-placing; then
     /// place what is ready, in order.
     pub(crate) fn progress_recovery(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        let executed = self.executed;
+        let executed = self.px.executed;
         let Role::Leader { recovery, .. } = &mut self.role else {
             return;
         };
@@ -125,7 +125,7 @@ impl Replica {
                     && !self.unordered.contains_key(&pred)
                     && !self.failed.contains(&pred)
                     && matches!(
-                        self.sm.check(pred.client, pred.seq),
+                        self.px.sm.check(pred.client, pred.seq),
                         genericsmr::state::Check::Fresh
                     )
             })
@@ -142,8 +142,8 @@ impl Replica {
             }
             return self.release_held(now, fx);
         }
-        self.nonce += 1;
-        let nonce = self.nonce;
+        self.px.nonce += 1;
+        let nonce = self.px.nonce;
         let own = self.succ_ts_for(&ops);
         let Role::Leader { recovery, .. } = &mut self.role else {
             return;

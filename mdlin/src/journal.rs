@@ -46,7 +46,7 @@ impl Replica {
     /// so followers see consecutive slots and the prefix rule never waits).
     fn accept_targets(&self, now: u64) -> u64 {
         let rt = self.cfg.retransmit_ns;
-        let lately = |j: ReplicaId| now.saturating_sub(self.last_heard[j as usize]) <= rt;
+        let lately = |j: ReplicaId| now.saturating_sub(self.px.last_heard[j as usize]) <= rt;
         self.accept_targets_by(|j| (!lately(j), j))
     }
 
@@ -61,17 +61,17 @@ impl Replica {
         if !self.slot_in_window(m.slot) || !self.heard(from, now) || !ballot::sane(from, m.ballot) {
             return;
         }
-        if m.ballot < self.promised {
-            let r = AcceptReply::answer(m.ballot, m.slot, false, self.promised);
+        if m.ballot < self.px.promised {
+            let r = AcceptReply::answer(m.ballot, m.slot, false, self.px.promised);
             return fx.send(from, MdlMsg::AcceptReply(r));
         }
         self.observe_ballot(m.ballot, fx);
         if self.is_leader() {
             return;
         }
-        self.leader_hint = Some(ballot::owner(m.ballot));
-        self.election.heard_leader(now);
-        if m.slot >= self.commit_index {
+        self.px.leader_hint = Some(ballot::owner(m.ballot));
+        self.px.election.heard_leader(now);
+        if m.slot >= self.px.commit_index {
             let upto = self.prefix_end(m.ballot);
             if m.slot > upto {
                 // A gap before it: hold it until the gap fills (or the leader
@@ -85,7 +85,7 @@ impl Replica {
             self.vote(from, m, fx);
             return self.vote_held(fx);
         }
-        let r = AcceptReply::answer(m.ballot, m.slot, true, self.promised);
+        let r = AcceptReply::answer(m.ballot, m.slot, true, self.px.promised);
         fx.send(from, MdlMsg::AcceptReply(r));
     }
 
@@ -96,11 +96,11 @@ impl Replica {
             return;
         }
         loop {
-            let end = self.prefix_end(self.promised);
+            let end = self.prefix_end(self.px.promised);
             let Some((from, a)) = self.early_accepts.remove(&end) else {
                 break;
             };
-            if a.ballot == self.promised {
+            if a.ballot == self.px.promised {
                 self.vote(from, a, fx);
             }
         }
@@ -120,17 +120,17 @@ impl Replica {
         if m.slot == upto {
             self.prefix.1 = upto + 1;
         }
-        let r = AcceptReply::answer(m.ballot, m.slot, true, self.promised);
+        let r = AcceptReply::answer(m.ballot, m.slot, true, self.px.promised);
         fx.send(from, MdlMsg::AcceptReply(r));
     }
 
     /// The end of the prefix of slots chosen or accepted at `b`.
     fn prefix_end(&mut self, b: u64) -> u64 {
-        if self.prefix.0 != b || self.prefix.1 < self.commit_index {
-            self.prefix = (b, self.commit_index);
+        if self.prefix.0 != b || self.prefix.1 < self.px.commit_index {
+            self.prefix = (b, self.px.commit_index);
         }
         let mut i = self.prefix.1;
-        while let Some(s) = self.log.get(i) {
+        while let Some(s) = self.px.log.get(i) {
             let ok = s.state == SlotState::Committed
                 || (s.state == SlotState::Accepted && s.ballot == b);
             if !ok {
@@ -156,13 +156,14 @@ impl Replica {
     /// Moves the commit index over chosen slots.
     pub(crate) fn advance_commit(&mut self) {
         while self
+            .px
             .log
-            .get(self.commit_index)
+            .get(self.px.commit_index)
             .is_some_and(|s| s.state == SlotState::Committed)
         {
-            self.commit_index += 1;
+            self.px.commit_index += 1;
         }
-        self.known_commit = self.known_commit.max(self.commit_index);
+        self.px.known_commit = self.px.known_commit.max(self.px.commit_index);
     }
 
     /// Follower: a chosen value.
@@ -177,8 +178,8 @@ impl Replica {
             return;
         }
         self.observe_ballot(m.ballot, fx);
-        if self.leader_hint == Some(from) && !self.is_leader() {
-            self.election.heard_leader(now);
+        if self.px.leader_hint == Some(from) && !self.is_leader() {
+            self.px.election.heard_leader(now);
         }
         self.learn_chosen(m.slot, m.ballot, m.cmds, fx);
         self.chosen_learned(fx);
@@ -218,35 +219,41 @@ impl Replica {
         if !self.heard(from, now) || !ballot::sane(from, m.ballot) {
             return;
         }
-        if m.ballot < self.promised {
+        if m.ballot < self.px.promised {
             return;
         }
         self.observe_ballot(m.ballot, fx);
         if self.is_leader() {
             return;
         }
-        self.leader_hint = Some(ballot::owner(m.ballot));
-        self.election.heard_leader(now);
-        self.log
-            .commit_voted_at(self.commit_index, m.up_to, m.ballot, fx);
+        self.px.leader_hint = Some(ballot::owner(m.ballot));
+        self.px.election.heard_leader(now);
+        self.px
+            .log
+            .commit_voted_at(self.px.commit_index, m.up_to, m.ballot, fx);
         self.advance_commit();
-        self.known_commit = self.known_commit.max(m.up_to);
+        self.px.known_commit = self.px.known_commit.max(m.up_to);
     }
 
     /// Asks the leader for chosen slots this replica lacks.
     pub(crate) fn catch_up(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        if self.is_leader() || self.known_commit <= self.commit_index {
+        if self.is_leader() || self.px.known_commit <= self.px.commit_index {
             return;
         }
-        if now.saturating_sub(self.catchup_at) < self.cfg.retransmit_ns {
+        let rt = self.cfg.retransmit_ns;
+        if self
+            .px
+            .catchup_at
+            .is_some_and(|t| now.saturating_sub(t) < rt)
+        {
             return;
         }
-        let Some(l) = self.leader_hint.filter(|l| self.same_shard(*l)) else {
+        let Some(l) = self.px.leader_hint.filter(|l| self.same_shard(*l)) else {
             return;
         };
-        self.catchup_at = now;
+        self.px.catchup_at = Some(now);
         let r = CatchupRequest {
-            from_slot: self.commit_index,
+            from_slot: self.px.commit_index,
             max: CATCHUP_CHUNK,
         };
         fx.send(l, MdlMsg::CatchupRequest(r));
@@ -262,14 +269,15 @@ impl Replica {
         if !self.same_shard(from) {
             return;
         }
-        if m.from_slot < self.log.base() {
+        if m.from_slot < self.px.log.base() {
             // Never silence: the asker fetches our snapshot instead.
             return self.compacted(from, m.from_slot, fx);
         }
         let slots: Vec<SlotReport> = self
+            .px
             .log
             .from(m.from_slot)
-            .take_while(|(i, _)| *i < self.commit_index)
+            .take_while(|(i, _)| *i < self.px.commit_index)
             .take(m.max.min(CATCHUP_CHUNK) as usize)
             // Every slot below the commit index is chosen: reported committed.
             .map(|(i, s)| s.report(i))
@@ -290,13 +298,13 @@ impl Replica {
             return;
         }
         for r in m.slots {
-            if r.committed && self.slot_in_window(r.slot) && !self.log.committed_at(r.slot) {
-                self.catchup_fetched += 1;
+            if r.committed && self.slot_in_window(r.slot) && !self.px.log.committed_at(r.slot) {
+                self.px.catchup_fetched += 1;
                 self.learn_chosen(r.slot, r.ballot, r.cmds, fx);
             }
         }
         self.chosen_learned(fx);
-        self.catchup_at = 0;
+        self.px.catchup_at = None;
     }
 
     /// Another shard's leader `from` announced that it leads at `b` (a
@@ -352,7 +360,7 @@ impl Replica {
             others,
             MdlMsg::CommitShort(CommitShort {
                 ballot,
-                up_to: self.commit_index,
+                up_to: self.px.commit_index,
             }),
         );
     }
@@ -360,13 +368,13 @@ impl Replica {
     /// The master lost sight of the shard leader and suggests this replica
     /// take over (see [`Host::on_master_hint`]).
     pub fn handle_leader_hint(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        self.now = now;
+        self.px.now = now;
         self.on_master_hint(now, fx);
     }
 
     /// The master (or an operator) asks this replica to lead its shard: run phase 1.
     pub fn handle_be_leader(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        self.now = now;
+        self.px.now = now;
         self.campaign(now, fx);
     }
 
@@ -375,19 +383,19 @@ impl Replica {
         if self.is_leader() {
             return;
         }
-        let round = ballot::round(self.promised) + 1;
+        let round = ballot::round(self.px.promised) + 1;
         let b = ballot::make(round, self.cfg.id);
         info!(ballot = b, "campaigning for shard leadership");
         // Its own promise: a restart must not campaign at this ballot again.
-        self.promised = b;
+        self.px.promised = b;
         fx.persist(&Record::Promise { ballot: b });
-        let c = Candidate::new(&self.log, b, self.commit_index, self.cfg.id, now);
+        let c = Candidate::new(&self.px.log, b, self.px.commit_index, self.cfg.id, now);
         self.role = Role::Candidate(c);
         fx.send_set(
             self.peers(),
             MdlMsg::Prepare(Prepare {
                 ballot: b,
-                from_slot: self.commit_index,
+                from_slot: self.px.commit_index,
             }),
         );
         self.maybe_lead(now, fx);
@@ -416,7 +424,7 @@ impl Replica {
         fx: &mut Effects<MdlMsg>,
     ) {
         match self.take_promise(now, from, m) {
-            Promise::Refused { promised, .. } if promised > self.promised => {
+            Promise::Refused { promised, .. } if promised > self.px.promised => {
                 self.observe_ballot(promised, fx);
             }
             // A fresher replica campaigns while this one catches up from the leader.
@@ -456,8 +464,8 @@ impl Replica {
         };
         let me = self.cfg.shard() as usize;
         self.shard_leaders[me] = Some(self.cfg.id);
-        self.leader_hint = Some(self.cfg.id);
-        self.prefix = (c.ballot, self.commit_index);
+        self.px.leader_hint = Some(self.cfg.id);
+        self.prefix = (c.ballot, self.px.commit_index);
         let mut best = c.best;
         let peers = self.peers();
         for slot in c.from_slot..end {
@@ -483,7 +491,7 @@ impl Replica {
             }
         }
         self.advance_commit();
-        self.last_heartbeat = 0;
+        self.px.last_heartbeat = 0;
         self.last_announce = None;
         self.announce(now, fx);
     }
@@ -499,16 +507,16 @@ impl Replica {
             } => {
                 // In slot order, so followers' prefixes fill from the front.
                 self.resend_accepts(now, ballot, next_slot, rt, peers, fx);
-                if now.saturating_sub(self.last_heartbeat) >= self.cfg.heartbeat_ns
-                    || self.commit_index > self.announced
+                if now.saturating_sub(self.px.last_heartbeat) >= self.cfg.heartbeat_ns
+                    || self.px.commit_index > self.px.announced
                 {
-                    self.last_heartbeat = now;
-                    self.announced = self.commit_index;
+                    self.px.last_heartbeat = now;
+                    self.px.announced = self.px.commit_index;
                     fx.send_set(
                         peers,
                         MdlMsg::CommitShort(CommitShort {
                             ballot,
-                            up_to: self.commit_index,
+                            up_to: self.px.commit_index,
                         }),
                     );
                 }

@@ -153,11 +153,11 @@ impl Protocol for Replica {
     }
 
     fn log(&self, m: &LogRequest) -> LogReply {
-        self.log.answer(m)
+        self.px.log.answer(m)
     }
 
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
-        self.log.committed(from).collect()
+        self.px.log.committed(from).collect()
     }
 
     fn chained_request(op: &ChainedOp) -> Vec<(u8, MdlMsg)> {

@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use genericsmr::command::{ClientId, Command};
 use genericsmr::effects::Effects;
-use genericsmr::election::ElectionTimer;
 use genericsmr::messages::ReplyStatus;
 use genericsmr::state::StateMachine;
 use genericsmr::{ConnId, ReplicaId};
@@ -241,29 +240,12 @@ pub(crate) enum Role {
 pub struct Replica {
     pub(crate) cfg: Config,
     pub(crate) role: Role,
-    pub(crate) promised: u64,
-    /// The journal from its base on; slots below the base are executed and
-    /// compacted away (their effect is in the state and the snapshot).
-    pub(crate) log: paxos::log::Log<Entry>,
-    /// The snapshot being fetched from a peer, if any.
-    pub(crate) fetch: genericsmr::snapshot::Fetch,
-    /// Snapshots installed from peers, snapshots sent, compactions.
-    pub(crate) snapshot_counts: (u64, u64, u64),
-    /// Every slot below is chosen here.
-    pub(crate) commit_index: u64,
-    /// Every slot below is executed here.
-    pub(crate) executed: u64,
+    /// The Multi-Paxos state shared with Multi-Paxos itself.
+    pub(crate) px: paxos::multi::state::State<Entry>,
     /// Slots below `.1` are chosen or accepted at ballot `.0` (the prefix rule).
     pub(crate) prefix: (u64, u64),
     /// Accepts that arrived before an earlier slot (the prefix rule), by slot.
     pub(crate) early_accepts: BTreeMap<u64, (ReplicaId, crate::messages::Accept)>,
-    /// Highest chosen prefix any leader announced.
-    pub(crate) known_commit: u64,
-    pub(crate) catchup_at: u64,
-    /// Chosen slots learned from catch-up replies.
-    pub(crate) catchup_fetched: u64,
-    pub(crate) sm: StateMachine,
-    pub(crate) leader_hint: Option<ReplicaId>,
     /// Current leader of every shard (global ids), from leaders'
     /// announcements or else the master.
     pub(crate) shard_leaders: Vec<Option<ReplicaId>>,
@@ -272,11 +254,6 @@ pub struct Replica {
     pub(crate) shard_ballots: Vec<u64>,
     /// Leader: when it last announced itself to the other shards.
     pub(crate) last_announce: Option<u64>,
-    /// When to campaign if the shard leader stays silent.
-    pub(crate) election: ElectionTimer,
-    pub(crate) last_heard: Vec<u64>,
-    pub(crate) last_heartbeat: u64,
-    pub(crate) announced: u64,
 
     // Replicated state, built by executing the journal.
     /// Round 1 chosen, neither ordered nor failed yet.
@@ -317,11 +294,6 @@ pub struct Replica {
     pub(crate) waiting_crs: HashMap<OpId, Vec<WaitingCr>>,
     /// Coordination replies for this shard's own leader (same-shard chains).
     pub(crate) local: VecDeque<crate::messages::CoordReply>,
-    pub(crate) nonce: u64,
-    /// The time of the event being handled (for timer resets from helpers).
-    pub(crate) now: u64,
-    /// Durable records replayed at start.
-    pub(crate) replayed: u64,
 }
 
 impl Replica {
@@ -334,31 +306,22 @@ impl Replica {
         assert!((cfg.id as usize) < cfg.n * cfg.shards);
         let total = cfg.n * cfg.shards;
         let shards = cfg.shards;
-        let transfer = cfg.transfer;
-        let election = ElectionTimer::new(cfg.id as u64, cfg.election_timeout_ns);
+        let px = paxos::multi::state::State::new(
+            cfg.id,
+            total,
+            cfg.election_timeout_ns,
+            cfg.transfer,
+            StateMachine::default(),
+        );
         Replica {
             cfg,
             role: Role::Follower,
-            promised: 0,
-            log: Default::default(),
-            fetch: genericsmr::snapshot::Fetch::new(transfer),
-            snapshot_counts: (0, 0, 0),
-            commit_index: 0,
-            executed: 0,
+            px,
             prefix: (0, 0),
             early_accepts: BTreeMap::new(),
-            known_commit: 0,
-            catchup_at: 0,
-            catchup_fetched: 0,
-            sm: StateMachine::default(),
-            leader_hint: None,
             shard_leaders: vec![None; shards],
             shard_ballots: vec![0; shards],
             last_announce: None,
-            election,
-            last_heard: vec![0; total],
-            last_heartbeat: 0,
-            announced: 0,
             unordered: HashMap::new(),
             failed: HashSet::new(),
             next_shard_seq: HashMap::new(),
@@ -377,9 +340,6 @@ impl Replica {
             fence_proposed: vec![0; shards],
             waiting_crs: HashMap::new(),
             local: VecDeque::new(),
-            nonce: 0,
-            now: 0,
-            replayed: 0,
         }
     }
 
@@ -391,12 +351,6 @@ impl Replica {
     /// Whether this replica leads and serves new operations.
     pub fn is_serving(&self) -> bool {
         matches!(&self.role, Role::Leader { recovery, .. } if recovery.ops.is_empty() && recovery.started)
-    }
-
-    /// Snapshots installed from peers, snapshots sent to peers, and
-    /// compactions of this replica's journal.
-    pub fn snapshots(&self) -> (u64, u64, u64) {
-        self.snapshot_counts
     }
 
     /// The operations executed here, in order (empty unless `record_order`).
@@ -445,7 +399,7 @@ impl Replica {
             self.shard_leaders[me] = Some(self.cfg.id);
         } else if let Some(l) = leaders.get(me).copied().flatten() {
             if l != self.cfg.id {
-                self.leader_hint = Some(l);
+                self.px.leader_hint = Some(l);
             }
         }
     }
@@ -479,7 +433,7 @@ impl Replica {
         if !self.same_shard(from) {
             return false;
         }
-        self.last_heard[from as usize] = now;
+        self.px.last_heard[from as usize] = now;
         true
     }
 
@@ -493,6 +447,7 @@ impl Replica {
     pub(crate) fn step_down(&mut self, fx: &mut Effects<MdlMsg>) {
         let first = self.cfg.shard() * self.cfg.n as u8;
         let hint = self
+            .px
             .leader_hint
             .filter(|h| *h != self.cfg.id)
             .and_then(|g| g.checked_sub(first));

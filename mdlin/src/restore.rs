@@ -52,7 +52,7 @@ impl Replica {
     /// first), then executes the chosen prefix without replying to anyone.
     /// The replica stays a follower and catches up from its shard's leader.
     pub fn restore(&mut self, now: u64, records: &[Bytes]) -> Result<(), RestoreError> {
-        self.now = now;
+        self.px.now = now;
         for (index, r) in records.iter().enumerate() {
             let rec = decode_body::<Record>(r.clone())
                 .map_err(|source| RestoreError::Decode { index, source })?;
@@ -63,12 +63,12 @@ impl Replica {
                 | Record::Chosen { slot, .. } => Some(*slot),
             };
             if let Some(slot) = slot {
-                let len = self.log.end();
+                let len = self.px.log.end();
                 if slot > len.saturating_add(MAX_SLOT_AHEAD) {
                     return Err(RestoreError::SlotOutOfReach { index, slot, len });
                 }
             }
-            if let Some(b) = self.log.replay(rec, &mut self.promised) {
+            if let Some(b) = self.px.log.replay(rec, &mut self.px.promised) {
                 // The snapshot file's base record: the state at its point.
                 let snap = Snapshot::from_bytes(b)
                     .map_err(|source| RestoreError::Decode { index, source })?;
@@ -77,7 +77,7 @@ impl Replica {
             }
         }
         self.advance_commit();
-        self.replayed = records.len() as u64;
+        self.px.replayed = records.len() as u64;
         // A follower executes without replying or coordinating: nothing to send.
         let mut fx: Effects<MdlMsg> = Effects::without_persistence();
         self.execute(now, &mut fx);
@@ -90,10 +90,10 @@ impl Replica {
         }
         tracing::info!(
             records = records.len(),
-            promised = self.promised,
-            commit_index = self.commit_index,
-            journal_base = self.log.base(),
-            journal_end = self.log.end(),
+            promised = self.px.promised,
+            commit_index = self.px.commit_index,
+            journal_base = self.px.log.base(),
+            journal_end = self.px.log.end(),
             "restored the journal from the durable log"
         );
         Ok(())

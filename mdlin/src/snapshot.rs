@@ -117,7 +117,7 @@ impl Replica {
             })
             .collect();
         let part = Part {
-            slot: self.executed,
+            slot: self.px.executed,
             unordered: unordered
                 .into_iter()
                 .map(|(_, (cmd, shard_seq, pred))| Unordered {
@@ -132,17 +132,21 @@ impl Replica {
             shard_ts: self.shard_ts,
             fences: self.fences.clone(),
         };
-        Snapshot::of(&self.sm, &part)
+        Snapshot::of(&self.px.sm, &part)
     }
 
     /// Compacts the journal once enough is executed, and the durable log with it.
     pub(crate) fn maybe_compact(&mut self, fx: &mut Effects<MdlMsg>) {
-        if !self.log.maybe_compact(self.executed, &self.cfg.compaction) {
+        if !self
+            .px
+            .log
+            .maybe_compact(self.px.executed, &self.cfg.compaction)
+        {
             return;
         }
-        self.snapshot_counts.2 += 1;
+        self.px.compactions += 1;
         // Accepts held for the prefix rule below the base will never be voted.
-        self.early_accepts = self.early_accepts.split_off(&self.log.base());
+        self.early_accepts = self.early_accepts.split_off(&self.px.log.base());
         if fx.keeps_records() {
             self.compact_durable(self.snapshot().to_bytes(), fx);
         }
@@ -152,8 +156,10 @@ impl Replica {
     /// records still needed above it (every vote: MDLin has no variant that
     /// forgets them).
     fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<MdlMsg>) {
-        let (executed, promised) = (self.executed, self.promised);
-        self.log.compact_durable(snap, executed, promised, true, fx);
+        let (executed, promised) = (self.px.executed, self.px.promised);
+        self.px
+            .log
+            .compact_durable(snap, executed, promised, true, fx);
     }
 
     /// Tells `to` that `slot` is compacted here.
@@ -170,18 +176,18 @@ impl Replica {
         m: Compacted,
         fx: &mut Effects<MdlMsg>,
     ) {
-        if !self.heard(from, now) || m.what < self.executed {
+        if !self.heard(from, now) || m.what < self.px.executed {
             return; // not of this shard, or an old answer
         }
         if !matches!(self.role, Role::Follower) {
             tracing::info!(
                 peer = from,
-                commit_index = self.commit_index,
+                commit_index = self.px.commit_index,
                 "behind a peer's compaction point: stepping down to fetch its snapshot"
             );
             self.step_down(fx);
         }
-        self.fetch.ask(now, from, MdlMsg::SnapshotRequest, fx);
+        self.px.fetch.ask(now, from, MdlMsg::SnapshotRequest, fx);
     }
 
     /// A peer of this shard asks for this replica's snapshot: it goes in chunks.
@@ -196,7 +202,7 @@ impl Replica {
         }
         let cfg = self.cfg.transfer;
         if cfg.answer(from, &m, &self.snapshot(), MdlMsg::SnapshotChunk, fx) {
-            self.snapshot_counts.1 += 1;
+            self.px.snapshots_sent += 1;
         }
     }
 
@@ -212,12 +218,12 @@ impl Replica {
         if !self.heard(from, now) {
             return;
         }
-        let Some(snap) = self.fetch.receive(now, from, c) else {
+        let Some(snap) = self.px.fetch.receive(now, from, c) else {
             return;
         };
         let done = self.install(now, &snap, fx);
         if snapshot::installed(from, done) {
-            self.catchup_at = 0;
+            self.px.catchup_at = None;
             self.catch_up(now, fx);
         }
     }
@@ -231,14 +237,14 @@ impl Replica {
         fx: &mut Effects<MdlMsg>,
     ) -> Result<bool, WireError> {
         let slot = snapshot::read_protocol(&snap.protocol, Part::unmarshal)?.slot;
-        if slot <= self.executed {
+        if slot <= self.px.executed {
             return Ok(false);
         }
         if !matches!(self.role, Role::Follower) {
             self.step_down(fx);
         }
         self.load_snapshot(now, snap)?;
-        self.snapshot_counts.0 += 1;
+        self.px.snapshots_installed += 1;
         if fx.keeps_records() {
             self.compact_durable(snap.to_bytes(), fx);
         }
@@ -250,8 +256,8 @@ impl Replica {
     /// built, and the journal from the snapshot's point on.
     pub(crate) fn load_snapshot(&mut self, now: u64, snap: &Snapshot) -> Result<(), WireError> {
         let part = snapshot::read_protocol(&snap.protocol, Part::unmarshal)?;
-        let sm = snap.state_machine(&self.sm)?;
-        if part.slot < self.executed {
+        let sm = snap.state_machine(&self.px.sm)?;
+        if part.slot < self.px.executed {
             return Ok(()); // older than what we executed: nothing to take
         }
         if part.fences.len() != self.cfg.shards {
@@ -260,7 +266,7 @@ impl Replica {
                 value: part.fences.len() as u64,
             });
         }
-        self.sm = sm;
+        self.px.sm = sm;
         self.unordered = part
             .unordered
             .into_iter()
@@ -281,11 +287,11 @@ impl Replica {
         self.shard_ts = part.shard_ts;
         self.fences = part.fences;
         let slot = part.slot;
-        self.log.rebase(slot);
-        self.executed = slot;
-        self.commit_index = self.commit_index.max(slot);
-        self.known_commit = self.known_commit.max(slot);
-        self.announced = self.announced.max(slot);
+        self.px.log.rebase(slot);
+        self.px.executed = slot;
+        self.px.commit_index = self.px.commit_index.max(slot);
+        self.px.known_commit = self.px.known_commit.max(slot);
+        self.px.announced = self.px.announced.max(slot);
         self.early_accepts = self.early_accepts.split_off(&slot);
         self.advance_commit();
         Ok(())

@@ -28,10 +28,10 @@ impl Replica {
         if self.is_recovering() || !self.sane_ballot(from, m.ballot) {
             return;
         }
-        let refuse = (m.ballot < self.promised && !self.cfg.broken_accept_below_promise)
-            || (m.ballot == self.promised && self.is_leader());
+        let refuse = (m.ballot < self.px.promised && !self.cfg.broken_accept_below_promise)
+            || (m.ballot == self.px.promised && self.is_leader());
         if refuse || !self.slot_in_window(m.slot) {
-            let r = AcceptReply::answer(m.ballot, m.slot, false, self.promised);
+            let r = AcceptReply::answer(m.ballot, m.slot, false, self.px.promised);
             return fx.send(from, PaxosMsg::AcceptReply(r));
         }
         self.observe_ballot(m.ballot, fx);
@@ -43,14 +43,14 @@ impl Replica {
         if let Some(s) = self.slot_mut(m.slot) {
             s.vote(m.slot, m.ballot, m.cmds, keep, fx);
         }
-        let r = AcceptReply::answer(m.ballot, m.slot, true, self.promised);
+        let r = AcceptReply::answer(m.ballot, m.slot, true, self.px.promised);
         fx.send(from, PaxosMsg::AcceptReply(r));
     }
 
     /// A full commit: the value is chosen, whatever we held.
     pub fn handle_commit(&mut self, now: u64, from: u8, m: Commit, fx: &mut Effects<PaxosMsg>) {
         self.heard(from, now);
-        if m.ballot >= self.promised {
+        if m.ballot >= self.px.promised {
             self.heard_leader(now);
         }
         if !self.slot_in_window(m.slot) {
@@ -75,23 +75,24 @@ impl Replica {
         if !self.sane_ballot(from, m.ballot) {
             return;
         }
-        if m.ballot >= self.promised {
+        if m.ballot >= self.px.promised {
             // The current leader's heartbeat.
             self.heard_leader(now);
         }
-        if m.ballot >= self.promised && !self.is_recovering() {
+        if m.ballot >= self.px.promised && !self.is_recovering() {
             self.observe_ballot(m.ballot, fx);
-        } else if m.ballot >= self.promised {
-            self.leader_hint = Some(crate::messages::ballot::owner(m.ballot));
+        } else if m.ballot >= self.px.promised {
+            self.px.leader_hint = Some(crate::messages::ballot::owner(m.ballot));
         }
-        self.known_commit = self.known_commit.max(m.up_to);
+        self.px.known_commit = self.px.known_commit.max(m.up_to);
         // Only a vote at exactly the sender's ballot is known to carry the value it
         // counted as chosen: its commit index may include slots it learned were chosen
         // at higher ballots, where a vote at a ballot >= its own can hold another value.
-        self.log
-            .commit_voted_at(self.commit_index, m.up_to, m.ballot, fx);
+        self.px
+            .log
+            .commit_voted_at(self.px.commit_index, m.up_to, m.ballot, fx);
         self.advance(fx);
-        if self.commit_index < self.known_commit {
+        if self.px.commit_index < self.px.known_commit {
             self.request_catchup(now, Some(from), fx);
         }
     }
@@ -107,7 +108,7 @@ impl Replica {
     ) {
         let (ballot, leading) = match self.role {
             Role::Leader { ballot, .. } => (ballot, true),
-            _ => (self.promised, false),
+            _ => (self.px.promised, false),
         };
         let Some(s) = self.slot_mut(slot) else {
             return; // compacted: chosen and executed here long ago
@@ -144,14 +145,14 @@ impl Replica {
         let mut fx = Effects::default();
         for r in records {
             let rec = genericsmr::wire::decode_body::<Record>(r.clone())?;
-            if let Some(b) = self.log.replay(rec, &mut self.promised) {
+            if let Some(b) = self.px.log.replay(rec, &mut self.px.promised) {
                 let snap = genericsmr::snapshot::Snapshot::from_bytes(b)?;
                 self.load_snapshot(&snap)?;
             }
         }
-        self.replayed = records.len() as u64;
+        self.px.replayed = records.len() as u64;
         self.advance(&mut fx);
-        self.known_commit = self.commit_index;
+        self.px.known_commit = self.px.commit_index;
         Ok(())
     }
 }

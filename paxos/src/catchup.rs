@@ -29,13 +29,14 @@ impl Replica {
         hint: Option<u8>,
         fx: &mut Effects<PaxosMsg>,
     ) {
-        if let Some(t) = self.catchup_sent_at {
+        if let Some(t) = self.px.catchup_at {
             if now.saturating_sub(t) < self.cfg.retransmit_ns {
                 return;
             }
         }
         let me = self.cfg.id;
         let to = self
+            .px
             .leader_hint
             .filter(|l| *l != me)
             .or(hint.filter(|h| *h != me));
@@ -47,9 +48,9 @@ impl Replica {
     /// Asks `to` for chosen slots from our commit index, whether or not a
     /// request is already out (for a peer known to be ahead).
     pub(crate) fn fetch_from(&mut self, now: u64, to: u8, fx: &mut Effects<PaxosMsg>) {
-        self.catchup_sent_at = Some(now);
+        self.px.catchup_at = Some(now);
         let m = CatchupRequest {
-            from_slot: self.commit_index,
+            from_slot: self.px.commit_index,
             max: self.cfg.catchup_chunk,
         };
         fx.send(to, PaxosMsg::CatchupRequest(m));
@@ -64,13 +65,14 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
-        if m.from_slot < self.log.base() {
+        if m.from_slot < self.px.log.base() {
             // Never silence: the asker fetches our snapshot instead.
             return self.compacted(from, m.from_slot, fx);
         }
         let mut slots = Vec::new();
         let mut bytes = 0;
         let end = self
+            .px
             .commit_index
             .min(m.from_slot.saturating_add(m.max as u64));
         for slot in m.from_slot..end {
@@ -87,7 +89,7 @@ impl Replica {
         fx.send(
             from,
             PaxosMsg::CatchupReply(CatchupReply {
-                commit_index: self.commit_index,
+                commit_index: self.px.commit_index,
                 slots,
             }),
         );
@@ -102,23 +104,23 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
-        self.catchup_sent_at = None;
-        self.known_commit = self.known_commit.max(m.commit_index);
+        self.px.catchup_at = None;
+        self.px.known_commit = self.px.known_commit.max(m.commit_index);
         let got = !m.slots.is_empty();
         for c in m.slots {
             if !self.slot_in_window(c.slot) {
                 break; // catch-up is contiguous from our commit index: this is garbage
             }
             if !self.committed_at(c.slot) {
-                self.catchup_fetched += 1;
+                self.px.catchup_fetched += 1;
                 self.learn_chosen(c.slot, c.cmds, fx, false);
             }
         }
         self.advance(fx);
-        if got && self.commit_index < m.commit_index {
+        if got && self.px.commit_index < m.commit_index {
             // The peer that answered is alive and has more: keep fetching from it.
             self.fetch_from(now, from, fx);
-        } else if got && self.commit_index < self.known_commit {
+        } else if got && self.px.commit_index < self.px.known_commit {
             self.request_catchup(now, Some(from), fx);
         }
     }
@@ -126,17 +128,19 @@ impl Replica {
     /// Starts recovery after a restart without a durable log: no votes until
     /// the group has told us what we might have forgotten.
     pub fn start_recovery(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        self.nonce += 1;
+        self.px.nonce += 1;
         info!("restarted without a durable log: recovering before voting");
         self.role = Role::Recovering(Recovery {
-            nonce: self.nonce,
+            nonce: self.px.nonce,
             asked_at: now,
             answers: 0,
             max_promised: 0,
             max_end: 0,
             target: None,
         });
-        fx.broadcast(PaxosMsg::RecoveryQuery(RecoveryQuery { nonce: self.nonce }));
+        fx.broadcast(PaxosMsg::RecoveryQuery(RecoveryQuery {
+            nonce: self.px.nonce,
+        }));
     }
 
     /// Answers a recovering peer (unless we are recovering too: our answer would prove nothing).
@@ -153,9 +157,9 @@ impl Replica {
         }
         let r = RecoveryInfo {
             nonce: m.nonce,
-            promised: self.promised,
+            promised: self.px.promised,
             log_end: self.log_end(),
-            commit_index: self.commit_index,
+            commit_index: self.px.commit_index,
         };
         fx.send(from, PaxosMsg::RecoveryInfo(r));
     }
@@ -172,7 +176,7 @@ impl Replica {
         if !self.sane_ballot(from, m.promised) {
             return;
         }
-        self.known_commit = self.known_commit.max(m.commit_index);
+        self.px.known_commit = self.px.known_commit.max(m.commit_index);
         let need = self.cfg.quorum();
         let Role::Recovering(r) = &mut self.role else {
             return;
@@ -189,8 +193,8 @@ impl Replica {
         }
         r.target = Some(r.max_end);
         let (p, target) = (r.max_promised, r.max_end);
-        if p > self.promised {
-            self.promised = p;
+        if p > self.px.promised {
+            self.px.promised = p;
             fx.persist(&Record::Promise { ballot: p });
         }
         info!(
@@ -208,8 +212,11 @@ impl Replica {
             target: Some(t), ..
         }) = self.role
         {
-            if self.commit_index >= t {
-                info!(commit_index = self.commit_index, "recovered: voting again");
+            if self.px.commit_index >= t {
+                info!(
+                    commit_index = self.px.commit_index,
+                    "recovered: voting again"
+                );
                 self.role = Role::Follower;
             }
         }
@@ -223,7 +230,7 @@ impl Replica {
                 fx.broadcast(PaxosMsg::RecoveryQuery(RecoveryQuery { nonce: r.nonce }));
             }
         }
-        if self.commit_index < self.known_commit {
+        if self.px.commit_index < self.px.known_commit {
             self.request_catchup(now, None, fx);
         }
     }

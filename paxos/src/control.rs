@@ -11,7 +11,7 @@ use crate::replica::{Replica, Role};
 impl Replica {
     /// Timers: heartbeats, retransmissions, elections, catch-up and recovery.
     pub fn tick(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        self.now = now;
+        self.px.now = now;
         self.tick_election(now, fx);
         self.tick_leader(now, fx);
         self.tick_learner(now, fx);
@@ -28,14 +28,14 @@ impl Replica {
                 Role::Leader { .. } => role::LEADER,
                 Role::Recovering(_) => role::RECOVERING,
             },
-            ballot: self.promised,
+            ballot: self.px.promised,
             leader: self.leader_hint(),
-            commit_index: self.commit_index,
-            executed: self.executed,
+            commit_index: self.px.commit_index,
+            executed: self.px.executed,
             log_len: self.log_end(),
-            catchup_fetched: self.catchup_fetched,
-            replayed: self.replayed,
-            ..self.sm.status()
+            catchup_fetched: self.px.catchup_fetched,
+            replayed: self.px.replayed,
+            ..self.px.sm.status()
         }
     }
 }
@@ -64,6 +64,6 @@ impl Replica {
     /// The commands of every committed slot held (not compacted away), by
     /// slot (for the simulator's agreement check).
     pub fn committed_slots(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.log.committed(0)
+        self.px.log.committed(0)
     }
 }

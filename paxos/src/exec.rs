@@ -10,22 +10,22 @@ use crate::replica::{accepted, reject, Replica, SlotState};
 impl Replica {
     /// Advances the commit index over consecutive committed slots and executes them.
     pub(crate) fn advance(&mut self, fx: &mut Effects<PaxosMsg>) {
-        while let Some(s) = self.slot(self.commit_index) {
+        while let Some(s) = self.slot(self.px.commit_index) {
             if s.state != SlotState::Committed {
                 break;
             }
-            self.commit_index += 1;
+            self.px.commit_index += 1;
         }
-        self.known_commit = self.known_commit.max(self.commit_index);
-        while self.executed < self.commit_index {
+        self.px.known_commit = self.px.known_commit.max(self.px.commit_index);
+        while self.px.executed < self.px.commit_index {
             // base <= executed < commit_index <= log_end: the slot is held.
-            let slot = self.executed;
-            let Some(s) = self.log.get_mut(slot) else {
+            let slot = self.px.executed;
+            let Some(s) = self.px.log.get_mut(slot) else {
                 break;
             };
             let cmds = std::mem::take(&mut s.entry).into_cmds();
             for c in &cmds {
-                let out = self.sm.execute_checked(c);
+                let out = self.px.sm.execute_checked(c);
                 if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {
                     let r = match out {
                         Some(out) => accepted(c.client, c.seq, self.cfg.id, out),
@@ -34,12 +34,12 @@ impl Replica {
                     fx.reply(conn, r);
                 }
             }
-            if let Some(s) = self.log.get_mut(slot) {
+            if let Some(s) = self.px.log.get_mut(slot) {
                 s.set_cmds(cmds);
                 s.pack();
             }
-            self.log.executed_slot(slot);
-            self.executed += 1;
+            self.px.log.executed_slot(slot);
+            self.px.executed += 1;
         }
         self.maybe_compact(fx);
         self.check_recovered();
@@ -52,11 +52,11 @@ impl Replica {
             return;
         }
         // An executed slot is packed; its waiting commands were answered then.
-        let Some(s) = self.log.get(slot) else {
+        let Some(s) = self.px.log.get(slot) else {
             return;
         };
         for c in s.live_cmds() {
-            if !matches!(c.op, Op::Put | Op::Delete) || self.sm.is_stale(c.client, c.seq) {
+            if !matches!(c.op, Op::Put | Op::Delete) || self.px.sm.is_stale(c.client, c.seq) {
                 continue;
             }
             if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {

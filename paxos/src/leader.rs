@@ -37,7 +37,7 @@ impl Replica {
                         cmd.client,
                         cmd.seq,
                         ReplyStatus::Unavailable,
-                        self.leader_hint,
+                        self.px.leader_hint,
                     ),
                 );
             }
@@ -49,6 +49,7 @@ impl Replica {
                     // Broken on purpose: a read served from this replica's
                     // own, possibly stale, state machine.
                     let value = self
+                        .px
                         .sm
                         .kv()
                         .get(&cmd.key)
@@ -62,13 +63,13 @@ impl Replica {
                         cmd.client,
                         cmd.seq,
                         ReplyStatus::NotLeader,
-                        self.leader_hint,
+                        self.px.leader_hint,
                     ),
                 );
             }
         }
         let (client, seq, me) = (cmd.client, cmd.seq, self.cfg.id);
-        match self.sm.check(client, seq) {
+        match self.px.sm.check(client, seq) {
             // Already executed: answer with the first outcome.
             Check::Done(out) => return fx.reply(conn, accepted(client, seq, me, out.clone())),
             Check::Stale => {
@@ -138,7 +139,7 @@ impl Replica {
                 };
                 // Never propose into a slot already known to be chosen
                 // (compacted slots are chosen too).
-                let held = &self.log;
+                let held = &self.px.log;
                 *next_slot = (*next_slot).max(held.base());
                 while held.committed_at(*next_slot) {
                     *next_slot += 1;
@@ -155,24 +156,24 @@ impl Replica {
                 self.propose_at(now, ballot, slot, cmds, targets, fx);
             }
         }
-        if self.commit_index > self.announced_commit {
+        if self.px.commit_index > self.px.announced {
             self.announce_commit(now, ballot, fx);
         }
     }
 
     pub(crate) fn announce_commit(&mut self, now: u64, ballot: u64, fx: &mut Effects<PaxosMsg>) {
-        self.announced_commit = self.commit_index;
-        self.last_heartbeat = now;
+        self.px.announced = self.px.commit_index;
+        self.px.last_heartbeat = now;
         fx.broadcast(PaxosMsg::CommitShort(CommitShort {
             ballot,
-            up_to: self.commit_index,
+            up_to: self.px.commit_index,
         }));
     }
 
     /// The peers phase-2 messages go to: all of them, or with `thrifty` the
     /// `quorum - 1` heard from most recently.
     fn phase2_targets(&self, _now: u64) -> u64 {
-        self.accept_targets_by(|j| std::cmp::Reverse(self.last_heard[j as usize]))
+        self.accept_targets_by(|j| std::cmp::Reverse(self.px.last_heard[j as usize]))
     }
 
     /// Phase 2b: count the vote; a majority commits the slot.
@@ -189,10 +190,10 @@ impl Replica {
     /// The master asks this replica to lead: run phase 1 with a ballot above
     /// anything promised, covering every slot from the first unchosen one.
     pub fn handle_be_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        self.now = now;
+        self.px.now = now;
         match self.role {
             Role::Leader { .. } | Role::Recovering(_) => {}
-            Role::Candidate(_) | Role::Follower => self.campaign(now, self.promised, 1, fx),
+            Role::Candidate(_) | Role::Follower => self.campaign(now, self.px.promised, 1, fx),
         }
     }
 
@@ -211,12 +212,12 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         let me = self.cfg.id;
-        let b = ballot::make(ballot::round(above.max(self.promised)) + 1, me);
-        self.promised = b;
+        let b = ballot::make(ballot::round(above.max(self.px.promised)) + 1, me);
+        self.px.promised = b;
         fx.persist(&Record::Promise { ballot: b });
-        let from_slot = self.commit_index;
+        let from_slot = self.px.commit_index;
         info!(ballot = b, from_slot, "starting phase 1");
-        let mut c = Candidate::new(&self.log, b, from_slot, me, now);
+        let mut c = Candidate::new(&self.px.log, b, from_slot, me, now);
         c.attempts = attempts;
         self.role = Role::Candidate(c);
         fx.broadcast(PaxosMsg::Prepare(Prepare {
@@ -278,7 +279,7 @@ impl Replica {
             ballot: b,
             next_slot: end,
         };
-        self.leader_hint = Some(self.cfg.id);
+        self.px.leader_hint = Some(self.cfg.id);
         let mut best = c.best;
         let all = self.peers();
         for slot in c.from_slot..end {
@@ -303,7 +304,7 @@ impl Replica {
         match self.role {
             Role::Candidate(_) => self.resend_prepare(now, rt, all, fx),
             Role::Leader { ballot, next_slot } => {
-                if now.saturating_sub(self.last_heartbeat) >= self.cfg.heartbeat_ns {
+                if now.saturating_sub(self.px.last_heartbeat) >= self.cfg.heartbeat_ns {
                     self.announce_commit(now, ballot, fx);
                 }
                 self.resend_accepts(now, ballot, next_slot, rt, all, fx);
@@ -316,8 +317,8 @@ impl Replica {
     /// heard (thrifty sends go to the freshest peers). Every peer may talk
     /// to a Multi-Paxos replica: always true.
     pub(crate) fn heard(&mut self, from: u8, now: u64) -> bool {
-        self.now = now;
-        if let Some(h) = self.last_heard.get_mut(from as usize) {
+        self.px.now = now;
+        if let Some(h) = self.px.last_heard.get_mut(from as usize) {
             *h = now;
         }
         true

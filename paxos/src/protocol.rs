@@ -119,10 +119,10 @@ impl Protocol for Replica {
     genericsmr::inherent!(handle, propose, be_leader, status, tick, flush, snapshot, snapshots);
 
     fn log(&self, m: &LogRequest) -> LogReply {
-        self.log.answer(m)
+        self.px.log.answer(m)
     }
 
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
-        self.log.committed(from).collect()
+        self.px.log.committed(from).collect()
     }
 }

@@ -15,14 +15,13 @@ use std::borrow::Cow;
 use bytes::{Bytes, BytesMut};
 use genericsmr::command::{ClientId, Command};
 use genericsmr::effects::Effects;
-use genericsmr::election::ElectionTimer;
 use genericsmr::messages::ReplyStatus;
 use genericsmr::state::StateMachine;
 use genericsmr::wire::{decode_body, Marshal};
 use genericsmr::{ConnId, ReplicaId};
 
-use crate::log::Log;
 use crate::messages::{bit, PaxosMsg, Prepare};
+use crate::multi::state::State;
 pub(crate) use genericsmr::effects::{accepted, reject};
 
 /// Settings of one replica.
@@ -319,43 +318,12 @@ pub(crate) enum Role {
 pub struct Replica {
     pub(crate) cfg: Config,
     pub(crate) role: Role,
-    /// Highest ballot promised; never decreases.
-    pub(crate) promised: u64,
-    /// The log from its base on; slots below the base (never above
-    /// `executed`) are executed and compacted away (see [`Config::keep_executed`]).
-    pub(crate) log: Log<Batch>,
-    /// The snapshot being fetched from a peer, if any.
-    pub(crate) fetch: genericsmr::snapshot::Fetch,
-    /// Snapshots installed from peers.
-    pub(crate) snapshots_installed: u64,
-    /// Snapshots sent to peers.
-    pub(crate) snapshots_sent: u64,
-    /// Compactions of the log so far.
-    pub(crate) compactions: u64,
-    /// Every slot below this is committed here.
-    pub(crate) commit_index: u64,
-    /// Every slot below this is executed here.
-    pub(crate) executed: u64,
-    /// Highest commit index heard from anyone.
-    pub(crate) known_commit: u64,
-    pub(crate) sm: StateMachine,
-    pub(crate) leader_hint: Option<ReplicaId>,
+    /// The Multi-Paxos state shared with every protocol on the slot log.
+    pub(crate) px: State<Batch>,
     /// Proposals waiting for a slot (leader or candidate).
     pub(crate) pending: VecDeque<Command>,
     /// Where to answer each proposal in flight through this replica.
     pub(crate) waiting: HashMap<(ClientId, u64), ConnId>,
-    /// When each peer was last heard from (for thrifty target choice).
-    pub(crate) last_heard: Vec<u64>,
-    pub(crate) last_heartbeat: u64,
-    pub(crate) announced_commit: u64,
-    pub(crate) catchup_sent_at: Option<u64>,
-    pub(crate) catchup_fetched: u64,
-    pub(crate) replayed: u64,
-    pub(crate) nonce: u64,
-    /// The time of the event being handled (for resets from deep helpers).
-    pub(crate) now: u64,
-    /// When to campaign if the leader stays silent.
-    pub(crate) election: ElectionTimer,
 }
 
 impl Replica {
@@ -364,9 +332,6 @@ impl Replica {
     /// A fresh replica with an empty log.
     pub fn new(cfg: Config) -> Self {
         assert!(cfg.n >= 1 && cfg.n <= genericsmr::MAX_REPLICAS && (cfg.id as usize) < cfg.n);
-        let n = cfg.n;
-        let fetch = genericsmr::snapshot::Fetch::new(cfg.transfer);
-        let election = ElectionTimer::new(cfg.id as u64, cfg.election_timeout_ns);
         // Puts answered at commit never show what they replaced.
         let sm = if cfg.reply_after_exec {
             StateMachine::default()
@@ -374,31 +339,13 @@ impl Replica {
             StateMachine::without_replaced_values()
         }
         .with_limits(cfg.dedup);
+        let px = State::new(cfg.id, cfg.n, cfg.election_timeout_ns, cfg.transfer, sm);
         Replica {
             cfg,
             role: Role::Follower,
-            promised: 0,
-            log: Log::default(),
-            fetch,
-            snapshots_installed: 0,
-            snapshots_sent: 0,
-            compactions: 0,
-            commit_index: 0,
-            executed: 0,
-            known_commit: 0,
-            sm,
-            leader_hint: None,
+            px,
             pending: VecDeque::new(),
             waiting: HashMap::new(),
-            last_heard: vec![0; n],
-            last_heartbeat: 0,
-            announced_commit: 0,
-            catchup_sent_at: None,
-            catchup_fetched: 0,
-            replayed: 0,
-            nonce: 0,
-            now: 0,
-            election,
         }
     }
 
@@ -414,27 +361,17 @@ impl Replica {
 
     /// One past the highest slot held.
     pub fn log_end(&self) -> u64 {
-        self.log.end()
+        self.px.log.end()
     }
 
     /// Slot `slot`, if held (not compacted away, not past the end).
     pub fn slot(&self, slot: u64) -> Option<&Slot> {
-        self.log.get(slot)
-    }
-
-    /// Snapshots installed from peers, snapshots sent to peers, and
-    /// compactions of this replica's log.
-    pub fn snapshots(&self) -> (u64, u64, u64) {
-        (
-            self.snapshots_installed,
-            self.snapshots_sent,
-            self.compactions,
-        )
+        self.px.log.get(slot)
     }
 
     /// Committed slots fetched from peers.
     pub fn catchup_fetched(&self) -> u64 {
-        self.catchup_fetched
+        self.px.catchup_fetched
     }
 
     /// Whether votes (Accepted records) go to the durable log before they are
@@ -450,12 +387,12 @@ impl Replica {
 
     /// Whether `slot` is known chosen here (compacted slots were executed).
     pub(crate) fn committed_at(&self, slot: u64) -> bool {
-        self.log.committed_at(slot)
+        self.px.log.committed_at(slot)
     }
 
     /// The last slot within reach of our log (see [`Config::slot_window`]).
     pub(crate) fn window_end(&self) -> u64 {
-        self.commit_index.saturating_add(self.cfg.slot_window)
+        self.px.commit_index.saturating_add(self.cfg.slot_window)
     }
 
     /// Whether a ballot from a peer could have been made by a correct replica;
@@ -467,7 +404,7 @@ impl Replica {
 
     /// The current leader (or a candidate we promised) was heard from at `now`.
     pub(crate) fn heard_leader(&mut self, now: u64) {
-        self.election.heard_leader(now);
+        self.px.election.heard_leader(now);
     }
 
     /// The other replicas of the group, as a bit set.
@@ -486,7 +423,7 @@ impl Replica {
             self.role = Role::Follower;
         }
         self.pending.clear();
-        let hint = self.leader_hint.filter(|h| *h != self.cfg.id);
+        let hint = self.px.leader_hint.filter(|h| *h != self.cfg.id);
         // In a fixed order: a core's effects must not depend on hash seeds, so
         // that a simulated run replays exactly from its seed.
         let mut waiting: Vec<_> = self.waiting.drain().collect();
@@ -514,6 +451,6 @@ crate::impl_host! {
     }
     fn campaign_on_timeout(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
         // No immediate re-campaign on refusal: the backed-off timer decides.
-        self.campaign(now, self.promised, crate::leader::MAX_CAMPAIGNS, fx);
+        self.campaign(now, self.px.promised, crate::leader::MAX_CAMPAIGNS, fx);
     }
 }

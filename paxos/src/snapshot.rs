@@ -28,18 +28,19 @@ use crate::replica::{Replica, Role};
 impl Replica {
     /// This replica's snapshot: its state machine at its executed point.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot::of(&self.sm, &self.executed)
+        Snapshot::of(&self.px.sm, &self.px.executed)
     }
 
     /// Compacts once enough is executed (see [`crate::Config::compact_every`]).
     pub(crate) fn maybe_compact(&mut self, fx: &mut Effects<PaxosMsg>) {
         if !self
+            .px
             .log
-            .maybe_compact(self.executed, &self.cfg.compaction())
+            .maybe_compact(self.px.executed, &self.cfg.compaction())
         {
             return;
         }
-        self.compactions += 1;
+        self.px.compactions += 1;
         if fx.keeps_records() {
             let snap = self.snapshot().to_bytes();
             self.compact_durable(snap, fx);
@@ -49,8 +50,10 @@ impl Replica {
     /// Asks the driver to replace the durable log by `snap` (a snapshot at
     /// the executed point) and the records still needed above it.
     fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<PaxosMsg>) {
-        let (keep, executed, promised) = (self.keeps_votes(), self.executed, self.promised);
-        self.log.compact_durable(snap, executed, promised, keep, fx);
+        let (keep, executed, promised) = (self.keeps_votes(), self.px.executed, self.px.promised);
+        self.px
+            .log
+            .compact_durable(snap, executed, promised, keep, fx);
     }
 
     /// Tells `to` that `slot` is compacted here.
@@ -68,18 +71,18 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
-        if m.what < self.executed {
+        if m.what < self.px.executed {
             return; // an old answer: we have that slot by now
         }
         if matches!(self.role, Role::Candidate(_)) {
             tracing::info!(
                 peer = from,
-                commit_index = self.commit_index,
+                commit_index = self.px.commit_index,
                 "too far behind to lead: fetching a snapshot instead"
             );
             self.step_down(fx);
         }
-        self.fetch.ask(now, from, PaxosMsg::SnapshotRequest, fx);
+        self.px.fetch.ask(now, from, PaxosMsg::SnapshotRequest, fx);
     }
 
     /// A peer asks for this replica's snapshot: it goes in chunks.
@@ -91,7 +94,7 @@ impl Replica {
     ) {
         let cfg = self.cfg.transfer;
         if cfg.answer(from, &m, &self.snapshot(), PaxosMsg::SnapshotChunk, fx) {
-            self.snapshots_sent += 1;
+            self.px.snapshots_sent += 1;
         }
     }
 
@@ -105,11 +108,11 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         self.heard(from, now);
-        let Some(snap) = self.fetch.receive(now, from, c) else {
+        let Some(snap) = self.px.fetch.receive(now, from, c) else {
             return;
         };
         let done = self.install(&snap, fx);
-        if snapshot::installed(from, done) && self.commit_index < self.known_commit {
+        if snapshot::installed(from, done) && self.px.commit_index < self.px.known_commit {
             self.fetch_from(now, from, fx);
         }
     }
@@ -123,11 +126,11 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) -> Result<bool, WireError> {
         let slot = snap.slot()?;
-        if slot <= self.executed {
+        if slot <= self.px.executed {
             return Ok(false);
         }
         self.load_snapshot(snap)?;
-        self.snapshots_installed += 1;
+        self.px.snapshots_installed += 1;
         if let Role::Leader { next_slot, .. } = &mut self.role {
             *next_slot = (*next_slot).max(slot);
         }
@@ -138,7 +141,7 @@ impl Replica {
         if fx.keeps_records() {
             self.compact_durable(snap.to_bytes(), fx);
         }
-        snapshot::answer_waiting(&self.sm, self.cfg.id, &mut self.waiting, fx);
+        snapshot::answer_waiting(&self.px.sm, self.cfg.id, &mut self.waiting, fx);
         self.advance(fx);
         Ok(true)
     }
@@ -148,16 +151,16 @@ impl Replica {
     /// below the snapshot's point, which becomes the executed point.
     pub(crate) fn load_snapshot(&mut self, snap: &Snapshot) -> Result<(), WireError> {
         let slot = snap.slot()?;
-        let sm = snap.state_machine(&self.sm)?;
-        if slot < self.executed {
+        let sm = snap.state_machine(&self.px.sm)?;
+        if slot < self.px.executed {
             return Ok(()); // older than what we executed: nothing to take
         }
-        self.log.rebase(slot);
-        self.sm = sm;
-        self.executed = slot;
-        self.commit_index = self.commit_index.max(slot);
-        self.known_commit = self.known_commit.max(slot);
-        self.announced_commit = self.announced_commit.max(slot);
+        self.px.log.rebase(slot);
+        self.px.sm = sm;
+        self.px.executed = slot;
+        self.px.commit_index = self.px.commit_index.max(slot);
+        self.px.known_commit = self.px.known_commit.max(slot);
+        self.px.announced = self.px.announced.max(slot);
         Ok(())
     }
 }

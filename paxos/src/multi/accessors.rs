@@ -5,10 +5,9 @@
 /// points, log and state machine, and the quorum and slot-window checks.
 ///
 /// The replica has the fields `cfg` (a `Config` with `quorum()` and
-/// `slot_window`), `promised`, `log` (a [`crate::log::Log`] of its `Slot`s),
-/// `commit_index`, `executed`, `leader_hint` and `sm` (a `StateMachine`)
-/// and the method `is_leader`; the names
-/// `Config`, `Slot` and `StateMachine` are in scope where it is used.
+/// `slot_window`) and `px` (a [`crate::multi::state::State`] of its slot
+/// value) and the method `is_leader`; the names `Config`, `Slot` and
+/// `StateMachine` are in scope where it is used.
 #[macro_export]
 macro_rules! replica_accessors {
     () => {
@@ -19,29 +18,29 @@ macro_rules! replica_accessors {
 
         /// The highest ballot promised; never decreases.
         pub fn promised(&self) -> u64 {
-            self.promised
+            self.px.promised
         }
 
         /// Every slot below this is chosen (committed) here.
         pub fn commit_index(&self) -> u64 {
-            self.commit_index
+            self.px.commit_index
         }
 
         /// Every slot below this is executed here.
         pub fn executed(&self) -> u64 {
-            self.executed
+            self.px.executed
         }
 
         /// The slots held, from [`Self::log_base`] on: `log()[i]` is slot
         /// `log_base() + i` (the slots below are compacted away).
         pub fn log(&self) -> &[Slot] {
-            self.log.slots()
+            self.px.log.slots()
         }
 
         /// The first slot held in memory; every slot below it is executed
         /// and compacted away.
         pub fn log_base(&self) -> u64 {
-            self.log.base()
+            self.px.log.base()
         }
 
         /// The replica believed to lead (this one when it leads).
@@ -49,13 +48,20 @@ macro_rules! replica_accessors {
             if self.is_leader() {
                 Some(self.cfg.id)
             } else {
-                self.leader_hint
+                self.px.leader_hint
             }
         }
 
         /// The state machine.
         pub fn state(&self) -> &StateMachine {
-            &self.sm
+            &self.px.sm
+        }
+
+        /// Snapshots installed from peers, snapshots sent to peers, and
+        /// compactions of this replica's log.
+        pub fn snapshots(&self) -> (u64, u64, u64) {
+            let p = &self.px;
+            (p.snapshots_installed, p.snapshots_sent, p.compactions)
         }
 
         /// Whether `votes` (a bit set of replicas) is a majority.
@@ -67,14 +73,14 @@ macro_rules! replica_accessors {
         /// end; `None` if compacted away (executed here: chosen, and nothing
         /// about it changes). Callers bound `slot` by the window first.
         pub(crate) fn slot_mut(&mut self, slot: u64) -> Option<&mut Slot> {
-            self.log.create(slot)
+            self.px.log.create(slot)
         }
 
         /// Whether a slot number from a peer is within reach of the log
         /// (`Config::slot_window` past the commit index): keeps a confused or
         /// hostile peer from sizing it.
         pub(crate) fn slot_in_window(&self, slot: u64) -> bool {
-            slot <= self.commit_index.saturating_add(self.cfg.slot_window)
+            slot <= self.px.commit_index.saturating_add(self.cfg.slot_window)
         }
     };
 }

@@ -10,13 +10,14 @@
 //! dispatch on the vote path.
 
 use genericsmr::effects::Effects;
-use genericsmr::election::{ElectionTimer, OnHint};
+use genericsmr::election::OnHint;
 use genericsmr::ReplicaId;
 
-use crate::log::{Log, Record, SlotState};
+use crate::log::{Record, SlotState};
 use crate::messages::ballot;
 use crate::multi::messages::{Accept, Commit, PrepareReply};
 use crate::multi::phase1::Candidate;
+use crate::multi::state::State;
 use crate::multi::value::Carried;
 use crate::multi::votes::{Phase1b, Tally};
 
@@ -54,10 +55,10 @@ pub trait Host {
     /// Its peer message enum.
     type Msg;
 
-    /// The log.
-    fn log_ref(&self) -> &Log<Self::Value>;
-    /// The log, to change.
-    fn log_mut(&mut self) -> &mut Log<Self::Value>;
+    /// Its Multi-Paxos state.
+    fn px(&self) -> &State<Self::Value>;
+    /// Its Multi-Paxos state, to change.
+    fn px_mut(&mut self) -> &mut State<Self::Value>;
     /// This replica's id.
     fn my_id(&self) -> ReplicaId;
     /// Whether its votes go to the durable log before they are
@@ -65,22 +66,12 @@ pub trait Host {
     fn keeps_votes(&self) -> bool {
         true
     }
-    /// The highest ballot promised.
-    fn promised_ballot(&self) -> u64;
-    /// Sets the highest ballot promised (only ever raised).
-    fn set_promised(&mut self, b: u64);
-    /// Every slot below this is chosen here.
-    fn committed_below(&self) -> u64;
     /// The ballot it leads at, if it leads.
     fn leading_ballot(&self) -> Option<u64>;
     /// The ballot it leads or campaigns at, if either.
     fn own_ballot(&self) -> Option<u64>;
     /// Whether it follows (neither leads, campaigns nor recovers).
     fn is_follower(&self) -> bool;
-    /// The highest commit index heard from anyone.
-    fn known_commit_index(&self) -> u64;
-    /// Notes a commit index heard from a peer.
-    fn heard_commit(&mut self, commit_index: u64);
     /// How far past its commit index it takes slot numbers from peers
     /// (`Config::slot_window`).
     fn slot_window(&self) -> u64;
@@ -102,12 +93,6 @@ pub trait Host {
     }
     /// Whether Accepts go to a bare quorum only (`Config::thrifty`).
     fn thrifty(&self) -> bool;
-    /// The election timer.
-    fn election_mut(&mut self) -> &mut ElectionTimer;
-    /// The time of the event being handled.
-    fn event_time(&self) -> u64;
-    /// Sets the replica believed to lead.
-    fn set_leader_hint(&mut self, l: ReplicaId);
     /// Whether `owner` (of a ballot heard) may be taken as the leader hint:
     /// MDLin takes only a replica of its own shard.
     fn may_lead_here(&self, owner: ReplicaId) -> bool;
@@ -144,9 +129,13 @@ pub trait Host {
         from_slot: u64,
         fx: &mut Effects<Self::Msg>,
     ) -> bool {
-        let (promised, ci) = (self.promised_ballot(), self.committed_below());
+        let (promised, ci) = (self.px().promised, self.px().commit_index);
         let leading = self.leading_ballot().is_some();
-        match (self.log_ref()).check_prepare(ballot, from_slot, promised, ci, leading) {
+        match self
+            .px()
+            .log
+            .check_prepare(ballot, from_slot, promised, ci, leading)
+        {
             Phase1b::Refuse(r) => {
                 fx.send(from, Self::prepare_reply_msg(r));
                 return false;
@@ -158,8 +147,8 @@ pub trait Host {
             Phase1b::Promise => {}
         }
         self.observe_ballot(ballot, fx);
-        let (promised, ci) = (self.promised_ballot(), self.committed_below());
-        let r = self.log_ref().promise(ballot, promised, ci, from_slot);
+        let (promised, ci) = (self.px().promised, self.px().commit_index);
+        let r = self.px().log.promise(ballot, promised, ci, from_slot);
         fx.send(from, Self::prepare_reply_msg(r));
         true
     }
@@ -179,8 +168,9 @@ pub trait Host {
         {
             return Promise::Ignored;
         }
-        self.heard_commit(m.commit_index);
-        let window_end = self.committed_below().saturating_add(self.slot_window());
+        let p = self.px_mut();
+        p.known_commit = p.known_commit.max(m.commit_index);
+        let window_end = self.px().commit_index.saturating_add(self.slot_window());
         let c = self.candidate_mut().filter(|c| c.ballot == m.ballot);
         if !m.ok {
             let current = c.map(|c| c.attempts);
@@ -222,7 +212,11 @@ pub trait Host {
         let Some(b) = self.leading_ballot() else {
             return;
         };
-        match self.log_mut().tally(b, from, slot, ok, answered, promised) {
+        match self
+            .px_mut()
+            .log
+            .tally(b, from, slot, ok, answered, promised)
+        {
             Tally::Outvoted(higher) => self.observe_ballot(higher, fx),
             Tally::Counted(acks) if self.is_quorum(acks) => self.choose_slot(slot, fx),
             _ => {}
@@ -245,7 +239,7 @@ pub trait Host {
         fx: &mut Effects<Self::Msg>,
     ) {
         let (me, keep) = (self.my_id(), self.keeps_votes());
-        let Some(s) = self.log_mut().create(slot) else {
+        let Some(s) = self.px_mut().log.create(slot) else {
             return;
         };
         s.propose(slot, ballot, value.clone(), me, targets, now, keep, fx);
@@ -273,7 +267,7 @@ pub trait Host {
     /// sends, or after a retransmission to fewer).
     #[inline]
     fn mark_chosen(&mut self, slot: u64, peers: u64, fx: &mut Effects<Self::Msg>) {
-        let Some(s) = self.log_mut().get_mut(slot) else {
+        let Some(s) = self.px_mut().log.get_mut(slot) else {
             return;
         };
         if s.state != SlotState::Committed {
@@ -295,25 +289,25 @@ pub trait Host {
     /// steps down if it is above the ballot led or campaigned at, and takes
     /// its owner as the leader hint.
     fn observe_ballot(&mut self, b: u64, fx: &mut Effects<Self::Msg>) {
-        if b > self.promised_ballot() {
+        if b > self.px().promised {
             // Durable before anything queued with it is sent (a PrepareReply).
-            self.set_promised(b);
+            self.px_mut().promised = b;
             fx.persist(&Record::<WireOf<Self>>::Promise { ballot: b });
             // Someone newer runs the group (or is trying to): give it a full
             // timeout before competing.
-            let now = self.event_time();
-            self.election_mut().heard_leader(now);
+            let p = self.px_mut();
+            p.election.heard_leader(p.now);
         }
         let owner = ballot::owner(b);
         if self.own_ballot().is_some_and(|m| b > m) {
             tracing::info!(ballot = b, "a higher ballot exists: stepping down");
             // Refusals sent by step_down name the owner of the higher ballot.
-            self.set_leader_hint(owner);
+            self.px_mut().leader_hint = Some(owner);
             self.step_down(fx);
         }
         let following = self.leading_ballot().is_none();
-        if following && b >= self.promised_ballot() && self.may_lead_here(owner) {
-            self.set_leader_hint(owner);
+        if following && b >= self.px().promised && self.may_lead_here(owner) {
+            self.px_mut().leader_hint = Some(owner);
         }
     }
 
@@ -333,11 +327,11 @@ pub trait Host {
     /// a recovering replica may not campaign.
     fn tick_election(&mut self, now: u64, fx: &mut Effects<Self::Msg>) {
         if !self.is_follower() {
-            return self.election_mut().heard_leader(now);
+            return self.px_mut().election.heard_leader(now);
         }
-        let (p, ci) = (self.promised_ballot(), self.committed_below());
-        let known = self.known_commit_index();
-        if self.election_mut().follower_due(now, p, ci, known) {
+        let (p, ci) = (self.px().promised, self.px().commit_index);
+        let known = self.px().known_commit;
+        if self.px_mut().election.follower_due(now, p, ci, known) {
             self.campaign_on_timeout(now, fx);
         }
     }
@@ -348,7 +342,7 @@ pub trait Host {
     /// from the master alone stays); with elections off, at once.
     fn on_master_hint(&mut self, now: u64, fx: &mut Effects<Self::Msg>) {
         let (follower, quiet) = (self.is_follower(), self.hint_quiet_ns());
-        match self.election_mut().on_master_hint(now, follower, quiet) {
+        match self.px_mut().election.on_master_hint(now, follower, quiet) {
             OnHint::Lead => self.be_leader(now, fx),
             OnHint::Tick => self.tick_election(now, fx),
             OnHint::Nothing => {}
@@ -387,9 +381,9 @@ pub trait Host {
         peers: u64,
         fx: &mut Effects<Self::Msg>,
     ) {
-        let from = self.committed_below();
+        let from = self.px().commit_index;
         let mut resent = 0;
-        for (slot, s) in self.log_mut().range_mut(from, end) {
+        for (slot, s) in self.px_mut().log.range_mut(from, end) {
             if s.state == SlotState::Accepted
                 && s.ballot == ballot
                 && now.saturating_sub(s.sent_at) >= retransmit_ns
@@ -417,9 +411,9 @@ pub trait Host {
 /// the `;` (what is its own: at least `may_lead_here`, `after_chosen` and
 /// `campaign_on_timeout`).
 ///
-/// The common methods come from the fields `log`, `promised`,
-/// `commit_index`, `known_commit`, `cfg` (with `id`, `hint_quiet_ns`,
-/// `slot_window`, `thrifty` and `quorum()`), `election`, `now` and `leader_hint`; the enum `Role` (with
+/// The common methods come from the fields `px` (the
+/// [`crate::multi::state::State`]) and `cfg` (with `id`, `hint_quiet_ns`,
+/// `slot_window`, `thrifty` and `quorum()`); the enum `Role` (with
 /// `Follower`, `Leader { ballot, .. }` and `Candidate(c)`); the inherent
 /// methods `heard` (the receive prelude), `peers`, `step_down`,
 /// `compacted` and `handle_be_leader`; and the variants `Prepare`,
@@ -432,23 +426,14 @@ macro_rules! impl_host {
             type Value = $value;
             type Msg = $msg;
 
-            fn log_ref(&self) -> &$crate::log::Log<$value> {
-                &self.log
+            fn px(&self) -> &$crate::multi::state::State<$value> {
+                &self.px
             }
-            fn log_mut(&mut self) -> &mut $crate::log::Log<$value> {
-                &mut self.log
+            fn px_mut(&mut self) -> &mut $crate::multi::state::State<$value> {
+                &mut self.px
             }
             fn my_id(&self) -> genericsmr::ReplicaId {
                 self.cfg.id
-            }
-            fn promised_ballot(&self) -> u64 {
-                self.promised
-            }
-            fn set_promised(&mut self, b: u64) {
-                self.promised = b;
-            }
-            fn committed_below(&self) -> u64 {
-                self.commit_index
             }
             fn leading_ballot(&self) -> Option<u64> {
                 match self.role {
@@ -465,12 +450,6 @@ macro_rules! impl_host {
             }
             fn is_follower(&self) -> bool {
                 matches!(self.role, Role::Follower)
-            }
-            fn known_commit_index(&self) -> u64 {
-                self.known_commit
-            }
-            fn heard_commit(&mut self, commit_index: u64) {
-                self.known_commit = self.known_commit.max(commit_index);
             }
             fn slot_window(&self) -> u64 {
                 self.cfg.slot_window
@@ -496,15 +475,6 @@ macro_rules! impl_host {
             }
             fn thrifty(&self) -> bool {
                 self.cfg.thrifty
-            }
-            fn election_mut(&mut self) -> &mut genericsmr::election::ElectionTimer {
-                &mut self.election
-            }
-            fn event_time(&self) -> u64 {
-                self.now
-            }
-            fn set_leader_hint(&mut self, l: genericsmr::ReplicaId) {
-                self.leader_hint = Some(l);
             }
             #[inline]
             fn admit(&mut self, from: genericsmr::ReplicaId, now: u64) -> bool {

@@ -22,6 +22,7 @@ pub mod accessors;
 pub mod host;
 pub mod messages;
 pub mod phase1;
+pub mod state;
 pub mod targets;
 pub mod value;
 pub mod votes;
