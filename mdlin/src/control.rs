@@ -5,6 +5,7 @@ use genericsmr::effects::Effects;
 use genericsmr::messages::{role, StatusReply};
 use genericsmr::ReplicaId;
 use paxos::multi::host::Host;
+use paxos::multi::snapshot::Snapshots;
 
 use crate::messages::MdlMsg;
 use crate::replica::{Replica, Role};

@@ -15,10 +15,10 @@ use tracing::info;
 use crate::ballot;
 use crate::messages::{
     Accept, AcceptReply, CatchupReply, CatchupRequest, Commit, CommitShort, Entry, MdlMsg, Prepare,
-    PrepareReply, Record, SlotReport,
+    Record, SlotReport,
 };
 use crate::replica::{Candidate, Recovery, Replica, Role, SlotState};
-use paxos::multi::host::{Host, Promise};
+use paxos::multi::host::Host;
 
 /// Most accepts a follower holds while an earlier one is missing.
 const MAX_EARLY_ACCEPTS: usize = 8192;
@@ -140,17 +140,6 @@ impl Replica {
         }
         self.prefix.1 = i;
         i
-    }
-
-    /// Leader: count a vote; a majority chooses the slot.
-    pub fn handle_accept_reply(
-        &mut self,
-        now: u64,
-        from: ReplicaId,
-        m: AcceptReply,
-        fx: &mut Effects<MdlMsg>,
-    ) {
-        self.on_accept_reply(now, from, m.slot, m.ok, m.ballot, m.promised, fx);
     }
 
     /// Moves the commit index over chosen slots.
@@ -415,29 +404,10 @@ impl Replica {
         self.answer_prepare(from, m.ballot, m.from_slot, fx);
     }
 
-    /// Candidate: collect promises; a majority makes this replica the leader.
-    pub fn handle_prepare_reply(
-        &mut self,
-        now: u64,
-        from: ReplicaId,
-        m: PrepareReply,
-        fx: &mut Effects<MdlMsg>,
-    ) {
-        match self.take_promise(now, from, m) {
-            Promise::Refused { promised, .. } if promised > self.px.promised => {
-                self.observe_ballot(promised, fx);
-            }
-            // A fresher replica campaigns while this one catches up from the leader.
-            Promise::Behind => self.step_down(fx),
-            Promise::Counted(_) => self.maybe_lead(now, fx),
-            _ => {}
-        }
-    }
-
     /// Becomes leader once a majority promised: re-proposes every reported
     /// slot at the new ballot (holes become no-ops), then waits for them to
     /// execute before re-placing unordered operations (`failover.rs`).
-    fn maybe_lead(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+    pub(crate) fn maybe_lead(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         let Role::Candidate(c) = &self.role else {
             return;
         };

@@ -525,6 +525,14 @@ paxos::impl_host! {
     fn campaign_on_timeout(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         self.campaign(now, fx);
     }
+    /// No retry: the election timers decide who campaigns next.
+    fn retry_campaign(&mut self, _now: u64, _above: u64, _attempts: u32, _fx: &mut Effects<MdlMsg>) {}
+    /// A fresher replica campaigns while this one catches up from the
+    /// leader (on its timer).
+    fn catch_up_from(&mut self, _now: u64, _from: ReplicaId, _fx: &mut Effects<MdlMsg>) {}
+    fn lead(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
+        self.maybe_lead(now, fx);
+    }
 }
 
 /// The predecessor's [`OpId`] (same client).

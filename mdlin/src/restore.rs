@@ -19,6 +19,7 @@ use genericsmr::snapshot::Snapshot;
 
 use crate::messages::{MdlMsg, Record};
 use crate::replica::Replica;
+use paxos::multi::snapshot::Snapshots;
 
 /// Most slots one record may reach beyond the journal replayed so far (a
 /// bound on what a damaged record can make the replica allocate).
@@ -72,7 +73,7 @@ impl Replica {
                 // The snapshot file's base record: the state at its point.
                 let snap = Snapshot::from_bytes(b)
                     .map_err(|source| RestoreError::Decode { index, source })?;
-                self.load_snapshot(now, &snap)
+                self.load_snapshot(&snap)
                     .map_err(|source| RestoreError::Decode { index, source })?;
             }
         }

@@ -12,15 +12,15 @@
 //! [`Compacted`] and fetches the snapshot. Leader state (operations in
 //! flight) is never in a snapshot: a replica installs one only as a follower.
 
-use bytes::Bytes;
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
-use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
+use genericsmr::snapshot::{self, Snapshot, SnapshotChunk, SnapshotRequest};
 use genericsmr::wire::{Unmarshal, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
 use crate::messages::{MdlMsg, OpId, Pred};
-use crate::replica::{Replica, Role};
+use crate::replica::Replica;
+use paxos::multi::snapshot::Snapshots;
 
 /// A committed operation not yet ordered (round 1 chosen).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,126 +135,29 @@ impl Replica {
         Snapshot::of(&self.px.sm, &part)
     }
 
-    /// Compacts the journal once enough is executed, and the durable log with it.
+    /// Compacts the journal once enough is executed, and the durable log
+    /// with it (every vote kept: MDLin has no variant that forgets them).
     pub(crate) fn maybe_compact(&mut self, fx: &mut Effects<MdlMsg>) {
-        if !self
-            .px
-            .log
-            .maybe_compact(self.px.executed, &self.cfg.compaction)
-        {
-            return;
-        }
-        self.px.compactions += 1;
-        // Accepts held for the prefix rule below the base will never be voted.
-        self.early_accepts = self.early_accepts.split_off(&self.px.log.base());
-        if fx.keeps_records() {
-            self.compact_durable(self.snapshot().to_bytes(), fx);
+        if self.compact_log(fx) {
+            // Accepts held for the prefix rule below the base will never be voted.
+            self.early_accepts = self.early_accepts.split_off(&self.px.log.base());
         }
     }
+}
 
-    /// Replaces the durable log by `snap` (at the executed point) and the
-    /// records still needed above it (every vote: MDLin has no variant that
-    /// forgets them).
-    fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<MdlMsg>) {
-        let (executed, promised) = (self.px.executed, self.px.promised);
-        self.px
-            .log
-            .compact_durable(snap, executed, promised, true, fx);
+impl Snapshots for Replica {
+    fn current_snapshot(&self) -> Snapshot {
+        self.snapshot()
     }
 
-    /// Tells `to` that `slot` is compacted here.
-    pub(crate) fn compacted(&self, to: ReplicaId, slot: u64, fx: &mut Effects<MdlMsg>) {
-        fx.send(to, MdlMsg::Compacted(Compacted { what: slot }));
-    }
-
-    /// A peer of this shard compacted a slot this replica asked about: fetch
-    /// its snapshot (a candidate that far behind stops campaigning).
-    pub fn handle_compacted(
-        &mut self,
-        now: u64,
-        from: ReplicaId,
-        m: Compacted,
-        fx: &mut Effects<MdlMsg>,
-    ) {
-        if !self.heard(from, now) || m.what < self.px.executed {
-            return; // not of this shard, or an old answer
-        }
-        if !matches!(self.role, Role::Follower) {
-            tracing::info!(
-                peer = from,
-                commit_index = self.px.commit_index,
-                "behind a peer's compaction point: stepping down to fetch its snapshot"
-            );
-            self.step_down(fx);
-        }
-        self.px.fetch.ask(now, from, MdlMsg::SnapshotRequest, fx);
-    }
-
-    /// A peer of this shard asks for this replica's snapshot: it goes in chunks.
-    pub fn handle_snapshot_request(
-        &mut self,
-        from: ReplicaId,
-        m: SnapshotRequest,
-        fx: &mut Effects<MdlMsg>,
-    ) {
-        if !self.same_shard(from) {
-            return;
-        }
-        let cfg = self.cfg.transfer;
-        if cfg.answer(from, &m, &self.snapshot(), MdlMsg::SnapshotChunk, fx) {
-            self.px.snapshots_sent += 1;
-        }
-    }
-
-    /// A piece of the snapshot this replica asked for; the last one installs
-    /// it, and ordinary catch-up goes on above it.
-    pub fn handle_snapshot_chunk(
-        &mut self,
-        now: u64,
-        from: ReplicaId,
-        c: SnapshotChunk,
-        fx: &mut Effects<MdlMsg>,
-    ) {
-        if !self.heard(from, now) {
-            return;
-        }
-        let Some(snap) = self.px.fetch.receive(now, from, c) else {
-            return;
-        };
-        let done = self.install(now, &snap, fx);
-        if snapshot::installed(from, done) {
-            self.px.catchup_at = None;
-            self.catch_up(now, fx);
-        }
-    }
-
-    /// Installs `snap` if it is ahead of what this replica executed, as a
-    /// follower, persisting it first (a durable compaction at its point).
-    fn install(
-        &mut self,
-        now: u64,
-        snap: &Snapshot,
-        fx: &mut Effects<MdlMsg>,
-    ) -> Result<bool, WireError> {
-        let slot = snapshot::read_protocol(&snap.protocol, Part::unmarshal)?.slot;
-        if slot <= self.px.executed {
-            return Ok(false);
-        }
-        if !matches!(self.role, Role::Follower) {
-            self.step_down(fx);
-        }
-        self.load_snapshot(now, snap)?;
-        self.px.snapshots_installed += 1;
-        if fx.keeps_records() {
-            self.compact_durable(snap.to_bytes(), fx);
-        }
-        Ok(true)
+    fn snapshot_slot(snap: &Snapshot) -> Result<u64, WireError> {
+        Ok(snapshot::read_protocol(&snap.protocol, Part::unmarshal)?.slot)
     }
 
     /// Takes the state of `snap` (at restart from the snapshot file, or when
     /// installing a peer's): the state machine and everything execution
     /// built, and the journal from the snapshot's point on.
-    pub(crate) fn load_snapshot(&mut self, now: u64, snap: &Snapshot) -> Result<(), WireError> {
+    fn load_snapshot(&mut self, snap: &Snapshot) -> Result<(), WireError> {
         let part = snapshot::read_protocol(&snap.protocol, Part::unmarshal)?;
         let sm = snap.state_machine(&self.px.sm)?;
         if part.slot < self.px.executed {
@@ -266,7 +169,6 @@ impl Replica {
                 value: part.fences.len() as u64,
             });
         }
-        self.px.sm = sm;
         self.unordered = part
             .unordered
             .into_iter()
@@ -281,19 +183,34 @@ impl Replica {
         self.known_ts.clear();
         self.succ_index.clear();
         self.known_order.clear();
+        let now = self.px.now;
         for k in part.known {
             self.remember(now, k.op, k.ts, k.pred);
         }
         self.shard_ts = part.shard_ts;
         self.fences = part.fences;
         let slot = part.slot;
-        self.px.log.rebase(slot);
-        self.px.executed = slot;
-        self.px.commit_index = self.px.commit_index.max(slot);
-        self.px.known_commit = self.px.known_commit.max(slot);
-        self.px.announced = self.px.announced.max(slot);
+        self.px.rebase(slot, sm);
         self.early_accepts = self.early_accepts.split_off(&slot);
         self.advance_commit();
         Ok(())
+    }
+
+    /// Catches up from the shard's leader above the snapshot.
+    fn after_install(&mut self, now: u64, _from: ReplicaId, fx: &mut Effects<MdlMsg>) {
+        self.px.catchup_at = None;
+        self.catch_up(now, fx);
+    }
+
+    fn compaction(&self) -> paxos::log::Compaction {
+        self.cfg.compaction
+    }
+
+    fn snapshot_request_msg(r: SnapshotRequest) -> MdlMsg {
+        MdlMsg::SnapshotRequest(r)
+    }
+
+    fn snapshot_chunk_msg(c: SnapshotChunk) -> MdlMsg {
+        MdlMsg::SnapshotChunk(c)
     }
 }

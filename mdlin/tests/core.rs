@@ -6,6 +6,7 @@ use genericsmr::effects::{Dest, Effects, Reply};
 use genericsmr::messages::ReplyStatus;
 use mdlin::messages::*;
 use mdlin::{Config, CoordMode, Replica};
+use paxos::multi::host::Host;
 
 const MS: u64 = 1_000_000;
 

@@ -5,6 +5,7 @@ use genericsmr::effects::Effects;
 
 use crate::messages::{Accept, AcceptReply, Commit, CommitShort, PaxosMsg, Prepare, Record};
 use crate::multi::host::Host;
+use crate::multi::snapshot::Snapshots;
 use crate::multi::value::Carried;
 use crate::replica::{Replica, Role, SlotState};
 

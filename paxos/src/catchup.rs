@@ -15,6 +15,7 @@ use tracing::info;
 use crate::messages::{
     bit, CatchupReply, CatchupRequest, ChosenSlot, PaxosMsg, Record, RecoveryInfo, RecoveryQuery,
 };
+use crate::multi::host::Host;
 use crate::replica::{Recovery, Replica, Role};
 
 /// Bytes of commands, roughly, in one catch-up reply.

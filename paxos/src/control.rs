@@ -2,6 +2,7 @@
 //! read), and the dispatch of peer messages.
 
 use crate::multi::host::Host;
+use crate::multi::snapshot::Snapshots;
 use genericsmr::effects::Effects;
 use genericsmr::messages::{role, StatusReply};
 

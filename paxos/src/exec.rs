@@ -5,6 +5,7 @@ use genericsmr::effects::Effects;
 use genericsmr::messages::ReplyStatus;
 
 use crate::messages::PaxosMsg;
+use crate::multi::snapshot::Snapshots;
 use crate::replica::{accepted, reject, Replica, SlotState};
 
 impl Replica {
@@ -41,7 +42,7 @@ impl Replica {
             self.px.log.executed_slot(slot);
             self.px.executed += 1;
         }
-        self.maybe_compact(fx);
+        self.compact_log(fx);
         self.check_recovered();
     }
 

@@ -7,10 +7,8 @@ use genericsmr::state::Check;
 use genericsmr::ConnId;
 use tracing::info;
 
-use crate::messages::{
-    ballot, bit, AcceptReply, CommitShort, PaxosMsg, Prepare, PrepareReply, Record,
-};
-use crate::multi::host::{Host, Promise};
+use crate::messages::{ballot, bit, CommitShort, PaxosMsg, Prepare, Record};
+use crate::multi::host::Host;
 use crate::replica::{accepted, reject, Candidate, Replica, Role};
 
 /// Phase-1 attempts per request to lead (from the master or an operator)
@@ -176,17 +174,6 @@ impl Replica {
         self.accept_targets_by(|j| std::cmp::Reverse(self.px.last_heard[j as usize]))
     }
 
-    /// Phase 2b: count the vote; a majority commits the slot.
-    pub fn handle_accept_reply(
-        &mut self,
-        now: u64,
-        from: u8,
-        m: AcceptReply,
-        fx: &mut Effects<PaxosMsg>,
-    ) {
-        self.on_accept_reply(now, from, m.slot, m.ok, m.ballot, m.promised, fx);
-    }
-
     /// The master asks this replica to lead: run phase 1 with a ballot above
     /// anything promised, covering every slot from the first unchosen one.
     pub fn handle_be_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
@@ -229,46 +216,9 @@ impl Replica {
         }
     }
 
-    /// Phase 1b at the candidate: merge the report; a majority makes us leader.
-    ///
-    /// A report of a slot past our window (see [`crate::Config::slot_window`]
-    /// and [`crate::multi::phase1::Candidate::merge`]): we refuse to lead, step
-    /// down and fetch the chosen prefix from that peer. A more up-to-date
-    /// replica's timer fires (ours waits longer while we are behind); once
-    /// caught up, we are within the window of every report.
-    pub fn handle_prepare_reply(
-        &mut self,
-        now: u64,
-        from: u8,
-        m: PrepareReply,
-        fx: &mut Effects<PaxosMsg>,
-    ) {
-        match self.take_promise(now, from, m) {
-            Promise::Refused {
-                promised,
-                current: Some(attempts),
-            } => {
-                // Someone promised higher. Campaign again above it a few times (our view of
-                // the ballots may just be stale), then give up and let the election timers
-                // decide: unbounded retries would let two candidates duel forever. A
-                // campaign the timer started starts at MAX_CAMPAIGNS: no retry here.
-                self.observe_ballot(promised, fx);
-                if attempts < MAX_CAMPAIGNS {
-                    self.campaign(now, promised, attempts + 1, fx);
-                }
-            }
-            Promise::Behind => {
-                self.step_down(fx);
-                self.fetch_from(now, from, fx);
-            }
-            Promise::Counted(promises) if self.majority(promises) => self.become_leader(now, fx),
-            _ => {}
-        }
-    }
-
     /// Finishes every slot reported in phase 1 (re-proposing the value of the
     /// highest ballot, or a no-op in a hole) and starts serving proposals.
-    fn become_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+    pub(crate) fn become_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
         let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else {
             return;
         };

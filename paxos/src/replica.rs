@@ -453,4 +453,20 @@ crate::impl_host! {
         // No immediate re-campaign on refusal: the backed-off timer decides.
         self.campaign(now, self.px.promised, crate::leader::MAX_CAMPAIGNS, fx);
     }
+    fn retry_campaign(&mut self, now: u64, above: u64, attempts: u32, fx: &mut Effects<PaxosMsg>) {
+        // Our view of the ballots may just be stale: campaign again above the
+        // refusal a few times, then leave it to the election timers (unbounded
+        // retries would let two candidates duel forever).
+        if attempts < crate::leader::MAX_CAMPAIGNS {
+            self.campaign(now, above, attempts + 1, fx);
+        }
+    }
+    fn catch_up_from(&mut self, now: u64, from: ReplicaId, fx: &mut Effects<PaxosMsg>) {
+        // A fresher replica's timer fires first (ours waits longer while
+        // behind); meanwhile fetch the chosen prefix from the peer ahead.
+        self.fetch_from(now, from, fx);
+    }
+    fn lead(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
+        self.become_leader(now, fx);
+    }
 }

@@ -15,7 +15,7 @@ use genericsmr::ReplicaId;
 
 use crate::log::{Record, SlotState};
 use crate::messages::ballot;
-use crate::multi::messages::{Accept, Commit, PrepareReply};
+use crate::multi::messages::{Accept, Commit, PrepareReply, Vote};
 use crate::multi::phase1::Candidate;
 use crate::multi::state::State;
 use crate::multi::value::Carried;
@@ -83,6 +83,14 @@ pub trait Host {
     /// Runs phase 1 because the leader stayed silent past the election
     /// timeout.
     fn campaign_on_timeout(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
+    /// The campaign running after `attempts` tries was refused by a promise
+    /// at `above`: whether and how to campaign again.
+    fn retry_campaign(&mut self, now: u64, above: u64, attempts: u32, fx: &mut Effects<Self::Msg>);
+    /// Having stepped down as too far behind to lead (a phase-1 report from
+    /// `from` past the window): how to catch up.
+    fn catch_up_from(&mut self, now: u64, from: ReplicaId, fx: &mut Effects<Self::Msg>);
+    /// A quorum promised: become the leader at the campaign's ballot.
+    fn lead(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
     /// The candidate's phase-1 progress, if campaigning.
     fn candidate_mut(&mut self) -> Option<&mut Candidate<WireOf<Self>>>;
     /// Votes needed for a quorum (a majority, counting this replica).
@@ -99,13 +107,22 @@ pub trait Host {
     /// Stops leading or campaigning, telling clients in flight to go elsewhere.
     fn step_down(&mut self, fx: &mut Effects<Self::Msg>);
     /// Tells `to` that slot `slot` is compacted here (it fetches a snapshot).
-    fn compacted(&self, to: ReplicaId, slot: u64, fx: &mut Effects<Self::Msg>);
+    fn compacted(&self, to: ReplicaId, slot: u64, fx: &mut Effects<Self::Msg>) {
+        let c = genericsmr::snapshot::Compacted { what: slot };
+        fx.send(to, Self::compacted_msg(c));
+    }
     /// The receive prelude of every peer message: whether `from` may talk
     /// to this replica (anything else is dropped), noting that it was heard
     /// at `now` (thrifty sends go to peers heard lately).
     fn admit(&mut self, from: ReplicaId, now: u64) -> bool;
     /// The peers phase-2 messages go to at most (the group but this replica).
     fn peer_set(&self) -> u64;
+    /// Whether `from` is one of [`Host::peer_set`].
+    fn is_peer(&self, from: ReplicaId) -> bool {
+        from < 64 && self.peer_set() & (1u64 << from) != 0
+    }
+    /// How snapshots are moved (`Config::transfer`).
+    fn transfer(&self) -> genericsmr::snapshot::TransferConfig;
     /// Leader: what follows `slot` chosen and marked (replies, the commit
     /// index, execution).
     fn after_chosen(&mut self, slot: u64, fx: &mut Effects<Self::Msg>);
@@ -117,6 +134,8 @@ pub trait Host {
     fn accept_msg(a: Accept<WireOf<Self>>) -> Self::Msg;
     /// The message enum's Commit.
     fn commit_msg(c: Commit<WireOf<Self>>) -> Self::Msg;
+    /// The message enum's Compacted.
+    fn compacted_msg(c: genericsmr::snapshot::Compacted) -> Self::Msg;
 
     /// Phase 1b: promise a Prepare at `ballot` covering slots from
     /// `from_slot` and report them, or refuse it, or tell the candidate to
@@ -191,34 +210,55 @@ pub trait Host {
         Promise::Counted(c.promises)
     }
 
-    /// Phase 2b at the leader: an AcceptReply from `from` about `slot` (its
-    /// `ok`, the ballot it answered and its promise). A quorum chooses the
-    /// slot, a higher promise ends the leadership.
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    fn on_accept_reply(
+    /// Phase 1b at a candidate: a PrepareReply from `from`. A refusal
+    /// naming a higher promise is noted (and may start another campaign,
+    /// [`Host::retry_campaign`]); a report past the window makes this
+    /// replica step down and catch up instead ([`Host::catch_up_from`]); a
+    /// quorum of promises makes it lead ([`Host::lead`]).
+    fn handle_prepare_reply(
         &mut self,
         now: u64,
         from: ReplicaId,
-        slot: u64,
-        ok: bool,
-        answered: u64,
-        promised: u64,
+        m: PrepareReply<WireOf<Self>>,
         fx: &mut Effects<Self::Msg>,
     ) {
-        if !self.admit(from, now) || !ballot::sane(from, promised) {
+        match self.take_promise(now, from, m) {
+            Promise::Refused { promised, current } if promised > self.px().promised => {
+                self.observe_ballot(promised, fx);
+                if let Some(attempts) = current {
+                    self.retry_campaign(now, promised, attempts, fx);
+                }
+            }
+            Promise::Behind => {
+                self.step_down(fx);
+                self.catch_up_from(now, from, fx);
+            }
+            Promise::Counted(promises) if self.is_quorum(promises) => self.lead(now, fx),
+            _ => {}
+        }
+    }
+
+    /// Phase 2b at the leader: an AcceptReply from `from` (a [`Vote`] in
+    /// the protocol's own message type). A quorum chooses the slot, a
+    /// higher promise ends the leadership.
+    #[inline]
+    fn handle_accept_reply(
+        &mut self,
+        now: u64,
+        from: ReplicaId,
+        m: impl Into<Vote>,
+        fx: &mut Effects<Self::Msg>,
+    ) {
+        let v: Vote = m.into();
+        if !self.admit(from, now) || !ballot::sane(from, v.promised) {
             return;
         }
         let Some(b) = self.leading_ballot() else {
             return;
         };
-        match self
-            .px_mut()
-            .log
-            .tally(b, from, slot, ok, answered, promised)
-        {
+        match (self.px_mut().log).tally(b, from, v.slot, v.ok, v.ballot, v.promised) {
             Tally::Outvoted(higher) => self.observe_ballot(higher, fx),
-            Tally::Counted(acks) if self.is_quorum(acks) => self.choose_slot(slot, fx),
+            Tally::Counted(acks) if self.is_quorum(acks) => self.choose_slot(v.slot, fx),
             _ => {}
         }
     }
@@ -413,11 +453,11 @@ pub trait Host {
 ///
 /// The common methods come from the fields `px` (the
 /// [`crate::multi::state::State`]) and `cfg` (with `id`, `hint_quiet_ns`,
-/// `slot_window`, `thrifty` and `quorum()`); the enum `Role` (with
+/// `slot_window`, `thrifty`, `transfer` and `quorum()`); the enum `Role` (with
 /// `Follower`, `Leader { ballot, .. }` and `Candidate(c)`); the inherent
-/// methods `heard` (the receive prelude), `peers`, `step_down`,
-/// `compacted` and `handle_be_leader`; and the variants `Prepare`,
-/// `PrepareReply`, `Accept` and `Commit` of `$msg` (the name `Prepare` is
+/// methods `heard` (the receive prelude), `peers`, `step_down` and
+/// `handle_be_leader`; and the variants `Prepare`, `PrepareReply`,
+/// `Accept`, `Commit` and `Compacted` of `$msg` (the name `Prepare` is
 /// in scope where it is used).
 #[macro_export]
 macro_rules! impl_host {
@@ -486,13 +526,8 @@ macro_rules! impl_host {
             fn step_down(&mut self, fx: &mut genericsmr::effects::Effects<$msg>) {
                 <$ty>::step_down(self, fx);
             }
-            fn compacted(
-                &self,
-                to: genericsmr::ReplicaId,
-                slot: u64,
-                fx: &mut genericsmr::effects::Effects<$msg>,
-            ) {
-                <$ty>::compacted(self, to, slot, fx);
+            fn transfer(&self) -> genericsmr::snapshot::TransferConfig {
+                self.cfg.transfer
             }
             fn prepare_msg(ballot: u64, from_slot: u64) -> $msg {
                 $msg::Prepare(Prepare { ballot, from_slot })
@@ -507,6 +542,9 @@ macro_rules! impl_host {
             }
             fn commit_msg(c: $crate::multi::messages::Commit<$crate::multi::host::WireOf<Self>>) -> $msg {
                 $msg::Commit(c)
+            }
+            fn compacted_msg(c: genericsmr::snapshot::Compacted) -> $msg {
+                $msg::Compacted(c)
             }
 
             $($own)*

@@ -151,6 +151,21 @@ generic_wire_struct!(
     } = PREPARE_REPLY
 );
 
+/// What an acceptor's AcceptReply says, whatever the protocol's type for it
+/// (each declares its own by [`value_free_messages!`](crate::value_free_messages),
+/// which converts it to this): the leader counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vote {
+    /// The ballot of the accept answered.
+    pub ballot: u64,
+    /// The slot answered.
+    pub slot: u64,
+    /// Whether the acceptor accepted.
+    pub ok: bool,
+    /// The acceptor's promised ballot (above `ballot` on refusal).
+    pub promised: u64,
+}
+
 /// Declares the Multi-Paxos messages that carry no slot value (`Prepare`,
 /// `AcceptReply`, `CommitShort`, `CatchupRequest`) in the calling module,
 /// under the caller's wire codes: one declaration for every protocol on the
@@ -195,6 +210,17 @@ macro_rules! value_free_messages {
                     promised,
                     ballot,
                     slot,
+                }
+            }
+        }
+        impl From<AcceptReply> for $crate::multi::messages::Vote {
+            #[inline]
+            fn from(m: AcceptReply) -> Self {
+                $crate::multi::messages::Vote {
+                    ballot: m.ballot,
+                    slot: m.slot,
+                    ok: m.ok,
+                    promised: m.promised,
                 }
             }
         }

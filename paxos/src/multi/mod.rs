@@ -10,7 +10,9 @@
 //!   votes it counts, phase-1 reports, commits by a chosen prefix);
 //! - [`phase1`]: a candidate's promises and the best value per slot;
 //! - [`targets`]: whom a leader's Accepts go to (thrifty or not);
+//! - [`state`]: the replica state every such protocol keeps ([`state::State`]);
 //! - [`host`]: the handler steps written once over a replica ([`host::Host`]);
+//! - [`snapshot`]: compaction and snapshot transfer ([`snapshot::Snapshots`]);
 //! - [`accessors`]: a replica's accessors, by [`replica_accessors!`](crate::replica_accessors).
 //!
 //! What the protocols do differently stays in each: MDLin's prefix rule
@@ -22,6 +24,7 @@ pub mod accessors;
 pub mod host;
 pub mod messages;
 pub mod phase1;
+pub mod snapshot;
 pub mod state;
 pub mod targets;
 pub mod value;
