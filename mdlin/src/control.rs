@@ -2,21 +2,22 @@
 //! (which the master's probe and operators read).
 
 use genericsmr::effects::Effects;
-use genericsmr::messages::{role, StatusReply};
+use genericsmr::messages::StatusReply;
 use genericsmr::ReplicaId;
 use paxos::multi::host::Host;
 use paxos::multi::snapshot::Snapshots;
 
 use crate::messages::MdlMsg;
-use crate::replica::{Replica, Role};
+use crate::replica::Replica;
 
 impl Replica {
     /// Timers: elections, retransmissions, heartbeats, leader announcements,
     /// coordination retries and timeouts, catch-up.
     pub fn tick(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        self.px.now = now;
-        self.tick_election(now, fx);
-        self.tick_journal(now, fx);
+        self.tick_multi(now, fx);
+        if self.is_follower() {
+            self.catch_up(now, fx);
+        }
         self.announce(now, fx);
         self.tick_coord(now, fx);
         self.tick_recovery(now, fx);
@@ -62,22 +63,7 @@ impl Replica {
 
     /// A snapshot of the replica's state.
     pub fn status(&self, nonce: u64) -> StatusReply {
-        StatusReply {
-            nonce,
-            replica: self.local_id(),
-            role: match self.role {
-                Role::Follower => role::FOLLOWER,
-                Role::Candidate(_) => role::CANDIDATE,
-                Role::Leader { .. } => role::LEADER,
-            },
-            ballot: self.px.promised,
-            leader: self.hint(),
-            commit_index: self.px.commit_index,
-            executed: self.px.executed,
-            log_len: self.px.log.end(),
-            catchup_fetched: self.px.catchup_fetched,
-            replayed: self.px.replayed,
-            ..self.px.sm.status()
-        }
+        let role = self.role_code();
+        self.px.status(nonce, self.local_id(), role, self.hint())
     }
 }

@@ -142,19 +142,6 @@ impl Replica {
         i
     }
 
-    /// Moves the commit index over chosen slots.
-    pub(crate) fn advance_commit(&mut self) {
-        while self
-            .px
-            .log
-            .get(self.px.commit_index)
-            .is_some_and(|s| s.state == SlotState::Committed)
-        {
-            self.px.commit_index += 1;
-        }
-        self.px.known_commit = self.px.known_commit.max(self.px.commit_index);
-    }
-
     /// Follower: a chosen value.
     pub fn handle_commit(
         &mut self,
@@ -189,7 +176,7 @@ impl Replica {
     /// accepts whose gap they filled (however the gap was filled, or the held
     /// slot waits for a retransmission, and forever without one).
     fn chosen_learned(&mut self, fx: &mut Effects<MdlMsg>) {
-        self.advance_commit();
+        self.px.advance_commit();
         self.vote_held(fx);
     }
 
@@ -220,7 +207,7 @@ impl Replica {
         self.px
             .log
             .commit_voted_at(self.px.commit_index, m.up_to, m.ballot, fx);
-        self.advance_commit();
+        self.px.advance_commit();
         self.px.known_commit = self.px.known_commit.max(m.up_to);
     }
 
@@ -460,38 +447,9 @@ impl Replica {
                 None => self.propose_at(now, c.ballot, slot, Entry::Noop, peers, fx),
             }
         }
-        self.advance_commit();
+        self.px.advance_commit();
         self.px.last_heartbeat = 0;
         self.last_announce = None;
         self.announce(now, fx);
-    }
-
-    /// Leader and candidate timers: retransmissions and heartbeats.
-    pub(crate) fn tick_journal(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        let peers = self.peers();
-        let rt = self.cfg.retransmit_ns;
-        match self.role {
-            Role::Candidate(_) => self.resend_prepare(now, rt, peers, fx),
-            Role::Leader {
-                ballot, next_slot, ..
-            } => {
-                // In slot order, so followers' prefixes fill from the front.
-                self.resend_accepts(now, ballot, next_slot, rt, peers, fx);
-                if now.saturating_sub(self.px.last_heartbeat) >= self.cfg.heartbeat_ns
-                    || self.px.commit_index > self.px.announced
-                {
-                    self.px.last_heartbeat = now;
-                    self.px.announced = self.px.commit_index;
-                    fx.send_set(
-                        peers,
-                        MdlMsg::CommitShort(CommitShort {
-                            ballot,
-                            up_to: self.px.commit_index,
-                        }),
-                    );
-                }
-            }
-            Role::Follower => self.catch_up(now, fx),
-        }
     }
 }

@@ -19,7 +19,7 @@ use genericsmr::messages::ReplyStatus;
 use genericsmr::state::StateMachine;
 use genericsmr::{ConnId, ReplicaId};
 
-use crate::messages::{Entry, MdlMsg, MdlPropose, OpId, Pred, Prepare};
+use crate::messages::{CommitShort, Entry, MdlMsg, MdlPropose, OpId, Pred, Prepare};
 
 /// When a coordination reply may be sent for an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -520,7 +520,7 @@ paxos::impl_host! {
     }
     #[inline]
     fn after_chosen(&mut self, _slot: u64, _fx: &mut Effects<MdlMsg>) {
-        self.advance_commit();
+        self.px.advance_commit();
     }
     fn campaign_on_timeout(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         self.campaign(now, fx);

@@ -77,7 +77,7 @@ impl Replica {
                     .map_err(|source| RestoreError::Decode { index, source })?;
             }
         }
-        self.advance_commit();
+        self.px.advance_commit();
         self.px.replayed = records.len() as u64;
         // A follower executes without replying or coordinating: nothing to send.
         let mut fx: Effects<MdlMsg> = Effects::without_persistence();

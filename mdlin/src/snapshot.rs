@@ -192,7 +192,7 @@ impl Snapshots for Replica {
         let slot = part.slot;
         self.px.rebase(slot, sm);
         self.early_accepts = self.early_accepts.split_off(&slot);
-        self.advance_commit();
+        self.px.advance_commit();
         Ok(())
     }
 

@@ -4,40 +4,22 @@
 use crate::multi::host::Host;
 use crate::multi::snapshot::Snapshots;
 use genericsmr::effects::Effects;
-use genericsmr::messages::{role, StatusReply};
+use genericsmr::messages::StatusReply;
 
 use crate::messages::PaxosMsg;
-use crate::replica::{Replica, Role};
+use crate::replica::Replica;
 
 impl Replica {
     /// Timers: heartbeats, retransmissions, elections, catch-up and recovery.
     pub fn tick(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        self.px.now = now;
-        self.tick_election(now, fx);
-        self.tick_leader(now, fx);
+        self.tick_multi(now, fx);
         self.tick_learner(now, fx);
     }
 
     /// A snapshot of the replica's state.
     pub fn status(&self, nonce: u64) -> StatusReply {
-        StatusReply {
-            nonce,
-            replica: self.cfg.id,
-            role: match self.role {
-                Role::Follower => role::FOLLOWER,
-                Role::Candidate(_) => role::CANDIDATE,
-                Role::Leader { .. } => role::LEADER,
-                Role::Recovering(_) => role::RECOVERING,
-            },
-            ballot: self.px.promised,
-            leader: self.leader_hint(),
-            commit_index: self.px.commit_index,
-            executed: self.px.executed,
-            log_len: self.log_end(),
-            catchup_fetched: self.px.catchup_fetched,
-            replayed: self.px.replayed,
-            ..self.px.sm.status()
-        }
+        let leader = self.leader_hint();
+        self.px.status(nonce, self.cfg.id, self.role_code(), leader)
     }
 }
 

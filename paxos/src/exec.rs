@@ -6,18 +6,12 @@ use genericsmr::messages::ReplyStatus;
 
 use crate::messages::PaxosMsg;
 use crate::multi::snapshot::Snapshots;
-use crate::replica::{accepted, reject, Replica, SlotState};
+use crate::replica::{accepted, reject, Replica};
 
 impl Replica {
     /// Advances the commit index over consecutive committed slots and executes them.
     pub(crate) fn advance(&mut self, fx: &mut Effects<PaxosMsg>) {
-        while let Some(s) = self.slot(self.px.commit_index) {
-            if s.state != SlotState::Committed {
-                break;
-            }
-            self.px.commit_index += 1;
-        }
-        self.px.known_commit = self.px.known_commit.max(self.px.commit_index);
+        self.px.advance_commit();
         while self.px.executed < self.px.commit_index {
             // base <= executed < commit_index <= log_end: the slot is held.
             let slot = self.px.executed;

@@ -7,7 +7,7 @@ use genericsmr::state::Check;
 use genericsmr::ConnId;
 use tracing::info;
 
-use crate::messages::{ballot, bit, CommitShort, PaxosMsg, Prepare, Record};
+use crate::messages::{ballot, bit, PaxosMsg, Prepare, Record};
 use crate::multi::host::Host;
 use crate::replica::{accepted, reject, Candidate, Replica, Role};
 
@@ -155,17 +155,9 @@ impl Replica {
             }
         }
         if self.px.commit_index > self.px.announced {
+            // A new commit: tell the peers at once rather than at the next heartbeat.
             self.announce_commit(now, ballot, fx);
         }
-    }
-
-    pub(crate) fn announce_commit(&mut self, now: u64, ballot: u64, fx: &mut Effects<PaxosMsg>) {
-        self.px.announced = self.px.commit_index;
-        self.px.last_heartbeat = now;
-        fx.broadcast(PaxosMsg::CommitShort(CommitShort {
-            ballot,
-            up_to: self.px.commit_index,
-        }));
     }
 
     /// The peers phase-2 messages go to: all of them, or with `thrifty` the
@@ -245,22 +237,6 @@ impl Replica {
         }
         self.announce_commit(now, b, fx);
         self.flush(now, fx);
-    }
-
-    /// Leader and candidate timers: heartbeats and retransmission of unanswered messages.
-    pub(crate) fn tick_leader(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
-        let rt = self.cfg.retransmit_ns;
-        let all = self.peers();
-        match self.role {
-            Role::Candidate(_) => self.resend_prepare(now, rt, all, fx),
-            Role::Leader { ballot, next_slot } => {
-                if now.saturating_sub(self.px.last_heartbeat) >= self.cfg.heartbeat_ns {
-                    self.announce_commit(now, ballot, fx);
-                }
-                self.resend_accepts(now, ballot, next_slot, rt, all, fx);
-            }
-            _ => {}
-        }
     }
 
     /// The receive prelude of every peer message: notes when `from` was

@@ -20,7 +20,7 @@ use genericsmr::state::StateMachine;
 use genericsmr::wire::{decode_body, Marshal};
 use genericsmr::{ConnId, ReplicaId};
 
-use crate::messages::{bit, PaxosMsg, Prepare};
+use crate::messages::{bit, CommitShort, PaxosMsg, Prepare};
 use crate::multi::state::State;
 pub(crate) use genericsmr::effects::{accepted, reject};
 

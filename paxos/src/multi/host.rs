@@ -66,18 +66,38 @@ pub trait Host {
     fn keeps_votes(&self) -> bool {
         true
     }
+    /// The ballot it leads at and the next slot it will propose in, if it
+    /// leads.
+    fn leading(&self) -> Option<(u64, u64)>;
     /// The ballot it leads at, if it leads.
-    fn leading_ballot(&self) -> Option<u64>;
+    fn leading_ballot(&self) -> Option<u64> {
+        self.leading().map(|(b, _)| b)
+    }
     /// The ballot it leads or campaigns at, if either.
     fn own_ballot(&self) -> Option<u64>;
     /// Whether it follows (neither leads, campaigns nor recovers).
     fn is_follower(&self) -> bool;
+    /// Its role as a [`genericsmr::messages::role`] code, for its status.
+    fn role_code(&self) -> u8 {
+        use genericsmr::messages::role;
+        match (self.leading_ballot(), self.own_ballot()) {
+            (Some(_), _) => role::LEADER,
+            (None, Some(_)) => role::CANDIDATE,
+            _ if self.is_follower() => role::FOLLOWER,
+            _ => role::RECOVERING,
+        }
+    }
     /// How far past its commit index it takes slot numbers from peers
     /// (`Config::slot_window`).
     fn slot_window(&self) -> u64;
     /// How long the leader must be silent before the master's hint makes
     /// this replica campaign (`Config::hint_quiet_ns`).
     fn hint_quiet_ns(&self) -> u64;
+    /// How long a candidate's Prepare or a leader's Accept goes unanswered
+    /// before it is sent again (`Config::retransmit_ns`).
+    fn retransmit_ns(&self) -> u64;
+    /// How often a leader sends a heartbeat at least (`Config::heartbeat_ns`).
+    fn heartbeat_ns(&self) -> u64;
     /// Runs phase 1 at once, as asked by the master or an operator.
     fn be_leader(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
     /// Runs phase 1 because the leader stayed silent past the election
@@ -134,6 +154,9 @@ pub trait Host {
     fn accept_msg(a: Accept<WireOf<Self>>) -> Self::Msg;
     /// The message enum's Commit.
     fn commit_msg(c: Commit<WireOf<Self>>) -> Self::Msg;
+    /// The message enum's CommitShort: every slot below `up_to` is chosen,
+    /// says the leader at `ballot`.
+    fn commit_short_msg(ballot: u64, up_to: u64) -> Self::Msg;
     /// The message enum's Compacted.
     fn compacted_msg(c: genericsmr::snapshot::Compacted) -> Self::Msg;
 
@@ -389,6 +412,41 @@ pub trait Host {
         }
     }
 
+    /// The timers of the shared log: the election; a candidate's Prepare
+    /// and a leader's Accepts resent once [`Host::retransmit_ns`] passed
+    /// unanswered (in slot order, so followers' logs fill from the front);
+    /// a leader's heartbeat ([`Host::heartbeat`]).
+    fn tick_multi(&mut self, now: u64, fx: &mut Effects<Self::Msg>) {
+        self.px_mut().now = now;
+        self.tick_election(now, fx);
+        let (rt, peers) = (self.retransmit_ns(), self.peer_set());
+        if let Some((ballot, next_slot)) = self.leading() {
+            self.resend_accepts(now, ballot, next_slot, rt, peers, fx);
+            self.heartbeat(now, ballot, fx);
+        } else if self.own_ballot().is_some() {
+            self.resend_prepare(now, rt, peers, fx);
+        }
+    }
+
+    /// Leader at `ballot`: tells its peers the commit index (a CommitShort,
+    /// which doubles as the heartbeat) if it moved since it last did, or
+    /// once [`Host::heartbeat_ns`] passed since the last heartbeat.
+    fn heartbeat(&mut self, now: u64, ballot: u64, fx: &mut Effects<Self::Msg>) {
+        let (hb, p) = (self.heartbeat_ns(), self.px());
+        if now.saturating_sub(p.last_heartbeat) >= hb || p.commit_index > p.announced {
+            self.announce_commit(now, ballot, fx);
+        }
+    }
+
+    /// Leader at `ballot`: tells its peers the commit index now.
+    fn announce_commit(&mut self, now: u64, ballot: u64, fx: &mut Effects<Self::Msg>) {
+        let peers = self.peer_set();
+        let p = self.px_mut();
+        p.announced = p.commit_index;
+        p.last_heartbeat = now;
+        fx.send_set(peers, Self::commit_short_msg(ballot, p.commit_index));
+    }
+
     /// Candidate: resends its Prepare to the peers of `peers` that have not
     /// promised, once `retransmit_ns` passed since it was last sent.
     fn resend_prepare(
@@ -453,12 +511,13 @@ pub trait Host {
 ///
 /// The common methods come from the fields `px` (the
 /// [`crate::multi::state::State`]) and `cfg` (with `id`, `hint_quiet_ns`,
-/// `slot_window`, `thrifty`, `transfer` and `quorum()`); the enum `Role` (with
-/// `Follower`, `Leader { ballot, .. }` and `Candidate(c)`); the inherent
+/// `slot_window`, `thrifty`, `transfer`, `retransmit_ns`, `heartbeat_ns` and
+/// `quorum()`); the enum `Role` (with `Follower`, `Leader { ballot,
+/// next_slot, .. }` and `Candidate(c)`); the inherent
 /// methods `heard` (the receive prelude), `peers`, `step_down` and
 /// `handle_be_leader`; and the variants `Prepare`, `PrepareReply`,
-/// `Accept`, `Commit` and `Compacted` of `$msg` (the name `Prepare` is
-/// in scope where it is used).
+/// `Accept`, `Commit`, `CommitShort` and `Compacted` of `$msg` (the names
+/// `Prepare` and `CommitShort` are in scope where it is used).
 #[macro_export]
 macro_rules! impl_host {
     ($ty:ty: $value:ty, $msg:ident; $($own:item)*) => {
@@ -475,9 +534,11 @@ macro_rules! impl_host {
             fn my_id(&self) -> genericsmr::ReplicaId {
                 self.cfg.id
             }
-            fn leading_ballot(&self) -> Option<u64> {
+            fn leading(&self) -> Option<(u64, u64)> {
                 match self.role {
-                    Role::Leader { ballot, .. } => Some(ballot),
+                    Role::Leader {
+                        ballot, next_slot, ..
+                    } => Some((ballot, next_slot)),
                     _ => None,
                 }
             }
@@ -496,6 +557,12 @@ macro_rules! impl_host {
             }
             fn hint_quiet_ns(&self) -> u64 {
                 self.cfg.hint_quiet_ns
+            }
+            fn retransmit_ns(&self) -> u64 {
+                self.cfg.retransmit_ns
+            }
+            fn heartbeat_ns(&self) -> u64 {
+                self.cfg.heartbeat_ns
             }
             fn be_leader(&mut self, now: u64, fx: &mut genericsmr::effects::Effects<$msg>) {
                 <$ty>::handle_be_leader(self, now, fx);
@@ -545,6 +612,9 @@ macro_rules! impl_host {
             }
             fn compacted_msg(c: genericsmr::snapshot::Compacted) -> $msg {
                 $msg::Compacted(c)
+            }
+            fn commit_short_msg(ballot: u64, up_to: u64) -> $msg {
+                $msg::CommitShort(CommitShort { ballot, up_to })
             }
 
             $($own)*

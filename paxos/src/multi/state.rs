@@ -9,7 +9,7 @@ use genericsmr::snapshot::{Fetch, TransferConfig};
 use genericsmr::state::StateMachine;
 use genericsmr::ReplicaId;
 
-use crate::log::{Log, Value};
+use crate::log::{Log, SlotState, Value};
 
 /// The Multi-Paxos state of one replica whose slots hold `V`.
 #[derive(Debug)]
@@ -93,6 +93,18 @@ impl<V: Value> State<V> {
             nonce: 0,
             now: 0,
         }
+    }
+
+    /// Moves the commit index over the chosen slots that follow it.
+    pub fn advance_commit(&mut self) {
+        while self
+            .log
+            .get(self.commit_index)
+            .is_some_and(|s| s.state == SlotState::Committed)
+        {
+            self.commit_index += 1;
+        }
+        self.known_commit = self.known_commit.max(self.commit_index);
     }
 
     /// Takes a snapshot's point `slot` and state machine `sm` (installed
