@@ -10,25 +10,14 @@ use genericsmr::effects::{accepted, reject, Effects};
 use genericsmr::messages::ReplyStatus;
 
 use crate::messages::{Entry, MdlMsg, OpId};
-use crate::replica::{pred_id, CoordMode, Replica, SlotState};
+use crate::replica::{pred_id, CoordMode, Replica};
 
 impl Replica {
     /// Executes every chosen slot not executed yet.
     pub(crate) fn execute(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        while self.px.executed < self.px.commit_index {
-            let i = self.px.executed;
-            // base <= executed < commit_index <= end: the slot is held.
-            let Some(s) = self.px.log.get_mut(i) else {
-                break;
-            };
-            debug_assert_eq!(s.state, SlotState::Committed);
-            let entry = std::mem::take(&mut s.entry);
+        while let Some((i, entry)) = self.px.next_to_execute() {
             self.apply_entry(now, &entry, fx);
-            if let Some(s) = self.px.log.get_mut(i) {
-                s.entry = entry;
-            }
-            self.px.log.executed_slot(i);
-            self.px.executed += 1;
+            self.px.executed_one(i, entry);
         }
         self.maybe_compact(fx);
     }

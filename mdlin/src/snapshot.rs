@@ -14,7 +14,7 @@
 
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
-use genericsmr::snapshot::{self, Snapshot, SnapshotChunk, SnapshotRequest};
+use genericsmr::snapshot::{self, Snapshot};
 use genericsmr::wire::{Unmarshal, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
@@ -88,10 +88,10 @@ wire_struct!(Part {
     fences
 });
 
-impl Replica {
-    /// This replica's snapshot: its state at its executed point. Sorted
-    /// wherever a map is behind it, so equal states give equal bytes.
-    pub fn snapshot(&self) -> Snapshot {
+impl Snapshots for Replica {
+    /// The state at the executed point. Sorted wherever a map is behind
+    /// it, so equal states give equal bytes.
+    fn current_snapshot(&self) -> Snapshot {
         let mut unordered: Vec<_> = self.unordered.iter().collect();
         unordered.sort_unstable_by_key(|(op, _)| **op);
         let mut failed: Vec<OpId> = self.failed.iter().copied().collect();
@@ -133,21 +133,6 @@ impl Replica {
             fences: self.fences.clone(),
         };
         Snapshot::of(&self.px.sm, &part)
-    }
-
-    /// Compacts the journal once enough is executed, and the durable log
-    /// with it (every vote kept: MDLin has no variant that forgets them).
-    pub(crate) fn maybe_compact(&mut self, fx: &mut Effects<MdlMsg>) {
-        if self.compact_log(fx) {
-            // Accepts held for the prefix rule below the base will never be voted.
-            self.early_accepts = self.early_accepts.split_off(&self.px.log.base());
-        }
-    }
-}
-
-impl Snapshots for Replica {
-    fn current_snapshot(&self) -> Snapshot {
-        self.snapshot()
     }
 
     fn snapshot_slot(snap: &Snapshot) -> Result<u64, WireError> {
@@ -205,12 +190,15 @@ impl Snapshots for Replica {
     fn compaction(&self) -> paxos::log::Compaction {
         self.cfg.compaction
     }
+}
 
-    fn snapshot_request_msg(r: SnapshotRequest) -> MdlMsg {
-        MdlMsg::SnapshotRequest(r)
-    }
-
-    fn snapshot_chunk_msg(c: SnapshotChunk) -> MdlMsg {
-        MdlMsg::SnapshotChunk(c)
+impl Replica {
+    /// Compacts the journal once enough is executed, and the durable log
+    /// with it (every vote kept: MDLin has no variant that forgets them).
+    pub(crate) fn maybe_compact(&mut self, fx: &mut Effects<MdlMsg>) {
+        if self.compact_log(fx) {
+            // Accepts held for the prefix rule below the base will never be voted.
+            self.early_accepts = self.early_accepts.split_off(&self.px.log.base());
+        }
     }
 }

@@ -6,19 +6,14 @@ use genericsmr::messages::ReplyStatus;
 
 use crate::messages::PaxosMsg;
 use crate::multi::snapshot::Snapshots;
-use crate::replica::{accepted, reject, Replica};
+use crate::replica::{accepted, reject, Batch, Replica};
 
 impl Replica {
     /// Advances the commit index over consecutive committed slots and executes them.
     pub(crate) fn advance(&mut self, fx: &mut Effects<PaxosMsg>) {
         self.px.advance_commit();
-        while self.px.executed < self.px.commit_index {
-            // base <= executed < commit_index <= log_end: the slot is held.
-            let slot = self.px.executed;
-            let Some(s) = self.px.log.get_mut(slot) else {
-                break;
-            };
-            let cmds = std::mem::take(&mut s.entry).into_cmds();
+        while let Some((slot, batch)) = self.px.next_to_execute() {
+            let cmds = batch.into_cmds();
             for c in &cmds {
                 let out = self.px.sm.execute_checked(c);
                 if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {
@@ -29,12 +24,7 @@ impl Replica {
                     fx.reply(conn, r);
                 }
             }
-            if let Some(s) = self.px.log.get_mut(slot) {
-                s.set_cmds(cmds);
-                s.pack();
-            }
-            self.px.log.executed_slot(slot);
-            self.px.executed += 1;
+            self.px.executed_one(slot, Batch::packed(cmds));
         }
         self.compact_log(fx);
         self.check_recovered();

@@ -191,6 +191,18 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// An executed slot's batch: only the encoding of `cmds`.
+    pub(crate) fn packed(cmds: Vec<Command>) -> Self {
+        let mut b = BytesMut::with_capacity(4 + cmds.iter().map(Command::wire_len).sum::<usize>());
+        cmds.marshal(&mut b);
+        Batch {
+            cmds: Vec::new(),
+            packed: Some(b.freeze()),
+        }
+    }
+}
+
 impl From<Vec<Command>> for Batch {
     fn from(cmds: Vec<Command>) -> Self {
         Batch { cmds, packed: None }
@@ -261,23 +273,6 @@ impl Slot {
     /// The commands of a slot that is not packed (empty once it is).
     pub(crate) fn live_cmds(&self) -> &[Command] {
         &self.entry.cmds
-    }
-
-    /// Replaces the slot's commands.
-    pub(crate) fn set_cmds(&mut self, cmds: Vec<Command>) {
-        self.entry = Batch::from(cmds);
-    }
-
-    /// Keeps only the encoding of an executed slot's commands.
-    pub(crate) fn pack(&mut self) {
-        let e = &mut self.entry;
-        if e.packed.is_none() {
-            let mut b =
-                BytesMut::with_capacity(4 + e.cmds.iter().map(Command::wire_len).sum::<usize>());
-            e.cmds.marshal(&mut b);
-            e.packed = Some(b.freeze());
-            e.cmds = Vec::new();
-        }
     }
 
     /// Roughly how many bytes the commands take on the wire.

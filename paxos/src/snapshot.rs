@@ -17,7 +17,7 @@
 //! snapshot's slot, slots below dropped; ordinary catch-up continues above.
 
 use genericsmr::effects::Effects;
-use genericsmr::snapshot::{Snapshot, SnapshotChunk, SnapshotRequest};
+use genericsmr::snapshot::Snapshot;
 use genericsmr::wire::WireError;
 use genericsmr::ReplicaId;
 
@@ -25,16 +25,10 @@ use crate::messages::PaxosMsg;
 use crate::multi::snapshot::Snapshots;
 use crate::replica::Replica;
 
-impl Replica {
-    /// This replica's snapshot: its state machine at its executed point.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot::of(&self.px.sm, &self.px.executed)
-    }
-}
-
 impl Snapshots for Replica {
+    /// The state machine at the executed point.
     fn current_snapshot(&self) -> Snapshot {
-        self.snapshot()
+        Snapshot::of(&self.px.sm, &self.px.executed)
     }
 
     fn snapshot_slot(snap: &Snapshot) -> Result<u64, WireError> {
@@ -64,13 +58,5 @@ impl Snapshots for Replica {
 
     fn compaction(&self) -> crate::log::Compaction {
         self.cfg.compaction()
-    }
-
-    fn snapshot_request_msg(r: SnapshotRequest) -> PaxosMsg {
-        PaxosMsg::SnapshotRequest(r)
-    }
-
-    fn snapshot_chunk_msg(c: SnapshotChunk) -> PaxosMsg {
-        PaxosMsg::SnapshotChunk(c)
     }
 }

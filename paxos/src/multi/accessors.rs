@@ -6,7 +6,8 @@
 ///
 /// The replica has the fields `cfg` (a `Config` with `quorum()` and
 /// `slot_window`) and `px` (a [`crate::multi::state::State`] of its slot
-/// value) and the method `is_leader`; the names `Config`, `Slot` and
+/// value), the method `is_leader` and an implementation of
+/// [`crate::multi::snapshot::Snapshots`]; the names `Config`, `Slot` and
 /// `StateMachine` are in scope where it is used.
 #[macro_export]
 macro_rules! replica_accessors {
@@ -55,6 +56,12 @@ macro_rules! replica_accessors {
         /// The state machine.
         pub fn state(&self) -> &StateMachine {
             &self.px.sm
+        }
+
+        /// This replica's snapshot: its state at its executed point (see
+        /// [`Snapshots::current_snapshot`]($crate::multi::snapshot::Snapshots::current_snapshot)).
+        pub fn snapshot(&self) -> genericsmr::snapshot::Snapshot {
+            $crate::multi::snapshot::Snapshots::current_snapshot(self)
         }
 
         /// Snapshots installed from peers, snapshots sent to peers, and

@@ -159,6 +159,10 @@ pub trait Host {
     fn commit_short_msg(ballot: u64, up_to: u64) -> Self::Msg;
     /// The message enum's Compacted.
     fn compacted_msg(c: genericsmr::snapshot::Compacted) -> Self::Msg;
+    /// The message enum's SnapshotRequest.
+    fn snapshot_request_msg(r: genericsmr::snapshot::SnapshotRequest) -> Self::Msg;
+    /// The message enum's SnapshotChunk.
+    fn snapshot_chunk_msg(c: genericsmr::snapshot::SnapshotChunk) -> Self::Msg;
 
     /// Phase 1b: promise a Prepare at `ballot` covering slots from
     /// `from_slot` and report them, or refuse it, or tell the candidate to
@@ -516,7 +520,8 @@ pub trait Host {
 /// next_slot, .. }` and `Candidate(c)`); the inherent
 /// methods `heard` (the receive prelude), `peers`, `step_down` and
 /// `handle_be_leader`; and the variants `Prepare`, `PrepareReply`,
-/// `Accept`, `Commit`, `CommitShort` and `Compacted` of `$msg` (the names
+/// `Accept`, `Commit`, `CommitShort`, `Compacted`, `SnapshotRequest` and
+/// `SnapshotChunk` of `$msg` (the names
 /// `Prepare` and `CommitShort` are in scope where it is used).
 #[macro_export]
 macro_rules! impl_host {
@@ -612,6 +617,12 @@ macro_rules! impl_host {
             }
             fn compacted_msg(c: genericsmr::snapshot::Compacted) -> $msg {
                 $msg::Compacted(c)
+            }
+            fn snapshot_request_msg(r: genericsmr::snapshot::SnapshotRequest) -> $msg {
+                $msg::SnapshotRequest(r)
+            }
+            fn snapshot_chunk_msg(c: genericsmr::snapshot::SnapshotChunk) -> $msg {
+                $msg::SnapshotChunk(c)
             }
             fn commit_short_msg(ballot: u64, up_to: u64) -> $msg {
                 $msg::CommitShort(CommitShort { ballot, up_to })

@@ -29,10 +29,6 @@ pub trait Snapshots: Host {
     fn after_install(&mut self, now: u64, from: ReplicaId, fx: &mut Effects<Self::Msg>);
     /// When the log is compacted.
     fn compaction(&self) -> Compaction;
-    /// The message enum's SnapshotRequest.
-    fn snapshot_request_msg(r: SnapshotRequest) -> Self::Msg;
-    /// The message enum's SnapshotChunk.
-    fn snapshot_chunk_msg(c: SnapshotChunk) -> Self::Msg;
 
     /// Compacts the log once enough is executed (see [`Compaction`]), and
     /// the durable log with it. Whether it compacted.

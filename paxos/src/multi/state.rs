@@ -107,6 +107,31 @@ impl<V: Value> State<V> {
         self.known_commit = self.known_commit.max(self.commit_index);
     }
 
+    /// The next chosen slot to execute and its value, taken out of the
+    /// slot for the caller to apply; none once every chosen slot is
+    /// executed. The caller hands the value back by [`State::executed_one`].
+    pub fn next_to_execute(&mut self) -> Option<(u64, V)> {
+        if self.executed >= self.commit_index {
+            return None;
+        }
+        let slot = self.executed;
+        // base <= executed < commit_index <= end: the slot is held.
+        let s = self.log.get_mut(slot)?;
+        debug_assert_eq!(s.state, SlotState::Committed);
+        Some((slot, std::mem::take(&mut s.entry)))
+    }
+
+    /// Slot `slot` (from [`State::next_to_execute`]) is executed: its value
+    /// `v` goes back (as the log keeps it for peers catching up) and the
+    /// executed point moves past it.
+    pub fn executed_one(&mut self, slot: u64, v: V) {
+        if let Some(s) = self.log.get_mut(slot) {
+            s.entry = v;
+        }
+        self.log.executed_slot(slot);
+        self.executed += 1;
+    }
+
     /// Takes a snapshot's point `slot` and state machine `sm` (installed
     /// from a peer or read at restart): every slot below `slot` is executed,
     /// hence chosen, and dropped from the log. The caller checked that
