@@ -15,9 +15,9 @@ use tracing::info;
 use crate::ballot;
 use crate::messages::{
     Accept, AcceptReply, CatchupReply, CatchupRequest, Commit, CommitShort, Entry, MdlMsg, Prepare,
-    Record, SlotReport,
+    SlotReport,
 };
-use crate::replica::{Candidate, Recovery, Replica, Role, SlotState};
+use crate::replica::{Recovery, Replica, Role, SlotState};
 use paxos::multi::host::Host;
 
 /// Most accepts a follower holds while an earlier one is missing.
@@ -351,30 +351,9 @@ impl Replica {
     /// The master (or an operator) asks this replica to lead its shard: run phase 1.
     pub fn handle_be_leader(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         self.px.now = now;
-        self.campaign(now, fx);
-    }
-
-    /// Runs phase 1 with the next ballot of ours above anything promised.
-    pub(crate) fn campaign(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        if self.is_leader() {
-            return;
+        if !self.is_leader() {
+            self.campaign(now, self.px.promised, 1, fx);
         }
-        let round = ballot::round(self.px.promised) + 1;
-        let b = ballot::make(round, self.cfg.id);
-        info!(ballot = b, "campaigning for shard leadership");
-        // Its own promise: a restart must not campaign at this ballot again.
-        self.px.promised = b;
-        fx.persist(&Record::Promise { ballot: b });
-        let c = Candidate::new(&self.px.log, b, self.px.commit_index, self.cfg.id, now);
-        self.role = Role::Candidate(c);
-        fx.send_set(
-            self.peers(),
-            MdlMsg::Prepare(Prepare {
-                ballot: b,
-                from_slot: self.px.commit_index,
-            }),
-        );
-        self.maybe_lead(now, fx);
     }
 
     /// Follower: promise a higher ballot and report the journal from `from_slot`.
@@ -398,7 +377,7 @@ impl Replica {
         let Role::Candidate(c) = &self.role else {
             return;
         };
-        if !self.majority(c.promises) {
+        if !self.is_quorum(c.promises) {
             return;
         }
         let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else {

@@ -523,7 +523,7 @@ paxos::impl_host! {
         self.px.advance_commit();
     }
     fn campaign_on_timeout(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        self.campaign(now, fx);
+        self.campaign(now, self.px.promised, 1, fx);
     }
     /// No retry: the election timers decide who campaigns next.
     fn retry_campaign(&mut self, _now: u64, _above: u64, _attempts: u32, _fx: &mut Effects<MdlMsg>) {}

@@ -7,9 +7,9 @@ use genericsmr::state::Check;
 use genericsmr::ConnId;
 use tracing::info;
 
-use crate::messages::{ballot, bit, PaxosMsg, Prepare, Record};
+use crate::messages::PaxosMsg;
 use crate::multi::host::Host;
-use crate::replica::{accepted, reject, Candidate, Replica, Role};
+use crate::replica::{accepted, reject, Replica, Role};
 
 /// Phase-1 attempts per request to lead (from the master or an operator)
 /// before leaving it to the election timers.
@@ -180,32 +180,6 @@ impl Replica {
     /// [`Host::on_master_hint`]).
     pub fn handle_leader_hint(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
         self.on_master_hint(now, fx);
-    }
-
-    /// Runs phase 1 with the next ballot of ours above `above`.
-    pub(crate) fn campaign(
-        &mut self,
-        now: u64,
-        above: u64,
-        attempts: u32,
-        fx: &mut Effects<PaxosMsg>,
-    ) {
-        let me = self.cfg.id;
-        let b = ballot::make(ballot::round(above.max(self.px.promised)) + 1, me);
-        self.px.promised = b;
-        fx.persist(&Record::Promise { ballot: b });
-        let from_slot = self.px.commit_index;
-        info!(ballot = b, from_slot, "starting phase 1");
-        let mut c = Candidate::new(&self.px.log, b, from_slot, me, now);
-        c.attempts = attempts;
-        self.role = Role::Candidate(c);
-        fx.broadcast(PaxosMsg::Prepare(Prepare {
-            ballot: b,
-            from_slot,
-        }));
-        if self.majority(bit(me)) {
-            self.become_leader(now, fx);
-        }
     }
 
     /// Finishes every slot reported in phase 1 (re-proposing the value of the

@@ -71,11 +71,6 @@ macro_rules! replica_accessors {
             (p.snapshots_installed, p.snapshots_sent, p.compactions)
         }
 
-        /// Whether `votes` (a bit set of replicas) is a majority.
-        pub(crate) fn majority(&self, votes: u64) -> bool {
-            votes.count_ones() as usize >= self.cfg.quorum()
-        }
-
         /// Slot `slot`, created (with every slot before it) if past the
         /// end; `None` if compacted away (executed here: chosen, and nothing
         /// about it changes). Callers bound `slot` by the window first.

@@ -111,6 +111,8 @@ pub trait Host {
     fn catch_up_from(&mut self, now: u64, from: ReplicaId, fx: &mut Effects<Self::Msg>);
     /// A quorum promised: become the leader at the campaign's ballot.
     fn lead(&mut self, now: u64, fx: &mut Effects<Self::Msg>);
+    /// Takes the candidate role with campaign `c`.
+    fn become_candidate(&mut self, c: Candidate<WireOf<Self>>);
     /// The candidate's phase-1 progress, if campaigning.
     fn candidate_mut(&mut self) -> Option<&mut Candidate<WireOf<Self>>>;
     /// Votes needed for a quorum (a majority, counting this replica).
@@ -163,6 +165,28 @@ pub trait Host {
     fn snapshot_request_msg(r: genericsmr::snapshot::SnapshotRequest) -> Self::Msg;
     /// The message enum's SnapshotChunk.
     fn snapshot_chunk_msg(c: genericsmr::snapshot::SnapshotChunk) -> Self::Msg;
+
+    /// Phase 1a: campaigns with the next ballot of its own above `above`
+    /// and anything promised, covering every slot from its commit index; the
+    /// campaign's `attempts` so far include this one. A group of one leads
+    /// at once.
+    fn campaign(&mut self, now: u64, above: u64, attempts: u32, fx: &mut Effects<Self::Msg>) {
+        let me = self.my_id();
+        let p = self.px_mut();
+        let b = ballot::make(ballot::round(above.max(p.promised)) + 1, me);
+        // Its own promise: a restart must not campaign at this ballot again.
+        p.promised = b;
+        fx.persist(&Record::<WireOf<Self>>::Promise { ballot: b });
+        let from_slot = p.commit_index;
+        tracing::info!(ballot = b, from_slot, "starting phase 1");
+        let mut c = Candidate::new(&p.log, b, from_slot, me, now);
+        c.attempts = attempts;
+        self.become_candidate(c);
+        fx.send_set(self.peer_set(), Self::prepare_msg(b, from_slot));
+        if self.is_quorum(1u64 << me) {
+            self.lead(now, fx);
+        }
+    }
 
     /// Phase 1b: promise a Prepare at `ballot` covering slots from
     /// `from_slot` and report them, or refuse it, or tell the candidate to
@@ -580,6 +604,12 @@ macro_rules! impl_host {
                     Role::Candidate(c) => Some(c),
                     _ => None,
                 }
+            }
+            fn become_candidate(
+                &mut self,
+                c: $crate::multi::phase1::Candidate<$crate::multi::host::WireOf<Self>>,
+            ) {
+                self.role = Role::Candidate(c);
             }
             #[inline]
             fn quorum(&self) -> usize {
