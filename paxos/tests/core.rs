@@ -587,6 +587,23 @@ fn leader_steps_down_on_a_refused_accept() {
     assert_eq!(net.in_flight(|_| true), 0);
 }
 
+/// A leader told that a peer compacted a slot it asked about is a stale one
+/// (a current leader is never behind a peer's executed point): it steps down,
+/// telling its clients to go elsewhere, and fetches the peer's snapshot to
+/// install it as a follower.
+#[test]
+fn a_leader_behind_a_peers_compaction_point_steps_down_to_fetch_its_snapshot() {
+    let mut net = Net::new(3);
+    net.elect(0);
+    net.submit(0, 11, put(1, 1, "a", "1"));
+    net.drop_where(|_| true);
+    net.deliver((2, 0, PaxosMsg::Compacted(Compacted { what: 100 })));
+    assert_eq!(net.r(0).status(0).role, role::FOLLOWER);
+    let (_, conn, rep) = net.only_reply(1, 1);
+    assert_eq!((conn, rep.status), (11, ReplyStatus::NotLeader));
+    assert_eq!(net.in_flight(|m| is(m, 0, 2, "SnapshotRequest")), 1);
+}
+
 #[test]
 fn stale_accept_replies_are_ignored() {
     let mut net = Net::new(3);
