@@ -54,7 +54,8 @@ pub struct State<V> {
     pub compactions: u64,
     /// Durable records replayed at start.
     pub replayed: u64,
-    /// The last nonce this replica used in a query of its own (recovery).
+    /// The last nonce this replica used in a query of its own (Multi-Paxos's
+    /// recovery query, MDLin's successor query), to match the answers.
     pub nonce: u64,
     /// The time of the event being handled (for timer resets from helpers
     /// that are not given it).
