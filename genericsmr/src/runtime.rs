@@ -10,11 +10,17 @@
 //! messages are handled in arrival order. Everything that arrives together
 //! is handled before the outbox is carried out, so the votes of one burst
 //! share one fsync and the proposals of one burst share one batch.
+//!
+//! The client lane is bounded by a [`ClientGate`]: the transport stops
+//! reading client sockets while it is full, and the runtime opens it after
+//! every round, so a load above what the core serves waits in TCP, not in
+//! the replica's memory.
 
 use crossbeam_channel::{unbounded, Receiver, Select};
 
 use crate::durable::DurableError;
 use crate::effects::{Driver, Effects, Reply};
+use crate::gate::ClientGate;
 use crate::messages::{BeLeader, LogRequest, Ping, Propose, StatusRequest};
 use crate::protocol::{Protocol, Registrar};
 use crate::rpc_table::{class, RpcTable, Source};
@@ -48,6 +54,8 @@ pub struct Lanes<M> {
     control: Receiver<(Source, Inbound<M>)>,
     peer: Receiver<(Source, Inbound<M>)>,
     client: Receiver<(Source, Inbound<M>)>,
+    /// The client lane's bound, shared with the transport's readers.
+    gate: std::sync::Arc<ClientGate>,
 }
 
 /// Registers the shared requests and every message type of protocol `P`
@@ -56,6 +64,9 @@ pub fn register<P: Protocol>(t: &mut RpcTable) -> Lanes<P::Msg> {
     let (control_tx, control) = unbounded();
     let (peer_tx, peer) = unbounded();
     let (client_tx, client) = unbounded();
+    let lane = client.clone();
+    let gate = std::sync::Arc::new(ClientGate::new(move || lane.len()));
+    t.set_client_gate(gate.clone());
     let operator = class::CLIENT | class::MASTER;
     t.register_into(class::MASTER, control_tx.clone(), Inbound::Ping);
     // Clients may ask too (set-leader); the transport lets that through only with --control.
@@ -72,6 +83,7 @@ pub fn register<P: Protocol>(t: &mut RpcTable) -> Lanes<P::Msg> {
         control,
         peer,
         client,
+        gate,
     }
 }
 
@@ -133,6 +145,7 @@ pub fn run<P: Protocol>(
                 break;
             }
         }
+        lanes.gate.opened();
         if now.saturating_sub(last_tick) >= TICK.as_nanos() as u64 {
             last_tick = now;
             core.tick(now, &mut fx);

@@ -91,6 +91,12 @@ struct Args {
     /// Largest frame accepted from the network, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_frame: usize,
+    /// Most client requests queued for the protocol before the server stops
+    /// reading client sockets until it catches up: under a load above what it
+    /// serves, clients wait in TCP instead of the replica's memory growing.
+    /// 0: no bound.
+    #[arg(long, default_value_t = genericsmr::transport::DEFAULT_CLIENT_QUEUE)]
+    client_queue: usize,
     /// Accept fault injection and leadership requests from clients (`client fault ...`,
     /// `client set-leader`). Off by default: never expose it outside a test bed.
     #[arg(long)]
@@ -347,6 +353,7 @@ fn main() -> anyhow::Result<()> {
             tcfg.id_offset = base;
             tcfg.max_frame = a.max_frame;
             tcfg.control = a.control;
+            tcfg.client_queue = a.client_queue;
             let transport = Transport::start(&handle, tcfg, Arc::new(table), peer_l, client_l);
             if a.link_delay_ms > 0.0 {
                 let d = Duration::from_secs_f64(a.link_delay_ms / 1e3);
