@@ -113,6 +113,11 @@ pub struct Config {
     /// peers (accepts, commits, catch-up), so that a confused peer cannot
     /// size the journal; the same default as Multi-Paxos's.
     pub slot_window: u64,
+    /// Most slots a leader has proposed and not yet seen chosen; at the
+    /// bound it takes no more client requests until some are, so a load
+    /// above what the followers keep up with waits in TCP instead of
+    /// growing the log (`--pipeline`, see `Protocol::accepting`).
+    pub pipeline: u64,
 }
 
 impl Config {
@@ -137,6 +142,7 @@ impl Config {
             compaction: Default::default(),
             transfer: Default::default(),
             slot_window: 1 << 22,
+            pipeline: 8192,
         }
     }
 

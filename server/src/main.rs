@@ -97,6 +97,11 @@ struct Args {
     /// 0: no bound.
     #[arg(long, default_value_t = genericsmr::transport::DEFAULT_CLIENT_QUEUE)]
     client_queue: usize,
+    /// Most slots a Multi-Paxos or MDLin leader has proposed and not yet seen
+    /// chosen before it stops taking client requests until some are (they
+    /// wait in the client queue, then in TCP). Default 8192.
+    #[arg(long)]
+    pipeline: Option<u64>,
     /// Accept fault injection and leadership requests from clients (`client fault ...`,
     /// `client set-leader`). Off by default: never expose it outside a test bed.
     #[arg(long)]
@@ -427,6 +432,7 @@ fn settings(a: &Args, id: ReplicaId, n: usize, shards: usize) -> Settings {
         compact_bytes: Some(a.compact_mb.max(1) << 20),
         snapshot_ratio: Some(a.snapshot_ratio),
         window: None,
+        pipeline: a.pipeline,
         snapshot_chunk: Some(a.snapshot_chunk),
         snapshot_timeout_ns: None,
         max_gaps: Some(a.max_gaps),
