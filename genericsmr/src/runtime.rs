@@ -170,6 +170,25 @@ pub fn run<P: Protocol>(
             core.tick(now, &mut fx);
         }
         core.flush(now, &mut fx);
+        let handled_at = start.elapsed();
+        let compacting = fx.compacting();
         driver.carry_out(&mut fx)?;
+        let took = start
+            .elapsed()
+            .saturating_sub(std::time::Duration::from_nanos(now));
+        if took >= SLOW_ROUND {
+            // Nothing answers the master or the peers meanwhile: a round this
+            // long looks like a dead replica, so say where the time went.
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                handled,
+                core_ms = (handled_at.as_nanos() as u64).saturating_sub(now) / 1_000_000,
+                compaction = compacting,
+                "a slow round: the replica answered nothing for this long"
+            );
+        }
     }
 }
+
+/// A round of the event loop this long is logged (see [`run`]).
+const SLOW_ROUND: std::time::Duration = std::time::Duration::from_millis(200);
