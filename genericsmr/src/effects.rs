@@ -187,6 +187,11 @@ impl<M> Effects<M> {
         }
     }
 
+    /// Whether a compaction of the durable log is queued.
+    pub fn compacting(&self) -> bool {
+        self.compaction.is_some()
+    }
+
     /// Takes what the outbox asks of the disk (records and any compaction).
     pub fn take_disk(&mut self) -> ToDisk {
         let compaction = self.compaction.take();

@@ -107,6 +107,11 @@ pub struct Settings {
     pub snapshot_ratio: Option<u32>,
     /// How far a slot or instance number may run ahead of what is executed.
     pub window: Option<u64>,
+    /// Most slots a leader has proposed and not yet seen chosen; at the
+    /// bound it takes no more client requests until some are (see
+    /// [`Protocol::accepting`]), so a load above what its followers keep up
+    /// with waits in the client lane and then in TCP, not in its log.
+    pub pipeline: Option<u64>,
     /// Bytes of snapshot in one message.
     pub snapshot_chunk: Option<usize>,
     /// How long a replica waits for the next piece of a snapshot before it
@@ -308,6 +313,16 @@ pub trait Protocol: Sized + Send + 'static {
     /// shard's leader) overrides this and answers the same way.
     fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<Self::Msg>) {
         fx.reply(conn, Reply::Pong(Pong::of(&self.status(p.nonce))));
+    }
+    /// Whether the core takes client requests now. While it does not, the
+    /// runtime leaves them in the client lane, whose bound then holds the
+    /// clients back in TCP ([`crate::gate`]): a leader whose proposals run
+    /// far ahead of what its followers have chosen stops taking more, rather
+    /// than growing its log (and the phase 1 a successor would have to run
+    /// over it) without limit. It must become true again without any client
+    /// request: it may wait on peers and timers only.
+    fn accepting(&self) -> bool {
+        true
     }
     /// Role, ballot, commit and execution counters, digest.
     fn status(&self, nonce: u64) -> StatusReply;

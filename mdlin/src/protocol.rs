@@ -48,6 +48,7 @@ impl Config {
         cfg.compaction = cfg.compaction.with_settings(s);
         cfg.transfer = cfg.transfer.with_settings(s);
         cfg.slot_window = s.window.unwrap_or(cfg.slot_window);
+        cfg.pipeline = s.pipeline.unwrap_or(cfg.pipeline).max(1);
         Ok(cfg)
     }
 }
@@ -150,6 +151,10 @@ impl Protocol for Replica {
     fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<MdlMsg>) {
         self.set_shard_leaders(&p.leaders);
         fx.reply(conn, Reply::Pong(Pong::of(&Replica::status(self, p.nonce))));
+    }
+
+    fn accepting(&self) -> bool {
+        paxos::multi::host::Host::takes_proposals(self)
     }
 
     fn log(&self, m: &LogRequest) -> LogReply {

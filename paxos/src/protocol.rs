@@ -37,6 +37,9 @@ impl Config {
         if let Some(v) = s.hint_quiet_ns {
             cfg.hint_quiet_ns = v;
         }
+        if let Some(v) = s.pipeline {
+            cfg.pipeline = v.max(1);
+        }
         if let Some(v) = s.window {
             cfg.slot_window = v;
         }
@@ -117,6 +120,10 @@ impl Protocol for Replica {
     }
 
     genericsmr::inherent!(handle, propose, be_leader, status, tick, flush, snapshot, snapshots);
+
+    fn accepting(&self) -> bool {
+        crate::multi::host::Host::takes_proposals(self)
+    }
 
     fn log(&self, m: &LogRequest) -> LogReply {
         self.px.log.answer(m)
