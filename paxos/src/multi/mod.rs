@@ -11,7 +11,9 @@
 //! - [`phase1`]: a candidate's promises and the best value per slot;
 //! - [`targets`]: whom a leader's Accepts go to (thrifty or not);
 //! - [`host`]: the handler steps written once over a replica ([`host::Host`]);
-//! - [`accessors`]: a replica's accessors, by [`replica_accessors!`](crate::replica_accessors).
+//! - [`accessors`]: a replica's accessors, by [`replica_accessors!`](crate::replica_accessors);
+//! - `testkit` (feature `testkit`): property-test strategies for the shared
+//!   messages and records, generic over the slot value.
 //!
 //! What the protocols do differently stays in each: MDLin's prefix rule
 //! (a follower votes for slot `i` at ballot `b` only once every earlier slot
@@ -23,5 +25,7 @@ pub mod host;
 pub mod messages;
 pub mod phase1;
 pub mod targets;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod value;
 pub mod votes;
