@@ -69,6 +69,14 @@ impl Caps {
         sharded_mesh: false,
         multi_dispatch: false,
     };
+    /// Every replica proposes and none leads; votes can be kept durably,
+    /// and a replica that lost them must get them back before it rejoins;
+    /// one unsharded group, plain clients.
+    pub const LEADERLESS: Caps = Caps {
+        leaderless: true,
+        elects: false,
+        ..Caps::ELECTED_LEADER
+    };
 }
 
 /// How a replica (re)starts.
