@@ -39,6 +39,9 @@ pub struct Knobs<'a> {
     pub hint_quiet_ns: Option<&'a mut u64>,
     /// How far a slot or instance number may run ahead of what is executed.
     pub window: Option<&'a mut u64>,
+    /// Most slots a leader has proposed and not yet seen chosen before it
+    /// stops taking client requests (at least one).
+    pub pipeline: Option<&'a mut u64>,
     /// Executed slots or instances kept for peers catching up one by one
     /// (`--gc-horizon`).
     pub keep_executed: Option<&'a mut u64>,
@@ -76,6 +79,7 @@ impl Settings {
         set(k.election_timeout_ns, self.election_timeout_ns);
         set(k.hint_quiet_ns, self.hint_quiet_ns);
         set(k.window, self.window);
+        set(k.pipeline, self.pipeline.map(|v| v.max(1)));
         set(k.keep_executed, self.gc_horizon);
         set(k.compact_every, self.gc_horizon);
         set(k.compact_bytes, self.compact_bytes);

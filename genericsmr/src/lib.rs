@@ -9,6 +9,8 @@
 //!   `crossbeam_channel::Receiver` for it; unknown or malformed input never reaches it.
 //! - [`transport`]: the TCP mesh between replicas, the client listener and the
 //!   coalescing per-connection writers.
+//! - [`gate`]: the client lane's bound, which holds client readers back
+//!   while the core is behind (backpressure instead of unbounded queues).
 //! - [`command`] and [`state`]: the key-value state machine with its conflict
 //!   relation, digest and per-client dedup table.
 //! - [`durable`]: the checksummed append-only log with an fsync policy, and
@@ -42,6 +44,7 @@ pub mod command;
 pub mod durable;
 pub mod effects;
 pub mod election;
+pub mod gate;
 pub mod knobs;
 pub mod logging;
 pub mod master_link;

@@ -152,6 +152,11 @@ pub struct Settings {
     pub snapshot_ratio: Option<u32>,
     /// How far a slot or instance number may run ahead of what is executed.
     pub window: Option<u64>,
+    /// Most slots a leader has proposed and not yet seen chosen; at the
+    /// bound it takes no more client requests until some are (see
+    /// [`Protocol::accepting`]), so a load above what its followers keep up
+    /// with waits in the client lane and then in TCP, not in its log.
+    pub pipeline: Option<u64>,
     /// Bytes of snapshot in one message.
     pub snapshot_chunk: Option<usize>,
     /// How long a replica waits for the next piece of a snapshot before it
@@ -354,6 +359,16 @@ pub trait Protocol: Sized + Send + 'static {
     fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<Self::Msg>) {
         fx.reply(conn, Reply::Pong(Pong::of(&self.status(p.nonce))));
     }
+    /// Whether the core takes client requests now. While it does not, the
+    /// runtime leaves them in the client lane, whose bound then holds the
+    /// clients back in TCP ([`crate::gate`]): a leader whose proposals run
+    /// far ahead of what its followers have chosen stops taking more, rather
+    /// than growing its log (and the phase 1 a successor would have to run
+    /// over it) without limit. It must become true again without any client
+    /// request: it may wait on peers and timers only.
+    fn accepting(&self) -> bool {
+        true
+    }
     /// Role, ballot, commit and execution counters, digest.
     fn status(&self, nonce: u64) -> StatusReply;
     /// The answer to a request for part of the log: a digest of each slot
@@ -410,6 +425,7 @@ pub trait Protocol: Sized + Send + 'static {
 /// | `tick`, `flush` | `tick(now, fx)`, `flush(now, fx)` |
 /// | `snapshot` | `snapshot()`, which always has one |
 /// | `snapshots` | `snapshots()`, a triple whose first two are installed and sent |
+/// | `accepting` | `accepting()` |
 /// | `log` | `log_reply(m)` |
 /// | `committed_from` | `committed_from(from)` |
 ///
@@ -476,6 +492,11 @@ macro_rules! inherent {
     (@snapshot) => {
         fn snapshot(&self) -> Option<$crate::snapshot::Snapshot> {
             Some(Self::snapshot(self))
+        }
+    };
+    (@accepting) => {
+        fn accepting(&self) -> bool {
+            Self::accepting(self)
         }
     };
     (@log) => {

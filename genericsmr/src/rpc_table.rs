@@ -73,6 +73,8 @@ struct Entry {
 #[derive(Default)]
 pub struct RpcTable {
     entries: Vec<Option<Entry>>,
+    /// The bound on the lane client requests go to, if the runtime set one.
+    gate: Option<std::sync::Arc<crate::gate::ClientGate>>,
 }
 
 impl RpcTable {
@@ -80,7 +82,19 @@ impl RpcTable {
     pub fn new() -> Self {
         RpcTable {
             entries: (0..256).map(|_| None).collect(),
+            gate: None,
         }
+    }
+
+    /// Sets the gate client connections wait on before each frame (see
+    /// [`crate::gate`]).
+    pub fn set_client_gate(&mut self, gate: std::sync::Arc<crate::gate::ClientGate>) {
+        self.gate = Some(gate);
+    }
+
+    /// The gate client connections wait on, if any.
+    pub fn client_gate(&self) -> Option<&crate::gate::ClientGate> {
+        self.gate.as_deref()
     }
 
     /// Registers message type `M`, accepted on connections of `classes`, and returns

@@ -10,11 +10,18 @@
 //! messages are handled in arrival order. Everything that arrives together
 //! is handled before the outbox is carried out, so the votes of one burst
 //! share one fsync and the proposals of one burst share one batch.
+//!
+//! The client lane is bounded by a [`ClientGate`]: the transport stops
+//! reading client sockets while it is full, and the runtime opens it after
+//! every round, so a load above what the core serves waits in TCP, not in
+//! the replica's memory. The core may also stop taking client requests
+//! for a while ([`Protocol::accepting`]), which holds them back the same way.
 
 use crossbeam_channel::{unbounded, Receiver, Select};
 
 use crate::durable::DurableError;
 use crate::effects::{Driver, Effects, Reply};
+use crate::gate::ClientGate;
 use crate::messages::{BeLeader, LogRequest, Ping, Propose, StatusRequest};
 use crate::protocol::{Protocol, Registrar};
 use crate::rpc_table::{class, RpcTable, Source};
@@ -24,6 +31,9 @@ pub const TICK: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Most messages the runtime handles before it carries out the outbox.
 pub const BURST: usize = 8192;
+
+/// The client lane's place in the order of priority.
+const CLIENT_LANE: usize = 2;
 
 /// One message as it waits in a lane: a shared request, or one of the
 /// protocol's own messages.
@@ -48,6 +58,8 @@ pub struct Lanes<M> {
     control: Receiver<(Source, Inbound<M>)>,
     peer: Receiver<(Source, Inbound<M>)>,
     client: Receiver<(Source, Inbound<M>)>,
+    /// The client lane's bound, shared with the transport's readers.
+    gate: std::sync::Arc<ClientGate>,
 }
 
 /// Registers the shared requests and every message type of protocol `P`
@@ -56,6 +68,9 @@ pub fn register<P: Protocol>(t: &mut RpcTable) -> Lanes<P::Msg> {
     let (control_tx, control) = unbounded();
     let (peer_tx, peer) = unbounded();
     let (client_tx, client) = unbounded();
+    let lane = client.clone();
+    let gate = std::sync::Arc::new(ClientGate::new(move || lane.len()));
+    t.set_client_gate(gate.clone());
     let operator = class::CLIENT | class::MASTER;
     t.register_into(class::MASTER, control_tx.clone(), Inbound::Ping);
     // Clients may ask too (set-leader); the transport lets that through only with --control.
@@ -72,6 +87,7 @@ pub fn register<P: Protocol>(t: &mut RpcTable) -> Lanes<P::Msg> {
         control,
         peer,
         client,
+        gate,
     }
 }
 
@@ -107,20 +123,35 @@ pub fn run<P: Protocol>(
     mut fx: Effects<P::Msg>,
 ) -> Result<(), DurableError> {
     driver.carry_out(&mut fx)?;
-    let mut sel = Select::new();
+    let mut all = Select::new();
     for lane in [&lanes.control, &lanes.peer, &lanes.client] {
-        sel.recv(lane);
+        all.recv(lane);
+    }
+    // While the core takes no client requests, waiting on their lane would spin.
+    let mut no_clients = Select::new();
+    for lane in [&lanes.control, &lanes.peer] {
+        no_clients.recv(lane);
     }
     let start = std::time::Instant::now();
     let mut last_tick = 0;
     loop {
-        let _ = sel.ready_timeout(TICK);
+        let _ = if core.accepting() {
+            all.ready_timeout(TICK)
+        } else {
+            no_clients.ready_timeout(TICK)
+        };
         let now = start.elapsed().as_nanos() as u64;
         let mut handled = 0;
         'burst: while handled < BURST {
             let before = handled;
-            for lane in [&lanes.control, &lanes.peer, &lanes.client] {
+            for (i, lane) in [&lanes.control, &lanes.peer, &lanes.client]
+                .into_iter()
+                .enumerate()
+            {
                 while handled < BURST {
+                    if i == CLIENT_LANE && !core.accepting() {
+                        break;
+                    }
                     let Ok((src, m)) = lane.try_recv() else { break };
                     handled += 1;
                     deliver(&mut core, now, src, m, &mut fx);
@@ -133,6 +164,7 @@ pub fn run<P: Protocol>(
                 break;
             }
         }
+        lanes.gate.opened();
         if now.saturating_sub(last_tick) >= TICK.as_nanos() as u64 {
             last_tick = now;
             core.tick(now, &mut fx);

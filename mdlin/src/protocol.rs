@@ -46,6 +46,7 @@ impl Config {
             hint_quiet_ns: Some(&mut cfg.hint_quiet_ns),
             transfer: Some(&mut cfg.transfer),
             window: Some(&mut cfg.slot_window),
+            pipeline: Some(&mut cfg.pipeline),
             ..Knobs::default()
         });
         Ok(cfg)
@@ -121,7 +122,7 @@ impl Protocol for Replica {
         self.handle_plain_propose(now, conn, p, fx)
     }
 
-    genericsmr::inherent!(be_leader, tick, flush);
+    genericsmr::inherent!(be_leader, accepting, tick, flush);
     genericsmr::inherent!(status, log, committed_from, snapshot, snapshots);
 
     /// The probe also names every shard's leader, which coordination needs.

@@ -18,6 +18,8 @@ fn shared_settings_land_in_the_config() {
         snapshot_timeout_ns: Some(29),
         election_timeout_ns: Some(37),
         hint_quiet_ns: Some(41),
+        // A pipeline of none is one slot.
+        pipeline: Some(0),
         shards: 2,
         ..Settings::new(4, 3)
     };
@@ -30,6 +32,7 @@ fn shared_settings_land_in_the_config() {
     assert_eq!((k.compact_bytes, k.snapshot_ratio), (13, 17));
     assert_eq!((c.transfer.chunk_bytes, c.transfer.timeout_ns), (23, 29));
     assert_eq!((c.election_timeout_ns, c.hint_quiet_ns), (37, 41));
+    assert_eq!(c.pipeline, 1);
 
     let quiet = Config::from_settings(&Settings::new(4, 3)).expect("defaults");
     assert_eq!(format!("{quiet:?}"), format!("{:?}", Config::new(4, 3, 1)));

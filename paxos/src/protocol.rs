@@ -32,6 +32,7 @@ impl Config {
             max_gaps: Some(&mut cfg.dedup.max_gaps),
             batch_bytes: Some(&mut cfg.max_batch_bytes),
             window: Some(&mut cfg.slot_window),
+            pipeline: Some(&mut cfg.pipeline),
             record_commits: None,
         });
         if let Some(b) = variant(s, Replica::NAME, crate::broken::BUILT, Broken::named)? {
@@ -81,6 +82,6 @@ impl Protocol for Replica {
         )
     }
 
-    genericsmr::inherent!(handle, propose, be_leader, tick, flush);
+    genericsmr::inherent!(handle, propose, be_leader, accepting, tick, flush);
     genericsmr::inherent!(status, log, committed_from, snapshot, snapshots);
 }

@@ -96,6 +96,11 @@ pub struct Config {
     /// leading. A setting so that tests cross it in a few hundred slots; every
     /// replica of a group should use the same value.
     pub slot_window: u64,
+    /// Most slots a leader has proposed and not yet seen chosen; at the
+    /// bound it takes no more client requests until some are, so a load
+    /// above what the followers keep up with waits in TCP instead of
+    /// growing the log (`--pipeline`, see `Protocol::accepting`).
+    pub pipeline: u64,
     /// Deliberately breaks Paxos: acceptors accept below their promise. It
     /// exists so tests can show the simulator and the checker catch a broken
     /// protocol; no binary can set it.
@@ -131,6 +136,7 @@ impl Config {
             dedup: Default::default(),
             max_batch_bytes: 4 << 20,
             slot_window: 1 << 22,
+            pipeline: 8192,
             broken_accept_below_promise: false,
             #[cfg(feature = "broken")]
             broken: None,

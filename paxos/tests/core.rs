@@ -292,6 +292,28 @@ fn proposals_commit_and_execute_everywhere() {
     }
 }
 
+/// The pipeline bound (`Config::pipeline`, `--pipeline`): a leader with as
+/// many slots proposed and not chosen takes no more client requests until
+/// some are chosen; followers always take them (to reroute them).
+#[test]
+fn a_leader_holds_clients_back_at_its_pipeline_bound() {
+    let mut net = Net::with(3, |c| c.pipeline = 2);
+    net.elect(0);
+    assert!(net.r(0).accepting(), "an idle leader takes requests");
+    net.submit(0, 10, put(7, 1, "k", "v1"));
+    assert!(net.r(0).accepting(), "one slot in flight of two");
+    net.submit(0, 11, put(7, 2, "k", "v2"));
+    assert!(
+        !net.r(0).accepting(),
+        "two slots proposed and none chosen: the leader is at its bound"
+    );
+    assert!(net.r(1).accepting(), "a follower takes requests");
+    net.run();
+    assert!(net.r(0).accepting(), "both chosen: it takes requests again");
+    assert_eq!(net.only_reply(7, 2).2.status, ReplyStatus::Ok);
+    assert_eq!(net.value(1, "k"), Some(b("v2")));
+}
+
 #[test]
 fn cas_and_delete_outcomes_reach_the_client() {
     let mut net = Net::with(3, |c| c.reply_after_exec = true);

@@ -22,6 +22,7 @@ fn every_setting_lands_in_the_config() {
         max_gaps: Some(31),
         election_timeout_ns: Some(37),
         hint_quiet_ns: Some(41),
+        pipeline: Some(43),
         ..Settings::new(1, 3)
     };
     let c = Config::from_settings(&s).expect("valid settings");
@@ -37,6 +38,7 @@ fn every_setting_lands_in_the_config() {
     assert_eq!((c.transfer.chunk_bytes, c.transfer.timeout_ns), (23, 29));
     assert_eq!(c.dedup.max_gaps, 31);
     assert_eq!((c.election_timeout_ns, c.hint_quiet_ns), (37, 41));
+    assert_eq!(c.pipeline, 43);
 
     // Settings left unset keep the defaults of `Config::new`.
     let quiet = Config::from_settings(&Settings::new(1, 3)).expect("defaults");

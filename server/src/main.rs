@@ -91,6 +91,17 @@ struct Args {
     /// Largest frame accepted from the network, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_frame: usize,
+    /// Most client requests queued for the protocol before the server stops
+    /// reading client sockets until it catches up: under a load above what it
+    /// serves, clients wait in TCP instead of the replica's memory growing.
+    /// 0: no bound.
+    #[arg(long, default_value_t = genericsmr::transport::DEFAULT_CLIENT_QUEUE)]
+    client_queue: usize,
+    /// Most slots a Multi-Paxos or MDLin leader has proposed and not yet seen
+    /// chosen before it stops taking client requests until some are (they
+    /// wait in the client queue, then in TCP). Default 8192.
+    #[arg(long)]
+    pipeline: Option<u64>,
     /// Accept fault injection and leadership requests from clients (`client fault ...`,
     /// `client set-leader`). Off by default: never expose it outside a test bed.
     #[arg(long)]
@@ -347,6 +358,7 @@ fn main() -> anyhow::Result<()> {
             tcfg.id_offset = base;
             tcfg.max_frame = a.max_frame;
             tcfg.control = a.control;
+            tcfg.client_queue = a.client_queue;
             let transport = Transport::start(&handle, tcfg, Arc::new(table), peer_l, client_l);
             if a.link_delay_ms > 0.0 {
                 let d = Duration::from_secs_f64(a.link_delay_ms / 1e3);
@@ -420,6 +432,7 @@ fn settings(a: &Args, id: ReplicaId, n: usize, shards: usize) -> Settings {
         compact_bytes: Some(a.compact_mb.max(1) << 20),
         snapshot_ratio: Some(a.snapshot_ratio),
         window: None,
+        pipeline: a.pipeline,
         snapshot_chunk: Some(a.snapshot_chunk),
         snapshot_timeout_ns: None,
         max_gaps: Some(a.max_gaps),

@@ -131,6 +131,21 @@ pub fn scenarios() -> Vec<Scenario> {
             needs_snapshots: true,
         },
         Scenario {
+            name: "a short pipeline",
+            // A leader holds clients back after 1 to 3 slots proposed and
+            // not chosen, through every fault: holding back must never
+            // wedge it (it waits on peers and timers only) nor lose or
+            // reorder what it holds.
+            applies: always,
+            config: |s| {
+                let mut c = Config::new(s);
+                c.tuning.pipeline = Some(1 + s % 3);
+                c
+            },
+            divisor: 4,
+            needs_snapshots: false,
+        },
+        Scenario {
             name: "two shards",
             // Every fault, over two groups: keys map to shards, the master
             // and the crashes work per shard, and a partition may cut
@@ -286,6 +301,10 @@ macro_rules! conformance_tests {
                 $crate::conformance::check::<$p>("compaction by bytes")
             }
             #[test]
+            fn a_short_pipeline() {
+                $crate::conformance::check::<$p>("a short pipeline")
+            }
+            #[test]
             fn two_shards() {
                 $crate::conformance::check::<$p>("two shards")
             }
@@ -299,7 +318,7 @@ macro_rules! conformance_tests {
             }
             #[test]
             fn every_scenario_has_a_test() {
-                assert_eq!($crate::conformance::scenarios().len(), 10);
+                assert_eq!($crate::conformance::scenarios().len(), 11);
             }
         }
     };

@@ -73,6 +73,9 @@ pub struct Tuning {
     pub compact_bytes: Option<usize>,
     /// Election timeout of protocols whose replicas elect their own leader.
     pub election_timeout_ns: Option<u64>,
+    /// Most slots a leader has proposed and not yet seen chosen before it
+    /// holds client requests back.
+    pub pipeline: Option<u64>,
 }
 
 impl Tuning {
@@ -89,6 +92,7 @@ impl Tuning {
             max_gaps: self.max_gaps,
             compact_bytes: self.compact_bytes,
             election_timeout_ns: self.election_timeout_ns,
+            pipeline: self.pipeline,
             record_commits: true,
             ..Settings::new(id, n)
         }
@@ -190,6 +194,7 @@ impl Config {
                 compact_bytes: (seed % 4 == 2).then_some(2048),
                 // Short enough that elections happen within a run's faults.
                 election_timeout_ns: Some(300_000_000),
+                pipeline: None,
             },
             outage: seed.is_multiple_of(3),
             shards: 1,
@@ -722,6 +727,16 @@ impl<R: Protocol> Sim<R> {
     }
 
     /// Runs `f` on replica `r` (if it is up), then carries out its effects.
+    /// Whether replica `r` takes no client requests now
+    /// ([`Protocol::accepting`]): as in the runtime, they wait (here, a tick
+    /// at a time) until it does.
+    fn holds_clients(&self, r: ReplicaId) -> bool {
+        self.nodes[r as usize]
+            .core
+            .as_ref()
+            .is_some_and(|c| !c.accepting())
+    }
+
     fn on(&mut self, r: ReplicaId, f: impl FnOnce(&mut R, u64, &mut Effects<R::Msg>)) {
         let now = self.now;
         let mut fx = std::mem::take(&mut self.fx);
@@ -872,6 +887,9 @@ impl<R: Protocol> Sim<R> {
                 if self.cut[to as usize] {
                     return;
                 }
+                if self.holds_clients(to) {
+                    return self.at(self.now + TICK, Kind::Propose { client, to, cmd });
+                }
                 self.log(|| {
                     format!(
                         "client {client} -> {to}  {} {:?} seq {}",
@@ -887,6 +905,9 @@ impl<R: Protocol> Sim<R> {
             Kind::ClientMsg { client, to, msg } => {
                 if self.cut[to as usize] {
                     return;
+                }
+                if self.holds_clients(to) {
+                    return self.at(self.now + TICK, Kind::ClientMsg { client, to, msg });
                 }
                 self.log(|| format!("client {client} -> {to}  {}", short(&msg)));
                 self.on(to, |c, now, fx| {

@@ -55,7 +55,14 @@ pub struct TransportConfig {
     pub high_water: usize,
     /// Accept fault and leadership requests from clients (`server --control`).
     pub control: bool,
+    /// Most client requests queued for the core before client connections
+    /// stop being read (backpressure, see [`crate::gate`]); 0: no bound.
+    pub client_queue: usize,
 }
+
+/// The default bound of the client lane: two of the runtime's bursts, so the
+/// core always finds a whole burst waiting while clients are held back.
+pub const DEFAULT_CLIENT_QUEUE: usize = 2 * crate::runtime::BURST;
 
 impl TransportConfig {
     /// Defaults for a group with the given peer addresses.
@@ -67,6 +74,7 @@ impl TransportConfig {
             max_frame: DEFAULT_MAX_FRAME,
             high_water: 64 << 20,
             control: false,
+            client_queue: DEFAULT_CLIENT_QUEUE,
         }
     }
 }
@@ -399,7 +407,15 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     src: Source,
     reply_to: Option<&Arc<ConnOutbox>>,
 ) -> Result<(), ConnError> {
-    while let Some((code, body)) = read_frame(rd, buf, max).await? {
+    loop {
+        if on == class::CLIENT {
+            if let Some(gate) = inner.table.client_gate() {
+                gate.room(inner.cfg.client_queue).await;
+            }
+        }
+        let Some((code, body)) = read_frame(rd, buf, max).await? else {
+            break;
+        };
         if code == codes::RELAY && on == class::MASTER {
             relayed(inner, src, reply_to, body)?;
             continue;

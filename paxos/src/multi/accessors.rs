@@ -70,6 +70,12 @@ macro_rules! replica_accessors {
             self.log.committed(from).collect()
         }
 
+        /// Whether it takes client requests now: not while it leads with
+        /// its pipeline full ([`Host::takes_proposals`](crate::multi::host::Host::takes_proposals)).
+        pub fn accepting(&self) -> bool {
+            $crate::multi::host::Host::takes_proposals(self)
+        }
+
         /// The state machine.
         pub fn state(&self) -> &StateMachine {
             &self.sm

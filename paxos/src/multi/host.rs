@@ -84,6 +84,17 @@ pub trait Host {
     /// How far past its commit index it takes slot numbers from peers
     /// (`Config::slot_window`).
     fn slot_window(&self) -> u64;
+    /// Most slots this replica, leading, has proposed and not yet seen
+    /// chosen before it stops taking client requests.
+    fn pipeline(&self) -> u64;
+    /// Whether client requests are taken now: not while leading with
+    /// [`Host::pipeline`] slots proposed and not chosen (the runtime then
+    /// leaves them queued; see `genericsmr::protocol::Protocol::accepting`).
+    /// Followers and candidates take them (to reroute or hold them).
+    fn takes_proposals(&self) -> bool {
+        self.leading_ballot().is_none()
+            || self.log_ref().end().saturating_sub(self.committed_below()) < self.pipeline()
+    }
     /// How long the leader must be silent before the master's hint makes
     /// this replica campaign (`Config::hint_quiet_ns`).
     fn hint_quiet_ns(&self) -> u64;
@@ -474,6 +485,9 @@ macro_rules! impl_host {
             }
             fn slot_window(&self) -> u64 {
                 self.cfg.slot_window
+            }
+            fn pipeline(&self) -> u64 {
+                self.cfg.pipeline
             }
             fn hint_quiet_ns(&self) -> u64 {
                 self.cfg.hint_quiet_ns
