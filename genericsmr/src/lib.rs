@@ -31,7 +31,8 @@
 //! - [`protocol`]: the one seam: the [`protocol::Protocol`] trait a
 //!   protocol's pure core implements (no sockets, threads or clocks: handlers
 //!   take a message and `now`, and push [`effects::Effects`]), with the
-//!   settings it boots from and the capabilities it declares.
+//!   settings it boots from and the capabilities it declares; [`knobs`]:
+//!   the settings most protocols share, read once into each configuration.
 //! - [`runtime`]: the one runtime, `run::<P>`: three priority lanes (control,
 //!   peer, client) from the rpc table into the core, the ticker, and the
 //!   driver. The simulator (`sim`) drives the same trait.
@@ -44,6 +45,7 @@ pub mod durable;
 pub mod effects;
 pub mod election;
 pub mod gate;
+pub mod knobs;
 pub mod logging;
 pub mod master_link;
 pub mod messages;

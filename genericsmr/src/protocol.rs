@@ -56,6 +56,29 @@ pub struct Caps {
     pub multi_dispatch: bool,
 }
 
+impl Caps {
+    /// A leader the replicas elect among themselves orders every command;
+    /// votes can be kept durably, and a replica that lost them must get
+    /// them back before it rejoins; one unsharded group, plain clients.
+    /// A leader-based protocol states what it does differently over these.
+    pub const ELECTED_LEADER: Caps = Caps {
+        leaderless: false,
+        elects: true,
+        durable: true,
+        rejoin: Rejoin::NeedsVotes,
+        sharded_mesh: false,
+        multi_dispatch: false,
+    };
+    /// Every replica proposes and none leads; votes can be kept durably,
+    /// and a replica that lost them must get them back before it rejoins;
+    /// one unsharded group, plain clients.
+    pub const LEADERLESS: Caps = Caps {
+        leaderless: true,
+        elects: false,
+        ..Caps::ELECTED_LEADER
+    };
+}
+
 /// How a replica (re)starts.
 #[derive(Debug, Clone)]
 pub enum Boot {
@@ -67,6 +90,28 @@ pub enum Boot {
     Durable(Vec<Bytes>),
     /// After a crash, with nothing: it must recover before voting.
     Amnesia,
+}
+
+impl Boot {
+    /// Brings the fresh core `r` up as this boot says: a durable restart
+    /// replays its records with `restore` (a record it cannot replay is a
+    /// [`BootError::Replay`]), and a restart with nothing goes to `amnesia`,
+    /// which starts a recovery or refuses.
+    pub fn start<R, E: std::fmt::Display>(
+        self,
+        mut r: R,
+        restore: impl FnOnce(&mut R, &[Bytes]) -> Result<(), E>,
+        amnesia: impl FnOnce(&mut R) -> Result<(), BootError>,
+    ) -> Result<R, BootError> {
+        match self {
+            Boot::Fresh => {}
+            Boot::Durable(records) => {
+                restore(&mut r, &records).map_err(|e| BootError::Replay(e.to_string()))?
+            }
+            Boot::Amnesia => amnesia(&mut r)?,
+        }
+        Ok(r)
+    }
 }
 
 /// Settings every protocol reads what applies to it from. Thresholds left at
@@ -380,6 +425,9 @@ pub trait Protocol: Sized + Send + 'static {
 /// | `tick`, `flush` | `tick(now, fx)`, `flush(now, fx)` |
 /// | `snapshot` | `snapshot()`, which always has one |
 /// | `snapshots` | `snapshots()`, a triple whose first two are installed and sent |
+/// | `accepting` | `accepting()` |
+/// | `log` | `log_reply(m)` |
+/// | `committed_from` | `committed_from(from)` |
 ///
 /// A name whose inherent method is missing would call the trait method
 /// itself: rustc's `unconditional_recursion` lint says so.
@@ -444,6 +492,21 @@ macro_rules! inherent {
     (@snapshot) => {
         fn snapshot(&self) -> Option<$crate::snapshot::Snapshot> {
             Some(Self::snapshot(self))
+        }
+    };
+    (@accepting) => {
+        fn accepting(&self) -> bool {
+            Self::accepting(self)
+        }
+    };
+    (@log) => {
+        fn log(&self, m: &$crate::messages::LogRequest) -> $crate::messages::LogReply {
+            Self::log_reply(self, m)
+        }
+    };
+    (@committed_from) => {
+        fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
+            Self::committed_from(self, from)
         }
     };
     (@snapshots) => {

@@ -8,7 +8,7 @@
 //! [`check_codec`] with one sample of every message it registers (decoded by
 //! code through the rpc table, as the runtime decodes them), and
 //! [`check_records`] with samples of its durable records and other encoded
-//! values.
+//! values, each run on many drawn samples by [`drawn`].
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -311,6 +311,29 @@ pub fn check_records<T: Marshal + Unmarshal + PartialEq + Debug>(samples: &[T]) 
     }
 }
 
+/// How many values [`drawn`] checks: many shapes of every message's
+/// fields, in a fraction of a second.
+pub const CASES: u32 = 256;
+
+/// Runs `check` (one of the checks above) on [`CASES`] values drawn from
+/// `strategy` (a list of strategies draws one value of each, so every
+/// message or record kind is checked in every case); a failing value is
+/// shrunk to a smallest one, which the panic shows.
+pub fn drawn<S: Strategy>(strategy: S, check: impl Fn(S::Value)) {
+    let cfg = ProptestConfig {
+        cases: CASES,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(cfg);
+    if let Err(e) = runner.run(&strategy, |v| {
+        check(v);
+        Ok(())
+    }) {
+        panic!("{e}");
+    }
+}
+
 /// `body` decoded under every code of `codes`: an error, or a message that
 /// encodes back to exactly `body` under that code; never a panic.
 fn any_bytes<M: Frame + Debug + Send + 'static>(
@@ -484,5 +507,21 @@ mod tests {
             check_records(&[Sloppy(5)]);
         });
         assert!(r.is_err(), "a value that leaves bytes unread fails");
+    }
+
+    /// Every case runs; a check that fails for some drawn values fails the
+    /// run, and the panic shows a shrunk failing value (the smallest, 1000).
+    #[test]
+    fn drawn_fails_and_shows_a_failing_value() {
+        let runs = std::sync::atomic::AtomicU32::new(0);
+        drawn(0u64..1000, |v| {
+            runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            assert!(v < 1000)
+        });
+        assert_eq!(runs.into_inner(), CASES, "every case runs");
+        let r = std::panic::catch_unwind(|| drawn(0u64..1_000_000, |v| assert!(v < 1000)));
+        let e = r.expect_err("a failing check fails the run");
+        let e = e.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(e.contains("1000"), "{e}");
     }
 }

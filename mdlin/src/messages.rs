@@ -340,9 +340,9 @@ paxos::peer_messages! {
         Propose(MdlPropose),
         /// See [`CoordReq`] (a leader retrying on behalf of a waiting successor).
         CoordReq(CoordReq),
+        ;
         /// See [`CoordReply`].
         CoordReply(CoordReply),
-        ;
         /// See [`SuccTsRequest`].
         SuccTsRequest(SuccTsRequest),
         /// See [`SuccTsReply`].

@@ -3,9 +3,10 @@
 //! and its clients send chained multi-dispatch requests beside plain ones.
 
 use genericsmr::effects::{Effects, Reply};
-use genericsmr::messages::{LogReply, LogRequest, Ping, Pong, Propose};
+use genericsmr::knobs::Knobs;
+use genericsmr::messages::{Ping, Pong, Propose};
 use genericsmr::protocol::{
-    Audit, Boot, BootError, Caps, ChainedOp, Executed, Protocol, Registrar, Rejoin, Settings,
+    Audit, Boot, BootError, Caps, ChainedOp, Executed, Protocol, Registrar, Settings,
 };
 use genericsmr::rpc_table::{class, Source};
 use genericsmr::ConnId;
@@ -25,7 +26,6 @@ impl Config {
             return Err(BootError::Settings("MDLin has no broken variants".into()));
         }
         let mut cfg = Config::new(s.id, s.n, s.shards.max(1));
-        cfg.thrifty = s.thrifty;
         if let Some(m) = s.param("coord") {
             cfg.mode = m.parse::<CoordMode>().map_err(BootError::Settings)?;
         }
@@ -38,17 +38,17 @@ impl Config {
         if let Some(ns) = ms_param(s, "announce-ms")? {
             cfg.announce_ns = ns;
         }
-        if let Some(v) = s.election_timeout_ns {
-            cfg.election_timeout_ns = v;
-        }
-        if let Some(v) = s.hint_quiet_ns {
-            cfg.hint_quiet_ns = v;
-        }
-        cfg.record_order = s.record_commits;
         cfg.compaction = cfg.compaction.with_settings(s);
-        cfg.transfer = cfg.transfer.with_settings(s);
-        cfg.slot_window = s.window.unwrap_or(cfg.slot_window);
-        cfg.pipeline = s.pipeline.unwrap_or(cfg.pipeline).max(1);
+        s.apply(Knobs {
+            thrifty: Some(&mut cfg.thrifty),
+            record_commits: Some(&mut cfg.record_order),
+            election_timeout_ns: Some(&mut cfg.election_timeout_ns),
+            hint_quiet_ns: Some(&mut cfg.hint_quiet_ns),
+            transfer: Some(&mut cfg.transfer),
+            window: Some(&mut cfg.slot_window),
+            pipeline: Some(&mut cfg.pipeline),
+            ..Knobs::default()
+        });
         Ok(cfg)
     }
 }
@@ -69,13 +69,11 @@ impl Protocol for Replica {
     const NAME: &'static str = "mdlin";
     const ABOUT: &'static str =
         "MDLin: sharded Multi-Paxos with multi-dispatch linearizability across shards";
+    // One mesh of every shard's replicas, and chained clients.
     const CAPS: Caps = Caps {
-        leaderless: false,
-        elects: true,
-        durable: true,
-        rejoin: Rejoin::NeedsVotes,
         sharded_mesh: true,
         multi_dispatch: true,
+        ..Caps::ELECTED_LEADER
     };
     // Even seeds coordinate in fast mode, odd ones in safe mode.
     const SIM_VARIANTS: &'static [&'static [(&'static str, &'static str)]] =
@@ -90,22 +88,7 @@ impl Protocol for Replica {
         r.client(class::CLIENT, MdlMsg::Propose);
         // From clients, and from successor leaders retrying.
         r.client(class::CLIENT | class::PEER, MdlMsg::CoordReq);
-        r.peer(MdlMsg::CoordReply);
-        r.peer(MdlMsg::Accept);
-        r.peer(MdlMsg::AcceptReply);
-        r.peer(MdlMsg::Commit);
-        r.peer(MdlMsg::CommitShort);
-        r.peer(MdlMsg::Prepare);
-        r.peer(MdlMsg::PrepareReply);
-        r.peer(MdlMsg::SuccTsRequest);
-        r.peer(MdlMsg::SuccTsReply);
-        r.peer(MdlMsg::CatchupRequest);
-        r.peer(MdlMsg::CatchupReply);
-        r.snapshots(
-            MdlMsg::Compacted,
-            MdlMsg::SnapshotRequest,
-            MdlMsg::SnapshotChunk,
-        );
+        MdlMsg::register_peers(r);
     }
 
     fn boot(
@@ -114,21 +97,15 @@ impl Protocol for Replica {
         now: u64,
         _fx: &mut Effects<MdlMsg>,
     ) -> Result<Self, BootError> {
-        let mut r = Replica::new(Config::from_settings(s)?);
-        match boot {
-            Boot::Fresh => {}
-            Boot::Durable(records) => r
-                .restore(now, &records)
-                .map_err(|e| BootError::Replay(e.to_string()))?,
+        boot.start(
+            Replica::new(Config::from_settings(s)?),
+            |r, records| r.restore(now, records),
             // No recovery protocol: voting without its votes could undo a
             // chosen entry (see `Rejoin::NeedsVotes`).
-            Boot::Amnesia => {
-                return Err(BootError::Settings(
-                    "an MDLin replica cannot rejoin without its votes: restart it with --durable and its old --data-dir".into(),
-                ))
-            }
-        }
-        Ok(r)
+            |_| Err(BootError::Settings(
+                "an MDLin replica cannot rejoin without its votes: restart it with --durable and its old --data-dir".into(),
+            )),
+        )
     }
 
     fn handle(&mut self, now: u64, src: Source, m: MdlMsg, fx: &mut Effects<MdlMsg>) {
@@ -145,26 +122,14 @@ impl Protocol for Replica {
         self.handle_plain_propose(now, conn, p, fx)
     }
 
-    genericsmr::inherent!(be_leader, status, tick, flush, snapshot, snapshots);
+    genericsmr::inherent!(be_leader, accepting, tick, flush);
+    genericsmr::inherent!(status, log, committed_from, snapshot, snapshots);
 
     /// The probe also names every shard's leader, which coordination needs.
     fn ping(&mut self, conn: ConnId, p: Ping, fx: &mut Effects<MdlMsg>) {
         self.set_shard_leaders(&p.leaders);
         fx.reply(conn, Reply::Pong(Pong::of(&Replica::status(self, p.nonce))));
     }
-
-    fn accepting(&self) -> bool {
-        paxos::multi::host::Host::takes_proposals(self)
-    }
-
-    fn log(&self, m: &LogRequest) -> LogReply {
-        self.px.log.answer(m)
-    }
-
-    fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
-        self.px.log.committed(from).collect()
-    }
-
     fn chained_request(op: &ChainedOp) -> Vec<(u8, MdlMsg)> {
         let pred = op.pred.map(|(seq, shard)| Pred { seq, shard });
         let mut out = vec![(

@@ -3,8 +3,8 @@
 
 use genericsmr::broken::variant;
 use genericsmr::effects::Effects;
-use genericsmr::messages::{LogReply, LogRequest};
-use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Rejoin, Settings};
+use genericsmr::knobs::Knobs;
+use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Settings};
 
 use crate::broken::Broken;
 use crate::messages::*;
@@ -19,38 +19,24 @@ impl Config {
     pub fn from_settings(s: &Settings) -> Result<Config, BootError> {
         s.check_params(Replica::NAME, PARAMS)?;
         let mut cfg = Config::new(s.id, s.n);
-        cfg.batch = s.batch;
-        if let Some(v) = s.batch_max {
-            cfg.batch_max = v.max(1);
-        }
-        if let Some(v) = s.max_command {
-            cfg.max_command_bytes = v;
-        }
-        if let Some(v) = s.max_frame {
-            cfg.max_batch_bytes = v / 4;
-        }
-        if let Some(v) = s.max_gaps {
-            cfg.dedup.max_gaps = v;
-        }
-        if let Some(v) = s.election_timeout_ns {
-            cfg.revoke_timeout_ns = v;
-        }
-        if let Some(v) = s.window {
-            cfg.window = v.max(1);
-        }
-        if let Some(h) = s.gc_horizon {
-            cfg.keep_executed = h;
-            cfg.compact_every = h;
-        }
-        if let Some(v) = s.compact_bytes {
-            cfg.compact_bytes = v;
-        }
-        if let Some(v) = s.snapshot_chunk {
-            cfg.transfer.chunk_bytes = v;
-        }
-        if let Some(v) = s.snapshot_timeout_ns {
-            cfg.transfer.timeout_ns = v;
-        }
+        s.apply(Knobs {
+            batch: Some(&mut cfg.batch),
+            batch_max: Some(&mut cfg.batch_max),
+            max_command_bytes: Some(&mut cfg.max_command_bytes),
+            batch_bytes: Some(&mut cfg.max_batch_bytes),
+            max_gaps: Some(&mut cfg.dedup.max_gaps),
+            // A silent owner's slots are revoked after this long.
+            election_timeout_ns: Some(&mut cfg.revoke_timeout_ns),
+            window: Some(&mut cfg.window),
+            keep_executed: Some(&mut cfg.keep_executed),
+            compact_every: Some(&mut cfg.compact_every),
+            compact_bytes: Some(&mut cfg.compact_bytes),
+            transfer: Some(&mut cfg.transfer),
+            ..Knobs::default()
+        });
+        // A batch holds at least one command, the window at least one slot.
+        cfg.batch_max = cfg.batch_max.max(1);
+        cfg.window = cfg.window.max(1);
         if let Some(v) = s.param("revoke-ahead") {
             cfg.revoke_ahead = v.parse().map_err(|_| {
                 BootError::Settings(format!("revoke-ahead must be a number of slots, not {v:?}"))
@@ -68,14 +54,7 @@ impl Protocol for Replica {
     const NAME: &'static str = "mencius";
     const ABOUT: &'static str =
         "Mencius: slots owned round-robin, idle owners skip, silent owners are revoked";
-    const CAPS: Caps = Caps {
-        leaderless: true,
-        elects: false,
-        durable: true,
-        rejoin: Rejoin::NeedsVotes,
-        sharded_mesh: false,
-        multi_dispatch: false,
-    };
+    const CAPS: Caps = Caps::LEADERLESS;
     type Msg = MenciusMsg;
 
     fn codes() -> &'static [(u8, &'static str)] {
@@ -106,27 +85,19 @@ impl Protocol for Replica {
         _now: u64,
         _fx: &mut Effects<MenciusMsg>,
     ) -> Result<Self, BootError> {
-        let mut r = Replica::new(Config::from_settings(s)?);
-        match boot {
-            Boot::Fresh => {}
-            Boot::Durable(records) => r
-                .restore(&records)
-                .map_err(|e| BootError::Replay(e.to_string()))?,
+        boot.start(
+            Replica::new(Config::from_settings(s)?),
+            |r, records| r.restore(records),
             // Its votes and skips are gone; the caller refuses this unless
             // the group is new to it (see `Rejoin::NeedsVotes`).
-            Boot::Amnesia => {}
-        }
-        Ok(r)
+            |_| Ok(()),
+        )
     }
 
-    genericsmr::inherent!(handle, propose, status, tick, flush, snapshot, snapshots);
+    genericsmr::inherent!(handle, propose, status, log, tick, flush, snapshot, snapshots);
 
     /// Every replica coordinates its own slots: nothing to do.
     fn be_leader(&mut self, _now: u64, _hint: bool, _fx: &mut Effects<MenciusMsg>) {}
-
-    fn log(&self, m: &LogRequest) -> LogReply {
-        self.log_reply(m)
-    }
 
     fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
         self.committed_slots(from)

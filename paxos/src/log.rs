@@ -88,12 +88,13 @@ impl Compaction {
     /// is kept and how often compaction runs (so short simulated runs
     /// compact many times), `--compact-mb` the byte bound.
     pub fn with_settings(mut self, s: &genericsmr::protocol::Settings) -> Self {
-        if let Some(h) = s.gc_horizon {
-            self.keep_executed = h;
-            self.compact_every = h;
-        }
-        self.compact_bytes = s.compact_bytes.unwrap_or(self.compact_bytes);
-        self.snapshot_ratio = s.snapshot_ratio.unwrap_or(self.snapshot_ratio);
+        s.apply(genericsmr::knobs::Knobs {
+            keep_executed: Some(&mut self.keep_executed),
+            compact_every: Some(&mut self.compact_every),
+            compact_bytes: Some(&mut self.compact_bytes),
+            snapshot_ratio: Some(&mut self.snapshot_ratio),
+            ..Default::default()
+        });
         self
     }
 }

@@ -297,7 +297,6 @@ fn proposals_commit_and_execute_everywhere() {
 /// some are chosen; followers always take them (to reroute them).
 #[test]
 fn a_leader_holds_clients_back_at_its_pipeline_bound() {
-    use genericsmr::protocol::Protocol;
     let mut net = Net::with(3, |c| c.pipeline = 2);
     net.elect(0);
     assert!(net.r(0).accepting(), "an idle leader takes requests");

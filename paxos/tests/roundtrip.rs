@@ -1,73 +1,25 @@
 //! The Multi-Paxos codec: one sample of every message, with arbitrary
-//! fields, and samples of every durable record, through the shared checks of
-//! `genericsmr::testkit` (decoding by code as the runtime does, strict
-//! prefixes refused, damaged and random bodies never a panic); and what only
-//! this protocol has (its code range, ballots, hostile counts).
+//! fields, and samples of every durable record (what every protocol on the
+//! shared log has comes from `paxos::multi::testkit`), through the shared
+//! checks of `genericsmr::testkit` (decoding by code as the runtime does,
+//! strict prefixes refused, damaged and random bodies never a panic); and
+//! what only this protocol has (its code range, ballots, hostile counts).
 
 use bytes::Bytes;
 use genericsmr::testkit::*;
 use genericsmr::wire::{decode_body, WireError};
 use paxos::messages::*;
+use paxos::multi::testkit::*;
 use paxos::Replica;
 use proptest::prelude::*;
 
-/// One strategy per Multi-Paxos message.
+/// One strategy per Multi-Paxos message: the ones every protocol on the
+/// shared log has, with batches of commands as values, then its own.
 fn messages() -> Vec<BoxedStrategy<PaxosMsg>> {
     let u = any::<u64>;
-    let report = (u(), u(), any::<bool>(), cmds_s()).prop_map(|(slot, ballot, committed, cmds)| {
-        SlotReport {
-            slot,
-            ballot,
-            committed,
-            cmds,
-        }
-    });
     let chosen = (u(), cmds_s()).prop_map(|(slot, cmds)| ChosenSlot { slot, cmds });
-    let mut all = vec![
-        (u(), u())
-            .prop_map(|(ballot, from_slot)| PaxosMsg::Prepare(Prepare { ballot, from_slot }))
-            .boxed(),
-        (
-            u(),
-            any::<bool>(),
-            u(),
-            u(),
-            proptest::collection::vec(report, 0..5),
-        )
-            .prop_map(|(ballot, ok, promised, commit_index, slots)| {
-                PaxosMsg::PrepareReply(PrepareReply {
-                    ballot,
-                    ok,
-                    promised,
-                    commit_index,
-                    slots,
-                })
-            })
-            .boxed(),
-        (u(), u(), cmds_s())
-            .prop_map(|(ballot, slot, cmds)| PaxosMsg::Accept(Accept { ballot, slot, cmds }))
-            .boxed(),
-        (u(), u(), any::<bool>(), u())
-            .prop_map(|(ballot, slot, ok, promised)| {
-                PaxosMsg::AcceptReply(AcceptReply {
-                    ballot,
-                    slot,
-                    ok,
-                    promised,
-                })
-            })
-            .boxed(),
-        (u(), u(), cmds_s())
-            .prop_map(|(ballot, slot, cmds)| PaxosMsg::Commit(Commit { ballot, slot, cmds }))
-            .boxed(),
-        (u(), u())
-            .prop_map(|(ballot, up_to)| PaxosMsg::CommitShort(CommitShort { ballot, up_to }))
-            .boxed(),
-        (u(), any::<u32>())
-            .prop_map(|(from_slot, max)| {
-                PaxosMsg::CatchupRequest(CatchupRequest { from_slot, max })
-            })
-            .boxed(),
+    let mut all = shared_messages_s::<PaxosMsg>(cmds_s());
+    all.extend([
         (u(), proptest::collection::vec(chosen, 0..5))
             .prop_map(|(commit_index, slots)| {
                 PaxosMsg::CatchupReply(CatchupReply {
@@ -88,42 +40,18 @@ fn messages() -> Vec<BoxedStrategy<PaxosMsg>> {
                 })
             })
             .boxed(),
-    ];
-    // The snapshot messages every protocol shares.
-    use PaxosMsg as M;
-    let shared = snapshot_messages_s(M::Compacted, M::SnapshotRequest, M::SnapshotChunk);
-    all.extend(shared);
+    ]);
     all
 }
 
-/// Every kind of durable record.
-fn records() -> Vec<BoxedStrategy<Record>> {
-    let u = any::<u64>;
-    vec![
-        u().prop_map(|ballot| Record::Promise { ballot }).boxed(),
-        (u(), u(), cmds_s())
-            .prop_map(|(slot, ballot, cmds)| Record::Accepted { slot, ballot, cmds })
-            .boxed(),
-        u().prop_map(|slot| Record::CommitMark { slot }).boxed(),
-        (u(), cmds_s())
-            .prop_map(|(slot, cmds)| Record::Chosen { slot, cmds })
-            .boxed(),
-        bytes_s().prop_map(Record::Snapshot).boxed(),
-    ]
+#[test]
+fn every_message_roundtrips() {
+    drawn(messages(), |ms| check_codec::<Replica>(&ms));
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
-    #[test]
-    fn every_message_roundtrips(ms in messages()) {
-        check_codec::<Replica>(&ms);
-    }
-
-    #[test]
-    fn every_record_roundtrips(rs in records()) {
-        check_records(&rs);
-    }
+#[test]
+fn every_record_roundtrips() {
+    drawn(records_s(cmds_s()), |rs| check_records(&rs));
 }
 
 #[test]

@@ -3,8 +3,8 @@
 
 use genericsmr::broken::variant;
 use genericsmr::effects::Effects;
-use genericsmr::messages::{LogReply, LogRequest};
-use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Rejoin, Settings};
+use genericsmr::knobs::Knobs;
+use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Settings};
 
 use crate::broken::Broken;
 use crate::messages::*;
@@ -22,42 +22,24 @@ impl Config {
             )));
         }
         let mut cfg = Config::new(s.id, s.n);
-        cfg.batch = s.batch;
-        cfg.reply_after_exec = s.reply_after_exec;
-        if let Some(v) = s.batch_max {
-            cfg.batch_max = v;
-        }
-        if let Some(v) = s.max_command {
-            cfg.max_command_bytes = v;
-        }
-        if let Some(v) = s.max_frame {
-            cfg.max_msg_bytes = v / 4;
-        }
-        if let Some(v) = s.max_gaps {
-            cfg.dedup.max_gaps = v;
-        }
+        s.apply(Knobs {
+            batch: Some(&mut cfg.batch),
+            batch_max: Some(&mut cfg.batch_max),
+            reply_after_exec: Some(&mut cfg.reply_after_exec),
+            max_command_bytes: Some(&mut cfg.max_command_bytes),
+            batch_bytes: Some(&mut cfg.max_msg_bytes),
+            max_gaps: Some(&mut cfg.dedup.max_gaps),
+            election_timeout_ns: Some(&mut cfg.election_timeout_ns),
+            hint_quiet_ns: Some(&mut cfg.hint_quiet_ns),
+            keep_executed: Some(&mut cfg.keep_executed),
+            compact_every: Some(&mut cfg.compact_every),
+            compact_bytes: Some(&mut cfg.compact_bytes),
+            transfer: Some(&mut cfg.transfer),
+            ..Knobs::default()
+        });
+        // Heartbeats well within an election timeout.
         if let Some(v) = s.election_timeout_ns {
-            cfg.election_timeout_ns = v;
-            // Heartbeats well within an election timeout.
             cfg.heartbeat_ns = cfg.heartbeat_ns.min((v / 5).max(1));
-        }
-        if let Some(v) = s.hint_quiet_ns {
-            cfg.hint_quiet_ns = v;
-        }
-        // The horizon sets how much is kept and how often compaction runs,
-        // so that short simulated runs compact (and snapshot) many times.
-        if let Some(h) = s.gc_horizon {
-            cfg.keep_executed = h;
-            cfg.compact_every = h;
-        }
-        if let Some(v) = s.compact_bytes {
-            cfg.compact_bytes = v;
-        }
-        if let Some(v) = s.snapshot_chunk {
-            cfg.transfer.chunk_bytes = v;
-        }
-        if let Some(v) = s.snapshot_timeout_ns {
-            cfg.transfer.timeout_ns = v;
         }
         match variant(s, Replica::NAME, crate::broken::BUILT, Broken::named)? {
             Some(Broken::NoPreVote) => cfg.pre_vote = false,
@@ -78,18 +60,13 @@ impl Replica {
         let seed = (cfg.id as u64) ^ now.rotate_left(8);
         let mut r = Replica::new(cfg);
         r.election = genericsmr::election::ElectionTimer::new(seed, r.cfg.election_timeout_ns);
-        match boot {
-            Boot::Fresh => {}
-            Boot::Durable(records) => r
-                .restore(&records)
-                .map_err(|e| BootError::Replay(e.to_string()))?,
-            Boot::Amnesia => {
-                return Err(BootError::Settings(
-                    "a Raft replica cannot rejoin without its term, vote and log: restart it with --durable and its data folder".into(),
-                ))
-            }
-        }
-        Ok(r)
+        boot.start(
+            r,
+            |r, records| r.restore(records),
+            |_| Err(BootError::Settings(
+                "a Raft replica cannot rejoin without its term, vote and log: restart it with --durable and its data folder".into(),
+            )),
+        )
     }
 }
 
@@ -97,14 +74,7 @@ impl Protocol for Replica {
     const NAME: &'static str = "raft";
     const ABOUT: &'static str =
         "Raft: an elected leader replicates its log (PreVote, CheckQuorum, leadership transfer)";
-    const CAPS: Caps = Caps {
-        leaderless: false,
-        elects: true,
-        durable: true,
-        rejoin: Rejoin::NeedsVotes,
-        sharded_mesh: false,
-        multi_dispatch: false,
-    };
+    const CAPS: Caps = Caps::ELECTED_LEADER;
     type Msg = RaftMsg;
 
     fn codes() -> &'static [(u8, &'static str)] {
@@ -134,14 +104,10 @@ impl Protocol for Replica {
         Replica::boot_with(Config::from_settings(s)?, boot, now)
     }
 
-    genericsmr::inherent!(handle, propose, status, tick, flush, snapshot);
+    genericsmr::inherent!(handle, propose, status, log, tick, flush, snapshot);
 
     fn be_leader(&mut self, now: u64, hint: bool, fx: &mut Effects<RaftMsg>) {
         self.handle_be_leader(now, hint, fx)
-    }
-
-    fn log(&self, m: &LogRequest) -> LogReply {
-        self.log_reply(m)
     }
 
     fn snapshots(&self) -> (u64, u64) {

@@ -2,7 +2,9 @@
 
 /// Defines, inside `impl Replica`, the accessors every replica on the shared
 /// Multi-Paxos log has: its configuration, promise, commit and execution
-/// points, log and state machine, and the quorum and slot-window checks.
+/// points, log (and the answers to log requests and the simulator's
+/// agreement check drawn from it) and state machine, and the quorum and
+/// slot-window checks.
 ///
 /// The replica has the fields `cfg` (a `Config` with `quorum()` and
 /// `slot_window`) and `px` (a [`crate::multi::state::State`] of its slot
@@ -51,6 +53,27 @@ macro_rules! replica_accessors {
             } else {
                 self.px.leader_hint
             }
+        }
+
+        /// The answer to a log request: a digest of each non-empty slot
+        /// held in the range asked for ([`crate::log::Log::answer`]).
+        pub fn log_reply(
+            &self,
+            m: &genericsmr::messages::LogRequest,
+        ) -> genericsmr::messages::LogReply {
+            self.px.log.answer(m)
+        }
+
+        /// (slot, digest of its value) of every committed slot held from
+        /// `from` on, for the simulator's agreement check.
+        pub fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
+            self.px.log.committed(from).collect()
+        }
+
+        /// Whether it takes client requests now: not while it leads with
+        /// its pipeline full ([`Host::takes_proposals`](crate::multi::host::Host::takes_proposals)).
+        pub fn accepting(&self) -> bool {
+            $crate::multi::host::Host::takes_proposals(self)
         }
 
         /// The state machine.

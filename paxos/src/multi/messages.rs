@@ -262,15 +262,60 @@ macro_rules! value_free_messages {
     };
 }
 
+/// A protocol's peer message enum as the shared Multi-Paxos steps and tests
+/// see it: a constructor for each message every protocol on the shared log
+/// exchanges. [`peer_messages!`](crate::peer_messages) implements it.
+pub trait SharedMessages: Sized {
+    /// The slot value its messages carry.
+    type Value;
+    /// Phase 1a: a candidate at `ballot` asks for promises from `from_slot` on.
+    fn prepare(ballot: u64, from_slot: u64) -> Self;
+    /// Phase 1b: a promise or a refusal.
+    fn prepare_reply(r: PrepareReply<Self::Value>) -> Self;
+    /// Phase 2a: the leader proposes a value for a slot.
+    fn accept(a: Accept<Self::Value>) -> Self;
+    /// Phase 2b: a vote (`ok`) or a refusal on `slot` at `ballot` by an
+    /// acceptor that promised `promised`.
+    fn accept_reply(ballot: u64, slot: u64, ok: bool, promised: u64) -> Self;
+    /// A chosen value, in full.
+    fn commit(c: Commit<Self::Value>) -> Self;
+    /// Every slot below `up_to` is chosen (the leader's heartbeat at `ballot`).
+    fn commit_short(ballot: u64, up_to: u64) -> Self;
+    /// A lagging replica asks for at most `max` chosen slots from `from_slot` on.
+    fn catchup_request(from_slot: u64, max: u32) -> Self;
+    /// The shared snapshot messages of [`genericsmr::snapshot`], in the
+    /// order [`genericsmr::protocol::Registrar::snapshots`] takes them.
+    #[allow(clippy::type_complexity)]
+    fn snapshot_variants() -> (
+        fn(genericsmr::snapshot::Compacted) -> Self,
+        fn(genericsmr::snapshot::SnapshotRequest) -> Self,
+        fn(genericsmr::snapshot::SnapshotChunk) -> Self,
+    );
+}
+
+/// The slot value a generic message carries (for [`peer_messages!`](crate::peer_messages),
+/// which knows a protocol's `Accept` only by name).
+pub trait Carries {
+    /// The slot value.
+    type Value;
+}
+
+impl<V> Carries for Accept<V> {
+    type Value = V;
+}
+
 /// Declares a protocol's peer message enum `$name` and its
-/// [`Frame`](genericsmr::wire::Frame) encoding: first the messages every
-/// protocol on the shared log exchanges (Prepare, PrepareReply, Accept,
-/// AcceptReply, Commit, CommitShort, CatchupRequest; each is the type of
-/// that name in scope where it is used) between the protocol's own
-/// variants listed before the `;` and those after it, then the snapshot
-/// messages (Compacted, SnapshotRequest, SnapshotChunk). It also declares
-/// `CODES`, every message's code and name in that order (each protocol's
-/// table starts at its base code).
+/// [`Frame`](genericsmr::wire::Frame) encoding: first the protocol's own
+/// variants listed before the `;` (those it registers itself, such as
+/// messages from clients), then the messages every protocol on the shared
+/// log exchanges (Prepare, PrepareReply, Accept, AcceptReply, Commit,
+/// CommitShort, CatchupRequest; each is the type of that name in scope
+/// where it is used), then its own peer messages listed after the `;`, then
+/// the snapshot messages (Compacted, SnapshotRequest, SnapshotChunk). It
+/// also declares `CODES`, every message's code and name in that order (each
+/// protocol's table starts at its base code), implements [`SharedMessages`]
+/// for the enum, and gives it `register_peers`, which registers every
+/// variant but those before the `;` as a message between replicas.
 #[macro_export]
 macro_rules! peer_messages {
     (
@@ -304,6 +349,56 @@ macro_rules! peer_messages {
             /// A piece of a snapshot (shared code 0x23).
             SnapshotChunk(SnapshotChunk),
         });
+
+        impl $name {
+            /// Registers every message between replicas: the shared
+            /// Multi-Paxos messages, the protocol's own peer messages and
+            /// the snapshot messages (a protocol registers the rest, such
+            /// as its client messages, itself).
+            pub fn register_peers(r: &mut ::genericsmr::protocol::Registrar<'_, $name>) {
+                r.peer($name::Prepare);
+                r.peer($name::PrepareReply);
+                r.peer($name::Accept);
+                r.peer($name::AcceptReply);
+                r.peer($name::Commit);
+                r.peer($name::CommitShort);
+                r.peer($name::CatchupRequest);
+                $( r.peer($name::$v); )*
+                r.snapshots($name::Compacted, $name::SnapshotRequest, $name::SnapshotChunk);
+            }
+        }
+
+        impl $crate::multi::messages::SharedMessages for $name {
+            type Value = <Accept as $crate::multi::messages::Carries>::Value;
+            fn prepare(ballot: u64, from_slot: u64) -> Self {
+                $name::Prepare(Prepare { ballot, from_slot })
+            }
+            fn prepare_reply(r: PrepareReply) -> Self {
+                $name::PrepareReply(r)
+            }
+            fn accept(a: Accept) -> Self {
+                $name::Accept(a)
+            }
+            fn accept_reply(ballot: u64, slot: u64, ok: bool, promised: u64) -> Self {
+                $name::AcceptReply(AcceptReply::answer(ballot, slot, ok, promised))
+            }
+            fn commit(c: Commit) -> Self {
+                $name::Commit(c)
+            }
+            fn commit_short(ballot: u64, up_to: u64) -> Self {
+                $name::CommitShort(CommitShort { ballot, up_to })
+            }
+            fn catchup_request(from_slot: u64, max: u32) -> Self {
+                $name::CatchupRequest(CatchupRequest { from_slot, max })
+            }
+            fn snapshot_variants() -> (
+                fn(Compacted) -> Self,
+                fn(SnapshotRequest) -> Self,
+                fn(SnapshotChunk) -> Self,
+            ) {
+                ($name::Compacted, $name::SnapshotRequest, $name::SnapshotChunk)
+            }
+        }
     };
     (@enum $(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident($t:ty),)* }) => {
         $(#[$m])*

@@ -13,7 +13,9 @@
 //! - [`state`]: the replica state every such protocol keeps ([`state::State`]);
 //! - [`host`]: the handler steps written once over a replica ([`host::Host`]);
 //! - [`snapshot`]: compaction and snapshot transfer ([`snapshot::Snapshots`]);
-//! - [`accessors`]: a replica's accessors, by [`replica_accessors!`](crate::replica_accessors).
+//! - [`accessors`]: a replica's accessors, by [`replica_accessors!`](crate::replica_accessors);
+//! - `testkit` (feature `testkit`): property-test strategies for the shared
+//!   messages and records, generic over the slot value.
 //!
 //! What the protocols do differently stays in each: MDLin's prefix rule
 //! (a follower votes for slot `i` at ballot `b` only once every earlier slot
@@ -27,5 +29,7 @@ pub mod phase1;
 pub mod snapshot;
 pub mod state;
 pub mod targets;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod value;
 pub mod votes;

@@ -1,0 +1,47 @@
+//! Every server setting Multi-Paxos reads lands in its configuration: a
+//! setting missing from its `Knobs` would be ignored without a word.
+
+use genericsmr::protocol::Settings;
+use paxos::Config;
+
+#[test]
+fn every_setting_lands_in_the_config() {
+    let s = Settings {
+        thrifty: true,
+        batch: true,
+        batch_max: Some(7),
+        reply_after_exec: true,
+        max_command: Some(11),
+        max_frame: Some(4000),
+        gc_horizon: Some(64),
+        compact_bytes: Some(13),
+        snapshot_ratio: Some(17),
+        window: Some(19),
+        snapshot_chunk: Some(23),
+        snapshot_timeout_ns: Some(29),
+        max_gaps: Some(31),
+        election_timeout_ns: Some(37),
+        hint_quiet_ns: Some(41),
+        pipeline: Some(43),
+        ..Settings::new(1, 3)
+    };
+    let c = Config::from_settings(&s).expect("valid settings");
+    assert!(c.thrifty && c.batch && c.reply_after_exec);
+    assert_eq!(c.batch_max, 7);
+    assert_eq!(c.max_command_bytes, 11);
+    // A batch closes at a quarter of the frame bound.
+    assert_eq!(c.max_batch_bytes, 1000);
+    // The horizon is both what is kept and how often compaction runs.
+    assert_eq!((c.keep_executed, c.compact_every), (64, 64));
+    assert_eq!((c.compact_bytes, c.snapshot_ratio), (13, 17));
+    assert_eq!(c.slot_window, 19);
+    assert_eq!((c.transfer.chunk_bytes, c.transfer.timeout_ns), (23, 29));
+    assert_eq!(c.dedup.max_gaps, 31);
+    assert_eq!((c.election_timeout_ns, c.hint_quiet_ns), (37, 41));
+    assert_eq!(c.pipeline, 43);
+
+    // Settings left unset keep the defaults of `Config::new`.
+    let quiet = Config::from_settings(&Settings::new(1, 3)).expect("defaults");
+    let new = Config::new(1, 3);
+    assert_eq!(format!("{quiet:?}"), format!("{new:?}"));
+}
