@@ -23,7 +23,7 @@ impl Config {
             reply_after_exec: Some(&mut cfg.reply_after_exec),
             record_commits: Some(&mut cfg.record_commits),
             max_command_bytes: Some(&mut cfg.max_command_bytes),
-            max_gaps: Some(&mut cfg.dedup.max_gaps),
+            dedup: Some(&mut cfg.dedup),
             window: Some(&mut cfg.max_ahead),
             keep_executed: Some(&mut cfg.keep_executed),
             compact_every: Some(&mut cfg.compact_every),

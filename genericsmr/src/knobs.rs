@@ -29,8 +29,9 @@ pub struct Knobs<'a> {
     /// Bytes at which a batch (or a message of several entries) closes: a
     /// quarter of the frame limit, so that it and its framing fit a frame.
     pub batch_bytes: Option<&'a mut usize>,
-    /// Gaps in a client's executed sequence numbers the dedup table keeps.
-    pub max_gaps: Option<&'a mut usize>,
+    /// The dedup table's bounds: gaps in a client's executed sequence
+    /// numbers (`--max-gaps`) and results kept past its ring (`--max-far`).
+    pub dedup: Option<&'a mut crate::state::Limits>,
     /// How long a leader (or a slot's owner) may stay silent before a peer
     /// acts on it, ns.
     pub election_timeout_ns: Option<&'a mut u64>,
@@ -75,7 +76,10 @@ impl Settings {
         set(k.batch_max, self.batch_max);
         set(k.max_command_bytes, self.max_command);
         set(k.batch_bytes, self.max_frame.map(|f| f / 4));
-        set(k.max_gaps, self.max_gaps);
+        if let Some(d) = k.dedup {
+            set(Some(&mut d.max_gaps), self.max_gaps);
+            set(Some(&mut d.max_far), self.max_far);
+        }
         set(k.election_timeout_ns, self.election_timeout_ns);
         set(k.hint_quiet_ns, self.hint_quiet_ns);
         set(k.window, self.window);

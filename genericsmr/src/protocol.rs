@@ -164,6 +164,9 @@ pub struct Settings {
     pub snapshot_timeout_ns: Option<u64>,
     /// Gaps in a client's executed sequence numbers the dedup table keeps.
     pub max_gaps: Option<usize>,
+    /// Results the dedup table keeps per client past its ring (see
+    /// [`crate::state::Limits::max_far`]).
+    pub max_far: Option<usize>,
     /// Election timeout of protocols whose replicas elect their own leader, ns.
     pub election_timeout_ns: Option<u64>,
     /// How long a follower must not have heard its leader before a hint from

@@ -229,13 +229,17 @@ impl Session {
         }
     }
 
-    /// Keeps a result, unless the client has already acknowledged it.
-    fn insert(&mut self, seq: u64, out: Outcome) {
+    /// Keeps a result, unless the client has already acknowledged it, or
+    /// it lies past the ring and `max_far` results already do (see
+    /// [`Limits::max_far`]).
+    fn insert(&mut self, seq: u64, out: Outcome, max_far: usize) {
         let Some(at) = seq.checked_sub(self.base) else {
             return;
         };
         if at >= WINDOW {
-            self.far.insert(seq, out);
+            if self.far.len() < max_far || self.far.contains_key(&seq) {
+                self.far.insert(seq, out);
+            }
             return;
         }
         let at = at as usize;
@@ -321,6 +325,13 @@ impl Session {
 /// Bounds of the dedup table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Results a client's session keeps past its ring (the [`WINDOW`]
+    /// numbers from its acknowledgement): those of a client running far
+    /// ahead of what it acknowledges, such as an open-loop load whose oldest
+    /// request is still unanswered, or a hostile client. Past the bound a
+    /// result is not kept (a retry of that command is answered stale; it
+    /// never runs twice), so no client can grow its session without limit.
+    pub max_far: usize,
     /// Gaps a client's executed sequence numbers may hold before the lowest is
     /// given up (counted as run). A gap is a number the client acknowledged
     /// that has not run here: a command committed elsewhere and not yet
@@ -334,7 +345,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_gaps: 1024 }
+        Limits {
+            max_far: 4096,
+            max_gaps: 1024,
+        }
     }
 }
 
@@ -420,7 +434,7 @@ impl StateMachine {
             return None;
         }
         let out = self.kv.apply_with(cmd, !self.blind_puts);
-        s.insert(cmd.seq, out.clone());
+        s.insert(cmd.seq, out.clone(), self.limits.max_far);
         self.gaps_given_up += s.mark_ran(cmd.seq, self.limits.max_gaps);
         self.applied += 1;
         Some(out)
@@ -581,7 +595,7 @@ impl StateMachine {
             for _ in 0..r.count("results", 9)? {
                 let seq = r.u64("result seq")?;
                 let o = Outcome::unmarshal(r)?;
-                s.insert(seq, o);
+                s.insert(seq, o, sm.limits.max_far);
             }
             sm.sessions.insert(client, s);
         }
@@ -675,6 +689,48 @@ mod tests {
         assert!(sm.lookup(9, far + 2).is_some());
     }
 
+    /// A client that never acknowledges (or an open-loop load whose oldest
+    /// request is still outstanding) must not grow its session without
+    /// bound: past the ring, at most `max_far` results are kept, and a
+    /// command whose result was not kept is still never run twice.
+    #[test]
+    fn results_past_the_ring_are_bounded_for_a_client_that_never_acknowledges() {
+        let limits = Limits {
+            max_far: 64,
+            ..Limits::default()
+        };
+        let mut sm = StateMachine::default().with_limits(limits);
+        let past = WINDOW + 1000;
+        for seq in 0..past {
+            sm.execute(&Command::put(
+                9,
+                seq,
+                format!("k{}", seq % 7),
+                format!("v{seq}"),
+            ));
+        }
+        let s = &sm.sessions[&9];
+        assert_eq!(s.ring.len() as u64, WINDOW, "the ring holds its window");
+        assert!(
+            s.far.len() <= 64,
+            "{} results kept past the ring, above the bound of 64",
+            s.far.len()
+        );
+        assert_eq!(sm.applied(), past);
+        // Every command still ran once: a retry of one whose result was
+        // not kept is stale, never applied again.
+        for seq in [WINDOW, WINDOW + 63, WINDOW + 64, past - 1] {
+            let before = sm.applied();
+            sm.execute(&Command::put(9, seq, "k0", "again"));
+            assert_eq!(sm.applied(), before, "seq {seq} ran twice");
+        }
+        assert!(
+            sm.lookup(9, WINDOW).is_some(),
+            "the first results past the ring are kept"
+        );
+        assert!(sm.is_stale(9, past - 1), "a later one is answered stale");
+    }
+
     #[test]
     fn blind_puts_answer_empty_and_reach_the_same_state() {
         let (mut a, mut b) = (
@@ -726,7 +782,10 @@ mod tests {
 
     #[test]
     fn gaps_fill_in_any_order_and_past_the_limit_the_lowest_is_given_up() {
-        let mut sm = StateMachine::default().with_limits(Limits { max_gaps: 2 });
+        let mut sm = StateMachine::default().with_limits(Limits {
+            max_gaps: 2,
+            ..Limits::default()
+        });
         // Whether the command was applied (not skipped as a duplicate).
         let run = |sm: &mut StateMachine, seq: u64| {
             let mut c = Command::put(3, seq, format!("k{seq}"), format!("c3-s{seq}"));

@@ -24,7 +24,7 @@ impl Config {
             batch_max: Some(&mut cfg.batch_max),
             max_command_bytes: Some(&mut cfg.max_command_bytes),
             batch_bytes: Some(&mut cfg.max_batch_bytes),
-            max_gaps: Some(&mut cfg.dedup.max_gaps),
+            dedup: Some(&mut cfg.dedup),
             // A silent owner's slots are revoked after this long.
             election_timeout_ns: Some(&mut cfg.revoke_timeout_ns),
             window: Some(&mut cfg.window),

@@ -29,7 +29,7 @@ impl Config {
             snapshot_ratio: Some(&mut cfg.snapshot_ratio),
             transfer: Some(&mut cfg.transfer),
             max_command_bytes: Some(&mut cfg.max_command_bytes),
-            max_gaps: Some(&mut cfg.dedup.max_gaps),
+            dedup: Some(&mut cfg.dedup),
             batch_bytes: Some(&mut cfg.max_batch_bytes),
             window: Some(&mut cfg.slot_window),
             pipeline: Some(&mut cfg.pipeline),

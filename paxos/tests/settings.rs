@@ -20,6 +20,7 @@ fn every_setting_lands_in_the_config() {
         snapshot_chunk: Some(23),
         snapshot_timeout_ns: Some(29),
         max_gaps: Some(31),
+        max_far: Some(47),
         election_timeout_ns: Some(37),
         hint_quiet_ns: Some(41),
         pipeline: Some(43),
@@ -36,7 +37,7 @@ fn every_setting_lands_in_the_config() {
     assert_eq!((c.compact_bytes, c.snapshot_ratio), (13, 17));
     assert_eq!(c.slot_window, 19);
     assert_eq!((c.transfer.chunk_bytes, c.transfer.timeout_ns), (23, 29));
-    assert_eq!(c.dedup.max_gaps, 31);
+    assert_eq!((c.dedup.max_gaps, c.dedup.max_far), (31, 47));
     assert_eq!((c.election_timeout_ns, c.hint_quiet_ns), (37, 41));
     assert_eq!(c.pipeline, 43);
 

@@ -28,7 +28,7 @@ impl Config {
             reply_after_exec: Some(&mut cfg.reply_after_exec),
             max_command_bytes: Some(&mut cfg.max_command_bytes),
             batch_bytes: Some(&mut cfg.max_msg_bytes),
-            max_gaps: Some(&mut cfg.dedup.max_gaps),
+            dedup: Some(&mut cfg.dedup),
             election_timeout_ns: Some(&mut cfg.election_timeout_ns),
             hint_quiet_ns: Some(&mut cfg.hint_quiet_ns),
             keep_executed: Some(&mut cfg.keep_executed),

@@ -146,6 +146,13 @@ struct Args {
     /// gives up the lowest.
     #[arg(long, default_value_t = 1024)]
     max_gaps: usize,
+    /// Results the dedup table keeps per client past the 65,536 numbers after
+    /// what the client acknowledged (a client far ahead of its
+    /// acknowledgements, such as an open-loop load above capacity). Past it a
+    /// result is not kept: a retry of that command is answered stale, never
+    /// run twice.
+    #[arg(long, default_value_t = 4096)]
+    max_far: usize,
     /// Run a deliberately broken replica (for tests only): `follower-reads` and
     /// `forget-accepts` (with --durable) break Multi-Paxos, `drop-dependency`
     /// breaks EPaxos (docs/broken.md). Refused unless the server was built
@@ -436,6 +443,7 @@ fn settings(a: &Args, id: ReplicaId, n: usize, shards: usize) -> Settings {
         snapshot_chunk: Some(a.snapshot_chunk),
         snapshot_timeout_ns: None,
         max_gaps: Some(a.max_gaps),
+        max_far: Some(a.max_far),
         election_timeout_ns: Some(ms(a.election_timeout_ms)),
         hint_quiet_ns: Some(ms(a.election_hint_quiet_ms)),
         record_commits: false,
