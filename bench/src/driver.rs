@@ -446,7 +446,7 @@ impl Pacer {
     ) -> Option<u64> {
         match spec.mode {
             Mode::Open { .. } => {
-                if self.next_due_ns > t || self.next_due_ns >= end_ns {
+                if self.next_due_ns > t || self.next_due_ns >= end_ns || in_flight >= OPEN_WINDOW {
                     return None;
                 }
                 let due = self.next_due_ns;
@@ -471,10 +471,14 @@ impl Pacer {
         }
     }
 
-    /// When the next open-loop arrival is due (none in other modes or past the end).
-    pub(crate) fn open_due(&self, spec: &Spec, end_ns: u64) -> Option<u64> {
+    /// When the next open-loop arrival is due (none in other modes, past
+    /// the end, or while `in_flight` fills [`OPEN_WINDOW`]: a reply wakes
+    /// the client then).
+    pub(crate) fn open_due(&self, spec: &Spec, in_flight: usize, end_ns: u64) -> Option<u64> {
         match spec.mode {
-            Mode::Open { .. } if self.next_due_ns < end_ns => Some(self.next_due_ns),
+            Mode::Open { .. } if self.next_due_ns < end_ns && in_flight < OPEN_WINDOW => {
+                Some(self.next_due_ns)
+            }
             _ => None,
         }
     }
@@ -571,7 +575,7 @@ async fn drive(
                 }
             }
             feed(&mut c, spec, &out, now(), end_ns, &progress.stop);
-            let open_due = c.pacer.open_due(spec, end_ns);
+            let open_due = c.pacer.open_due(spec, c.pending.len(), end_ns);
             let due = open_due
                 .into_iter()
                 .chain(c.next_held_ns())
@@ -686,6 +690,14 @@ fn feed(c: &mut Client, spec: &Spec, out: &ConnOutbox, t: u64, end_ns: u64, stop
 /// Most requests one flood client keeps in flight.
 pub(crate) const FLOOD_WINDOW: usize = 4096;
 
+/// Most requests one open-loop client keeps in flight. Arrivals due while it
+/// is full wait (nothing is built for them) and go out as replies make room,
+/// still timed from when they were due, so queueing shows in the latency.
+/// Without it a load above capacity made the generator hold every request
+/// it had started (14 GB after three minutes at 150,000 requests/s offered
+/// to MDLin) and resend all of them on every reconnection.
+pub(crate) const OPEN_WINDOW: usize = 16_384;
+
 /// Gives up on requests older than the operation timeout. Requests are issued
 /// in sequence order, so only the oldest few need looking at.
 fn expire(c: &mut Client, t: u64, op_ns: u64, progress: &Progress) {
@@ -714,5 +726,55 @@ pub(crate) async fn precise_sleep_until(t: Instant) {
     let left = t.saturating_duration_since(Instant::now());
     if !left.is_zero() {
         let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An open-loop client whose window is full starts nothing and asks to
+    /// be woken by nothing but a reply; arrivals due meanwhile go out once
+    /// there is room, each still timed from when it was due.
+    #[test]
+    fn an_open_loop_client_waits_while_its_window_is_full() {
+        let spec = Spec {
+            mode: Mode::Open { rate: 1e6 },
+            clients: 1,
+            duration_s: 10.0,
+            warmup_s: 0.0,
+            cooldown_s: 0.0,
+            mix: crate::workload::Mix::default(),
+            seed: 1,
+            attempt_timeout_ms: 1000,
+            op_timeout_ms: 1000,
+            wan: None,
+            spread: false,
+            fanout: 1,
+            multi_dispatch: false,
+        };
+        let end = 10_000_000_000;
+        let mut p = Pacer::new(&spec, 0).expect("an open-loop pace");
+        // A millisecond of arrivals at a million a second: about a thousand due.
+        let t = 1_000_000;
+        assert!(
+            p.next(&spec, OPEN_WINDOW, t, end).is_none(),
+            "a full window starts nothing"
+        );
+        assert!(
+            p.open_due(&spec, OPEN_WINDOW, end).is_none(),
+            "nor sets a timer"
+        );
+        let mut started = Vec::new();
+        while let Some(at) = p.next(&spec, OPEN_WINDOW - 1, t, end) {
+            started.push(at);
+        }
+        assert!(
+            started.len() > 500,
+            "the arrivals held back all go out: {}",
+            started.len()
+        );
+        assert!(started.windows(2).all(|w| w[0] <= w[1]) && started[0] < t / 2);
+        assert!(p.open_due(&spec, 0, end).is_some_and(|d| d > t));
     }
 }

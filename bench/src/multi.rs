@@ -602,7 +602,7 @@ async fn drive(
                 connect(&mut c, s, spec, route, t).await;
             }
         }
-        let open_due = c.pacer.open_due(spec, end_ns);
+        let open_due = c.pacer.open_due(spec, c.requests.len(), end_ns);
         let due = open_due
             .into_iter()
             .chain(c.next_held_ns())
