@@ -95,6 +95,29 @@ fn one() -> usize {
     1
 }
 
+#[cfg(test)]
+impl Spec {
+    /// One client in `mode` for a second, the default mix, one-second
+    /// timeouts: a starting point for tests.
+    pub(crate) fn sample(mode: Mode) -> Spec {
+        Spec {
+            mode,
+            clients: 1,
+            duration_s: 1.0,
+            warmup_s: 0.0,
+            cooldown_s: 0.0,
+            mix: crate::workload::Mix::default(),
+            seed: 1,
+            attempt_timeout_ms: 1000,
+            op_timeout_ms: 1000,
+            wan: None,
+            spread: false,
+            fanout: 1,
+            multi_dispatch: false,
+        }
+    }
+}
+
 /// Where clients sit in an emulated wide-area deployment: client `c` is at
 /// site `c % sites.len()`, and each message between it and replica `r` is
 /// held for `one_way_ms[site][r]`.
@@ -739,19 +762,8 @@ mod tests {
     #[test]
     fn an_open_loop_client_waits_while_its_window_is_full() {
         let spec = Spec {
-            mode: Mode::Open { rate: 1e6 },
-            clients: 1,
             duration_s: 10.0,
-            warmup_s: 0.0,
-            cooldown_s: 0.0,
-            mix: crate::workload::Mix::default(),
-            seed: 1,
-            attempt_timeout_ms: 1000,
-            op_timeout_ms: 1000,
-            wan: None,
-            spread: false,
-            fanout: 1,
-            multi_dispatch: false,
+            ..Spec::sample(Mode::Open { rate: 1e6 })
         };
         let end = 10_000_000_000;
         let mut p = Pacer::new(&spec, 0).expect("an open-loop pace");

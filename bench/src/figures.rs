@@ -432,19 +432,10 @@ mod tests {
 
     fn run(duration_s: f64, elapsed_s: f64, ok: &[u64]) -> RunDir {
         let spec = Spec {
-            mode: Mode::Closed { window: 1 },
-            clients: 1,
             duration_s,
             warmup_s: 0.5,
             cooldown_s: 0.5,
-            mix: crate::workload::Mix::default(),
-            seed: 1,
-            attempt_timeout_ms: 1000,
-            op_timeout_ms: 1000,
-            wan: None,
-            spread: false,
-            fanout: 1,
-            multi_dispatch: false,
+            ..Spec::sample(Mode::Closed { window: 1 })
         };
         let d = crate::report::Deployment {
             protocol: "paxos".into(),
