@@ -368,6 +368,11 @@ struct WorkloadArgs {
     /// Open loop instead: total Poisson arrival rate, requests per second.
     #[arg(long, conflicts_with = "flood")]
     rate: Option<f64>,
+    /// Open loop: most requests one client keeps in flight. Arrivals due while
+    /// it is full wait and go out as replies make room, still timed from when
+    /// they were due, so a rate above capacity shows as latency.
+    #[arg(long, default_value_t = bench::driver::OPEN_WINDOW)]
+    max_in_flight: usize,
     /// Flood instead: send this many requests as fast as the connections take them.
     #[arg(long)]
     flood: Option<u64>,
@@ -424,7 +429,10 @@ struct WorkloadArgs {
 impl WorkloadArgs {
     fn spec(&self) -> anyhow::Result<Spec> {
         let mode = match (self.rate, self.flood) {
-            (Some(rate), _) => Mode::Open { rate },
+            (Some(rate), _) => Mode::Open {
+                rate,
+                max_in_flight: self.max_in_flight,
+            },
             (_, Some(total)) => Mode::Flood { total },
             _ => Mode::Closed {
                 window: self.window.max(1),
@@ -972,7 +980,10 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|r| {
                     let mut s = a.load.spec()?;
-                    s.mode = Mode::Open { rate: *r };
+                    s.mode = Mode::Open {
+                        rate: *r,
+                        max_in_flight: a.load.max_in_flight,
+                    };
                     Ok((format!("rate-{r}"), s))
                 })
                 .collect::<anyhow::Result<_>>()?

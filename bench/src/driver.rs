@@ -43,6 +43,10 @@ pub enum Mode {
     Open {
         /// Total offered load, operations per second.
         rate: f64,
+        /// Most requests one client keeps in flight (`--max-in-flight`);
+        /// arrivals due while it is full wait, see [`OPEN_WINDOW`].
+        #[serde(default = "open_window")]
+        max_in_flight: usize,
     },
     /// `total` requests as fast as the connections take them, counting completions.
     Flood {
@@ -93,6 +97,10 @@ pub struct Spec {
 
 fn one() -> usize {
     1
+}
+
+fn open_window() -> usize {
+    OPEN_WINDOW
 }
 
 #[cfg(test)]
@@ -427,14 +435,20 @@ pub(crate) struct Pacer {
     next_due_ns: u64,
     arrivals: Arrivals,
     left: u64,
+    /// Open loop: most requests in flight before arrivals wait.
+    cap: usize,
 }
 
 impl Pacer {
     /// The pace of client `i` of `spec`.
     pub(crate) fn new(spec: &Spec, i: usize) -> anyhow::Result<Pacer> {
         let (next_due_ns, arrivals, left) = match spec.mode {
-            Mode::Open { rate } => {
+            Mode::Open {
+                rate,
+                max_in_flight,
+            } => {
                 anyhow::ensure!(rate > 0.0, "the open-loop rate must be positive");
+                anyhow::ensure!(max_in_flight > 0, "--max-in-flight must be at least 1");
                 let per_client = rate / spec.clients as f64;
                 let mut rng = SmallRng::seed_from_u64(spec.seed ^ (i as u64) << 32);
                 let exp =
@@ -449,10 +463,15 @@ impl Pacer {
             }
             Mode::Closed { .. } => (0, None, 0),
         };
+        let cap = match spec.mode {
+            Mode::Open { max_in_flight, .. } => max_in_flight,
+            _ => usize::MAX,
+        };
         Ok(Pacer {
             next_due_ns,
             arrivals,
             left,
+            cap,
         })
     }
 
@@ -469,7 +488,7 @@ impl Pacer {
     ) -> Option<u64> {
         match spec.mode {
             Mode::Open { .. } => {
-                if self.next_due_ns > t || self.next_due_ns >= end_ns || in_flight >= OPEN_WINDOW {
+                if self.next_due_ns > t || self.next_due_ns >= end_ns || in_flight >= self.cap {
                     return None;
                 }
                 let due = self.next_due_ns;
@@ -495,11 +514,11 @@ impl Pacer {
     }
 
     /// When the next open-loop arrival is due (none in other modes, past
-    /// the end, or while `in_flight` fills [`OPEN_WINDOW`]: a reply wakes
-    /// the client then).
+    /// the end, or while `in_flight` fills the client's window: a reply
+    /// wakes the client then).
     pub(crate) fn open_due(&self, spec: &Spec, in_flight: usize, end_ns: u64) -> Option<u64> {
         match spec.mode {
-            Mode::Open { .. } if self.next_due_ns < end_ns && in_flight < OPEN_WINDOW => {
+            Mode::Open { .. } if self.next_due_ns < end_ns && in_flight < self.cap => {
                 Some(self.next_due_ns)
             }
             _ => None,
@@ -713,13 +732,14 @@ fn feed(c: &mut Client, spec: &Spec, out: &ConnOutbox, t: u64, end_ns: u64, stop
 /// Most requests one flood client keeps in flight.
 pub(crate) const FLOOD_WINDOW: usize = 4096;
 
-/// Most requests one open-loop client keeps in flight. Arrivals due while it
+/// Most requests one open-loop client keeps in flight by default
+/// (`--max-in-flight`). Arrivals due while it
 /// is full wait (nothing is built for them) and go out as replies make room,
 /// still timed from when they were due, so queueing shows in the latency.
 /// Without it a load above capacity made the generator hold every request
 /// it had started (14 GB after three minutes at 150,000 requests/s offered
 /// to MDLin) and resend all of them on every reconnection.
-pub(crate) const OPEN_WINDOW: usize = 16_384;
+pub const OPEN_WINDOW: usize = 16_384;
 
 /// Gives up on requests older than the operation timeout. Requests are issued
 /// in sequence order, so only the oldest few need looking at.
@@ -763,22 +783,22 @@ mod tests {
     fn an_open_loop_client_waits_while_its_window_is_full() {
         let spec = Spec {
             duration_s: 10.0,
-            ..Spec::sample(Mode::Open { rate: 1e6 })
+            ..Spec::sample(Mode::Open {
+                rate: 1e6,
+                max_in_flight: 64,
+            })
         };
         let end = 10_000_000_000;
         let mut p = Pacer::new(&spec, 0).expect("an open-loop pace");
         // A millisecond of arrivals at a million a second: about a thousand due.
         let t = 1_000_000;
         assert!(
-            p.next(&spec, OPEN_WINDOW, t, end).is_none(),
+            p.next(&spec, 64, t, end).is_none(),
             "a full window starts nothing"
         );
-        assert!(
-            p.open_due(&spec, OPEN_WINDOW, end).is_none(),
-            "nor sets a timer"
-        );
+        assert!(p.open_due(&spec, 64, end).is_none(), "nor sets a timer");
         let mut started = Vec::new();
-        while let Some(at) = p.next(&spec, OPEN_WINDOW - 1, t, end) {
+        while let Some(at) = p.next(&spec, 63, t, end) {
             started.push(at);
         }
         assert!(

@@ -79,7 +79,17 @@ async fn run_with_stall(c: &LocalCluster, spec: Spec) -> Vec<u64> {
 async fn a_stall_shows_in_open_loop_latencies_but_hides_in_a_closed_loop() {
     let c = cluster();
     let big = |l: &Vec<u64>| l.iter().filter(|ns| **ns > 150_000_000).count();
-    let open = run_with_stall(&c, spec(Mode::Open { rate: 1000.0 }, 4)).await;
+    let open = run_with_stall(
+        &c,
+        spec(
+            Mode::Open {
+                rate: 1000.0,
+                max_in_flight: bench::driver::OPEN_WINDOW,
+            },
+            4,
+        ),
+    )
+    .await;
     let closed = run_with_stall(&c, spec(Mode::Closed { window: 1 }, 1)).await;
     println!(
         "open loop: {} of {} ops above 150 ms; closed loop: {} of {}",
