@@ -4,7 +4,7 @@
 use genericsmr::broken::variant;
 use genericsmr::effects::Effects;
 use genericsmr::knobs::Knobs;
-use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Settings};
+use genericsmr::protocol::{BootError, Caps, Protocol, Registrar, Settings};
 
 use crate::broken::Broken;
 use crate::messages::*;
@@ -50,9 +50,7 @@ impl Protocol for Replica {
     const CAPS: Caps = Caps::LEADERLESS;
     type Msg = EpaxosMsg;
 
-    fn codes() -> &'static [(u8, &'static str)] {
-        &CODES
-    }
+    const CODES: &'static [(u8, &'static str)] = &CODES;
 
     fn register(r: &mut Registrar<'_, EpaxosMsg>) {
         r.peer(EpaxosMsg::PreAccept);
@@ -74,22 +72,13 @@ impl Protocol for Replica {
         );
     }
 
-    fn boot(
-        s: &Settings,
-        boot: Boot,
-        _now: u64,
-        _fx: &mut Effects<EpaxosMsg>,
-    ) -> Result<Self, BootError> {
-        boot.start(
-            Replica::new(Config::from_settings(s)?),
-            |r, records| r.restore(records),
-            // Its votes are gone; the caller refuses this unless the group
-            // is new to it (see `Rejoin::NeedsVotes`).
-            |_| Ok(()),
-        )
+    /// Its votes are gone; the caller refuses this unless the group is new
+    /// to it (see `Rejoin::NeedsVotes`).
+    fn rejoin(&mut self, _now: u64, _fx: &mut Effects<EpaxosMsg>) -> Result<(), BootError> {
+        Ok(())
     }
 
-    genericsmr::inherent!(handle, propose, status, log, tick, flush, snapshot);
+    genericsmr::inherent!(fresh, replay, handle, propose, status, log, tick, flush, snapshot);
 
     /// Every replica leads its own commands: nothing to do.
     fn be_leader(&mut self, _now: u64, _hint: bool, _fx: &mut Effects<EpaxosMsg>) {}

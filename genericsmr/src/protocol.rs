@@ -93,22 +93,19 @@ pub enum Boot {
 }
 
 impl Boot {
-    /// Brings the fresh core `r` up as this boot says: a durable restart
-    /// replays its records with `restore` (a record it cannot replay is a
-    /// [`BootError::Replay`]), and a restart with nothing goes to `amnesia`,
-    /// which starts a recovery or refuses.
-    pub fn start<R, E: std::fmt::Display>(
+    /// Brings the fresh replica `r` up as this boot says: a durable restart
+    /// replays its records ([`Protocol::replay`]), and a restart with nothing
+    /// rejoins or refuses ([`Protocol::rejoin`]).
+    pub fn start<P: Protocol>(
         self,
-        mut r: R,
-        restore: impl FnOnce(&mut R, &[Bytes]) -> Result<(), E>,
-        amnesia: impl FnOnce(&mut R) -> Result<(), BootError>,
-    ) -> Result<R, BootError> {
+        mut r: P,
+        now: u64,
+        fx: &mut Effects<P::Msg>,
+    ) -> Result<P, BootError> {
         match self {
             Boot::Fresh => {}
-            Boot::Durable(records) => {
-                restore(&mut r, &records).map_err(|e| BootError::Replay(e.to_string()))?
-            }
-            Boot::Amnesia => amnesia(&mut r)?,
+            Boot::Durable(records) => r.replay(now, &records)?,
+            Boot::Amnesia => r.rejoin(now, fx)?,
         }
         Ok(r)
     }
@@ -336,17 +333,37 @@ pub trait Protocol: Sized + Send + 'static {
 
     /// The type codes and names of its messages (fault rules and tools name
     /// messages by these).
-    fn codes() -> &'static [(u8, &'static str)];
+    const CODES: &'static [(u8, &'static str)];
     /// Registers each of its message types (see [`Registrar`]).
     fn register(r: &mut Registrar<'_, Self::Msg>);
-    /// Starts a replica. `fx` takes what it must send at once (a replica
-    /// recovering from amnesia asks its peers).
+    /// A fresh replica as `s` asks, with no history (`now` may seed what
+    /// must differ between replicas, such as election timers).
+    fn fresh(s: &Settings, now: u64) -> Result<Self, BootError>;
+    /// Replays into a fresh replica the records an earlier run persisted,
+    /// oldest first ([`Boot::Durable`]).
+    fn replay(&mut self, now: u64, records: &[Bytes]) -> Result<(), BootError>;
+    /// A restart with no records that the group knows from before
+    /// ([`Boot::Amnesia`]): the replica recovers what it may have promised
+    /// (sending through `fx`) before it votes, or refuses. By default it
+    /// refuses: voting without its votes could undo a chosen value.
+    fn rejoin(&mut self, now: u64, fx: &mut Effects<Self::Msg>) -> Result<(), BootError> {
+        let _ = (now, fx);
+        Err(BootError::Settings(format!(
+            "a {} replica cannot rejoin without its votes: restart it with --durable and its old --data-dir",
+            Self::NAME
+        )))
+    }
+    /// Starts a replica as `boot` says: [`Protocol::fresh`], then
+    /// [`Protocol::replay`] or [`Protocol::rejoin`]. `fx` takes what it must
+    /// send at once (a replica recovering from amnesia asks its peers).
     fn boot(
         s: &Settings,
         boot: Boot,
         now: u64,
         fx: &mut Effects<Self::Msg>,
-    ) -> Result<Self, BootError>;
+    ) -> Result<Self, BootError> {
+        boot.start(Self::fresh(s, now)?, now, fx)
+    }
 
     /// One of its own messages, from a peer or a connection.
     fn handle(&mut self, now: u64, src: Source, m: Self::Msg, fx: &mut Effects<Self::Msg>);
@@ -431,6 +448,8 @@ pub trait Protocol: Sized + Send + 'static {
 /// | `accepting` | `accepting()` |
 /// | `log` | `log_reply(m)` |
 /// | `committed_from` | `committed_from(from)` |
+/// | `fresh` | `new(Config::from_settings(s)?)` (`Config` as named where it is used) |
+/// | `replay` | `restore(records)`, its error as [`BootError::Replay`] |
 ///
 /// A name whose inherent method is missing would call the trait method
 /// itself: rustc's `unconditional_recursion` lint says so.
@@ -510,6 +529,21 @@ macro_rules! inherent {
     (@committed_from) => {
         fn committed_from(&self, from: u64) -> Vec<(u64, u64)> {
             Self::committed_from(self, from)
+        }
+    };
+    (@fresh) => {
+        fn fresh(s: &$crate::protocol::Settings, _now: u64) -> Result<Self, $crate::protocol::BootError> {
+            Ok(Self::new(Config::from_settings(s)?))
+        }
+    };
+    (@replay) => {
+        fn replay(
+            &mut self,
+            _now: u64,
+            records: &[bytes::Bytes],
+        ) -> Result<(), $crate::protocol::BootError> {
+            Self::restore(self, records)
+                .map_err(|e| $crate::protocol::BootError::Replay(e.to_string()))
         }
     };
     (@snapshots) => {

@@ -325,7 +325,7 @@ impl Session {
 /// Bounds of the dedup table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Results a client's session keeps past its ring (the [`WINDOW`]
+    /// Results a client's session keeps past its ring (the `WINDOW`
     /// numbers from its acknowledgement): those of a client running far
     /// ahead of what it acknowledges, such as an open-loop load whose oldest
     /// request is still unanswered, or a hostile client. Past the bound a

@@ -191,7 +191,7 @@ impl<M: Send + 'static> Decoder<M> {
 }
 
 /// Checks protocol `P`'s codec on `samples`, which must hold at least one
-/// message of every type in `P::codes()`. Each sample frames with a code of
+/// message of every type in `P::CODES`. Each sample frames with a code of
 /// that table, under the name of its variant or of the struct the variant
 /// wraps; decodes by that code
 /// (through the rpc table, as the runtime does) back to itself; every strict
@@ -204,7 +204,7 @@ pub fn check_codec<P: Protocol>(samples: &[P::Msg])
 where
     P::Msg: PartialEq,
 {
-    check_messages(P::codes(), P::register, samples)
+    check_messages(P::CODES, P::register, samples)
 }
 
 /// [`check_codec`] for the messages `register` registers, whose codes and
@@ -226,7 +226,7 @@ pub fn check_messages<M>(
         };
         assert_eq!(len, frame.len() - FRAME_HEADER_LEN, "length of {m:?}");
         let Some((_, name)) = codes.iter().find(|(c, _)| *c == code) else {
-            panic!("{m:?} frames under code {code:#04x}, which is not in codes()");
+            panic!("{m:?} frames under code {code:#04x}, which is not in CODES");
         };
         // The variant, or the struct it wraps, is named like the code.
         let shown = format!("{m:?}");

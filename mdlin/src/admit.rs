@@ -31,13 +31,14 @@ impl Replica {
                     reject(op.client, op.seq, ReplyStatus::NotLeader, self.hint()),
                 )
             }
+            Role::Recovering(never) => match *never {},
             Role::Candidate(_) => {
                 return fx.reply(
                     conn,
                     reject(op.client, op.seq, ReplyStatus::Unavailable, self.me_hint()),
                 )
             }
-            Role::Leader { recovery, .. } => {
+            Role::Leader { own: recovery, .. } => {
                 if !recovery.started || !recovery.ops.is_empty() {
                     if recovery.held.len() >= 65_536 {
                         return fx.reply(

@@ -282,7 +282,7 @@ impl Replica {
     /// journal then holds everything chosen, so the predecessor was never
     /// committed here.
     pub(crate) fn fail_unadmitted(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        let ready = matches!(&self.role, Role::Leader { recovery, .. } if recovery.started);
+        let ready = matches!(&self.role, Role::Leader { own: recovery, .. } if recovery.started);
         if !ready {
             return;
         }

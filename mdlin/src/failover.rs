@@ -50,7 +50,7 @@ impl Replica {
     /// place what is ready, in order.
     pub(crate) fn progress_recovery(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         let executed = self.px.executed;
-        let Role::Leader { recovery, .. } = &mut self.role else {
+        let Role::Leader { own: recovery, .. } = &mut self.role else {
             return;
         };
         if !recovery.started {
@@ -145,7 +145,7 @@ impl Replica {
         self.px.nonce += 1;
         let nonce = self.px.nonce;
         let own = self.succ_ts_for(&ops);
-        let Role::Leader { recovery, .. } = &mut self.role else {
+        let Role::Leader { own: recovery, .. } = &mut self.role else {
             return;
         };
         recovery.nonce = nonce;
@@ -162,7 +162,7 @@ impl Replica {
 
     /// Sends the successor query to every shard that has not answered.
     fn ask_succ_ts(&mut self, fx: &mut Effects<MdlMsg>) {
-        let Role::Leader { recovery, .. } = &self.role else {
+        let Role::Leader { own: recovery, .. } = &self.role else {
             return;
         };
         if recovery.ops.is_empty() || recovery.sorted {
@@ -171,7 +171,7 @@ impl Replica {
         let Role::Leader { ballot, .. } = self.role else {
             return;
         };
-        let Role::Leader { recovery, .. } = &self.role else {
+        let Role::Leader { own: recovery, .. } = &self.role else {
             return;
         };
         let req = SuccTsRequest {
@@ -259,8 +259,8 @@ impl Replica {
     ) {
         // Only once the journal inherited from phase 1 is executed is what
         // this leader knows of ordered successors complete; the asker retries.
-        let ready = matches!(&self.role, Role::Leader { recovery, .. } if recovery.started);
-        let shard = from as usize / self.cfg.n;
+        let ready = matches!(&self.role, Role::Leader { own: recovery, .. } if recovery.started);
+        let shard = from as usize / self.cfg.group.n;
         if !ready
             || m.ops.len() > 1 << 20
             || shard >= self.cfg.shards
@@ -297,7 +297,7 @@ impl Replica {
     /// Recovering leader: one shard's answer.
     pub fn handle_succ_ts_reply(&mut self, now: u64, m: SuccTsReply, fx: &mut Effects<MdlMsg>) {
         let shards = self.cfg.shards;
-        let Role::Leader { recovery, .. } = &mut self.role else {
+        let Role::Leader { own: recovery, .. } = &mut self.role else {
             return;
         };
         if m.nonce != recovery.nonce
@@ -328,7 +328,7 @@ impl Replica {
     /// chain successor; and issue order must hold among them anyway), so a
     /// client's operations are placed in issue order.
     fn sort_recovered(&mut self) {
-        let Role::Leader { recovery, .. } = &mut self.role else {
+        let Role::Leader { own: recovery, .. } = &mut self.role else {
             return;
         };
         let mut desc: Vec<OpId> = recovery.ops.clone();
@@ -358,7 +358,7 @@ impl Replica {
     /// through them. New operations are served once all are placed.
     fn place_recovered(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
         loop {
-            let Role::Leader { recovery, .. } = &mut self.role else {
+            let Role::Leader { own: recovery, .. } = &mut self.role else {
                 return;
             };
             if !recovery.started {
@@ -411,7 +411,7 @@ impl Replica {
 
     /// Recovery finished: handle the proposals held meanwhile.
     fn release_held(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        let Role::Leader { recovery, .. } = &mut self.role else {
+        let Role::Leader { own: recovery, .. } = &mut self.role else {
             return;
         };
         if recovery.held.is_empty() {
@@ -425,8 +425,8 @@ impl Replica {
 
     /// Recovering leader timers: ask shards that have not answered again.
     pub(crate) fn tick_recovery(&mut self, now: u64, fx: &mut Effects<MdlMsg>) {
-        let retransmit = self.cfg.retransmit_ns;
-        let Role::Leader { recovery, .. } = &mut self.role else {
+        let retransmit = self.cfg.group.retransmit_ns;
+        let Role::Leader { own: recovery, .. } = &mut self.role else {
             return;
         };
         if recovery.ops.is_empty()

@@ -45,7 +45,7 @@ impl Replica {
     /// `quorum - 1` lowest ids among those heard from lately (a stable set,
     /// so followers see consecutive slots and the prefix rule never waits).
     fn accept_targets(&self, now: u64) -> u64 {
-        let rt = self.cfg.retransmit_ns;
+        let rt = self.cfg.group.retransmit_ns;
         let lately = |j: ReplicaId| now.saturating_sub(self.px.last_heard[j as usize]) <= rt;
         self.accept_targets_by(|j| (!lately(j), j))
     }
@@ -216,7 +216,7 @@ impl Replica {
         if self.is_leader() || self.px.known_commit <= self.px.commit_index {
             return;
         }
-        let rt = self.cfg.retransmit_ns;
+        let rt = self.cfg.group.retransmit_ns;
         if self
             .px
             .catchup_at
@@ -286,7 +286,7 @@ impl Replica {
     /// Another shard's leader `from` announced that it leads at `b` (a
     /// `CommitShort` across shards): remember it if it is the newest heard.
     fn note_shard_leader(&mut self, from: ReplicaId, b: u64) {
-        let s = from as usize / self.cfg.n.max(1);
+        let s = from as usize / self.cfg.group.n.max(1);
         if s >= self.cfg.shards || !ballot::valid(b) || ballot::owner(b) != from {
             tracing::warn!(
                 peer = from,
@@ -325,7 +325,7 @@ impl Replica {
             return;
         }
         self.last_announce = Some(now);
-        let total = self.cfg.n * self.cfg.shards;
+        let total = self.cfg.group.n * self.cfg.shards;
         let all = if total >= 64 {
             u64::MAX
         } else {
@@ -393,14 +393,14 @@ impl Replica {
         self.role = Role::Leader {
             ballot: c.ballot,
             next_slot: end,
-            recovery: Recovery {
+            own: Recovery {
                 after_slot: end,
                 ..Recovery::default()
             },
         };
         let me = self.cfg.shard() as usize;
-        self.shard_leaders[me] = Some(self.cfg.id);
-        self.px.leader_hint = Some(self.cfg.id);
+        self.shard_leaders[me] = Some(self.cfg.group.id);
+        self.px.leader_hint = Some(self.cfg.group.id);
         self.prefix = (c.ballot, self.px.commit_index);
         let mut best = c.best;
         let peers = self.peers();

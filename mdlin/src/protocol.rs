@@ -6,13 +6,14 @@ use genericsmr::effects::{Effects, Reply};
 use genericsmr::knobs::Knobs;
 use genericsmr::messages::{Ping, Pong, Propose};
 use genericsmr::protocol::{
-    Audit, Boot, BootError, Caps, ChainedOp, Executed, Protocol, Registrar, Settings,
+    Audit, BootError, Caps, ChainedOp, Executed, Protocol, Registrar, Settings,
 };
 use genericsmr::rpc_table::{class, Source};
 use genericsmr::ConnId;
 
 use crate::messages::*;
 use crate::replica::{Config, CoordMode, Replica};
+use paxos::multi::config::GroupConfig;
 
 /// Parameters only MDLin has (`server --param NAME=VALUE`).
 const PARAMS: [&str; 4] = ["coord", "coord-timeout-ms", "announce-ms", "keep-ms"];
@@ -38,15 +39,9 @@ impl Config {
         if let Some(ns) = ms_param(s, "announce-ms")? {
             cfg.announce_ns = ns;
         }
-        cfg.compaction = cfg.compaction.with_settings(s);
+        cfg.group = GroupConfig::from_settings(s.id, s.n, s);
         s.apply(Knobs {
-            thrifty: Some(&mut cfg.thrifty),
             record_commits: Some(&mut cfg.record_order),
-            election_timeout_ns: Some(&mut cfg.election_timeout_ns),
-            hint_quiet_ns: Some(&mut cfg.hint_quiet_ns),
-            transfer: Some(&mut cfg.transfer),
-            window: Some(&mut cfg.slot_window),
-            pipeline: Some(&mut cfg.pipeline),
             ..Knobs::default()
         });
         Ok(cfg)
@@ -80,9 +75,7 @@ impl Protocol for Replica {
         &[&[("coord", "fast")], &[("coord", "safe")]];
     type Msg = MdlMsg;
 
-    fn codes() -> &'static [(u8, &'static str)] {
-        &CODES
-    }
+    const CODES: &'static [(u8, &'static str)] = &CODES;
 
     fn register(r: &mut Registrar<'_, MdlMsg>) {
         r.client(class::CLIENT, MdlMsg::Propose);
@@ -91,21 +84,13 @@ impl Protocol for Replica {
         MdlMsg::register_peers(r);
     }
 
-    fn boot(
-        s: &Settings,
-        boot: Boot,
-        now: u64,
-        _fx: &mut Effects<MdlMsg>,
-    ) -> Result<Self, BootError> {
-        boot.start(
-            Replica::new(Config::from_settings(s)?),
-            |r, records| r.restore(now, records),
-            // No recovery protocol: voting without its votes could undo a
-            // chosen entry (see `Rejoin::NeedsVotes`).
-            |_| Err(BootError::Settings(
-                "an MDLin replica cannot rejoin without its votes: restart it with --durable and its old --data-dir".into(),
-            )),
-        )
+    // Without its votes it refuses to rejoin (the default): it has no
+    // recovery protocol.
+    genericsmr::inherent!(fresh);
+
+    fn replay(&mut self, now: u64, records: &[bytes::Bytes]) -> Result<(), BootError> {
+        self.restore(now, records)
+            .map_err(|e| BootError::Replay(e.to_string()))
     }
 
     fn handle(&mut self, now: u64, src: Source, m: MdlMsg, fx: &mut Effects<MdlMsg>) {

@@ -50,20 +50,13 @@ impl std::str::FromStr for CoordMode {
 /// Settings of one replica.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// This replica's global id.
-    pub id: ReplicaId,
-    /// Replicas per shard (2F+1).
-    pub n: usize,
+    /// The Multi-Paxos settings of the shard's group (`id` is global,
+    /// `n` is per shard).
+    pub group: paxos::multi::config::GroupConfig,
     /// Number of shards.
     pub shards: usize,
     /// When coordination replies go out.
     pub mode: CoordMode,
-    /// Send accepts to a bare majority only (retransmissions go to all).
-    pub thrifty: bool,
-    /// Resend unanswered accepts and prepares after this long (ns).
-    pub retransmit_ns: u64,
-    /// A leader sends a heartbeat at least this often (ns).
-    pub heartbeat_ns: u64,
     /// A waiting operation re-asks its predecessor's shard leader this often (ns).
     pub coord_retry_ns: u64,
     /// An operation still uncoordinated after this long fails (ns).
@@ -82,86 +75,42 @@ pub struct Config {
     pub max_buffered: usize,
     /// Keep the executed order of operations (for white-box checks).
     pub record_order: bool,
-    /// Election timeout `T`, nanoseconds: a follower that hears nothing from
-    /// its shard leader (no Accept, Commit or heartbeat) for a random time in
-    /// `[T, 2T)` runs phase 1 itself, as on the master's `BeLeader` (see
-    /// [`genericsmr::election`]). 0 turns elections off (leaders then change
-    /// only when the master or an operator asks). Keep it well above
-    /// `heartbeat_ns` plus the worst scheduling delay.
-    pub election_timeout_ns: u64,
-    /// On the master's hint that it lost the shard leader, a follower
-    /// campaigns once it has not heard the leader itself for this long,
-    /// rather than a whole election timeout (a leader still heard is never
-    /// deposed by a hint).
-    pub hint_quiet_ns: u64,
     /// A shard leader tells every replica of the other shards that it leads
     /// (a `CommitShort` across shards, see `journal.rs`) when it takes over
     /// and then at least this often, so shard leaders find each other for
     /// coordination without the master. 0: no announcements (other shards'
     /// leaders then come only from the master's pings).
     pub announce_ns: u64,
-    /// When the journal is compacted (in memory, and on disk when durable):
-    /// executed slots kept for peers catching up slot by slot, how often,
-    /// and the byte bound (`--gc-horizon`, `--compact-mb`; see
-    /// [`paxos::log::Compaction`]). A peer behind the compaction point gets
-    /// a snapshot.
-    pub compaction: paxos::log::Compaction,
-    /// Snapshot transfer: chunk size, largest snapshot, retry timeout.
-    pub transfer: genericsmr::snapshot::TransferConfig,
-    /// How far past its commit index a replica takes slot numbers from
-    /// peers (accepts, commits, catch-up), so that a confused peer cannot
-    /// size the journal; the same default as Multi-Paxos's.
-    pub slot_window: u64,
-    /// Most slots a leader has proposed and not yet seen chosen; at the
-    /// bound it takes no more client requests until some are, so a load
-    /// above what the followers keep up with waits in TCP instead of
-    /// growing the log (`--pipeline`, see `Protocol::accepting`).
-    pub pipeline: u64,
 }
 
 impl Config {
     /// Defaults for global replica `id` with `n` replicas per shard and `shards` shards.
     pub fn new(id: ReplicaId, n: usize, shards: usize) -> Self {
         Config {
-            id,
-            n,
+            group: paxos::multi::config::GroupConfig::new(id, n),
             shards,
             mode: CoordMode::Fast,
-            thrifty: false,
-            retransmit_ns: 200_000_000,
-            heartbeat_ns: 50_000_000,
             coord_retry_ns: 100_000_000,
             coord_timeout_ns: 3_000_000_000,
             keep_ns: 5_000_000_000,
             max_buffered: 1024,
             record_order: false,
-            election_timeout_ns: 1_000_000_000,
-            hint_quiet_ns: 200_000_000,
             announce_ns: 500_000_000,
-            compaction: Default::default(),
-            transfer: Default::default(),
-            slot_window: 1 << 22,
-            pipeline: 8192,
         }
     }
 
     /// This replica's shard.
     pub fn shard(&self) -> u8 {
-        (self.id as usize / self.n) as u8
-    }
-
-    /// Votes needed in a shard.
-    pub fn quorum(&self) -> usize {
-        self.n / 2 + 1
+        (self.group.id as usize / self.group.n) as u8
     }
 
     /// The global ids of this shard's replicas, as a bit set.
     pub fn members(&self) -> u64 {
-        let first = self.shard() as usize * self.n;
-        let all = if self.n == 64 {
+        let first = self.shard() as usize * self.group.n;
+        let all = if self.group.n == 64 {
             u64::MAX
         } else {
-            (1u64 << self.n) - 1
+            (1u64 << self.group.n) - 1
         };
         all << first
     }
@@ -193,24 +142,24 @@ pub(crate) enum Coord {
 /// An operation the leader is working on.
 #[derive(Debug, Clone)]
 pub(crate) struct LiveOp {
-    pub pred: Option<Pred>,
+    /// Its predecessor in its client's chain (none for a head).
+    pub(crate) pred: Option<Pred>,
     /// Round 1 is chosen (vacuous for a head).
-    pub committed: bool,
-    pub coord: Coord,
+    pub(crate) committed: bool,
+    /// How far its coordination with the predecessor got.
+    pub(crate) coord: Coord,
     /// Where to reply (none for an operation recovered from the journal until its client retries).
-    pub conn: Option<ConnId>,
-    pub since: u64,
+    pub(crate) conn: Option<ConnId>,
+    /// When it arrived (or was recovered): its coordination timeout runs from here.
+    pub(crate) since: u64,
     /// Recovered by a new leader in fast mode: it may have coordinated a
     /// successor already, so it must not fail by timeout.
-    pub recovered: bool,
+    pub(crate) recovered: bool,
 }
 
 /// A coordination request waiting for its predecessor: (successor, its
 /// shard, the leader that asked if it came from one, since when).
 pub(crate) type WaitingCr = (OpId, u8, Option<ReplicaId>, u64);
-
-/// A candidate's phase-1 progress.
-pub(crate) type Candidate = paxos::multi::phase1::Candidate<Entry>;
 
 /// A new leader's re-placement of committed but unordered operations.
 #[derive(Debug, Default)]
@@ -233,17 +182,10 @@ pub(crate) struct Recovery {
     pub held: Vec<(ConnId, MdlPropose)>,
 }
 
-/// The role a replica plays in its shard.
-#[derive(Debug)]
-pub(crate) enum Role {
-    Follower,
-    Candidate(Candidate),
-    Leader {
-        ballot: u64,
-        next_slot: u64,
-        recovery: Recovery,
-    },
-}
+/// The role a replica plays in its shard: its leader keeps its
+/// re-placement of unordered operations; it never recovers promises (it
+/// refuses to rejoin without its votes).
+pub(crate) type Role = paxos::multi::role::Role<Entry, Recovery, std::convert::Infallible>;
 
 /// An MDLin replica.
 #[derive(Debug)]
@@ -311,16 +253,16 @@ impl Replica {
 
     /// A fresh replica.
     pub fn new(cfg: Config) -> Self {
-        assert!(cfg.n >= 1 && cfg.shards >= 1);
-        assert!(cfg.n * cfg.shards <= genericsmr::MAX_REPLICAS);
-        assert!((cfg.id as usize) < cfg.n * cfg.shards);
-        let total = cfg.n * cfg.shards;
+        assert!(cfg.group.n >= 1 && cfg.shards >= 1);
+        assert!(cfg.group.n * cfg.shards <= genericsmr::MAX_REPLICAS);
+        assert!((cfg.group.id as usize) < cfg.group.n * cfg.shards);
+        let total = cfg.group.n * cfg.shards;
         let shards = cfg.shards;
         let px = paxos::multi::state::State::new(
-            cfg.id,
+            cfg.group.id,
             total,
-            cfg.election_timeout_ns,
-            cfg.transfer,
+            cfg.group.election_timeout_ns,
+            cfg.group.transfer,
             StateMachine::default(),
         );
         Replica {
@@ -360,7 +302,7 @@ impl Replica {
 
     /// Whether this replica leads and serves new operations.
     pub fn is_serving(&self) -> bool {
-        matches!(&self.role, Role::Leader { recovery, .. } if recovery.ops.is_empty() && recovery.started)
+        matches!(&self.role, Role::Leader { own: recovery, .. } if recovery.ops.is_empty() && recovery.started)
     }
 
     /// The operations executed here, in order (empty unless `record_order`).
@@ -385,13 +327,13 @@ impl Replica {
         let mut ops: Vec<_> = self.ops.iter().collect();
         ops.sort_unstable_by_key(|(op, _)| **op);
         let rec = match &self.role {
-            Role::Leader { recovery, .. } => format!(
+            Role::Leader { own: recovery, .. } => format!(
                 "recovery started {} sorted {} left {:?} answered {:b}",
                 recovery.started, recovery.sorted, recovery.ops, recovery.answered
             ),
             _ => String::new(),
         };
-        format!("replica {} {rec}: {:?}", self.cfg.id, ops)
+        format!("replica {} {rec}: {:?}", self.cfg.group.id, ops)
     }
 
     /// Tells the replica who leads every shard (global ids; from the master).
@@ -406,9 +348,9 @@ impl Replica {
         }
         let me = self.cfg.shard() as usize;
         if self.is_leader() {
-            self.shard_leaders[me] = Some(self.cfg.id);
+            self.shard_leaders[me] = Some(self.cfg.group.id);
         } else if let Some(l) = leaders.get(me).copied().flatten() {
-            if l != self.cfg.id {
+            if l != self.cfg.group.id {
                 self.px.leader_hint = Some(l);
             }
         }
@@ -417,7 +359,7 @@ impl Replica {
     /// This replica's id inside its shard: clients get ids inside the shard
     /// in replies, as from every sharded protocol.
     pub(crate) fn local_id(&self) -> ReplicaId {
-        self.cfg.id - self.cfg.shard() * self.cfg.n as u8
+        self.cfg.group.id - self.cfg.shard() * self.cfg.group.n as u8
     }
 
     /// "Ask me", as a hint in a reply.
@@ -427,13 +369,13 @@ impl Replica {
 
     /// The leader hint for a reply, as an id inside the shard.
     pub(crate) fn hint(&self) -> Option<ReplicaId> {
-        let first = self.cfg.shard() * self.cfg.n as u8;
+        let first = self.cfg.shard() * self.cfg.group.n as u8;
         self.leader_hint().and_then(|g| g.checked_sub(first))
     }
 
     /// This shard's other replicas.
     pub(crate) fn peers(&self) -> u64 {
-        self.cfg.members() & !bit(self.cfg.id)
+        self.cfg.members() & !bit(self.cfg.group.id)
     }
 
     /// The receive prelude of every journal message: whether `from` is a
@@ -455,11 +397,11 @@ impl Replica {
 
     /// Stops leading: every operation in flight here is told to go elsewhere.
     pub(crate) fn step_down(&mut self, fx: &mut Effects<MdlMsg>) {
-        let first = self.cfg.shard() * self.cfg.n as u8;
+        let first = self.cfg.shard() * self.cfg.group.n as u8;
         let hint = self
             .px
             .leader_hint
-            .filter(|h| *h != self.cfg.id)
+            .filter(|h| *h != self.cfg.group.id)
             .and_then(|g| g.checked_sub(first));
         let old = std::mem::replace(&mut self.role, Role::Follower);
         let mut conns: Vec<(OpId, ConnId)> = self
@@ -470,7 +412,7 @@ impl Replica {
         for (_, b) in self.buffered.drain() {
             conns.extend(b.into_values().map(|(_, c, p)| (OpId::of(&p.cmd), c)));
         }
-        if let Role::Leader { recovery, .. } = old {
+        if let Role::Leader { own: recovery, .. } = old {
             conns.extend(
                 recovery
                     .held
@@ -494,7 +436,7 @@ impl Replica {
         self.fence_proposed.iter_mut().for_each(|f| *f = 0);
         self.local.clear();
         let me = self.cfg.shard() as usize;
-        if self.shard_leaders[me] == Some(self.cfg.id) {
+        if self.shard_leaders[me] == Some(self.cfg.group.id) {
             self.shard_leaders[me] = None;
         }
     }

@@ -188,7 +188,7 @@ impl Snapshots for Replica {
     }
 
     fn compaction(&self) -> paxos::log::Compaction {
-        self.cfg.compaction
+        self.cfg.group.compaction
     }
 }
 

@@ -531,7 +531,7 @@ fn a_predecessor_that_cannot_exist_is_refused_not_replicated() {
 fn a_held_accept_is_voted_when_catch_up_fills_its_gap() {
     let mut l = replica(0, 1, CoordMode::Fast);
     let mut cfg = l.config().clone();
-    cfg.retransmit_ns = 3_600_000 * MS;
+    cfg.group.retransmit_ns = 3_600_000 * MS;
     l = Replica::new(cfg);
     let mut fx = Effects::default();
     l.handle_be_leader(0, &mut fx);
@@ -747,7 +747,7 @@ fn prepares(fx: &Effects<MdlMsg>) -> usize {
 #[test]
 fn a_follower_campaigns_once_its_shard_leader_falls_silent() {
     let mut c = Config::new(4, 3, 2);
-    c.election_timeout_ns = 100 * MS;
+    c.group.election_timeout_ns = 100 * MS;
     let mut f = Replica::new(c);
     let ballot = mdlin::ballot::make(1, 3);
     let mut fx = Effects::default();
@@ -884,7 +884,7 @@ fn an_impossible_ballot_is_dropped() {
 #[test]
 fn a_phase1_report_past_the_window_does_not_size_the_journal() {
     let mut c = Config::new(0, 3, 1);
-    c.slot_window = 64;
+    c.group.slot_window = 64;
     let mut l = Replica::new(c);
     let mut fx = Effects::default();
     l.handle_be_leader(0, &mut fx);

@@ -31,11 +31,11 @@ impl Replica {
         fx: &mut Effects<PaxosMsg>,
     ) {
         if let Some(t) = self.px.catchup_at {
-            if now.saturating_sub(t) < self.cfg.retransmit_ns {
+            if now.saturating_sub(t) < self.cfg.group.retransmit_ns {
                 return;
             }
         }
-        let me = self.cfg.id;
+        let me = self.cfg.group.id;
         let to = self
             .px
             .leader_hint
@@ -178,7 +178,7 @@ impl Replica {
             return;
         }
         self.px.known_commit = self.px.known_commit.max(m.commit_index);
-        let need = self.cfg.quorum();
+        let need = self.cfg.group.quorum();
         let Role::Recovering(r) = &mut self.role else {
             return;
         };
@@ -226,7 +226,8 @@ impl Replica {
     /// Recovery and catch-up timers.
     pub(crate) fn tick_learner(&mut self, now: u64, fx: &mut Effects<PaxosMsg>) {
         if let Role::Recovering(r) = &mut self.role {
-            if r.target.is_none() && now.saturating_sub(r.asked_at) >= self.cfg.retransmit_ns {
+            if r.target.is_none() && now.saturating_sub(r.asked_at) >= self.cfg.group.retransmit_ns
+            {
                 r.asked_at = now;
                 fx.broadcast(PaxosMsg::RecoveryQuery(RecoveryQuery { nonce: r.nonce }));
             }

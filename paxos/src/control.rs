@@ -19,7 +19,8 @@ impl Replica {
     /// A snapshot of the replica's state.
     pub fn status(&self, nonce: u64) -> StatusReply {
         let leader = self.leader_hint();
-        self.px.status(nonce, self.cfg.id, self.role_code(), leader)
+        self.px
+            .status(nonce, self.cfg.group.id, self.role_code(), leader)
     }
 }
 

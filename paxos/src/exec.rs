@@ -18,8 +18,10 @@ impl Replica {
                 let out = self.px.sm.execute_checked(c);
                 if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {
                     let r = match out {
-                        Some(out) => accepted(c.client, c.seq, self.cfg.id, out),
-                        None => reject(c.client, c.seq, ReplyStatus::Stale, Some(self.cfg.id)),
+                        Some(out) => accepted(c.client, c.seq, self.cfg.group.id, out),
+                        None => {
+                            reject(c.client, c.seq, ReplyStatus::Stale, Some(self.cfg.group.id))
+                        }
                     };
                     fx.reply(conn, r);
                 }
@@ -47,7 +49,7 @@ impl Replica {
             if let Some(conn) = self.waiting.remove(&(c.client, c.seq)) {
                 fx.reply(
                     conn,
-                    accepted(c.client, c.seq, self.cfg.id, Default::default()),
+                    accepted(c.client, c.seq, self.cfg.group.id, Default::default()),
                 );
             }
         }

@@ -53,7 +53,7 @@ impl Replica {
                         .get(&cmd.key)
                         .map(bytes::Bytes::copy_from_slice);
                     let out = genericsmr::command::Outcome { value, flag: false };
-                    return fx.reply(conn, accepted(cmd.client, cmd.seq, self.cfg.id, out));
+                    return fx.reply(conn, accepted(cmd.client, cmd.seq, self.cfg.group.id, out));
                 }
                 return fx.reply(
                     conn,
@@ -66,7 +66,7 @@ impl Replica {
                 );
             }
         }
-        let (client, seq, me) = (cmd.client, cmd.seq, self.cfg.id);
+        let (client, seq, me) = (cmd.client, cmd.seq, self.cfg.group.id);
         match self.px.sm.check(client, seq) {
             // Already executed: answer with the first outcome.
             Check::Done(out) => return fx.reply(conn, accepted(client, seq, me, out.clone())),
@@ -88,7 +88,7 @@ impl Replica {
                     cmd.client,
                     cmd.seq,
                     ReplyStatus::TooLarge,
-                    Some(self.cfg.id),
+                    Some(self.cfg.group.id),
                 ),
             );
         }
@@ -99,7 +99,7 @@ impl Replica {
                     cmd.client,
                     cmd.seq,
                     ReplyStatus::Unavailable,
-                    Some(self.cfg.id),
+                    Some(self.cfg.group.id),
                 ),
             );
         }
@@ -194,8 +194,9 @@ impl Replica {
         self.role = Role::Leader {
             ballot: b,
             next_slot: end,
+            own: (),
         };
-        self.px.leader_hint = Some(self.cfg.id);
+        self.px.leader_hint = Some(self.cfg.group.id);
         let mut best = c.best;
         let all = self.peers();
         for slot in c.from_slot..end {

@@ -83,22 +83,6 @@ pub struct Compaction {
     pub snapshot_ratio: u32,
 }
 
-impl Compaction {
-    /// These settings with what `s` sets: `--gc-horizon` sets both how much
-    /// is kept and how often compaction runs (so short simulated runs
-    /// compact many times), `--compact-mb` the byte bound.
-    pub fn with_settings(mut self, s: &genericsmr::protocol::Settings) -> Self {
-        s.apply(genericsmr::knobs::Knobs {
-            keep_executed: Some(&mut self.keep_executed),
-            compact_every: Some(&mut self.compact_every),
-            compact_bytes: Some(&mut self.compact_bytes),
-            snapshot_ratio: Some(&mut self.snapshot_ratio),
-            ..Default::default()
-        });
-        self
-    }
-}
-
 impl Default for Compaction {
     fn default() -> Self {
         Compaction {

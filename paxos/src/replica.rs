@@ -21,64 +21,23 @@ use genericsmr::wire::{decode_body, Marshal};
 use genericsmr::{ConnId, ReplicaId};
 
 use crate::messages::{bit, CommitShort, PaxosMsg, Prepare};
+use crate::multi::config::GroupConfig;
 use crate::multi::state::State;
 pub(crate) use genericsmr::effects::{accepted, reject};
 
 /// Settings of one replica.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// This replica's id.
-    pub id: ReplicaId,
-    /// Group size (2F+1).
-    pub n: usize,
-    /// Send phase-2 messages to a bare majority only, falling back to all on retransmission.
-    pub thrifty: bool,
+    /// The settings every protocol on the shared log has.
+    pub group: GroupConfig,
     /// Put every proposal queued at once into one slot (adaptive batching).
     pub batch: bool,
     /// Most commands in one batched slot.
     pub batch_max: usize,
     /// Reply to writes only after execution (with their outcome) instead of at commit.
     pub reply_after_exec: bool,
-    /// Resend unanswered Accept/Prepare messages after this many nanoseconds.
-    pub retransmit_ns: u64,
-    /// A leader sends a heartbeat (CommitShort) at least this often.
-    pub heartbeat_ns: u64,
-    /// Election timeout `T`, nanoseconds: a follower that hears nothing from
-    /// the leader (no Accept, Commit or heartbeat) for a random time in
-    /// `[T, 2T)` runs phase 1 itself (see [`genericsmr::election`]). 0 turns
-    /// elections off (leaders then change only when asked to, by the master
-    /// or an operator). It must stay well above `heartbeat_ns` plus the worst
-    /// scheduling delay, or a loaded machine sees needless elections.
-    pub election_timeout_ns: u64,
-    /// On the master's hint that it lost the leader ([`genericsmr::messages::BeLeader::is_hint`]),
-    /// a follower campaigns once it has not heard the leader itself for this
-    /// long (a few heartbeats), rather than a whole election timeout: a killed
-    /// leader is replaced about as fast as when the master drove failover,
-    /// while a leader still heard is never deposed.
-    pub hint_quiet_ns: u64,
     /// Most slots fetched by one catch-up request.
     pub catchup_chunk: u32,
-    /// Executed slots kept in memory below the executed point, for peers
-    /// that catch up slot by slot; a peer further behind is answered
-    /// `Compacted` and fetches a snapshot (see `docs/paxos.md`). Named like
-    /// EPaxos's `keep_executed`.
-    pub keep_executed: u64,
-    /// Compaction runs once this many slots more than `keep_executed` are
-    /// executed: the log drops slots below `executed - keep_executed`, and a
-    /// durable replica writes a snapshot at its executed point and rewrites
-    /// its log to what lies above it. So memory holds at most about
-    /// `keep_executed + compact_every` executed slots, and the durable log
-    /// about `compact_every` slots' records.
-    pub compact_every: u64,
-    /// Compaction also runs once the executed slots held in memory reach
-    /// this many bytes of commands, keeping only the newest quarter of
-    /// that: with batching a slot may hold thousands of commands, so a
-    /// bound in slots alone does not bound memory.
-    pub compact_bytes: usize,
-    /// See [`crate::log::Compaction::snapshot_ratio`].
-    pub snapshot_ratio: u32,
-    /// Snapshot transfer: chunk size, largest snapshot, retry timeout.
-    pub transfer: genericsmr::snapshot::TransferConfig,
     /// Proposals held at most while waiting for a slot; more are refused.
     pub max_pending: usize,
     /// Largest command accepted, in encoded bytes; larger ones are answered `TooLarge`.
@@ -88,18 +47,6 @@ pub struct Config {
     /// A batched slot closes once its commands reach this many bytes, so every
     /// Accept fits in a peer frame.
     pub max_batch_bytes: usize,
-    /// How far past its commit index a replica takes slot numbers from peers
-    /// (Accepts, Commits, catch-up, phase-1 reports), so that a confused or
-    /// hostile peer cannot size our log. A leader opens no slot past it, and a
-    /// candidate that hears of one steps down and catches up instead of
-    /// leading. A setting so that tests cross it in a few hundred slots; every
-    /// replica of a group should use the same value.
-    pub slot_window: u64,
-    /// Most slots a leader has proposed and not yet seen chosen; at the
-    /// bound it takes no more client requests until some are, so a load
-    /// above what the followers keep up with waits in TCP instead of
-    /// growing the log (`--pipeline`, see `Protocol::accepting`).
-    pub pipeline: u64,
     /// Deliberately breaks Paxos: acceptors accept below their promise. It
     /// exists so tests can show the simulator and the checker catch a broken
     /// protocol; no binary can set it.
@@ -114,28 +61,15 @@ impl Config {
     /// Defaults for replica `id` of `n`.
     pub fn new(id: ReplicaId, n: usize) -> Self {
         Config {
-            id,
-            n,
-            thrifty: false,
+            group: GroupConfig::new(id, n),
             batch: false,
             batch_max: 4096,
             reply_after_exec: false,
-            retransmit_ns: 200_000_000,
-            heartbeat_ns: 50_000_000,
-            election_timeout_ns: 1_000_000_000,
-            hint_quiet_ns: 200_000_000,
             catchup_chunk: 4096,
-            keep_executed: 1 << 16,
-            compact_every: 1 << 16,
-            compact_bytes: 64 << 20,
-            snapshot_ratio: 100,
-            transfer: Default::default(),
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
             dedup: Default::default(),
             max_batch_bytes: 4 << 20,
-            slot_window: 1 << 22,
-            pipeline: 8192,
             broken_accept_below_promise: false,
             #[cfg(feature = "broken")]
             broken: None,
@@ -155,21 +89,6 @@ impl Config {
             let _ = b;
             Err(crate::broken::NotBuilt)
         }
-    }
-
-    /// The compaction settings of the log.
-    pub fn compaction(&self) -> crate::log::Compaction {
-        crate::log::Compaction {
-            keep_executed: self.keep_executed,
-            compact_every: self.compact_every,
-            compact_bytes: self.compact_bytes,
-            snapshot_ratio: self.snapshot_ratio,
-        }
-    }
-
-    /// Votes needed for a quorum (a majority, counting this replica).
-    pub fn quorum(&self) -> usize {
-        self.n / 2 + 1
     }
 }
 
@@ -290,9 +209,6 @@ impl Slot {
     }
 }
 
-/// A candidate's phase-1 progress.
-pub(crate) type Candidate = crate::multi::phase1::Candidate<Vec<Command>>;
-
 /// A restarted replica without durable state, learning before it may vote.
 #[derive(Debug)]
 pub(crate) struct Recovery {
@@ -305,22 +221,19 @@ pub(crate) struct Recovery {
     pub target: Option<u64>,
 }
 
-/// The role a replica plays.
-#[derive(Debug)]
-pub(crate) enum Role {
-    Follower,
-    Candidate(Candidate),
-    Leader { ballot: u64, next_slot: u64 },
-    Recovering(Recovery),
-}
+/// The role a replica plays: its leader keeps nothing of its own, and it
+/// can recover its promises.
+pub(crate) type Role = crate::multi::role::Role<Vec<Command>, (), Recovery>;
 
 /// The Multi-Paxos replica core.
 #[derive(Debug)]
 pub struct Replica {
+    /// Its settings.
     pub(crate) cfg: Config,
-    pub(crate) role: Role,
     /// The Multi-Paxos state shared with every protocol on the slot log.
     pub(crate) px: State<Batch>,
+    /// Leading, campaigning, following or recovering.
+    pub(crate) role: Role,
     /// Proposals waiting for a slot (leader or candidate).
     pub(crate) pending: VecDeque<Command>,
     /// Where to answer each proposal in flight through this replica.
@@ -332,7 +245,11 @@ impl Replica {
 
     /// A fresh replica with an empty log.
     pub fn new(cfg: Config) -> Self {
-        assert!(cfg.n >= 1 && cfg.n <= genericsmr::MAX_REPLICAS && (cfg.id as usize) < cfg.n);
+        assert!(
+            cfg.group.n >= 1
+                && cfg.group.n <= genericsmr::MAX_REPLICAS
+                && (cfg.group.id as usize) < cfg.group.n
+        );
         // Puts answered at commit never show what they replaced.
         let sm = if cfg.reply_after_exec {
             StateMachine::default()
@@ -340,11 +257,17 @@ impl Replica {
             StateMachine::without_replaced_values()
         }
         .with_limits(cfg.dedup);
-        let px = State::new(cfg.id, cfg.n, cfg.election_timeout_ns, cfg.transfer, sm);
+        let px = State::new(
+            cfg.group.id,
+            cfg.group.n,
+            cfg.group.election_timeout_ns,
+            cfg.group.transfer,
+            sm,
+        );
         Replica {
             cfg,
-            role: Role::Follower,
             px,
+            role: Role::Follower,
             pending: VecDeque::new(),
             waiting: HashMap::new(),
         }
@@ -391,9 +314,11 @@ impl Replica {
         self.px.log.committed_at(slot)
     }
 
-    /// The last slot within reach of our log (see [`Config::slot_window`]).
+    /// The last slot within reach of our log (see [`crate::multi::config::GroupConfig::slot_window`]).
     pub(crate) fn window_end(&self) -> u64 {
-        self.px.commit_index.saturating_add(self.cfg.slot_window)
+        self.px
+            .commit_index
+            .saturating_add(self.cfg.group.slot_window)
     }
 
     /// Whether a ballot from a peer could have been made by a correct replica;
@@ -410,12 +335,12 @@ impl Replica {
 
     /// The other replicas of the group, as a bit set.
     pub(crate) fn peers(&self) -> u64 {
-        let all = if self.cfg.n == 64 {
+        let all = if self.cfg.group.n == 64 {
             u64::MAX
         } else {
-            (1u64 << self.cfg.n) - 1
+            (1u64 << self.cfg.group.n) - 1
         };
-        all & !bit(self.cfg.id)
+        all & !bit(self.cfg.group.id)
     }
 
     /// Stops leading or campaigning; every proposal in flight here is told to go elsewhere.
@@ -424,7 +349,7 @@ impl Replica {
             self.role = Role::Follower;
         }
         self.pending.clear();
-        let hint = self.px.leader_hint.filter(|h| *h != self.cfg.id);
+        let hint = self.px.leader_hint.filter(|h| *h != self.cfg.group.id);
         // In a fixed order: a core's effects must not depend on hash seeds, so
         // that a simulated run replays exactly from its seed.
         let mut waiting: Vec<_> = self.waiting.drain().collect();

@@ -57,6 +57,6 @@ impl Snapshots for Replica {
     }
 
     fn compaction(&self) -> crate::log::Compaction {
-        self.cfg.compaction()
+        self.cfg.group.compaction
     }
 }

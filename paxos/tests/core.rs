@@ -114,7 +114,7 @@ impl Net {
 
     /// Alternates timer rounds (retransmission period) and full delivery.
     fn settle(&mut self, rounds: usize) {
-        let dt = self.cfgs[0].retransmit_ns;
+        let dt = self.cfgs[0].group.retransmit_ns;
         self.inner.settle_every(rounds, dt);
     }
 
@@ -292,12 +292,12 @@ fn proposals_commit_and_execute_everywhere() {
     }
 }
 
-/// The pipeline bound (`Config::pipeline`, `--pipeline`): a leader with as
+/// The pipeline bound (`GroupConfig::pipeline`, `--pipeline`): a leader with as
 /// many slots proposed and not chosen takes no more client requests until
 /// some are chosen; followers always take them (to reroute them).
 #[test]
 fn a_leader_holds_clients_back_at_its_pipeline_bound() {
-    let mut net = Net::with(3, |c| c.pipeline = 2);
+    let mut net = Net::with(3, |c| c.group.pipeline = 2);
     net.elect(0);
     assert!(net.r(0).accepting(), "an idle leader takes requests");
     net.submit(0, 10, put(7, 1, "k", "v1"));
@@ -495,7 +495,7 @@ fn new_leader_adopts_the_highest_ballot_value() {
 #[test]
 fn far_behind_candidate_catches_up_instead_of_leading() {
     const WINDOW: u64 = 64;
-    let mut net = Net::with(3, |c| c.slot_window = WINDOW);
+    let mut net = Net::with(3, |c| c.group.slot_window = WINDOW);
     // Replica 2 hears nothing while 0 and 1 choose three windows' worth of slots.
     net.partition(&[2], &[0, 1]);
     net.elect(0);
@@ -543,7 +543,7 @@ fn far_behind_candidate_catches_up_instead_of_leading() {
 #[test]
 fn leader_opens_no_slot_past_its_window() {
     const WINDOW: u64 = 8;
-    let mut net = Net::with(3, |c| c.slot_window = WINDOW);
+    let mut net = Net::with(3, |c| c.group.slot_window = WINDOW);
     net.elect(0);
     // Cut off, the leader gets three windows' worth of proposals.
     net.partition(&[0], &[1, 2]);
@@ -897,7 +897,7 @@ fn retry_of_a_command_in_flight_is_answered_once_on_the_newest_connection() {
 #[test]
 fn lagging_replica_catches_up_after_a_heartbeat() {
     let mut net = Net::with(3, |c| {
-        if c.id == 2 {
+        if c.group.id == 2 {
             c.catchup_chunk = 16;
         }
     });
@@ -916,7 +916,7 @@ fn lagging_replica_catches_up_after_a_heartbeat() {
     assert_eq!(net.r(2).log().len(), 0);
     net.heal();
     // The next heartbeat tells replica 2 how far the group got.
-    let hb = net.cfgs[0].heartbeat_ns;
+    let hb = net.cfgs[0].group.heartbeat_ns;
     net.tick_all(hb);
     assert_eq!(net.in_flight(|m| is(m, 0, 2, "CommitShort")), 1);
     net.run();
@@ -938,7 +938,7 @@ fn commit_short_commits_held_values_without_fetching() {
     net.deliver_where(|m| m.1 == 0);
     net.drop_where(|_| true);
     assert_eq!(net.r(2).commit_index(), 0);
-    let hb = net.cfgs[0].heartbeat_ns;
+    let hb = net.cfgs[0].group.heartbeat_ns;
     net.tick_all(hb);
     net.run();
     assert_eq!(net.r(2).commit_index(), 5);
@@ -992,7 +992,7 @@ fn recovery_without_a_durable_log_waits_for_a_majority_before_voting() {
         .all(|s| s.state != SlotState::Accepted));
     net.run();
     // Heartbeats may let it fetch the committed prefix, but it still must not vote.
-    net.tick_all(net.cfgs[0].heartbeat_ns);
+    net.tick_all(net.cfgs[0].group.heartbeat_ns);
     net.run();
     assert!(net.r(2).is_recovering());
 
@@ -1168,7 +1168,7 @@ fn restarted_leader_does_not_lose_its_own_vote() {
 
 #[test]
 fn thrifty_sends_accepts_to_a_bare_majority_and_commits_everywhere() {
-    let mut net = Net::with(3, |c| c.thrifty = true);
+    let mut net = Net::with(3, |c| c.group.thrifty = true);
     net.elect(0);
     for s in 0..5u64 {
         net.submit(0, s, put(1, s + 1, "k", &format!("{s}")));
@@ -1198,14 +1198,14 @@ fn thrifty_sends_accepts_to_a_bare_majority_and_commits_everywhere() {
 
 #[test]
 fn thrifty_falls_back_to_everyone_when_the_chosen_peer_is_down() {
-    let mut net = Net::with(3, |c| c.thrifty = true);
+    let mut net = Net::with(3, |c| c.group.thrifty = true);
     net.elect(0);
     net.submit(0, 1, put(1, 1, "k", "v"));
     let target = net.queue.iter().find(|m| kind(&m.2) == "Accept").unwrap().1;
     net.crash(target);
     net.run();
     assert_eq!(net.r(0).commit_index(), 0);
-    net.tick_all(net.cfgs[0].retransmit_ns);
+    net.tick_all(net.cfgs[0].group.retransmit_ns);
     net.run();
     assert_eq!(net.r(0).commit_index(), 1);
     assert_eq!(net.only_reply(1, 1).2.status, ReplyStatus::Ok);
@@ -1243,7 +1243,7 @@ fn stale_leader_behind_a_partition_never_gets_its_values_chosen() {
         net.submit(2, 20 + s, put(200, s + 1, "k", &format!("new{s}")));
     }
     net.run();
-    net.tick_all(net.cfgs[0].retransmit_ns);
+    net.tick_all(net.cfgs[0].group.retransmit_ns);
     net.run();
     assert_eq!(net.r(2).commit_index(), 5);
     assert_eq!(net.r(0).commit_index(), 1, "two of five cannot choose");
@@ -1330,7 +1330,7 @@ fn stale_leader_learning_a_higher_commit_does_not_commit_its_value_elsewhere() {
 #[test]
 fn commit_short_does_not_vouch_for_votes_at_higher_ballots() {
     // Replica 2 runs thrifty, so its commits reach the replicas it left out by Commit.
-    let mut net = Net::with(7, |c| c.thrifty = c.id == 2);
+    let mut net = Net::with(7, |c| c.group.thrifty = c.group.id == 2);
     // 0 leads at b with {0, 4, 5, 6}, proposes nothing yet and hears of nothing newer.
     net.partition(&[0], &[1, 2, 3]);
     net.elect(0);
@@ -1367,7 +1367,7 @@ fn commit_short_does_not_vouch_for_votes_at_higher_ballots() {
     assert_eq!(net.r(0).commit_index(), 1);
     // 0's CommitShort(b, 1) reaches 3, which holds x at a >= b: it must not commit x.
     net.cut[0][3] = false;
-    net.tick_all(net.cfgs[0].heartbeat_ns);
+    net.tick_all(net.cfgs[0].group.heartbeat_ns);
     assert_eq!(net.deliver_where(|m| is(m, 0, 3, "CommitShort")), 1);
     assert_ne!(net.r(3).log()[0].state, SlotState::Committed);
     net.heal();
@@ -1396,7 +1396,7 @@ fn new_leader_does_not_repropose_a_slot_it_learned_during_phase_1() {
     net.drop_where(|_| true);
     // 2 campaigns from slot 0; meanwhile the old leader's heartbeat tells it slot 0 is chosen.
     net.be_leader(2);
-    net.tick_all(net.cfgs[0].heartbeat_ns);
+    net.tick_all(net.cfgs[0].group.heartbeat_ns);
     net.deliver_where(|m| is(m, 0, 2, "CommitShort"));
     assert_eq!(net.r(2).commit_index(), 1);
     assert_eq!(net.r(2).status(0).role, role::CANDIDATE);
@@ -1483,15 +1483,15 @@ fn random_run(seed: u64, n: usize, steps: usize) {
     let amnesia = rng.chance(50);
     let mut durable = vec![true; n];
     let mut net = Net::with(n, |c| {
-        c.thrifty = thrifty;
+        c.group.thrifty = thrifty;
         c.batch = batch;
         c.reply_after_exec = reply_after_exec;
         c.catchup_chunk = 3;
         // Small enough that leaders fill it and candidates fall behind it
         // (seed 4 caught candidates that ignored reports past it).
-        c.slot_window = 4;
+        c.group.slot_window = 4;
     });
-    let rt = net.cfgs[0].retransmit_ns;
+    let rt = net.cfgs[0].group.retransmit_ns;
     let mut seqs = [0u64; 4];
     let mut last: [Option<Command>; 4] = Default::default();
     let mut conn = 0;
@@ -1746,9 +1746,9 @@ fn random_schedules_are_safe_with_five_replicas() {
 /// A group that compacts after a handful of slots, with small snapshot chunks.
 fn compacting(n: usize) -> Net {
     Net::with(n, |c| {
-        c.keep_executed = 8;
-        c.compact_every = 8;
-        c.transfer.chunk_bytes = 64;
+        c.group.compaction.keep_executed = 8;
+        c.group.compaction.compact_every = 8;
+        c.group.transfer.chunk_bytes = 64;
     })
 }
 
@@ -1927,8 +1927,8 @@ fn a_damaged_snapshot_file_is_an_error_naming_the_file_and_offset() {
 fn a_new_snapshot_with_the_old_log_replays_to_the_same_state() {
     let scenario = |keep: u64, every: u64| {
         let mut net = Net::with(3, |c| {
-            c.keep_executed = keep;
-            c.compact_every = every;
+            c.group.compaction.keep_executed = keep;
+            c.group.compaction.compact_every = every;
         });
         net.elect(0);
         load(&mut net, 0, 47, 40, "win");
@@ -1968,10 +1968,10 @@ fn a_new_snapshot_with_the_old_log_replays_to_the_same_state() {
 fn memory_and_disk_stay_bounded_over_many_slots() {
     let dir = TempDir::new("bounded");
     let mut net = Net::with(1, |c| {
-        c.keep_executed = 100;
-        c.compact_every = 50;
+        c.group.compaction.keep_executed = 100;
+        c.group.compaction.compact_every = 50;
         // Exactly every 50 slots, whatever the snapshot's size.
-        c.snapshot_ratio = 0;
+        c.group.compaction.snapshot_ratio = 0;
     });
     open_logs(&mut net, &dir);
     net.elect(0);
@@ -2010,11 +2010,11 @@ fn memory_and_disk_stay_bounded_over_many_slots() {
 #[test]
 fn large_batches_are_compacted_by_bytes() {
     let mut net = Net::with(3, |c| {
-        c.keep_executed = 1 << 20;
-        c.compact_every = 1 << 20;
-        c.compact_bytes = 4096;
+        c.group.compaction.keep_executed = 1 << 20;
+        c.group.compaction.compact_every = 1 << 20;
+        c.group.compaction.compact_bytes = 4096;
         c.batch = true;
-        c.snapshot_ratio = 0;
+        c.group.compaction.snapshot_ratio = 0;
     });
     net.elect(0);
     let mut most = 0;

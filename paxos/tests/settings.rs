@@ -1,5 +1,6 @@
 //! Every server setting Multi-Paxos reads lands in its configuration: a
-//! setting missing from its `Knobs` would be ignored without a word.
+//! setting missing from its `Knobs` would be ignored without a word. The
+//! group settings (`GroupConfig`) are MDLin's too.
 
 use genericsmr::protocol::Settings;
 use paxos::Config;
@@ -27,19 +28,27 @@ fn every_setting_lands_in_the_config() {
         ..Settings::new(1, 3)
     };
     let c = Config::from_settings(&s).expect("valid settings");
-    assert!(c.thrifty && c.batch && c.reply_after_exec);
+    assert!(c.group.thrifty && c.batch && c.reply_after_exec);
     assert_eq!(c.batch_max, 7);
     assert_eq!(c.max_command_bytes, 11);
     // A batch closes at a quarter of the frame bound.
     assert_eq!(c.max_batch_bytes, 1000);
     // The horizon is both what is kept and how often compaction runs.
-    assert_eq!((c.keep_executed, c.compact_every), (64, 64));
-    assert_eq!((c.compact_bytes, c.snapshot_ratio), (13, 17));
-    assert_eq!(c.slot_window, 19);
-    assert_eq!((c.transfer.chunk_bytes, c.transfer.timeout_ns), (23, 29));
+    let (g, k) = (&c.group, &c.group.compaction);
+    assert_eq!((k.keep_executed, k.compact_every), (64, 64));
+    assert_eq!((k.compact_bytes, k.snapshot_ratio), (13, 17));
+    assert_eq!(g.slot_window, 19);
+    assert_eq!((g.transfer.chunk_bytes, g.transfer.timeout_ns), (23, 29));
     assert_eq!((c.dedup.max_gaps, c.dedup.max_far), (31, 47));
-    assert_eq!((c.election_timeout_ns, c.hint_quiet_ns), (37, 41));
-    assert_eq!(c.pipeline, 43);
+    assert_eq!((g.election_timeout_ns, g.hint_quiet_ns), (37, 41));
+    assert_eq!(g.pipeline, 43);
+    // A pipeline of none is one slot.
+    let one = Settings {
+        pipeline: Some(0),
+        ..Settings::new(1, 3)
+    };
+    let one = Config::from_settings(&one).expect("valid settings");
+    assert_eq!(one.group.pipeline, 1);
 
     // Settings left unset keep the defaults of `Config::new`.
     let quiet = Config::from_settings(&Settings::new(1, 3)).expect("defaults");

@@ -2,7 +2,7 @@
 //! restarts, partitions, loss, duplication and reordering.
 
 use genericsmr::messages::{LogReply, LogRequest, Propose, StatusReply};
-use genericsmr::protocol::{Boot, BootError, Caps, Protocol, Registrar, Settings};
+use genericsmr::protocol::{BootError, Caps, Protocol, Registrar, Settings};
 use genericsmr::rpc_table::Source;
 use paxos::messages::PaxosMsg;
 use paxos::Replica;
@@ -54,22 +54,20 @@ impl Protocol for Broken {
     const ABOUT: &'static str = "Multi-Paxos whose acceptors accept below their promise";
     const CAPS: Caps = Replica::CAPS;
     type Msg = PaxosMsg;
-    fn codes() -> &'static [(u8, &'static str)] {
-        Replica::codes()
-    }
+    const CODES: &'static [(u8, &'static str)] = Replica::CODES;
     fn register(r: &mut Registrar<'_, PaxosMsg>) {
         Replica::register(r)
     }
-    fn boot(s: &Settings, boot: Boot, now: u64, fx: &mut Fx) -> Result<Self, BootError> {
+    fn fresh(s: &Settings, _now: u64) -> Result<Self, BootError> {
         let mut cfg = paxos::Config::from_settings(s)?;
         cfg.broken_accept_below_promise = true;
-        let mut r = Replica::new(cfg);
-        match boot {
-            Boot::Fresh => {}
-            Boot::Durable(recs) => r.restore(&recs).unwrap(),
-            Boot::Amnesia => r.start_recovery(now, fx),
-        }
-        Ok(Broken(r))
+        Ok(Broken(Replica::new(cfg)))
+    }
+    fn replay(&mut self, now: u64, records: &[bytes::Bytes]) -> Result<(), BootError> {
+        self.0.replay(now, records)
+    }
+    fn rejoin(&mut self, now: u64, fx: &mut Fx) -> Result<(), BootError> {
+        self.0.rejoin(now, fx)
     }
     fn handle(&mut self, now: u64, src: Source, m: PaxosMsg, fx: &mut Fx) {
         self.0.handle(now, src, m, fx)

@@ -40,7 +40,7 @@ impl Info {
             name: P::NAME,
             about: P::ABOUT,
             caps: P::CAPS,
-            codes: P::codes(),
+            codes: P::CODES,
         }
     }
 }

@@ -57,16 +57,16 @@ impl Replica {
     /// of a replica draws differently, and a simulated run (virtual time)
     /// still replays exactly.
     pub fn boot_with(cfg: Config, boot: Boot, now: u64) -> Result<Replica, BootError> {
+        boot.start(Replica::seeded(cfg, now), now, &mut Effects::default())
+    }
+
+    /// A fresh replica with `cfg` whose election timer is seeded from its id
+    /// and `now`.
+    fn seeded(cfg: Config, now: u64) -> Replica {
         let seed = (cfg.id as u64) ^ now.rotate_left(8);
         let mut r = Replica::new(cfg);
         r.election = genericsmr::election::ElectionTimer::new(seed, r.cfg.election_timeout_ns);
-        boot.start(
-            r,
-            |r, records| r.restore(records),
-            |_| Err(BootError::Settings(
-                "a Raft replica cannot rejoin without its term, vote and log: restart it with --durable and its data folder".into(),
-            )),
-        )
+        r
     }
 }
 
@@ -77,9 +77,7 @@ impl Protocol for Replica {
     const CAPS: Caps = Caps::ELECTED_LEADER;
     type Msg = RaftMsg;
 
-    fn codes() -> &'static [(u8, &'static str)] {
-        &CODES
-    }
+    const CODES: &'static [(u8, &'static str)] = &CODES;
 
     fn register(r: &mut Registrar<'_, RaftMsg>) {
         r.peer(RaftMsg::RequestVote);
@@ -95,16 +93,12 @@ impl Protocol for Replica {
         );
     }
 
-    fn boot(
-        s: &Settings,
-        boot: Boot,
-        now: u64,
-        _fx: &mut Effects<RaftMsg>,
-    ) -> Result<Self, BootError> {
-        Replica::boot_with(Config::from_settings(s)?, boot, now)
+    fn fresh(s: &Settings, now: u64) -> Result<Self, BootError> {
+        Ok(Replica::seeded(Config::from_settings(s)?, now))
     }
 
-    genericsmr::inherent!(handle, propose, status, log, tick, flush, snapshot);
+    // Without its term, vote and log it refuses to rejoin (the default).
+    genericsmr::inherent!(replay, handle, propose, status, log, tick, flush, snapshot);
 
     fn be_leader(&mut self, now: u64, hint: bool, fx: &mut Effects<RaftMsg>) {
         self.handle_be_leader(now, hint, fx)

@@ -39,7 +39,7 @@ pub fn kind<P: Protocol>(m: &P::Msg) -> &'static str {
     let mut b = BytesMut::new();
     m.encode_frame(&mut b);
     let code = b.first().copied().unwrap_or(0);
-    P::codes()
+    P::CODES
         .iter()
         .find(|(c, _)| *c == code)
         .map(|(_, n)| *n)

@@ -49,7 +49,7 @@ macro_rules! replica_accessors {
         /// The replica believed to lead (this one when it leads).
         pub fn leader_hint(&self) -> Option<genericsmr::ReplicaId> {
             if self.is_leader() {
-                Some(self.cfg.id)
+                Some(self.cfg.group.id)
             } else {
                 self.px.leader_hint
             }
@@ -102,10 +102,13 @@ macro_rules! replica_accessors {
         }
 
         /// Whether a slot number from a peer is within reach of the log
-        /// (`Config::slot_window` past the commit index): keeps a confused or
+        /// (`GroupConfig::slot_window` past the commit index): keeps a confused or
         /// hostile peer from sizing it.
         pub(crate) fn slot_in_window(&self, slot: u64) -> bool {
-            slot <= self.px.commit_index.saturating_add(self.cfg.slot_window)
+            slot <= self
+                .px
+                .commit_index
+                .saturating_add(self.cfg.group.slot_window)
         }
     };
 }

@@ -88,7 +88,7 @@ pub trait Host {
         }
     }
     /// How far past its commit index it takes slot numbers from peers
-    /// (`Config::slot_window`).
+    /// (`GroupConfig::slot_window`).
     fn slot_window(&self) -> u64;
     /// Most slots this replica, leading, has proposed and not yet seen
     /// chosen before it stops taking client requests.
@@ -103,7 +103,7 @@ pub trait Host {
             || p.log.end().saturating_sub(p.commit_index) < self.pipeline()
     }
     /// How long the leader must be silent before the master's hint makes
-    /// this replica campaign (`Config::hint_quiet_ns`).
+    /// this replica campaign (`GroupConfig::hint_quiet_ns`).
     fn hint_quiet_ns(&self) -> u64;
     /// How long a candidate's Prepare or a leader's Accept goes unanswered
     /// before it is sent again (`Config::retransmit_ns`).
@@ -133,7 +133,7 @@ pub trait Host {
     fn is_quorum(&self, votes: u64) -> bool {
         votes.count_ones() as usize >= self.quorum()
     }
-    /// Whether Accepts go to a bare quorum only (`Config::thrifty`).
+    /// Whether Accepts go to a bare quorum only (`GroupConfig::thrifty`).
     fn thrifty(&self) -> bool;
     /// Whether `owner` (of a ballot heard) may be taken as the leader hint:
     /// MDLin takes only a replica of its own shard.
@@ -155,7 +155,7 @@ pub trait Host {
     fn is_peer(&self, from: ReplicaId) -> bool {
         from < 64 && self.peer_set() & (1u64 << from) != 0
     }
-    /// How snapshots are moved (`Config::transfer`).
+    /// How snapshots are moved (`GroupConfig::transfer`).
     fn transfer(&self) -> genericsmr::snapshot::TransferConfig;
     /// Leader: what follows `slot` chosen and marked (replies, the commit
     /// index, execution).
@@ -573,7 +573,7 @@ macro_rules! impl_host {
                 &mut self.px
             }
             fn my_id(&self) -> genericsmr::ReplicaId {
-                self.cfg.id
+                self.cfg.group.id
             }
             fn leading(&self) -> Option<(u64, u64)> {
                 match self.role {
@@ -594,19 +594,19 @@ macro_rules! impl_host {
                 matches!(self.role, Role::Follower)
             }
             fn slot_window(&self) -> u64 {
-                self.cfg.slot_window
+                self.cfg.group.slot_window
             }
             fn pipeline(&self) -> u64 {
-                self.cfg.pipeline
+                self.cfg.group.pipeline
             }
             fn hint_quiet_ns(&self) -> u64 {
-                self.cfg.hint_quiet_ns
+                self.cfg.group.hint_quiet_ns
             }
             fn retransmit_ns(&self) -> u64 {
-                self.cfg.retransmit_ns
+                self.cfg.group.retransmit_ns
             }
             fn heartbeat_ns(&self) -> u64 {
-                self.cfg.heartbeat_ns
+                self.cfg.group.heartbeat_ns
             }
             fn be_leader(&mut self, now: u64, fx: &mut genericsmr::effects::Effects<$msg>) {
                 <$ty>::handle_be_leader(self, now, fx);
@@ -628,10 +628,10 @@ macro_rules! impl_host {
             }
             #[inline]
             fn quorum(&self) -> usize {
-                self.cfg.quorum()
+                self.cfg.group.quorum()
             }
             fn thrifty(&self) -> bool {
-                self.cfg.thrifty
+                self.cfg.group.thrifty
             }
             #[inline]
             fn admit(&mut self, from: genericsmr::ReplicaId, now: u64) -> bool {
@@ -644,7 +644,7 @@ macro_rules! impl_host {
                 <$ty>::step_down(self, fx);
             }
             fn transfer(&self) -> genericsmr::snapshot::TransferConfig {
-                self.cfg.transfer
+                self.cfg.group.transfer
             }
             fn prepare_msg(ballot: u64, from_slot: u64) -> $msg {
                 $msg::Prepare(Prepare { ballot, from_slot })

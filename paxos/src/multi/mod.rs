@@ -9,7 +9,9 @@
 //! - [`votes`]: the per-slot steps (vote, learn, a leader's own vote and the
 //!   votes it counts, phase-1 reports, commits by a chosen prefix);
 //! - [`phase1`]: a candidate's promises and the best value per slot;
+//! - [`role`]: a replica's role, with the protocol's own leader state ([`role::Role`]);
 //! - [`targets`]: whom a leader's Accepts go to (thrifty or not);
+//! - [`config`]: the settings every such protocol has ([`config::GroupConfig`]);
 //! - [`state`]: the replica state every such protocol keeps ([`state::State`]);
 //! - [`host`]: the handler steps written once over a replica ([`host::Host`]);
 //! - [`snapshot`]: compaction and snapshot transfer ([`snapshot::Snapshots`]);
@@ -23,9 +25,11 @@
 //! with thrifty sends, and what follows a slot chosen or a leadership won.
 
 pub mod accessors;
+pub mod config;
 pub mod host;
 pub mod messages;
 pub mod phase1;
+pub mod role;
 pub mod snapshot;
 pub mod state;
 pub mod targets;
