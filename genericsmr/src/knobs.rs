@@ -79,6 +79,7 @@ impl Settings {
         if let Some(d) = k.dedup {
             set(Some(&mut d.max_gaps), self.max_gaps);
             set(Some(&mut d.max_far), self.max_far);
+            set(Some(&mut d.ring), self.dedup_ring.map(|r| r.max(1)));
         }
         set(k.election_timeout_ns, self.election_timeout_ns);
         set(k.hint_quiet_ns, self.hint_quiet_ns);
@@ -109,11 +110,14 @@ mod tests {
             max_frame: Some(4000),
             gc_horizon: Some(64),
             snapshot_timeout_ns: Some(9),
+            dedup_ring: Some(0),
+            max_far: Some(11),
             ..Settings::new(0, 3)
         };
         let (mut thrifty, mut record, mut batch, mut batch_max) = (false, false, false, 1usize);
         let (mut batch_bytes, mut keep, mut every, mut hint) = (1usize, 1u64, 1u64, 5u64);
         let mut transfer = TransferConfig::default();
+        let mut dedup = crate::state::Limits::default();
         s.apply(Knobs {
             thrifty: Some(&mut thrifty),
             record_commits: Some(&mut record),
@@ -124,6 +128,7 @@ mod tests {
             compact_every: Some(&mut every),
             hint_quiet_ns: Some(&mut hint),
             transfer: Some(&mut transfer),
+            dedup: Some(&mut dedup),
             ..Knobs::default()
         });
         assert!(thrifty && record && !batch);
@@ -131,5 +136,8 @@ mod tests {
         assert_eq!(hint, 5, "an unset threshold keeps the default");
         assert_eq!(transfer.timeout_ns, 9);
         assert_eq!(transfer.chunk_bytes, TransferConfig::default().chunk_bytes);
+        // A ring of none holds one number.
+        assert_eq!((dedup.ring, dedup.max_far), (1, 11));
+        assert_eq!(dedup.max_gaps, crate::state::Limits::default().max_gaps);
     }
 }

@@ -164,6 +164,9 @@ pub struct Settings {
     /// Results the dedup table keeps per client past its ring (see
     /// [`crate::state::Limits::max_far`]).
     pub max_far: Option<usize>,
+    /// Numbers past a client's acknowledgement whose results the dedup
+    /// table keeps in a ring (see [`crate::state::Limits::ring`]).
+    pub dedup_ring: Option<u64>,
     /// Election timeout of protocols whose replicas elect their own leader, ns.
     pub election_timeout_ns: Option<u64>,
     /// How long a follower must not have heard its leader before a hint from

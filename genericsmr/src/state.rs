@@ -202,8 +202,8 @@ impl KvStore {
 ///   one, so `ran` is empty or holds a few ranges around gaps; past
 ///   [`Limits::max_gaps`] ranges the lowest gap is given up (see there).
 /// - **What did it return?** Results are kept from the acknowledgement on
-///   (`acked_below`), in a ring from `base` that holds the next [`WINDOW`]
-///   numbers; the rare result beyond it (a client far ahead, or a hostile
+///   (`acked_below`), in a ring from `base` that holds the next
+///   [`Limits::ring`] numbers; the rare result beyond it (a client far ahead, or a hostile
 ///   one) goes to an ordered map, so no sequence number can make the ring
 ///   grow without bound.
 #[derive(Debug, Default, Clone)]
@@ -217,9 +217,6 @@ struct Session {
     ran: BTreeMap<u64, u64>,
 }
 
-/// Sequence numbers a session keeps in its ring past the acknowledgement.
-const WINDOW: u64 = 1 << 16;
-
 impl Session {
     fn get(&self, seq: u64) -> Option<&Outcome> {
         let at = seq.checked_sub(self.base)?;
@@ -232,12 +229,12 @@ impl Session {
     /// Keeps a result, unless the client has already acknowledged it, or
     /// it lies past the ring and `max_far` results already do (see
     /// [`Limits::max_far`]).
-    fn insert(&mut self, seq: u64, out: Outcome, max_far: usize) {
+    fn insert(&mut self, seq: u64, out: Outcome, limits: &Limits) {
         let Some(at) = seq.checked_sub(self.base) else {
             return;
         };
-        if at >= WINDOW {
-            if self.far.len() < max_far || self.far.contains_key(&seq) {
+        if at >= limits.ring {
+            if self.far.len() < limits.max_far || self.far.contains_key(&seq) {
                 self.far.insert(seq, out);
             }
             return;
@@ -325,7 +322,11 @@ impl Session {
 /// Bounds of the dedup table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Results a client's session keeps past its ring (the `WINDOW`
+    /// Sequence numbers past a client's acknowledgement whose results its
+    /// session keeps in a ring (`--dedup-ring`): a client with up to this
+    /// many requests unacknowledged has every retry answered from it.
+    pub ring: u64,
+    /// Results a client's session keeps past its ring (the `ring`
     /// numbers from its acknowledgement): those of a client running far
     /// ahead of what it acknowledges, such as an open-loop load whose oldest
     /// request is still unanswered, or a hostile client. Past the bound a
@@ -346,6 +347,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
+            ring: 1 << 16,
             max_far: 4096,
             max_gaps: 1024,
         }
@@ -392,6 +394,11 @@ impl StateMachine {
         }
     }
 
+    /// Its dedup bounds.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// The same state machine with other dedup bounds.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -434,7 +441,7 @@ impl StateMachine {
             return None;
         }
         let out = self.kv.apply_with(cmd, !self.blind_puts);
-        s.insert(cmd.seq, out.clone(), self.limits.max_far);
+        s.insert(cmd.seq, out.clone(), &self.limits);
         self.gaps_given_up += s.mark_ran(cmd.seq, self.limits.max_gaps);
         self.applied += 1;
         Some(out)
@@ -595,7 +602,7 @@ impl StateMachine {
             for _ in 0..r.count("results", 9)? {
                 let seq = r.u64("result seq")?;
                 let o = Outcome::unmarshal(r)?;
-                s.insert(seq, o, sm.limits.max_far);
+                s.insert(seq, o, &sm.limits);
             }
             sm.sessions.insert(client, s);
         }
@@ -665,7 +672,7 @@ mod tests {
     #[test]
     fn results_far_ahead_are_kept_apart_and_still_deduplicated() {
         let mut sm = StateMachine::default();
-        let far = WINDOW * 1000;
+        let far = Limits::default().ring * 1000;
         for seq in [3, far, 5, far + 1] {
             sm.execute(&Command::put(9, seq, "k", "v"));
         }
@@ -695,7 +702,10 @@ mod tests {
     /// command whose result was not kept is still never run twice.
     #[test]
     fn results_past_the_ring_are_bounded_for_a_client_that_never_acknowledges() {
+        // The ring is a setting: crossed here at 64 numbers.
+        const WINDOW: u64 = 64;
         let limits = Limits {
+            ring: WINDOW,
             max_far: 64,
             ..Limits::default()
         };

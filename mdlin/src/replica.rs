@@ -263,7 +263,7 @@ impl Replica {
             total,
             cfg.group.election_timeout_ns,
             cfg.group.transfer,
-            StateMachine::default(),
+            StateMachine::default().with_limits(cfg.group.dedup),
         );
         Replica {
             cfg,

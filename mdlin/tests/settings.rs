@@ -16,6 +16,7 @@ fn shared_settings_land_in_the_config() {
         window: Some(19),
         gc_horizon: Some(64),
         pipeline: Some(43),
+        max_far: Some(47),
         shards: 2,
         ..Settings::new(4, 3)
     };
@@ -25,6 +26,8 @@ fn shared_settings_land_in_the_config() {
     let group = GroupConfig::from_settings(4, 3, &on);
     assert_eq!(format!("{:?}", c.group), format!("{group:?}"));
     assert!(c.group.thrifty && c.group.slot_window == 19 && c.group.pipeline == 43);
+    // The dedup bounds reach the state machine.
+    assert_eq!(mdlin::Replica::new(c).state().limits().max_far, 47);
 
     let quiet = Config::from_settings(&Settings::new(4, 3)).expect("defaults");
     assert_eq!(format!("{quiet:?}"), format!("{:?}", Config::new(4, 3, 1)));

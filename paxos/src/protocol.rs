@@ -23,7 +23,6 @@ impl Config {
             batch_max: Some(&mut cfg.batch_max),
             reply_after_exec: Some(&mut cfg.reply_after_exec),
             max_command_bytes: Some(&mut cfg.max_command_bytes),
-            dedup: Some(&mut cfg.dedup),
             batch_bytes: Some(&mut cfg.max_batch_bytes),
             ..Knobs::default()
         });

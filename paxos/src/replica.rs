@@ -42,8 +42,6 @@ pub struct Config {
     pub max_pending: usize,
     /// Largest command accepted, in encoded bytes; larger ones are answered `TooLarge`.
     pub max_command_bytes: usize,
-    /// Bounds of the state machine's dedup table.
-    pub dedup: genericsmr::state::Limits,
     /// A batched slot closes once its commands reach this many bytes, so every
     /// Accept fits in a peer frame.
     pub max_batch_bytes: usize,
@@ -68,7 +66,6 @@ impl Config {
             catchup_chunk: 4096,
             max_pending: 1 << 20,
             max_command_bytes: 1 << 20,
-            dedup: Default::default(),
             max_batch_bytes: 4 << 20,
             broken_accept_below_promise: false,
             #[cfg(feature = "broken")]
@@ -256,7 +253,7 @@ impl Replica {
         } else {
             StateMachine::without_replaced_values()
         }
-        .with_limits(cfg.dedup);
+        .with_limits(cfg.group.dedup);
         let px = State::new(
             cfg.group.id,
             cfg.group.n,

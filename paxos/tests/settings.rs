@@ -22,6 +22,7 @@ fn every_setting_lands_in_the_config() {
         snapshot_timeout_ns: Some(29),
         max_gaps: Some(31),
         max_far: Some(47),
+        dedup_ring: Some(53),
         election_timeout_ns: Some(37),
         hint_quiet_ns: Some(41),
         pipeline: Some(43),
@@ -39,7 +40,8 @@ fn every_setting_lands_in_the_config() {
     assert_eq!((k.compact_bytes, k.snapshot_ratio), (13, 17));
     assert_eq!(g.slot_window, 19);
     assert_eq!((g.transfer.chunk_bytes, g.transfer.timeout_ns), (23, 29));
-    assert_eq!((c.dedup.max_gaps, c.dedup.max_far), (31, 47));
+    assert_eq!((g.dedup.max_gaps, g.dedup.max_far), (31, 47));
+    assert_eq!(g.dedup.ring, 53);
     assert_eq!((g.election_timeout_ns, g.hint_quiet_ns), (37, 41));
     assert_eq!(g.pipeline, 43);
     // A pipeline of none is one slot.

@@ -141,13 +141,18 @@ struct Args {
     /// (at most half of --max-frame).
     #[arg(long, default_value_t = 1 << 20)]
     snapshot_chunk: usize,
-    /// Multi-Paxos and EPaxos: gaps the dedup table keeps per client (sequence
+    /// Gaps the dedup table keeps per client (sequence
     /// numbers the client acknowledged that have not run here yet) before it
     /// gives up the lowest.
     #[arg(long, default_value_t = 1024)]
     max_gaps: usize,
-    /// Results the dedup table keeps per client past the 65,536 numbers after
-    /// what the client acknowledged (a client far ahead of its
+    /// Sequence numbers past what a client acknowledged whose results the
+    /// dedup table keeps in a ring per client: a client with up to this many
+    /// requests unacknowledged has every retry answered from it.
+    #[arg(long, default_value_t = 1 << 16)]
+    dedup_ring: u64,
+    /// Results the dedup table keeps per client past its ring (--dedup-ring
+    /// numbers after what the client acknowledged: a client far ahead of its
     /// acknowledgements, such as an open-loop load above capacity). Past it a
     /// result is not kept: a retry of that command is answered stale, never
     /// run twice.
@@ -444,6 +449,7 @@ fn settings(a: &Args, id: ReplicaId, n: usize, shards: usize) -> Settings {
         snapshot_timeout_ns: None,
         max_gaps: Some(a.max_gaps),
         max_far: Some(a.max_far),
+        dedup_ring: Some(a.dedup_ring),
         election_timeout_ns: Some(ms(a.election_timeout_ms)),
         hint_quiet_ns: Some(ms(a.election_hint_quiet_ms)),
         record_commits: false,

@@ -6,6 +6,7 @@
 use genericsmr::knobs::Knobs;
 use genericsmr::protocol::Settings;
 use genericsmr::snapshot::TransferConfig;
+use genericsmr::state::Limits;
 use genericsmr::ReplicaId;
 
 use crate::log::Compaction;
@@ -59,6 +60,9 @@ pub struct GroupConfig {
     /// above what the followers keep up with waits in TCP instead of
     /// growing the log (`--pipeline`, see `Protocol::accepting`).
     pub pipeline: u64,
+    /// Bounds of the state machine's dedup table (`--max-gaps`,
+    /// `--max-far`).
+    pub dedup: Limits,
 }
 
 impl GroupConfig {
@@ -76,6 +80,7 @@ impl GroupConfig {
             transfer: TransferConfig::default(),
             slot_window: 1 << 22,
             pipeline: 8192,
+            dedup: Limits::default(),
         }
     }
 
@@ -96,6 +101,7 @@ impl GroupConfig {
             transfer: Some(&mut c.transfer),
             window: Some(&mut c.slot_window),
             pipeline: Some(&mut c.pipeline),
+            dedup: Some(&mut c.dedup),
             ..Knobs::default()
         });
         c
