@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 
 use crate::history::{Outcome, Record};
 use crate::route::Route;
+use crate::stall::{Heard, Stall};
 use crate::stats::ClientStats;
 use crate::workload::{Generator, Mix};
 
@@ -311,6 +312,18 @@ impl Client {
         }
     }
 
+    /// Sends request `seq` again, with its original id (applied at most
+    /// once), if it is still outstanding.
+    fn resend(&mut self, out: &ConnOutbox, seq: u64, now_ns: u64) {
+        let Some(p) = self.pending.get_mut(seq) else {
+            return;
+        };
+        p.sent_ns = now_ns;
+        p.cmd.acked_below = 0;
+        let p = Propose { cmd: p.cmd.clone() };
+        self.send(out, &p, now_ns);
+    }
+
     /// Sends the held requests that are due.
     fn release_due(&mut self, out: &ConnOutbox, now_ns: u64) {
         while self.outq.front().is_some_and(|(due, _)| *due <= now_ns) {
@@ -590,18 +603,10 @@ async fn drive(
         c.delay_ns = spec.wan.as_ref().map_or(0, |w| w.delay_ns(c.index, target));
         c.outq.clear(); // meant for the old connection; everything pending is resent below
                         // Everything still outstanding is resent with its original id: applied at most once.
-        let resend: Vec<Propose> = c
-            .pending
-            .values_mut()
-            .map(|p| {
-                p.sent_ns = t;
-                p.cmd.acked_below = 0;
-                Propose { cmd: p.cmd.clone() }
-            })
-            .collect();
-        for p in &resend {
-            c.send(&out, p, t);
+        for seq in c.pending.keys() {
+            c.resend(&out, seq, t);
         }
+        let mut heard = Heard::opened(t);
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -640,6 +645,7 @@ async fn drive(
                         continue;
                     }
                     let Ok(r) = decode_body::<ProposeReply>(body) else { break Some(None) };
+                    heard.heard_ns = now();
                     if c.delay_ns > 0 {
                         c.inq.push_back((now() + c.delay_ns, r)); // still travelling
                     } else if let Some(why) = on_reply(&mut c, r, spec, progress, now(), end_ns) {
@@ -651,8 +657,11 @@ async fn drive(
                     let t = now();
                     expire(&mut c, t, op_ns, progress);
                     let oldest = c.acked_below();
-                    if c.pending.get(oldest).is_some_and(|p| t.saturating_sub(p.sent_ns) > attempt_ns) {
-                        break Some(None); // unanswered: try the (possibly new) leader
+                    match heard.stall(c.pending.get(oldest).map(|p| p.sent_ns), t, attempt_ns) {
+                        Stall::Wait => {}
+                        Stall::Resend => c.resend(&out, oldest, t),
+                        // Unanswered and silent: try the (possibly new) leader.
+                        Stall::Reconnect => break Some(None),
                     }
                     if progress.stop.load(Ordering::Relaxed) || c.done(spec, t, end_ns) {
                         break None;

@@ -31,6 +31,7 @@ pub mod report;
 pub mod report_page;
 pub mod reproduce;
 pub mod route;
+mod stall;
 pub mod stats;
 pub mod transport_bench;
 pub mod wan;

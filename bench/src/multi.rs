@@ -48,6 +48,7 @@ use mdlin::messages::{CoordReq, MdlPropose, OpId, Pred};
 use crate::driver::{client_id, Mode, Pacer, Progress, RunOutput, Spec, DRAIN};
 use crate::history::{Outcome, Record};
 use crate::route::Route;
+use crate::stall::{Heard, Stall};
 use crate::stats::ClientStats;
 use crate::workload::Generator;
 
@@ -92,6 +93,9 @@ struct ShardConn {
     epoch: u64,
     delay_ns: u64,
     reader: tokio::task::JoinHandle<()>,
+    /// When it opened, last brought a reply and last resent a request
+    /// alone (see [`crate::stall`]).
+    heard: Heard,
 }
 
 impl ShardConn {
@@ -521,6 +525,7 @@ async fn connect(c: &mut Client, s: usize, spec: &Spec, route: &Route, now_ns: u
         epoch,
         delay_ns: spec.wan.as_ref().map_or(0, |w| w.delay_ns(c.index, target)),
         reader,
+        heard: Heard::opened(now_ns),
     });
     // Everything outstanding for the shard is resent with its original id
     // (applied at most once), with the coordination requests it serves.
@@ -623,6 +628,9 @@ async fn drive(
                         .filter(|x| x.epoch == epoch)
                         .map_or(0, |x| x.delay_ns);
                     let current = c.conns[shard].as_ref().is_some_and(|x| x.epoch == epoch);
+                    if let Some(x) = c.conns[shard].as_mut().filter(|x| x.epoch == epoch) {
+                        x.heard.heard_ns = now();
+                    }
                     let refusal = matches!(reply.next(), Next::Redirect { .. });
                     if refusal && !current {
                         // A refusal on a connection already given up: nothing to act on.
@@ -643,16 +651,32 @@ async fn drive(
             _ = tick.tick() => {
                 let t = now();
                 expire(&mut c, route, t, op_ns, progress);
-                // An operation unanswered past the attempt timeout: try the shard's (possibly new) leader.
-                let mut stuck = vec![false; c.conns.len()];
+                // Per shard, the operation that has waited longest since it
+                // was sent: resent alone while the connection still brings
+                // replies, or the shard's (possibly new) leader tried once
+                // the connection is silent too.
+                let mut oldest: Vec<Option<(u64, u64)>> = vec![None; c.conns.len()];
                 for op in c.ops.values() {
-                    if t.saturating_sub(op.sent_ns) > attempt_ns && c.conns[op.shard].is_some() {
-                        stuck[op.shard] = true;
+                    let o = &mut oldest[op.shard];
+                    if o.is_none_or(|(sent, _)| op.sent_ns < sent) {
+                        *o = Some((op.sent_ns, op.cmd.seq));
                     }
                 }
-                for (s, stuck) in stuck.into_iter().enumerate() {
-                    if stuck {
-                        reroute(&mut c, s, None, spec, route).await;
+                for (s, o) in oldest.into_iter().enumerate() {
+                    let Some(conn) = c.conns[s].as_mut() else {
+                        continue;
+                    };
+                    match conn.heard.stall(o.map(|(sent, _)| sent), t, attempt_ns) {
+                        Stall::Wait => {}
+                        Stall::Resend => {
+                            if let Some(mut op) = o.and_then(|(_, seq)| c.ops.remove(&seq)) {
+                                op.sent_ns = t;
+                                op.cmd.acked_below = 0;
+                                c.send_op(&op, t, None);
+                                c.ops.insert(op.cmd.seq, op);
+                            }
+                        }
+                        Stall::Reconnect => reroute(&mut c, s, None, spec, route).await,
                     }
                 }
             }

@@ -58,6 +58,12 @@ impl<T> SeqWindow<T> {
         self.slots.get(self.index(seq)?)?.as_ref()
     }
 
+    /// The value under `seq`, to change.
+    pub fn get_mut(&mut self, seq: u64) -> Option<&mut T> {
+        let at = self.index(seq)?;
+        self.slots.get_mut(at)?.as_mut()
+    }
+
     /// Takes the value under `seq` out.
     pub fn remove(&mut self, seq: u64) -> Option<T> {
         let at = self.index(seq)?;
@@ -92,11 +98,6 @@ impl<T> SeqWindow<T> {
             .filter(|(_, v)| v.is_some())
             .map(|(k, _)| k)
             .collect()
-    }
-
-    /// Values held, in key order.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slots.iter_mut().flatten()
     }
 }
 
