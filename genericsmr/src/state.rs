@@ -13,11 +13,17 @@ use crate::command::{ClientId, Command, Op, Outcome};
 use crate::wire::{Marshal, Reader, Unmarshal, WireError};
 
 /// Bytes stored in the map: short strings inline (no pointer to chase, no
-/// reference count to touch), longer ones as shared `Bytes`. Most keys and
+/// reference count to touch), longer ones as `Bytes` of their own. Most keys and
 /// values of a benchmark are short, and the store is the part of execution
 /// that touches memory at random. Boxing the long form keeps the type at 32
 /// bytes, so a key-value pair fills exactly one 64-byte cache line: a lookup
 /// in a large store costs one miss for the pair, not two.
+///
+/// The long form is a copy, never a slice of what it came from: a decoded
+/// command's key and value are slices of the connection's read buffer (64 KB
+/// or a whole batch frame) or of a snapshot image, and one value kept in the
+/// store would keep that whole buffer alive for as long as the key is not
+/// overwritten.
 #[derive(Clone)]
 enum Compact {
     Inline { len: u8, data: [u8; INLINE] },
@@ -37,7 +43,7 @@ impl Compact {
                 data,
             }
         } else {
-            Compact::Shared(Box::new(b.clone()))
+            Compact::Shared(Box::new(owned(b)))
         }
     }
 
@@ -54,6 +60,12 @@ impl Compact {
             Compact::Shared(b) => (**b).clone(),
         }
     }
+}
+
+/// A copy of `b` that shares no buffer with it, for bytes kept long after the
+/// message they arrived in (see [`Compact`]).
+fn owned(b: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(b)
 }
 
 impl std::fmt::Debug for Compact {
@@ -601,7 +613,10 @@ impl StateMachine {
             }
             for _ in 0..r.count("results", 9)? {
                 let seq = r.u64("result seq")?;
-                let o = Outcome::unmarshal(r)?;
+                let mut o = Outcome::unmarshal(r)?;
+                // Not a slice of the image, which would stay alive until the
+                // client acknowledges this result (see `Compact`).
+                o.value = o.value.as_ref().map(owned);
                 s.insert(seq, o, &sm.limits);
             }
             sm.sessions.insert(client, s);
@@ -857,6 +872,53 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    /// A long key or value arrives as a slice of a connection's read buffer;
+    /// the store must keep its own copy, or every stored value holds on to
+    /// a whole buffer (64 KB or a batch frame) until its key is overwritten:
+    /// with a large store, most of every buffer ever received.
+    #[test]
+    fn stored_values_do_not_keep_their_frame_alive() {
+        let frame = Bytes::from(vec![b'f'; 64 * 1024]);
+        let (key, value) = (frame.slice(0..40), frame.slice(100..200));
+        let mut sm = StateMachine::default();
+        sm.execute(&Command::put(1, 1, key, value));
+        sm.execute(&Command::put(1, 2, "short", frame.slice(300..400)));
+        let got = sm.execute(&Command::get(1, 3, frame.slice(0..40)));
+        assert_eq!(got.value.as_deref(), Some(&[b'f'; 100][..]));
+        drop(got);
+        assert!(frame.is_unique(), "the store still points into the frame");
+        assert_eq!(sm.kv().get(&[b'f'; 40]), Some(&[b'f'; 100][..]));
+        assert_eq!(sm.kv().get(b"short"), Some(&[b'f'; 100][..]));
+    }
+
+    /// Likewise a state machine rebuilt from a snapshot image must not keep
+    /// the image (tens of MB) alive through its values or its kept results.
+    #[test]
+    fn a_decoded_image_does_not_keep_the_image_alive() {
+        let mut a = StateMachine::default();
+        a.execute(&Command::put(1, 1, "key", "y".repeat(50)));
+        let read = a.execute(&Command::get(2, 1, "key"));
+        assert!(
+            read.value.is_some(),
+            "client 2's result is kept, unacknowledged"
+        );
+        let mut img = bytes::BytesMut::new();
+        a.encode_image(&mut img);
+        let img = img.freeze();
+        let mut r = Reader::new(img.clone());
+        let b = StateMachine::default()
+            .decode_image(&mut r)
+            .expect("decodes");
+        r.finish().expect("all read");
+        drop(r);
+        assert!(
+            img.is_unique(),
+            "the decoded state still points into the image"
+        );
+        assert_eq!(b.kv().get(b"key"), Some("y".repeat(50).as_bytes()));
+        assert!(matches!(b.check(2, 1), Check::Done(o) if o.value == read.value));
     }
 
     #[test]
