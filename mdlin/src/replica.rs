@@ -13,6 +13,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+/// A hash map with a fast hasher: execution looks several of these up for
+/// every operation, and SipHash was a tenth of a busy leader's time.
+pub(crate) type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+/// A hash set with the same hasher as [`Map`].
+pub(crate) type Set<K> = HashSet<K, ahash::RandomState>;
+
 use genericsmr::command::{ClientId, Command};
 use genericsmr::effects::Effects;
 use genericsmr::messages::ReplyStatus;
@@ -172,7 +178,7 @@ pub(crate) struct Recovery {
     /// Operations to re-place, sorted by (successor timestamp, op) once known.
     pub ops: Vec<OpId>,
     /// Successor timestamps, the minimum over every shard's answer.
-    pub succ_ts: HashMap<OpId, u64>,
+    pub succ_ts: Map<OpId, u64>,
     /// Shards that answered the successor query.
     pub answered: u64,
     pub asked_at: u64,
@@ -209,16 +215,16 @@ pub struct Replica {
 
     // Replicated state, built by executing the journal.
     /// Round 1 chosen, neither ordered nor failed yet.
-    pub(crate) unordered: HashMap<OpId, (Command, u64, Option<Pred>)>,
+    pub(crate) unordered: Map<OpId, (Command, u64, Option<Pred>)>,
     /// Failed operations (tombstones).
-    pub(crate) failed: HashSet<OpId>,
+    pub(crate) failed: Set<OpId>,
     /// Next admission counter per client.
-    pub(crate) next_shard_seq: HashMap<ClientId, u64>,
+    pub(crate) next_shard_seq: Map<ClientId, u64>,
     /// Timestamps of operations safe to follow (ordered, or in fast mode
     /// coordinated at this leader), for late coordination requests.
-    pub(crate) known_ts: HashMap<OpId, u64>,
+    pub(crate) known_ts: Map<OpId, u64>,
     /// Chain successors ordered or coordinated here, by predecessor: (successor, ts).
-    pub(crate) succ_index: HashMap<OpId, u64>,
+    pub(crate) succ_index: Map<OpId, u64>,
     /// Insertion times of `known_ts`/`succ_index` entries, for expiry.
     pub(crate) known_order: VecDeque<(u64, OpId, Option<OpId>)>,
     /// Shard timestamp: the next one to hand out is at least this.
@@ -232,18 +238,18 @@ pub struct Replica {
     pub(crate) exec_ts: Vec<u64>,
 
     // Leader state.
-    pub(crate) ops: HashMap<OpId, LiveOp>,
-    pub(crate) admit_next: HashMap<ClientId, u64>,
-    pub(crate) buffered: HashMap<ClientId, BTreeMap<u64, (u64, ConnId, MdlPropose)>>,
+    pub(crate) ops: Map<OpId, LiveOp>,
+    pub(crate) admit_next: Map<ClientId, u64>,
+    pub(crate) buffered: Map<ClientId, BTreeMap<u64, (u64, ConnId, MdlPropose)>>,
     /// Coordination replies that arrived before their operation, with when.
-    pub(crate) early: HashMap<OpId, (u64, crate::messages::CoordReply)>,
+    pub(crate) early: Map<OpId, (u64, crate::messages::CoordReply)>,
     /// Leader: successor queries waiting for their fence to be chosen, by
     /// the asking shard (only the latest per shard).
     pub(crate) fence_asks: Vec<Option<(ReplicaId, crate::messages::SuccTsRequest)>>,
     /// Leader: the highest fence appended per shard (chosen or not).
     pub(crate) fence_proposed: Vec<u64>,
     /// Coordination requests waiting for their predecessor, by predecessor.
-    pub(crate) waiting_crs: HashMap<OpId, Vec<WaitingCr>>,
+    pub(crate) waiting_crs: Map<OpId, Vec<WaitingCr>>,
     /// Coordination replies for this shard's own leader (same-shard chains).
     pub(crate) local: VecDeque<crate::messages::CoordReply>,
 }
@@ -274,23 +280,23 @@ impl Replica {
             shard_leaders: vec![None; shards],
             shard_ballots: vec![0; shards],
             last_announce: None,
-            unordered: HashMap::new(),
-            failed: HashSet::new(),
-            next_shard_seq: HashMap::new(),
-            known_ts: HashMap::new(),
-            succ_index: HashMap::new(),
+            unordered: Map::default(),
+            failed: Set::default(),
+            next_shard_seq: Map::default(),
+            known_ts: Map::default(),
+            succ_index: Map::default(),
             known_order: VecDeque::new(),
             shard_ts: 1,
             fences: vec![0; shards],
             exec_order: Vec::new(),
             exec_ts: Vec::new(),
-            ops: HashMap::new(),
-            admit_next: HashMap::new(),
-            buffered: HashMap::new(),
-            early: HashMap::new(),
+            ops: Map::default(),
+            admit_next: Map::default(),
+            buffered: Map::default(),
+            early: Map::default(),
             fence_asks: vec![None; shards],
             fence_proposed: vec![0; shards],
-            waiting_crs: HashMap::new(),
+            waiting_crs: Map::default(),
             local: VecDeque::new(),
         }
     }
