@@ -2,38 +2,20 @@
 //! latency counts from the intended send time. A closed loop hides it (one slow
 //! operation), which is the coordinated omission the open loop exists to avoid.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bench::driver::{Mode, Progress, Spec};
-use bench::local::{ClusterSpec, LocalCluster};
+use bench::local::LocalCluster;
 use bench::route::Route;
 use bench::workload::Mix;
+
+mod common;
 
 const STALL: Duration = Duration::from_millis(400);
 
 fn cluster() -> LocalCluster {
-    let dir = PathBuf::from(env!("CARGO_BIN_EXE_bench"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    bench::local::ensure_built(&dir, &["master", "server"]).unwrap();
-    LocalCluster::start(ClusterSpec {
-        replicas: 3,
-        shards: 1,
-        protocol: "paxos".into(),
-        // A long liveness timeout: the stall must not trigger a failover.
-        server_flags: vec![],
-        master_flags: Vec::new(),
-        durable: false,
-        bin_dir: dir,
-        log_dir: None,
-        data_root: None,
-        start_order: Vec::new(),
-        slot_flags: Vec::new(),
-    })
-    .unwrap()
+    common::cluster("paxos", &[])
 }
 
 fn spec(mode: Mode, clients: usize) -> Spec {

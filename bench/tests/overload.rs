@@ -4,42 +4,22 @@
 //! most once per timeout), instead of reconnecting and resending everything
 //! outstanding, which the replica then orders and answers a second time.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bench::driver::{Mode, Progress, Spec};
-use bench::local::{ClusterSpec, LocalCluster};
 use bench::route::Route;
 use bench::workload::Mix;
+
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_leader_keeps_its_connection_and_is_not_sent_everything_again() {
     // Every wait below is bounded: the run by its own timeouts and the
     // 60 s cap around it.
-    let dir = PathBuf::from(env!("CARGO_BIN_EXE_bench"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    bench::local::ensure_built(&dir, &["master", "server"]).unwrap();
     // MDLin (one operation per slot) with one slot at a time over 2 ms
     // links: about 200 operations a second, a tenth of what is offered, so
     // requests wait in the leader's queue well past the attempt timeout.
-    let c = LocalCluster::start(ClusterSpec {
-        replicas: 3,
-        shards: 1,
-        protocol: "mdlin".into(),
-        server_flags: ["--pipeline", "1", "--link-delay-ms", "2"]
-            .map(String::from)
-            .to_vec(),
-        master_flags: Vec::new(),
-        durable: false,
-        bin_dir: dir,
-        log_dir: None,
-        data_root: None,
-        start_order: Vec::new(),
-        slot_flags: Vec::new(),
-    })
-    .unwrap();
+    let c = common::cluster("mdlin", &["--pipeline", "1", "--link-delay-ms", "2"]);
     let spec = Spec {
         mode: Mode::Open {
             rate: 2000.0,

@@ -13,6 +13,26 @@ pub fn bench_bin() -> PathBuf {
     b
 }
 
+/// Three replicas of `protocol` on this build's binaries, one shard, no
+/// durable log, each server started with `server_flags`.
+pub fn cluster(protocol: &str, server_flags: &[&str]) -> bench::local::LocalCluster {
+    let dir = bench_bin().parent().unwrap().to_path_buf();
+    bench::local::LocalCluster::start(bench::local::ClusterSpec {
+        replicas: 3,
+        shards: 1,
+        protocol: protocol.into(),
+        server_flags: server_flags.iter().map(|f| f.to_string()).collect(),
+        master_flags: Vec::new(),
+        durable: false,
+        bin_dir: dir,
+        log_dir: None,
+        data_root: None,
+        start_order: Vec::new(),
+        slot_flags: Vec::new(),
+    })
+    .unwrap()
+}
+
 /// Runs `bench ARGS` with a time limit; returns its stdout (read while it
 /// runs, so a large output cannot fill the pipe and stall it).
 pub fn run(args: &[&str], limit: Duration) -> String {
