@@ -313,7 +313,7 @@ impl Replica {
                     continue;
                 }
                 Entry::Conflicts(c) => {
-                    self.keys.import(&c).map_err(|e| {
+                    self.keys.restore(&c).map_err(|e| {
                         err(genericsmr::wire::WireError::Invalid {
                             what: match e {
                                 crate::keys::ImportError::Shape => "conflict table shape",

@@ -310,6 +310,21 @@ impl KeyTable {
         Ok(())
     }
 
+    /// Becomes the exported table `c`, whatever it held (at replay: a
+    /// compaction restates the whole table, and the log may hold it after
+    /// the instance records it covers, noted meanwhile under this table's
+    /// own seed, when the compaction's tail went to the old log too).
+    pub fn restore(&mut self, c: &crate::messages::Conflicts) -> Result<(), ImportError> {
+        let mut fresh = KeyTable::new(self.n);
+        #[cfg(feature = "broken")]
+        {
+            fresh.drop_own = self.drop_own;
+        }
+        fresh.import(c)?;
+        *self = fresh;
+        Ok(())
+    }
+
     /// Drops the entries whose instances are all below `done` (per leader:
     /// executed by every replica).
     pub fn forget(&mut self, done: &[u64]) {
@@ -385,6 +400,14 @@ mod tests {
         v.note(1, 0, 1, &[put("z")]);
         v.seed ^= 1;
         assert_eq!(v.import(&t.export()), Err(ImportError::Seed));
+        // Restoring replaces them instead.
+        v.restore(&t.export()).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v.attributes(1, 3, &[put("b")]), (32, vec![12, 3, 6]));
+        assert_eq!(
+            v.attributes(1, 3, &[put("z")]),
+            t.attributes(1, 3, &[put("z")])
+        );
         let mut bad = t.export();
         bad.entries.pop();
         assert_eq!(KeyTable::new(3).import(&bad), Err(ImportError::Shape));

@@ -491,6 +491,9 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// The kind byte of a snapshot record (the base of a compacted log).
+    pub const SNAPSHOT: u8 = 2;
+
     /// The entry, written without a copy of a borrowed instance record.
     pub fn instance(r: &Record) -> impl Marshal + '_ {
         Encoded(move |b: &mut BytesMut| {
@@ -509,7 +512,7 @@ impl Marshal for Entry {
                 v.marshal(b);
             }
             Entry::Snapshot(s) => {
-                b.put_u8(2);
+                b.put_u8(Entry::SNAPSHOT);
                 s.marshal(b);
             }
             Entry::Conflicts(c) => {
@@ -525,7 +528,7 @@ impl Unmarshal for Entry {
         match r.u8("entry tag")? {
             0 => Ok(Entry::Instance(Record::unmarshal(r)?)),
             1 => Ok(Entry::Everywhere(Vec::unmarshal(r)?)),
-            2 => Ok(Entry::Snapshot(r.bytes("snapshot")?)),
+            Entry::SNAPSHOT => Ok(Entry::Snapshot(r.bytes("snapshot")?)),
             3 => Ok(Entry::Conflicts(Conflicts::unmarshal(r)?)),
             t => Err(WireError::Invalid {
                 what: "durable entry tag",

@@ -34,10 +34,11 @@
 
 use std::collections::HashSet;
 
-use bytes::Bytes;
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
-use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
+use genericsmr::snapshot::{
+    self, Capture, Compacted, Snapshot, SnapshotChunk, SnapshotRequest, Source,
+};
 use genericsmr::wire::{decode_body, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
@@ -89,6 +90,16 @@ wire_struct!(Executed {
 impl Replica {
     /// This replica's snapshot.
     pub fn snapshot(&self) -> Snapshot {
+        Snapshot::of(&self.state, &self.frontier())
+    }
+
+    /// This replica's state, taken to be encoded later (off the event loop).
+    pub fn capture(&self) -> Capture {
+        Capture::of(&self.state, &self.frontier())
+    }
+
+    /// What the snapshot holds besides the state machine.
+    fn frontier(&self) -> Frontier {
         let mut above = Vec::new();
         for (l, sp) in self.spaces.iter().enumerate() {
             for i in sp.executed_upto..sp.end() {
@@ -103,13 +114,12 @@ impl Replica {
                 }
             }
         }
-        let f = Frontier {
+        Frontier {
             executed_upto: self.executed_upto(),
             everywhere: self.everywhere.clone(),
             executed: self.executed,
             above,
-        };
-        Snapshot::of(&self.state, &f)
+        }
     }
 
     /// Compacts the durable log once [`crate::Config::compact_every`]
@@ -133,8 +143,8 @@ impl Replica {
         let by_bytes =
             self.logged_bytes >= self.cfg.compact_bytes.max(1) && self.executed > self.compacted_at;
         if by_count || by_bytes {
-            let snap = self.snapshot().to_bytes();
-            self.compact_durable(snap, fx);
+            let snap = self.capture();
+            self.compact_durable(Source::Captured(Box::new(snap)), fx);
         }
     }
 
@@ -145,8 +155,8 @@ impl Replica {
     /// above its leader's executed prefix that is not executed, whatever it
     /// holds (votes, promises, commits). Executed instances are in the
     /// snapshot; placeholders with nothing voted are left out.
-    pub(crate) fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<EpaxosMsg>) {
-        fx.compact(&Entry::Snapshot(snap));
+    pub(crate) fn compact_durable(&mut self, snap: Source, fx: &mut Effects<EpaxosMsg>) {
+        snap.compact(Entry::SNAPSHOT, fx);
         fx.persist(&Entry::Conflicts(self.keys.export()));
         fx.persist(&Entry::Everywhere(self.everywhere.clone()));
         self.everywhere_persisted.clone_from(&self.everywhere);
@@ -353,7 +363,7 @@ impl Replica {
         self.committed = f.executed + self.to_execute.len() as u64;
         if fx.keeps_records() {
             // Persisted before anything this outbox sends, as the new base.
-            self.compact_durable(snap.to_bytes(), fx);
+            self.compact_durable(Source::Installed(snap.to_bytes()), fx);
         }
         // Clients waiting here on commands the snapshot ran get their answer.
         snapshot::answer_waiting(&self.state, self.cfg.id, &mut self.waiting, fx);

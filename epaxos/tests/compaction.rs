@@ -83,6 +83,7 @@ impl Net {
         let disk = fx.take_disk();
         match disk.compaction {
             Some((at, base)) => {
+                let base = base.framed();
                 self.disks[k].extend_from_slice(&disk.records[..at]);
                 self.full[k].extend_from_slice(&disk.records[..at]);
                 self.windows[k] = Some(Window {

@@ -280,12 +280,29 @@ pub fn read_snapshot(path: &Path) -> Result<Option<Bytes>, DurableError> {
     Ok(Some(Bytes::copy_from_slice(body)))
 }
 
+/// Writes `base` (one record framed with [`frame_record`]) as the snapshot
+/// file of the log at `log`, atomically: the first half of a compaction,
+/// safe at any time, since a log replays after a newer base by skipping
+/// what the base covers (see the [module documentation](self)). It touches
+/// only the snapshot file, so it may run on a thread of its own while the
+/// log goes on taking records.
+pub fn write_snapshot(log: &Path, base: &[u8]) -> Result<(), DurableError> {
+    let snap = snapshot_path(log);
+    write_atomically(&snap, &[SNAPSHOT_MAGIC, base])
+        .map_err(|source| DurableError::Io { path: snap, source })
+}
+
 /// Appends one framed record holding `rec` to `out` (for building batches);
 /// the layout is in the [module documentation](self).
 pub fn frame_record<R: Marshal + ?Sized>(rec: &R, out: &mut BytesMut) {
+    frame_payload(out, |b| rec.marshal(b));
+}
+
+/// Appends one framed record whose payload `write` appends.
+pub fn frame_payload(out: &mut BytesMut, write: impl FnOnce(&mut BytesMut)) {
     let start = out.len();
     out.put_bytes(0, RECORD_HEADER_LEN);
-    rec.marshal(out);
+    write(out);
     let len = out.len() - start - RECORD_HEADER_LEN;
     let crc = crc32fast::hash(&out[start + RECORD_HEADER_LEN..]);
     let header = &mut out[start..start + RECORD_HEADER_LEN];
@@ -395,28 +412,34 @@ impl DurableLog {
     /// policy: compactions are rare, and a lost base would lose the log.
     pub fn compact(&mut self, base: &[u8], tail: &[u8]) -> Result<(), DurableError> {
         self.commit()?;
-        let snap = snapshot_path(&self.path);
-        write_atomically(&snap, &[SNAPSHOT_MAGIC, base]).map_err(|source| DurableError::Io {
-            path: snap.clone(),
-            source,
-        })?;
-        let io = |source| DurableError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        write_atomically(&self.path, &[tail]).map_err(io)?;
-        self.file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(io)?;
-        self.file.seek(SeekFrom::End(0)).map_err(io)?;
+        write_snapshot(&self.path, base)?;
+        self.replace(tail)?;
         tracing::debug!(
             path = %self.path.display(),
             snapshot_bytes = base.len(),
             log_bytes = tail.len(),
             "compacted the durable log"
         );
+        Ok(())
+    }
+
+    /// Replaces the log by `records` (framed with [`frame_record`]),
+    /// written atomically, after committing what is buffered: the second
+    /// half of a compaction, once the snapshot file covers everything the
+    /// old log held that `records` does not.
+    pub fn replace(&mut self, records: &[u8]) -> Result<(), DurableError> {
+        self.commit()?;
+        let io = |source| DurableError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        write_atomically(&self.path, &[records]).map_err(io)?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        self.file.seek(SeekFrom::End(0)).map_err(io)?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 use bytes::BytesMut;
 
 use crate::command::{ClientId, Outcome};
+use crate::disk::{Base, Disk};
 use crate::durable::{frame_record, DurableError, DurableLog};
 use crate::messages::{LogReply, Pong, ProposeReply, ReplyStatus, StatusReply};
 use crate::transport::Transport;
@@ -103,8 +104,8 @@ pub struct Effects<M> {
     persist: BytesMut,
     persisted: usize,
     /// A compaction asked for: where in `persist` the new log starts, and the
-    /// framed base record that stands for everything before.
-    compaction: Option<(usize, BytesMut)>,
+    /// base record that stands for everything before.
+    compaction: Option<(usize, Base)>,
     /// Whether records are kept at all; without a durable log they are not even encoded.
     durable: bool,
 }
@@ -116,9 +117,9 @@ pub struct Effects<M> {
 pub struct ToDisk {
     /// Framed records.
     pub records: BytesMut,
-    /// A compaction: where in `records` the new log starts, and the framed
-    /// base record (the snapshot file's content) that replaces what is before.
-    pub compaction: Option<(usize, BytesMut)>,
+    /// A compaction: where in `records` the new log starts, and the base
+    /// record (the snapshot file's content) that replaces what is before.
+    pub compaction: Option<(usize, Base)>,
 }
 
 impl<M> Default for Effects<M> {
@@ -183,7 +184,18 @@ impl<M> Effects<M> {
         if self.durable {
             let mut b = BytesMut::new();
             frame_record(base, &mut b);
-            self.compaction = Some((self.persist.len(), b));
+            self.compaction = Some((self.persist.len(), Base::Framed(b)));
+        }
+    }
+
+    /// Like [`Effects::compact`], but the base record's payload is written
+    /// later by `write`, off the event loop (the runtime's driver runs it on
+    /// a thread of its own; see [`crate::disk`]). `write` must own what it
+    /// writes from: a copy of the state taken now
+    /// ([`crate::snapshot::Capture`]), so later handlers cannot change it.
+    pub fn compact_later(&mut self, write: impl FnOnce(&mut BytesMut) + Send + 'static) {
+        if self.durable {
+            self.compaction = Some((self.persist.len(), Base::Later(Box::new(write))));
         }
     }
 
@@ -234,7 +246,7 @@ impl<M> Effects<M> {
 /// Carries out [`Effects`] against the real transport and durable log.
 pub struct Driver {
     transport: Transport,
-    log: Option<DurableLog>,
+    disk: Option<Disk>,
     scratch: BytesMut,
 }
 
@@ -243,14 +255,14 @@ impl Driver {
     pub fn new(transport: Transport, log: Option<DurableLog>) -> Self {
         Driver {
             transport,
-            log,
+            disk: log.map(Disk::new),
             scratch: BytesMut::with_capacity(64 * 1024),
         }
     }
 
     /// Whether records are persisted.
     pub fn is_durable(&self) -> bool {
-        self.log.is_some()
+        self.disk.is_some()
     }
 
     /// The transport.
@@ -260,20 +272,9 @@ impl Driver {
 
     /// Persists, then sends, then replies; leaves `fx` empty for reuse.
     pub fn carry_out<M: Frame>(&mut self, fx: &mut Effects<M>) -> Result<(), DurableError> {
-        let disk = fx.take_disk();
-        if let Some(log) = &mut self.log {
-            match disk.compaction {
-                Some((at, base)) => {
-                    let at = at.min(disk.records.len());
-                    log.append_framed(&disk.records[..at]);
-                    log.compact(&base, &disk.records[at..])?;
-                }
-                None if !disk.records.is_empty() => {
-                    log.append_framed(&disk.records);
-                    log.commit()?;
-                }
-                None => {}
-            }
+        let todo = fx.take_disk();
+        if let Some(disk) = &mut self.disk {
+            disk.write(&todo.records, todo.compaction)?;
         }
         let me = self.transport.me();
         let n = self.transport.n();

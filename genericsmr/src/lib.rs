@@ -41,6 +41,7 @@
 
 pub mod broken;
 pub mod command;
+pub mod disk;
 pub mod durable;
 pub mod effects;
 pub mod election;

@@ -154,6 +154,111 @@ crate::wire_struct!(
     } = codes::SNAPSHOT_CHUNK
 );
 
+/// A snapshot's contents taken at one point, to be encoded later, off the
+/// event loop: a copy of the state machine and the protocol's part, already
+/// encoded (it is small next to the store). Compaction takes one in a
+/// handler and hands it to the driver ([`crate::effects::Effects::compact_later`]),
+/// whose thread writes the image while the replica goes on serving: copying
+/// the state costs a fraction of encoding it, and the write and the fsync
+/// leave the loop altogether.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    /// The state machine at the snapshot's point.
+    sm: crate::state::StateMachine,
+    /// The protocol's part, encoded.
+    protocol: Bytes,
+}
+
+impl Capture {
+    /// The snapshot of `sm` with the protocol's part `protocol`, to encode later.
+    pub fn of(sm: &crate::state::StateMachine, protocol: &impl Marshal) -> Capture {
+        let mut p = BytesMut::new();
+        protocol.marshal(&mut p);
+        Capture {
+            sm: sm.clone(),
+            protocol: p.freeze(),
+        }
+    }
+
+    /// How many bytes the snapshot will take as one byte string
+    /// ([`Snapshot::to_bytes`]; see [`crate::state::StateMachine::image_len`]).
+    pub fn len(&self) -> usize {
+        4 + self.sm.image_len() + 4 + self.protocol.len()
+    }
+
+    /// Whether the snapshot is empty (never: it always has its lengths).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Appends exactly what `Snapshot::to_bytes()` marshalled as `Bytes`
+    /// (a `u32` length, then the snapshot) would, without building the
+    /// snapshot apart first: a snapshot is large, and every extra copy is
+    /// one more buffer of its size.
+    pub fn write_bytes_field(&self, out: &mut BytesMut) {
+        use bytes::BufMut;
+        let outer = out.len();
+        out.put_u32_le(0);
+        let state = out.len();
+        out.put_u32_le(0);
+        self.sm.encode_image(out);
+        let state_len = (out.len() - state - 4) as u32;
+        out[state..state + 4].copy_from_slice(&state_len.to_le_bytes());
+        self.protocol.marshal(out);
+        let total = (out.len() - outer - 4) as u32;
+        out[outer..outer + 4].copy_from_slice(&total.to_le_bytes());
+    }
+
+    /// The snapshot itself.
+    pub fn into_snapshot(self) -> Snapshot {
+        let mut state = BytesMut::new();
+        self.sm.encode_image(&mut state);
+        Snapshot {
+            state: state.freeze(),
+            protocol: self.protocol,
+        }
+    }
+}
+
+/// The snapshot a compaction's base record holds.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A peer's snapshot just installed, at hand as bytes.
+    Installed(Bytes),
+    /// This replica's own, taken to be encoded off the event loop.
+    Captured(Box<Capture>),
+}
+
+impl Source {
+    /// Its size: what compaction weighs the log written since against.
+    pub fn len(&self) -> usize {
+        match self {
+            Source::Installed(b) => b.len(),
+            Source::Captured(c) => c.len(),
+        }
+    }
+
+    /// Whether it has no bytes (only an installed one can be empty).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Queues the compaction of the durable log on `fx`, with a base
+    /// record of the byte `tag` and then the snapshot as a length-prefixed
+    /// field: the layout of every protocol's snapshot record. It is written
+    /// off the event loop ([`crate::effects::Effects::compact_later`]).
+    pub fn compact<M>(self, tag: u8, fx: &mut crate::effects::Effects<M>) {
+        fx.compact_later(move |out| {
+            use bytes::BufMut;
+            out.put_u8(tag);
+            match self {
+                Source::Installed(b) => b.marshal(out),
+                Source::Captured(c) => c.write_bytes_field(out),
+            }
+        });
+    }
+}
+
 /// Settings of snapshot transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransferConfig {

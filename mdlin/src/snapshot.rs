@@ -14,7 +14,7 @@
 
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
-use genericsmr::snapshot::{self, Snapshot};
+use genericsmr::snapshot::{self, Capture, Snapshot};
 use genericsmr::wire::{Unmarshal, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
@@ -91,7 +91,7 @@ wire_struct!(Part {
 impl Snapshots for Replica {
     /// The state at the executed point. Sorted wherever a map is behind
     /// it, so equal states give equal bytes.
-    fn current_snapshot(&self) -> Snapshot {
+    fn capture(&self) -> Capture {
         let mut unordered: Vec<_> = self.unordered.iter().collect();
         unordered.sort_unstable_by_key(|(op, _)| **op);
         let mut failed: Vec<OpId> = self.failed.iter().copied().collect();
@@ -132,7 +132,7 @@ impl Snapshots for Replica {
             shard_ts: self.shard_ts,
             fences: self.fences.clone(),
         };
-        Snapshot::of(&self.px.sm, &part)
+        Capture::of(&self.px.sm, &part)
     }
 
     fn snapshot_slot(snap: &Snapshot) -> Result<u64, WireError> {

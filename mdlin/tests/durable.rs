@@ -75,7 +75,7 @@ impl Net {
         let disk = &mut self.disk[i as usize];
         match d.compaction {
             Some((at, base)) => {
-                *disk = base;
+                *disk = base.framed();
                 disk.extend_from_slice(&d.records[at..]);
             }
             None => disk.extend_from_slice(&d.records),

@@ -409,7 +409,7 @@ impl Marshal for Record {
                 to.marshal(buf);
             }
             Record::Snapshot(b) => {
-                buf.put_u8(6);
+                buf.put_u8(Record::SNAPSHOT);
                 b.marshal(buf);
             }
             Record::Revoked(m) => {
@@ -421,6 +421,9 @@ impl Marshal for Record {
 }
 
 impl Record {
+    /// The kind byte of a snapshot record (the base of a compacted log).
+    pub const SNAPSHOT: u8 = 6;
+
     /// The encoding of `Record::Accepted`, from borrowed commands.
     pub fn encode_accepted(buf: &mut BytesMut, slot: u64, ballot: u64, cmds: &[Command]) {
         buf.put_u8(2);
@@ -464,7 +467,7 @@ impl Unmarshal for Record {
                 from: r.u64("from")?,
                 to: r.u64("to")?,
             },
-            6 => Record::Snapshot(Bytes::unmarshal(r)?),
+            Record::SNAPSHOT => Record::Snapshot(Bytes::unmarshal(r)?),
             7 => Record::Revoked(Revoke::unmarshal(r)?),
             v => {
                 return Err(WireError::Invalid {

@@ -8,9 +8,11 @@
 //! records of every slot above it. A peer asking about a dropped slot is
 //! answered `Compacted` and fetches the snapshot.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use genericsmr::effects::Effects;
-use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
+use genericsmr::snapshot::{
+    self, Capture, Compacted, Snapshot, SnapshotChunk, SnapshotRequest, Source,
+};
 use genericsmr::wire::{Encoded, WireError};
 use genericsmr::ReplicaId;
 
@@ -21,6 +23,11 @@ impl Replica {
     /// This replica's snapshot: its state machine at its executed point.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::of(&self.sm, &self.executed)
+    }
+
+    /// The same, taken to be encoded later (off the event loop).
+    pub fn capture(&self) -> Capture {
+        Capture::of(&self.sm, &self.executed)
     }
 
     /// Compacts once enough is executed.
@@ -54,14 +61,14 @@ impl Replica {
         }
         self.compactions += 1;
         if fx.keeps_records() {
-            let snap = self.snapshot().to_bytes();
-            self.compact_durable(snap, fx);
+            let snap = self.capture();
+            self.compact_durable(Source::Captured(Box::new(snap)), fx);
         }
     }
 
     /// Replaces the durable log by `snap` and the records of every slot above it.
-    fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<MenciusMsg>) {
-        fx.compact(&Record::Snapshot(snap));
+    fn compact_durable(&mut self, snap: Source, fx: &mut Effects<MenciusMsg>) {
+        snap.compact(Record::SNAPSHOT, fx);
         let n = self.cfg.n as u64;
         for slot in self.executed..self.log_end() {
             let Some(s) = self.slot(slot) else { break };
@@ -156,7 +163,7 @@ impl Replica {
         self.load_snapshot(snap)?;
         self.snapshots_installed += 1;
         if fx.keeps_records() {
-            self.compact_durable(snap.to_bytes(), fx);
+            self.compact_durable(Source::Installed(snap.to_bytes()), fx);
         }
         // Our proposals the snapshot covers: ran there, or proposed again.
         let below: Vec<u64> = self.own_inflight.range(..slot).map(|(s, _)| *s).collect();

@@ -11,6 +11,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use genericsmr::effects::Effects;
 use genericsmr::messages::{LogReply, LogRequest, SlotDigest};
+use genericsmr::snapshot::Source;
 use genericsmr::wire::{Encoded, Marshal, Reader, Unmarshal, WireError};
 
 /// What a slot of the log holds: encodable (for votes, commits and records)
@@ -275,14 +276,14 @@ impl<V: Value> Log<V> {
     /// (unless `keep_votes` is off, a broken variant) and chosen value.
     pub fn compact_durable<M>(
         &mut self,
-        snapshot: Bytes,
+        snapshot: Source,
         from: u64,
         promised: u64,
         keep_votes: bool,
         fx: &mut Effects<M>,
     ) {
         self.snapshot_bytes = snapshot.len();
-        fx.compact(&Record::<V>::Snapshot(snapshot));
+        snapshot.compact(SNAPSHOT_RECORD, fx);
         fx.persist(&Record::<V>::Promise { ballot: promised });
         for (slot, s) in self.from(from) {
             match s.state {
@@ -390,6 +391,9 @@ impl<V> Record<V> {
     }
 }
 
+/// The kind byte of a snapshot record (its base, after a compaction).
+const SNAPSHOT_RECORD: u8 = 5;
+
 impl<V: Marshal> Marshal for Record<V> {
     fn marshal(&self, buf: &mut BytesMut) {
         match self {
@@ -406,7 +410,7 @@ impl<V: Marshal> Marshal for Record<V> {
             }
             Record::Chosen { slot, cmds } => Self::encode_chosen(buf, *slot, cmds),
             Record::Snapshot(b) => {
-                buf.put_u8(5);
+                buf.put_u8(SNAPSHOT_RECORD);
                 b.marshal(buf);
             }
         }
@@ -431,7 +435,7 @@ impl<V: Unmarshal> Unmarshal for Record<V> {
                 slot: r.u64("slot")?,
                 cmds: V::unmarshal(r)?,
             },
-            5 => Record::Snapshot(Bytes::unmarshal(r)?),
+            SNAPSHOT_RECORD => Record::Snapshot(Bytes::unmarshal(r)?),
             v => {
                 return Err(WireError::Invalid {
                     what: "record kind",
@@ -490,7 +494,13 @@ mod tests {
             assert!(log.maybe_compact(4, &c), "the first compaction is due");
             assert_eq!(log.base(), 2);
             let mut fx = Effects::<()>::default();
-            log.compact_durable(Bytes::from(vec![0u8; 1000]), 4, 0, true, &mut fx);
+            log.compact_durable(
+                Source::Installed(Bytes::from(vec![0u8; 1000])),
+                4,
+                0,
+                true,
+                &mut fx,
+            );
             let mut at = 4;
             while !log.maybe_compact(at, &c) {
                 at += 1;

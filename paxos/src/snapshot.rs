@@ -17,7 +17,7 @@
 //! snapshot's slot, slots below dropped; ordinary catch-up continues above.
 
 use genericsmr::effects::Effects;
-use genericsmr::snapshot::Snapshot;
+use genericsmr::snapshot::{Capture, Snapshot};
 use genericsmr::wire::WireError;
 use genericsmr::ReplicaId;
 
@@ -27,8 +27,8 @@ use crate::replica::Replica;
 
 impl Snapshots for Replica {
     /// The state machine at the executed point.
-    fn current_snapshot(&self) -> Snapshot {
-        Snapshot::of(&self.px.sm, &self.px.executed)
+    fn capture(&self) -> Capture {
+        Capture::of(&self.px.sm, &self.px.executed)
     }
 
     fn snapshot_slot(snap: &Snapshot) -> Result<u64, WireError> {

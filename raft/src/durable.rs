@@ -50,6 +50,9 @@ pub enum Record {
 }
 
 impl Record {
+    /// The kind byte of a snapshot record (the base of a compacted log).
+    pub const SNAPSHOT: u8 = 3;
+
     /// The encoding of `Record::Entry`, from a borrowed entry.
     pub fn encode_entry(buf: &mut BytesMut, index: u64, e: &Entry) {
         buf.put_u8(2);
@@ -74,7 +77,7 @@ impl Marshal for Record {
                 cmds.marshal(buf);
             }
             Record::Snapshot(b) => {
-                buf.put_u8(3);
+                buf.put_u8(Record::SNAPSHOT);
                 b.marshal(buf);
             }
             Record::Truncate { after } => {
@@ -97,7 +100,7 @@ impl Unmarshal for Record {
                 term: r.u64("term")?,
                 cmds: Vec::unmarshal(r)?,
             },
-            3 => Record::Snapshot(Bytes::unmarshal(r)?),
+            Record::SNAPSHOT => Record::Snapshot(Bytes::unmarshal(r)?),
             4 => Record::Truncate {
                 after: r.u64("after")?,
             },

@@ -15,9 +15,11 @@
 //! in one handler. Entries of its own log after the snapshot's index are
 //! kept if its entry there has the snapshot's term, else dropped.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use genericsmr::effects::Effects;
-use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
+use genericsmr::snapshot::{
+    self, Capture, Compacted, Snapshot, SnapshotChunk, SnapshotRequest, Source,
+};
 use genericsmr::wire::{Encoded, Marshal, WireError};
 use genericsmr::ReplicaId;
 
@@ -33,14 +35,21 @@ fn read_point(s: &Snapshot) -> Result<(u64, u64), WireError> {
 impl Replica {
     /// This replica's snapshot: its state machine at its executed point.
     pub fn snapshot(&self) -> Snapshot {
+        Snapshot::of(&self.sm, &self.snapshot_point())
+    }
+
+    /// The same, taken to be encoded later (off the event loop).
+    pub fn capture(&self) -> Capture {
+        Capture::of(&self.sm, &self.snapshot_point())
+    }
+
+    /// What a snapshot holds besides the state machine: its index and term.
+    fn snapshot_point(&self) -> impl Marshal + '_ {
         let term = self.log.term(self.applied).unwrap_or(0);
-        Snapshot::of(
-            &self.sm,
-            &Encoded(|b: &mut BytesMut| {
-                self.applied.marshal(b);
-                term.marshal(b);
-            }),
-        )
+        Encoded(move |b: &mut BytesMut| {
+            self.applied.marshal(b);
+            term.marshal(b);
+        })
     }
 
     /// Compacts once enough is executed.
@@ -72,15 +81,15 @@ impl Replica {
         self.log.shrink();
         self.compactions += 1;
         if fx.keeps_records() {
-            let snap = self.snapshot().to_bytes();
-            self.compact_durable(snap, fx);
+            let snap = self.capture();
+            self.compact_durable(Source::Captured(Box::new(snap)), fx);
         }
     }
 
     /// Asks the driver to replace the durable log by `snap` (a snapshot at
     /// the executed point) and what is still needed after it.
-    fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<RaftMsg>) {
-        fx.compact(&Record::Snapshot(snap));
+    fn compact_durable(&mut self, snap: Source, fx: &mut Effects<RaftMsg>) {
+        snap.compact(Record::SNAPSHOT, fx);
         self.persist_hard_state(fx);
         for i in self.applied + 1..=self.log.last() {
             self.persist_entry(i, fx);
@@ -151,7 +160,7 @@ impl Replica {
                 // Into the old log, before the compaction replaces it.
                 fx.persist(&Record::Truncate { after: index });
             }
-            self.compact_durable(snap.to_bytes(), fx);
+            self.compact_durable(Source::Installed(snap.to_bytes()), fx);
         }
         snapshot::answer_waiting(&self.sm, self.cfg.id, &mut self.waiting, fx);
         self.apply(fx);

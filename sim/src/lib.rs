@@ -426,6 +426,11 @@ struct Node<R> {
     disk: BytesMut,
     /// The base record of the last compaction (the snapshot file), framed.
     snapshot: Option<BytesMut>,
+    /// A compaction whose snapshot file is still being written, as the
+    /// runtime's disk does it beside the event loop ([`genericsmr::disk`]):
+    /// its base record, and every record persisted since it began (its
+    /// tail first), which become the log once the snapshot is in place.
+    pending: Option<(BytesMut, BytesMut)>,
     checked_upto: u64,
 }
 
@@ -502,6 +507,7 @@ pub fn run<R: Protocol>(cfg: &Config, trace: bool) -> Report {
                 core: None,
                 disk: BytesMut::new(),
                 snapshot: None,
+                pending: None,
                 checked_upto: 0,
             })
             .collect(),
@@ -671,6 +677,13 @@ impl<R: Protocol> Sim<R> {
         if let Some(c) = self.nodes[r as usize].core.take() {
             self.snapshots_installed += c.snapshots().0;
         }
+        // A compaction under way: its snapshot file was renamed into place
+        // before the crash, or not; the log is the old one either way.
+        if let Some((base, _)) = self.nodes[r as usize].pending.take() {
+            if self.rng.gen_bool(0.5) {
+                self.nodes[r as usize].snapshot = Some(base);
+            }
+        }
     }
 
     fn at(&mut self, time: u64, kind: Kind<R::Msg>) {
@@ -753,16 +766,27 @@ impl<R: Protocol> Sim<R> {
         // Persisted before anything is sent, as the runtime's driver does.
         let disk = self.fx.take_disk();
         if self.cfg.durable {
-            let node = &mut self.nodes[r as usize];
-            match disk.compaction {
-                // As the durable log does: the base replaces what came before.
-                Some((at, base)) => {
-                    let at = at.min(disk.records.len());
+            // As the runtime's disk does: a compaction's snapshot is written
+            // beside the loop, done at some later round (at the latest when
+            // the next compaction comes); until then records go on to the
+            // old log, and a crash finds the old log with or without the new
+            // snapshot (see `kill`).
+            let pending = self.nodes[r as usize].pending.is_some();
+            if pending && (disk.compaction.is_some() || self.rng.gen_bool(0.5)) {
+                let node = &mut self.nodes[r as usize];
+                if let Some((base, since)) = node.pending.take() {
                     node.snapshot = Some(base);
-                    node.disk.clear();
-                    node.disk.extend_from_slice(&disk.records[at..]);
+                    node.disk = since;
                 }
-                None => node.disk.extend_from_slice(&disk.records),
+            }
+            let node = &mut self.nodes[r as usize];
+            node.disk.extend_from_slice(&disk.records);
+            if let Some((_, since)) = &mut node.pending {
+                since.extend_from_slice(&disk.records);
+            }
+            if let Some((at, base)) = disk.compaction {
+                let at = at.min(disk.records.len());
+                node.pending = Some((base.framed(), BytesMut::from(&disk.records[at..])));
             }
         }
         if !self.cfg.triggers.is_empty() {

@@ -139,6 +139,7 @@ impl<P: Protocol> Net<P> {
         let log = &mut self.logs[i as usize];
         match d.compaction {
             Some((at, base)) => {
+                let base = base.framed();
                 let at = at.min(rec.len());
                 if let Some(log) = log {
                     log.append_framed(&rec[..at]);

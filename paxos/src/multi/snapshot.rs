@@ -6,9 +6,10 @@
 //! follower. What a snapshot holds besides the state machine, and what
 //! follows an install, is each protocol's own.
 
-use bytes::Bytes;
 use genericsmr::effects::Effects;
-use genericsmr::snapshot::{self, Compacted, Snapshot, SnapshotChunk, SnapshotRequest};
+use genericsmr::snapshot::{
+    self, Capture, Compacted, Snapshot, SnapshotChunk, SnapshotRequest, Source,
+};
 use genericsmr::wire::WireError;
 use genericsmr::ReplicaId;
 
@@ -17,8 +18,13 @@ use crate::multi::host::Host;
 
 /// A replica on the shared log that compacts it and moves snapshots.
 pub trait Snapshots: Host {
+    /// Its state at its executed point, taken to be encoded later: a
+    /// compaction writes it off the event loop.
+    fn capture(&self) -> Capture;
     /// Its snapshot: its state at its executed point.
-    fn current_snapshot(&self) -> Snapshot;
+    fn current_snapshot(&self) -> Snapshot {
+        self.capture().into_snapshot()
+    }
     /// The executed point `snap` was taken at.
     fn snapshot_slot(snap: &Snapshot) -> Result<u64, WireError>;
     /// Takes the state of `snap` (see [`crate::multi::state::State::rebase`]
@@ -40,15 +46,15 @@ pub trait Snapshots: Host {
         }
         p.compactions += 1;
         if fx.keeps_records() {
-            let snap = self.current_snapshot().to_bytes();
-            self.compact_durable(snap, fx);
+            let snap = self.capture();
+            self.compact_durable(Source::Captured(Box::new(snap)), fx);
         }
         true
     }
 
     /// Asks the driver to replace the durable log by `snap` (a snapshot at
     /// the executed point) and the records still needed above it.
-    fn compact_durable(&mut self, snap: Bytes, fx: &mut Effects<Self::Msg>) {
+    fn compact_durable(&mut self, snap: Source, fx: &mut Effects<Self::Msg>) {
         let keep = self.keeps_votes();
         let p = self.px_mut();
         p.log
@@ -134,7 +140,7 @@ pub trait Snapshots: Host {
         self.load_snapshot(snap)?;
         self.px_mut().snapshots_installed += 1;
         if fx.keeps_records() {
-            self.compact_durable(snap.to_bytes(), fx);
+            self.compact_durable(Source::Installed(snap.to_bytes()), fx);
         }
         Ok(true)
     }

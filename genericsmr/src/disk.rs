@@ -1,0 +1,352 @@
+//! The driver's disk: records made durable before anything that depends on
+//! them is sent, and compactions that run on a thread of their own.
+//!
+//! A compaction has two halves (see [`crate::durable`]): the snapshot file,
+//! as large as the state, and the new log, which holds only what the
+//! snapshot does not cover. Building and writing the first inside the event
+//! loop stalled a replica for hundreds of milliseconds under load, long
+//! enough for the master and its peers to take it for dead. So [`Disk`]
+//! hands the snapshot to a thread and goes on appending records to the old
+//! log, keeping a copy of each; once the snapshot file is in place, the log
+//! is replaced by those copies, the compaction's tail first. A crash at any
+//! point leaves a pair the protocols already replay: the old snapshot with
+//! the old log, or the new snapshot with the old log (records below the
+//! base are skipped), or the new snapshot with the new log.
+//!
+//! The tail is restated in the old log too: the same votes and promises
+//! again, which replay takes as it took the first ones.
+
+use std::fmt;
+
+use bytes::BytesMut;
+use crossbeam_channel::{bounded, Receiver, TryRecvError};
+
+use crate::durable::{frame_payload, write_snapshot, DurableError, DurableLog};
+
+/// The base record of a compaction: it stands for every record before it.
+pub enum Base {
+    /// Already framed (with [`crate::durable::frame_record`]).
+    Framed(BytesMut),
+    /// Written later, off the event loop: the function appends the
+    /// record's payload, and framing is added around it.
+    Later(Box<dyn FnOnce(&mut BytesMut) + Send>),
+}
+
+impl fmt::Debug for Base {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Base::Framed(b) => write!(f, "Base::Framed({} bytes)", b.len()),
+            Base::Later(_) => f.write_str("Base::Later"),
+        }
+    }
+}
+
+impl Base {
+    /// Appends the framed base record to `out`, writing it now if it was deferred.
+    pub fn frame_into(self, out: &mut BytesMut) {
+        match self {
+            Base::Framed(b) => out.extend_from_slice(&b),
+            Base::Later(write) => frame_payload(out, write),
+        }
+    }
+
+    /// The framed base record.
+    pub fn framed(self) -> BytesMut {
+        match self {
+            Base::Framed(b) => b,
+            later => {
+                let mut out = BytesMut::new();
+                later.frame_into(&mut out);
+                out
+            }
+        }
+    }
+}
+
+/// What the snapshot thread hands back: how the write went, and its buffer.
+type Finished = (Result<(), DurableError>, BytesMut);
+
+/// A compaction under way.
+struct Running {
+    /// The snapshot thread's answer.
+    done: Receiver<Finished>,
+    /// Every record committed since the compaction began, its tail first:
+    /// the new log once the snapshot file is in place.
+    since: BytesMut,
+}
+
+/// A durable log whose compactions run beside the event loop.
+pub struct Disk {
+    log: DurableLog,
+    running: Option<Running>,
+    /// The buffer a snapshot is built in, kept from one compaction to the
+    /// next: a fresh one for each would map and unmap the snapshot's size
+    /// every time, and the replica's memory would swing by as much.
+    spare: BytesMut,
+    /// Compactions finished (both halves).
+    compactions: u64,
+}
+
+impl Disk {
+    /// The disk of `log`.
+    pub fn new(log: DurableLog) -> Self {
+        Disk {
+            log,
+            running: None,
+            spare: BytesMut::new(),
+            compactions: 0,
+        }
+    }
+
+    /// Whether a compaction is under way.
+    pub fn compacting(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Compactions finished so far.
+    pub fn compactions(&self) -> u64 {
+        self.compactions
+    }
+
+    /// Makes `records` durable (by the log's policy), then, with a
+    /// compaction `(at, base)`, starts replacing the log by `base` and
+    /// `records[at..]`. Returns once the records are durable, never waiting
+    /// for a snapshot unless a second compaction comes before the first
+    /// is done (a replica installing a peer's snapshot meanwhile).
+    pub fn write(
+        &mut self,
+        records: &[u8],
+        compaction: Option<(usize, Base)>,
+    ) -> Result<(), DurableError> {
+        self.poll(false)?;
+        let Some((at, base)) = compaction else {
+            if !records.is_empty() {
+                self.append(records)?;
+            }
+            return Ok(());
+        };
+        if self.running.is_some() {
+            self.poll(true)?;
+        }
+        // The tail goes to the old log as well: it may hold this round's
+        // new votes, which must be durable now, not when the snapshot is.
+        self.append(records)?;
+        let at = at.min(records.len());
+        self.start(base, BytesMut::from(&records[at..]));
+        Ok(())
+    }
+
+    /// Waits for a compaction under way to finish (tests, and shutdown).
+    pub fn settle(&mut self) -> Result<(), DurableError> {
+        self.poll(true)
+    }
+
+    fn append(&mut self, records: &[u8]) -> Result<(), DurableError> {
+        self.log.append_framed(records);
+        self.log.commit()?;
+        if let Some(r) = &mut self.running {
+            r.since.extend_from_slice(records);
+        }
+        Ok(())
+    }
+
+    /// Hands `base` to a thread that writes the snapshot file.
+    fn start(&mut self, base: Base, since: BytesMut) {
+        let (tx, done) = bounded(1);
+        let mut buf = std::mem::take(&mut self.spare);
+        let path = self.log.path().to_path_buf();
+        let job = move || {
+            buf.clear();
+            base.frame_into(&mut buf);
+            let r = write_snapshot(&path, &buf);
+            let _ = tx.send((r, buf));
+        };
+        // Without a thread, the snapshot is written here, as it used to be.
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(job)));
+        let theirs = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                if let Some(j) = theirs.lock().ok().and_then(|mut j| j.take()) {
+                    j();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no thread for the snapshot: writing it in the event loop");
+            if let Some(j) = slot.lock().ok().and_then(|mut j| j.take()) {
+                j();
+            }
+        }
+        self.running = Some(Running { done, since });
+    }
+
+    /// Finishes a compaction whose snapshot is written (waiting for it if
+    /// `wait`): the log is replaced by what was committed since it began.
+    fn poll(&mut self, wait: bool) -> Result<(), DurableError> {
+        let Some(r) = &self.running else {
+            return Ok(());
+        };
+        let finished = if wait {
+            r.done.recv().map_err(|_| TryRecvError::Disconnected)
+        } else {
+            r.done.try_recv()
+        };
+        let (result, buf) = match finished {
+            Ok(f) => f,
+            Err(TryRecvError::Empty) => return Ok(()),
+            Err(TryRecvError::Disconnected) => {
+                self.running = None;
+                return Err(DurableError::Io {
+                    path: self.log.path().to_path_buf(),
+                    source: std::io::Error::other("the snapshot thread stopped before it was done"),
+                });
+            }
+        };
+        let since = self.running.take().map(|r| r.since).unwrap_or_default();
+        self.spare = buf;
+        result?;
+        self.log.replace(&since)?;
+        self.compactions += 1;
+        tracing::debug!(
+            path = %self.log.path().display(),
+            snapshot_bytes = self.spare.len(),
+            log_bytes = since.len(),
+            "compacted the durable log"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::durable::{frame_record, SyncPolicy};
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    /// Framed records holding `names`.
+    fn records(names: &[&str]) -> BytesMut {
+        let mut b = BytesMut::new();
+        for n in names {
+            frame_record(&Bytes::copy_from_slice(n.as_bytes()), &mut b);
+        }
+        b
+    }
+
+    /// What a log at `path` replays, as the names the records hold.
+    fn replay(path: &std::path::Path) -> (bool, Vec<String>) {
+        let (_, r) = DurableLog::open(path, SyncPolicy::Off).unwrap();
+        let names = r
+            .records
+            .iter()
+            .map(|b| {
+                let mut rd = crate::wire::Reader::new(b.clone());
+                let inner = rd.bytes("name").unwrap();
+                String::from_utf8_lossy(&inner).into_owned()
+            })
+            .collect();
+        (r.from_snapshot, names)
+    }
+
+    /// A base written later, which waits for `go` before it writes `name`.
+    fn held_base(name: &'static str) -> (Base, crossbeam_channel::Sender<()>) {
+        let (go, wait) = bounded::<()>(1);
+        let base = Base::Later(Box::new(move |out| {
+            let _ = wait.recv_timeout(Duration::from_secs(20));
+            Bytes::from_static(name.as_bytes()).marshal(out);
+        }));
+        (base, go)
+    }
+
+    use crate::wire::Marshal;
+
+    /// The defect this module mends: a compaction wrote its snapshot inside
+    /// the event loop, so nothing was made durable (or sent) until it was
+    /// done. Here the snapshot cannot finish until records committed after
+    /// it are: writing it in the loop, as before, would wait for ever.
+    #[test]
+    fn records_are_committed_while_the_snapshot_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("r.log");
+        let (log, _) = DurableLog::open(&path, SyncPolicy::Batch).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let at_worker = path.clone();
+        let worker = std::thread::spawn(move || {
+            let path = at_worker;
+            let mut disk = Disk::new(log);
+            disk.write(&records(&["a", "b"]), None).unwrap();
+            let (base, go) = held_base("snap");
+            let rec = records(&["c", "tail"]);
+            // "c" is before the compaction point, "tail" after it.
+            let at = records(&["c"]).len();
+            disk.write(&rec, Some((at, base))).unwrap();
+            assert!(disk.compacting());
+            disk.write(&records(&["d"]), None).unwrap();
+            tx.send(()).unwrap();
+            // Meanwhile, a crash finds the whole old log and no snapshot.
+            assert_eq!(
+                replay(&path),
+                (
+                    false,
+                    ["a", "b", "c", "tail", "d"].map(String::from).to_vec()
+                )
+            );
+            go.send(()).unwrap();
+            disk.settle().unwrap();
+            assert!(!disk.compacting());
+            disk.write(&records(&["e"]), None).unwrap();
+            disk.compactions()
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("records waited for the snapshot to be written");
+        assert_eq!(worker.join().unwrap(), 1);
+        assert_eq!(
+            replay(&path),
+            (true, ["snap", "tail", "d", "e"].map(String::from).to_vec()),
+            "the snapshot, then the tail and everything committed since"
+        );
+    }
+
+    #[test]
+    fn a_second_compaction_waits_for_the_first() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("r.log");
+        let (log, _) = DurableLog::open(&path, SyncPolicy::Off).unwrap();
+        let mut disk = Disk::new(log);
+        disk.write(&records(&["a"]), None).unwrap();
+        disk.write(
+            &records(&["t1"]),
+            Some((0, Base::Framed(records(&["snap1"])))),
+        )
+        .unwrap();
+        disk.write(&records(&["b"]), None).unwrap();
+        disk.write(
+            &records(&["c", "t2"]),
+            Some((records(&["c"]).len(), Base::Framed(records(&["snap2"])))),
+        )
+        .unwrap();
+        disk.write(&records(&["e"]), None).unwrap();
+        disk.settle().unwrap();
+        assert_eq!(disk.compactions(), 2);
+        assert_eq!(
+            replay(&path),
+            (true, ["snap2", "t2", "e"].map(String::from).to_vec())
+        );
+    }
+
+    #[test]
+    fn a_snapshot_that_cannot_be_written_is_an_error_naming_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("r.log");
+        let (log, _) = DurableLog::open(&path, SyncPolicy::Off).unwrap();
+        let mut disk = Disk::new(log);
+        // A folder where the snapshot file's temporary file must go.
+        std::fs::create_dir(d.path().join("r.snap.tmp")).unwrap();
+        disk.write(&records(&["t"]), Some((0, Base::Framed(records(&["s"])))))
+            .unwrap();
+        let e = disk.settle().unwrap_err().to_string();
+        assert!(e.contains("r.snap"), "{e}");
+        // The old log still holds everything.
+        assert_eq!(replay(&path), (false, vec!["t".to_string()]));
+    }
+}
