@@ -13,11 +13,13 @@ use crate::command::{ClientId, Command, Op, Outcome};
 use crate::wire::{Marshal, Reader, Unmarshal, WireError};
 
 /// Bytes stored in the map: short strings inline (no pointer to chase, no
-/// reference count to touch), longer ones as `Bytes` of their own. Most keys and
+/// reference count to touch), longer ones as an `Arc<[u8]>` of their own. Most keys and
 /// values of a benchmark are short, and the store is the part of execution
-/// that touches memory at random. Boxing the long form keeps the type at 32
-/// bytes, so a key-value pair fills exactly one 64-byte cache line: a lookup
-/// in a large store costs one miss for the pair, not two.
+/// that touches memory at random. The long form's pointer is two words, so
+/// the type stays at 32 bytes and a key-value pair fills exactly one 64-byte
+/// cache line: a lookup in a large store costs one miss for the pair, not
+/// two. Copying the store for a snapshot ([`crate::snapshot::Capture`])
+/// then costs one reference count per long value, not an allocation.
 ///
 /// The long form is a copy, never a slice of what it came from: a decoded
 /// command's key and value are slices of the connection's read buffer (64 KB
@@ -27,7 +29,7 @@ use crate::wire::{Marshal, Reader, Unmarshal, WireError};
 #[derive(Clone)]
 enum Compact {
     Inline { len: u8, data: [u8; INLINE] },
-    Shared(Box<Bytes>),
+    Shared(std::sync::Arc<[u8]>),
 }
 
 const INLINE: usize = 30;
@@ -43,7 +45,7 @@ impl Compact {
                 data,
             }
         } else {
-            Compact::Shared(Box::new(owned(b)))
+            Compact::Shared(std::sync::Arc::from(&b[..]))
         }
     }
 
@@ -57,7 +59,7 @@ impl Compact {
     fn to_bytes(&self) -> Bytes {
         match self {
             Compact::Inline { .. } => Bytes::copy_from_slice(self.as_slice()),
-            Compact::Shared(b) => (**b).clone(),
+            Compact::Shared(b) => Bytes::from_owner(b.clone()),
         }
     }
 }
