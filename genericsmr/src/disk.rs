@@ -6,15 +6,16 @@
 //! snapshot does not cover. Building and writing the first inside the event
 //! loop stalled a replica for hundreds of milliseconds under load, long
 //! enough for the master and its peers to take it for dead. So [`Disk`]
-//! hands the snapshot to a thread and goes on appending records to the old
-//! log, keeping a copy of each; once the snapshot file is in place, the log
-//! is replaced by those copies, the compaction's tail first. A crash at any
-//! point leaves a pair the protocols already replay: the old snapshot with
-//! the old log, or the new snapshot with the old log (records below the
-//! base are skipped), or the new snapshot with the new log.
-//!
-//! The tail is restated in the old log too: the same votes and promises
-//! again, which replay takes as it took the first ones.
+//! hands the snapshot to a thread, writes the compaction's tail to a new
+//! file and appends every later record there
+//! ([`DurableLog::begin_compaction`]); once the snapshot file is in place,
+//! the new file is renamed over the old log. Nothing large is written in the
+//! loop, and nothing is copied. A crash at any point leaves files the
+//! protocols already replay: the old snapshot, the old log, then the new
+//! file (whose tail restates what the old log holds: the same votes and
+//! promises again, which replay takes as it took the first ones); or the
+//! new snapshot with the same two logs (records below the base are
+//! skipped); or the new snapshot with the new log.
 
 use std::fmt;
 
@@ -66,13 +67,9 @@ impl Base {
 /// What the snapshot thread hands back: how the write went, and its buffer.
 type Finished = (Result<(), DurableError>, BytesMut);
 
-/// A compaction under way.
+/// A compaction under way: the snapshot thread's answer, to come.
 struct Running {
-    /// The snapshot thread's answer.
     done: Receiver<Finished>,
-    /// Every record committed since the compaction began, its tail first:
-    /// the new log once the snapshot file is in place.
-    since: BytesMut,
 }
 
 /// A durable log whose compactions run beside the event loop.
@@ -108,9 +105,9 @@ impl Disk {
         self.compactions
     }
 
-    /// Makes `records` durable (by the log's policy), then, with a
-    /// compaction `(at, base)`, starts replacing the log by `base` and
-    /// `records[at..]`. Returns once the records are durable, never waiting
+    /// Makes `records` durable (by the log's policy); with a compaction
+    /// `(at, base)`, `records[at..]` start the new log and `base` goes to
+    /// the snapshot file. Returns once the records are durable, never waiting
     /// for a snapshot unless a second compaction comes before the first
     /// is done (a replica installing a peer's snapshot meanwhile).
     pub fn write(
@@ -128,11 +125,10 @@ impl Disk {
         if self.running.is_some() {
             self.poll(true)?;
         }
-        // The tail goes to the old log as well: it may hold this round's
-        // new votes, which must be durable now, not when the snapshot is.
-        self.append(records)?;
         let at = at.min(records.len());
-        self.start(base, BytesMut::from(&records[at..]));
+        self.log.append_framed(&records[..at]);
+        self.log.begin_compaction(&records[at..])?;
+        self.start(base);
         Ok(())
     }
 
@@ -143,15 +139,11 @@ impl Disk {
 
     fn append(&mut self, records: &[u8]) -> Result<(), DurableError> {
         self.log.append_framed(records);
-        self.log.commit()?;
-        if let Some(r) = &mut self.running {
-            r.since.extend_from_slice(records);
-        }
-        Ok(())
+        self.log.commit()
     }
 
     /// Hands `base` to a thread that writes the snapshot file.
-    fn start(&mut self, base: Base, since: BytesMut) {
+    fn start(&mut self, base: Base) {
         let (tx, done) = bounded(1);
         let mut buf = std::mem::take(&mut self.spare);
         let path = self.log.path().to_path_buf();
@@ -177,11 +169,11 @@ impl Disk {
                 j();
             }
         }
-        self.running = Some(Running { done, since });
+        self.running = Some(Running { done });
     }
 
     /// Finishes a compaction whose snapshot is written (waiting for it if
-    /// `wait`): the log is replaced by what was committed since it began.
+    /// `wait`): the new file becomes the log.
     fn poll(&mut self, wait: bool) -> Result<(), DurableError> {
         let Some(r) = &self.running else {
             return Ok(());
@@ -202,15 +194,14 @@ impl Disk {
                 });
             }
         };
-        let since = self.running.take().map(|r| r.since).unwrap_or_default();
+        self.running = None;
         self.spare = buf;
         result?;
-        self.log.replace(&since)?;
+        self.log.finish_compaction()?;
         self.compactions += 1;
         tracing::debug!(
             path = %self.log.path().display(),
             snapshot_bytes = self.spare.len(),
-            log_bytes = since.len(),
             "compacted the durable log"
         );
         Ok(())
@@ -233,9 +224,22 @@ mod tests {
         b
     }
 
-    /// What a log at `path` replays, as the names the records hold.
+    /// What a log at `path` replays, as the names the records hold, opened
+    /// from a copy of its folder (opening joins a compaction's files, and
+    /// the original may still be in use): what a crash now would find.
     fn replay(path: &std::path::Path) -> (bool, Vec<String>) {
-        let (_, r) = DurableLog::open(path, SyncPolicy::Off).unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(path.parent().unwrap()).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_file() {
+                std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
+            }
+        }
+        let (_, r) = DurableLog::open(
+            &copy.path().join(path.file_name().unwrap()),
+            SyncPolicy::Off,
+        )
+        .unwrap();
         let names = r
             .records
             .iter()

@@ -154,6 +154,8 @@ pub struct DurableLog {
     path: PathBuf,
     policy: SyncPolicy,
     pending: BytesMut,
+    /// Records go to the `.next` file ([`DurableLog::begin_compaction`]).
+    compacting: bool,
 }
 
 /// Name of the file that records which replica a data folder belongs to.
@@ -213,6 +215,22 @@ pub fn snapshot_path(log: &Path) -> PathBuf {
     log.with_extension("snap")
 }
 
+/// The file records go to while a compaction is under way (see
+/// [`DurableLog::begin_compaction`]): the log's name with `.next` added.
+pub fn next_path(log: &Path) -> PathBuf {
+    let mut name = log.file_name().unwrap_or_default().to_os_string();
+    name.push(".next");
+    log.with_file_name(name)
+}
+
+/// Fsyncs the folder holding `path` (a file created or renamed in it).
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
 /// The temporary file `path` is written to before it is renamed into place.
 fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -231,10 +249,7 @@ fn write_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)?;
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
-        _ => sync_dir(Path::new(".")),
-    }
+    sync_parent(path)
 }
 
 /// Reads the snapshot file at `path`: its one base record, or `None` if there
@@ -336,7 +351,31 @@ impl DurableLog {
         }
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(io)?;
-        let (mut replay, good_len) = scan(&data, path)?;
+        let (mut replay, mut good_len) = scan(&data, path)?;
+        // A compaction was under way: its records follow the log's. The
+        // two become one log again before anything is appended.
+        let next = next_path(path);
+        if next.exists() {
+            let nio = |source| DurableError::Io {
+                path: next.clone(),
+                source,
+            };
+            let more = std::fs::read(&next).map_err(nio)?;
+            let (tail, tail_len) = scan(&more, &next)?;
+            data.truncate(good_len as usize);
+            data.extend_from_slice(&more[..tail_len as usize]);
+            write_atomically(path, &[&data]).map_err(io)?;
+            std::fs::remove_file(&next).map_err(nio)?;
+            sync_parent(path).map_err(io)?;
+            replay.records.extend(tail.records);
+            replay.truncated_bytes += tail.truncated_bytes;
+            good_len = data.len() as u64;
+            file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(path)
+                .map_err(io)?;
+        }
         if let Some(base) = read_snapshot(&snapshot_path(path))? {
             replay.records.insert(0, base);
             replay.from_snapshot = true;
@@ -353,6 +392,7 @@ impl DurableLog {
                 path: path.to_path_buf(),
                 policy,
                 pending: BytesMut::new(),
+                compacting: false,
             },
             replay,
         ))
@@ -420,6 +460,55 @@ impl DurableLog {
             log_bytes = tail.len(),
             "compacted the durable log"
         );
+        Ok(())
+    }
+
+    /// Starts a compaction whose snapshot file is written elsewhere (on a
+    /// thread of its own, [`write_snapshot`]): commits what is buffered to
+    /// the log, then writes `tail` (framed records still needed after the
+    /// base) to a new file ([`next_path`]), fsynced, where every record
+    /// goes from now on. The log itself is left as it is, so a crash before
+    /// the snapshot file is in place replays the log, then the new file:
+    /// the tail restates what the log already holds. On open the two are
+    /// joined again.
+    pub fn begin_compaction(&mut self, tail: &[u8]) -> Result<(), DurableError> {
+        self.commit()?;
+        let next = next_path(&self.path);
+        let io = |source| DurableError::Io {
+            path: next.clone(),
+            source,
+        };
+        let mut f = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .truncate(false)
+            .open(&next)
+            .map_err(io)?;
+        f.set_len(0).map_err(io)?;
+        f.write_all(tail).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        sync_parent(&next).map_err(io)?;
+        self.file = f;
+        self.compacting = true;
+        Ok(())
+    }
+
+    /// Ends a compaction once its snapshot file is in place: the new file
+    /// becomes the log (a rename, whatever its size), and records go on to
+    /// it.
+    pub fn finish_compaction(&mut self) -> Result<(), DurableError> {
+        if !self.compacting {
+            return Ok(());
+        }
+        self.commit()?;
+        let io = |source| DurableError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        std::fs::rename(next_path(&self.path), &self.path).map_err(io)?;
+        sync_parent(&self.path).map_err(io)?;
+        self.compacting = false;
         Ok(())
     }
 
@@ -716,6 +805,52 @@ mod tests {
             parse_records(&bad),
             Err(DurableError::Corrupt { offset, .. }) if offset == rec as u64
         ));
+    }
+
+    /// A crash during a compaction leaves the log and the file begun for
+    /// it (cut anywhere): open replays both, in order, and joins them.
+    #[test]
+    fn a_compaction_cut_short_is_joined_on_open() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("r.log");
+        let (mut log, _) = DurableLog::open(&path, SyncPolicy::Always).unwrap();
+        log.append(&Bytes::from_static(b"one"));
+        log.begin_compaction(&{
+            let mut t = BytesMut::new();
+            frame_record(&Bytes::from_static(b"tail"), &mut t);
+            t
+        })
+        .unwrap();
+        log.append(&Bytes::from_static(b"two"));
+        log.commit().unwrap();
+        drop(log);
+        // A torn record at the end of the new file.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(next_path(&path))
+            .unwrap();
+        f.write_all(&[7, 0, 0]).unwrap();
+        drop(f);
+        let names = |r: &Replay| -> Vec<Bytes> {
+            r.records
+                .iter()
+                .map(|b| crate::wire::Reader::new(b.clone()).bytes("x").unwrap())
+                .collect()
+        };
+        let (mut log, r) = DurableLog::open(&path, SyncPolicy::Always).unwrap();
+        assert_eq!(
+            names(&r),
+            ["one", "tail", "two"].map(|s| Bytes::from_static(s.as_bytes()))
+        );
+        assert!(!next_path(&path).exists(), "joined into the log");
+        log.append(&Bytes::from_static(b"three"));
+        log.commit().unwrap();
+        drop(log);
+        let (_, r) = DurableLog::open(&path, SyncPolicy::Always).unwrap();
+        assert_eq!(
+            names(&r),
+            ["one", "tail", "two", "three"].map(|s| Bytes::from_static(s.as_bytes()))
+        );
     }
 
     #[test]
