@@ -22,22 +22,23 @@ use std::fmt;
 use bytes::BytesMut;
 use crossbeam_channel::{bounded, Receiver, TryRecvError};
 
-use crate::durable::{frame_payload, write_snapshot, DurableError, DurableLog};
+use crate::durable::{frame_payload, write_snapshot, DurableError, DurableLog, RECORD_HEADER_LEN};
 
 /// The base record of a compaction: it stands for every record before it.
 pub enum Base {
     /// Already framed (with [`crate::durable::frame_record`]).
     Framed(BytesMut),
     /// Written later, off the event loop: the function appends the
-    /// record's payload, and framing is added around it.
-    Later(Box<dyn FnOnce(&mut BytesMut) + Send>),
+    /// record's payload (of the given length), and framing is added
+    /// around it.
+    Later(Box<dyn FnOnce(&mut BytesMut) + Send>, usize),
 }
 
 impl fmt::Debug for Base {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Base::Framed(b) => write!(f, "Base::Framed({} bytes)", b.len()),
-            Base::Later(_) => f.write_str("Base::Later"),
+            Base::Later(_, len) => write!(f, "Base::Later({len} bytes)"),
         }
     }
 }
@@ -47,8 +48,21 @@ impl Base {
     pub fn frame_into(self, out: &mut BytesMut) {
         match self {
             Base::Framed(b) => out.extend_from_slice(&b),
-            Base::Later(write) => frame_payload(out, write),
+            Base::Later(write, _) => frame_payload(out, write),
         }
+    }
+
+    /// Bytes of the framed base record.
+    pub fn len(&self) -> usize {
+        match self {
+            Base::Framed(b) => b.len(),
+            Base::Later(_, len) => RECORD_HEADER_LEN + len,
+        }
+    }
+
+    /// Whether the record is empty (never: it has its header).
+    pub fn is_empty(&self) -> bool {
+        false
     }
 
     /// The framed base record.
@@ -146,6 +160,13 @@ impl Disk {
     fn start(&mut self, base: Base) {
         let (tx, done) = bounded(1);
         let mut buf = std::mem::take(&mut self.spare);
+        // Grown to the size needed and an eighth more, once: growing it as
+        // it fills would double it, and the replica's memory would step up
+        // by the whole buffer each time the state outgrew it.
+        let need = base.len();
+        if buf.capacity() < need {
+            buf = BytesMut::with_capacity(need + need / 8);
+        }
         let path = self.log.path().to_path_buf();
         let job = move || {
             buf.clear();
@@ -255,10 +276,13 @@ mod tests {
     /// A base written later, which waits for `go` before it writes `name`.
     fn held_base(name: &'static str) -> (Base, crossbeam_channel::Sender<()>) {
         let (go, wait) = bounded::<()>(1);
-        let base = Base::Later(Box::new(move |out| {
-            let _ = wait.recv_timeout(Duration::from_secs(20));
-            Bytes::from_static(name.as_bytes()).marshal(out);
-        }));
+        let base = Base::Later(
+            Box::new(move |out| {
+                let _ = wait.recv_timeout(Duration::from_secs(20));
+                Bytes::from_static(name.as_bytes()).marshal(out);
+            }),
+            4 + name.len(),
+        );
         (base, go)
     }
 

@@ -193,9 +193,15 @@ impl<M> Effects<M> {
     /// a thread of its own; see [`crate::disk`]). `write` must own what it
     /// writes from: a copy of the state taken now
     /// ([`crate::snapshot::Capture`]), so later handlers cannot change it.
-    pub fn compact_later(&mut self, write: impl FnOnce(&mut BytesMut) + Send + 'static) {
+    /// `len` is the length of what `write` appends (the driver sizes its
+    /// buffer by it).
+    pub fn compact_later(
+        &mut self,
+        len: usize,
+        write: impl FnOnce(&mut BytesMut) + Send + 'static,
+    ) {
         if self.durable {
-            self.compaction = Some((self.persist.len(), Base::Later(Box::new(write))));
+            self.compaction = Some((self.persist.len(), Base::Later(Box::new(write), len)));
         }
     }
 

@@ -248,7 +248,9 @@ impl Source {
     /// field: the layout of every protocol's snapshot record. It is written
     /// off the event loop ([`crate::effects::Effects::compact_later`]).
     pub fn compact<M>(self, tag: u8, fx: &mut crate::effects::Effects<M>) {
-        fx.compact_later(move |out| {
+        // The kind byte, the length, the snapshot.
+        let len = 1 + 4 + self.len();
+        fx.compact_later(len, move |out| {
             use bytes::BufMut;
             out.put_u8(tag);
             match self {

@@ -5,7 +5,8 @@
 
 use bytes::{Bytes, BytesMut};
 use genericsmr::command::{Command, Op};
-use genericsmr::snapshot::{Capture, Snapshot};
+use genericsmr::effects::Effects;
+use genericsmr::snapshot::{Capture, Snapshot, Source};
 use genericsmr::state::StateMachine;
 use genericsmr::wire::Marshal;
 use proptest::prelude::*;
@@ -66,8 +67,16 @@ proptest! {
         capture.write_bytes_field(&mut got);
         prop_assert_eq!(&got[..], &want[..]);
         prop_assert_eq!(capture.clone().into_snapshot(), before.clone());
-        // Its size is known without encoding it.
+        // Its size is known without encoding it, and so is the base
+        // record's a compaction writes from it.
         prop_assert_eq!(capture.len(), before.to_bytes().len());
+        for source in [Source::Captured(Box::new(capture.clone())), Source::Installed(before.to_bytes())] {
+            let mut fx = Effects::<()>::default();
+            source.compact(9, &mut fx);
+            let (_, base) = fx.take_disk().compaction.expect("a compaction");
+            let said = base.len();
+            prop_assert_eq!(said, base.framed().len());
+        }
         // The byte count is what the keys and values hold.
         let image = Snapshot::of(&sm, &part).state_machine(&sm).expect("decodes");
         prop_assert_eq!(image.kv().bytes(), sm.kv().bytes());

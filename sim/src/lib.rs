@@ -429,7 +429,8 @@ struct Node<R> {
     /// A compaction whose snapshot file is still being written, as the
     /// runtime's disk does it beside the event loop ([`genericsmr::disk`]):
     /// its base record, and every record persisted since it began (its
-    /// tail first), which become the log once the snapshot is in place.
+    /// tail first: the `.next` file), which become the log once the
+    /// snapshot is in place.
     pending: Option<(BytesMut, BytesMut)>,
     checked_upto: u64,
 }
@@ -768,9 +769,9 @@ impl<R: Protocol> Sim<R> {
         if self.cfg.durable {
             // As the runtime's disk does: a compaction's snapshot is written
             // beside the loop, done at some later round (at the latest when
-            // the next compaction comes); until then records go on to the
-            // old log, and a crash finds the old log with or without the new
-            // snapshot (see `kill`).
+            // the next compaction comes); until then the tail and later
+            // records follow the old log (in the `.next` file), and a crash
+            // finds both with or without the new snapshot (see `kill`).
             let pending = self.nodes[r as usize].pending.is_some();
             if pending && (disk.compaction.is_some() || self.rng.gen_bool(0.5)) {
                 let node = &mut self.nodes[r as usize];
