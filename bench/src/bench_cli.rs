@@ -373,6 +373,12 @@ struct WorkloadArgs {
     /// they were due, so a rate above capacity shows as latency.
     #[arg(long, default_value_t = bench::driver::OPEN_WINDOW)]
     max_in_flight: usize,
+    /// Open loop: an arrival that waits longer than this (milliseconds) for
+    /// room in its client's window is shed: never sent, and reported as
+    /// `requests_shed`. Sending it that late would only make the replicas
+    /// answer after the client gave up (0: never shed).
+    #[arg(long, default_value_t = bench::driver::OPEN_MAX_WAIT_MS)]
+    max_wait_ms: u64,
     /// Flood instead: send this many requests as fast as the connections take them.
     #[arg(long)]
     flood: Option<u64>,
@@ -432,6 +438,7 @@ impl WorkloadArgs {
             (Some(rate), _) => Mode::Open {
                 rate,
                 max_in_flight: self.max_in_flight,
+                max_wait_ms: self.max_wait_ms,
             },
             (_, Some(total)) => Mode::Flood { total },
             _ => Mode::Closed {
@@ -983,6 +990,7 @@ fn sweep(rt: &tokio::runtime::Runtime, a: SweepArgs) -> anyhow::Result<()> {
                     s.mode = Mode::Open {
                         rate: *r,
                         max_in_flight: a.load.max_in_flight,
+                        max_wait_ms: a.load.max_wait_ms,
                     };
                     Ok((format!("rate-{r}"), s))
                 })

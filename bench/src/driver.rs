@@ -48,6 +48,11 @@ pub enum Mode {
         /// arrivals due while it is full wait, see [`OPEN_WINDOW`].
         #[serde(default = "open_window")]
         max_in_flight: usize,
+        /// Longest an arrival waits for room in the client's window before
+        /// it is shed: never sent, counted apart (`--max-wait-ms`, see
+        /// [`OPEN_MAX_WAIT_MS`]; 0: never shed).
+        #[serde(default = "open_max_wait")]
+        max_wait_ms: u64,
     },
     /// `total` requests as fast as the connections take them, counting completions.
     Flood {
@@ -102,6 +107,10 @@ fn one() -> usize {
 
 fn open_window() -> usize {
     OPEN_WINDOW
+}
+
+fn open_max_wait() -> u64 {
+    OPEN_MAX_WAIT_MS
 }
 
 #[cfg(test)]
@@ -450,6 +459,10 @@ pub(crate) struct Pacer {
     left: u64,
     /// Open loop: most requests in flight before arrivals wait.
     cap: usize,
+    /// Open loop: arrivals that waited longer than this are shed (0: none).
+    max_wait_ns: u64,
+    /// Arrivals shed since [`Pacer::take_shed`] last looked.
+    shed: u64,
 }
 
 impl Pacer {
@@ -459,6 +472,7 @@ impl Pacer {
             Mode::Open {
                 rate,
                 max_in_flight,
+                ..
             } => {
                 anyhow::ensure!(rate > 0.0, "the open-loop rate must be positive");
                 anyhow::ensure!(max_in_flight > 0, "--max-in-flight must be at least 1");
@@ -476,22 +490,30 @@ impl Pacer {
             }
             Mode::Closed { .. } => (0, None, 0),
         };
-        let cap = match spec.mode {
-            Mode::Open { max_in_flight, .. } => max_in_flight,
-            _ => usize::MAX,
+        let (cap, max_wait_ns) = match spec.mode {
+            Mode::Open {
+                max_in_flight,
+                max_wait_ms,
+                ..
+            } => (max_in_flight, max_wait_ms.saturating_mul(1_000_000)),
+            _ => (usize::MAX, 0),
         };
         Ok(Pacer {
             next_due_ns,
             arrivals,
             left,
             cap,
+            max_wait_ns,
+            shed: 0,
         })
     }
 
     /// The (intended) start time of the next request to start now, with
     /// `in_flight` requests outstanding: a due open-loop arrival (latency counts
     /// from it, so queueing cannot hide), a flood refill (bounded), a free
-    /// slot of the closed-loop window; none when nothing is due.
+    /// slot of the closed-loop window; none when nothing is due. Open-loop
+    /// arrivals that waited for room longer than the mode's `max_wait_ms`
+    /// are skipped and counted (see [`Pacer::take_shed`]).
     pub(crate) fn next(
         &mut self,
         spec: &Spec,
@@ -500,21 +522,30 @@ impl Pacer {
         end_ns: u64,
     ) -> Option<u64> {
         match spec.mode {
-            Mode::Open { .. } => {
+            Mode::Open { .. } => loop {
                 if self.next_due_ns > t || self.next_due_ns >= end_ns || in_flight >= self.cap {
                     return None;
                 }
                 let due = self.next_due_ns;
                 let (rng, exp) = self.arrivals.as_mut()?;
                 self.next_due_ns += exp.sample(rng).max(1.0) as u64;
-                Some(due)
-            }
+                if self.max_wait_ns > 0 && t - due > self.max_wait_ns {
+                    self.shed += 1;
+                    continue;
+                }
+                return Some(due);
+            },
             Mode::Flood { .. } => (self.left > 0 && in_flight < FLOOD_WINDOW).then(|| {
                 self.left -= 1;
                 t
             }),
             Mode::Closed { window } => (in_flight < window && t < end_ns).then_some(t),
         }
+    }
+
+    /// How many open-loop arrivals were shed since the last call.
+    pub(crate) fn take_shed(&mut self) -> u64 {
+        std::mem::take(&mut self.shed)
     }
 
     /// Whether the mode wants nothing more started (a flood that is spent;
@@ -736,6 +767,7 @@ fn feed(c: &mut Client, spec: &Spec, out: &ConnOutbox, t: u64, end_ns: u64, stop
     while let Some(at) = c.pacer.next(spec, c.pending.len(), t, end_ns) {
         c.issue(out, at, t);
     }
+    c.stats.record_shed(t, c.pacer.take_shed());
 }
 
 /// Most requests one flood client keeps in flight.
@@ -749,6 +781,18 @@ pub(crate) const FLOOD_WINDOW: usize = 4096;
 /// it had started (14 GB after three minutes at 150,000 requests/s offered
 /// to MDLin) and resend all of them on every reconnection.
 pub const OPEN_WINDOW: usize = 16_384;
+
+/// Longest an open-loop arrival waits for room in its client's window by
+/// default (`--max-wait-ms`) before it is shed: never sent, and counted as
+/// shed. Without it, a load above capacity left the client with a backlog of
+/// arrivals that only grew, each sent later than the one before: once they
+/// were sent older than the operation timeout, every one was given up on
+/// soon after it went out, and the replicas spent all their time on answers
+/// nobody waited for (MDLin at 150,000 requests/s offered: answers fell to
+/// none after the first minute while the leader stayed busy). Shedding keeps
+/// what is sent young enough to be answered, so the run measures what the
+/// replicas can serve, and the shed count what they could not.
+pub const OPEN_MAX_WAIT_MS: u64 = 2_000;
 
 /// Gives up on requests older than the operation timeout. Requests are issued
 /// in sequence order, so only the oldest few need looking at.
@@ -795,6 +839,7 @@ mod tests {
             ..Spec::sample(Mode::Open {
                 rate: 1e6,
                 max_in_flight: 64,
+                max_wait_ms: 0,
             })
         };
         let end = 10_000_000_000;
@@ -817,5 +862,43 @@ mod tests {
         );
         assert!(started.windows(2).all(|w| w[0] <= w[1]) && started[0] < t / 2);
         assert!(p.open_due(&spec, 0, end).is_some_and(|d| d > t));
+    }
+
+    /// Arrivals that waited for room longer than `max_wait_ms` are shed
+    /// (never started, counted once), and the young ones still go out, each
+    /// timed from when it was due.
+    #[test]
+    fn an_open_loop_client_sheds_arrivals_that_waited_too_long() {
+        let spec = Spec {
+            duration_s: 10.0,
+            ..Spec::sample(Mode::Open {
+                rate: 100_000.0,
+                max_in_flight: 64,
+                max_wait_ms: 100,
+            })
+        };
+        let end = 10_000_000_000;
+        let mut p = Pacer::new(&spec, 0).expect("an open-loop pace");
+        // The window stayed full for a second: about 100,000 arrivals due.
+        let t = 1_000_000_000;
+        let mut started = Vec::new();
+        while let Some(at) = p.next(&spec, 0, t, end) {
+            started.push(at);
+        }
+        let shed = p.take_shed();
+        assert!(
+            started.iter().all(|at| t - at <= 100_000_000),
+            "nothing older than the wait bound is started"
+        );
+        assert!(
+            (8_000..12_000).contains(&started.len()),
+            "the last 100 ms of arrivals go out: {}",
+            started.len()
+        );
+        assert!(
+            (85_000..95_000).contains(&shed),
+            "the first 900 ms of arrivals are shed: {shed}"
+        );
+        assert_eq!(p.take_shed(), 0, "each shed arrival is counted once");
     }
 }

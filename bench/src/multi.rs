@@ -730,6 +730,7 @@ fn feed(c: &mut Client, spec: &Spec, route: &Route, t: u64, end_ns: u64) {
     while let Some(at) = c.pacer.next(spec, c.requests.len(), t, end_ns) {
         c.start_request(route, at, t);
     }
+    c.stats.record_shed(t, c.pacer.take_shed());
 }
 
 /// Gives up on operations older than the operation timeout. Operations are

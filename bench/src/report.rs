@@ -62,6 +62,11 @@ pub struct Report {
     pub requests_timed_out: u64,
     /// Replies received for operations already answered.
     pub ops_duplicate: u64,
+    /// Open-loop arrivals shed in the window: they waited past
+    /// `--max-wait-ms` for room in their client's window and were never
+    /// sent (the offered load the replicas could not start on).
+    #[serde(default)]
+    pub requests_shed: u64,
     /// The linearizability checker's verdict, when a history was checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checker: Option<serde_json::Value>,
@@ -161,6 +166,7 @@ impl Report {
             requests_failed: m.failed,
             requests_timed_out: m.timed_out,
             ops_duplicate: m.duplicates,
+            requests_shed: m.shed,
             checker: None,
             history: None,
             by_site: Vec::new(),
@@ -218,6 +224,13 @@ impl Report {
             "  operations   ok {}  failed {}  timed out {}  duplicate replies {}",
             self.ops_ok, self.ops_failed, self.ops_timed_out, self.ops_duplicate
         );
+        if self.requests_shed > 0 {
+            let _ = writeln!(
+                s,
+                "  shed         {} arrivals waited past --max-wait-ms for room and were never sent",
+                self.requests_shed
+            );
+        }
         if fanout {
             let _ = writeln!(
                 s,

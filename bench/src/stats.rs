@@ -55,6 +55,9 @@ pub struct ClientStats {
     pub ops_timed_out: u64,
     /// Replies for operations that were no longer outstanding (answered twice).
     pub duplicates: u64,
+    /// Open-loop arrivals shed inside the window: they waited past
+    /// `--max-wait-ms` for room in the client's window and were never sent.
+    pub shed: u64,
     /// Operations, second by second since the start (warm-up and cool-down included).
     pub series: Vec<Second>,
     window: (u64, u64),
@@ -74,6 +77,7 @@ impl ClientStats {
             ops_failed: 0,
             ops_timed_out: 0,
             duplicates: 0,
+            shed: 0,
             series: Vec::new(),
             window: (from_ns, to_ns),
         }
@@ -166,6 +170,13 @@ impl ClientStats {
             self.timed_out += 1;
         }
     }
+
+    /// `n` open-loop arrivals were shed at `at_ns`, never sent.
+    pub fn record_shed(&mut self, at_ns: u64, n: u64) {
+        if n > 0 && self.in_window(at_ns) {
+            self.shed += n;
+        }
+    }
 }
 
 /// Latency percentiles, in microseconds.
@@ -231,6 +242,8 @@ pub struct Merged {
     pub ops_timed_out: u64,
     /// Duplicate replies.
     pub duplicates: u64,
+    /// Open-loop arrivals shed in the window, never sent.
+    pub shed: u64,
     /// Per-second totals of operations.
     pub series: Vec<Second>,
 }
@@ -247,6 +260,7 @@ pub fn merge(clients: &[ClientStats]) -> Merged {
         ops_failed: 0,
         ops_timed_out: 0,
         duplicates: 0,
+        shed: 0,
         series: Vec::new(),
     };
     for c in clients {
@@ -261,6 +275,7 @@ pub fn merge(clients: &[ClientStats]) -> Merged {
         m.ops_failed += c.ops_failed;
         m.ops_timed_out += c.ops_timed_out;
         m.duplicates += c.duplicates;
+        m.shed += c.shed;
         if m.series.len() < c.series.len() {
             m.series.resize(c.series.len(), Second::default());
         }

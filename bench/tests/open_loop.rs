@@ -67,6 +67,7 @@ async fn a_stall_shows_in_open_loop_latencies_but_hides_in_a_closed_loop() {
             Mode::Open {
                 rate: 1000.0,
                 max_in_flight: bench::driver::OPEN_WINDOW,
+                max_wait_ms: bench::driver::OPEN_MAX_WAIT_MS,
             },
             4,
         ),
