@@ -25,7 +25,7 @@
 //! take that snapshot and waits for a later one.
 //!
 //! The same snapshot is the base of the durable log's compaction
-//! ([`Effects::compact`]): every [`crate::Config::compact_every`] executed
+//! ([`genericsmr::snapshot::Source::compact`]): every [`crate::Config::compact_every`] executed
 //! instances, and at every install, the log is replaced by the snapshot file
 //! and a log of what the snapshot does not cover (the conflict table, and
 //! every instance not executed: votes, promises, commits). Replay installs

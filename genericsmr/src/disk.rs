@@ -22,7 +22,9 @@ use std::fmt;
 use bytes::BytesMut;
 use crossbeam_channel::{bounded, Receiver, TryRecvError};
 
-use crate::durable::{frame_payload, write_snapshot, DurableError, DurableLog, RECORD_HEADER_LEN};
+use crate::durable::{
+    frame_payload, snapshot_path, write_snapshot, DurableError, DurableLog, RECORD_HEADER_LEN,
+};
 
 /// The base record of a compaction: it stands for every record before it.
 pub enum Base {
@@ -142,8 +144,7 @@ impl Disk {
         let at = at.min(records.len());
         self.log.append_framed(&records[..at]);
         self.log.begin_compaction(&records[at..])?;
-        self.start(base);
-        Ok(())
+        self.start(base)
     }
 
     /// Waits for a compaction under way to finish (tests, and shutdown).
@@ -157,7 +158,7 @@ impl Disk {
     }
 
     /// Hands `base` to a thread that writes the snapshot file.
-    fn start(&mut self, base: Base) {
+    fn start(&mut self, base: Base) -> Result<(), DurableError> {
         let (tx, done) = bounded(1);
         let mut buf = std::mem::take(&mut self.spare);
         // Grown to the size needed and an eighth more, once: growing it as
@@ -168,29 +169,20 @@ impl Disk {
             buf = BytesMut::with_capacity(need + need / 8);
         }
         let path = self.log.path().to_path_buf();
-        let job = move || {
-            buf.clear();
-            base.frame_into(&mut buf);
-            let r = write_snapshot(&path, &buf);
-            let _ = tx.send((r, buf));
-        };
-        // Without a thread, the snapshot is written here, as it used to be.
-        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(job)));
-        let theirs = slot.clone();
-        let spawned = std::thread::Builder::new()
+        let snap = snapshot_path(&path);
+        std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
-                if let Some(j) = theirs.lock().ok().and_then(|mut j| j.take()) {
-                    j();
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "no thread for the snapshot: writing it in the event loop");
-            if let Some(j) = slot.lock().ok().and_then(|mut j| j.take()) {
-                j();
-            }
-        }
+                buf.clear();
+                base.frame_into(&mut buf);
+                let r = write_snapshot(&path, &buf);
+                let _ = tx.send((r, buf));
+            })
+            // A replica that cannot start a thread is out of resources: it
+            // stops, as for any disk error (the old log still holds everything).
+            .map_err(|source| DurableError::Io { path: snap, source })?;
         self.running = Some(Running { done });
+        Ok(())
     }
 
     /// Finishes a compaction whose snapshot is written (waiting for it if

@@ -443,17 +443,19 @@ impl DurableLog {
         res
     }
 
-    /// Compacts the log: `base` (one record framed with [`frame_record`],
-    /// standing for everything logged so far) becomes the snapshot file, and
-    /// the log is replaced by `tail` (framed records still needed after the
-    /// base), each file written atomically (see the [module
-    /// documentation](self)). Records buffered with [`DurableLog::append`]
-    /// are committed to the old log first. Both files are fsynced whatever the
-    /// policy: compactions are rare, and a lost base would lose the log.
+    /// Compacts the log in one call, the three steps [`crate::disk::Disk`]
+    /// spreads over time: `tail` (framed records still needed after the
+    /// base) starts the new file ([`DurableLog::begin_compaction`]), `base`
+    /// (one record framed with [`frame_record`], standing for everything
+    /// logged so far) becomes the snapshot file, and the new file replaces
+    /// the log ([`DurableLog::finish_compaction`]). Records buffered with
+    /// [`DurableLog::append`] are committed to the old log first. Every file
+    /// is fsynced whatever the policy: compactions are rare, and a lost base
+    /// would lose the log.
     pub fn compact(&mut self, base: &[u8], tail: &[u8]) -> Result<(), DurableError> {
-        self.commit()?;
+        self.begin_compaction(tail)?;
         write_snapshot(&self.path, base)?;
-        self.replace(tail)?;
+        self.finish_compaction()?;
         tracing::debug!(
             path = %self.path.display(),
             snapshot_bytes = base.len(),
@@ -512,34 +514,19 @@ impl DurableLog {
         Ok(())
     }
 
-    /// Replaces the log by `records` (framed with [`frame_record`]),
-    /// written atomically, after committing what is buffered: the second
-    /// half of a compaction, once the snapshot file covers everything the
-    /// old log held that `records` does not.
-    pub fn replace(&mut self, records: &[u8]) -> Result<(), DurableError> {
-        self.commit()?;
-        let io = |source| DurableError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        write_atomically(&self.path, &[records]).map_err(io)?;
-        self.file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(io)?;
-        self.file.seek(SeekFrom::End(0)).map_err(io)?;
-        Ok(())
-    }
-
     /// The log file.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     fn write(&mut self, data: &[u8], sync: bool) -> Result<(), DurableError> {
+        // During a compaction records go to the new file: name that one.
         let io = |source| DurableError::Io {
-            path: self.path.clone(),
+            path: if self.compacting {
+                next_path(&self.path)
+            } else {
+                self.path.clone()
+            },
             source,
         };
         self.file.write_all(data).map_err(io)?;

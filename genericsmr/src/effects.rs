@@ -175,22 +175,15 @@ impl<M> Effects<M> {
         }
     }
 
-    /// Queues a compaction of the durable log: `base` stands for every record
-    /// persisted so far (it is replayed first on restart), and only records
-    /// persisted after this call follow it in the new log. A core persists
-    /// after this call whatever it still needs (its promise, votes above the
-    /// snapshot). A later call in the same outbox supersedes this one.
-    pub fn compact<R: Marshal + ?Sized>(&mut self, base: &R) {
-        if self.durable {
-            let mut b = BytesMut::new();
-            frame_record(base, &mut b);
-            self.compaction = Some((self.persist.len(), Base::Framed(b)));
-        }
-    }
-
-    /// Like [`Effects::compact`], but the base record's payload is written
-    /// later by `write`, off the event loop (the runtime's driver runs it on
-    /// a thread of its own; see [`crate::disk`]). `write` must own what it
+    /// Queues a compaction of the durable log: a base record stands for
+    /// every record persisted so far (it is replayed first on restart), and
+    /// only records persisted after this call follow it in the new log. A
+    /// core persists after this call whatever it still needs (its promise,
+    /// votes above the snapshot). A later call in the same outbox supersedes
+    /// this one. The base record's payload is written later by `write`, off
+    /// the event loop (the runtime's driver runs it on a thread of its own;
+    /// see [`crate::disk`]); cores call it through
+    /// [`crate::snapshot::Source::compact`]. `write` must own what it
     /// writes from: a copy of the state taken now
     /// ([`crate::snapshot::Capture`]), so later handlers cannot change it.
     /// `len` is the length of what `write` appends (the driver sizes its

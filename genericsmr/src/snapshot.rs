@@ -208,16 +208,6 @@ impl Capture {
         let total = (out.len() - outer - 4) as u32;
         out[outer..outer + 4].copy_from_slice(&total.to_le_bytes());
     }
-
-    /// The snapshot itself.
-    pub fn into_snapshot(self) -> Snapshot {
-        let mut state = BytesMut::new();
-        self.sm.encode_image(&mut state);
-        Snapshot {
-            state: state.freeze(),
-            protocol: self.protocol,
-        }
-    }
 }
 
 /// The snapshot a compaction's base record holds.

@@ -12,10 +12,11 @@
 //! [`Compacted`] and fetches the snapshot. Leader state (operations in
 //! flight) is never in a snapshot: a replica installs one only as a follower.
 
+use bytes::BytesMut;
 use genericsmr::command::Command;
 use genericsmr::effects::Effects;
-use genericsmr::snapshot::{self, Capture, Snapshot};
-use genericsmr::wire::{Unmarshal, WireError};
+use genericsmr::snapshot::{self, Snapshot};
+use genericsmr::wire::{Marshal, Unmarshal, WireError};
 use genericsmr::{wire_struct, ReplicaId};
 
 use crate::messages::{MdlMsg, OpId, Pred};
@@ -91,7 +92,7 @@ wire_struct!(Part {
 impl Snapshots for Replica {
     /// The state at the executed point. Sorted wherever a map is behind
     /// it, so equal states give equal bytes.
-    fn capture(&self) -> Capture {
+    fn write_part(&self, out: &mut BytesMut) {
         let mut unordered: Vec<_> = self.unordered.iter().collect();
         unordered.sort_unstable_by_key(|(op, _)| **op);
         let mut failed: Vec<OpId> = self.failed.iter().copied().collect();
@@ -132,7 +133,7 @@ impl Snapshots for Replica {
             shard_ts: self.shard_ts,
             fences: self.fences.clone(),
         };
-        Capture::of(&self.px.sm, &part)
+        part.marshal(out);
     }
 
     fn snapshot_slot(snap: &Snapshot) -> Result<u64, WireError> {

@@ -5,7 +5,8 @@
 //! executed, and their effect lives in the state machine). A durable replica
 //! also compacts its durable log at the same time: the snapshot at its
 //! executed point (state machine image plus that slot number) becomes the
-//! base record ([`Effects::compact`]), followed by the records still needed
+//! base record ([`genericsmr::snapshot::Source::compact`], written off the
+//! event loop), followed by the records still needed
 //! above it: the promise and every vote or chosen value at or above the
 //! executed point.
 //!
@@ -16,9 +17,10 @@
 //! handler: state machine swapped, executed and commit index set to the
 //! snapshot's slot, slots below dropped; ordinary catch-up continues above.
 
+use bytes::BytesMut;
 use genericsmr::effects::Effects;
-use genericsmr::snapshot::{Capture, Snapshot};
-use genericsmr::wire::WireError;
+use genericsmr::snapshot::Snapshot;
+use genericsmr::wire::{Marshal, WireError};
 use genericsmr::ReplicaId;
 
 use crate::messages::PaxosMsg;
@@ -26,9 +28,9 @@ use crate::multi::snapshot::Snapshots;
 use crate::replica::Replica;
 
 impl Snapshots for Replica {
-    /// The state machine at the executed point.
-    fn capture(&self) -> Capture {
-        Capture::of(&self.px.sm, &self.px.executed)
+    /// The executed point (the state machine image comes first).
+    fn write_part(&self, out: &mut BytesMut) {
+        self.px.executed.marshal(out);
     }
 
     fn snapshot_slot(snap: &Snapshot) -> Result<u64, WireError> {

@@ -1066,7 +1066,7 @@ fn restore_from_the_durable_log_rebuilds_the_replica() {
         let (log, replay) =
             DurableLog::open(&dir.0.join(format!("r{i}.log")), SyncPolicy::Off).unwrap();
         assert!(replay.records.is_empty());
-        net.logs[i] = Some(log);
+        net.logs[i] = Some(genericsmr::disk::Disk::new(log));
     }
     net.elect(0);
     for s in 0..10u64 {
@@ -1841,7 +1841,7 @@ fn a_candidate_behind_the_compaction_point_fetches_a_snapshot_instead_of_leading
 fn open_logs(net: &mut Net, dir: &TempDir) {
     for i in 0..net.n {
         let (log, _) = DurableLog::open(&dir.0.join(format!("r{i}.log")), SyncPolicy::Off).unwrap();
-        net.logs[i] = Some(log);
+        net.logs[i] = Some(genericsmr::disk::Disk::new(log));
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 use genericsmr::command::Command;
-use genericsmr::durable::DurableLog;
+use genericsmr::disk::{Base, Disk};
 use genericsmr::effects::{Effects, Reply};
 use genericsmr::messages::{Propose, ProposeReply};
 use genericsmr::protocol::{Boot, Protocol};
@@ -67,8 +67,10 @@ pub struct Net<P: Protocol> {
     /// What each replica persisted since it last started empty, as replay
     /// reads it (after a compaction: the base record, then what followed).
     pub disk: Vec<BytesMut>,
-    /// Optional real durable logs, fed as the runtime's driver feeds them.
-    pub logs: Vec<Option<DurableLog>>,
+    /// Optional real durable logs, fed through the runtime driver's own
+    /// [`Disk`]; each compaction is finished before the next step, so the
+    /// files are settled whenever a test looks.
+    pub logs: Vec<Option<Disk>>,
     /// Messages lost on purpose: (from, to, kind).
     pub drops: Vec<(ReplicaId, ReplicaId, &'static str)>,
     delivered: HashMap<(&'static str, ReplicaId), usize>,
@@ -141,18 +143,17 @@ impl<P: Protocol> Net<P> {
             Some((at, base)) => {
                 let base = base.framed();
                 let at = at.min(rec.len());
-                if let Some(log) = log {
-                    log.append_framed(&rec[..at]);
-                    log.compact(&base, &rec[at..])
+                if let Some(disk) = log {
+                    disk.write(rec, Some((at, Base::Framed(base.clone()))))
+                        .and_then(|()| disk.settle())
                         .expect("compacting the test log");
                 }
                 self.disk[i as usize] = base;
                 self.disk[i as usize].extend_from_slice(&rec[at..]);
             }
             None => {
-                if let Some(log) = log {
-                    log.append_framed(rec);
-                    log.commit().expect("writing the test log");
+                if let Some(disk) = log {
+                    disk.write(rec, None).expect("writing the test log");
                 }
                 self.disk[i as usize].extend_from_slice(rec);
             }

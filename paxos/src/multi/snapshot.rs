@@ -6,11 +6,12 @@
 //! follower. What a snapshot holds besides the state machine, and what
 //! follows an install, is each protocol's own.
 
+use bytes::BytesMut;
 use genericsmr::effects::Effects;
 use genericsmr::snapshot::{
     self, Capture, Compacted, Snapshot, SnapshotChunk, SnapshotRequest, Source,
 };
-use genericsmr::wire::WireError;
+use genericsmr::wire::{Encoded, WireError};
 use genericsmr::ReplicaId;
 
 use crate::log::Compaction;
@@ -18,12 +19,24 @@ use crate::multi::host::Host;
 
 /// A replica on the shared log that compacts it and moves snapshots.
 pub trait Snapshots: Host {
+    /// Appends what its snapshot holds besides the state machine (at
+    /// least the executed point the snapshot is taken at).
+    fn write_part(&self, out: &mut BytesMut);
     /// Its state at its executed point, taken to be encoded later: a
     /// compaction writes it off the event loop.
-    fn capture(&self) -> Capture;
-    /// Its snapshot: its state at its executed point.
+    fn capture(&self) -> Capture {
+        Capture::of(
+            &self.px().sm,
+            &Encoded(|b: &mut BytesMut| self.write_part(b)),
+        )
+    }
+    /// Its snapshot: its state at its executed point, encoded now (for a
+    /// peer that asked; no copy of the state is taken first).
     fn current_snapshot(&self) -> Snapshot {
-        self.capture().into_snapshot()
+        Snapshot::of(
+            &self.px().sm,
+            &Encoded(|b: &mut BytesMut| self.write_part(b)),
+        )
     }
     /// The executed point `snap` was taken at.
     fn snapshot_slot(snap: &Snapshot) -> Result<u64, WireError>;
