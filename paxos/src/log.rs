@@ -95,6 +95,18 @@ impl Default for Compaction {
     }
 }
 
+/// What [`Log::maybe_compact`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trim {
+    /// Nothing was due.
+    No,
+    /// Executed slots were dropped from memory; the durable log waits until
+    /// enough is executed to amortise its snapshot (`snapshot_ratio`).
+    Memory,
+    /// Executed slots were dropped, and the durable log is due a compaction.
+    Durable,
+}
+
 /// The log from slot `base` on.
 #[derive(Debug, Clone, Default)]
 pub struct Log<V> {
@@ -215,21 +227,33 @@ impl<V: Value> Log<V> {
 
     /// Compacts the log in memory if `c` says it is due with `executed`
     /// slots executed: drops the executed slots below the `keep_executed`
-    /// newest (and all but a quarter of `compact_bytes` of them), once the
-    /// slots executed since the last compaction also hold
-    /// `snapshot_ratio` percent of the last durable snapshot's bytes.
-    /// Returns whether it compacted; the caller then compacts its durable log too
-    /// ([`Log::compact_durable`]).
-    pub fn maybe_compact(&mut self, executed: u64, c: &Compaction) -> bool {
+    /// newest (and all but a quarter of `compact_bytes` of them). The
+    /// durable log is due a compaction too ([`Trim::Durable`]: the caller
+    /// then calls [`Log::compact_durable`]) only once the slots executed
+    /// since its last one also hold `snapshot_ratio` percent of the last
+    /// snapshot's bytes.
+    ///
+    /// The two are apart because they cost apart: dropping slots costs
+    /// nothing, while a durable compaction writes the whole state. Tied
+    /// together, memory held up to `snapshot_ratio` of the state's size in
+    /// slots past the thresholds, and rose and fell by that much at every
+    /// compaction (MDLin at 150,000 requests/s offered: about 45 MB of
+    /// 290 MB per replica).
+    pub fn maybe_compact(&mut self, executed: u64, c: &Compaction) -> Trim {
         let due = c.keep_executed.saturating_add(c.compact_every.max(1));
         let by_slots = executed.saturating_sub(self.base) >= due;
         let by_bytes = self.exec_bytes >= c.compact_bytes.max(1);
+        if !by_slots && !by_bytes {
+            return Trim::No;
+        }
         let amortized = self.since_compaction as u128 * 100
             >= self.snapshot_bytes as u128 * c.snapshot_ratio as u128;
-        if (!by_slots && !by_bytes) || !amortized {
-            return false;
-        }
-        self.since_compaction = 0;
+        let trim = if amortized {
+            self.since_compaction = 0;
+            Trim::Durable
+        } else {
+            Trim::Memory
+        };
         let mut to = executed.saturating_sub(c.keep_executed).max(self.base);
         let mut kept = 0;
         let mut s = executed;
@@ -243,7 +267,7 @@ impl<V: Value> Log<V> {
             s -= 1;
         }
         self.drop_below(to);
-        true
+        trim
     }
 
     /// Drops every slot below `to` (executed ones: a compaction, or a
@@ -477,12 +501,16 @@ mod tests {
         }
     }
 
-    /// After a durable snapshot of 1,000 bytes, the next compaction waits
-    /// until 1,000 bytes more are executed (10 slots), however low the
-    /// horizon; with the ratio at 0 it comes at the horizon (slot 6).
+    /// After a durable snapshot of 1,000 bytes, the next durable compaction
+    /// waits until 1,000 bytes more are executed (10 slots), however low
+    /// the horizon, and comes at the first threshold after that; with the
+    /// ratio at 0 it comes at the next threshold (slot 6). Slots are
+    /// dropped from memory at every threshold meanwhile: before, they
+    /// waited for the durable compaction (the base stayed at 2 until slot
+    /// 14), so memory held the whole amortisation window.
     #[test]
     fn a_durable_compaction_waits_for_the_log_to_match_the_last_snapshot() {
-        for (ratio, next_at) in [(100, 14), (50, 9), (0, 6)] {
+        for (ratio, next_at) in [(100, 14), (50, 10), (0, 6)] {
             let c = Compaction {
                 keep_executed: 2,
                 compact_every: 2,
@@ -491,7 +519,11 @@ mod tests {
             };
             let mut log = Log::<Hundred>::default();
             execute(&mut log, 4);
-            assert!(log.maybe_compact(4, &c), "the first compaction is due");
+            assert_eq!(
+                log.maybe_compact(4, &c),
+                Trim::Durable,
+                "the first compaction is due"
+            );
             assert_eq!(log.base(), 2);
             let mut fx = Effects::<()>::default();
             log.compact_durable(
@@ -502,7 +534,23 @@ mod tests {
                 &mut fx,
             );
             let mut at = 4;
-            while !log.maybe_compact(at, &c) {
+            loop {
+                let trim = log.maybe_compact(at, &c);
+                if trim == Trim::Durable {
+                    break;
+                }
+                // Every second slot crosses the threshold: memory is trimmed.
+                let want = if at > 4 && at % 2 == 0 {
+                    Trim::Memory
+                } else {
+                    Trim::No
+                };
+                assert_eq!(trim, want, "ratio {ratio}, slot {at}");
+                assert!(
+                    log.base() + 4 > at,
+                    "ratio {ratio}: slot {at} with the base at {}: executed slots held past the thresholds",
+                    log.base()
+                );
                 at += 1;
                 execute(&mut log, at);
                 assert!(at <= 20, "ratio {ratio}: no compaction by slot {at}");

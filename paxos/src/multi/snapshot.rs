@@ -14,7 +14,7 @@ use genericsmr::snapshot::{
 use genericsmr::wire::{Encoded, WireError};
 use genericsmr::ReplicaId;
 
-use crate::log::Compaction;
+use crate::log::{Compaction, Trim};
 use crate::multi::host::Host;
 
 /// A replica on the shared log that compacts it and moves snapshots.
@@ -54,11 +54,12 @@ pub trait Snapshots: Host {
     fn compact_log(&mut self, fx: &mut Effects<Self::Msg>) -> bool {
         let c = self.compaction();
         let p = self.px_mut();
-        if !p.log.maybe_compact(p.executed, &c) {
+        let trim = p.log.maybe_compact(p.executed, &c);
+        if trim == Trim::No {
             return false;
         }
         p.compactions += 1;
-        if fx.keeps_records() {
+        if trim == Trim::Durable && fx.keeps_records() {
             let snap = self.capture();
             self.compact_durable(Source::Captured(Box::new(snap)), fx);
         }
