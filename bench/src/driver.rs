@@ -50,7 +50,7 @@ pub enum Mode {
         max_in_flight: usize,
         /// Longest an arrival waits for room in the client's window before
         /// it is shed: never sent, counted apart (`--max-wait-ms`, see
-        /// [`OPEN_MAX_WAIT_MS`]; 0: never shed).
+        /// [`OPEN_MAX_WAIT_MS`]; at most the operation timeout; 0: never shed).
         #[serde(default = "open_max_wait")]
         max_wait_ms: u64,
     },
@@ -495,7 +495,15 @@ impl Pacer {
                 max_in_flight,
                 max_wait_ms,
                 ..
-            } => (max_in_flight, max_wait_ms.saturating_mul(1_000_000)),
+            } => {
+                // Past the operation timeout an arrival is given up on
+                // anyway: sending it then only makes work nobody awaits.
+                let wait = match max_wait_ms {
+                    0 => 0,
+                    w => w.min(spec.op_timeout_ms.max(1)),
+                };
+                (max_in_flight, wait.saturating_mul(1_000_000))
+            }
             _ => (usize::MAX, 0),
         };
         Ok(Pacer {
@@ -900,5 +908,17 @@ mod tests {
             "the first 900 ms of arrivals are shed: {shed}"
         );
         assert_eq!(p.take_shed(), 0, "each shed arrival is counted once");
+        // An operation timeout below the bound lowers it: an arrival older
+        // than that is given up on anyway.
+        let short = Spec {
+            op_timeout_ms: 20,
+            ..spec
+        };
+        let mut p = Pacer::new(&short, 0).expect("an open-loop pace");
+        let mut oldest = 0;
+        while let Some(at) = p.next(&short, 0, t, end) {
+            oldest = oldest.max(t - at);
+        }
+        assert!(oldest <= 20_000_000, "sent {oldest} ns after it was due");
     }
 }

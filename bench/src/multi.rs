@@ -419,6 +419,10 @@ impl Client {
             return;
         };
         req.done.sort_by_key(|a| a.op.cmd.seq);
+        // When the request ended: its last answer or give-up. A request
+        // whose operations were all given up on has no delivery time, and
+        // was once counted at time 0, outside every window: never.
+        let ended = req.done.iter().map(|a| a.at_ns).max().unwrap_or(0);
         let mut delivered = 0;
         let mut end = Outcome::Ok;
         for a in &req.done {
@@ -440,8 +444,8 @@ impl Client {
             Outcome::Ok => self
                 .stats
                 .record_request_ok(delivered, delivered.saturating_sub(req.invoke_ns)),
-            Outcome::Fail => self.stats.record_request_failed(delivered),
-            Outcome::Unknown => self.stats.record_request_timeout(delivered),
+            Outcome::Fail => self.stats.record_request_failed(ended),
+            Outcome::Unknown => self.stats.record_request_timeout(ended),
         }
     }
 

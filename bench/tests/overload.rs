@@ -132,3 +132,58 @@ async fn a_load_far_above_capacity_is_served_at_capacity_not_answered_too_late()
         m.shed
     );
 }
+
+/// Requests given up on are counted as requests too, not only as
+/// operations, with multi-dispatch (MDLin's default in `bench local`): a
+/// request whose every operation timed out has no delivery time, and was
+/// counted at time 0, outside the measured window, so `requests_timed_out`
+/// read 0 while `ops_timed_out` read millions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_given_up_on_are_counted_with_multi_dispatch() {
+    // About 200 operations a second offered 2,000 for 2 s, with a 300 ms
+    // operation timeout: many time out. Bounded by the run's own timeouts
+    // and the 60 s cap around it.
+    let c = common::cluster("mdlin", &["--pipeline", "1", "--link-delay-ms", "2"]);
+    let spec = Spec {
+        mode: Mode::Open {
+            rate: 2000.0,
+            max_in_flight: 512,
+            max_wait_ms: 0,
+        },
+        clients: 1,
+        duration_s: 2.0,
+        warmup_s: 0.2,
+        cooldown_s: 0.0,
+        mix: Mix::default(),
+        seed: 7,
+        attempt_timeout_ms: 1_000,
+        op_timeout_ms: 300,
+        wan: None,
+        spread: false,
+        fanout: 1,
+        multi_dispatch: true,
+    };
+    let route = Arc::new(Route::with_master(c.master_addr()).await.unwrap());
+    let run = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        bench::driver::run(&spec, route, false, Arc::new(Progress::default())),
+    )
+    .await
+    .expect("the run ends")
+    .expect("the run works");
+    let m = bench::stats::merge(&run.clients);
+    println!(
+        "requests: {} ok, {} timed out; operations: {} ok, {} timed out",
+        m.ok, m.timed_out, m.ops_ok, m.ops_timed_out
+    );
+    assert!(
+        m.ops_timed_out > 100,
+        "the load times operations out: {}",
+        m.ops_timed_out
+    );
+    assert_eq!(
+        (m.ok, m.timed_out),
+        (m.ops_ok, m.ops_timed_out),
+        "one operation per request: requests and operations count alike"
+    );
+}
