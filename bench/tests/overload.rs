@@ -1,54 +1,85 @@
-//! A load above capacity must not be turned into resends: a busy replica
-//! whose queue holds a request past the attempt timeout still answers, so
-//! the client keeps its connection (resending only the oldest request, at
-//! most once per timeout), instead of reconnecting and resending everything
-//! outstanding, which the replica then orders and answers a second time.
+//! Loads above capacity, against MDLin run at about 200 operations a second
+//! (one slot at a time over 2 ms links), so that requests wait in the
+//! leader's queue and in the client's window:
+//! - a busy replica whose queue holds a request past the attempt timeout
+//!   still answers, so the client keeps its connection (resending only the
+//!   oldest request, at most once per timeout), instead of reconnecting and
+//!   resending everything outstanding, which the replica then orders and
+//!   answers a second time;
+//! - arrivals that waited too long for room in the window are shed, not
+//!   sent so late that every answer comes after the client gave up;
+//! - requests given up on are counted as requests, not only as operations.
+//!
+//! Every wait is bounded: each run by its own timeouts and a 60 s cap.
 
 use std::sync::Arc;
 
 use bench::driver::{Mode, Progress, Spec};
+use bench::local::LocalCluster;
 use bench::route::Route;
+use bench::stats::Merged;
 use bench::workload::Mix;
 
 mod common;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_busy_leader_keeps_its_connection_and_is_not_sent_everything_again() {
-    // Every wait below is bounded: the run by its own timeouts and the
-    // 60 s cap around it.
-    // MDLin (one operation per slot) with one slot at a time over 2 ms
-    // links: about 200 operations a second, a tenth of what is offered, so
-    // requests wait in the leader's queue well past the attempt timeout.
-    let c = common::cluster("mdlin", &["--pipeline", "1", "--link-delay-ms", "2"]);
-    let spec = Spec {
+/// A replica group that orders about 200 operations a second.
+fn slow_cluster() -> LocalCluster {
+    common::cluster("mdlin", &["--pipeline", "1", "--link-delay-ms", "2"])
+}
+
+/// One open-loop client offering `rate` for `duration_s`; the rest for each
+/// test to set.
+fn open(rate: f64, max_in_flight: usize, max_wait_ms: u64, duration_s: f64) -> Spec {
+    Spec {
         mode: Mode::Open {
-            rate: 2000.0,
-            max_in_flight: bench::driver::OPEN_WINDOW,
-            max_wait_ms: bench::driver::OPEN_MAX_WAIT_MS,
+            rate,
+            max_in_flight,
+            max_wait_ms,
         },
         clients: 1,
-        duration_s: 2.0,
+        duration_s,
         warmup_s: 0.0,
         cooldown_s: 0.0,
         mix: Mix::default(),
         seed: 5,
-        attempt_timeout_ms: 100,
+        attempt_timeout_ms: 1_000,
         op_timeout_ms: 30_000,
         wan: None,
         spread: false,
         fanout: 1,
         multi_dispatch: false,
-    };
+    }
+}
+
+/// Runs `spec` against `c` and merges what its clients measured.
+async fn measure(c: &LocalCluster, spec: &Spec) -> Merged {
     let route = Arc::new(Route::with_master(c.master_addr()).await.unwrap());
     let run = tokio::time::timeout(
         std::time::Duration::from_secs(60),
-        bench::driver::run(&spec, route, false, Arc::new(Progress::default())),
+        bench::driver::run(spec, route, false, Arc::new(Progress::default())),
     )
     .await
     .expect("the run ends")
     .expect("the run works");
-    let ok: u64 = run.clients.iter().map(|s| s.ok).sum();
-    let dup: u64 = run.clients.iter().map(|s| s.duplicates).sum();
+    bench::stats::merge(&run.clients)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_leader_keeps_its_connection_and_is_not_sent_everything_again() {
+    // A tenth of what is offered is served, so requests wait well past the
+    // attempt timeout.
+    let c = slow_cluster();
+    let spec = Spec {
+        attempt_timeout_ms: 100,
+        ..open(
+            2000.0,
+            bench::driver::OPEN_WINDOW,
+            bench::driver::OPEN_MAX_WAIT_MS,
+            2.0,
+        )
+    };
+    let m = measure(&c, &spec).await;
+    let (ok, dup) = (m.ok, m.duplicates);
     println!("{ok} answered, {dup} answered twice");
     // Giving up every busy connection, the client answered 21 here: the
     // replies to what it had sent went to connections it had closed.
@@ -63,48 +94,23 @@ async fn a_busy_leader_keeps_its_connection_and_is_not_sent_everything_again() {
     );
 }
 
-/// A load far above capacity must still be served at capacity: arrivals that
-/// waited too long for room in the client's window are shed, not sent so late
-/// that every answer comes after the client gave up on it.
+/// A load far above capacity must still be served at capacity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_far_above_capacity_is_served_at_capacity_not_answered_too_late() {
-    // About 200 operations a second (one slot at a time over 2 ms links),
-    // offered ten times that, for 4 s, with a 1 s operation timeout. Every
-    // wait is bounded by the run's own timeouts and the 60 s cap around it.
-    let c = common::cluster("mdlin", &["--pipeline", "1", "--link-delay-ms", "2"]);
+    // Ten times capacity for 4 s, with a 1 s operation timeout.
     // OVERLOAD_MAX_WAIT_MS=0 turns shedding off, to watch this test fail.
     let max_wait_ms = std::env::var("OVERLOAD_MAX_WAIT_MS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    let c = slow_cluster();
     let spec = Spec {
-        mode: Mode::Open {
-            rate: 2000.0,
-            max_in_flight: 32,
-            max_wait_ms,
-        },
-        clients: 1,
-        duration_s: 4.0,
-        warmup_s: 0.0,
-        cooldown_s: 0.0,
-        mix: Mix::default(),
         seed: 6,
         attempt_timeout_ms: 500,
         op_timeout_ms: 1_000,
-        wan: None,
-        spread: false,
-        fanout: 1,
-        multi_dispatch: false,
+        ..open(2000.0, 32, max_wait_ms, 4.0)
     };
-    let route = Arc::new(Route::with_master(c.master_addr()).await.unwrap());
-    let run = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        bench::driver::run(&spec, route, false, Arc::new(Progress::default())),
-    )
-    .await
-    .expect("the run ends")
-    .expect("the run works");
-    let m = bench::stats::merge(&run.clients);
+    let m = measure(&c, &spec).await;
     println!(
         "{} answered, {} timed out, {} shed, {} answered too late; per second: {:?}",
         m.ok,
@@ -113,18 +119,24 @@ async fn a_load_far_above_capacity_is_served_at_capacity_not_answered_too_late()
         m.duplicates,
         m.series.iter().map(|s| s.ok).collect::<Vec<_>>()
     );
-    // Sending every arrival however late, the client saw 200 to 300 answers
-    // here, nearly all in the first second: after that each request went out
-    // older than the operation timeout and was given up on before its answer.
+    // Sending every arrival however late, the client saw 229 answers here,
+    // per second [204, 25, 0, 0], and gave up on 5,675 requests: after the
+    // first second each one went out older than the operation timeout.
+    // The bounds are relative, since what this group serves a second
+    // depends on how busy the machine is (about 220 alone, 65 beside a
+    // full test run).
+    let per_s: Vec<u64> = m.series.iter().take(4).map(|s| s.ok).collect();
+    let best = per_s.iter().copied().max().unwrap_or(0);
+    let last = per_s.get(3).copied().unwrap_or(0);
     assert!(
-        m.ok >= 450,
-        "only {} answered in 4 s at a capacity of about 200/s: requests went out too late to be answered in time",
-        m.ok
+        best > 0 && last * 2 >= best,
+        "answers per second fell from {best} to {last} in the fourth: requests went out too late to be answered in time"
     );
-    let last = m.series.get(3).map_or(0, |s| s.ok);
     assert!(
-        last >= 80,
-        "the fourth second answered {last}: the run fell to answering nothing"
+        m.timed_out * 2 <= m.ok,
+        "{} given up on against {} answered: requests went out too late",
+        m.timed_out,
+        m.ok
     );
     assert!(
         m.shed > 3_000,
@@ -140,38 +152,17 @@ async fn a_load_far_above_capacity_is_served_at_capacity_not_answered_too_late()
 /// read 0 while `ops_timed_out` read millions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_given_up_on_are_counted_with_multi_dispatch() {
-    // About 200 operations a second offered 2,000 for 2 s, with a 300 ms
-    // operation timeout: many time out. Bounded by the run's own timeouts
-    // and the 60 s cap around it.
-    let c = common::cluster("mdlin", &["--pipeline", "1", "--link-delay-ms", "2"]);
+    // Ten times capacity for 2 s, with a 300 ms operation timeout: many
+    // operations time out.
+    let c = slow_cluster();
     let spec = Spec {
-        mode: Mode::Open {
-            rate: 2000.0,
-            max_in_flight: 512,
-            max_wait_ms: 0,
-        },
-        clients: 1,
-        duration_s: 2.0,
         warmup_s: 0.2,
-        cooldown_s: 0.0,
-        mix: Mix::default(),
         seed: 7,
-        attempt_timeout_ms: 1_000,
         op_timeout_ms: 300,
-        wan: None,
-        spread: false,
-        fanout: 1,
         multi_dispatch: true,
+        ..open(2000.0, 512, 0, 2.0)
     };
-    let route = Arc::new(Route::with_master(c.master_addr()).await.unwrap());
-    let run = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        bench::driver::run(&spec, route, false, Arc::new(Progress::default())),
-    )
-    .await
-    .expect("the run ends")
-    .expect("the run works");
-    let m = bench::stats::merge(&run.clients);
+    let m = measure(&c, &spec).await;
     println!(
         "requests: {} ok, {} timed out; operations: {} ok, {} timed out",
         m.ok, m.timed_out, m.ops_ok, m.ops_timed_out
