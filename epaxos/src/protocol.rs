@@ -29,6 +29,7 @@ impl Config {
             compact_every: Some(&mut cfg.compact_every),
             compact_bytes: Some(&mut cfg.compact_bytes),
             transfer: Some(&mut cfg.transfer),
+            pipeline: Some(&mut cfg.max_queued),
             ..Knobs::default()
         });
         // Instances in flight stay within the window too.
@@ -78,7 +79,9 @@ impl Protocol for Replica {
         Ok(())
     }
 
-    genericsmr::inherent!(fresh, replay, handle, propose, status, log, tick, flush, snapshot);
+    genericsmr::inherent!(
+        fresh, replay, handle, propose, status, log, tick, flush, snapshot, accepting
+    );
 
     /// Every replica leads its own commands: nothing to do.
     fn be_leader(&mut self, _now: u64, _hint: bool, _fx: &mut Effects<EpaxosMsg>) {}

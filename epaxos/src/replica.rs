@@ -71,6 +71,12 @@ pub struct Config {
     pub dedup: genericsmr::state::Limits,
     /// Proposals held at most while waiting; more are refused.
     pub max_pending: usize,
+    /// Proposals waiting for an instance (all in-flight instances taken) at
+    /// which the replica stops taking client requests until some start
+    /// (`--pipeline`): a load above what the group executes then waits in
+    /// the client lane and in TCP, not here, so the replica's memory does
+    /// not follow the clients' windows.
+    pub max_queued: u64,
     /// Largest command accepted, in encoded bytes.
     pub max_command_bytes: usize,
     /// Keep the (instance, hash) of every commit in commit order, and the
@@ -105,6 +111,7 @@ impl Config {
             transfer: Default::default(),
             dedup: Default::default(),
             max_pending: 1 << 20,
+            max_queued: 8192,
             max_command_bytes: 1 << 20,
             record_commits: false,
             #[cfg(feature = "broken")]
@@ -474,6 +481,11 @@ impl Replica {
     }
 
     /// Own instances started and not yet executed.
+    /// Whether it takes client requests now (see [`Config::max_queued`]).
+    pub fn accepting(&self) -> bool {
+        (self.pending.len() as u64) < self.cfg.max_queued
+    }
+
     pub(crate) fn inflight(&self) -> u64 {
         self.next - self.spaces[self.cfg.id as usize].executed_upto
     }

@@ -682,3 +682,31 @@ fn a_replica_behind_the_horizon_installs_a_snapshot_and_converges() {
     net.restart(2);
     assert_eq!(net.r(2).state().digest(), before);
 }
+
+/// With every in-flight instance taken, proposals queue; at `max_queued`
+/// the replica stops taking client requests (they wait in the runtime's
+/// client lane and in TCP, so its memory does not follow the clients'
+/// windows), and takes them again once instances execute, without any
+/// client request to wake it.
+#[test]
+fn a_replica_with_its_queue_full_takes_no_client_requests_until_it_drains() {
+    let mut net = Net::with(3, |c| {
+        c.max_inflight = 1;
+        c.max_queued = 3;
+    });
+    assert!(net.r(0).accepting());
+    // The first starts an instance; the next three wait for it.
+    for seq in 1..=4 {
+        net.propose(0, put(9, seq, &format!("q{seq}")));
+    }
+    assert!(
+        !net.r(0).accepting(),
+        "three proposals queued behind the one in flight: no more taken"
+    );
+    net.run();
+    assert!(
+        net.r(0).accepting(),
+        "executed and drained by the replica's own messages and timers"
+    );
+    assert_eq!(net.oks(), 4, "every proposal answered");
+}

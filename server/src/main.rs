@@ -99,7 +99,8 @@ struct Args {
     client_queue: usize,
     /// Most slots a Multi-Paxos or MDLin leader has proposed and not yet seen
     /// chosen before it stops taking client requests until some are (they
-    /// wait in the client queue, then in TCP). Default 8192.
+    /// wait in the client queue, then in TCP); for EPaxos, most proposals
+    /// waiting for an instance (all in-flight instances taken). Default 8192.
     #[arg(long)]
     pipeline: Option<u64>,
     /// Accept fault injection and leadership requests from clients (`client fault ...`,
