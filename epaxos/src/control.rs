@@ -378,6 +378,7 @@ impl Replica {
         self.replay_executions(&executed, &mut fx);
         self.execute(0, &mut fx);
         self.forget_executed();
+        self.recount_open();
         Ok(())
     }
 }

@@ -244,13 +244,7 @@ impl Replica {
             if self.cfg.record_commits {
                 self.exec_log.push((l, i));
             }
-            let sp = &mut self.spaces[l as usize];
-            while sp
-                .get(sp.executed_upto)
-                .is_some_and(|x| x.status == Status::Executed)
-            {
-                sp.executed_upto += 1;
-            }
+            self.spaces[l as usize].advance_executed();
         }
     }
 
@@ -258,13 +252,15 @@ impl Replica {
     /// older than the kept window.
     pub(crate) fn forget_executed(&mut self) {
         let keep = self.cfg.keep_executed;
+        let keep_bytes = self.cfg.compact_bytes / 4;
         for (sp, all) in self.spaces.iter_mut().zip(&self.everywhere) {
             while sp.base < sp.executed_upto
-                && (sp.base + keep < sp.executed_upto || sp.base < *all)
+                && (sp.base + keep < sp.executed_upto
+                    || sp.base < *all
+                    || sp.kept_bytes > keep_bytes)
                 && !sp.slots.is_empty()
             {
-                sp.slots.pop_front();
-                sp.base += 1;
+                sp.forget_first();
             }
         }
     }

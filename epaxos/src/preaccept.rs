@@ -65,9 +65,17 @@ impl Replica {
         } else {
             1
         };
+        // Bounded in commands too: with batching an instance may hold
+        // thousands, and a stall would otherwise hold max_inflight of them.
+        let bound = self.cfg.max_queued as usize;
         while !self.pending.is_empty() && self.inflight() < self.cfg.max_inflight as u64 {
-            let take = self.pending.len().min(per);
+            let room = bound.saturating_sub(self.open_commands());
+            if room == 0 {
+                break;
+            }
+            let take = self.pending.len().min(per).min(room);
             let cmds: Vec<Command> = self.pending.drain(..take).collect();
+            self.open.push(self.next, take);
             self.start_instance(now, cmds, fx);
         }
     }

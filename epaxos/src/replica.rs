@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 
 use genericsmr::command::{ClientId, Command};
 use genericsmr::effects::Effects;
+use genericsmr::in_flight::InFlight;
 use genericsmr::state::StateMachine;
 use genericsmr::{ConnId, ReplicaId};
 
@@ -46,7 +47,9 @@ pub struct Config {
     pub recovery_grace_ns: u64,
     /// The garbage-collection horizon: executed instances kept per leader
     /// (for peers that still ask about them); older ones are forgotten, so
-    /// memory stays bounded. A peer that falls further behind is sent a
+    /// memory stays bounded. Their commands are kept up to a quarter of
+    /// [`Config::compact_bytes`] per leader too, since with batching an
+    /// instance holds many. A peer that falls further behind is sent a
     /// snapshot instead.
     pub keep_executed: u64,
     /// A durable replica compacts its log once this many instances more
@@ -58,6 +61,7 @@ pub struct Config {
     /// A durable replica also compacts once it has written this many bytes
     /// of records since the last compaction: with batching an instance holds
     /// many commands, so a bound in instances alone does not bound the file.
+    /// A quarter of it bounds the executed commands kept per leader.
     pub compact_bytes: usize,
     /// How far an instance number may run ahead of its leader's executed
     /// window here; a further number can only come from a broken peer.
@@ -71,11 +75,12 @@ pub struct Config {
     pub dedup: genericsmr::state::Limits,
     /// Proposals held at most while waiting; more are refused.
     pub max_pending: usize,
-    /// Proposals waiting for an instance (all in-flight instances taken) at
-    /// which the replica stops taking client requests until some start
-    /// (`--pipeline`): a load above what the group executes then waits in
-    /// the client lane and in TCP, not here, so the replica's memory does
-    /// not follow the clients' windows.
+    /// Commands at most in own instances not yet executed, and proposals
+    /// waiting for an instance at which the replica stops taking client
+    /// requests until some start (`--pipeline`). A load above what the
+    /// group executes then waits in the client lane and in TCP, not here,
+    /// so the replica's memory does not follow the clients' windows. In
+    /// commands, not instances: a batch may hold thousands.
     pub max_queued: u64,
     /// Largest command accepted, in encoded bytes.
     pub max_command_bytes: usize,
@@ -291,6 +296,9 @@ pub(crate) struct Space {
     pub slots: VecDeque<Option<Instance>>,
     /// Every instance below this is executed.
     pub executed_upto: u64,
+    /// Encoded bytes of the commands of the executed instances held (from
+    /// `base` to `executed_upto`), for the byte bound on what is kept.
+    pub kept_bytes: usize,
 }
 
 impl Space {
@@ -324,6 +332,26 @@ impl Space {
     pub fn end(&self) -> u64 {
         self.base + self.slots.len() as u64
     }
+
+    /// Moves `executed_upto` past the executed instances that now follow it.
+    pub fn advance_executed(&mut self) {
+        while let Some(x) = self
+            .get(self.executed_upto)
+            .filter(|x| x.status == Status::Executed)
+        {
+            self.kept_bytes += x.cmds.iter().map(Command::wire_len).sum::<usize>();
+            self.executed_upto += 1;
+        }
+    }
+
+    /// Drops the oldest instance held, which must be executed.
+    pub fn forget_first(&mut self) {
+        if let Some(Some(x)) = self.slots.pop_front() {
+            let b: usize = x.cmds.iter().map(Command::wire_len).sum();
+            self.kept_bytes = self.kept_bytes.saturating_sub(b);
+        }
+        self.base += 1;
+    }
 }
 
 /// The EPaxos replica.
@@ -343,6 +371,9 @@ pub struct Replica {
     pub(crate) next: u64,
     /// Proposals waiting for an instance (livelock bound or batching).
     pub(crate) pending: VecDeque<Command>,
+    /// The commands of own instances started and not executed here (see
+    /// [`Config::max_queued`]).
+    pub(crate) open: InFlight,
     /// Where to answer each command proposed here: (client, seq) -> connection.
     pub(crate) waiting: HashMap<(ClientId, u64), ConnId, ahash::RandomState>,
     /// Committed, not yet executed instances, in (leader, instance) order.
@@ -407,6 +438,7 @@ impl Replica {
             last_heard: vec![0; cfg.n],
             next: 0,
             pending: VecDeque::new(),
+            open: InFlight::default(),
             waiting: HashMap::default(),
             to_execute: BTreeSet::new(),
             leading: BTreeSet::new(),
@@ -488,6 +520,20 @@ impl Replica {
 
     pub(crate) fn inflight(&self) -> u64 {
         self.next - self.spaces[self.cfg.id as usize].executed_upto
+    }
+
+    /// Commands in own instances not executed.
+    pub(crate) fn open_commands(&mut self) -> usize {
+        self.open
+            .settle(self.spaces[self.cfg.id as usize].executed_upto)
+    }
+
+    /// Rebuilds `open` from the own instances held (after a replay).
+    pub(crate) fn recount_open(&mut self) {
+        let sp = &self.spaces[self.cfg.id as usize];
+        self.open.reset(
+            (sp.executed_upto..self.next).filter_map(|i| sp.get(i).map(|x| (i, x.cmds.len()))),
+        );
     }
 
     /// Whether instance `i` of `leader` is a number this replica can hold.

@@ -317,6 +317,7 @@ impl Replica {
             sp.slots.drain(..drop as usize);
             sp.base = fl;
             sp.executed_upto = fl;
+            sp.kept_bytes = 0;
             for i in fl..sp.end() {
                 let Some(x) = sp.get_mut(i) else { continue };
                 if x.status == Status::Executed && !above.contains(&(l as ReplicaId, i)) {
@@ -341,12 +342,7 @@ impl Replica {
         }
         let me = self.cfg.id as usize;
         for sp in &mut self.spaces {
-            while sp
-                .get(sp.executed_upto)
-                .is_some_and(|x| x.status == Status::Executed)
-            {
-                sp.executed_upto += 1;
-            }
+            sp.advance_executed();
         }
         self.next = self.next.max(self.spaces[me].end());
         let spaces = &self.spaces;

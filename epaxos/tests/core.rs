@@ -710,3 +710,125 @@ fn a_replica_with_its_queue_full_takes_no_client_requests_until_it_drains() {
     );
     assert_eq!(net.oks(), 4, "every proposal answered");
 }
+
+impl Net {
+    /// Client proposals that reach replica `at` in one burst (one flush),
+    /// as the runtime delivers what a connection read at once: with
+    /// batching they may share an instance.
+    fn propose_burst(&mut self, at: u8, cmds: Vec<Command>) {
+        self.on(at, |r, now, fx| {
+            for cmd in cmds {
+                r.handle_propose(now, 7, Propose { cmd }, fx);
+            }
+        });
+    }
+
+    /// Over replica `r`'s instances of leader `l` still held: the commands
+    /// of those not executed, and the encoded bytes of those executed.
+    fn held(&self, r: u8, l: u8) -> (usize, usize) {
+        let (mut open, mut executed) = (0, 0);
+        for i in 0..100_000 {
+            let Some(x) = self.r(r).instance(l, i) else {
+                continue;
+            };
+            if x.status == Status::Executed {
+                executed += x.cmds.iter().map(Command::wire_len).sum::<usize>();
+            } else {
+                open += x.cmds.len();
+            }
+        }
+        (open, executed)
+    }
+}
+
+/// A command leader whose instances cannot commit (both peers unreachable)
+/// puts at most `max_queued` commands into its instances, however many
+/// instances the in-flight bound would allow, and then stops taking client
+/// requests. With batching an instance may hold thousands of commands, so a
+/// bound in instances alone let a stalled replica hold millions.
+#[test]
+fn a_command_leader_holds_at_most_its_pipeline_of_commands_in_open_instances() {
+    let mut net = Net::with(3, |c| {
+        c.batch = true;
+        c.batch_max = 64;
+        c.max_queued = 100;
+    });
+    net.down[1] = true;
+    net.down[2] = true;
+    let mut sent = 0u64;
+    for burst in 0..10u64 {
+        if !net.r(0).accepting() {
+            break;
+        }
+        let cmds = (0..50)
+            .map(|k| put(9, burst * 50 + k + 1, &format!("b{burst}k{k}")))
+            .collect();
+        net.propose_burst(0, cmds);
+        sent += 50;
+        net.run();
+    }
+    let (open, _) = net.held(0, 0);
+    assert!(
+        open <= 100,
+        "{open} commands in open instances of the {sent} taken (bound 100)"
+    );
+    assert!(
+        !net.r(0).accepting(),
+        "at the bound the replica takes no more client requests"
+    );
+    // Once the peers are back everything taken commits and is answered.
+    net.down[1] = false;
+    net.down[2] = false;
+    for _ in 0..40 {
+        net.tick_all(250_000_000);
+        net.run();
+    }
+    assert_eq!(net.oks() as u64, sent, "every proposal taken is answered");
+    assert!(net.r(0).accepting());
+    assert_eq!(net.held(0, 0).0, 0);
+}
+
+/// While a peer is down, the others keep executed instances for it to fetch
+/// one by one only up to a quarter of the byte bound (`compact_bytes`), not
+/// `keep_executed` instances of whatever size: with batching those are
+/// thousands of commands each. The peer that comes back past what was kept
+/// installs a snapshot and converges.
+#[test]
+fn executed_instances_kept_for_a_down_peer_stay_within_a_quarter_of_the_byte_bound() {
+    let mut net = Net::with(3, |c| {
+        c.batch = true;
+        c.batch_max = 64;
+        c.keep_executed = 1 << 20;
+        c.compact_bytes = 16 << 10;
+    });
+    net.down[2] = true;
+    let mut largest = 0;
+    for burst in 0..40u64 {
+        let cmds: Vec<Command> = (0..50)
+            .map(|k| put(9, burst * 50 + k + 1, &format!("b{burst}k{k}")))
+            .collect();
+        largest = largest.max(cmds.iter().map(Command::wire_len).sum::<usize>());
+        net.propose_burst(0, cmds);
+        net.run();
+        net.tick_all(20_000_000);
+        net.run();
+    }
+    assert_eq!(net.oks(), 2000);
+    for r in 0..2u8 {
+        let (_, kept) = net.held(r, 0);
+        assert!(
+            kept <= (16 << 10) / 4 + largest,
+            "replica {r} keeps {kept} B of executed commands for its down peer"
+        );
+    }
+    net.down[2] = false;
+    for _ in 0..10 {
+        net.tick_all(20_000_000);
+        net.run();
+    }
+    assert_eq!(net.r(2).snapshots().0, 1, "replica 2 installed a snapshot");
+    for r in 0..2u8 {
+        assert_eq!(net.r(r).state().digest(), net.r(2).state().digest());
+        assert_eq!(net.r(r).executed_count(), net.r(2).executed_count());
+    }
+}

@@ -11,6 +11,8 @@
 //!   coalescing per-connection writers.
 //! - [`gate`]: the client lane's bound, which holds client readers back
 //!   while the core is behind (backpressure instead of unbounded queues).
+//! - [`in_flight`]: a leader's proposed commands not yet done, which its
+//!   `--pipeline` bound counts (commands, not slots or instances).
 //! - [`command`] and [`state`]: the key-value state machine with its conflict
 //!   relation, digest and per-client dedup table.
 //! - [`durable`]: the checksummed append-only log with an fsync policy, and
@@ -46,6 +48,7 @@ pub mod durable;
 pub mod effects;
 pub mod election;
 pub mod gate;
+pub mod in_flight;
 pub mod knobs;
 pub mod logging;
 pub mod master_link;

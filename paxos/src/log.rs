@@ -20,6 +20,12 @@ pub trait Value: Marshal + Default + Clone + std::fmt::Debug {
     /// Bytes it keeps in memory once executed (what compaction by bytes counts).
     fn held_bytes(&self) -> usize;
 
+    /// Client commands it carries, for the leader's `--pipeline` bound (a
+    /// batch carries many; an entry of one command, the default, one).
+    fn commands(&self) -> usize {
+        1
+    }
+
     /// A 64-bit hash of its encoding (equal values, equal hashes), which
     /// operators and the simulator compare across replicas.
     fn digest(&self) -> u64 {

@@ -146,6 +146,10 @@ impl crate::log::Value for Batch {
         self.packed.as_ref().map_or(0, |b| b.len())
     }
 
+    fn commands(&self) -> usize {
+        self.cmds.len()
+    }
+
     /// Hashes the commands' encoding, packed or not, without re-encoding a
     /// packed slot.
     fn digest(&self) -> u64 {

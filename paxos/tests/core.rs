@@ -314,6 +314,46 @@ fn a_leader_holds_clients_back_at_its_pipeline_bound() {
     assert_eq!(net.value(1, "k"), Some(b("v2")));
 }
 
+/// The bound counts commands, not slots: with batching a slot holds a whole
+/// burst, so a leader whose followers cannot be reached took 100 slots of
+/// them before. With a bound of 100 and bursts of 50 it now stops after
+/// two bursts, and once the followers are back every one is answered.
+#[test]
+fn a_leader_bounds_the_commands_it_has_in_flight_not_the_slots() {
+    let mut net = Net::with(3, |c| {
+        c.group.pipeline = 100;
+        c.batch = true;
+    });
+    net.elect(0);
+    net.partition(&[0], &[1, 2]);
+    let mut taken = 0u64;
+    for burst in 0..10u64 {
+        if !net.r(0).accepting() {
+            break;
+        }
+        for k in 0..50 {
+            let seq = burst * 50 + k + 1;
+            net.propose(0, 10, put(7, seq, &format!("k{seq}"), "v"));
+        }
+        net.flush(0);
+        taken += 50;
+    }
+    assert_eq!(
+        taken, 100,
+        "bursts taken before the leader stopped at its bound of 100 commands"
+    );
+    assert!(!net.r(0).accepting());
+    net.heal();
+    for _ in 0..20 {
+        net.tick_all(100_000_000);
+        net.run();
+    }
+    assert!(net.r(0).accepting(), "all chosen: it takes requests again");
+    for seq in 1..=taken {
+        assert_eq!(net.only_reply(7, seq).2.status, ReplyStatus::Ok);
+    }
+}
+
 #[test]
 fn cas_and_delete_outcomes_reach_the_client() {
     let mut net = Net::with(3, |c| c.reply_after_exec = true);

@@ -97,10 +97,12 @@ struct Args {
     /// 0: no bound.
     #[arg(long, default_value_t = genericsmr::transport::DEFAULT_CLIENT_QUEUE)]
     client_queue: usize,
-    /// Most slots a Multi-Paxos or MDLin leader has proposed and not yet seen
-    /// chosen before it stops taking client requests until some are (they
-    /// wait in the client queue, then in TCP); for EPaxos, most proposals
-    /// waiting for an instance (all in-flight instances taken). Default 8192.
+    /// Most commands (a batch counts each) a Multi-Paxos or MDLin leader has
+    /// proposed and not yet seen chosen before it stops taking client
+    /// requests until some are (they wait in the client queue, then in
+    /// TCP); for EPaxos, most commands in
+    /// its own instances not yet executed, and most proposals waiting for an
+    /// instance. Default 8192.
     #[arg(long)]
     pipeline: Option<u64>,
     /// Accept fault injection and leadership requests from clients (`client fault ...`,
@@ -127,7 +129,8 @@ struct Args {
     gc_horizon: u64,
     /// Compaction also runs by size, in MiB: Multi-Paxos once the executed
     /// commands it holds in memory reach this (a quarter is kept), EPaxos
-    /// once it wrote this much durable log since the last compaction.
+    /// once it wrote this much durable log since the last compaction (and it
+    /// keeps executed commands for lagging peers up to a quarter of it).
     /// Batches make slots and instances large, so a bound in entries alone
     /// bounds neither memory nor files.
     #[arg(long, default_value_t = 64)]

@@ -132,8 +132,8 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "a short pipeline",
-            // A leader holds clients back after 1 to 3 slots proposed and
-            // not chosen, through every fault: holding back must never
+            // A leader holds clients back after 1 to 3 commands proposed
+            // and not chosen, through every fault: holding back must never
             // wedge it (it waits on peers and timers only) nor lose or
             // reorder what it holds.
             applies: always,

@@ -55,8 +55,9 @@ pub struct GroupConfig {
     /// leading. A setting so that tests cross it in a few hundred slots;
     /// every replica of a group should use the same value.
     pub slot_window: u64,
-    /// Most slots a leader has proposed and not yet seen chosen; at the
-    /// bound it takes no more client requests until some are, so a load
+    /// Most commands (and slots) a leader has proposed and not yet seen
+    /// chosen; at the bound it takes no more client requests until some
+    /// are, so a load
     /// above what the followers keep up with waits in TCP instead of
     /// growing the log (`--pipeline`, see `Protocol::accepting`).
     pub pipeline: u64,

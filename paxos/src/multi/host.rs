@@ -13,7 +13,7 @@ use genericsmr::effects::Effects;
 use genericsmr::election::OnHint;
 use genericsmr::ReplicaId;
 
-use crate::log::{Record, SlotState};
+use crate::log::{Record, SlotState, Value};
 use crate::messages::ballot;
 use crate::multi::messages::{Accept, Commit, PrepareReply, Vote};
 use crate::multi::phase1::Candidate;
@@ -90,17 +90,19 @@ pub trait Host {
     /// How far past its commit index it takes slot numbers from peers
     /// (`GroupConfig::slot_window`).
     fn slot_window(&self) -> u64;
-    /// Most slots this replica, leading, has proposed and not yet seen
-    /// chosen before it stops taking client requests.
+    /// Most commands (and slots) this replica, leading, has proposed and
+    /// not yet seen chosen before it stops taking client requests.
     fn pipeline(&self) -> u64;
     /// Whether client requests are taken now: not while leading with
-    /// [`Host::pipeline`] slots proposed and not chosen (the runtime then
-    /// leaves them queued; see `genericsmr::protocol::Protocol::accepting`).
-    /// Followers and candidates take them (to reroute or hold them).
+    /// [`Host::pipeline`] commands, or slots, proposed and not chosen (the
+    /// runtime then leaves them queued; see
+    /// `genericsmr::protocol::Protocol::accepting`). Followers and
+    /// candidates take them (to reroute or hold them).
     fn takes_proposals(&self) -> bool {
         let p = self.px();
         self.leading_ballot().is_none()
-            || p.log.end().saturating_sub(p.commit_index) < self.pipeline()
+            || (p.log.end().saturating_sub(p.commit_index) < self.pipeline()
+                && (p.in_flight.held(p.commit_index) as u64) < self.pipeline())
     }
     /// How long the leader must be silent before the master's hint makes
     /// this replica campaign (`GroupConfig::hint_quiet_ns`).
@@ -346,6 +348,11 @@ pub trait Host {
             return;
         };
         s.propose(slot, ballot, value.clone(), me, targets, now, keep, fx);
+        // At least one: a no-op slot takes pipeline room too.
+        let weight = s.entry.commands().max(1);
+        let p = self.px_mut();
+        p.in_flight.settle(p.commit_index);
+        p.in_flight.push(slot, weight);
         let a = Accept {
             ballot,
             slot,

@@ -4,6 +4,7 @@
 //! beside it only what is its own (its role, its clients, its extra state).
 
 use genericsmr::election::ElectionTimer;
+use genericsmr::in_flight::InFlight;
 use genericsmr::messages::StatusReply;
 use genericsmr::snapshot::{Fetch, TransferConfig};
 use genericsmr::state::StateMachine;
@@ -60,6 +61,9 @@ pub struct State<V> {
     /// The time of the event being handled (for timer resets from helpers
     /// that are not given it).
     pub now: u64,
+    /// Leader: the commands of the slots it proposed, until they are chosen
+    /// (what `--pipeline` bounds: a batch holds many).
+    pub in_flight: InFlight,
 }
 
 impl<V: Value> State<V> {
@@ -93,6 +97,7 @@ impl<V: Value> State<V> {
             replayed: 0,
             nonce: 0,
             now: 0,
+            in_flight: InFlight::default(),
         }
     }
 
