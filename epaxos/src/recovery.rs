@@ -291,8 +291,12 @@ impl Replica {
                             return reply;
                         }
                     }
-                    // Forgotten (executed everywhere) or unknown: no verdict.
-                    None if j < self.spaces[r as usize].base => {}
+                    // Forgotten and executed everywhere: it orders nothing
+                    // any more. Forgotten otherwise (past the horizon, or
+                    // the byte bound on what is kept) or unknown: it may
+                    // conflict, so no verdict.
+                    None if j < self.spaces[r as usize].base && j < self.everywhere[r as usize] => {
+                    }
                     None => return reply,
                 }
             }

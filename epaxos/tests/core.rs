@@ -832,3 +832,60 @@ fn executed_instances_kept_for_a_down_peer_stay_within_a_quarter_of_the_byte_bou
         assert_eq!(net.r(r).executed_count(), net.r(2).executed_count());
     }
 }
+
+/// An instance forgotten only because of the bounds on what is kept (the
+/// horizon, or the byte bound), not because every replica executed it, may
+/// still conflict: a replica that forgot it gives no ok to a TryPreAccept
+/// whose attributes leave it out. Replica 4 is down, so nobody knows J ran
+/// everywhere; replica 1 forgets J, then is asked whether (0, 0), on J's key
+/// and with no dependency on J, fits. Before, it pre-accepted.
+#[test]
+fn a_forgotten_conflict_not_executed_everywhere_gets_no_ok() {
+    let horizon = |c: &mut Config| c.keep_executed = 0;
+    let bytes = |c: &mut Config| c.compact_bytes = 4;
+    for (name, bound) in [
+        ("horizon", &horizon as &dyn Fn(&mut Config)),
+        ("bytes", &bytes),
+    ] {
+        let mut net = Net::with(5, bound);
+        net.down[4] = true;
+        net.propose(2, put(2, 1, "k"));
+        net.run();
+        for _ in 0..4 {
+            net.tick_all(20_000_000);
+            net.run();
+        }
+        assert_eq!(net.oks(), 1, "{name}: J is answered");
+        assert!(
+            net.r(1).instance(2, 0).is_none(),
+            "{name}: replica 1 forgot J"
+        );
+        assert_eq!(net.r(1).everywhere_executed()[2], 0, "{name}");
+        let mut reply = None;
+        net.on(1, |r, now, fx| {
+            r.handle_try_preaccept(
+                now,
+                3,
+                TryPreAccept {
+                    leader: 0,
+                    instance: 0,
+                    ballot: make_ballot(1, 3),
+                    cmds: vec![put(1, 1, "k")],
+                    seq: 1,
+                    deps: vec![0; 5],
+                },
+                fx,
+            );
+            for (_, m) in &fx.sends {
+                if let EpaxosMsg::TryPreAcceptReply(m) = m {
+                    reply = Some(m.clone());
+                }
+            }
+        });
+        let reply = reply.expect("an answer");
+        assert!(
+            !reply.ok,
+            "{name}: pre-accepted past a forgotten conflict: {reply:?}"
+        );
+    }
+}

@@ -46,6 +46,9 @@ impl InFlight {
     /// The commands in flight at or above `done`, without forgetting the
     /// rest (for checks that cannot change the leader).
     pub fn held(&self, done: u64) -> usize {
+        if self.open.back().is_none_or(|&(last, _)| last < done) {
+            return 0;
+        }
         let gone: usize = self
             .open
             .iter()

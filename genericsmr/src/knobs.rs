@@ -40,8 +40,8 @@ pub struct Knobs<'a> {
     pub hint_quiet_ns: Option<&'a mut u64>,
     /// How far a slot or instance number may run ahead of what is executed.
     pub window: Option<&'a mut u64>,
-    /// Most commands a leader has proposed and not yet seen chosen before
-    /// it stops taking client requests (at least one).
+    /// Most commands a leader has proposed and not yet seen chosen (EPaxos:
+    /// executed) before it stops taking client requests (at least one).
     pub pipeline: Option<&'a mut u64>,
     /// Executed slots or instances kept for peers catching up one by one
     /// (`--gc-horizon`).

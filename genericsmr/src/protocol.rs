@@ -149,9 +149,9 @@ pub struct Settings {
     pub snapshot_ratio: Option<u32>,
     /// How far a slot or instance number may run ahead of what is executed.
     pub window: Option<u64>,
-    /// Most commands a leader has proposed and not yet seen chosen (a batch
-    /// counts each; see [`crate::in_flight`]); at the bound it takes no more
-    /// client requests until some are (see
+    /// Most commands a leader has proposed and not yet seen chosen (EPaxos:
+    /// executed; a batch counts each, see [`crate::in_flight`]); at the
+    /// bound it takes no more client requests until some are (see
     /// [`Protocol::accepting`]), so a load above what its followers keep up
     /// with waits in the client lane and then in TCP, not in its log.
     pub pipeline: Option<u64>,

@@ -367,6 +367,9 @@ crate::impl_host! {
     fn may_lead_here(&self, _owner: ReplicaId) -> bool {
         true
     }
+    fn queued(&self) -> usize {
+        self.pending.len()
+    }
     #[inline]
     fn keeps_votes(&self) -> bool {
         Replica::keeps_votes(self)

@@ -352,6 +352,17 @@ fn a_leader_bounds_the_commands_it_has_in_flight_not_the_slots() {
     for seq in 1..=taken {
         assert_eq!(net.only_reply(7, seq).2.status, ReplyStatus::Ok);
     }
+    // Within one burst too: commands taken and not yet proposed count.
+    for seq in taken + 1..=taken + 100 {
+        net.propose(0, 10, put(7, seq, &format!("k{seq}"), "v"));
+    }
+    assert!(
+        !net.r(0).accepting(),
+        "100 commands queued for the next flush: at the bound"
+    );
+    net.flush(0);
+    net.run();
+    assert!(net.r(0).accepting());
 }
 
 #[test]

@@ -100,9 +100,16 @@ pub trait Host {
     /// candidates take them (to reroute or hold them).
     fn takes_proposals(&self) -> bool {
         let p = self.px();
+        let commands = || p.in_flight.held(p.commit_index) + self.queued();
         self.leading_ballot().is_none()
             || (p.log.end().saturating_sub(p.commit_index) < self.pipeline()
-                && (p.in_flight.held(p.commit_index) as u64) < self.pipeline())
+                && (commands() as u64) < self.pipeline())
+    }
+    /// Client commands taken and not yet proposed (a batch in the making,
+    /// proposed at the flush): [`Host::takes_proposals`] counts them too, so
+    /// one burst cannot pass the bound by a whole burst.
+    fn queued(&self) -> usize {
+        0
     }
     /// How long the leader must be silent before the master's hint makes
     /// this replica campaign (`GroupConfig::hint_quiet_ns`).
