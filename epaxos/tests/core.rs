@@ -574,28 +574,7 @@ fn a_restarted_replica_does_not_refute_with_what_everyone_executed() {
         "replica 4 knows J ran everywhere"
     );
     net.restart(4);
-    let mut reply = None;
-    net.on(4, |r, now, fx| {
-        r.handle_try_preaccept(
-            now,
-            1,
-            TryPreAccept {
-                leader: 0,
-                instance: 0,
-                ballot: make_ballot(1, 1),
-                cmds: vec![put(1, 1, "k")],
-                seq: 1,
-                deps: vec![0; 5],
-            },
-            fx,
-        );
-        for (_, m) in &fx.sends {
-            if let EpaxosMsg::TryPreAcceptReply(m) = m {
-                reply = Some(m.clone());
-            }
-        }
-    });
-    let reply = reply.expect("an answer");
+    let reply = net.try_preaccept_k(4, 1);
     assert!(
         !reply.refutes,
         "refuted with an instance every replica executed: {reply:?}"
@@ -712,6 +691,33 @@ fn a_replica_with_its_queue_full_takes_no_client_requests_until_it_drains() {
 }
 
 impl Net {
+    /// Replica `at`'s answer to recoverer `from` asking whether (0, 0), a
+    /// put on key k with no dependencies, fits (five replicas).
+    fn try_preaccept_k(&mut self, at: u8, from: u8) -> TryPreAcceptReply {
+        let mut reply = None;
+        self.on(at, |r, now, fx| {
+            r.handle_try_preaccept(
+                now,
+                from,
+                TryPreAccept {
+                    leader: 0,
+                    instance: 0,
+                    ballot: make_ballot(1, from),
+                    cmds: vec![put(1, 1, "k")],
+                    seq: 1,
+                    deps: vec![0; 5],
+                },
+                fx,
+            );
+            for (_, m) in &fx.sends {
+                if let EpaxosMsg::TryPreAcceptReply(m) = m {
+                    reply = Some(m.clone());
+                }
+            }
+        });
+        reply.expect("an answer")
+    }
+
     /// Client proposals that reach replica `at` in one burst (one flush),
     /// as the runtime delivers what a connection read at once: with
     /// batching they may share an instance.
@@ -861,28 +867,7 @@ fn a_forgotten_conflict_not_executed_everywhere_gets_no_ok() {
             "{name}: replica 1 forgot J"
         );
         assert_eq!(net.r(1).everywhere_executed()[2], 0, "{name}");
-        let mut reply = None;
-        net.on(1, |r, now, fx| {
-            r.handle_try_preaccept(
-                now,
-                3,
-                TryPreAccept {
-                    leader: 0,
-                    instance: 0,
-                    ballot: make_ballot(1, 3),
-                    cmds: vec![put(1, 1, "k")],
-                    seq: 1,
-                    deps: vec![0; 5],
-                },
-                fx,
-            );
-            for (_, m) in &fx.sends {
-                if let EpaxosMsg::TryPreAcceptReply(m) = m {
-                    reply = Some(m.clone());
-                }
-            }
-        });
-        let reply = reply.expect("an answer");
+        let reply = net.try_preaccept_k(1, 3);
         assert!(
             !reply.ok,
             "{name}: pre-accepted past a forgotten conflict: {reply:?}"
