@@ -245,6 +245,12 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Encoded bytes of its commands (what the byte bound on kept
+    /// instances counts).
+    pub(crate) fn cmd_bytes(&self) -> usize {
+        self.cmds.iter().map(Command::wire_len).sum()
+    }
+
     pub(crate) fn empty(n: usize) -> Self {
         Instance {
             status: Status::None,
@@ -339,7 +345,7 @@ impl Space {
             .get(self.executed_upto)
             .filter(|x| x.status == Status::Executed)
         {
-            self.kept_bytes += x.cmds.iter().map(Command::wire_len).sum::<usize>();
+            self.kept_bytes += x.cmd_bytes();
             self.executed_upto += 1;
         }
     }
@@ -347,8 +353,7 @@ impl Space {
     /// Drops the oldest instance held, which must be executed.
     pub fn forget_first(&mut self) {
         if let Some(Some(x)) = self.slots.pop_front() {
-            let b: usize = x.cmds.iter().map(Command::wire_len).sum();
-            self.kept_bytes = self.kept_bytes.saturating_sub(b);
+            self.kept_bytes = self.kept_bytes.saturating_sub(x.cmd_bytes());
         }
         self.base += 1;
     }
@@ -512,12 +517,12 @@ impl Replica {
         self.recoveries
     }
 
-    /// Own instances started and not yet executed.
     /// Whether it takes client requests now (see [`Config::max_queued`]).
     pub fn accepting(&self) -> bool {
         (self.pending.len() as u64) < self.cfg.max_queued
     }
 
+    /// Own instances started and not yet executed.
     pub(crate) fn inflight(&self) -> u64 {
         self.next - self.spaces[self.cfg.id as usize].executed_upto
     }
